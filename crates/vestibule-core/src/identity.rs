@@ -1,0 +1,59 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{SourceId, Subject};
+
+/// What a source proved about a person. The broker keys it by `(source, subject)` and never by `email` or `login`,
+/// which people can change or recycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalIdentity {
+    /// The source that proved it.
+    pub source: SourceId,
+    /// The stable id at that source.
+    pub subject: Subject,
+    /// The name the person typed or the provider calls them by (`uid`, `preferred_username`, GitHub login).
+    pub login: Option<String>,
+    /// A human name for pages.
+    pub display_name: Option<String>,
+    /// An email address as the source asserts it.
+    pub email: Option<String>,
+    /// `true` only when the source explicitly asserted the email as verified (a real boolean, not a string).
+    pub email_verified: bool,
+    /// Short group names (`admins`, not a DN).
+    pub groups: Vec<String>,
+}
+
+impl ExternalIdentity {
+    /// An identity with nothing but its key.
+    pub fn new(source: SourceId, subject: Subject) -> Self {
+        ExternalIdentity {
+            source,
+            subject,
+            login: None,
+            display_name: None,
+            email: None,
+            email_verified: false,
+            groups: Vec::new(),
+        }
+    }
+    /// Sets the login name.
+    pub fn with_login(mut self, login: impl Into<String>) -> Self {
+        self.login = Some(login.into());
+        self
+    }
+    /// Sets the display name.
+    pub fn with_display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(name.into());
+        self
+    }
+    /// Sets the email and whether the source verified it.
+    pub fn with_email(mut self, email: impl Into<String>, verified: bool) -> Self {
+        self.email = Some(email.into());
+        self.email_verified = verified;
+        self
+    }
+    /// Sets the groups.
+    pub fn with_groups(mut self, groups: Vec<String>) -> Self {
+        self.groups = groups;
+        self
+    }
+}

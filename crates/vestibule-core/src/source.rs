@@ -1,0 +1,103 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::{ExternalIdentity, SourceError, SourceId};
+
+/// A way of signing in. Object-safe: sources are built at run time and held as `Arc<dyn AuthSource>`.
+pub trait AuthSource: Send + Sync {
+    /// The id from configuration; half of every identity key and the `{source}` in `/login/{source}`.
+    fn id(&self) -> &SourceId;
+    /// The name on the login page ("Company directory", "Google").
+    fn display_name(&self) -> &str;
+    /// Which of the two flows this source runs.
+    fn flow(&self) -> Flow<'_>;
+}
+
+/// The two shapes of sign-in, as in Dex's password/redirect connector split.
+#[derive(Clone, Copy)]
+pub enum Flow<'a> {
+    /// A login name and password checked by the source (local database, LDAP).
+    Password(&'a dyn PasswordFlow),
+    /// A round trip through an identity provider (OpenID Connect, OAuth2).
+    Redirect(&'a dyn RedirectFlow),
+}
+
+impl fmt::Debug for Flow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flow::Password(_) => "Flow::Password",
+            Flow::Redirect(_) => "Flow::Redirect",
+        })
+    }
+}
+
+/// Checks a login name and password.
+#[async_trait]
+pub trait PasswordFlow: Send + Sync {
+    /// Proves an identity or says why not. Implementations must refuse empty passwords themselves, spend similar
+    /// effort on unknown and known login names, and never put the password in an error.
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<ExternalIdentity, SourceError>;
+}
+
+/// Sends the browser to an identity provider and verifies what comes back.
+#[async_trait]
+pub trait RedirectFlow: Send + Sync {
+    /// Builds the authorization URL for one sign-in. `callback` is the absolute URL the provider must return to,
+    /// built by the broker from its configured public URL (never from request headers).
+    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError>;
+    /// Verifies the provider's answer. The broker has already matched `params.state` against `pending.state` in
+    /// constant time, checked that the same browser started the flow, and deleted `pending` so it is single use.
+    async fn finish(
+        &self,
+        pending: PendingRedirect,
+        callback: &str,
+        params: &CallbackParams,
+    ) -> Result<ExternalIdentity, SourceError>;
+}
+
+/// The start of a redirect sign-in: where to send the browser, and what to keep until it comes back.
+#[derive(Debug)]
+pub struct RedirectStart {
+    /// The provider's authorization URL with `state`, `nonce` and the PKCE challenge in it.
+    pub authorize_url: String,
+    /// Kept server-side by the broker until the callback.
+    pub pending: PendingRedirect,
+}
+
+/// Per-transaction secrets of a redirect sign-in (`state`, and inside `data` the nonce and PKCE verifier). The
+/// broker stores it server-side, bound to the browser, for a few minutes, and hands it back once.
+#[derive(Clone)]
+pub struct PendingRedirect {
+    /// The `state` sent to the provider; the broker looks the flow up by its hash.
+    pub state: SecretString,
+    /// Whatever else the source needs at the callback, serialized by the source itself.
+    pub data: SecretString,
+}
+
+impl fmt::Debug for PendingRedirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingRedirect { .. }")
+    }
+}
+
+/// The query parameters of a callback.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackParams {
+    /// `state` as returned by the provider.
+    pub state: Option<String>,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// An error code such as `access_denied` when the person cancelled.
+    pub error: Option<String>,
+    /// RFC 9207 `iss`, when the provider sends it (mix-up defence).
+    pub iss: Option<String>,
+    /// Every other parameter, for provider-specific checks.
+    pub extra: BTreeMap<String, String>,
+}
