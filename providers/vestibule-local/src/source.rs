@@ -1,0 +1,315 @@
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use vestibule_core::{
+    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordFlow, RejectReason,
+    SourceError, SourceId, Subject,
+};
+
+use crate::{Argon2Settings, PasswordHasher, PasswordPolicy, Verification};
+
+/// `kind = "local"` in the server's TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalConfig {
+    /// The source id (default in the embedded configuration: `local`).
+    pub id: SourceId,
+    /// The heading of its form on the login page (default "Password").
+    pub display_name: Option<String>,
+    /// Argon2id cost for new hashes; older hashes are upgraded at the next successful sign-in.
+    #[serde(default)]
+    pub argon2: Argon2Settings,
+    /// Length limits for new passwords.
+    #[serde(default)]
+    pub password: PasswordPolicy,
+}
+
+/// Local accounts: a login name and an argon2id password hash kept by the broker's store.
+pub struct LocalSource {
+    id: SourceId,
+    display_name: String,
+    repo: Arc<dyn CredentialRepository>,
+    hasher: Arc<PasswordHasher>,
+    policy: PasswordPolicy,
+}
+
+impl fmt::Debug for LocalSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalSource")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSource {
+    /// A source over `repo`, hashing with `hasher`.
+    pub fn new(
+        config: &LocalConfig,
+        repo: Arc<dyn CredentialRepository>,
+        hasher: Arc<PasswordHasher>,
+    ) -> Self {
+        LocalSource {
+            id: config.id.clone(),
+            display_name: config
+                .display_name
+                .clone()
+                .unwrap_or_else(|| "Password".to_owned()),
+            repo,
+            hasher,
+            policy: config.password,
+        }
+    }
+
+    /// The hasher, for setting passwords with the same parameters.
+    pub fn hasher(&self) -> &Arc<PasswordHasher> {
+        &self.hasher
+    }
+
+    /// The policy new passwords must meet.
+    pub fn policy(&self) -> PasswordPolicy {
+        self.policy
+    }
+}
+
+impl AuthSource for LocalSource {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Password(self)
+    }
+}
+
+fn unavailable(e: impl Into<vestibule_core::BoxError>) -> SourceError {
+    SourceError::Unavailable(e.into())
+}
+
+#[async_trait]
+impl PasswordFlow for LocalSource {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<ExternalIdentity, SourceError> {
+        let record = self.repo.find_password(login).await.map_err(unavailable)?;
+        // Empty, over-long and unknown all cost one argon2 verification, so that neither the answer nor its
+        // timing says which case it was. Over-long input is cut for the dummy only, to bound the work.
+        let Some(record) = record.filter(|_| {
+            let len = password.expose_secret().chars().count();
+            len > 0 && len <= self.policy.max_length.max(1024)
+        }) else {
+            let bounded: String = password.expose_secret().chars().take(1024).collect();
+            self.hasher
+                .verify_dummy(bounded.into())
+                .await
+                .map_err(unavailable)?;
+            return Err(SourceError::Rejected(
+                if password.expose_secret().is_empty() {
+                    RejectReason::EmptyPassword
+                } else {
+                    RejectReason::InvalidCredentials
+                },
+            ));
+        };
+        let outcome = self
+            .hasher
+            .verify(password.clone(), record.password_hash.clone())
+            .await
+            .map_err(unavailable)?;
+        if !outcome.is_match() {
+            return Err(SourceError::Rejected(RejectReason::InvalidCredentials));
+        }
+        if record.disabled {
+            return Err(SourceError::Rejected(RejectReason::AccountDisabled));
+        }
+        if outcome == Verification::MatchNeedsRehash {
+            self.upgrade(&record.account_id, &record.password_hash, password)
+                .await;
+        }
+        let mut identity =
+            ExternalIdentity::new(self.id.clone(), Subject::new(record.account_id.as_str())?)
+                .with_login(record.username);
+        if let Some(name) = record.display_name {
+            identity = identity.with_display_name(name);
+        }
+        if let Some(email) = record.email {
+            identity = identity.with_email(email, record.email_verified);
+        }
+        Ok(identity)
+    }
+}
+
+impl LocalSource {
+    /// Re-hashes with the current parameters. A failure here must not fail the sign-in that triggered it.
+    async fn upgrade(
+        &self,
+        account: &vestibule_core::AccountId,
+        old: &str,
+        password: &SecretString,
+    ) {
+        match self.hasher.hash(password.clone()).await {
+            Ok(new) => {
+                if let Err(e) = self.repo.replace_password_hash(account, old, &new).await {
+                    tracing::warn!(account = %account, error = %e, "could not store upgraded password hash");
+                } else {
+                    tracing::info!(account = %account, "password hash upgraded to current argon2 parameters");
+                }
+            }
+            Err(e) => tracing::warn!(account = %account, error = %e, "could not re-hash password"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use vestibule_core::{AccountId, BoxError, StoredPassword};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct MapRepo(Mutex<HashMap<String, StoredPassword>>);
+
+    #[async_trait]
+    impl CredentialRepository for MapRepo {
+        async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
+            Ok(self
+                .0
+                .lock()
+                .map_err(|_| "poisoned")?
+                .get(username)
+                .cloned())
+        }
+        async fn replace_password_hash(
+            &self,
+            account: &AccountId,
+            old: &str,
+            new: &str,
+        ) -> Result<(), BoxError> {
+            let mut m = self.0.lock().map_err(|_| "poisoned")?;
+            for r in m.values_mut() {
+                if &r.account_id == account && r.password_hash == old {
+                    r.password_hash = new.to_owned();
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn settings(m: u32) -> Argon2Settings {
+        Argon2Settings {
+            memory_kib: m,
+            iterations: 1,
+            parallelism: 1,
+        }
+    }
+
+    async fn setup(hash_m: u32, source_m: u32, disabled: bool) -> (Arc<MapRepo>, LocalSource) {
+        let repo = Arc::new(MapRepo::default());
+        let old = PasswordHasher::new(settings(hash_m)).expect("hasher");
+        let hash = old.hash("correct horse".into()).await.expect("hash");
+        repo.0.lock().expect("lock").insert(
+            "alice".into(),
+            StoredPassword {
+                account_id: AccountId::new("acc1").expect("id"),
+                username: "alice".into(),
+                display_name: Some("Alice".into()),
+                email: Some("alice@example.org".into()),
+                email_verified: false,
+                password_hash: hash,
+                disabled,
+            },
+        );
+        let config = LocalConfig {
+            id: SourceId::new("local").expect("id"),
+            display_name: None,
+            argon2: settings(source_m),
+            password: PasswordPolicy::default(),
+        };
+        let hasher = Arc::new(PasswordHasher::new(settings(source_m)).expect("hasher"));
+        let source = LocalSource::new(&config, repo.clone(), hasher);
+        (repo, source)
+    }
+
+    fn reason(r: Result<ExternalIdentity, SourceError>) -> RejectReason {
+        match r {
+            Err(SourceError::Rejected(r)) => r,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn right_password_proves_the_account() {
+        let (_, s) = setup(64, 64, false).await;
+        let id = s
+            .authenticate("alice", &"correct horse".into())
+            .await
+            .expect("ok");
+        assert_eq!(id.subject.as_str(), "acc1");
+        assert_eq!(id.login.as_deref(), Some("alice"));
+        assert_eq!(id.email.as_deref(), Some("alice@example.org"));
+        assert!(!id.email_verified);
+    }
+
+    #[tokio::test]
+    async fn every_failure_is_a_rejection() {
+        let (_, s) = setup(64, 64, false).await;
+        assert_eq!(
+            reason(s.authenticate("alice", &"wrong horse".into()).await),
+            RejectReason::InvalidCredentials
+        );
+        assert_eq!(
+            reason(s.authenticate("bob", &"correct horse".into()).await),
+            RejectReason::InvalidCredentials
+        );
+        assert_eq!(
+            reason(s.authenticate("ALICE", &"correct horse".into()).await),
+            RejectReason::InvalidCredentials
+        );
+        assert_eq!(
+            reason(s.authenticate("alice", &"".into()).await),
+            RejectReason::EmptyPassword
+        );
+        let huge = "x".repeat(100_000);
+        assert_eq!(
+            reason(s.authenticate("alice", &huge.into()).await),
+            RejectReason::InvalidCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn disabled_accounts_are_refused_after_the_hash_check() {
+        let (_, s) = setup(64, 64, true).await;
+        assert_eq!(
+            reason(s.authenticate("alice", &"correct horse".into()).await),
+            RejectReason::AccountDisabled
+        );
+        // A wrong password on a disabled account says "invalid", not "disabled": no oracle for the password.
+        assert_eq!(
+            reason(s.authenticate("alice", &"wrong horse".into()).await),
+            RejectReason::InvalidCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn old_hashes_are_upgraded_on_success() {
+        let (repo, s) = setup(64, 96, false).await;
+        s.authenticate("alice", &"correct horse".into())
+            .await
+            .expect("ok");
+        let stored = repo.0.lock().expect("lock")["alice"].password_hash.clone();
+        assert!(stored.contains("m=96,"), "{stored}");
+        // And the upgraded hash still verifies.
+        s.authenticate("alice", &"correct horse".into())
+            .await
+            .expect("ok after upgrade");
+    }
+}
