@@ -1,1 +1,124 @@
-//! (in progress)
+//! Persistence for Vestibule on sqlx, one code path for SQLite (the default) and PostgreSQL.
+//!
+//! Queries go through sqlx's `Any` driver with portable SQL (`$1` parameters, `ON CONFLICT`, `RETURNING`,
+//! integer timestamps), so every query exists once; only the migrations differ per backend, in
+//! `migrations/sqlite` and `migrations/postgres`. One contract test suite runs the same cases against both.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), vestibule_store::StoreError> {
+//! let store = vestibule_store::Store::connect("sqlite://vestibule.db").await?;
+//! store.migrate().await?;
+//! store.ping().await?;
+//! # Ok(()) }
+//! ```
+
+mod accounts;
+mod audit;
+mod error;
+mod keys;
+mod pending;
+mod sessions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+pub use accounts::{Account, IdentityRecord, NewLocalAccount};
+pub use audit::{AuditEvent, AuditRecord};
+pub use error::StoreError;
+pub use pending::PendingRecord;
+pub use sessions::SessionRecord;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (created on first use).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The broker's database: accounts, identities, local credentials, sessions, pending redirects, audit log, keys.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    url: String,
+}
+
+impl Store {
+    /// Connects to `sqlite://path`, `sqlite::memory:`-less file URLs, or `postgres://...`. A SQLite file is
+    /// created when missing.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Database)?;
+        let pool = AnyPoolOptions::new()
+            // SQLite serialises writers anyway; a few connections serve concurrent reads under WAL.
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 10,
+            })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Database)?;
+        Ok(Store { pool, backend, url })
+    }
+
+    /// The URL it was opened with (as given, plus `mode=rwc` for SQLite). May hold a password: do not log it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// A cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// 128 random bits as 32 lowercase hex characters: ids that reveal neither order nor count.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    hex::encode(bytes)
+}
+
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}

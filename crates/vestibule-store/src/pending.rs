@@ -1,0 +1,71 @@
+use sqlx::Row;
+use vestibule_core::{SourceId, Timestamp};
+
+use crate::{Store, StoreError};
+
+/// A redirect sign-in waiting for its callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRecord {
+    /// Hex SHA-256 of the `state` value.
+    pub state_hash: String,
+    /// The source the flow was started for.
+    pub source: SourceId,
+    /// Hex SHA-256 of the browser-binding cookie set when the flow started.
+    pub browser_hash: String,
+    /// The source's own per-flow data (nonce, PKCE verifier...).
+    pub data: String,
+    /// Where to land afterwards (already checked to be a safe relative path).
+    pub next_path: Option<String>,
+    /// After this the flow is void.
+    pub expires_at: Timestamp,
+}
+
+impl Store {
+    /// Stores a pending flow.
+    pub async fn insert_pending(&self, p: &PendingRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pending_redirects (state_hash, source, browser_hash, data, next_path, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&p.state_hash)
+        .bind(p.source.as_str())
+        .bind(&p.browser_hash)
+        .bind(&p.data)
+        .bind(p.next_path.as_deref())
+        .bind(p.expires_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_on(e, "state"))?;
+        Ok(())
+    }
+
+    /// Removes and returns a pending flow in one statement, so two callbacks racing with the same `state` cannot
+    /// both get it. Expiry is the caller's to check.
+    pub async fn take_pending(&self, state_hash: &str) -> Result<Option<PendingRecord>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM pending_redirects WHERE state_hash = $1 \
+             RETURNING state_hash, source, browser_hash, data, next_path, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(PendingRecord {
+            state_hash: row.try_get("state_hash")?,
+            source: SourceId::new(row.try_get::<String, _>("source")?)?,
+            browser_hash: row.try_get("browser_hash")?,
+            data: row.try_get("data")?,
+            next_path: row.try_get("next_path")?,
+            expires_at: Timestamp(row.try_get("expires_at")?),
+        }))
+    }
+
+    /// Deletes flows that expired before `now`.
+    pub async fn purge_pending(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM pending_redirects WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(n.rows_affected())
+    }
+}

@@ -1,0 +1,358 @@
+//! One contract suite, run against SQLite and PostgreSQL: every case is generated once per backend.
+
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use vestibule_core::{AccountId, CredentialRepository, ExternalIdentity, SourceId, Subject, Timestamp};
+use vestibule_store::{AuditEvent, NewLocalAccount, PendingRecord, SessionRecord, Store, StoreError};
+use vestibule_tests::pg::TempDatabase;
+
+const NOW: Timestamp = Timestamp(1_800_000_000);
+
+async fn with_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = std::env::temp_dir().join(format!("vestibule-store-{}", vestibule_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    case(store.clone()).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn with_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = TempDatabase::create().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    case(store.clone()).await;
+    store.close().await;
+    db.drop_db().await;
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_sqlite(super::$name).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_postgres(super::$name).await } )* }
+    };
+}
+
+contract!(
+    migrations_are_idempotent,
+    local_accounts_and_credentials,
+    identities_are_keyed_by_source_and_subject,
+    concurrent_first_logins_create_one_account,
+    sessions_lifecycle,
+    pending_flows_are_single_use,
+    audit_log_is_append_only,
+    keys_are_created_once,
+    disabling_an_account_kills_its_sessions,
+);
+
+fn src(s: &str) -> SourceId {
+    SourceId::new(s).unwrap()
+}
+
+fn ident(source: &str, subject: &str) -> ExternalIdentity {
+    ExternalIdentity::new(src(source), Subject::new(subject).unwrap())
+        .with_login("someone")
+        .with_email("someone@example.org", true)
+        .with_groups(vec!["staff".into()])
+}
+
+fn new_local(username: &str) -> NewLocalAccount {
+    NewLocalAccount {
+        source: src("local"),
+        username: username.into(),
+        display_name: Some("Alice A.".into()),
+        email: Some(format!("{username}@example.org")),
+        email_verified: false,
+        // Not a real hash: the store never interprets it.
+        password_hash: "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+    }
+}
+
+fn session(hash: &str, account: &AccountId) -> SessionRecord {
+    SessionRecord {
+        id_hash: hash.into(),
+        account_id: account.clone(),
+        source: src("local"),
+        created_at: NOW,
+        last_seen_at: NOW,
+        authenticated_at: NOW,
+        expires_at: NOW.plus_secs(3600),
+        user_agent: Some("test-agent".into()),
+        ip: Some("127.0.0.1".into()),
+    }
+}
+
+async fn migrations_are_idempotent(store: Store) {
+    store.migrate().await.unwrap();
+    store.ping().await.unwrap();
+}
+
+async fn local_accounts_and_credentials(store: Store) {
+    let id = store.create_local_account(&new_local("alice"), NOW).await.unwrap();
+    let rec = store.find_password("alice").await.unwrap().unwrap();
+    assert_eq!(rec.account_id, id);
+    assert_eq!(rec.email.as_deref(), Some("alice@example.org"));
+    assert!(!rec.disabled);
+    assert!(
+        store.find_password("ALICE").await.unwrap().is_none(),
+        "usernames compare exactly"
+    );
+    assert!(store.find_password("bob").await.unwrap().is_none());
+
+    // A taken username is a conflict, and the failed attempt leaves no half-created account behind.
+    let dup = store.create_local_account(&new_local("alice"), NOW).await;
+    assert!(matches!(dup, Err(StoreError::Conflict("username"))), "{dup:?}");
+
+    // The local identity is (local source, account id).
+    let ids = store.identities_of(&id).await.unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].subject.as_str(), id.as_str());
+    assert_eq!(ids[0].login.as_deref(), Some("alice"));
+
+    // Hash replacement is compare-and-swap.
+    store
+        .replace_password_hash(&id, "not-the-old-hash", "new1")
+        .await
+        .unwrap();
+    assert_ne!(
+        store.find_password("alice").await.unwrap().unwrap().password_hash,
+        "new1"
+    );
+    store
+        .replace_password_hash(&id, &rec.password_hash, "new2")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_password("alice").await.unwrap().unwrap().password_hash,
+        "new2"
+    );
+
+    let account = store.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(account.display_name.as_deref(), Some("Alice A."));
+    assert_eq!(account.created_at, NOW);
+}
+
+async fn identities_are_keyed_by_source_and_subject(store: Store) {
+    let a = store
+        .create_account_for_identity(&ident("google", "1234"), NOW)
+        .await
+        .unwrap();
+    // Same subject from another provider is another identity, and another account.
+    let b = store
+        .create_account_for_identity(&ident("github", "1234"), NOW)
+        .await
+        .unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        store
+            .find_identity(&src("google"), &Subject::new("1234").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .account_id,
+        a
+    );
+    assert_eq!(
+        store
+            .find_identity(&src("github"), &Subject::new("1234").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .account_id,
+        b
+    );
+
+    // An identity already linked is never moved.
+    let moved = store.link_identity(&ident("google", "1234"), &b, NOW).await;
+    assert!(matches!(moved, Err(StoreError::Conflict("identity"))), "{moved:?}");
+    // One account holds several identities.
+    store.link_identity(&ident("google", "5678"), &a, NOW).await.unwrap();
+    assert_eq!(store.identities_of(&a).await.unwrap().len(), 2);
+
+    // A later sign-in refreshes what the source says, not the key.
+    let renamed = ident("google", "1234")
+        .with_login("new-name")
+        .with_groups(vec!["admins".into(), "staff".into()]);
+    store.record_identity_login(&renamed, NOW.plus_secs(10)).await.unwrap();
+    let rec = store
+        .find_identity(&src("google"), &Subject::new("1234").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.login.as_deref(), Some("new-name"));
+    assert_eq!(rec.groups, vec!["admins".to_string(), "staff".to_string()]);
+    assert_eq!(rec.last_login_at, Some(NOW.plus_secs(10)));
+    assert!(rec.email_verified);
+}
+
+async fn concurrent_first_logins_create_one_account(store: Store) {
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_account_for_identity(&ident("corp", "uuid-1"), NOW).await
+        }));
+    }
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(id) => won.push(id),
+            Err(StoreError::Conflict("identity")) => {}
+            // SQLite may report a busy database under write contention; that is a loss too, not a second account.
+            Err(StoreError::Database(_)) if store.backend() == vestibule_store::Backend::Sqlite => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one first login wins");
+    let rec = store
+        .find_identity(&src("corp"), &Subject::new("uuid-1").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.account_id, won[0]);
+}
+
+async fn sessions_lifecycle(store: Store) {
+    let id = store.create_local_account(&new_local("alice"), NOW).await.unwrap();
+    for h in ["h1", "h2", "h3"] {
+        store.insert_session(&session(h, &id)).await.unwrap();
+    }
+    assert!(matches!(
+        store.insert_session(&session("h1", &id)).await,
+        Err(StoreError::Conflict("session"))
+    ));
+    assert_eq!(
+        store.get_session("h1").await.unwrap().unwrap().user_agent.as_deref(),
+        Some("test-agent")
+    );
+    assert!(store.get_session("nope").await.unwrap().is_none());
+
+    store.touch_session("h1", NOW.plus_secs(60)).await.unwrap();
+    store.touch_session("h1", NOW.plus_secs(30)).await.unwrap();
+    assert_eq!(
+        store.get_session("h1").await.unwrap().unwrap().last_seen_at,
+        NOW.plus_secs(60),
+        "only forward"
+    );
+
+    assert!(store.delete_session("h2").await.unwrap());
+    assert!(!store.delete_session("h2").await.unwrap());
+    assert_eq!(store.sessions_of(&id).await.unwrap().len(), 2);
+
+    let gone = store.delete_sessions_of(&id, Some("h1")).await.unwrap();
+    assert_eq!(gone, vec!["h3".to_string()]);
+    assert_eq!(store.sessions_of(&id).await.unwrap().len(), 1);
+
+    // Purge: absolute expiry and idle cutoff.
+    store.insert_session(&session("h4", &id)).await.unwrap();
+    let purged = store
+        .purge_sessions(NOW.plus_secs(10), NOW.plus_secs(59))
+        .await
+        .unwrap();
+    assert_eq!(purged, 1, "h4 was idle since NOW; h1 was seen at NOW+60");
+    let purged = store.purge_sessions(NOW.plus_secs(3600), NOW).await.unwrap();
+    assert_eq!(purged, 1, "h1 reached its absolute expiry");
+}
+
+async fn pending_flows_are_single_use(store: Store) {
+    let p = PendingRecord {
+        state_hash: "s1".into(),
+        source: src("google"),
+        browser_hash: "b1".into(),
+        data: "{\"nonce\":\"n\"}".into(),
+        next_path: Some("/after".into()),
+        expires_at: NOW.plus_secs(600),
+    };
+    store.insert_pending(&p).await.unwrap();
+    let store = Arc::new(store);
+    let a = {
+        let s = store.clone();
+        tokio::spawn(async move { s.take_pending("s1").await.unwrap() })
+    };
+    let b = {
+        let s = store.clone();
+        tokio::spawn(async move { s.take_pending("s1").await.unwrap() })
+    };
+    let got: Vec<_> = [a.await.unwrap(), b.await.unwrap()].into_iter().flatten().collect();
+    assert_eq!(got, vec![p.clone()], "exactly one callback gets the flow");
+    assert!(store.take_pending("s1").await.unwrap().is_none());
+
+    store
+        .insert_pending(&PendingRecord {
+            state_hash: "s2".into(),
+            expires_at: NOW,
+            ..p
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.purge_pending(NOW).await.unwrap(), 1);
+}
+
+async fn audit_log_is_append_only(store: Store) {
+    for event in ["login_failure", "login_success"] {
+        store
+            .audit(
+                NOW,
+                &AuditEvent {
+                    event,
+                    source: Some("local"),
+                    ip: Some("127.0.0.1"),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let rows = store.recent_audit(10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.event.as_str()).collect::<Vec<_>>(),
+        ["login_success", "login_failure"]
+    );
+    assert_eq!(rows[0].ip.as_deref(), Some("127.0.0.1"));
+    // Nobody rewrites history, not even the broker's own database user.
+    let pool = sqlx::AnyPool::connect(&store_url_of(&store)).await;
+    if let Ok(pool) = pool {
+        assert!(sqlx::query("UPDATE audit_log SET event = 'x'")
+            .execute(&pool)
+            .await
+            .is_err());
+        assert!(sqlx::query("DELETE FROM audit_log").execute(&pool).await.is_err());
+        pool.close().await;
+    } else {
+        panic!("could not reopen the database");
+    }
+    assert_eq!(store.recent_audit(10).await.unwrap().len(), 2);
+}
+
+async fn keys_are_created_once(store: Store) {
+    let first = store.get_or_insert_key("csrf", "aaa", NOW).await.unwrap();
+    let second = store.get_or_insert_key("csrf", "bbb", NOW).await.unwrap();
+    assert_eq!((first.as_str(), second.as_str()), ("aaa", "aaa"));
+}
+
+async fn disabling_an_account_kills_its_sessions(store: Store) {
+    let id = store.create_local_account(&new_local("carol"), NOW).await.unwrap();
+    store.insert_session(&session("hc", &id)).await.unwrap();
+    assert!(store.set_account_disabled(&id, true).await.unwrap());
+    assert!(store.get_session("hc").await.unwrap().is_none());
+    assert!(store.find_password("carol").await.unwrap().unwrap().disabled);
+}
+
+fn store_url_of(store: &Store) -> String {
+    store.url().to_owned()
+}
