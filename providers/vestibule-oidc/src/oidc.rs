@@ -1,0 +1,694 @@
+//! The OpenID Connect source: discovery (lazy, cached), authorization request with state + nonce + PKCE S256,
+//! code exchange, ID-token verification against a cached JWKS, userinfo, and claim mapping.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use oauth2::{CsrfToken, PkceCodeChallenge};
+use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openidconnect::reqwest;
+use openidconnect::reqwest::header::HeaderMap;
+use openidconnect::Nonce;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+use url::Url;
+use vestibule_core::{
+    read_secret, AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity,
+    Flow, PendingRedirect, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError,
+    SourceId, Subject, SystemClock,
+};
+
+use crate::config::{check_url, GoogleConfig, OidcConfig};
+use crate::http::{self, protocol, unavailable};
+use crate::jwt::{self, Expected, JwtError};
+use crate::token::Exchange;
+
+/// How long discovery results are kept. Providers change endpoints rarely; a restart is not needed to pick up
+/// a change, only this long.
+const DISCOVERY_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a JWKS is kept before a routine refetch, so a key the provider withdrew stops verifying within an
+/// hour even if no unknown `kid` ever forces a refetch.
+const JWKS_TTL: Duration = Duration::from_secs(3600);
+/// At most one JWKS refetch forced by an unknown `kid` per this interval and source, so a flood of tokens with
+/// made-up `kid`s cannot turn the broker into a traffic amplifier against the provider.
+pub(crate) const JWKS_REFETCH_FLOOR: Duration = Duration::from_secs(10);
+/// Random bytes in `state` and `nonce` (256 bits; ASVS asks for at least 128).
+const RANDOM_BYTES: u32 = 32;
+
+/// Where a provider's endpoints are, and what it announced.
+#[derive(Debug)]
+struct Endpoints {
+    authorization: Url,
+    token: Url,
+    jwks: Url,
+    userinfo: Option<Url>,
+    algs: Vec<CoreJwsSigningAlgorithm>,
+    /// RFC 9207: the provider promised an `iss` parameter on every authorization response.
+    iss_param_required: bool,
+    /// `client_secret_post` only (no `client_secret_basic` announced).
+    secret_in_body: bool,
+}
+
+/// The subset of the discovery document this source reads.
+#[derive(Deserialize)]
+struct DiscoveryDocument {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: Option<String>,
+    jwks_uri: String,
+    userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+}
+
+/// What `finish` needs from `start`, serialized into [`PendingRedirect::data`].
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    /// Format version, so a broker upgrade mid-flight fails cleanly instead of misreading.
+    v: u8,
+    /// The issuer the authorization request went to (mix-up defence: the answer must come from it).
+    issuer: String,
+    redirect_uri: String,
+    nonce: String,
+    pkce_verifier: String,
+}
+
+/// Which claims fill which identity fields.
+#[derive(Debug, Clone)]
+struct ClaimMapping {
+    login: String,
+    display_name: String,
+    email: String,
+    groups: Option<String>,
+}
+
+/// A sign-in source for one OpenID provider (`kind = "oidc"` or `kind = "google"`).
+pub struct OidcSource {
+    id: SourceId,
+    display_name: String,
+    issuer: String,
+    /// `iss` spellings accepted in ID tokens and the RFC 9207 parameter.
+    accepted_issuers: Vec<String>,
+    explicit: Option<Arc<Endpoints>>,
+    client_id: String,
+    client_secret: SecretString,
+    scopes: String,
+    claims: ClaimMapping,
+    use_userinfo: bool,
+    signing_algs: Option<Vec<CoreJwsSigningAlgorithm>>,
+    trusted_audiences: Vec<String>,
+    /// Google `hd` restriction; empty admits everyone.
+    allowed_domains: Vec<String>,
+    timeout: Duration,
+    http: reqwest::Client,
+    clock: Arc<dyn Clock>,
+    discovery: moka::sync::Cache<(), Arc<Endpoints>>,
+    discovery_lock: tokio::sync::Mutex<()>,
+    jwks: moka::sync::Cache<String, Arc<CoreJsonWebKeySet>>,
+    jwks_lock: tokio::sync::Mutex<()>,
+    last_forced_jwks: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for OidcSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcSource")
+            .field("id", &self.id)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcSource {
+    /// Builds a source from `kind = "oidc"` configuration: checks it and reads the client secret. Touches no
+    /// network: discovery runs on the first sign-in, so a provider that is down at startup stops nothing.
+    pub fn new(config: OidcConfig) -> Result<Self, ConfigIssue> {
+        config.check()?;
+        let secret = read_secret(
+            "client_secret",
+            config.client_secret_file.as_ref(),
+            config.client_secret_env.as_deref(),
+        )?;
+        let signing_algs = config
+            .signing_algs
+            .as_ref()
+            .map(|names| names.iter().filter_map(|n| jwt::parse_asymmetric_alg(n)).collect::<Vec<_>>());
+        let explicit = match (
+            &config.authorization_endpoint,
+            &config.token_endpoint,
+            &config.jwks_uri,
+        ) {
+            (Some(a), Some(t), Some(j)) => Some(Arc::new(Endpoints {
+                authorization: check_url("authorization_endpoint", a)?,
+                token: check_url("token_endpoint", t)?,
+                jwks: check_url("jwks_uri", j)?,
+                userinfo: config
+                    .userinfo_endpoint
+                    .as_deref()
+                    .map(|u| check_url("userinfo_endpoint", u))
+                    .transpose()?,
+                algs: signing_algs
+                    .clone()
+                    .unwrap_or_else(|| vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]),
+                iss_param_required: false,
+                secret_in_body: false,
+            })),
+            _ => None,
+        };
+        let display_name = config.display_name.clone().unwrap_or_else(|| config.id.to_string());
+        Self::build(Parts {
+            id: config.id,
+            display_name,
+            accepted_issuers: vec![config.issuer.clone()],
+            issuer: config.issuer,
+            explicit,
+            client_id: config.client_id,
+            client_secret: secret,
+            scopes: config.scopes,
+            claims: ClaimMapping {
+                login: config.login_claim,
+                display_name: config.display_name_claim,
+                email: config.email_claim,
+                groups: config.groups_claim,
+            },
+            use_userinfo: config.userinfo,
+            signing_algs,
+            trusted_audiences: config.trusted_audiences,
+            allowed_domains: Vec::new(),
+            timeout_secs: config.timeout_secs,
+        })
+    }
+
+    /// Builds a Google source (`kind = "google"`): discovery at `https://accounts.google.com`, both `iss`
+    /// spellings Google uses, and the `hd` (Workspace domain) restriction when `allowed_domains` is set.
+    pub fn google(config: GoogleConfig) -> Result<Self, ConfigIssue> {
+        config.check()?;
+        let secret = read_secret(
+            "client_secret",
+            config.client_secret_file.as_ref(),
+            config.client_secret_env.as_deref(),
+        )?;
+        // Google documents `iss` as either `https://accounts.google.com` or `accounts.google.com`.
+        let mut accepted_issuers = vec![config.issuer.clone()];
+        if let Some(bare) = config.issuer.strip_prefix("https://").or_else(|| config.issuer.strip_prefix("http://"))
+        {
+            accepted_issuers.push(bare.to_owned());
+        }
+        Self::build(Parts {
+            id: config.id,
+            display_name: config.display_name.unwrap_or_else(|| "Google".to_owned()),
+            issuer: config.issuer,
+            accepted_issuers,
+            explicit: None,
+            client_id: config.client_id,
+            client_secret: secret,
+            scopes: config.scopes,
+            // Google sends no preferred_username; the address is the name people know their account by.
+            claims: ClaimMapping {
+                login: "email".into(),
+                display_name: "name".into(),
+                email: "email".into(),
+                groups: None,
+            },
+            use_userinfo: true,
+            signing_algs: None,
+            trusted_audiences: Vec::new(),
+            allowed_domains: config
+                .allowed_domains
+                .iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            timeout_secs: config.timeout_secs,
+        })
+    }
+
+    fn build(p: Parts) -> Result<Self, ConfigIssue> {
+        let timeout = Duration::from_secs(p.timeout_secs);
+        Ok(OidcSource {
+            id: p.id,
+            display_name: p.display_name,
+            issuer: p.issuer,
+            accepted_issuers: p.accepted_issuers,
+            explicit: p.explicit,
+            client_id: p.client_id,
+            client_secret: p.client_secret,
+            scopes: p.scopes.join(" "),
+            claims: p.claims,
+            use_userinfo: p.use_userinfo,
+            signing_algs: p.signing_algs,
+            trusted_audiences: p.trusted_audiences,
+            allowed_domains: p.allowed_domains,
+            timeout,
+            http: http::client(timeout)?,
+            clock: Arc::new(SystemClock),
+            discovery: moka::sync::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(DISCOVERY_TTL)
+                .build(),
+            discovery_lock: tokio::sync::Mutex::new(()),
+            jwks: moka::sync::Cache::builder()
+                .max_capacity(4)
+                .time_to_live(JWKS_TTL)
+                .build(),
+            jwks_lock: tokio::sync::Mutex::new(()),
+            last_forced_jwks: Mutex::new(None),
+        })
+    }
+
+    /// Replaces the clock that token times are checked against (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    async fn endpoints(&self) -> Result<Arc<Endpoints>, SourceError> {
+        if let Some(e) = &self.explicit {
+            return Ok(e.clone());
+        }
+        if let Some(e) = self.discovery.get(&()) {
+            return Ok(e);
+        }
+        // One discovery at a time: a burst of first sign-ins costs the provider one request, not a hundred.
+        let _guard = self.discovery_lock.lock().await;
+        if let Some(e) = self.discovery.get(&()) {
+            return Ok(e);
+        }
+        let e = Arc::new(self.discover().await?);
+        self.discovery.insert((), e.clone());
+        Ok(e)
+    }
+
+    async fn discover(&self) -> Result<Endpoints, SourceError> {
+        let url = Url::parse(&format!(
+            "{}/.well-known/openid-configuration",
+            self.issuer.trim_end_matches('/')
+        ))
+        .map_err(|_| protocol("issuer does not form a discovery URL"))?;
+        let body = http::get_json_object(&self.http, "discovery", &url, None, HeaderMap::new()).await?;
+        let doc: DiscoveryDocument = serde_json::from_value(Value::Object(body))
+            .map_err(|_| protocol("discovery: document lacks required fields"))?;
+        // ASVS 10.5.3 / OIDC Discovery 4.3: metadata for another issuer is an attack or a misconfiguration.
+        if doc.issuer != self.issuer {
+            return Err(protocol("discovery: issuer does not match the configured issuer"));
+        }
+        let endpoint = |key: &str, value: &str| {
+            check_url(key, value).map_err(|e| protocol(format!("discovery: {e}")))
+        };
+        let token = doc
+            .token_endpoint
+            .as_deref()
+            .ok_or_else(|| protocol("discovery: no token_endpoint"))?;
+        let algs = match &self.signing_algs {
+            Some(a) => a.clone(),
+            None if doc.id_token_signing_alg_values_supported.is_empty() => {
+                vec![CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+            }
+            None => doc
+                .id_token_signing_alg_values_supported
+                .iter()
+                .filter_map(|a| jwt::parse_asymmetric_alg(a))
+                .collect(),
+        };
+        if algs.is_empty() {
+            return Err(protocol("discovery: the provider announces no asymmetric ID-token algorithm"));
+        }
+        let secret_in_body = doc.token_endpoint_auth_methods_supported.as_ref().is_some_and(|m| {
+            !m.iter().any(|x| x == "client_secret_basic") && m.iter().any(|x| x == "client_secret_post")
+        });
+        Ok(Endpoints {
+            authorization: endpoint("authorization_endpoint", &doc.authorization_endpoint)?,
+            token: endpoint("token_endpoint", token)?,
+            jwks: endpoint("jwks_uri", &doc.jwks_uri)?,
+            userinfo: doc
+                .userinfo_endpoint
+                .as_deref()
+                .map(|u| endpoint("userinfo_endpoint", u))
+                .transpose()?,
+            algs,
+            iss_param_required: doc.authorization_response_iss_parameter_supported,
+            secret_in_body,
+        })
+    }
+
+    async fn fetch_jwks(&self, url: &Url) -> Result<Arc<CoreJsonWebKeySet>, SourceError> {
+        let fetched = http::get(
+            &self.http,
+            "jwks",
+            url,
+            "application/jwk-set+json, application/json",
+            None,
+            HeaderMap::new(),
+        )
+        .await?;
+        // Keys this library cannot parse are skipped, not fatal (RFC 7517 5; conformance IDT-09).
+        let set: CoreJsonWebKeySet =
+            serde_json::from_slice(&fetched.body).map_err(|_| protocol("jwks: not a JWK set"))?;
+        let set = Arc::new(set);
+        self.jwks.insert(url.to_string(), set.clone());
+        Ok(set)
+    }
+
+    async fn cached_jwks(&self, url: &Url) -> Result<Arc<CoreJsonWebKeySet>, SourceError> {
+        if let Some(k) = self.jwks.get(url.as_str()) {
+            return Ok(k);
+        }
+        let _guard = self.jwks_lock.lock().await;
+        if let Some(k) = self.jwks.get(url.as_str()) {
+            return Ok(k);
+        }
+        self.fetch_jwks(url).await
+    }
+
+    /// Claims the right to one forced JWKS refetch, at most once per [`JWKS_REFETCH_FLOOR`].
+    fn claim_refetch(&self) -> bool {
+        let mut last = self
+            .last_forced_jwks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        match *last {
+            Some(t) if now.duration_since(t) < JWKS_REFETCH_FLOOR => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    /// Verifies the ID token's signature, refetching the JWKS once when its `kid` is unknown (key rotation).
+    async fn verify_id_token(
+        &self,
+        ep: &Endpoints,
+        token: &str,
+    ) -> Result<Map<String, Value>, SourceError> {
+        let keys = self.cached_jwks(&ep.jwks).await?;
+        match jwt::verify_signature(token, &keys, &ep.algs) {
+            Ok(claims) => return Ok(claims),
+            Err(JwtError::Invalid(why)) => return Err(protocol(why)),
+            Err(JwtError::UnknownKey) => {}
+        }
+        let fresh = {
+            let _guard = self.jwks_lock.lock().await;
+            match self.jwks.get(ep.jwks.as_str()) {
+                // Another sign-in refetched while we waited: use its result.
+                Some(current) if !Arc::ptr_eq(&current, &keys) => current,
+                _ if self.claim_refetch() => {
+                    tracing::info!(source = %self.id, "unknown ID-token key id; refetching the JWKS");
+                    self.fetch_jwks(&ep.jwks).await?
+                }
+                _ => {
+                    tracing::warn!(source = %self.id, "unknown ID-token key id; JWKS refetch suppressed by the floor");
+                    return Err(protocol("token signed with an unknown key"));
+                }
+            }
+        };
+        match jwt::verify_signature(token, &fresh, &ep.algs) {
+            Ok(claims) => Ok(claims),
+            Err(JwtError::Invalid(why)) => Err(protocol(why)),
+            Err(JwtError::UnknownKey) => Err(protocol("token signed with an unknown key")),
+        }
+    }
+
+    async fn start_inner(&self, callback: &str) -> Result<RedirectStart, SourceError> {
+        let ep = self.endpoints().await?;
+        let state = CsrfToken::new_random_len(RANDOM_BYTES);
+        let nonce = Nonce::new_random_len(RANDOM_BYTES);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut url = ep.authorization.clone();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", callback)
+            .append_pair("scope", &self.scopes)
+            .append_pair("state", state.secret())
+            .append_pair("nonce", nonce.secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256");
+        let data = serde_json::to_string(&Pending {
+            v: 1,
+            issuer: self.issuer.clone(),
+            redirect_uri: callback.to_owned(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        })
+        .map_err(|_| protocol("cannot serialize the pending sign-in"))?;
+        Ok(RedirectStart {
+            authorize_url: url.into(),
+            pending: PendingRedirect {
+                state: SecretString::from(state.secret().clone()),
+                data: SecretString::from(data),
+            },
+        })
+    }
+
+    async fn finish_inner(
+        &self,
+        pending: PendingRedirect,
+        callback: &str,
+        params: &CallbackParams,
+    ) -> Result<ExternalIdentity, SourceError> {
+        let pending = check_callback(&pending, callback, params, &self.issuer)?;
+        let ep = self.endpoints().await?;
+        // RFC 9207 mix-up defence: the answer must say it comes from the issuer the request went to.
+        match &params.iss {
+            Some(iss) if !self.accepted_issuers.iter().any(|a| a == iss) => {
+                return Err(protocol("callback iss does not match the issuer"));
+            }
+            None if ep.iss_param_required => {
+                return Err(protocol("callback lacks the iss parameter the provider announced"));
+            }
+            _ => {}
+        }
+        let code = params.code.as_deref().ok_or_else(|| protocol("callback has no code"))?;
+        let tokens = Exchange {
+            http: &self.http,
+            token_url: &ep.token,
+            client_id: &self.client_id,
+            client_secret: &self.client_secret,
+            secret_in_body: ep.secret_in_body,
+            redirect_uri: &pending.redirect_uri,
+            code,
+            pkce_verifier: &pending.pkce_verifier,
+        }
+        .run()
+        .await?;
+        let id_token = tokens
+            .id_token
+            .as_ref()
+            .ok_or_else(|| protocol("token response has no id_token"))?;
+        let claims = self.verify_id_token(&ep, id_token.expose_secret()).await?;
+        let sub = jwt::check_claims(
+            &claims,
+            &Expected {
+                issuers: &self.accepted_issuers,
+                client_id: &self.client_id,
+                trusted_audiences: &self.trusted_audiences,
+                nonce: &pending.nonce,
+                now: self.clock.now().0,
+            },
+        )
+        .map_err(|e| match e {
+            JwtError::Invalid(why) => protocol(why),
+            JwtError::UnknownKey => protocol("token signed with an unknown key"),
+        })?;
+        if !self.allowed_domains.is_empty() {
+            // Google's `hd` from the signed ID token, never the email's domain: a gmail.com account can carry any
+            // address, and only `hd` says the account belongs to the Workspace domain.
+            let hd = claims.get("hd").and_then(Value::as_str).map(str::to_ascii_lowercase);
+            if !hd.is_some_and(|hd| self.allowed_domains.contains(&hd)) {
+                return Err(SourceError::Rejected(RejectReason::NotPermitted));
+            }
+        }
+        let userinfo = match (&ep.userinfo, self.use_userinfo) {
+            (Some(url), true) => Some(self.userinfo(url, &tokens.access_token, &sub).await?),
+            _ => None,
+        };
+        self.identity(&sub, &claims, userinfo.as_ref())
+    }
+
+    async fn userinfo(
+        &self,
+        url: &Url,
+        access_token: &SecretString,
+        sub: &str,
+    ) -> Result<Map<String, Value>, SourceError> {
+        let fetched = http::get(
+            &self.http,
+            "userinfo",
+            url,
+            "application/json",
+            Some(access_token.expose_secret()),
+            HeaderMap::new(),
+        )
+        .await?;
+        if fetched.content_type.starts_with("application/jwt") {
+            return Err(protocol("userinfo: signed responses are not supported; configure JSON"));
+        }
+        let claims = http::parse_object("userinfo", &fetched.body)?;
+        // OIDC Core 5.3.2: a userinfo answer about someone else (token substitution) must not be used.
+        match claims.get("sub").and_then(Value::as_str) {
+            Some(s) if bool::from(s.as_bytes().ct_eq(sub.as_bytes())) => Ok(claims),
+            _ => Err(protocol("userinfo sub does not match the ID token")),
+        }
+    }
+
+    fn identity(
+        &self,
+        sub: &str,
+        id: &Map<String, Value>,
+        userinfo: Option<&Map<String, Value>>,
+    ) -> Result<ExternalIdentity, SourceError> {
+        let from_either = |name: &str| {
+            string_claim(id, name).or_else(|| userinfo.and_then(|u| string_claim(u, name)))
+        };
+        let mut who = ExternalIdentity::new(self.id.clone(), Subject::new(sub)?);
+        who.login = from_either(&self.claims.login);
+        who.display_name = from_either(&self.claims.display_name);
+        // The address and its verified flag come as a pair from the same document, never mixed across two.
+        let email_source = if string_claim(id, &self.claims.email).is_some() {
+            Some(id)
+        } else {
+            userinfo.filter(|u| string_claim(u, &self.claims.email).is_some())
+        };
+        if let Some(src) = email_source {
+            if let Some(email) = string_claim(src, &self.claims.email) {
+                // Only the JSON boolean `true` counts: "true" as a string, absent or anything else is unverified.
+                let verified = matches!(src.get("email_verified"), Some(Value::Bool(true)));
+                who = who.with_email(email, verified);
+            }
+        }
+        if let Some(g) = &self.claims.groups {
+            let groups = id.get(g).or_else(|| userinfo.and_then(|u| u.get(g)));
+            who.groups = match groups {
+                Some(Value::String(s)) => vec![s.clone()],
+                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                _ => Vec::new(),
+            };
+        }
+        Ok(who)
+    }
+}
+
+/// Constructor arguments shared by the `oidc` and `google` kinds.
+struct Parts {
+    id: SourceId,
+    display_name: String,
+    issuer: String,
+    accepted_issuers: Vec<String>,
+    explicit: Option<Arc<Endpoints>>,
+    client_id: String,
+    client_secret: SecretString,
+    scopes: Vec<String>,
+    claims: ClaimMapping,
+    use_userinfo: bool,
+    signing_algs: Option<Vec<CoreJwsSigningAlgorithm>>,
+    trusted_audiences: Vec<String>,
+    allowed_domains: Vec<String>,
+    timeout_secs: u64,
+}
+
+fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Checks shared by every redirect source before any request to the provider: a cancel is a cancel, the
+/// pending data is ours and for this issuer and callback, and `state` matches (the broker checked it too;
+/// checking again costs nothing and keeps this crate safe under a careless caller).
+fn check_callback(
+    pending: &PendingRedirect,
+    callback: &str,
+    params: &CallbackParams,
+    issuer: &str,
+) -> Result<Pending, SourceError> {
+    if let Some(error) = &params.error {
+        return Err(SourceError::Cancelled(sanitize_error_code(error)));
+    }
+    let data: Pending = serde_json::from_str(pending.data.expose_secret())
+        .map_err(|_| protocol("pending sign-in data is not ours"))?;
+    if data.v != 1 {
+        return Err(protocol("pending sign-in data has an unknown version"));
+    }
+    if data.issuer != issuer {
+        return Err(protocol("pending sign-in was started for another issuer"));
+    }
+    if data.redirect_uri != callback {
+        return Err(protocol("callback URL differs from the one the sign-in started with"));
+    }
+    check_state(pending, params)?;
+    Ok(data)
+}
+
+pub(crate) fn check_state(pending: &PendingRedirect, params: &CallbackParams) -> Result<(), SourceError> {
+    let expected = pending.state.expose_secret().as_bytes();
+    match &params.state {
+        Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
+        _ => Err(protocol("callback state does not match")),
+    }
+}
+
+/// An OAuth error code is `[\x20-\x7e]` minus `"` and `\`; anything else (or anything long) is cut so a
+/// provider cannot inject text into logs or pages.
+pub(crate) fn sanitize_error_code(code: &str) -> String {
+    let clean: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "unknown_error".to_owned()
+    } else {
+        clean
+    }
+}
+
+impl AuthSource for OidcSource {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+    fn display_name(&self) -> &str {
+        &self.display_name
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Redirect(self)
+    }
+}
+
+#[async_trait]
+impl RedirectFlow for OidcSource {
+    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
+        tokio::time::timeout(self.timeout, self.start_inner(callback))
+            .await
+            .unwrap_or_else(|_| Err(unavailable("sign-in start timed out")))
+    }
+
+    async fn finish(
+        &self,
+        pending: PendingRedirect,
+        callback: &str,
+        params: &CallbackParams,
+    ) -> Result<ExternalIdentity, SourceError> {
+        let result = tokio::time::timeout(self.timeout, self.finish_inner(pending, callback, params))
+            .await
+            .unwrap_or_else(|_| Err(unavailable("sign-in finish timed out")));
+        if let Err(e) = &result {
+            tracing::warn!(source = %self.id, error = %e, "OpenID Connect sign-in refused");
+        }
+        result
+    }
+}

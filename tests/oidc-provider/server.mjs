@@ -1,0 +1,88 @@
+// A real OpenID provider (panva/oidc-provider, OpenID Certified) on loopback, for vestibule-oidc's tests and
+// benchmark. It is started by the Rust tests themselves (`node server.mjs`); nothing here is for production.
+//
+// Environment:
+//   OP_PORT            port to listen on (0 or unset: any free port; the chosen one is printed)
+//   OP_CLIENT_ID       the broker's client id       (default "vestibule")
+//   OP_CLIENT_SECRET   the broker's client secret   (required; the tests generate one per run)
+//   OP_REDIRECT_URI    the broker's callback URL    (required; exact match, as a real provider does)
+//   OP_CLAIMS_IN       "id_token" (default): email/profile claims are in the ID token and at userinfo;
+//                      "userinfo": they are only at the userinfo endpoint (oidc-provider's conformant default)
+//
+// When ready it prints one line `OIDC_PROVIDER_READY <issuer>` on stdout; everything else goes to stderr.
+
+import { createServer } from 'node:http';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+
+import Provider from 'oidc-provider';
+
+// The provider prints development warnings through console.info/warn; keep stdout for the ready line only.
+console.info = console.error;
+console.warn = console.error;
+console.log = console.error;
+
+const clientSecret = process.env.OP_CLIENT_SECRET;
+const redirectUri = process.env.OP_REDIRECT_URI;
+if (!clientSecret || !redirectUri) {
+  process.stderr.write('OP_CLIENT_SECRET and OP_REDIRECT_URI are required\n');
+  process.exit(2);
+}
+const claimsIn = process.env.OP_CLAIMS_IN ?? 'id_token';
+if (claimsIn !== 'id_token' && claimsIn !== 'userinfo') {
+  process.stderr.write('OP_CLAIMS_IN must be id_token or userinfo\n');
+  process.exit(2);
+}
+
+// Accounts by login name. devInteractions use the typed login as the account id, so `sub` is the login here; the
+// preferred_username differs on purpose so a test can tell which claim became which field.
+const ACCOUNTS = {
+  alice: {
+    email: 'alice@example.com', email_verified: true, name: 'Alice Liddell', preferred_username: 'alice.l',
+  },
+  bob: {
+    email: 'bob@example.com', email_verified: false, name: 'Bob Unverified', preferred_username: 'bob.u',
+  },
+};
+
+// A fresh signing key per run: no key material is committed.
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomBytes(6).toString('hex')}`, use: 'sig', alg: 'RS256' };
+
+const server = createServer();
+await new Promise((resolve) => server.listen(Number(process.env.OP_PORT ?? 0), '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: process.env.OP_CLIENT_ID ?? 'vestibule',
+    client_secret: clientSecret,
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+  }],
+  async findAccount(ctx, id) {
+    const account = ACCOUNTS[id];
+    if (!account) return undefined;
+    return { accountId: id, async claims() { return { sub: id, ...account }; } };
+  },
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'preferred_username'],
+  },
+  conformIdTokenClaims: claimsIn === 'userinfo',
+  cookies: { keys: [randomBytes(32).toString('hex')] },
+  jwks: { keys: [signingKey] },
+  pkce: { required: () => true },
+  features: { devInteractions: { enabled: true } },
+});
+
+server.on('request', provider.callback());
+process.stdout.write(`OIDC_PROVIDER_READY ${issuer}\n`);
+
+// The tests kill this process; also exit when the parent closes our stdin, so no stray node outlives a crashed test.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('close', () => process.exit(0));
+process.stdin.resume();
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
