@@ -271,9 +271,7 @@ impl GoogleConfig {
         check_secret_keys(&self.client_secret_file, &self.client_secret_env)?;
         check_oidc_scopes(&self.scopes)?;
         for d in &self.allowed_domains {
-            let ok = !d.is_empty()
-                && d.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            let ok = !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
             if !ok {
                 return Err(ConfigIssue::new(
                     "allowed_domains",
@@ -303,8 +301,7 @@ impl GithubConfig {
 /// Refuses anything but `https`, except plain `http` to a loopback address (a provider started by a test or
 /// a sidecar on the same host). A client secret and authorization codes travel to these URLs.
 pub(crate) fn check_url(key: &str, value: &str) -> Result<Url, ConfigIssue> {
-    let url =
-        Url::parse(value).map_err(|e| ConfigIssue::new(key, format!("not an absolute URL: {e}")))?;
+    let url = Url::parse(value).map_err(|e| ConfigIssue::new(key, format!("not an absolute URL: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigIssue::new(key, "credentials in the URL are not allowed"));
     }
@@ -333,10 +330,7 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
 
 fn check_client(key: &str, value: &str) -> Result<(), ConfigIssue> {
     if value.is_empty() || value.chars().any(char::is_control) {
-        return Err(ConfigIssue::new(
-            key,
-            "must be non-empty, without control characters",
-        ));
+        return Err(ConfigIssue::new(key, "must be non-empty, without control characters"));
     }
     Ok(())
 }
@@ -452,15 +446,27 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let e = oidc("scopes = [\"email\"]").expect("parse").check().expect_err("openid");
+        let e = oidc("scopes = [\"email\"]")
+            .expect("parse")
+            .check()
+            .expect_err("openid");
         assert_eq!(e.key, "scopes");
-        let e = oidc("signing_algs = [\"HS256\"]").expect("parse").check().expect_err("hs");
+        let e = oidc("signing_algs = [\"HS256\"]")
+            .expect("parse")
+            .check()
+            .expect_err("hs");
         assert_eq!(e.key, "signing_algs");
-        let e = oidc("signing_algs = [\"none\"]").expect("parse").check().expect_err("none");
+        let e = oidc("signing_algs = [\"none\"]")
+            .expect("parse")
+            .check()
+            .expect_err("none");
         assert_eq!(e.key, "signing_algs");
         let e = oidc("timeout_secs = 0").expect("parse").check().expect_err("t");
         assert_eq!(e.key, "timeout_secs");
-        let e = oidc("client_secret_file = \"/x\"").expect("parse").check().expect_err("2");
+        let e = oidc("client_secret_file = \"/x\"")
+            .expect("parse")
+            .check()
+            .expect_err("2");
         assert_eq!(e.key, "client_secret_file");
     }
 

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 use vestibule_core::{
-    read_secret, AuthSource, CallbackParams, ConfigIssue, ExposeSecret, ExternalIdentity, Flow,
-    PendingRedirect, RedirectFlow, RedirectStart, SecretString, SourceError, SourceId, Subject,
+    read_secret, AuthSource, CallbackParams, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
+    RedirectFlow, RedirectStart, SecretString, SourceError, SourceId, Subject,
 };
 
 use crate::config::{check_url, GithubConfig};
@@ -156,8 +156,8 @@ impl GithubSource {
             Self::api_headers(),
         )
         .await?;
-        let user: GithubUser = serde_json::from_value(Value::Object(user))
-            .map_err(|_| protocol("github user: no numeric id"))?;
+        let user: GithubUser =
+            serde_json::from_value(Value::Object(user)).map_err(|_| protocol("github user: no numeric id"))?;
         let mut who = ExternalIdentity::new(self.id.clone(), Subject::new(user.id.to_string())?);
         who.login = user.login.filter(|l| !l.is_empty());
         who.display_name = user.name.filter(|n| !n.is_empty()).or_else(|| who.login.clone());
@@ -186,8 +186,8 @@ impl GithubSource {
             Err(SourceError::Protocol(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let emails: Vec<GithubEmail> = serde_json::from_slice(&fetched.body)
-            .map_err(|_| protocol("github emails: unexpected response"))?;
+        let emails: Vec<GithubEmail> =
+            serde_json::from_slice(&fetched.body).map_err(|_| protocol("github emails: unexpected response"))?;
         Ok(emails
             .into_iter()
             .find(|e| e.primary == Value::Bool(true) && e.verified == Value::Bool(true))

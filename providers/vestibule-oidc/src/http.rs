@@ -43,12 +43,7 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConfigIssue> 
         .timeout(timeout)
         .user_agent(concat!("vestibule/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| {
-            ConfigIssue::new(
-                "timeout_secs",
-                format!("cannot build the HTTP client: {e}"),
-            )
-        })
+        .map_err(|e| ConfigIssue::new("timeout_secs", format!("cannot build the HTTP client: {e}")))
 }
 
 /// Describes a send failure without the URL's query (none of ours carry secrets, but stay safe).
@@ -123,10 +118,7 @@ pub(crate) async fn get_json_object(
 }
 
 /// Parses a JSON object.
-pub(crate) fn parse_object(
-    what: &str,
-    body: &[u8],
-) -> Result<serde_json::Map<String, Value>, SourceError> {
+pub(crate) fn parse_object(what: &str, body: &[u8]) -> Result<serde_json::Map<String, Value>, SourceError> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(protocol(format!("{what}: response is not a JSON object"))),

@@ -67,8 +67,8 @@ pub(crate) fn verify_signature(
         // Five parts would be an encrypted token (JWE), which this client never asked for.
         return Err(JwtError::Invalid("not a signed JWT"));
     };
-    let header: Map<String, Value> = serde_json::from_slice(&b64(h)?)
-        .map_err(|_| JwtError::Invalid("token header is not a JSON object"))?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Invalid("token header is not a JSON object"))?;
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)
@@ -185,9 +185,7 @@ pub(crate) fn check_claims(claims: &Map<String, Value>, exp: &Expected<'_>) -> R
     match claims.get("azp") {
         Some(Value::String(azp)) if azp == exp.client_id => {}
         Some(_) => return Err(JwtError::Invalid("token authorized party mismatch")),
-        None if audiences.len() > 1 => {
-            return Err(JwtError::Invalid("token for several audiences has no azp"))
-        }
+        None if audiences.len() > 1 => return Err(JwtError::Invalid("token for several audiences has no azp")),
         None => {}
     }
     let expiry = number(claims, "exp")?.ok_or(JwtError::Invalid("token has no expiry"))?;
@@ -237,7 +235,13 @@ mod tests {
         let trusted = ["other".to_owned()];
         check_claims(
             &claims(v),
-            &Expected { issuers: &issuers, client_id: "rp", trusted_audiences: &trusted, nonce: "n", now: 1500 },
+            &Expected {
+                issuers: &issuers,
+                client_id: "rp",
+                trusted_audiences: &trusted,
+                nonce: "n",
+                now: 1500,
+            },
         )
     }
 

@@ -120,8 +120,7 @@ mod oidc;
 mod token;
 
 pub use config::{
-    GithubConfig, GoogleConfig, OidcConfig, GITHUB_API_BASE_URL, GITHUB_AUTHORIZE_URL, GITHUB_TOKEN_URL,
-    GOOGLE_ISSUER,
+    GithubConfig, GoogleConfig, OidcConfig, GITHUB_API_BASE_URL, GITHUB_AUTHORIZE_URL, GITHUB_TOKEN_URL, GOOGLE_ISSUER,
 };
 pub use github::GithubSource;
 pub use oidc::OidcSource;

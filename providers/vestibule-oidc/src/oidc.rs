@@ -16,9 +16,8 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 use vestibule_core::{
-    read_secret, AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity,
-    Flow, PendingRedirect, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError,
-    SourceId, Subject, SystemClock,
+    read_secret, AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
+    RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, SystemClock,
 };
 
 use crate::config::{check_url, GoogleConfig, OidcConfig};
@@ -136,15 +135,13 @@ impl OidcSource {
             config.client_secret_file.as_ref(),
             config.client_secret_env.as_deref(),
         )?;
-        let signing_algs = config
-            .signing_algs
-            .as_ref()
-            .map(|names| names.iter().filter_map(|n| jwt::parse_asymmetric_alg(n)).collect::<Vec<_>>());
-        let explicit = match (
-            &config.authorization_endpoint,
-            &config.token_endpoint,
-            &config.jwks_uri,
-        ) {
+        let signing_algs = config.signing_algs.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|n| jwt::parse_asymmetric_alg(n))
+                .collect::<Vec<_>>()
+        });
+        let explicit = match (&config.authorization_endpoint, &config.token_endpoint, &config.jwks_uri) {
             (Some(a), Some(t), Some(j)) => Some(Arc::new(Endpoints {
                 authorization: check_url("authorization_endpoint", a)?,
                 token: check_url("token_endpoint", t)?,
@@ -197,7 +194,10 @@ impl OidcSource {
         )?;
         // Google documents `iss` as either `https://accounts.google.com` or `accounts.google.com`.
         let mut accepted_issuers = vec![config.issuer.clone()];
-        if let Some(bare) = config.issuer.strip_prefix("https://").or_else(|| config.issuer.strip_prefix("http://"))
+        if let Some(bare) = config
+            .issuer
+            .strip_prefix("https://")
+            .or_else(|| config.issuer.strip_prefix("http://"))
         {
             accepted_issuers.push(bare.to_owned());
         }
@@ -220,11 +220,7 @@ impl OidcSource {
             use_userinfo: true,
             signing_algs: None,
             trusted_audiences: Vec::new(),
-            allowed_domains: config
-                .allowed_domains
-                .iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
+            allowed_domains: config.allowed_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             timeout_secs: config.timeout_secs,
         })
     }
@@ -303,9 +299,7 @@ impl OidcSource {
         if doc.issuer != self.issuer {
             return Err(protocol("discovery: issuer does not match the configured issuer"));
         }
-        let endpoint = |key: &str, value: &str| {
-            check_url(key, value).map_err(|e| protocol(format!("discovery: {e}")))
-        };
+        let endpoint = |key: &str, value: &str| check_url(key, value).map_err(|e| protocol(format!("discovery: {e}")));
         let token = doc
             .token_endpoint
             .as_deref()
@@ -322,7 +316,9 @@ impl OidcSource {
                 .collect(),
         };
         if algs.is_empty() {
-            return Err(protocol("discovery: the provider announces no asymmetric ID-token algorithm"));
+            return Err(protocol(
+                "discovery: the provider announces no asymmetric ID-token algorithm",
+            ));
         }
         let secret_in_body = doc.token_endpoint_auth_methods_supported.as_ref().is_some_and(|m| {
             !m.iter().any(|x| x == "client_secret_basic") && m.iter().any(|x| x == "client_secret_post")
@@ -388,11 +384,7 @@ impl OidcSource {
     }
 
     /// Verifies the ID token's signature, refetching the JWKS once when its `kid` is unknown (key rotation).
-    async fn verify_id_token(
-        &self,
-        ep: &Endpoints,
-        token: &str,
-    ) -> Result<Map<String, Value>, SourceError> {
+    async fn verify_id_token(&self, ep: &Endpoints, token: &str) -> Result<Map<String, Value>, SourceError> {
         let keys = self.cached_jwks(&ep.jwks).await?;
         match jwt::verify_signature(token, &keys, &ep.algs) {
             Ok(claims) => return Ok(claims),
@@ -550,9 +542,7 @@ impl OidcSource {
         id: &Map<String, Value>,
         userinfo: Option<&Map<String, Value>>,
     ) -> Result<ExternalIdentity, SourceError> {
-        let from_either = |name: &str| {
-            string_claim(id, name).or_else(|| userinfo.and_then(|u| string_claim(u, name)))
-        };
+        let from_either = |name: &str| string_claim(id, name).or_else(|| userinfo.and_then(|u| string_claim(u, name)));
         let mut who = ExternalIdentity::new(self.id.clone(), Subject::new(sub)?);
         who.login = from_either(&self.claims.login);
         who.display_name = from_either(&self.claims.display_name);
@@ -619,8 +609,8 @@ fn check_callback(
     if let Some(error) = &params.error {
         return Err(SourceError::Cancelled(sanitize_error_code(error)));
     }
-    let data: Pending = serde_json::from_str(pending.data.expose_secret())
-        .map_err(|_| protocol("pending sign-in data is not ours"))?;
+    let data: Pending =
+        serde_json::from_str(pending.data.expose_secret()).map_err(|_| protocol("pending sign-in data is not ours"))?;
     if data.v != 1 {
         return Err(protocol("pending sign-in data has an unknown version"));
     }

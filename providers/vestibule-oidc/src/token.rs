@@ -7,9 +7,8 @@ use oauth2::basic::{
     BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
-    AuthType, AuthorizationCode, ClientId, ClientSecret, ExtraTokenFields, HttpClientError,
-    PkceCodeVerifier, RedirectUrl, RequestTokenError, StandardRevocableToken, StandardTokenResponse,
-    TokenResponse, TokenUrl,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, ExtraTokenFields, HttpClientError, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use openidconnect::reqwest;
 use serde::{Deserialize, Serialize};
@@ -61,8 +60,7 @@ pub(crate) struct Exchange<'a> {
 
 impl Exchange<'_> {
     pub(crate) async fn run(self) -> Result<Tokens, SourceError> {
-        let redirect =
-            RedirectUrl::new(self.redirect_uri.to_owned()).map_err(|_| protocol("bad redirect_uri"))?;
+        let redirect = RedirectUrl::new(self.redirect_uri.to_owned()).map_err(|_| protocol("bad redirect_uri"))?;
         let client = oauth2::Client::<
             BasicErrorResponse,
             StandardTokenResponse<IdTokenField, BasicTokenType>,
