@@ -1,1 +1,37 @@
-//! (in progress)
+//! The Vestibule broker: it holds the configured [`AuthSource`]s, turns what they prove into local accounts and
+//! sessions, protects forms with CSRF tokens, and writes every security event to the audit log. It knows nothing of
+//! HTTP (that is `vestibule-axum`), so all of it can be used and tested without a web server.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vestibule::{Broker, ClientInfo};
+//! use vestibule_core::{SecretString, SourceId};
+//!
+//! # async fn demo(store: vestibule_store::Store, local: Arc<dyn vestibule_core::AuthSource>) -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = Broker::builder(store, "http://127.0.0.1:8080").source(local).build().await?;
+//! let outcome = broker
+//!     .login_password(&SourceId::new("local")?, "alice", &SecretString::from("correct horse"), &ClientInfo::default(), None)
+//!     .await?;
+//! let vestibule::LoginOutcome::SignedIn(session) = outcome else { return Ok(()) };
+//! // `session.token` goes into the session cookie; only its SHA-256 is stored.
+//! assert!(broker.session(session.token.expose()).await?.is_some());
+//! # Ok(()) }
+//! ```
+
+mod broker;
+mod csrf;
+mod error;
+mod login;
+mod session;
+mod settings;
+mod token;
+
+pub use broker::{Broker, BrokerBuilder, ClientInfo};
+pub use error::{BrokerError, LoginError};
+pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
+pub use session::{ActiveSession, NewSession};
+pub use settings::SessionSettings;
+pub use token::{hash_token, SecretToken};
+
+pub use vestibule_core as core;
+pub use vestibule_store as store;

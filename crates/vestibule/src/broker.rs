@@ -1,0 +1,359 @@
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use rand::RngCore;
+use vestibule_core::{AccountId, AuthSource, Clock, SourceId, SystemClock, Timestamp};
+use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store};
+
+use crate::csrf::CsrfKey;
+use crate::session::{new_token, ActiveSession, NewSession};
+use crate::token::{hash_token, hex_of, plausible};
+use crate::{BrokerError, SessionSettings};
+
+/// Who is asking: recorded in sessions and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The client address, taken only from trusted places (the socket, or a configured proxy's header).
+    pub ip: Option<String>,
+    /// The `User-Agent` header, shortened.
+    pub user_agent: Option<String>,
+}
+
+/// The broker. Cheap to share: hold it in an `Arc`.
+pub struct Broker {
+    pub(crate) store: Store,
+    pub(crate) sources: Vec<Arc<dyn AuthSource>>,
+    by_id: HashMap<SourceId, usize>,
+    pub(crate) settings: SessionSettings,
+    pub(crate) clock: Arc<dyn Clock>,
+    csrf: CsrfKey,
+    /// Bounded by `max_capacity` entries (about 300 bytes each) and by `cache_ttl_secs`: a session revoked on
+    /// another node is served from here for at most that long.
+    cache: Cache<[u8; 32], Arc<ActiveSession>>,
+    pub(crate) callback_base: String,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field(
+                "sources",
+                &self.sources.iter().map(|s| s.id().as_str()).collect::<Vec<_>>(),
+            )
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Broker`].
+pub struct BrokerBuilder {
+    store: Store,
+    base_url: String,
+    sources: Vec<Arc<dyn AuthSource>>,
+    settings: SessionSettings,
+    clock: Arc<dyn Clock>,
+    cache_capacity: u64,
+}
+
+impl std::fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerBuilder {
+    /// Adds a source; the login page shows them in this order.
+    pub fn source(mut self, source: Arc<dyn AuthSource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+    /// Session lifetimes.
+    pub fn settings(mut self, settings: SessionSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+    /// Where time comes from (tests inject a [`vestibule_core::FixedClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// How many sessions the in-process cache holds (default 100 000).
+    pub fn cache_capacity(mut self, n: u64) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// Checks the sources and loads (or creates, once for all nodes) the server keys.
+    pub async fn build(self) -> Result<Broker, BrokerError> {
+        let mut by_id = HashMap::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if by_id.insert(s.id().clone(), i).is_some() {
+                return Err(BrokerError::Config(format!("duplicate source id `{}`", s.id())));
+            }
+        }
+        let mut candidate = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut candidate);
+        let stored = self
+            .store
+            .get_or_insert_key("csrf", &hex_of(&candidate), self.clock.now())
+            .await?;
+        let key = decode_key(&stored).ok_or_else(|| BrokerError::Config("stored csrf key is malformed".into()))?;
+        let cache = Cache::builder()
+            .max_capacity(self.cache_capacity)
+            .time_to_live(Duration::from_secs(self.settings.cache_ttl_secs))
+            .build();
+        Ok(Broker {
+            store: self.store,
+            sources: self.sources,
+            by_id,
+            settings: self.settings,
+            clock: self.clock,
+            csrf: CsrfKey::new(key),
+            cache,
+            callback_base: self.base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+fn decode_key(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Broker {
+    /// Starts building a broker over `store`. `base_url` is the public URL of the broker's routes (with the mount
+    /// path, e.g. `https://app.example.com/auth`): redirect callbacks are built from it, never from request headers.
+    pub fn builder(store: Store, base_url: impl Into<String>) -> BrokerBuilder {
+        BrokerBuilder {
+            store,
+            base_url: base_url.into(),
+            sources: Vec::new(),
+            settings: SessionSettings::default(),
+            clock: Arc::new(SystemClock),
+            cache_capacity: 100_000,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configured sources, in order.
+    pub fn sources(&self) -> &[Arc<dyn AuthSource>] {
+        &self.sources
+    }
+
+    /// A source by id.
+    pub fn source(&self, id: &str) -> Option<&Arc<dyn AuthSource>> {
+        let id = SourceId::new(id).ok()?;
+        self.by_id.get(&id).and_then(|i| self.sources.get(*i))
+    }
+
+    /// Session settings.
+    pub fn settings(&self) -> &SessionSettings {
+        &self.settings
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The CSRF token for forms shown to the browser identified by `binding`.
+    pub fn csrf_token(&self, binding: &str) -> String {
+        self.csrf.token(binding)
+    }
+
+    /// Checks a presented CSRF token in constant time.
+    pub fn verify_csrf(&self, binding: &str, presented: &str) -> bool {
+        self.csrf.verify(binding, presented)
+    }
+
+    /// The per-request check: the session for a cookie value, or `None` when it is unknown, revoked or expired.
+    /// A cache hit costs one SHA-256 and a map lookup; the database is read on a miss and written at most once a
+    /// minute per session (in the background) to keep `last_seen` for the idle timeout.
+    pub async fn session(&self, token: &str) -> Result<Option<Arc<ActiveSession>>, BrokerError> {
+        if !plausible(token) {
+            return Ok(None);
+        }
+        let key = hash_token(token);
+        let now = self.clock.now();
+        let active = match self.cache.get(&key) {
+            Some(a) => a,
+            None => match self.load_session(key).await? {
+                Some(a) => {
+                    self.cache.insert(key, a.clone());
+                    a
+                }
+                None => return Ok(None),
+            },
+        };
+        if active.expired(now, self.settings.idle_timeout_secs) {
+            self.end_session_by_key(&key).await?;
+            return Ok(None);
+        }
+        if active.seen(now) {
+            let store = self.store.clone();
+            let hash = hex_of(&key);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_session(&hash, now).await {
+                    tracing::warn!(error = %e, "could not record session activity");
+                }
+            });
+        }
+        Ok(Some(active))
+    }
+
+    async fn load_session(&self, key: [u8; 32]) -> Result<Option<Arc<ActiveSession>>, BrokerError> {
+        let Some(rec) = self.store.get_session(&hex_of(&key)).await? else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.get_account(&rec.account_id).await? else {
+            return Ok(None);
+        };
+        if account.disabled {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(ActiveSession {
+            key,
+            account_id: rec.account_id,
+            display_name: account.display_name,
+            email: account.email,
+            source: rec.source,
+            created_at: rec.created_at,
+            authenticated_at: rec.authenticated_at,
+            expires_at: rec.expires_at,
+            last_seen: AtomicI64::new(rec.last_seen_at.0),
+            persisted_seen: AtomicI64::new(rec.last_seen_at.0),
+        })))
+    }
+
+    /// Creates a session for an account that just proved a credential through `source`. `previous` is the
+    /// browser's old session cookie, if any: it is deleted, so an id planted before sign-in is worthless after.
+    pub async fn create_session(
+        &self,
+        account: &AccountId,
+        source: &SourceId,
+        client: &ClientInfo,
+        previous: Option<&str>,
+    ) -> Result<NewSession, BrokerError> {
+        if let Some(old) = previous.filter(|t| plausible(t)) {
+            self.end_session_by_key(&hash_token(old)).await?;
+        }
+        let token = new_token();
+        let now = self.clock.now();
+        let expires_at = now.plus_secs(self.settings.absolute_timeout_secs);
+        self.store
+            .insert_session(&SessionRecord {
+                id_hash: token.hash_hex(),
+                account_id: account.clone(),
+                source: source.clone(),
+                created_at: now,
+                last_seen_at: now,
+                authenticated_at: now,
+                expires_at,
+                user_agent: client.user_agent.clone(),
+                ip: client.ip.clone(),
+            })
+            .await?;
+        Ok(NewSession {
+            token,
+            account_id: account.clone(),
+            expires_at,
+        })
+    }
+
+    /// Ends the session behind a cookie value (sign-out). Returns the account it belonged to.
+    pub async fn logout(&self, token: &str, client: &ClientInfo) -> Result<Option<AccountId>, BrokerError> {
+        if !plausible(token) {
+            return Ok(None);
+        }
+        let key = hash_token(token);
+        let hash = hex_of(&key);
+        let record = self.store.get_session(&hash).await?;
+        self.end_session_by_key(&key).await?;
+        if let Some(rec) = &record {
+            self.audit(&AuditEvent {
+                event: "logout",
+                account_id: Some(rec.account_id.as_str()),
+                source: Some(rec.source.as_str()),
+                ip: client.ip.as_deref(),
+                ..Default::default()
+            })
+            .await;
+        }
+        Ok(record.map(|r| r.account_id))
+    }
+
+    async fn end_session_by_key(&self, key: &[u8; 32]) -> Result<(), BrokerError> {
+        self.cache.invalidate(key);
+        self.store.delete_session(&hex_of(key)).await?;
+        Ok(())
+    }
+
+    /// Disables (or re-enables) an account. Disabling ends every session of it at once, on this node's cache too.
+    pub async fn set_account_disabled(&self, account: &AccountId, disabled: bool) -> Result<bool, BrokerError> {
+        let sessions = self.store.sessions_of(account).await?;
+        let found = self.store.set_account_disabled(account, disabled).await?;
+        for s in sessions {
+            if let Some(key) = decode_key(&s.id_hash) {
+                self.cache.invalidate(&key);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The account and its identities, for `/me` and `/account`.
+    pub async fn account_view(&self, id: &AccountId) -> Result<Option<(Account, Vec<IdentityRecord>)>, BrokerError> {
+        let Some(account) = self.store.get_account(id).await? else {
+            return Ok(None);
+        };
+        let identities = self.store.identities_of(id).await?;
+        Ok(Some((account, identities)))
+    }
+
+    /// Appends to the audit log. A failure to audit is logged loudly but does not fail the request that caused it.
+    pub async fn audit(&self, event: &AuditEvent<'_>) {
+        if let Err(e) = self.store.audit(self.clock.now(), event).await {
+            tracing::error!(error = %e, event = event.event, "could not write the audit log");
+        }
+    }
+
+    /// Deletes expired sessions and abandoned redirect flows; run it periodically (see [`Broker::spawn_janitor`]).
+    pub async fn purge_expired(&self) -> Result<(), BrokerError> {
+        let now = self.clock.now();
+        self.store
+            .purge_sessions(now, now.plus_secs(-self.settings.idle_timeout_secs))
+            .await?;
+        self.store.purge_pending(now).await?;
+        Ok(())
+    }
+
+    /// Runs [`Broker::purge_expired`] every five minutes for as long as the broker lives.
+    pub fn spawn_janitor(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(300));
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                if let Err(e) = broker.purge_expired().await {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,50 @@
+use vestibule_core::{BoxError, RejectReason};
+use vestibule_store::StoreError;
+
+/// A broker operation failed for a reason that is not the person's fault: logged with a reference id, shown as a
+/// generic error.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The database failed.
+    #[error("store error")]
+    Store(#[from] StoreError),
+    /// The configuration is unusable (duplicate source id...).
+    #[error("configuration error: {0}")]
+    Config(String),
+}
+
+/// Why a sign-in did not produce a session. The HTTP layer maps these to pages: every `Rejected` looks the same.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// No source with that id, or a source of the other flow kind.
+    #[error("unknown sign-in source")]
+    UnknownSource,
+    /// Credentials or assertion refused, for this (logged, never shown) reason.
+    #[error("sign-in rejected: {0}")]
+    Rejected(RejectReason),
+    /// A redirect callback that does not belong to a flow this browser started (missing, reused, expired or
+    /// foreign `state`).
+    #[error("sign-in flow not recognised")]
+    InvalidFlow,
+    /// The person cancelled at the provider.
+    #[error("sign-in cancelled")]
+    Cancelled,
+    /// The source is down or too slow.
+    #[error("sign-in provider unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Something broke inside.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Internal(Box::new(e))
+    }
+}
+
+impl From<BrokerError> for LoginError {
+    fn from(e: BrokerError) -> Self {
+        LoginError::Internal(Box::new(e))
+    }
+}

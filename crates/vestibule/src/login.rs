@@ -1,0 +1,286 @@
+//! Sign-in as a small state machine: a source proves an identity, the broker resolves it to an account, and a
+//! session is issued. Further steps (a second factor) slot in between resolution and the session as new
+//! [`LoginOutcome`] variants; a half-finished sign-in is never a session.
+
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use vestibule_core::{
+    AccountId, CallbackParams, ExternalIdentity, Flow, PendingRedirect, RejectReason, SourceError, SourceId,
+};
+use vestibule_store::{AuditEvent, PendingRecord, StoreError};
+
+use crate::token::{hash_token, hex_of};
+use crate::{Broker, ClientInfo, LoginError, NewSession, SecretToken};
+
+/// What a successful primary sign-in leads to.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginOutcome {
+    /// Signed in: set the session cookie.
+    SignedIn(NewSession),
+}
+
+/// The start of a redirect sign-in.
+#[derive(Debug)]
+pub struct RedirectBegin {
+    /// Where to send the browser (303).
+    pub authorize_url: String,
+    /// The value of the short-lived cookie that binds the flow to this browser.
+    pub browser_token: SecretToken,
+}
+
+/// The end of a redirect sign-in.
+#[derive(Debug)]
+pub struct RedirectFinish {
+    /// The outcome.
+    pub outcome: LoginOutcome,
+    /// The `next` path stored when the flow started.
+    pub next_path: Option<String>,
+}
+
+impl Broker {
+    /// Signs in through a password source.
+    pub async fn login_password(
+        &self,
+        source_id: &SourceId,
+        login: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+        previous_session: Option<&str>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let source = self
+            .source(source_id.as_str())
+            .ok_or(LoginError::UnknownSource)?
+            .clone();
+        let Flow::Password(flow) = source.flow() else {
+            return Err(LoginError::UnknownSource);
+        };
+        // Refused here for every source, whatever the source itself does: an empty password is an anonymous bind
+        // on some directories.
+        let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
+            Err(SourceError::Rejected(RejectReason::EmptyPassword))
+        } else {
+            flow.authenticate(login, password).await
+        };
+        let identity = self.checked(source_id, result, client, Some(login)).await?;
+        self.complete(identity, client, previous_session).await
+    }
+
+    /// Starts a redirect sign-in: stores the flow server-side for `redirect_timeout_secs`, bound to a fresh browser
+    /// cookie, and returns where to send the browser.
+    pub async fn start_redirect(
+        &self,
+        source_id: &SourceId,
+        next: Option<String>,
+    ) -> Result<RedirectBegin, LoginError> {
+        let source = self
+            .source(source_id.as_str())
+            .ok_or(LoginError::UnknownSource)?
+            .clone();
+        let Flow::Redirect(flow) = source.flow() else {
+            return Err(LoginError::UnknownSource);
+        };
+        let callback = self.callback_url(source_id);
+        let start = flow.start(&callback).await.map_err(|e| match e {
+            SourceError::Unavailable(cause) => LoginError::Unavailable(cause),
+            other => LoginError::Internal(Box::new(other)),
+        })?;
+        let browser_token = SecretToken::generate();
+        self.store
+            .insert_pending(&PendingRecord {
+                state_hash: hex_of(&hash_token(start.pending.state.expose_secret())),
+                source: source_id.clone(),
+                browser_hash: browser_token.hash_hex(),
+                data: start.pending.data.expose_secret().to_owned(),
+                next_path: next,
+                expires_at: self.now().plus_secs(self.settings.redirect_timeout_secs),
+            })
+            .await?;
+        Ok(RedirectBegin {
+            authorize_url: start.authorize_url,
+            browser_token,
+        })
+    }
+
+    /// Finishes a redirect sign-in. The flow is looked up by the hash of `state` and deleted in the same statement
+    /// (single use); it must belong to this source, be unexpired, and have been started by this browser (the
+    /// binding cookie, compared in constant time) — all before the source talks to the provider's token endpoint.
+    pub async fn finish_redirect(
+        &self,
+        source_id: &SourceId,
+        params: &CallbackParams,
+        browser_token: Option<&str>,
+        client: &ClientInfo,
+        previous_session: Option<&str>,
+    ) -> Result<RedirectFinish, LoginError> {
+        let source = self
+            .source(source_id.as_str())
+            .ok_or(LoginError::UnknownSource)?
+            .clone();
+        let Flow::Redirect(flow) = source.flow() else {
+            return Err(LoginError::UnknownSource);
+        };
+        let pending = match &params.state {
+            Some(state) => self.store.take_pending(&hex_of(&hash_token(state))).await?,
+            None => None,
+        };
+        let valid = pending.as_ref().is_some_and(|p| {
+            let same_browser = browser_token
+                .map(|b| bool::from(hex_of(&hash_token(b)).as_bytes().ct_eq(p.browser_hash.as_bytes())))
+                .unwrap_or(false);
+            p.source == *source_id && p.expires_at > self.now() && same_browser
+        });
+        if params.error.is_some() {
+            self.audit_failure(source_id, client, None, "cancelled").await;
+            return Err(LoginError::Cancelled);
+        }
+        let (Some(pending), true) = (pending, valid) else {
+            self.audit_failure(source_id, client, None, "invalid_flow").await;
+            return Err(LoginError::InvalidFlow);
+        };
+        let state = SecretString::from(params.state.clone().unwrap_or_default());
+        let result = flow
+            .finish(
+                PendingRedirect {
+                    state,
+                    data: SecretString::from(pending.data),
+                },
+                &self.callback_url(source_id),
+                params,
+            )
+            .await;
+        let identity = self.checked(source_id, result, client, None).await?;
+        let outcome = self.complete(identity, client, previous_session).await?;
+        Ok(RedirectFinish {
+            outcome,
+            next_path: pending.next_path,
+        })
+    }
+
+    /// The absolute callback URL of a redirect source.
+    pub fn callback_url(&self, source: &SourceId) -> String {
+        format!("{}/callback/{}", self.callback_base, source)
+    }
+
+    /// Turns a source's answer into an identity or a logged, audited refusal.
+    async fn checked(
+        &self,
+        source_id: &SourceId,
+        result: Result<ExternalIdentity, SourceError>,
+        client: &ClientInfo,
+        login: Option<&str>,
+    ) -> Result<ExternalIdentity, LoginError> {
+        match result {
+            Ok(identity) if identity.source == *source_id => Ok(identity),
+            Ok(identity) => {
+                // A source asserting identities for another source would be a bug or an attack: never trust it.
+                tracing::error!(source = %source_id, claimed = %identity.source, "source returned a foreign identity");
+                Err(LoginError::Internal(
+                    "source returned an identity of another source".into(),
+                ))
+            }
+            Err(SourceError::Rejected(reason)) => {
+                tracing::info!(source = %source_id, reason = %reason, ip = ?client.ip, "sign-in rejected");
+                self.audit_failure(source_id, client, login, reason.as_str()).await;
+                Err(LoginError::Rejected(reason))
+            }
+            Err(SourceError::Unavailable(cause)) => {
+                tracing::warn!(source = %source_id, error = %cause, "sign-in source unavailable");
+                self.audit_failure(source_id, client, login, "source_unavailable").await;
+                Err(LoginError::Unavailable(cause))
+            }
+            Err(SourceError::Cancelled(what)) => {
+                tracing::info!(source = %source_id, error = %what, "sign-in cancelled at the provider");
+                self.audit_failure(source_id, client, login, "cancelled").await;
+                Err(LoginError::Cancelled)
+            }
+            Err(e @ (SourceError::Protocol(_) | SourceError::Id(_))) => {
+                tracing::warn!(source = %source_id, error = %e, "sign-in refused: provider answer failed verification");
+                self.audit_failure(source_id, client, login, "protocol_violation").await;
+                Err(LoginError::Rejected(RejectReason::InvalidCredentials))
+            }
+        }
+    }
+
+    async fn audit_failure(&self, source: &SourceId, client: &ClientInfo, login: Option<&str>, why: &str) {
+        // The attempted login name goes to the log only when short and printable: it is attacker input.
+        let attempted: Option<String> = login
+            .filter(|l| l.len() <= 128)
+            .map(|l| l.chars().filter(|c| !c.is_control()).collect());
+        let detail = match &attempted {
+            Some(l) => format!("{why}; login={l:?}"),
+            None => why.to_owned(),
+        };
+        self.audit(&AuditEvent {
+            event: "login_failure",
+            source: Some(source.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(&detail),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    /// Resolves an identity to its account and issues a session.
+    async fn complete(
+        &self,
+        identity: ExternalIdentity,
+        client: &ClientInfo,
+        previous_session: Option<&str>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let account = self.resolve_account(&identity, client).await?;
+        let Some(record) = self.store.get_account(&account).await? else {
+            return Err(LoginError::Internal("identity points at a missing account".into()));
+        };
+        if record.disabled {
+            self.audit_failure(&identity.source, client, identity.login.as_deref(), "account_disabled")
+                .await;
+            return Err(LoginError::Rejected(RejectReason::AccountDisabled));
+        }
+        let session = self
+            .create_session(&account, &identity.source, client, previous_session)
+            .await?;
+        self.audit(&AuditEvent {
+            event: "login_success",
+            account_id: Some(account.as_str()),
+            source: Some(identity.source.as_str()),
+            subject: Some(identity.subject.as_str()),
+            ip: client.ip.as_deref(),
+            ..Default::default()
+        })
+        .await;
+        Ok(LoginOutcome::SignedIn(session))
+    }
+
+    /// The account an identity leads to. A known `(source, subject)` signs into its account; an unknown one gets a
+    /// new account of its own (never one found by email or login name). Two concurrent first sign-ins of the same
+    /// identity meet at the unique key: the loser reads the winner's account.
+    async fn resolve_account(&self, identity: &ExternalIdentity, client: &ClientInfo) -> Result<AccountId, LoginError> {
+        let now = self.now();
+        if let Some(found) = self.store.find_identity(&identity.source, &identity.subject).await? {
+            self.store.record_identity_login(identity, now).await?;
+            return Ok(found.account_id);
+        }
+        match self.store.create_account_for_identity(identity, now).await {
+            Ok(account) => {
+                self.audit(&AuditEvent {
+                    event: "account_created",
+                    account_id: Some(account.as_str()),
+                    source: Some(identity.source.as_str()),
+                    subject: Some(identity.subject.as_str()),
+                    ip: client.ip.as_deref(),
+                    ..Default::default()
+                })
+                .await;
+                Ok(account)
+            }
+            Err(StoreError::Conflict(_)) => {
+                let found = self.store.find_identity(&identity.source, &identity.subject).await?;
+                found
+                    .map(|f| f.account_id)
+                    .ok_or_else(|| LoginError::Internal("identity vanished".into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

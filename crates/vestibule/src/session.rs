@@ -1,0 +1,77 @@
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use vestibule_core::{AccountId, SourceId, Timestamp};
+
+use crate::SecretToken;
+
+/// A session just created at sign-in. `token` goes into the cookie and is never stored.
+#[derive(Debug)]
+pub struct NewSession {
+    /// The cookie value.
+    pub token: SecretToken,
+    /// Whose session.
+    pub account_id: AccountId,
+    /// Absolute expiry, for the cookie's `Max-Age`.
+    pub expires_at: Timestamp,
+}
+
+/// A live session as the per-request check sees it: what an extractor hands to a handler. Built from the database
+/// on a cache miss and then served from memory.
+#[derive(Debug)]
+pub struct ActiveSession {
+    pub(crate) key: [u8; 32],
+    /// Whose session.
+    pub account_id: AccountId,
+    /// The account's display name at the time the session was loaded.
+    pub display_name: Option<String>,
+    /// The account's email at the time the session was loaded.
+    pub email: Option<String>,
+    /// The source that signed it in.
+    pub source: SourceId,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When a credential was last proven in it.
+    pub authenticated_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+    /// Last request, updated in memory on every check.
+    pub(crate) last_seen: AtomicI64,
+    /// Last value written to the database; writes happen at most once a minute per session.
+    pub(crate) persisted_seen: AtomicI64,
+}
+
+/// Persist `last_seen` at most this often: the idle timeout is minutes, so minute precision is enough and the hot
+/// path stays free of writes.
+pub(crate) const TOUCH_EVERY_SECS: i64 = 60;
+
+impl ActiveSession {
+    /// Hex SHA-256 of the session id: the id shown on `/account` and used to revoke one session.
+    pub fn id_hash(&self) -> String {
+        crate::token::hex_of(&self.key)
+    }
+
+    /// The last request seen.
+    pub fn last_seen(&self) -> Timestamp {
+        Timestamp(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Whether the session has ended at `now` under these timeouts.
+    pub(crate) fn expired(&self, now: Timestamp, idle_timeout: i64) -> bool {
+        now >= self.expires_at || now.0 - self.last_seen.load(Ordering::Relaxed) > idle_timeout
+    }
+
+    /// Records a request; returns `true` when the database should be told too.
+    pub(crate) fn seen(&self, now: Timestamp) -> bool {
+        self.last_seen.fetch_max(now.0, Ordering::Relaxed);
+        let persisted = self.persisted_seen.load(Ordering::Relaxed);
+        now.0 - persisted >= TOUCH_EVERY_SECS
+            && self
+                .persisted_seen
+                .compare_exchange(persisted, now.0, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+pub(crate) fn new_token() -> SecretToken {
+    SecretToken::generate()
+}

@@ -1,0 +1,600 @@
+//! Broker behaviour with in-process sources, a real SQLite store and an injected clock.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use vestibule::{Broker, ClientInfo, LoginError, LoginOutcome, SessionSettings};
+use vestibule_core::{
+    AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, Flow, PasswordFlow, PendingRedirect,
+    RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, Timestamp,
+};
+use vestibule_store::Store;
+
+const T0: Timestamp = Timestamp(1_800_000_000);
+
+/// A password source with one user; counts calls so tests can prove the broker refused before asking it.
+struct OneUser {
+    id: SourceId,
+    calls: AtomicUsize,
+}
+
+impl AuthSource for OneUser {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+    fn display_name(&self) -> &str {
+        "One user"
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Password(self)
+    }
+}
+
+#[async_trait]
+impl PasswordFlow for OneUser {
+    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if login == "ann" && password.expose_secret() == "right password" {
+            Ok(ExternalIdentity::new(self.id.clone(), Subject::new("ann-uuid").unwrap()).with_login("ann"))
+        } else {
+            Err(SourceError::Rejected(RejectReason::InvalidCredentials))
+        }
+    }
+}
+
+/// A redirect source whose "provider" accepts any code equal to the nonce it was given.
+struct Idp {
+    id: SourceId,
+    finished: AtomicUsize,
+}
+
+impl AuthSource for Idp {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+    fn display_name(&self) -> &str {
+        "Test IdP"
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Redirect(self)
+    }
+}
+
+#[async_trait]
+impl RedirectFlow for Idp {
+    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
+        let state = vestibule::SecretToken::generate().expose().to_owned();
+        let nonce = vestibule::SecretToken::generate().expose().to_owned();
+        Ok(RedirectStart {
+            authorize_url: format!("https://idp.test/authorize?state={state}&redirect_uri={callback}"),
+            pending: PendingRedirect {
+                state: state.into(),
+                data: nonce.into(),
+            },
+        })
+    }
+    async fn finish(
+        &self,
+        pending: PendingRedirect,
+        _callback: &str,
+        params: &CallbackParams,
+    ) -> Result<ExternalIdentity, SourceError> {
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        if params.code.as_deref() == Some(pending.data.expose_secret()) {
+            Ok(
+                ExternalIdentity::new(self.id.clone(), Subject::new("idp-sub-1").unwrap())
+                    .with_email("x@example.org", true),
+            )
+        } else {
+            Err(SourceError::Protocol("bad code".into()))
+        }
+    }
+}
+
+struct Fixture {
+    broker: Arc<Broker>,
+    clock: Arc<FixedClock>,
+    password: Arc<OneUser>,
+    idp: Arc<Idp>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn fixture() -> Fixture {
+    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(FixedClock::new(T0));
+    let password = Arc::new(OneUser {
+        id: SourceId::new("dir").unwrap(),
+        calls: AtomicUsize::new(0),
+    });
+    let idp = Arc::new(Idp {
+        id: SourceId::new("idp").unwrap(),
+        finished: AtomicUsize::new(0),
+    });
+    let broker = Broker::builder(store, "https://id.example.com/auth")
+        .source(password.clone())
+        .source(idp.clone())
+        .clock(clock.clone())
+        .settings(SessionSettings {
+            idle_timeout_secs: 600,
+            absolute_timeout_secs: 3600,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    Fixture {
+        broker: Arc::new(broker),
+        clock,
+        password,
+        idp,
+        _dir: TempDir(dir),
+    }
+}
+
+fn client() -> ClientInfo {
+    ClientInfo {
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+    }
+}
+
+async fn sign_in(f: &Fixture) -> vestibule::NewSession {
+    let dir = SourceId::new("dir").unwrap();
+    match f
+        .broker
+        .login_password(&dir, "ann", &"right password".into(), &client(), None)
+        .await
+        .unwrap()
+    {
+        LoginOutcome::SignedIn(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn password_sign_in_creates_a_session_that_logout_ends() {
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    let active = f
+        .broker
+        .session(s.token.expose())
+        .await
+        .unwrap()
+        .expect("valid session");
+    assert_eq!(active.account_id, s.account_id);
+    assert_eq!(active.expires_at, T0.plus_secs(3600));
+    // Only the hash is stored.
+    let stored = f
+        .broker
+        .store()
+        .get_session(&s.token.hash_hex())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(stored.id_hash, s.token.expose());
+
+    assert_eq!(
+        f.broker.logout(s.token.expose(), &client()).await.unwrap(),
+        Some(s.account_id.clone())
+    );
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_none(),
+        "replay after logout refused"
+    );
+    assert!(f
+        .broker
+        .store()
+        .get_session(&s.token.hash_hex())
+        .await
+        .unwrap()
+        .is_none());
+
+    let events: Vec<_> = f
+        .broker
+        .store()
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(events, ["logout", "login_success", "account_created"]);
+}
+
+#[tokio::test]
+async fn the_same_identity_signs_into_the_same_account() {
+    let f = fixture().await;
+    let a = sign_in(&f).await;
+    let b = sign_in(&f).await;
+    assert_eq!(a.account_id, b.account_id);
+    assert_ne!(a.token, b.token);
+}
+
+#[tokio::test]
+async fn bad_and_empty_passwords_are_rejected_and_audited() {
+    let f = fixture().await;
+    let dir = SourceId::new("dir").unwrap();
+    let wrong = f
+        .broker
+        .login_password(&dir, "ann", &"wrong".into(), &client(), None)
+        .await;
+    assert!(
+        matches!(wrong, Err(LoginError::Rejected(RejectReason::InvalidCredentials))),
+        "{wrong:?}"
+    );
+    let calls = f.password.calls.load(Ordering::SeqCst);
+    for empty in ["", "\0", "\0right password"] {
+        let r = f
+            .broker
+            .login_password(&dir, "ann", &empty.into(), &client(), None)
+            .await;
+        assert!(
+            matches!(r, Err(LoginError::Rejected(RejectReason::EmptyPassword))),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        f.password.calls.load(Ordering::SeqCst),
+        calls,
+        "empty passwords never reach the source"
+    );
+    let audit = f.broker.store().recent_audit(10).await.unwrap();
+    assert_eq!(audit.len(), 4);
+    assert!(audit
+        .iter()
+        .all(|r| r.event == "login_failure" && r.ip.as_deref() == Some("127.0.0.1")));
+    assert!(
+        !audit
+            .iter()
+            .any(|r| r.detail.as_deref().unwrap_or("").contains("wrong")),
+        "no password in the audit"
+    );
+    let unknown = f
+        .broker
+        .login_password(&SourceId::new("nope").unwrap(), "ann", &"x".into(), &client(), None)
+        .await;
+    assert!(matches!(unknown, Err(LoginError::UnknownSource)));
+    let wrong_kind = f
+        .broker
+        .login_password(&SourceId::new("idp").unwrap(), "ann", &"x".into(), &client(), None)
+        .await;
+    assert!(matches!(wrong_kind, Err(LoginError::UnknownSource)));
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    f.clock.advance(599);
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_some(),
+        "active within the idle window"
+    );
+    f.clock.advance(599);
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_some(),
+        "activity moved the idle window"
+    );
+    f.clock.advance(601);
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_none(),
+        "idle too long"
+    );
+    assert!(
+        f.broker
+            .store()
+            .get_session(&s.token.hash_hex())
+            .await
+            .unwrap()
+            .is_none(),
+        "and deleted"
+    );
+
+    let s = sign_in(&f).await;
+    for _ in 0..8 {
+        f.clock.advance(500);
+        let _ = f.broker.session(s.token.expose()).await.unwrap();
+    }
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_none(),
+        "absolute lifetime reached despite activity"
+    );
+}
+
+#[tokio::test]
+async fn signing_in_rotates_the_session_id() {
+    let f = fixture().await;
+    let old = sign_in(&f).await;
+    let dir = SourceId::new("dir").unwrap();
+    let LoginOutcome::SignedIn(new) = f
+        .broker
+        .login_password(
+            &dir,
+            "ann",
+            &"right password".into(),
+            &client(),
+            Some(old.token.expose()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_ne!(old.token, new.token);
+    assert!(
+        f.broker.session(old.token.expose()).await.unwrap().is_none(),
+        "the previous id is dead"
+    );
+    assert!(f.broker.session(new.token.expose()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn disabling_an_account_ends_its_sessions_at_once() {
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    assert!(
+        f.broker.session(s.token.expose()).await.unwrap().is_some(),
+        "cached now"
+    );
+    assert!(f.broker.set_account_disabled(&s.account_id, true).await.unwrap());
+    assert!(f.broker.session(s.token.expose()).await.unwrap().is_none());
+    let dir = SourceId::new("dir").unwrap();
+    let r = f
+        .broker
+        .login_password(&dir, "ann", &"right password".into(), &client(), None)
+        .await;
+    assert!(
+        matches!(r, Err(LoginError::Rejected(RejectReason::AccountDisabled))),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_cookies_are_not_sessions() {
+    let f = fixture().await;
+    for junk in ["", "x", &"A".repeat(43), &"é".repeat(20), "../../etc/passwd"] {
+        assert!(f.broker.session(junk).await.unwrap().is_none());
+    }
+}
+
+fn params(state: Option<&str>, code: Option<&str>) -> CallbackParams {
+    CallbackParams {
+        state: state.map(Into::into),
+        code: code.map(Into::into),
+        ..Default::default()
+    }
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url.split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
+    let f = fixture().await;
+    let idp = SourceId::new("idp").unwrap();
+    let begin = f.broker.start_redirect(&idp, Some("/after".into())).await.unwrap();
+    assert!(begin
+        .authorize_url
+        .contains("redirect_uri=https://id.example.com/auth/callback/idp"));
+    let state = query_param(&begin.authorize_url, "state");
+    // The test IdP's "code" is the nonce it stored; read it back the way the IdP would know it.
+    let stored = f
+        .broker
+        .store()
+        .take_pending(&vestibule::SecretToken::generate().hash_hex())
+        .await
+        .unwrap();
+    assert!(stored.is_none());
+
+    // Another browser (no or a different binding cookie) is refused, and that attempt burns the flow.
+    let other = vestibule::SecretToken::generate();
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some("x")),
+            Some(other.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "{r:?}");
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some("x")),
+            Some(begin.browser_token.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "a flow is single use: {r:?}");
+    assert_eq!(
+        f.idp.finished.load(Ordering::SeqCst),
+        0,
+        "refused before the source talked to the provider"
+    );
+}
+
+async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken) {
+    let idp = SourceId::new("idp").unwrap();
+    let begin = f.broker.start_redirect(&idp, Some("/after".into())).await.unwrap();
+    let state = query_param(&begin.authorize_url, "state");
+    // Peek at the stored flow to learn the nonce the fake IdP expects as its code, then put it back.
+    let key = hex(&vestibule::hash_token(&state));
+    let rec = f.broker.store().take_pending(&key).await.unwrap().unwrap();
+    f.broker.store().insert_pending(&rec).await.unwrap();
+    (state, rec.data, begin.browser_token)
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn an_honest_redirect_flow_signs_in_once() {
+    let f = fixture().await;
+    let idp = SourceId::new("idp").unwrap();
+    let (state, code, browser) = begin_with_code(&f).await;
+    let done = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.next_path.as_deref(), Some("/after"));
+    let LoginOutcome::SignedIn(s) = done.outcome else {
+        panic!()
+    };
+    assert!(f.broker.session(s.token.expose()).await.unwrap().is_some());
+    // Replaying the same callback gets nothing.
+    let replay = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(replay, Err(LoginError::InvalidFlow)));
+    assert_eq!(f.idp.finished.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
+    let f = fixture().await;
+    let idp = SourceId::new("idp").unwrap();
+
+    let (state, code, browser) = begin_with_code(&f).await;
+    f.clock.advance(601);
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "expired: {r:?}");
+
+    let (_, code, browser) = begin_with_code(&f).await;
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(None, Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "missing state: {r:?}");
+
+    let (state, code, browser) = begin_with_code(&f).await;
+    let mut tampered = state.clone();
+    tampered.push('x');
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&tampered), Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "tampered state: {r:?}");
+    let r = f
+        .broker
+        .finish_redirect(&idp, &params(Some(&state), Some(&code)), None, &client(), None)
+        .await;
+    assert!(matches!(r, Err(LoginError::InvalidFlow)), "no binding cookie: {r:?}");
+
+    let (state, _, browser) = begin_with_code(&f).await;
+    let mut p = params(Some(&state), None);
+    p.error = Some("access_denied".into());
+    let r = f
+        .broker
+        .finish_redirect(&idp, &p, Some(browser.expose()), &client(), None)
+        .await;
+    assert!(matches!(r, Err(LoginError::Cancelled)), "{r:?}");
+
+    let (state, _, browser) = begin_with_code(&f).await;
+    let r = f
+        .broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some("wrong code")),
+            Some(browser.expose()),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(r, Err(LoginError::Rejected(_))),
+        "provider answer failing verification: {r:?}"
+    );
+    assert_eq!(
+        f.idp.finished.load(Ordering::SeqCst),
+        1,
+        "only the last flow reached the source"
+    );
+}
+
+#[tokio::test]
+async fn csrf_tokens_depend_on_the_binding() {
+    let f = fixture().await;
+    let t = f.broker.csrf_token("browser-1");
+    assert!(f.broker.verify_csrf("browser-1", &t));
+    assert!(!f.broker.verify_csrf("browser-2", &t));
+}
+
+#[tokio::test]
+async fn concurrent_first_sign_ins_make_one_account() {
+    let f = fixture().await;
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let b = f.broker.clone();
+        tasks.push(tokio::spawn(async move {
+            let dir = SourceId::new("dir").unwrap();
+            b.login_password(&dir, "ann", &"right password".into(), &ClientInfo::default(), None)
+                .await
+        }));
+    }
+    let mut accounts = std::collections::HashSet::new();
+    for t in tasks {
+        if let Ok(LoginOutcome::SignedIn(s)) = t.await.unwrap() {
+            accounts.insert(s.account_id);
+        }
+    }
+    assert_eq!(accounts.len(), 1);
+}
