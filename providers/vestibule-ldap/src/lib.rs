@@ -1,1 +1,85 @@
-//! LDAP source (in progress).
+//! LDAP and Active Directory as a Vestibule password source, on [`ldap3`].
+//!
+//! A person types a login name and a password; [`LdapSource`] proves them against the directory and returns
+//! an [`ExternalIdentity`](vestibule_core::ExternalIdentity) keyed by a stable subject (`entryUUID`, or
+//! `objectGUID` on Active Directory), never by the DN or the name, which change on renames.
+//!
+//! # Configuring a source
+//!
+//! In the broker's TOML file, one `[[sources]]` table per directory. **Search-then-bind** (preferred) uses a
+//! service account to find the person's entry, then checks the password with a bind as that entry:
+//!
+//! ```toml
+//! [[sources]]
+//! kind = "ldap"
+//! id = "corp"
+//! display_name = "Company directory"
+//! url = "ldap://ldap.example.com"            # or ldaps://ldap.example.com
+//! starttls = true                             # required for ldap:// to anything but loopback
+//! ca_file = "/etc/vestibule/corp-ca.pem"      # trust this CA instead of the system store
+//! bind_dn = "cn=vestibule,ou=services,dc=example,dc=com"
+//! bind_password_file = "/run/secrets/ldap"    # or bind_password_env = "LDAP_BIND_PASSWORD"
+//! user_base = "ou=people,dc=example,dc=com"
+//! user_filter = "(uid={username})"            # AD: "(sAMAccountName={username})"
+//! require_group = "vpn-users"                 # optional: short name or full DN
+//! ```
+//!
+//! **Direct bind** builds the DN from a template instead (no search, so no service account is needed; the
+//! person's own connection then reads their entry and groups):
+//!
+//! ```toml
+//! [[sources]]
+//! kind = "ldap"
+//! id = "lab"
+//! url = "ldaps://ldap.lab.example.org"
+//! user_dn_template = "uid={username},ou=people,dc=lab,dc=example,dc=org"
+//! ```
+//!
+//! For Active Directory, set `subject_attribute = "objectGUID"`, `login_attribute = "sAMAccountName"` and
+//! `display_name_attribute = "displayName"`. Groups come from `memberOf` by default, or from a search with
+//! `group_base` and `group_filter = "(member={dn})"`; either way they are reported as short names (`admins`,
+//! the first RDN's value). Every key and its default is documented on [`LdapConfig`].
+//!
+//! # Using it in code
+//!
+//! ```no_run
+//! use vestibule_core::{AuthSource, Flow, SecretString, SourceId};
+//! use vestibule_ldap::{LdapConfig, LdapSource};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = LdapConfig::new(SourceId::new("corp")?, "ldaps://ldap.example.com");
+//! config.user_base = Some("ou=people,dc=example,dc=com".into());
+//! config.check()?;                        // what `vestibule check-config` runs: no network
+//! let source = LdapSource::new(config)?;  // no network either: the directory may be down at start
+//! let Flow::Password(flow) = source.flow() else { unreachable!() };
+//! let who = flow.authenticate("alice", &SecretString::from("correct horse")).await?;
+//! println!("{} is in {:?}", who.subject, who.groups);
+//! # Ok(()) }
+//! ```
+//!
+//! # What it guarantees
+//!
+//! - Empty passwords, and passwords containing NUL, are refused before any bind
+//!   ([`RejectReason::EmptyPassword`](vestibule_core::RejectReason)): a DN with an empty password is an
+//!   anonymous bind on many servers (RFC 4513 5.1.2).
+//! - Login names are escaped for filters (RFC 4515) and DN templates (RFC 4514). A search that finds more than
+//!   one entry is refused (`Ambiguous`).
+//! - Passwords are checked on a fresh connection, closed afterwards; the service account's connections are
+//!   kept open, shared, and replaced when they break.
+//! - TLS: ldaps or StartTLS (no plaintext fallback), certificates verified unless `tls_verify = false`, which is
+//!   logged at warn. Referrals are never chased.
+//! - Every step has a timeout; a directory that is down or silent gives
+//!   [`SourceError::Unavailable`](vestibule_core::SourceError) in bounded time, and sign-in works again when it
+//!   comes back.
+//! - Wrong password, unknown user and account-state refusals (Active Directory sub-codes) are all
+//!   `InvalidCredentials`; the detail goes to the `tracing` log only. The service password never appears in
+//!   `Debug` output, logs or errors.
+
+mod config;
+mod dn;
+mod source;
+mod template;
+mod tls;
+
+pub use config::{LdapConfig, UserScope};
+pub use source::{DirectoryUnavailable, LdapSource};

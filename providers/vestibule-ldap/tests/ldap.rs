@@ -1,0 +1,25 @@
+//! Tests of the LDAP source against a real OpenLDAP slapd, started by this test binary itself (see
+//! `tests/ldap/slapd.rs` at the repository root). Most tests share one server; tests that stop it or need a
+//! different configuration start their own. Nothing is skipped: without slapd the tests fail and say how to
+//! install it (`tests/ldap/install.sh`).
+
+#[path = "../../../tests/ldap/slapd.rs"]
+mod slapd;
+
+#[path = "ldap/support.rs"]
+mod support;
+
+#[path = "ldap/availability.rs"]
+mod availability;
+#[path = "ldap/groups.rs"]
+mod groups;
+#[path = "ldap/injection.rs"]
+mod injection;
+#[path = "ldap/passwords.rs"]
+mod passwords;
+#[path = "ldap/secrets.rs"]
+mod secrets;
+#[path = "ldap/sign_in.rs"]
+mod sign_in;
+#[path = "ldap/tls.rs"]
+mod tls;

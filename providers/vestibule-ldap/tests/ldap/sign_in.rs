@@ -1,0 +1,118 @@
+//! Success by search-then-bind and by direct bind, wrong password, unknown user, renames.
+
+use vestibule_core::RejectReason;
+
+use crate::slapd::{Slapd, SVC_DN};
+use crate::support::*;
+
+#[tokio::test]
+async fn search_then_bind_signs_in_with_mapped_attributes() {
+    let s = Slapd::shared();
+    let src = source(search_config(s));
+    let who = sign_in(&src, "alice", "alice-password").await.expect("alice signs in");
+    assert_eq!(who.source.as_str(), "corp");
+    assert_eq!(
+        who.subject.as_str(),
+        entry_uuid(s, &dn_of("alice")).await,
+        "subject is entryUUID"
+    );
+    assert_eq!(who.login.as_deref(), Some("alice"));
+    assert_eq!(who.display_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(who.email.as_deref(), Some("alice@example.org"));
+    assert!(!who.email_verified, "LDAP email is unverified unless configured");
+    assert_eq!(who.groups, vec!["admins".to_owned(), "staff".to_owned()]);
+    // Again, on the kept-open service connection.
+    let again = sign_in(&src, "alice", "alice-password").await.expect("again");
+    assert_eq!(again.subject, who.subject);
+}
+
+#[tokio::test]
+async fn login_name_comes_from_the_directory() {
+    let s = Slapd::shared();
+    let src = source(search_config(s));
+    // uid matching is case-insensitive in the directory; the identity carries the directory's spelling.
+    let who = sign_in(&src, "ALICE", "alice-password").await.expect("signs in");
+    assert_eq!(who.login.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn email_verified_only_when_configured() {
+    let s = Slapd::shared();
+    let mut c = search_config(s);
+    c.email_verified = true;
+    let who = sign_in(&source(c), "bob", "bob-password").await.expect("bob");
+    assert!(who.email_verified);
+    assert_eq!(who.groups, vec!["staff".to_owned()]);
+}
+
+#[tokio::test]
+async fn direct_bind_signs_in_without_a_service_account() {
+    let s = Slapd::shared();
+    let src = source(direct_config(s));
+    let who = sign_in(&src, "alice", "alice-password").await.expect("direct bind");
+    assert_eq!(who.subject.as_str(), entry_uuid(s, &dn_of("alice")).await);
+    assert_eq!(who.groups, vec!["admins".to_owned(), "staff".to_owned()]);
+    assert_eq!(who.display_name.as_deref(), Some("Alice Liddell"));
+}
+
+#[tokio::test]
+async fn direct_bind_with_a_service_account_reads_with_it() {
+    let s = Slapd::shared();
+    let mut c = direct_config(s);
+    c.bind_dn = Some(SVC_DN.into());
+    c.bind_password_file = Some(svc_password_file(s));
+    let who = sign_in(&source(c), "bob", "bob-password").await.expect("direct bind");
+    assert_eq!(who.subject.as_str(), entry_uuid(s, &dn_of("bob")).await);
+    assert_eq!(who.groups, vec!["staff".to_owned()]);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_are_the_same_failure() {
+    let s = Slapd::shared();
+    for (mode, src) in [
+        ("search", source(search_config(s))),
+        ("direct", source(direct_config(s))),
+    ] {
+        assert_rejected(
+            sign_in(&src, "alice", "not-her-password").await,
+            RejectReason::InvalidCredentials,
+            &format!("{mode}: wrong password"),
+        );
+        assert_rejected(
+            sign_in(&src, "nobody", "alice-password").await,
+            RejectReason::InvalidCredentials,
+            &format!("{mode}: unknown user"),
+        );
+        // The service account is not a person.
+        assert_rejected(
+            sign_in(&src, "svc", "svc-secret").await,
+            RejectReason::InvalidCredentials,
+            &format!("{mode}: service account"),
+        );
+        // And the source still works after failures.
+        sign_in(&src, "bob", "bob-password").await.expect("bob after failures");
+    }
+}
+
+#[tokio::test]
+async fn rename_in_the_directory_keeps_the_subject() {
+    let s = Slapd::shared();
+    let src = source(search_config(s));
+    let before = sign_in(&src, "dora", "dora-password").await.expect("dora");
+    assert_eq!(before.groups, vec!["staff".to_owned()]);
+    s.modify(
+        "dn: uid=dora,ou=people,dc=example,dc=org\nchangetype: modrdn\nnewrdn: uid=dora.renamed\ndeleteoldrdn: 1\n",
+    );
+    let after = sign_in(&src, "dora.renamed", "dora-password")
+        .await
+        .expect("renamed dora");
+    assert_eq!(after.subject, before.subject, "entryUUID survives a rename");
+    assert_eq!(after.login.as_deref(), Some("dora.renamed"));
+    // refint rewrote the group's member value, so memberOf still lists the group.
+    assert_eq!(after.groups, vec!["staff".to_owned()]);
+    assert_rejected(
+        sign_in(&src, "dora", "dora-password").await,
+        RejectReason::InvalidCredentials,
+        "old name",
+    );
+}

@@ -1,0 +1,333 @@
+//! A throwaway OpenLDAP `slapd` for tests and benchmarks: its own config, data folder, certificates and loopback
+//! ports, loaded with `tests/ldap/directory.ldif`.
+//!
+//! Included with `#[path = ".../tests/ldap/slapd.rs"] mod slapd;` by the LDAP provider's tests and its
+//! benchmark, so both run against the same server setup. It never skips: when slapd is not installed it panics
+//! with the command that installs it.
+//!
+//! Lifetime: slapd runs in the foreground under `run-slapd.sh`, which stops it as soon as our end of its
+//! standard-input pipe closes: on [`Slapd::stop`], on drop, or when the test process exits or dies (the kernel
+//! closes the pipe). That is what lets [`Slapd::shared`] live in a `static` that is never dropped without leaving
+//! a stray slapd behind.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The directory's suffix.
+pub const BASE: &str = "dc=example,dc=org";
+/// Where people live.
+pub const PEOPLE: &str = "ou=people,dc=example,dc=org";
+/// Where groups live.
+pub const GROUPS: &str = "ou=groups,dc=example,dc=org";
+/// The rootdn (bypasses ACLs): for fixtures only.
+pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+/// The rootdn's password.
+pub const ADMIN_PASSWORD: &str = "admin-secret";
+/// The least-privileged service account.
+pub const SVC_DN: &str = "cn=svc,ou=services,dc=example,dc=org";
+/// Its password.
+pub const SVC_PASSWORD: &str = "svc-secret";
+
+/// How to configure one server.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Offer ldaps on a second port and StartTLS on the plain one.
+    pub tls: bool,
+    /// `allow bind_anon_dn`: a DN with an empty password binds as anonymous (RFC 4513 5.1.2).
+    pub allow_bind_anon_dn: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tls: true,
+            allow_bind_anon_dn: false,
+        }
+    }
+}
+
+/// One running (or stopped, restartable) slapd.
+#[derive(Debug)]
+pub struct Slapd {
+    /// Config, data, certificates and log.
+    pub dir: PathBuf,
+    /// Plain LDAP (and StartTLS when TLS is on).
+    pub ldap_port: u16,
+    /// LDAPS, when TLS is on.
+    pub ldaps_port: Option<u16>,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    // Removes the folder on drop; `None` for the shared server, whose folder run-slapd.sh removes.
+    tmp: Option<tempfile::TempDir>,
+}
+
+fn support_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ldap")
+}
+
+fn find_slapd() -> PathBuf {
+    for candidate in ["/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/local/libexec/slapd"] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    if let Ok(path) = which("slapd") {
+        return path;
+    }
+    panic!(
+        "slapd (OpenLDAP) is not installed; the LDAP tests need a real server. Run `sudo tests/ldap/install.sh` \
+         from the repository root (installs slapd, ldap-utils and openssl), then run the tests again."
+    );
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    let path = std::env::var_os("PATH").ok_or(())?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+fn require_tool(name: &str) {
+    if which(name).is_err() {
+        panic!("`{name}` is not installed; run `sudo tests/ldap/install.sh` from the repository root");
+    }
+}
+
+/// A port nobody listens on right now (the kernel's pick). Racy by nature; [`Slapd::start`] retries.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+impl Slapd {
+    /// The server shared by every test of one test binary: TLS on, `bind_anon_dn` off. Started on first use,
+    /// stopped when the test process exits.
+    pub fn shared() -> &'static Slapd {
+        static SHARED: OnceLock<Slapd> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let mut s = Slapd::create(Options::default());
+            // Nobody drops a static: let run-slapd.sh remove the folder when the process goes away.
+            let tmp = s.tmp.take().unwrap();
+            let kept = tmp.keep();
+            s.launch(Some(&kept));
+            s.load_fixtures();
+            s
+        })
+    }
+
+    /// A server of its own, for tests that stop it or need a different configuration.
+    pub fn start(opts: Options) -> Slapd {
+        let mut s = Slapd::create(opts);
+        s.launch(None);
+        s.load_fixtures();
+        s
+    }
+
+    fn create(opts: Options) -> Slapd {
+        // Fail early, with the install hint, before making any files.
+        find_slapd();
+        require_tool("ldapadd");
+        if opts.tls {
+            require_tool("openssl");
+        }
+        let tmp = tempfile::Builder::new().prefix("vestibule-slapd-").tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        if opts.tls {
+            let status = Command::new("sh")
+                .arg(support_dir().join("gen-cert.sh"))
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "gen-cert.sh failed");
+        }
+        let template = std::fs::read_to_string(support_dir().join("slapd.conf.in")).unwrap();
+        let d = dir.display().to_string();
+        let tls = if opts.tls {
+            format!(
+                "TLSCACertificateFile {d}/ca.crt\nTLSCertificateFile {d}/server.crt\nTLSCertificateKeyFile {d}/server.key"
+            )
+        } else {
+            String::new()
+        };
+        let allow = if opts.allow_bind_anon_dn {
+            "allow bind_anon_dn"
+        } else {
+            ""
+        };
+        let conf = template
+            .replace("@DIR@", &d)
+            .replace("@ALLOW@", allow)
+            .replace("@TLS@", &tls);
+        std::fs::write(dir.join("slapd.conf"), conf).unwrap();
+        Slapd {
+            dir,
+            ldap_port: 0,
+            ldaps_port: if opts.tls { Some(0) } else { None },
+            child: None,
+            stdin: None,
+            tmp: Some(tmp),
+        }
+    }
+
+    /// Starts slapd on fresh ports (first start) or on the same ports again (restart), and waits until it
+    /// answers.
+    fn launch(&mut self, cleanup: Option<&Path>) {
+        let first = self.ldap_port == 0;
+        let mut last_log = String::new();
+        for _attempt in 0..5 {
+            if first {
+                self.ldap_port = free_port();
+                if self.ldaps_port.is_some() {
+                    self.ldaps_port = Some(free_port());
+                }
+            }
+            let mut urls = format!("ldap://127.0.0.1:{}/", self.ldap_port);
+            if let Some(p) = self.ldaps_port {
+                urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
+            }
+            let log = self.dir.join("slapd.log");
+            let _ = std::fs::remove_file(&log);
+            let mut cmd = Command::new("sh");
+            cmd.arg(support_dir().join("run-slapd.sh"))
+                .arg(find_slapd())
+                .arg(self.dir.join("slapd.conf"))
+                .arg(&urls)
+                .arg(&log);
+            if let Some(c) = cleanup {
+                cmd.arg(c);
+            }
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            self.stdin = child.stdin.take();
+            self.child = Some(child);
+            if self.wait_ready(Duration::from_secs(10)) {
+                return;
+            }
+            last_log = std::fs::read_to_string(&log).unwrap_or_default();
+            self.stop();
+            if !first {
+                break;
+            }
+        }
+        panic!("slapd did not start; its log:\n{last_log}");
+    }
+
+    fn wait_ready(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut ports = vec![self.ldap_port];
+        ports.extend(self.ldaps_port);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+            }
+            // The wrapper outlives a slapd that failed to start: look at the pid file slapd writes once its
+            // listeners are open, then at the ports themselves.
+            let all_up = ports.iter().all(|p| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], *p));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            });
+            if all_up && self.dir.join("slapd.pid").exists() {
+                return true;
+            }
+            let log = std::fs::read_to_string(self.dir.join("slapd.log")).unwrap_or_default();
+            if log.contains("slapd stopped") || log.contains("daemon: bind(") {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        false
+    }
+
+    fn load_fixtures(&self) {
+        self.ldap_cmd(
+            "ldapadd",
+            &std::fs::read_to_string(support_dir().join("directory.ldif")).unwrap(),
+        );
+    }
+
+    /// Applies LDIF with `ldapmodify` as the rootdn (adds need `changetype: add`).
+    pub fn modify(&self, ldif: &str) {
+        self.ldap_cmd("ldapmodify", ldif);
+    }
+
+    /// Like [`Slapd::modify`] with the ManageDsaIT control, to add or change referral objects themselves.
+    pub fn modify_manage_dsa_it(&self, ldif: &str) {
+        self.ldap_cmd_args("ldapmodify", &["-M"], ldif);
+    }
+
+    fn ldap_cmd(&self, tool: &str, ldif: &str) {
+        self.ldap_cmd_args(tool, &[], ldif);
+    }
+
+    fn ldap_cmd_args(&self, tool: &str, extra: &[&str], ldif: &str) {
+        use std::io::Write;
+        let mut child = Command::new(tool)
+            .args(["-x", "-H", &self.ldap_url(), "-D", ADMIN_DN, "-w", ADMIN_PASSWORD])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(ldif.as_bytes()).unwrap();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{tool} failed: {err}");
+    }
+
+    /// Stops slapd and waits until it is gone; the data stays for [`Slapd::restart`].
+    pub fn stop(&mut self) {
+        // Closing the pipe is the stop signal (see run-slapd.sh).
+        drop(self.stdin.take());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped server again on the same ports with the same data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart of a running slapd");
+        self.launch(None);
+    }
+
+    /// `ldap://127.0.0.1:PORT`
+    pub fn ldap_url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.ldap_port)
+    }
+
+    /// `ldaps://127.0.0.1:PORT`
+    pub fn ldaps_url(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port.unwrap())
+    }
+
+    /// The CA that signed the server certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+
+    /// A CA that signed nothing here.
+    pub fn other_ca_file(&self) -> PathBuf {
+        self.dir.join("other-ca.crt")
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
