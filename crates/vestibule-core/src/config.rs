@@ -26,11 +26,7 @@ impl ConfigIssue {
 
 /// Reads a secret named by a `<name>_file` or `<name>_env` key (exactly one of them), so that secrets never sit
 /// inline in a config file. A trailing newline in the file is dropped, as `echo secret > file` leaves one.
-pub fn read_secret(
-    name: &str,
-    file: Option<&PathBuf>,
-    env: Option<&str>,
-) -> Result<SecretString, ConfigIssue> {
+pub fn read_secret(name: &str, file: Option<&PathBuf>, env: Option<&str>) -> Result<SecretString, ConfigIssue> {
     match (file, env) {
         (Some(_), Some(_)) => Err(ConfigIssue::new(
             format!("{name}_file"),
@@ -63,10 +59,7 @@ pub fn read_secret(
 
 fn non_empty(name: &str, suffix: &str, value: &str) -> Result<SecretString, ConfigIssue> {
     if value.is_empty() {
-        return Err(ConfigIssue::new(
-            format!("{name}{suffix}"),
-            "the secret is empty",
-        ));
+        return Err(ConfigIssue::new(format!("{name}{suffix}"), "the secret is empty"));
     }
     Ok(SecretString::from(value.to_owned()))
 }
@@ -79,8 +72,7 @@ mod tests {
 
     #[test]
     fn file_secrets_drop_one_trailing_newline() {
-        let dir =
-            std::env::temp_dir().join(format!("vestibule-core-secret-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("vestibule-core-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("s");
         std::fs::write(&path, "hunter2 \n").expect("write");
@@ -95,8 +87,7 @@ mod tests {
         let p = PathBuf::from("/nonexistent/vestibule");
         let e = read_secret("client_secret", Some(&p), Some("X")).expect_err("both");
         assert!(e.message.contains("only one"));
-        let e = read_secret("client_secret", None, Some("VESTIBULE_SURELY_UNSET_VAR"))
-            .expect_err("unset");
+        let e = read_secret("client_secret", None, Some("VESTIBULE_SURELY_UNSET_VAR")).expect_err("unset");
         assert_eq!(e.key, "client_secret_env");
         assert!(!e.message.contains("hunter"));
     }

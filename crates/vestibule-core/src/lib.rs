@@ -67,6 +67,4 @@ pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
 pub use local::{CredentialRepository, StoredPassword};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use source::{
-    AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, RedirectFlow, RedirectStart,
-};
+pub use source::{AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, RedirectFlow, RedirectStart};

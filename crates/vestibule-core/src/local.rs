@@ -38,10 +38,5 @@ pub trait CredentialRepository: Send + Sync {
     /// The record for a login name, compared exactly as stored.
     async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError>;
     /// Replaces a hash, only if it is still `old_hash` (a concurrent change wins). Used to upgrade parameters.
-    async fn replace_password_hash(
-        &self,
-        account: &AccountId,
-        old_hash: &str,
-        new_hash: &str,
-    ) -> Result<(), BoxError>;
+    async fn replace_password_hash(&self, account: &AccountId, old_hash: &str, new_hash: &str) -> Result<(), BoxError>;
 }

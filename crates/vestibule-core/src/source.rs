@@ -39,11 +39,7 @@ impl fmt::Debug for Flow<'_> {
 pub trait PasswordFlow: Send + Sync {
     /// Proves an identity or says why not. Implementations must refuse empty passwords themselves, spend similar
     /// effort on unknown and known login names, and never put the password in an error.
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &SecretString,
-    ) -> Result<ExternalIdentity, SourceError>;
+    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError>;
 }
 
 /// Sends the browser to an identity provider and verifies what comes back.

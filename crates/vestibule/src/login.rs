@@ -14,7 +14,6 @@ use crate::{Broker, ClientInfo, LoginError, NewSession, SecretToken};
 
 /// What a successful primary sign-in leads to.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum LoginOutcome {
     /// Signed in: set the session cookie.
     SignedIn(NewSession),

@@ -75,17 +75,10 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// A hasher with these parameters; also computes the dummy hash that unknown login names are checked against.
     pub fn new(settings: Argon2Settings) -> Result<Self, HashError> {
-        let params = Params::new(
-            settings.memory_kib,
-            settings.iterations,
-            settings.parallelism,
-            None,
-        )
-        .map_err(|e| HashError::Params(e.to_string()))?;
+        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
+            .map_err(|e| HashError::Params(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         // The dummy's password is random and thrown away: nothing can ever match it.
         let mut random = [0u8; 32];
         rand::RngCore::fill_bytes(&mut OsRng, &mut random);
@@ -121,11 +114,7 @@ impl PasswordHasher {
     }
 
     /// Checks a password against a stored PHC string.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: String,
-    ) -> Result<Verification, HashError> {
+    pub async fn verify(&self, password: SecretString, stored: String) -> Result<Verification, HashError> {
         let argon2 = self.argon2.clone();
         let settings = self.settings;
         self.blocking(move || {
@@ -151,37 +140,21 @@ impl PasswordHasher {
     /// Spends the same effort as a real verification, for a login name that does not exist, so that timing does
     /// not tell which names are taken.
     pub async fn verify_dummy(&self, password: SecretString) -> Result<(), HashError> {
-        self.verify(password, self.dummy_hash.clone())
-            .await
-            .map(|_| ())
+        self.verify(password, self.dummy_hash.clone()).await.map(|_| ())
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, HashError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| HashError::Worker)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|_| HashError::Worker)
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Worker)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| HashError::Worker)
     }
 }
 
 fn has_settings(hash: &PasswordHash<'_>, want: Argon2Settings) -> bool {
-    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into())
-    {
+    if hash.algorithm != Algorithm::Argon2id.ident() || hash.version != Some(Version::V0x13.into()) {
         return false;
     }
     match Params::try_from(hash) {
-        Ok(p) => {
-            p.m_cost() == want.memory_kib
-                && p.t_cost() == want.iterations
-                && p.p_cost() == want.parallelism
-        }
+        Ok(p) => p.m_cost() == want.memory_kib && p.t_cost() == want.iterations && p.p_cost() == want.parallelism,
         Err(_) => false,
     }
 }
@@ -204,10 +177,7 @@ mod tests {
         assert_eq!((d.memory_kib, d.iterations, d.parallelism), (19456, 2, 1));
         let h = PasswordHasher::new(d).expect("hasher");
         let hash = h.hash("a password".into()).await.expect("hash");
-        assert!(
-            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-            "{hash}"
-        );
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
     }
 
     #[tokio::test]
@@ -217,9 +187,7 @@ mod tests {
         let b = h.hash("same password".into()).await.expect("hash");
         assert_ne!(a, b);
         assert_eq!(
-            h.verify("same password".into(), a.clone())
-                .await
-                .expect("verify"),
+            h.verify("same password".into(), a.clone()).await.expect("verify"),
             Verification::Match
         );
         assert!(!h
@@ -249,9 +217,7 @@ mod tests {
         })
         .expect("hasher");
         assert_eq!(
-            new.verify("upgrade me please".into(), hash)
-                .await
-                .expect("verify"),
+            new.verify("upgrade me please".into(), hash).await.expect("verify"),
             Verification::MatchNeedsRehash
         );
     }

@@ -60,10 +60,7 @@ mod tests {
         let p = PasswordPolicy::default();
         assert_eq!(p.check("short"), Err(PolicyError::TooShort(8)));
         assert!(p.check("eight ch").is_ok());
-        assert!(
-            p.check("🔑🔑🔑🔑🔑🔑🔑🔑").is_ok(),
-            "8 emoji are 8 characters"
-        );
+        assert!(p.check("🔑🔑🔑🔑🔑🔑🔑🔑").is_ok(), "8 emoji are 8 characters");
         assert!(p.check(&"x".repeat(128)).is_ok());
         assert_eq!(p.check(&"x".repeat(129)), Err(PolicyError::TooLong(128)));
         assert!(p.check("with spaces in it").is_ok());

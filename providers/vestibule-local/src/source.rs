@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vestibule_core::{
-    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordFlow, RejectReason,
-    SourceError, SourceId, Subject,
+    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordFlow, RejectReason, SourceError, SourceId,
+    Subject,
 };
 
 use crate::{Argon2Settings, PasswordHasher, PasswordPolicy, Verification};
@@ -46,17 +46,10 @@ impl fmt::Debug for LocalSource {
 
 impl LocalSource {
     /// A source over `repo`, hashing with `hasher`.
-    pub fn new(
-        config: &LocalConfig,
-        repo: Arc<dyn CredentialRepository>,
-        hasher: Arc<PasswordHasher>,
-    ) -> Self {
+    pub fn new(config: &LocalConfig, repo: Arc<dyn CredentialRepository>, hasher: Arc<PasswordHasher>) -> Self {
         LocalSource {
             id: config.id.clone(),
-            display_name: config
-                .display_name
-                .clone()
-                .unwrap_or_else(|| "Password".to_owned()),
+            display_name: config.display_name.clone().unwrap_or_else(|| "Password".to_owned()),
             repo,
             hasher,
             policy: config.password,
@@ -92,11 +85,7 @@ fn unavailable(e: impl Into<vestibule_core::BoxError>) -> SourceError {
 
 #[async_trait]
 impl PasswordFlow for LocalSource {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &SecretString,
-    ) -> Result<ExternalIdentity, SourceError> {
+    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
         let record = self.repo.find_password(login).await.map_err(unavailable)?;
         // Empty, over-long and unknown all cost one argon2 verification, so that neither the answer nor its
         // timing says which case it was. Over-long input is cut for the dummy only, to bound the work.
@@ -105,17 +94,12 @@ impl PasswordFlow for LocalSource {
             len > 0 && len <= self.policy.max_length.max(1024)
         }) else {
             let bounded: String = password.expose_secret().chars().take(1024).collect();
-            self.hasher
-                .verify_dummy(bounded.into())
-                .await
-                .map_err(unavailable)?;
-            return Err(SourceError::Rejected(
-                if password.expose_secret().is_empty() {
-                    RejectReason::EmptyPassword
-                } else {
-                    RejectReason::InvalidCredentials
-                },
-            ));
+            self.hasher.verify_dummy(bounded.into()).await.map_err(unavailable)?;
+            return Err(SourceError::Rejected(if password.expose_secret().is_empty() {
+                RejectReason::EmptyPassword
+            } else {
+                RejectReason::InvalidCredentials
+            }));
         };
         let outcome = self
             .hasher
@@ -129,12 +113,10 @@ impl PasswordFlow for LocalSource {
             return Err(SourceError::Rejected(RejectReason::AccountDisabled));
         }
         if outcome == Verification::MatchNeedsRehash {
-            self.upgrade(&record.account_id, &record.password_hash, password)
-                .await;
+            self.upgrade(&record.account_id, &record.password_hash, password).await;
         }
-        let mut identity =
-            ExternalIdentity::new(self.id.clone(), Subject::new(record.account_id.as_str())?)
-                .with_login(record.username);
+        let mut identity = ExternalIdentity::new(self.id.clone(), Subject::new(record.account_id.as_str())?)
+            .with_login(record.username);
         if let Some(name) = record.display_name {
             identity = identity.with_display_name(name);
         }
@@ -147,12 +129,7 @@ impl PasswordFlow for LocalSource {
 
 impl LocalSource {
     /// Re-hashes with the current parameters. A failure here must not fail the sign-in that triggered it.
-    async fn upgrade(
-        &self,
-        account: &vestibule_core::AccountId,
-        old: &str,
-        password: &SecretString,
-    ) {
+    async fn upgrade(&self, account: &vestibule_core::AccountId, old: &str, password: &SecretString) {
         match self.hasher.hash(password.clone()).await {
             Ok(new) => {
                 if let Err(e) = self.repo.replace_password_hash(account, old, &new).await {
@@ -181,19 +158,9 @@ mod tests {
     #[async_trait]
     impl CredentialRepository for MapRepo {
         async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
-            Ok(self
-                .0
-                .lock()
-                .map_err(|_| "poisoned")?
-                .get(username)
-                .cloned())
+            Ok(self.0.lock().map_err(|_| "poisoned")?.get(username).cloned())
         }
-        async fn replace_password_hash(
-            &self,
-            account: &AccountId,
-            old: &str,
-            new: &str,
-        ) -> Result<(), BoxError> {
+        async fn replace_password_hash(&self, account: &AccountId, old: &str, new: &str) -> Result<(), BoxError> {
             let mut m = self.0.lock().map_err(|_| "poisoned")?;
             for r in m.values_mut() {
                 if &r.account_id == account && r.password_hash == old {
@@ -249,10 +216,7 @@ mod tests {
     #[tokio::test]
     async fn right_password_proves_the_account() {
         let (_, s) = setup(64, 64, false).await;
-        let id = s
-            .authenticate("alice", &"correct horse".into())
-            .await
-            .expect("ok");
+        let id = s.authenticate("alice", &"correct horse".into()).await.expect("ok");
         assert_eq!(id.subject.as_str(), "acc1");
         assert_eq!(id.login.as_deref(), Some("alice"));
         assert_eq!(id.email.as_deref(), Some("alice@example.org"));
@@ -302,9 +266,7 @@ mod tests {
     #[tokio::test]
     async fn old_hashes_are_upgraded_on_success() {
         let (repo, s) = setup(64, 96, false).await;
-        s.authenticate("alice", &"correct horse".into())
-            .await
-            .expect("ok");
+        s.authenticate("alice", &"correct horse".into()).await.expect("ok");
         let stored = repo.0.lock().expect("lock")["alice"].password_hash.clone();
         assert!(stored.contains("m=96,"), "{stored}");
         // And the upgraded hash still verifies.

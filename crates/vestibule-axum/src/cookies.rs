@@ -1,0 +1,90 @@
+//! The broker's cookies. With https they carry the `__Host-` prefix (which the browser only accepts with `Secure`,
+//! `Path=/` and no `Domain`, so a sibling subdomain cannot plant or shadow them); all are `HttpOnly` and
+//! `SameSite=Lax` (Lax, not Strict, so the session survives the top-level return from an identity provider).
+
+use http::header::COOKIE;
+use http::HeaderMap;
+
+#[derive(Debug, Clone)]
+pub(crate) struct CookieNames {
+    pub(crate) session: &'static str,
+    pub(crate) csrf: &'static str,
+    pub(crate) flow: &'static str,
+    secure: bool,
+}
+
+impl CookieNames {
+    pub(crate) fn new(secure: bool) -> Self {
+        if secure {
+            CookieNames {
+                session: "__Host-vestibule-session",
+                csrf: "__Host-vestibule-csrf",
+                flow: "__Host-vestibule-flow",
+                secure,
+            }
+        } else {
+            CookieNames { session: "vestibule-session", csrf: "vestibule-csrf", flow: "vestibule-flow", secure }
+        }
+    }
+
+    /// Whether cookies are `Secure` (the deployment is https).
+    pub(crate) fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// A `Set-Cookie` value. `max_age` of `None` makes a browser-session cookie.
+    pub(crate) fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
+        let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        c
+    }
+
+    /// A `Set-Cookie` value that deletes the cookie.
+    pub(crate) fn clear(&self, name: &str) -> String {
+        self.set(name, "", Some(0))
+    }
+}
+
+/// The first value of cookie `name` in the request. Values are opaque tokens of ours, so no unquoting is needed.
+pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn secure_cookies_use_the_host_prefix() {
+        let c = CookieNames::new(true);
+        let s = c.set(c.session, "v", None);
+        assert_eq!(s, "__Host-vestibule-session=v; Path=/; HttpOnly; SameSite=Lax; Secure");
+        assert!(c.clear(c.flow).contains("Max-Age=0"));
+        let dev = CookieNames::new(false);
+        assert!(!dev.set(dev.session, "v", None).contains("Secure"));
+    }
+
+    #[test]
+    fn cookie_lookup_is_exact() {
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, HeaderValue::from_static("a=1; vestibule-session-x=2; vestibule-session=3"));
+        assert_eq!(get(&h, "vestibule-session"), Some("3"));
+        assert_eq!(get(&h, "a"), Some("1"));
+        assert_eq!(get(&h, "b"), None);
+    }
+}

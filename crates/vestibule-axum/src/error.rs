@@ -1,0 +1,126 @@
+//! The one place errors become HTTP. A handler returns [`AppError`]; its `IntoResponse` picks the status and the
+//! words the person sees, logs the cause with a reference id, and leaves a marker that the page middleware turns
+//! into a rendered page (it knows the mount path for links). No cause, stack trace or internal detail reaches the
+//! response.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use vestibule_core::BoxError;
+
+/// Every failure a broker route can answer with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A malformed request (bad form encoding, missing field).
+    #[error("bad request")]
+    BadRequest,
+    /// A missing or wrong CSRF token: nothing was changed.
+    #[error("csrf check failed")]
+    Csrf,
+    /// No such page or source.
+    #[error("not found")]
+    NotFound,
+    /// A redirect callback that this browser did not start, or already used, or too late.
+    #[error("invalid sign-in flow")]
+    InvalidFlow,
+    /// A redirect sign-in whose answer failed verification, or a refused account: one generic page.
+    #[error("sign-in failed")]
+    SignInFailed,
+    /// The person cancelled at the identity provider.
+    #[error("cancelled")]
+    Cancelled,
+    /// A sign-in source or the database is down.
+    #[error("unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// What the page middleware renders for an error response.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorPage {
+    pub(crate) title: &'static str,
+    pub(crate) message: &'static str,
+    pub(crate) reference: Option<String>,
+}
+
+fn reference_id() -> String {
+    let mut b = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            AppError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request", "The request could not be understood."),
+            AppError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form is no longer valid (it may have expired or come from another site). Nothing was changed; \
+                 please go back, reload the page and try again.",
+            ),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here."),
+            AppError::InvalidFlow => (
+                StatusCode::BAD_REQUEST,
+                "Sign-in expired",
+                "This sign-in attempt is no longer valid. Please start again from the sign-in page.",
+            ),
+            AppError::SignInFailed => {
+                (StatusCode::UNAUTHORIZED, "Sign-in failed", "We could not sign you in. Please try again.")
+            }
+            AppError::Cancelled => {
+                (StatusCode::OK, "Sign-in cancelled", "The sign-in was cancelled at the provider. You are not signed in.")
+            }
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in provider unavailable",
+                "The sign-in provider is not answering right now. Please try again in a moment, or use another way \
+                 to sign in.",
+            ),
+            AppError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Something went wrong on our side. If it keeps happening, give the reference below to your \
+                 administrator.",
+            ),
+        };
+        let reference = match &self {
+            AppError::Internal(cause) | AppError::Unavailable(cause) => {
+                let r = reference_id();
+                tracing::error!(reference = %r, status = status.as_u16(), error = %chain(cause.as_ref()), "request failed");
+                Some(r)
+            }
+            other => {
+                tracing::info!(status = status.as_u16(), error = %other, "request refused");
+                None
+            }
+        };
+        let mut res = status.into_response();
+        res.extensions_mut().insert(ErrorPage { title, message, reference });
+        res
+    }
+}
+
+impl From<vestibule::BrokerError> for AppError {
+    fn from(e: vestibule::BrokerError) -> Self {
+        AppError::Internal(Box::new(e))
+    }
+}
+
+impl From<vestibule_store::StoreError> for AppError {
+    fn from(e: vestibule_store::StoreError) -> Self {
+        AppError::Internal(Box::new(e))
+    }
+}

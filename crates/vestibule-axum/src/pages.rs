@@ -1,0 +1,98 @@
+//! askama pages. Templates live in the workspace's `templates/` folder; every value is HTML-escaped by askama.
+
+use askama::Template;
+use vestibule_core::Timestamp;
+
+use crate::Vestibule;
+
+/// A source as the login page lists it.
+pub(crate) struct SourceLink {
+    pub(crate) id: String,
+    pub(crate) name: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) next: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) password_sources: Vec<SourceLink>,
+    pub(crate) redirect_sources: Vec<SourceLink>,
+}
+
+pub(crate) struct IdentityRow {
+    pub(crate) source: String,
+    pub(crate) login: Option<String>,
+    pub(crate) since: String,
+}
+
+pub(crate) struct SessionRow {
+    pub(crate) current: bool,
+    pub(crate) ip: String,
+    pub(crate) user_agent: String,
+    pub(crate) created: String,
+    pub(crate) last_seen: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub(crate) struct AccountPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) identities: Vec<IdentityRow>,
+    pub(crate) sessions: Vec<SessionRow>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    mount: &'a str,
+    title: &'a str,
+    message: &'a str,
+    reference: Option<&'a str>,
+}
+
+/// Renders a template; a template that fails to render is a bug, logged, and answered with a bare page.
+pub(crate) fn render(t: &impl Template) -> String {
+    t.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "template rendering failed");
+        "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
+    })
+}
+
+pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Option<&str>) -> String {
+    render(&MessagePage { mount: &v.inner.mount, title, message, reference })
+}
+
+/// `2026-11-28 21:30 UTC` from Unix seconds (proleptic Gregorian, Howard Hinnant's days-to-civil).
+pub(crate) fn utc(ts: Timestamp) -> String {
+    let days = ts.0.div_euclid(86_400);
+    let secs = ts.0.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(utc(Timestamp(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(Timestamp(951_782_400)), "2000-02-29 00:00 UTC");
+        assert_eq!(utc(Timestamp(1_795_901_400)), "2026-11-28 21:30 UTC");
+    }
+}

@@ -1,0 +1,63 @@
+use std::sync::Arc;
+
+use vestibule::Broker;
+
+use crate::cookies::CookieNames;
+
+/// How the broker's routes behave over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Where the router is nested: `""` at the root (the standalone server), `"/auth"` when embedded.
+    pub mount: String,
+    /// `Secure` cookies with the `__Host-` prefix. Must be true whenever the public URL is https; false only for
+    /// loopback development (the server refuses it elsewhere).
+    pub secure_cookies: bool,
+    /// Where a sign-in lands when `next` is absent or unsafe (default: the account page under `mount`).
+    pub landing: Option<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { mount: String::new(), secure_cookies: true, landing: None }
+    }
+}
+
+/// The broker plus its HTTP settings: the state of the router and of the layer. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Vestibule {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) mount: String,
+    pub(crate) landing: String,
+    pub(crate) cookies: CookieNames,
+}
+
+impl Vestibule {
+    /// Wraps a broker.
+    pub fn new(broker: Arc<Broker>, settings: HttpSettings) -> Self {
+        let mount = settings.mount.trim_end_matches('/').to_owned();
+        let landing = settings.landing.clone().unwrap_or_else(|| format!("{mount}/account"));
+        Vestibule {
+            inner: Arc::new(Inner { broker, cookies: CookieNames::new(settings.secure_cookies), mount, landing }),
+        }
+    }
+
+    /// The broker.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.inner.broker
+    }
+
+    /// The layer that resolves sessions for the app's own routes.
+    pub fn layer(&self) -> crate::SessionLayer {
+        crate::SessionLayer::new(self.clone())
+    }
+
+    /// The login page's path, with the mount prefix.
+    pub fn login_path(&self) -> String {
+        format!("{}/login", self.inner.mount)
+    }
+}
