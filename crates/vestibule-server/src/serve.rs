@@ -1,0 +1,206 @@
+//! Building the broker from configuration and serving it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use vestibule::Broker;
+use vestibule_axum::{HttpSettings, Vestibule};
+use vestibule_core::{AuthSource, CredentialRepository, Timestamp};
+use vestibule_local::{LocalSource, PasswordHasher};
+use vestibule_store::{AuditEvent, NewLocalAccount, Store, StoreError};
+
+use crate::config::{FileConfig, SourceConfig};
+
+pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
+    // The URL may carry a password: name only the scheme in errors.
+    let scheme = cfg.database.url.split(':').next().unwrap_or("?").to_owned();
+    let store = Store::connect(&cfg.database.url)
+        .await
+        .map_err(|e| format!("cannot open the {scheme} database: {}", chain(&e)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the {scheme} database: {}", chain(&e)))?;
+    Ok(store)
+}
+
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Vec<Arc<dyn AuthSource>>, String> {
+    let mut out: Vec<Arc<dyn AuthSource>> = Vec::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        let issue = |e: vestibule_core::ConfigIssue| format!("sources[{i}].{}: {}", e.key, e.message);
+        let source: Arc<dyn AuthSource> = match s {
+            SourceConfig::Local(c) => {
+                let hasher = PasswordHasher::new(c.argon2).map_err(|e| format!("sources[{i}].argon2: {e}"))?;
+                let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
+                Arc::new(LocalSource::new(c, repo, Arc::new(hasher)))
+            }
+            SourceConfig::Ldap(c) => Arc::new(vestibule_ldap::LdapSource::new(c.clone()).map_err(issue)?),
+            SourceConfig::Oidc(c) => Arc::new(vestibule_oidc::OidcSource::new(c.clone()).map_err(issue)?),
+            SourceConfig::Google(c) => Arc::new(vestibule_oidc::OidcSource::google(c.clone()).map_err(issue)?),
+            SourceConfig::Github(c) => Arc::new(vestibule_oidc::GithubSource::new(c.clone()).map_err(issue)?),
+        };
+        out.push(source);
+    }
+    Ok(out)
+}
+
+/// Whether the deployment may serve: plain HTTP is only for loopback development or behind a TLS proxy.
+fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) -> Result<bool, String> {
+    let https = public_url.scheme() == "https";
+    if bind.ip().is_loopback() {
+        if !https {
+            tracing::warn!(
+                "development mode: serving http on loopback {bind}; cookies are not Secure. Set [server] public_url \
+                 to an https URL for anything but local development"
+            );
+        }
+        return Ok(https);
+    }
+    if https && cfg.server.behind_tls_proxy {
+        return Ok(true);
+    }
+    Err(format!(
+        "refusing to serve plain HTTP on the non-loopback address {bind}: sessions and passwords would cross the \
+         network unencrypted. Put a TLS-terminating reverse proxy in front and set, under [server], \
+         public_url = \"https://your.host\" and behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
+    ))
+}
+
+pub async fn serve(cfg: FileConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(cfg.server.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.bind))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let public = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let public_url = url::Url::parse(&public).map_err(|e| format!("server.public_url: {e}"))?;
+    let secure = transport_check(&cfg, bound, &public_url)?;
+    let store = open_store(&cfg).await?;
+    let sources = build_sources(&cfg, &store)?;
+    let mut builder = Broker::builder(store, public.trim_end_matches('/')).settings(cfg.session);
+    for s in sources {
+        builder = builder.source(s);
+    }
+    let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
+    let _janitor = broker.spawn_janitor();
+    let app = vestibule_axum::router(Vestibule::new(
+        broker,
+        HttpSettings {
+            mount: String::new(),
+            secure_cookies: secure,
+            landing: None,
+        },
+    ));
+    tracing::info!(address = %bound, public_url = %public, "vestibule listening");
+    // Tests and scripts read this line to learn the port when binding to :0.
+    println!("vestibule listening on {bound}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| format!("server error: {e}"))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+pub async fn add_user(
+    cfg: &FileConfig,
+    username: &str,
+    email: Option<String>,
+    display_name: Option<String>,
+    password: String,
+) -> Result<String, String> {
+    let local = cfg
+        .sources
+        .iter()
+        .find_map(|s| match s {
+            SourceConfig::Local(c) => Some(c.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| "the configuration has no `local` source to add users to".to_owned())?;
+    if username.is_empty() || username.len() > 128 || username.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("the username must be 1 to 128 characters without spaces or control characters".into());
+    }
+    if let Some(e) = &email {
+        if !e.contains('@') || e.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("the email address is not valid".into());
+        }
+    }
+    local.password.check(&password).map_err(|e| e.to_string())?;
+    let hasher = PasswordHasher::new(local.argon2).map_err(|e| e.to_string())?;
+    let hash = hasher.hash(password.into()).await.map_err(|e| e.to_string())?;
+    let store = open_store(cfg).await?;
+    let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
+    let created = store
+        .create_local_account(
+            &NewLocalAccount {
+                source: local.id.clone(),
+                username: username.to_owned(),
+                display_name: display_name.or_else(|| Some(username.to_owned())),
+                email,
+                email_verified: false,
+                password_hash: hash,
+            },
+            now,
+        )
+        .await;
+    let id = match created {
+        Ok(id) => id,
+        Err(StoreError::Conflict(_)) => return Err(format!("the username `{username}` is taken")),
+        Err(e) => return Err(format!("cannot create the account: {}", chain(&e))),
+    };
+    audit_created(&store, now, &id, &local.id).await;
+    store.close().await;
+    Ok(id.to_string())
+}
+
+async fn audit_created(
+    store: &Store,
+    now: Timestamp,
+    id: &vestibule_core::AccountId,
+    source: &vestibule_core::SourceId,
+) {
+    let event = AuditEvent {
+        event: "account_created",
+        account_id: Some(id.as_str()),
+        source: Some(source.as_str()),
+        subject: Some(id.as_str()),
+        ip: None,
+        detail: Some("cli"),
+    };
+    if let Err(e) = store.audit(now, &event).await {
+        tracing::error!(error = %e, "could not write the audit log");
+    }
+}
