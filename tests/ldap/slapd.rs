@@ -63,8 +63,6 @@ pub struct Slapd {
     pub ldaps_port: Option<u16>,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
-    // Removes the folder on drop; `None` for the shared server, whose folder run-slapd.sh removes.
-    tmp: Option<tempfile::TempDir>,
 }
 
 fn support_dir() -> PathBuf {
@@ -113,10 +111,7 @@ impl Slapd {
         static SHARED: OnceLock<Slapd> = OnceLock::new();
         SHARED.get_or_init(|| {
             let mut s = Slapd::create(Options::default());
-            // Nobody drops a static: let run-slapd.sh remove the folder when the process goes away.
-            let tmp = s.tmp.take().unwrap();
-            let kept = tmp.keep();
-            s.launch(Some(&kept));
+            s.launch();
             s.load_fixtures();
             s
         })
@@ -125,7 +120,7 @@ impl Slapd {
     /// A server of its own, for tests that stop it or need a different configuration.
     pub fn start(opts: Options) -> Slapd {
         let mut s = Slapd::create(opts);
-        s.launch(None);
+        s.launch();
         s.load_fixtures();
         s
     }
@@ -137,8 +132,13 @@ impl Slapd {
         if opts.tls {
             require_tool("openssl");
         }
-        let tmp = tempfile::Builder::new().prefix("vestibule-slapd-").tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
+        // Kept on disk by us; run-slapd.sh removes it when the server stops for good, which also covers a test
+        // process killed before any destructor runs.
+        let dir = tempfile::Builder::new()
+            .prefix("vestibule-slapd-")
+            .tempdir()
+            .unwrap()
+            .keep();
         std::fs::create_dir_all(dir.join("data")).unwrap();
         if opts.tls {
             let status = Command::new("sh")
@@ -173,13 +173,12 @@ impl Slapd {
             ldaps_port: if opts.tls { Some(0) } else { None },
             child: None,
             stdin: None,
-            tmp: Some(tmp),
         }
     }
 
     /// Starts slapd on fresh ports (first start) or on the same ports again (restart), and waits until it
     /// answers.
-    fn launch(&mut self, cleanup: Option<&Path>) {
+    fn launch(&mut self) {
         let first = self.ldap_port == 0;
         let mut last_log = String::new();
         for _attempt in 0..5 {
@@ -200,10 +199,8 @@ impl Slapd {
                 .arg(find_slapd())
                 .arg(self.dir.join("slapd.conf"))
                 .arg(&urls)
-                .arg(&log);
-            if let Some(c) = cleanup {
-                cmd.arg(c);
-            }
+                .arg(&log)
+                .arg(&self.dir);
             let mut child = cmd
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
@@ -221,6 +218,7 @@ impl Slapd {
                 break;
             }
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
         panic!("slapd did not start; its log:\n{last_log}");
     }
 
@@ -292,8 +290,17 @@ impl Slapd {
 
     /// Stops slapd and waits until it is gone; the data stays for [`Slapd::restart`].
     pub fn stop(&mut self) {
-        // Closing the pipe is the stop signal (see run-slapd.sh).
-        drop(self.stdin.take());
+        self.halt(true);
+    }
+
+    /// Closing the pipe is the stop signal (see run-slapd.sh); "keep" first saves the folder.
+    fn halt(&mut self, keep: bool) {
+        use std::io::Write;
+        if let Some(mut stdin) = self.stdin.take() {
+            if keep {
+                let _ = stdin.write_all(b"keep");
+            }
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
@@ -302,7 +309,7 @@ impl Slapd {
     /// Starts a stopped server again on the same ports with the same data.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "restart of a running slapd");
-        self.launch(None);
+        self.launch();
     }
 
     /// `ldap://127.0.0.1:PORT`
@@ -328,6 +335,6 @@ impl Slapd {
 
 impl Drop for Slapd {
     fn drop(&mut self) {
-        self.stop();
+        self.halt(false);
     }
 }
