@@ -71,6 +71,8 @@
 //! - Every step has a timeout; a directory that is down or silent gives
 //!   [`SourceError::Unavailable`](vestibule_core::SourceError) in bounded time, and sign-in works again when it
 //!   comes back.
+//! - An unknown login name costs a connection and a bind like a known one (to a DN that cannot exist, with a
+//!   fixed password), so response times do not reveal which names exist.
 //! - Wrong password, unknown user and account-state refusals (Active Directory sub-codes) are all
 //!   `InvalidCredentials`; the detail goes to the `tracing` log only. The service password never appears in
 //!   `Debug` output, logs or errors.

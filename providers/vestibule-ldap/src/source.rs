@@ -509,10 +509,28 @@ impl LdapSource {
         }
     }
 
+    /// An unknown login name costs what a known one does (a connection and a bind), so response times do not
+    /// tell which names exist. The bind is to a DN that cannot exist, with a fixed password: the person's
+    /// password is not sent for a name that matched nobody, and no real account's lockout counter moves.
+    async fn spend_a_bind(&self, base: &str) {
+        let nobody = format!("cn=vestibule-no-such-user-{},{base}", self.id);
+        if self.bind_user(&nobody, "vestibule-timing-equalizer").await.is_ok() {
+            // Only a directory that lets anyone in would get here; nothing to undo, but worth knowing.
+            tracing::warn!(source = %self.id, dn = %nobody, "a bind to a DN that does not exist succeeded");
+        }
+    }
+
     async fn sign_in(&self, login: &str, password: &str) -> Result<ExternalIdentity, Failure> {
         let (user_dn, found) = match &self.mode {
             Mode::Search { base, filter, scope } => {
-                let entry = with_service!(self, |ldap| self.find_user(&mut ldap, base, filter, *scope, login))?;
+                let found = with_service!(self, |ldap| self.find_user(&mut ldap, base, filter, *scope, login));
+                let entry = match found {
+                    Err(Failure::Reject(RejectReason::InvalidCredentials)) => {
+                        self.spend_a_bind(base).await;
+                        return Err(Failure::Reject(RejectReason::InvalidCredentials));
+                    }
+                    other => other?,
+                };
                 (entry.dn.clone(), Some(entry))
             }
             Mode::Direct { template } => {

@@ -116,3 +116,54 @@ async fn rename_in_the_directory_keeps_the_subject() {
         "old name",
     );
 }
+
+/// A TCP relay to the shared slapd that counts the connections made through it.
+async fn counting_relay(target_port: u16) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target_port)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn unknown_users_cost_a_bind_like_known_ones() {
+    use std::sync::atomic::Ordering;
+    let s = Slapd::shared();
+    let (port, connections) = counting_relay(s.ldap_port).await;
+    let mut c = search_config(s);
+    c.url = format!("ldap://127.0.0.1:{port}");
+    c.pool_size = 1;
+    let src = source(c);
+    sign_in(&src, "bob", "bob-password")
+        .await
+        .expect("warm the service connection");
+    let before = connections.load(Ordering::SeqCst);
+    assert_rejected(
+        sign_in(&src, "bob", "wrong").await,
+        RejectReason::InvalidCredentials,
+        "wrong password",
+    );
+    let known = connections.load(Ordering::SeqCst) - before;
+    assert_rejected(
+        sign_in(&src, "nobody-at-all", "wrong").await,
+        RejectReason::InvalidCredentials,
+        "unknown",
+    );
+    let unknown = connections.load(Ordering::SeqCst) - before - known;
+    assert_eq!(
+        known, 1,
+        "a known user's password is checked on a connection of its own"
+    );
+    assert_eq!(unknown, known, "an unknown user costs the same connection and bind");
+}
