@@ -63,7 +63,9 @@ async fn access_token(State(s): State<Arc<Shared>>, Form(form): Form<HashMap<Str
     }
     let account = {
         let mut grants = lock(&s.grants);
-        let Some(g) = grants.get_mut(&field("code")) else { return error("bad_verification_code") };
+        let Some(g) = grants.get_mut(&field("code")) else {
+            return error("bad_verification_code");
+        };
         if g.used {
             return error("bad_verification_code");
         }
@@ -87,7 +89,11 @@ async fn user(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(account) = account_of(&s, &headers) else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Bad credentials"}))).into_response();
     };
-    let id: Value = if account == Account::StringId { json!("583231") } else { json!(583231) };
+    let id: Value = if account == Account::StringId {
+        json!("583231")
+    } else {
+        json!(583231)
+    };
     Json(json!({"id": id, "login": "octocat", "name": "The Octocat", "email": "public@unverified.example"}))
         .into_response()
 }
@@ -97,9 +103,11 @@ async fn emails(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         return StatusCode::UNAUTHORIZED.into_response();
     };
     match account {
-        Account::NoEmailScope => {
-            (StatusCode::FORBIDDEN, Json(json!({"message": "Resource not accessible"}))).into_response()
-        }
+        Account::NoEmailScope => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "Resource not accessible"})),
+        )
+            .into_response(),
         Account::PrimaryUnverified => Json(json!([
             {"email": "primary@example.com", "primary": true, "verified": false, "visibility": "private"},
             {"email": "second@example.com", "primary": false, "verified": true, "visibility": null},
@@ -157,7 +165,9 @@ impl FakeGithub {
     /// Plays GitHub's authorization page.
     fn authorize(&self, authorize_url: &str, account: Account) -> CallbackParams {
         let url = url::Url::parse(authorize_url).expect("url");
-        assert!(url.as_str().starts_with(&format!("{}/login/oauth/authorize?", self.base)));
+        assert!(url
+            .as_str()
+            .starts_with(&format!("{}/login/oauth/authorize?", self.base)));
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
         assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
         assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
@@ -166,9 +176,19 @@ impl FakeGithub {
         assert!(q.get("state").is_some_and(|s| s.len() >= 43));
         assert!(q.get("code_challenge").is_some_and(|s| s.len() == 43));
         let code = format!("ghcode{}", self.shared.counter.fetch_add(1, Ordering::SeqCst));
-        lock(&self.shared.grants)
-            .insert(code.clone(), Grant { challenge: q["code_challenge"].clone(), account, used: false });
-        CallbackParams { state: q.get("state").cloned(), code: Some(code), ..CallbackParams::default() }
+        lock(&self.shared.grants).insert(
+            code.clone(),
+            Grant {
+                challenge: q["code_challenge"].clone(),
+                account,
+                used: false,
+            },
+        );
+        CallbackParams {
+            state: q.get("state").cloned(),
+            code: Some(code),
+            ..CallbackParams::default()
+        }
     }
 }
 
@@ -187,17 +207,28 @@ async fn github_sign_in_keys_on_the_numeric_id_and_takes_only_primary_verified_e
 
     let who = sign_in(&gh, &source, Account::Octocat).await.expect("octocat");
     assert_eq!(who.source.as_str(), "github");
-    assert_eq!(who.subject.as_str(), "583231", "subject is the numeric id, never the login");
+    assert_eq!(
+        who.subject.as_str(),
+        "583231",
+        "subject is the numeric id, never the login"
+    );
     assert_eq!(who.login.as_deref(), Some("octocat"));
     assert_eq!(who.display_name.as_deref(), Some("The Octocat"));
     assert_eq!(who.email.as_deref(), Some("octocat@github.com"));
     assert!(who.email_verified);
 
-    let who = sign_in(&gh, &source, Account::PrimaryUnverified).await.expect("unverified primary");
-    assert_eq!(who.email, None, "neither the unverified primary nor a secondary is used");
+    let who = sign_in(&gh, &source, Account::PrimaryUnverified)
+        .await
+        .expect("unverified primary");
+    assert_eq!(
+        who.email, None,
+        "neither the unverified primary nor a secondary is used"
+    );
     assert!(!who.email_verified);
 
-    let who = sign_in(&gh, &source, Account::NoEmailScope).await.expect("no email scope");
+    let who = sign_in(&gh, &source, Account::NoEmailScope)
+        .await
+        .expect("no email scope");
     assert_eq!(who.email, None, "the public /user email is never used");
 
     let r = sign_in(&gh, &source, Account::StringId).await;
@@ -210,7 +241,10 @@ async fn github_refuses_replays_bad_state_and_reports_cancel() {
     let source = gh.source();
     let started = source.start(CALLBACK).await.expect("start");
     let params = gh.authorize(&started.authorize_url, Account::Octocat);
-    source.finish(started.pending.clone(), CALLBACK, &params).await.expect("first");
+    source
+        .finish(started.pending.clone(), CALLBACK, &params)
+        .await
+        .expect("first");
     let replay = source.finish(started.pending, CALLBACK, &params).await;
     assert!(matches!(replay, Err(SourceError::Protocol(_))), "{replay:?}");
 
@@ -219,8 +253,18 @@ async fn github_refuses_replays_bad_state_and_reports_cancel() {
     let mut params = gh.authorize(&started.authorize_url, Account::Octocat);
     params.state = Some("forged".into());
     assert!(source.finish(started.pending.clone(), CALLBACK, &params).await.is_err());
-    let cancel = CallbackParams { error: Some("access_denied".into()), ..CallbackParams::default() };
+    let cancel = CallbackParams {
+        error: Some("access_denied".into()),
+        ..CallbackParams::default()
+    };
     let r = source.finish(started.pending, CALLBACK, &cancel).await;
-    assert!(matches!(r, Err(SourceError::Cancelled(ref c)) if c == "access_denied"), "{r:?}");
-    assert_eq!(gh.shared.token_hits.load(Ordering::SeqCst), hits, "no exchange for refused callbacks");
+    assert!(
+        matches!(r, Err(SourceError::Cancelled(ref c)) if c == "access_denied"),
+        "{r:?}"
+    );
+    assert_eq!(
+        gh.shared.token_hits.load(Ordering::SeqCst),
+        hits,
+        "no exchange for refused callbacks"
+    );
 }

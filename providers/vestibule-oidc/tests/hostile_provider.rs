@@ -127,7 +127,10 @@ fn public_jwk(k: &CoreRsaPrivateSigningKey) -> Value {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn b64json(v: &Value) -> String {
@@ -451,12 +454,18 @@ async fn honest_token_passes_and_every_forgery_is_refused() {
         );
     }
     // A refused ID token ends the flow: only the one forgery that is about userinfo reached userinfo.
-    assert_eq!(op.hits()[3] - userinfo_before, 1, "userinfo called after a refused ID token");
+    assert_eq!(
+        op.hits()[3] - userinfo_before,
+        1,
+        "userinfo called after a refused ID token"
+    );
     // The attacker's key URLs were never fetched.
     assert_eq!(op.hits()[4], 0, "jku/x5u followed");
 
     // `email_verified: "true"` (a string) signs in, but the address is not taken as verified.
-    let who = sign_in(&source, &op, Tamper::EmailVerifiedString).await.expect("string boolean");
+    let who = sign_in(&source, &op, Tamper::EmailVerifiedString)
+        .await
+        .expect("string boolean");
     assert_eq!(who.email.as_deref(), Some("eve@example.com"));
     assert!(!who.email_verified);
 
@@ -485,16 +494,26 @@ async fn key_rotation_is_followed_and_unknown_kid_floods_are_floored() {
     assert_eq!(op.hits()[1], 1);
 
     op.shared.rotated.store(true, Ordering::SeqCst);
-    let who = sign_in(&source, &op, Tamper::Honest).await.expect("after rotation: refetched JWKS");
+    let since_refetch = Instant::now();
+    let who = sign_in(&source, &op, Tamper::Honest)
+        .await
+        .expect("after rotation: refetched JWKS");
     assert_eq!(who.subject.as_str(), SUB);
     assert_eq!(op.hits()[1], 2, "one refetch for the new kid");
 
-    // Fifty tokens with made-up kids: all refused, and the provider sees no further JWKS request.
+    // Fifty tokens with made-up kids: all refused, and the provider sees at most one JWKS request per 10 s
+    // (none at all when the flood is quick; a loaded machine running debug RSA may take longer than 10 s).
     for _ in 0..50 {
         let r = sign_in(&source, &op, Tamper::UnknownKid).await;
         assert!(matches!(r, Err(SourceError::Protocol(_))), "{r:?}");
     }
-    assert_eq!(op.hits()[1], 2, "refetch floor holds under a flood of unknown kids");
+    let allowed = since_refetch.elapsed().as_secs() as usize / 10;
+    let extra = op.hits()[1] - 2;
+    assert!(
+        extra <= allowed,
+        "{extra} refetches in {:?}: floor broken",
+        since_refetch.elapsed()
+    );
     sign_in(&source, &op, Tamper::Honest).await.expect("honest still fine");
 }
 
@@ -507,9 +526,15 @@ async fn replayed_code_and_tampered_callbacks_are_refused() {
     // Replay: the provider answers invalid_grant the second time.
     let started = source.start(CALLBACK).await.expect("start");
     let params = op.authorize(&started.authorize_url, Tamper::Honest);
-    source.finish(started.pending.clone(), CALLBACK, &params).await.expect("first use");
+    source
+        .finish(started.pending.clone(), CALLBACK, &params)
+        .await
+        .expect("first use");
     let replay = source.finish(started.pending, CALLBACK, &params).await;
-    assert!(matches!(replay, Err(SourceError::Protocol(ref m)) if m.contains("invalid_grant")), "{replay:?}");
+    assert!(
+        matches!(replay, Err(SourceError::Protocol(ref m)) if m.contains("invalid_grant")),
+        "{replay:?}"
+    );
 
     // Each of these is refused before any request to the token endpoint.
     let tokens_before = op.hits()[2];
@@ -531,7 +556,11 @@ async fn replayed_code_and_tampered_callbacks_are_refused() {
     let mut p = good.clone();
     p.code = None;
     cases.push(("no code", p, CALLBACK));
-    cases.push(("another callback URL", good.clone(), "https://broker.example/callback/other"));
+    cases.push((
+        "another callback URL",
+        good.clone(),
+        "https://broker.example/callback/other",
+    ));
     for (what, params, callback) in cases {
         let r = source.finish(started.pending.clone(), callback, &params).await;
         assert!(matches!(r, Err(SourceError::Protocol(_))), "{what}: {r:?}");
@@ -540,7 +569,10 @@ async fn replayed_code_and_tampered_callbacks_are_refused() {
     cancelled.code = None;
     cancelled.error = Some("access_denied".into());
     let r = source.finish(started.pending.clone(), CALLBACK, &cancelled).await;
-    assert!(matches!(r, Err(SourceError::Cancelled(ref c)) if c == "access_denied"), "{r:?}");
+    assert!(
+        matches!(r, Err(SourceError::Cancelled(ref c)) if c == "access_denied"),
+        "{r:?}"
+    );
     assert_eq!(op.hits()[2], tokens_before, "no token request for a refused callback");
 
     // Pending data from another source (another issuer) is refused too.
@@ -552,7 +584,10 @@ async fn replayed_code_and_tampered_callbacks_are_refused() {
     assert!(source.finish(foreign.pending, CALLBACK, &p).await.is_err());
 
     // The untouched callback still completes.
-    source.finish(started.pending, CALLBACK, &good).await.expect("honest callback");
+    source
+        .finish(started.pending, CALLBACK, &good)
+        .await
+        .expect("honest callback");
 }
 
 #[tokio::test]
@@ -576,7 +611,10 @@ async fn slow_or_down_provider_is_unavailable_within_the_timeout() {
     assert!(t.elapsed() < Duration::from_millis(2500), "took {:?}", t.elapsed());
 
     // Nothing listening at all.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
     let config: OidcConfig = toml::from_str(&format!(
         "id = \"down\"\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\nclient_secret_env = \"{}\"\ntimeout_secs = 1",
         secret_var()
@@ -601,7 +639,10 @@ async fn explicit_endpoints_skip_discovery() {
     );
     let who = sign_in(&source, &op, Tamper::Honest).await.expect("sign-in");
     assert_eq!(who.subject.as_str(), SUB);
-    assert!(matches!(sign_in(&source, &op, Tamper::AlgNone).await, Err(SourceError::Protocol(_))));
+    assert!(matches!(
+        sign_in(&source, &op, Tamper::AlgNone).await,
+        Err(SourceError::Protocol(_))
+    ));
     assert_eq!(op.hits()[0], 0, "no discovery request");
 }
 
@@ -616,12 +657,17 @@ async fn google_preset_checks_hd_and_accepts_both_issuer_spellings() {
     ))
     .expect("config");
     let google = OidcSource::google(config).expect("source");
-    let who = sign_in(&google, &op, Tamper::Hd("example.com")).await.expect("workspace member");
+    let who = sign_in(&google, &op, Tamper::Hd("example.com"))
+        .await
+        .expect("workspace member");
     assert_eq!(who.source.as_str(), "google");
     assert_eq!(who.login.as_deref(), Some("eve@example.com"));
     for t in [Tamper::Hd("evil.example"), Tamper::Honest] {
         let r = sign_in(&google, &op, t).await;
-        assert!(matches!(r, Err(SourceError::Rejected(RejectReason::NotPermitted))), "{t:?}: {r:?}");
+        assert!(
+            matches!(r, Err(SourceError::Rejected(RejectReason::NotPermitted))),
+            "{t:?}: {r:?}"
+        );
     }
 
     let config: GoogleConfig = toml::from_str(&format!(
@@ -632,13 +678,18 @@ async fn google_preset_checks_hd_and_accepts_both_issuer_spellings() {
     .expect("config");
     let any = OidcSource::google(config).expect("source");
     sign_in(&any, &op, Tamper::Honest).await.expect("no domain restriction");
-    sign_in(&any, &op, Tamper::BareIssuer).await.expect("iss without scheme, as Google sometimes sends");
+    sign_in(&any, &op, Tamper::BareIssuer)
+        .await
+        .expect("iss without scheme, as Google sometimes sends");
     assert!(sign_in(&any, &op, Tamper::WrongIss).await.is_err());
 }
 
 #[test]
 fn debug_output_holds_no_secret() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
     rt.block_on(async {
         let op = Hostile::start().await;
         let source = source_with(&op, "");
