@@ -78,19 +78,26 @@ fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) ->
 }
 
 pub async fn serve(cfg: FileConfig) -> Result<(), String> {
+    // Refuse an unsafe transport before opening any socket.
+    let configured = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
+    let configured_url = url::Url::parse(&configured).map_err(|e| format!("server.public_url: {e}"))?;
+    let secure = transport_check(&cfg, cfg.server.bind, &configured_url)?;
     let listener = tokio::net::TcpListener::bind(cfg.server.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.bind))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    // With port 0 the default public URL is only known once bound.
     let public = cfg
         .server
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let public_url = url::Url::parse(&public).map_err(|e| format!("server.public_url: {e}"))?;
-    let secure = transport_check(&cfg, bound, &public_url)?;
     let store = open_store(&cfg).await?;
     let sources = build_sources(&cfg, &store)?;
     let mut builder = Broker::builder(store, public.trim_end_matches('/')).settings(cfg.session);

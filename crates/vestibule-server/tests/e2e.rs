@@ -1,0 +1,381 @@
+//! End-to-end: the real `vestibule` binary on a free loopback port, with SQLite and with PostgreSQL, driven over
+//! HTTP like a browser.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use vestibule_tests::browser::{urlencode, Browser};
+use vestibule_tests::pg::TempDatabase;
+use vestibule_tests::server::{cli, Server, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
+const PASSWORD: &str = "correct horse battery";
+
+/// A server on a fresh database of the given backend, with alice already created.
+struct Env {
+    server: Server,
+    _dir: TempDir,
+    pg: Option<TempDatabase>,
+}
+
+impl Env {
+    async fn sqlite(extra: &str) -> Env {
+        let dir = TempDir::new("vestibule-e2e");
+        let config = format!("[database]\nurl = \"sqlite://{{dir}}/v.db\"\n{extra}");
+        let server = Server::start(Path::new(BIN), &dir.0, &config);
+        server.add_user("alice", "alice@example.org", PASSWORD);
+        Env {
+            server,
+            _dir: dir,
+            pg: None,
+        }
+    }
+
+    async fn postgres(extra: &str) -> Env {
+        let pg = TempDatabase::create().await;
+        let dir = TempDir::new("vestibule-e2e");
+        let config = format!("[database]\nurl = \"{}\"\n{extra}", pg.url);
+        let server = Server::start(Path::new(BIN), &dir.0, &config);
+        server.add_user("alice", "alice@example.org", PASSWORD);
+        Env {
+            server,
+            _dir: dir,
+            pg: Some(pg),
+        }
+    }
+
+    fn browser(&self) -> Browser {
+        Browser::new(&self.server.base)
+    }
+
+    async fn finish(mut self) {
+        self.server.stop();
+        if let Some(pg) = self.pg.take() {
+            pg.drop_db().await;
+        }
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { let env = super::Env::sqlite("").await; super::$name(&env).await; env.finish().await; } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { let env = super::Env::postgres("").await; super::$name(&env).await; env.finish().await; } )* }
+    };
+}
+
+on_both!(
+    sign_in_me_and_logout,
+    replayed_cookie_after_logout_is_refused,
+    csrf_failures_change_nothing,
+    open_redirect_payloads_fall_back,
+    bad_logins_look_the_same,
+    session_id_rotates_on_sign_in,
+    security_headers_on_every_page,
+    health_check_answers,
+);
+
+async fn sign_in_me_and_logout(env: &Env) {
+    let mut b = env.browser();
+    let res = b.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/me"));
+    let set = res.set_cookies().join("\n");
+    assert!(set.contains("vestibule-session="), "{set}");
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+
+    let me = b.get_json("/me").await;
+    assert_eq!(me.status, 200);
+    let me = me.json();
+    assert_eq!(me["display_name"], "alice");
+    assert_eq!(me["email"], "alice@example.org");
+    assert_eq!(me["identities"][0]["source"], "local");
+    assert_eq!(me["identities"][0]["subject"], me["id"]);
+    assert_eq!(me["groups"], serde_json::json!([]));
+
+    let account = b.get("/account").await;
+    assert_eq!(account.status, 200);
+    assert!(account.body.contains("alice@example.org") && account.body.contains("This session"));
+    let token = account.csrf_token().unwrap();
+    let out = b.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location(), Some("/login"));
+    let me = b.get_json("/me").await;
+    assert_eq!(me.status, 401);
+    assert_eq!(me.json()["error"], "unauthenticated");
+    // A browser asking for the account page is sent to sign in, with the way back.
+    let account = b.get("/account").await;
+    assert_eq!(account.status, 303);
+    assert_eq!(account.location(), Some("/login?next=/account"));
+}
+
+async fn replayed_cookie_after_logout_is_refused(env: &Env) {
+    let mut b = env.browser();
+    assert_eq!(b.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let stolen = b.cookies.get("vestibule-session").unwrap().clone();
+    let token = b.get("/account").await.csrf_token().unwrap();
+    assert_eq!(b.post("/logout", &[("csrf_token", &token)]).await.status, 303);
+    let mut thief = env.browser();
+    thief.cookies.insert("vestibule-session".into(), stolen);
+    assert_eq!(
+        thief.get_json("/me").await.status,
+        401,
+        "the server-side session is gone"
+    );
+}
+
+async fn csrf_failures_change_nothing(env: &Env) {
+    let mut b = env.browser();
+    let login = b.get("/login").await;
+    let good = login.csrf_token().unwrap();
+    // No token, a wrong token, and a token minted for another browser: all 403, and no session.
+    let mut other = env.browser();
+    let foreign = other.get("/login").await.csrf_token().unwrap();
+    for token in [None, Some("not-a-token"), Some(foreign.as_str())] {
+        let mut fields = vec![("username", "alice"), ("password", PASSWORD)];
+        if let Some(t) = token {
+            fields.push(("csrf_token", t));
+        }
+        let res = b.post("/login/local", &fields).await;
+        assert_eq!(res.status, 403, "token {token:?}");
+        assert!(res.body.contains("Nothing was changed"), "{}", res.body);
+        assert!(!b.cookies.contains_key("vestibule-session"));
+    }
+    // Without the pre-session cookie the page's own token is worthless too (it is bound to that cookie).
+    let mut cookieless = env.browser();
+    let res = cookieless
+        .post(
+            "/login/local",
+            &[("csrf_token", &good), ("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+
+    // Signed in, a logout without the right token leaves the session alive.
+    assert_eq!(
+        b.post(
+            "/login/local",
+            &[("csrf_token", &good), ("username", "alice"), ("password", PASSWORD)]
+        )
+        .await
+        .status,
+        303
+    );
+    let res = b.post("/logout", &[("csrf_token", &good)]).await;
+    assert_eq!(res.status, 403, "the pre-sign-in token is not the session's token");
+    assert_eq!(b.get_json("/me").await.status, 200);
+}
+
+async fn open_redirect_payloads_fall_back(env: &Env) {
+    for payload in [
+        "//evil.example",
+        "///evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "javascript:alert(1)",
+        "/%2F%2Fevil.example",
+        "%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "/%252F%252Fevil.example",
+        "\t//evil.example",
+    ] {
+        let mut b = env.browser();
+        let res = b.sign_in("local", "alice", PASSWORD, payload).await;
+        assert_eq!(res.status, 303, "{payload}");
+        assert_eq!(res.location(), Some("/account"), "next={payload:?}");
+    }
+    let mut b = env.browser();
+    let res = b.sign_in("local", "alice", PASSWORD, "/me?x=1").await;
+    assert_eq!(res.location(), Some("/me?x=1"));
+    // The login page never echoes an unsafe next into its form.
+    let page = b.get(&format!("/login?next={}", urlencode("//evil.example"))).await;
+    assert!(!page.body.contains("evil.example"));
+}
+
+async fn bad_logins_look_the_same(env: &Env) {
+    let mut b = env.browser();
+    let wrong = b.sign_in("local", "alice", "wrong password!", "").await;
+    let unknown = b.sign_in("local", "nobody", "wrong password!", "").await;
+    let empty = b.sign_in("local", "alice", "", "").await;
+    for page in [&wrong, &unknown, &empty] {
+        assert_eq!(page.status, 401);
+        assert!(page
+            .body
+            .contains("Sign-in failed. Check your username and password and try again."));
+        assert!(!b.cookies.contains_key("vestibule-session"));
+    }
+    // Apart from the echoed username, the pages are identical.
+    assert_eq!(
+        wrong.body.replace("value=\"alice\"", ""),
+        unknown.body.replace("value=\"nobody\"", "")
+    );
+    // An unknown source is a 404 page, not a hint.
+    let token = b.get("/login").await.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/login/nosuch",
+            &[("csrf_token", &token), ("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status, 404);
+}
+
+async fn session_id_rotates_on_sign_in(env: &Env) {
+    let mut b = env.browser();
+    assert_eq!(b.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let first = b.cookies.get("vestibule-session").unwrap().clone();
+    assert_eq!(b.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let second = b.cookies.get("vestibule-session").unwrap().clone();
+    assert_ne!(first, second);
+    let mut old = env.browser();
+    old.cookies.insert("vestibule-session".into(), first);
+    assert_eq!(old.get_json("/me").await.status, 401, "the pre-rotation id is dead");
+    // A fixated (attacker-chosen) id is never adopted: the server issues its own.
+    let mut victim = env.browser();
+    victim.cookies.insert("vestibule-session".into(), "A".repeat(43));
+    assert_eq!(victim.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    assert_ne!(victim.cookies.get("vestibule-session").unwrap(), &"A".repeat(43));
+}
+
+async fn security_headers_on_every_page(env: &Env) {
+    let mut b = env.browser();
+    for path in ["/login", "/account", "/nope", "/me"] {
+        let p = b.get(path).await;
+        let csp = p.header("content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert_eq!(p.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(p.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(p.header("referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(p.header("cache-control"), Some("no-store"), "{path}");
+        assert!(!p.body.contains("<script"), "{path}");
+        assert!(p.header("server").is_none(), "{path}: no version disclosure");
+    }
+    let nope = b.get("/nope").await;
+    assert_eq!(nope.status, 404);
+    assert!(nope.body.contains("There is nothing here"));
+}
+
+async fn health_check_answers(env: &Env) {
+    let mut b = env.browser();
+    let h = b.get_json("/healthz").await;
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn https_public_url_gives_host_prefixed_secure_cookies() {
+    let env = Env::sqlite("[server]\npublic_url = \"https://id.example.com\"\n").await;
+    let mut b = env.browser();
+    let login = b.get("/login").await;
+    let set = login.set_cookies().join("\n");
+    assert!(
+        set.contains("__Host-vestibule-csrf=") && set.contains("; Secure"),
+        "{set}"
+    );
+    assert!(login
+        .header("strict-transport-security")
+        .unwrap_or_default()
+        .contains("max-age=31536000"));
+    let res = b.sign_in("local", "alice", PASSWORD, "").await;
+    let set = res.set_cookies().join("\n");
+    assert!(
+        set.contains("__Host-vestibule-session=") && set.contains("Path=/") && set.contains("Secure"),
+        "{set}"
+    );
+    assert!(!set.contains("Domain="));
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn password_stdin_keeps_inner_spaces_and_drops_the_newline() {
+    let env = Env::sqlite("").await;
+    env.server.add_user("bob", "bob@example.org", "  spaced  out  ");
+    let mut b = env.browser();
+    assert_eq!(b.sign_in("local", "bob", "  spaced  out  ", "").await.status, 303);
+    let mut c = env.browser();
+    assert_eq!(
+        c.sign_in("local", "bob", "spaced  out", "").await.status,
+        401,
+        "no trimming"
+    );
+    // Policy and duplicates are refused with a clear message.
+    let short = env
+        .server
+        .cli(&["user", "add", "carol", "--password-stdin"], Some("short\n"));
+    assert!(
+        !short.success && short.stderr.contains("at least 8 characters"),
+        "{}",
+        short.stderr
+    );
+    let dup = env
+        .server
+        .cli(&["user", "add", "bob", "--password-stdin"], Some("another password\n"));
+    assert!(!dup.success && dup.stderr.contains("taken"), "{}", dup.stderr);
+    env.finish().await;
+}
+
+#[test]
+fn non_loopback_plain_http_refuses_to_start() {
+    let dir = TempDir::new("vestibule-e2e");
+    let out = cli(Path::new(BIN), &["serve", "--bind", "0.0.0.0:0"], None, &dir.0);
+    assert!(!out.success);
+    assert!(out.stderr.contains("behind_tls_proxy = true"), "{}", out.stderr);
+    assert!(
+        !dir.0.join("vestibule.db").exists(),
+        "refused before touching the database"
+    );
+}
+
+fn check(text: &str) -> (bool, String) {
+    let dir = TempDir::new("vestibule-check");
+    let file = dir.0.join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = cli(
+        Path::new(BIN),
+        &["check-config", &file.display().to_string()],
+        None,
+        &dir.0,
+    );
+    (out.success, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn check_config_locates_every_kind_of_mistake() {
+    let (ok, out) = check("[server]\nbind = \"127.0.0.1:8080\"\n\n[[sources]]\nid = \"local\"\nkind = \"local\"\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("ok (1 source(s))"));
+
+    let (ok, out) = check("[server]\nbind = \"127.0.0.1:8080\"\nbindd = 1\n");
+    assert!(
+        !ok && out.contains("bad.toml:3:1") && out.contains("unknown field `bindd`"),
+        "{out}"
+    );
+
+    let (ok, out) = check("[session]\nidle_timeout_secs = \"ten\"\n");
+    assert!(
+        !ok && out.contains("bad.toml:2:") && out.contains("invalid type"),
+        "{out}"
+    );
+
+    let (ok, out) = check("[[sources]]\nid = \"x\"\nkind = \"local\"\n[[sources]]\nid = \"x\"\nkind = \"ldap\"\nurl = \"ldap://127.0.0.1\"\n");
+    assert!(
+        !ok && out.contains("bad.toml:5:1") && out.contains("`sources[1].id`: duplicate source id `x`"),
+        "{out}"
+    );
+
+    let (ok, out) = check(
+        "[[sources]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldaps://127.0.0.1\"\nbind_dn = \"cn=svc,dc=example,dc=org\"\n\
+         bind_password_env = \"VESTIBULE_E2E_SURELY_UNSET\"\nuser_base = \"dc=example,dc=org\"\n",
+    );
+    assert!(
+        !ok && out.contains("bind_password") && out.contains("VESTIBULE_E2E_SURELY_UNSET"),
+        "{out}"
+    );
+    assert!(out.contains("bad.toml:6:1"), "{out}");
+
+    let (ok, out) = check("[[sources]]\nid = \"x\"\nkind = \"kerberos\"\n");
+    assert!(!ok && out.contains("unknown variant `kerberos`"), "{out}");
+}
