@@ -676,8 +676,14 @@ impl RedirectFlow for OidcSource {
         let result = tokio::time::timeout(self.timeout, self.finish_inner(pending, callback, params))
             .await
             .unwrap_or_else(|_| Err(unavailable("sign-in finish timed out")));
-        if let Err(e) = &result {
-            tracing::warn!(source = %self.id, error = %e, "OpenID Connect sign-in refused");
+        match &result {
+            // A person pressing cancel is not an incident.
+            Err(SourceError::Cancelled(code)) => {
+                tracing::info!(source = %self.id, %code, "OpenID Connect sign-in cancelled at the provider")
+            }
+            // Debug, not Display: it keeps the cause of `Unavailable`; no variant holds a secret.
+            Err(e) => tracing::warn!(source = %self.id, error = ?e, "OpenID Connect sign-in refused"),
+            Ok(_) => {}
         }
         result
     }
