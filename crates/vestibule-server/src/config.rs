@@ -316,3 +316,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod reference_file {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_reference_file_is_valid_and_matches_the_defaults() {
+        let text = include_str!("../../../examples/vestibule.reference.toml");
+        let documented = super::parse("vestibule.reference.toml", text).unwrap();
+        let defaults = super::parse("(embedded)", "").unwrap();
+        assert_eq!(documented.server.bind, defaults.server.bind);
+        assert_eq!(documented.database.url, defaults.database.url);
+        assert_eq!(documented.session, defaults.session);
+        let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
+            (&documented.sources[0], &defaults.sources[0])
+        else {
+            panic!("local source expected")
+        };
+        assert_eq!((a.argon2, a.password), (b.argon2, b.password));
+    }
+}
