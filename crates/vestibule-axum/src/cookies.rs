@@ -23,7 +23,12 @@ impl CookieNames {
                 secure,
             }
         } else {
-            CookieNames { session: "vestibule-session", csrf: "vestibule-csrf", flow: "vestibule-flow", secure }
+            CookieNames {
+                session: "vestibule-session",
+                csrf: "vestibule-csrf",
+                flow: "vestibule-flow",
+                secure,
+            }
         }
     }
 
@@ -82,7 +87,10 @@ mod tests {
     #[test]
     fn cookie_lookup_is_exact() {
         let mut h = HeaderMap::new();
-        h.append(COOKIE, HeaderValue::from_static("a=1; vestibule-session-x=2; vestibule-session=3"));
+        h.append(
+            COOKIE,
+            HeaderValue::from_static("a=1; vestibule-session-x=2; vestibule-session=3"),
+        );
         assert_eq!(get(&h, "vestibule-session"), Some("3"));
         assert_eq!(get(&h, "a"), Some("1"));
         assert_eq!(get(&h, "b"), None);

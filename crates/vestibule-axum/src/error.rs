@@ -64,7 +64,11 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {
-            AppError::BadRequest => (StatusCode::BAD_REQUEST, "Bad request", "The request could not be understood."),
+            AppError::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request could not be understood.",
+            ),
             AppError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -77,12 +81,16 @@ impl IntoResponse for AppError {
                 "Sign-in expired",
                 "This sign-in attempt is no longer valid. Please start again from the sign-in page.",
             ),
-            AppError::SignInFailed => {
-                (StatusCode::UNAUTHORIZED, "Sign-in failed", "We could not sign you in. Please try again.")
-            }
-            AppError::Cancelled => {
-                (StatusCode::OK, "Sign-in cancelled", "The sign-in was cancelled at the provider. You are not signed in.")
-            }
+            AppError::SignInFailed => (
+                StatusCode::UNAUTHORIZED,
+                "Sign-in failed",
+                "We could not sign you in. Please try again.",
+            ),
+            AppError::Cancelled => (
+                StatusCode::OK,
+                "Sign-in cancelled",
+                "The sign-in was cancelled at the provider. You are not signed in.",
+            ),
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in provider unavailable",
@@ -108,7 +116,11 @@ impl IntoResponse for AppError {
             }
         };
         let mut res = status.into_response();
-        res.extensions_mut().insert(ErrorPage { title, message, reference });
+        res.extensions_mut().insert(ErrorPage {
+            title,
+            message,
+            reference,
+        });
         res
     }
 }

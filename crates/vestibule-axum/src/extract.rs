@@ -37,9 +37,11 @@ impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         match self {
             Unauthenticated::Login(to) => Redirect::to(&to).into_response(),
-            Unauthenticated::Json => {
-                (StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "unauthenticated" }))).into_response()
-            }
+            Unauthenticated::Json => (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({ "error": "unauthenticated" })),
+            )
+                .into_response(),
             Unauthenticated::MissingLayer => {
                 tracing::error!("RequireUser used on a route without vestibule's SessionLayer");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -49,14 +51,20 @@ impl IntoResponse for Unauthenticated {
 }
 
 fn wants_html(parts: &Parts) -> bool {
-    parts.headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
+    parts
+        .headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(ctx) = parts.extensions.get::<AuthContext>() else { return Err(Unauthenticated::MissingLayer) };
+        let Some(ctx) = parts.extensions.get::<AuthContext>() else {
+            return Err(Unauthenticated::MissingLayer);
+        };
         if let Some(s) = &ctx.session {
             return Ok(RequireUser(s.clone()));
         }
@@ -69,7 +77,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
                 .and_then(|u| u.0.path_and_query().map(|p| p.as_str().to_owned()))
                 .unwrap_or_else(|| here.to_owned());
             let next = percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
-            return Err(Unauthenticated::Login(format!("{}?next={next}", ctx.vestibule.login_path())));
+            return Err(Unauthenticated::Login(format!(
+                "{}?next={next}",
+                ctx.vestibule.login_path()
+            )));
         }
         Err(Unauthenticated::Json)
     }

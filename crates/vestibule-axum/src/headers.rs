@@ -24,7 +24,8 @@ pub(crate) async fn finish(State(v): State<Vestibule>, req: Request, next: Next)
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
         let html = pages::message(&v, page.title, page.message, page.reference.as_deref());
         *res.body_mut() = Body::from(html);
-        res.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        res.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         res.headers_mut().remove(CONTENT_LENGTH);
     }
     let h = res.headers_mut();
@@ -38,7 +39,10 @@ pub(crate) async fn finish(State(v): State<Vestibule>, req: Request, next: Next)
     }
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     if v.inner.cookies.secure() {
-        h.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+        h.insert(
+            STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
     }
     res
 }

@@ -35,7 +35,10 @@ impl SessionLayer {
 impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService { inner, vestibule: self.vestibule.clone() }
+        SessionService {
+            inner,
+            vestibule: self.vestibule.clone(),
+        }
     }
 }
 

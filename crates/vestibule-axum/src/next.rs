@@ -48,7 +48,13 @@ mod tests {
 
     #[test]
     fn relative_paths_pass() {
-        for ok in ["/", "/account", "/a/b?c=d&e=%2F", "/search?q=https://x.example", "/%E2%9C%93"] {
+        for ok in [
+            "/",
+            "/account",
+            "/a/b?c=d&e=%2F",
+            "/search?q=https://x.example",
+            "/%E2%9C%93",
+        ] {
             assert_eq!(safe_next(ok).as_deref(), Some(ok), "{ok}");
         }
     }

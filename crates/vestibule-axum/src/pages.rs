@@ -66,7 +66,12 @@ pub(crate) fn render(t: &impl Template) -> String {
 }
 
 pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Option<&str>) -> String {
-    render(&MessagePage { mount: &v.inner.mount, title, message, reference })
+    render(&MessagePage {
+        mount: &v.inner.mount,
+        title,
+        message,
+        reference,
+    })
 }
 
 /// `2026-11-28 21:30 UTC` from Unix seconds (proleptic Gregorian, Howard Hinnant's days-to-civil).
@@ -82,7 +87,11 @@ pub(crate) fn utc(ts: Timestamp) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3600, secs % 3600 / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
 }
 
 #[cfg(test)]

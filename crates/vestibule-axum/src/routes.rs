@@ -47,7 +47,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Client(ClientInfo {
-            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
             user_agent: parts
                 .headers
                 .get(USER_AGENT)
@@ -116,7 +119,10 @@ fn render_login(
     };
     let (mut password_sources, mut redirect_sources) = (Vec::new(), Vec::new());
     for s in v.broker().sources() {
-        let link = SourceLink { id: s.id().to_string(), name: s.display_name().to_owned() };
+        let link = SourceLink {
+            id: s.id().to_string(),
+            name: s.display_name().to_owned(),
+        };
         match s.flow() {
             Flow::Password(_) => password_sources.push(link),
             Flow::Redirect(_) => redirect_sources.push(link),
@@ -160,21 +166,34 @@ async fn login_submit(
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
     check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
-    let flow_kind = v.broker().source(source_id.as_str()).map(|s| matches!(s.flow(), Flow::Password(_)));
+    let flow_kind = v
+        .broker()
+        .source(source_id.as_str())
+        .map(|s| matches!(s.flow(), Flow::Password(_)));
     let next = form.next.as_deref().and_then(safe_next);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     match flow_kind {
         None => Err(AppError::NotFound),
         Some(false) => {
             let begin = v.broker().start_redirect(&source_id, next).await.map_err(login_error)?;
-            let cookie =
-                v.inner.cookies.set(v.inner.cookies.flow, begin.browser_token.expose(), Some(v.broker().settings().redirect_timeout_secs));
-            Ok(with_cookies(Redirect::to(&begin.authorize_url).into_response(), &[cookie]))
+            let cookie = v.inner.cookies.set(
+                v.inner.cookies.flow,
+                begin.browser_token.expose(),
+                Some(v.broker().settings().redirect_timeout_secs),
+            );
+            Ok(with_cookies(
+                Redirect::to(&begin.authorize_url).into_response(),
+                &[cookie],
+            ))
         }
         Some(true) => {
             let username = form.username.unwrap_or_default();
             let password = SecretString::from(form.password.unwrap_or_default());
-            match v.broker().login_password(&source_id, &username, &password, &client, previous).await {
+            match v
+                .broker()
+                .login_password(&source_id, &username, &password, &client, previous)
+                .await
+            {
                 Ok(outcome) => Ok(signed_in(&v, outcome, next.as_deref())),
                 Err(LoginError::Rejected(_)) => {
                     // The old session (if any) is untouched; the same generic words for every cause.
@@ -198,7 +217,10 @@ async fn login_submit(
 fn signed_in(v: &Vestibule, outcome: LoginOutcome, next: Option<&str>) -> Response {
     match outcome {
         LoginOutcome::SignedIn(session) => {
-            let cookie = v.inner.cookies.set(v.inner.cookies.session, session.token.expose(), None);
+            let cookie = v
+                .inner
+                .cookies
+                .set(v.inner.cookies.session, session.token.expose(), None);
             with_cookies(Redirect::to(&landing(v, next)).into_response(), &[cookie])
         }
     }
@@ -233,8 +255,15 @@ async fn callback(
     let browser = cookies::get(&headers, v.inner.cookies.flow);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     let clear_flow = v.inner.cookies.clear(v.inner.cookies.flow);
-    match v.broker().finish_redirect(&source_id, &params, browser, &client, previous).await {
-        Ok(done) => Ok(with_cookies(signed_in(&v, done.outcome, done.next_path.as_deref()), &[clear_flow])),
+    match v
+        .broker()
+        .finish_redirect(&source_id, &params, browser, &client, previous)
+        .await
+    {
+        Ok(done) => Ok(with_cookies(
+            signed_in(&v, done.outcome, done.next_path.as_deref()),
+            &[clear_flow],
+        )),
         Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear_flow])),
     }
 }
@@ -306,12 +335,19 @@ async fn account(
 
 async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) -> Result<Response, AppError> {
     let Some(session) = &ctx.session else {
-        return Ok((StatusCode::UNAUTHORIZED, Json(serde_json::json!({ "error": "unauthenticated" }))).into_response());
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(serde_json::json!({ "error": "unauthenticated" })),
+        )
+            .into_response());
     };
     let Some((account, identities)) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };
-    let groups: BTreeSet<&str> = identities.iter().flat_map(|i| i.groups.iter().map(String::as_str)).collect();
+    let groups: BTreeSet<&str> = identities
+        .iter()
+        .flat_map(|i| i.groups.iter().map(String::as_str))
+        .collect();
     Ok(Json(serde_json::json!({
         "id": account.id.as_str(),
         "display_name": account.display_name,
@@ -330,7 +366,11 @@ async fn healthz(State(v): State<Vestibule>) -> Response {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: store not answering");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable" })),
+            )
+                .into_response()
         }
     }
 }

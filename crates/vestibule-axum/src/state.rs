@@ -18,7 +18,11 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { mount: String::new(), secure_cookies: true, landing: None }
+        HttpSettings {
+            mount: String::new(),
+            secure_cookies: true,
+            landing: None,
+        }
     }
 }
 
@@ -42,7 +46,12 @@ impl Vestibule {
         let mount = settings.mount.trim_end_matches('/').to_owned();
         let landing = settings.landing.clone().unwrap_or_else(|| format!("{mount}/account"));
         Vestibule {
-            inner: Arc::new(Inner { broker, cookies: CookieNames::new(settings.secure_cookies), mount, landing }),
+            inner: Arc::new(Inner {
+                broker,
+                cookies: CookieNames::new(settings.secure_cookies),
+                mount,
+                landing,
+            }),
         }
     }
 
