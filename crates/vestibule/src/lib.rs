@@ -1,4 +1,4 @@
-//! The Vestibule broker: it holds the configured [`AuthSource`]s, turns what they prove into local accounts and
+//! The Vestibule broker: it holds the configured [`AuthSource`](vestibule_core::AuthSource)s, turns what they prove into local accounts and
 //! sessions, protects forms with CSRF tokens, and writes every security event to the audit log. It knows nothing of
 //! HTTP (that is `vestibule-axum`), so all of it can be used and tested without a web server.
 //!

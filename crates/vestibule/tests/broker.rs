@@ -155,15 +155,12 @@ fn client() -> ClientInfo {
 
 async fn sign_in(f: &Fixture) -> vestibule::NewSession {
     let dir = SourceId::new("dir").unwrap();
-    match f
+    let LoginOutcome::SignedIn(s) = f
         .broker
         .login_password(&dir, "ann", &"right password".into(), &client(), None)
         .await
-        .unwrap()
-    {
-        LoginOutcome::SignedIn(s) => s,
-        other => panic!("{other:?}"),
-    }
+        .unwrap();
+    s
 }
 
 #[tokio::test]
@@ -331,10 +328,7 @@ async fn signing_in_rotates_the_session_id() {
             Some(old.token.expose()),
         )
         .await
-        .unwrap()
-    else {
-        panic!()
-    };
+        .unwrap();
     assert_ne!(old.token, new.token);
     assert!(
         f.broker.session(old.token.expose()).await.unwrap().is_none(),
@@ -468,9 +462,7 @@ async fn an_honest_redirect_flow_signs_in_once() {
         .await
         .unwrap();
     assert_eq!(done.next_path.as_deref(), Some("/after"));
-    let LoginOutcome::SignedIn(s) = done.outcome else {
-        panic!()
-    };
+    let LoginOutcome::SignedIn(s) = done.outcome;
     assert!(f.broker.session(s.token.expose()).await.unwrap().is_some());
     // Replaying the same callback gets nothing.
     let replay = f
