@@ -60,6 +60,7 @@ mod ids;
 mod local;
 mod source;
 
+pub use async_trait::async_trait;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use config::{read_secret, ConfigIssue};
 pub use error::{BoxError, IdError, RejectReason, SourceError};

@@ -1,0 +1,446 @@
+//! Router tests with `oneshot`: the broker's routes nested in an app, the layer and extractors, redirect flows and
+//! error pages, over a real SQLite store and in-process sources.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+use vestibule::Broker;
+use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
+use vestibule_core::async_trait;
+use vestibule_core::{
+    AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect, RedirectFlow,
+    RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
+};
+use vestibule_store::Store;
+
+/// Password source: "ann"/"right password" works; "down" simulates an unreachable directory.
+struct Pw(SourceId);
+
+impl AuthSource for Pw {
+    fn id(&self) -> &SourceId {
+        &self.0
+    }
+    fn display_name(&self) -> &str {
+        "Directory"
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Password(self)
+    }
+}
+
+#[async_trait]
+impl PasswordFlow for Pw {
+    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
+        match (login, password.expose_secret()) {
+            ("ann", "right password") => Ok(ExternalIdentity::new(self.0.clone(), Subject::new("ann-1").unwrap())
+                .with_display_name("Ann <Admin>")
+                .with_groups(vec!["staff".into()])),
+            ("down", _) => Err(SourceError::Unavailable(
+                "secret-internal-detail: ldap://10.0.0.9 refused".into(),
+            )),
+            _ => Err(SourceError::Rejected(RejectReason::InvalidCredentials)),
+        }
+    }
+}
+
+/// Redirect source: the "code" that proves the person is the nonce kept in the pending data.
+struct Idp(SourceId);
+
+impl AuthSource for Idp {
+    fn id(&self) -> &SourceId {
+        &self.0
+    }
+    fn display_name(&self) -> &str {
+        "Test IdP"
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Redirect(self)
+    }
+}
+
+#[async_trait]
+impl RedirectFlow for Idp {
+    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
+        let state = vestibule::SecretToken::generate().expose().to_owned();
+        Ok(RedirectStart {
+            authorize_url: format!("https://idp.test/authorize?state={state}&redirect_uri={callback}"),
+            pending: PendingRedirect {
+                state: state.into(),
+                data: "the-code".to_owned().into(),
+            },
+        })
+    }
+    async fn finish(
+        &self,
+        pending: PendingRedirect,
+        _callback: &str,
+        params: &CallbackParams,
+    ) -> Result<ExternalIdentity, SourceError> {
+        if params.code.as_deref() == Some(pending.data.expose_secret()) {
+            Ok(ExternalIdentity::new(self.0.clone(), Subject::new("idp-sub").unwrap()))
+        } else {
+            Err(SourceError::Protocol("bad code".into()))
+        }
+    }
+}
+
+struct App {
+    router: Router,
+    _dir: vestibule_tests::server::TempDir,
+}
+
+async fn app() -> App {
+    let dir = vestibule_tests::server::TempDir::new("vestibule-router");
+    let store = Store::connect(&format!("sqlite://{}/r.db", dir.0.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let broker = Broker::builder(store, "https://app.example.com/auth")
+        .source(Arc::new(Pw(SourceId::new("dir").unwrap())))
+        .source(Arc::new(Idp(SourceId::new("idp").unwrap())))
+        .build()
+        .await
+        .unwrap();
+    let auth = Vestibule::new(
+        Arc::new(broker),
+        HttpSettings {
+            mount: "/auth".into(),
+            ..HttpSettings::default()
+        },
+    );
+    let router = Router::new()
+        .route(
+            "/private",
+            get(|RequireUser(u): RequireUser| async move { format!("hi {}", u.account_id) }),
+        )
+        .route(
+            "/maybe",
+            get(|CurrentUser(u): CurrentUser| async move {
+                if u.is_some() {
+                    "someone"
+                } else {
+                    "nobody"
+                }
+            }),
+        )
+        .nest("/auth", vestibule_axum::router(auth.clone()))
+        .layer(auth.layer());
+    App { router, _dir: dir }
+}
+
+struct Res {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Res {
+    fn header(&self, n: &str) -> &str {
+        self.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_owned)
+    }
+    fn cookie_pair(&self, name: &str) -> String {
+        self.cookie(name).unwrap().split(';').next().unwrap().to_owned()
+    }
+    fn csrf(&self) -> String {
+        self.body
+            .split("name=\"csrf_token\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+async fn send(app: &App, req: Request<Body>) -> Res {
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Res { status, headers, body }
+}
+
+fn get_req(path: &str, cookie: &str, accept: &str) -> Request<Body> {
+    Request::get(path)
+        .header("cookie", cookie)
+        .header("accept", accept)
+        .body(Body::empty())
+        .unwrap()
+}
+
+fn post_req(path: &str, cookie: &str, form: &str) -> Request<Body> {
+    Request::post(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap()
+}
+
+/// Signs in as ann; returns the session cookie pair.
+async fn sign_in(app: &App) -> String {
+    let page = send(app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let res = send(
+        app,
+        post_req(
+            "/auth/login/dir",
+            &pre,
+            &format!("csrf_token={}&username=ann&password=right+password", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    res.cookie_pair("__Host-vestibule-session")
+}
+
+#[tokio::test]
+async fn require_user_redirects_browsers_and_refuses_api_clients() {
+    let app = app().await;
+    let html = send(&app, get_req("/private?tab=2", "", "text/html")).await;
+    assert_eq!(html.status, StatusCode::SEE_OTHER);
+    assert_eq!(html.header("location"), "/auth/login?next=%2Fprivate%3Ftab%3D2");
+    let api = send(&app, get_req("/private", "", "application/json")).await;
+    assert_eq!(api.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(api.body, r#"{"error":"unauthenticated"}"#);
+    assert_eq!(send(&app, get_req("/maybe", "", "text/html")).await.body, "nobody");
+
+    let session = sign_in(&app).await;
+    let ok = send(&app, get_req("/private", &session, "text/html")).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.body.starts_with("hi "));
+    assert_eq!(
+        send(&app, get_req("/maybe", &session, "text/html")).await.body,
+        "someone"
+    );
+}
+
+#[tokio::test]
+async fn a_route_without_the_layer_fails_closed() {
+    let router: Router = Router::new().route("/x", get(|RequireUser(_): RequireUser| async { "let in" }));
+    let res = router
+        .oneshot(Request::get("/x").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn pages_know_their_mount_and_escape_what_they_show() {
+    let app = app().await;
+    let page = send(&app, get_req("/auth/login?next=/private", "", "text/html")).await;
+    assert!(page.body.contains("action=\"/auth/login/dir\""));
+    assert!(page.body.contains("action=\"/auth/login/idp\""));
+    assert!(page.body.contains("href=\"/auth/static/vestibule.css\""));
+    assert!(page.body.contains("name=\"next\" value=\"/private\""));
+    let pre = page.cookie("__Host-vestibule-csrf").unwrap();
+    assert!(
+        pre.contains("Secure") && pre.contains("HttpOnly") && pre.contains("Path=/"),
+        "{pre}"
+    );
+
+    let session = sign_in(&app).await;
+    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    assert!(
+        account.body.contains("Ann &#60;Admin&#62;") || account.body.contains("Ann &lt;Admin&gt;"),
+        "{}",
+        account.body
+    );
+    assert!(!account.body.contains("Ann <Admin>"));
+    let me = send(&app, get_req("/auth/me", &session, "application/json")).await;
+    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(me["groups"], serde_json::json!(["staff"]));
+    assert_eq!(
+        me["identities"][0],
+        serde_json::json!({"source": "dir", "subject": "ann-1"})
+    );
+    // The default landing is the account page under the mount.
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let res = send(
+        &app,
+        post_req(
+            "/auth/login/dir",
+            &pre,
+            &format!(
+                "csrf_token={}&username=ann&password=right+password&next=//x",
+                page.csrf()
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(res.header("location"), "/auth/account");
+}
+
+#[tokio::test]
+async fn a_redirect_sign_in_round_trip() {
+    let app = app().await;
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let start = send(
+        &app,
+        post_req(
+            "/auth/login/idp",
+            &pre,
+            &format!("csrf_token={}&next=/private", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER);
+    let to = start.header("location").to_owned();
+    assert!(to.starts_with("https://idp.test/authorize?"));
+    assert!(
+        to.contains("redirect_uri=https://app.example.com/auth/callback/idp"),
+        "built from the public URL: {to}"
+    );
+    let flow = start.cookie("__Host-vestibule-flow").unwrap();
+    assert!(
+        flow.contains("Max-Age=600") && flow.contains("SameSite=Lax") && flow.contains("Secure"),
+        "{flow}"
+    );
+    let flow = start.cookie_pair("__Host-vestibule-flow");
+    let state = to.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+
+    // Another browser presenting the same callback gets nothing (and burns the flow).
+    let foreign = send(
+        &app,
+        get_req(
+            &format!("/auth/callback/idp?state={state}&code=the-code"),
+            "",
+            "text/html",
+        ),
+    )
+    .await;
+    assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
+    assert!(foreign.body.contains("no longer valid"));
+    assert!(foreign.cookie("__Host-vestibule-session").is_none());
+
+    // A fresh flow, completed by the browser that started it.
+    let page = send(&app, get_req("/auth/login", &pre, "text/html")).await;
+    let start = send(
+        &app,
+        post_req(
+            "/auth/login/idp",
+            &pre,
+            &format!("csrf_token={}&next=/private", page.csrf()),
+        ),
+    )
+    .await;
+    let flow2 = start.cookie_pair("__Host-vestibule-flow");
+    assert_ne!(flow, flow2);
+    let state = start
+        .header("location")
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let done = send(
+        &app,
+        get_req(
+            &format!("/auth/callback/idp?state={state}&code=the-code"),
+            &flow2,
+            "text/html",
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.header("location"), "/private");
+    assert!(
+        done.cookie("__Host-vestibule-flow").unwrap().contains("Max-Age=0"),
+        "the flow cookie is deleted"
+    );
+    let session = done.cookie_pair("__Host-vestibule-session");
+    assert_eq!(
+        send(&app, get_req("/private", &session, "text/html")).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn cancel_and_outage_pages_say_little() {
+    let app = app().await;
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let start = send(
+        &app,
+        post_req("/auth/login/idp", &pre, &format!("csrf_token={}", page.csrf())),
+    )
+    .await;
+    let flow = start.cookie_pair("__Host-vestibule-flow");
+    let state = start
+        .header("location")
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cancel = send(
+        &app,
+        get_req(
+            &format!("/auth/callback/idp?state={state}&error=access_denied"),
+            &flow,
+            "text/html",
+        ),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::OK);
+    assert!(cancel.body.contains("Sign-in cancelled"));
+    assert!(cancel.cookie("__Host-vestibule-session").is_none());
+
+    let down = send(
+        &app,
+        post_req(
+            "/auth/login/dir",
+            &pre,
+            &format!("csrf_token={}&username=down&password=whatever", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.body.contains("Sign-in provider unavailable") && down.body.contains("Reference:"));
+    assert!(
+        !down.body.contains("secret-internal-detail") && !down.body.contains("10.0.0.9"),
+        "{}",
+        down.body
+    );
+    assert_eq!(down.header("content-type"), "text/html; charset=utf-8");
+}
+
+#[tokio::test]
+async fn malformed_and_misrouted_requests() {
+    let app = app().await;
+    let bad = send(
+        &app,
+        Request::post("/auth/login/dir")
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let wrong_method = send(&app, get_req("/auth/logout", "", "text/html")).await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(wrong_method.header("x-frame-options"), "DENY");
+    let bad_source = send(&app, get_req("/auth/callback/NOT..VALID", "", "text/html")).await;
+    assert_eq!(bad_source.status, StatusCode::NOT_FOUND);
+}
