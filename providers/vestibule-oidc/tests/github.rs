@@ -2,153 +2,19 @@
 //! PKCE S256, the code exchange (GitHub's 200-with-error style included), `/user` for the numeric id, and
 //! `/user/emails` for a primary, verified address only.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+#[path = "support/github.rs"]
+mod fake_github;
 
-use axum::extract::{Form, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use fake_github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
 use vestibule_core::{AuthSource, CallbackParams, ExternalIdentity, Flow, RedirectFlow, SourceError};
 use vestibule_oidc::{GithubConfig, GithubSource};
 
-const CLIENT_ID: &str = "Iv1.testclient";
-const CLIENT_SECRET: &str = "github-test-secret-5a4b3c2d1e";
 const CALLBACK: &str = "https://broker.example/callback/github";
 
-/// How the fake GitHub describes the person.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Account {
-    /// id 583231, primary verified address.
-    Octocat,
-    /// The primary address is not verified; a verified secondary exists.
-    PrimaryUnverified,
-    /// `/user/emails` is forbidden (no `user:email` scope).
-    NoEmailScope,
-    /// `/user` has the id as a string.
-    StringId,
-}
-
-struct Grant {
-    challenge: String,
-    account: Account,
-    used: bool,
-}
-
-#[derive(Default)]
-struct Shared {
-    grants: Mutex<HashMap<String, Grant>>,
-    tokens: Mutex<HashMap<String, Account>>,
-    counter: AtomicUsize,
-    token_hits: AtomicUsize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn access_token(State(s): State<Arc<Shared>>, Form(form): Form<HashMap<String, String>>) -> Response {
-    s.token_hits.fetch_add(1, Ordering::SeqCst);
-    let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    // GitHub answers errors with 200 and an `error` field.
-    let error = |code: &str| Json(json!({"error": code})).into_response();
-    if field("client_id") != CLIENT_ID || field("client_secret") != CLIENT_SECRET {
-        return error("incorrect_client_credentials");
-    }
-    let account = {
-        let mut grants = lock(&s.grants);
-        let Some(g) = grants.get_mut(&field("code")) else {
-            return error("bad_verification_code");
-        };
-        if g.used {
-            return error("bad_verification_code");
-        }
-        g.used = true;
-        if URL_SAFE_NO_PAD.encode(Sha256::digest(field("code_verifier").as_bytes())) != g.challenge {
-            return error("bad_verification_code");
-        }
-        g.account
-    };
-    let token = format!("gho_{}", s.counter.fetch_add(1, Ordering::SeqCst));
-    lock(&s.tokens).insert(token.clone(), account);
-    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"})).into_response()
-}
-
-fn account_of(s: &Shared, headers: &HeaderMap) -> Option<Account> {
-    let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
-    lock(&s.tokens).get(token).copied()
-}
-
-async fn user(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let Some(account) = account_of(&s, &headers) else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "Bad credentials"}))).into_response();
-    };
-    let id: Value = if account == Account::StringId {
-        json!("583231")
-    } else {
-        json!(583231)
-    };
-    Json(json!({"id": id, "login": "octocat", "name": "The Octocat", "email": "public@unverified.example"}))
-        .into_response()
-}
-
-async fn emails(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let Some(account) = account_of(&s, &headers) else {
-        return StatusCode::UNAUTHORIZED.into_response();
-    };
-    match account {
-        Account::NoEmailScope => (
-            StatusCode::FORBIDDEN,
-            Json(json!({"message": "Resource not accessible"})),
-        )
-            .into_response(),
-        Account::PrimaryUnverified => Json(json!([
-            {"email": "primary@example.com", "primary": true, "verified": false, "visibility": "private"},
-            {"email": "second@example.com", "primary": false, "verified": true, "visibility": null},
-        ]))
-        .into_response(),
-        _ => Json(json!([
-            {"email": "second@example.com", "primary": false, "verified": true, "visibility": null},
-            {"email": "octocat@github.com", "primary": true, "verified": true, "visibility": "public"},
-        ]))
-        .into_response(),
-    }
-}
-
-struct FakeGithub {
-    base: String,
-    shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeGithub {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 impl FakeGithub {
-    async fn start() -> FakeGithub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let shared = Arc::new(Shared::default());
-        let app = Router::new()
-            .route("/login/oauth/access_token", post(access_token))
-            .route("/api/user", get(user))
-            .route("/api/user/emails", get(emails))
-            .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        FakeGithub { base, shared, task }
-    }
-
     fn source(&self) -> GithubSource {
         let var = format!("VESTIBULE_GITHUB_TEST_SECRET_{}", std::process::id());
         std::env::set_var(&var, CLIENT_SECRET);
@@ -175,15 +41,7 @@ impl FakeGithub {
         assert_eq!(q.get("scope").map(String::as_str), Some("read:user user:email"));
         assert!(q.get("state").is_some_and(|s| s.len() >= 43));
         assert!(q.get("code_challenge").is_some_and(|s| s.len() == 43));
-        let code = format!("ghcode{}", self.shared.counter.fetch_add(1, Ordering::SeqCst));
-        lock(&self.shared.grants).insert(
-            code.clone(),
-            Grant {
-                challenge: q["code_challenge"].clone(),
-                account,
-                used: false,
-            },
-        );
+        let code = self.grant(&q["code_challenge"], account);
         CallbackParams {
             state: q.get("state").cloned(),
             code: Some(code),

@@ -114,6 +114,17 @@ pub async fn authorize(
     callback: &str,
     person: Person<'_>,
 ) -> CallbackParams {
+    callback_params(&authorize_redirect(browser, authorize_url, callback, person).await)
+}
+
+/// Like [`authorize`], but returns the whole redirect to `callback` (absolute), for a test that hands it to a
+/// real broker.
+pub async fn authorize_redirect(
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    callback: &str,
+    person: Person<'_>,
+) -> reqwest::Url {
     let mut url = reqwest::Url::parse(authorize_url).expect("authorize url");
     let mut response = browser.get(url.clone()).send().await.expect("authorization request");
     for _ in 0..20 {
@@ -127,7 +138,7 @@ pub async fn authorize(
             // oidc-provider sends relative Locations.
             let next = url.join(&location).expect("location");
             if next.as_str().starts_with(callback) {
-                return callback_params(&next);
+                return next;
             }
             url = next;
             response = browser.get(url.clone()).send().await.expect("follow redirect");
