@@ -10,6 +10,7 @@ pub(crate) struct CookieNames {
     pub(crate) session: &'static str,
     pub(crate) csrf: &'static str,
     pub(crate) flow: &'static str,
+    pub(crate) link: &'static str,
     secure: bool,
 }
 
@@ -20,6 +21,7 @@ impl CookieNames {
                 session: "__Host-vestibule-session",
                 csrf: "__Host-vestibule-csrf",
                 flow: "__Host-vestibule-flow",
+                link: "__Host-vestibule-link",
                 secure,
             }
         } else {
@@ -27,6 +29,7 @@ impl CookieNames {
                 session: "vestibule-session",
                 csrf: "vestibule-csrf",
                 flow: "vestibule-flow",
+                link: "vestibule-link",
                 secure,
             }
         }

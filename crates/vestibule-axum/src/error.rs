@@ -28,6 +28,15 @@ pub enum AppError {
     /// The person cancelled at the identity provider.
     #[error("cancelled")]
     Cancelled,
+    /// The identity is linked to another account.
+    #[error("already linked elsewhere")]
+    AlreadyLinked,
+    /// A sensitive change needs a recent sign-in.
+    #[error("not fresh")]
+    NotFresh,
+    /// Removing the last way in.
+    #[error("last identity")]
+    LastIdentity,
     /// A sign-in source or the database is down.
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
@@ -85,6 +94,23 @@ impl IntoResponse for AppError {
                 StatusCode::UNAUTHORIZED,
                 "Sign-in failed",
                 "We could not sign you in. Please try again.",
+            ),
+            AppError::AlreadyLinked => (
+                StatusCode::CONFLICT,
+                "Already linked elsewhere",
+                "That sign-in is already linked to another account here, so it was not added. Sign in to that \
+                 account and remove it there first.",
+            ),
+            AppError::NotFresh => (
+                StatusCode::FORBIDDEN,
+                "Please sign in again",
+                "For your security, changing how you sign in needs a recent sign-in. Sign in again, then retry. \
+                 Nothing was changed.",
+            ),
+            AppError::LastIdentity => (
+                StatusCode::CONFLICT,
+                "Cannot remove the last way in",
+                "This is the only way to sign in to your account, so it was not removed. Add another way first.",
             ),
             AppError::Cancelled => (
                 StatusCode::OK,

@@ -26,6 +26,7 @@ mod error;
 mod extract;
 mod headers;
 mod layer;
+mod linking;
 mod next;
 mod pages;
 mod routes;

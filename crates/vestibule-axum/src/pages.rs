@@ -25,6 +25,7 @@ pub(crate) struct LoginPage<'a> {
 
 pub(crate) struct IdentityRow {
     pub(crate) source: String,
+    pub(crate) subject: String,
     pub(crate) login: Option<String>,
     pub(crate) since: String,
 }
@@ -44,8 +45,41 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) csrf_token: &'a str,
     pub(crate) display_name: &'a str,
     pub(crate) email: Option<&'a str>,
+    pub(crate) notice: Option<&'a str>,
     pub(crate) identities: Vec<IdentityRow>,
     pub(crate) sessions: Vec<SessionRow>,
+    pub(crate) password_sources: Vec<SourceLink>,
+    pub(crate) redirect_sources: Vec<SourceLink>,
+}
+
+#[derive(Template)]
+#[template(path = "link.html")]
+pub(crate) struct LinkPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) signed_in: bool,
+    pub(crate) account_name: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) may_create: bool,
+    pub(crate) password_sources: Vec<SourceLink>,
+    pub(crate) redirect_sources: Vec<SourceLink>,
+}
+
+/// The configured sources, split by flow, for the forms and buttons of a page.
+pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) {
+    let (mut password, mut redirect) = (Vec::new(), Vec::new());
+    for s in v.broker().sources() {
+        let link = SourceLink {
+            id: s.id().to_string(),
+            name: s.display_name().to_owned(),
+        };
+        match s.flow() {
+            vestibule_core::Flow::Password(_) => password.push(link),
+            vestibule_core::Flow::Redirect(_) => redirect.push(link),
+        }
+    }
+    (password, redirect)
 }
 
 #[derive(Template)]

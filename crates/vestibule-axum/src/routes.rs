@@ -16,7 +16,7 @@ use vestibule::{ClientInfo, LoginError, LoginOutcome, SecretToken};
 use vestibule_core::{CallbackParams, Flow, SecretString, SourceId};
 
 use crate::layer::AuthContext;
-use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow, SourceLink};
+use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
 use crate::{cookies, headers, safe_next, AppError, SessionLayer, Vestibule};
 
 /// The broker's router, with its state, security headers and session layer applied. Nest it under the path given
@@ -28,6 +28,12 @@ pub fn router(v: Vestibule) -> Router {
         .route("/callback/{source}", get(callback))
         .route("/logout", post(logout))
         .route("/account", get(account))
+        .route("/account/link/{source}", post(crate::linking::account_link))
+        .route("/account/unlink", post(crate::linking::account_unlink))
+        .route("/link", get(crate::linking::link_page))
+        .route("/link/confirm", post(crate::linking::link_confirm))
+        .route("/link/new", post(crate::linking::link_new))
+        .route("/link/cancel", post(crate::linking::link_cancel))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
         .route("/static/vestibule.css", get(stylesheet))
@@ -40,7 +46,7 @@ pub fn router(v: Vestibule) -> Router {
 const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
 
 /// Who is asking: the socket's address (when the server provides `ConnectInfo`) and a shortened user agent.
-struct Client(ClientInfo);
+pub(crate) struct Client(pub(crate) ClientInfo);
 
 impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
@@ -61,7 +67,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 }
 
 /// The value CSRF tokens are bound to: the session id when signed in, else the pre-session cookie.
-fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &AuthContext) -> Option<&'a str> {
+pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &AuthContext) -> Option<&'a str> {
     if ctx.session.is_some() {
         cookies::get(headers, v.inner.cookies.session)
     } else {
@@ -69,14 +75,32 @@ fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &AuthContext) -> Opti
     }
 }
 
-fn check_csrf(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext, presented: Option<&str>) -> Result<(), AppError> {
+/// The binding for the forms of a page about to be rendered, and the `Set-Cookie` that creates the pre-session
+/// cookie on a browser's first visit.
+pub(crate) fn form_binding(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext) -> (String, Vec<String>) {
+    match binding(v, headers, ctx) {
+        Some(b) => (b.to_owned(), Vec::new()),
+        None => {
+            let fresh = SecretToken::generate();
+            let cookie = v.inner.cookies.set(v.inner.cookies.csrf, fresh.expose(), None);
+            (fresh.expose().to_owned(), vec![cookie])
+        }
+    }
+}
+
+pub(crate) fn check_csrf(
+    v: &Vestibule,
+    headers: &HeaderMap,
+    ctx: &AuthContext,
+    presented: Option<&str>,
+) -> Result<(), AppError> {
     match (binding(v, headers, ctx), presented) {
         (Some(b), Some(t)) if v.broker().verify_csrf(b, t) => Ok(()),
         _ => Err(AppError::Csrf),
     }
 }
 
-fn with_cookies(mut res: Response, set: &[String]) -> Response {
+pub(crate) fn with_cookies(mut res: Response, set: &[String]) -> Response {
     for c in set {
         if let Ok(v) = HeaderValue::from_str(c) {
             res.headers_mut().append(SET_COOKIE, v);
@@ -108,26 +132,8 @@ fn render_login(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let mut set = Vec::new();
-    let bound = match binding(v, headers, ctx) {
-        Some(b) => b.to_owned(),
-        None => {
-            let fresh = SecretToken::generate();
-            set.push(v.inner.cookies.set(v.inner.cookies.csrf, fresh.expose(), None));
-            fresh.expose().to_owned()
-        }
-    };
-    let (mut password_sources, mut redirect_sources) = (Vec::new(), Vec::new());
-    for s in v.broker().sources() {
-        let link = SourceLink {
-            id: s.id().to_string(),
-            name: s.display_name().to_owned(),
-        };
-        match s.flow() {
-            Flow::Password(_) => password_sources.push(link),
-            Flow::Redirect(_) => redirect_sources.push(link),
-        }
-    }
+    let (bound, set) = form_binding(v, headers, ctx);
+    let (password_sources, redirect_sources) = pages::source_links(v);
     let html = pages::render(&LoginPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
@@ -140,7 +146,7 @@ fn render_login(
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
 
-fn html_headers() -> [(http::HeaderName, HeaderValue); 1] {
+pub(crate) fn html_headers() -> [(http::HeaderName, HeaderValue); 1] {
     [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))]
 }
 
@@ -194,7 +200,7 @@ async fn login_submit(
                 .login_password(&source_id, &username, &password, &client, previous)
                 .await
             {
-                Ok(outcome) => Ok(signed_in(&v, outcome, next.as_deref())),
+                Ok(outcome) => Ok(signed_in(&v, &headers, outcome, next.as_deref())),
                 Err(LoginError::Rejected(_)) => {
                     // The old session (if any) is untouched; the same generic words for every cause.
                     let shown: String = username.chars().take(256).collect();
@@ -214,24 +220,43 @@ async fn login_submit(
     }
 }
 
-fn signed_in(v: &Vestibule, outcome: LoginOutcome, next: Option<&str>) -> Response {
+/// The response to a finished sign-in step: a session cookie and the landing page, or the page asking to prove
+/// account ownership, or back to the account page after a link.
+pub(crate) fn signed_in(v: &Vestibule, headers: &HeaderMap, outcome: LoginOutcome, next: Option<&str>) -> Response {
+    let c = &v.inner.cookies;
     match outcome {
         LoginOutcome::SignedIn(session) => {
-            let cookie = v
-                .inner
-                .cookies
-                .set(v.inner.cookies.session, session.token.expose(), None);
-            with_cookies(Redirect::to(&landing(v, next)).into_response(), &[cookie])
+            let cookie = c.set(c.session, session.token.expose(), None);
+            // Signing in to prove ownership of an account: go confirm the waiting link rather than `next`.
+            let to = if cookies::get(headers, c.link).is_some() {
+                format!("{}/link", v.inner.mount)
+            } else {
+                landing(v, next)
+            };
+            with_cookies(Redirect::to(&to).into_response(), &[cookie])
         }
+        LoginOutcome::LinkRequired(link) => {
+            let cookie = c.set(
+                c.link,
+                link.token.expose(),
+                Some(v.broker().settings().redirect_timeout_secs),
+            );
+            with_cookies(
+                Redirect::to(&format!("{}/link", v.inner.mount)).into_response(),
+                &[cookie],
+            )
+        }
+        LoginOutcome::Linked { .. } => Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response(),
     }
 }
 
-fn login_error(e: LoginError) -> AppError {
+pub(crate) fn login_error(e: LoginError) -> AppError {
     match e {
         LoginError::UnknownSource => AppError::NotFound,
         LoginError::Rejected(_) => AppError::SignInFailed,
         LoginError::InvalidFlow => AppError::InvalidFlow,
         LoginError::Cancelled => AppError::Cancelled,
+        LoginError::AlreadyLinked => AppError::AlreadyLinked,
         LoginError::Unavailable(cause) => AppError::Unavailable(cause),
         LoginError::Internal(cause) => AppError::Internal(cause),
     }
@@ -239,6 +264,7 @@ fn login_error(e: LoginError) -> AppError {
 
 async fn callback(
     State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
     Path(source): Path<String>,
@@ -255,13 +281,14 @@ async fn callback(
     let browser = cookies::get(&headers, v.inner.cookies.flow);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     let clear_flow = v.inner.cookies.clear(v.inner.cookies.flow);
+    let current = ctx.session.as_ref().map(|s| &s.account_id);
     match v
         .broker()
-        .finish_redirect(&source_id, &params, browser, &client, previous)
+        .finish_redirect(&source_id, &params, browser, &client, previous, current)
         .await
     {
         Ok(done) => Ok(with_cookies(
-            signed_in(&v, done.outcome, done.next_path.as_deref()),
+            signed_in(&v, &headers, done.outcome, done.next_path.as_deref()),
             &[clear_flow],
         )),
         Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear_flow])),
@@ -269,8 +296,8 @@ async fn callback(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
-    csrf_token: Option<String>,
+pub(crate) struct CsrfForm {
+    pub(crate) csrf_token: Option<String>,
 }
 
 async fn logout(
@@ -295,6 +322,7 @@ async fn account(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let Some(session) = &ctx.session else {
         let next = format!("{}/account", v.inner.mount);
@@ -306,15 +334,25 @@ async fn account(
     let current = session.id_hash();
     let sessions = v.broker().store().sessions_of(&session.account_id).await?;
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
+    let (password_sources, redirect_sources) = pages::source_links(&v);
     let page = AccountPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
+        // Fixed words chosen by a key: nothing from the URL is echoed.
+        notice: match q.get("done").map(String::as_str) {
+            Some("linked") => Some("The new way to sign in was added."),
+            Some("unlinked") => Some("That way to sign in was removed."),
+            _ => None,
+        },
+        password_sources,
+        redirect_sources,
         identities: identities
             .iter()
             .map(|i| IdentityRow {
                 source: i.source.to_string(),
+                subject: i.subject.to_string(),
                 login: i.login.clone(),
                 since: pages::utc(i.created_at),
             })

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::Deserialize;
-use vestibule::SessionSettings;
+use vestibule::{SessionSettings, SourcePolicy};
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
@@ -22,7 +22,34 @@ pub struct FileConfig {
     #[serde(default)]
     pub session: SessionSettings,
     #[serde(default = "default_sources")]
-    pub sources: Vec<SourceConfig>,
+    pub sources: Vec<SourceEntry>,
+}
+
+/// One `[[sources]]` table: the broker's linking policy for the source (`provisioning`, `trust_email`) and the
+/// provider's own keys, which the provider crate validates (`deny_unknown_fields`).
+#[derive(Debug, Clone)]
+pub struct SourceEntry {
+    pub policy: SourcePolicy,
+    pub config: SourceConfig,
+}
+
+impl<'de> Deserialize<'de> for SourceEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // The policy keys belong to the broker, not the provider: split them off before the provider's strict
+        // parsing, so each side owns its keys and unknown ones are still errors on both.
+        let mut table = toml::Table::deserialize(d)?;
+        let mut policy = toml::Table::new();
+        for key in ["provisioning", "trust_email"] {
+            if let Some(v) = table.remove(key) {
+                policy.insert(key.to_owned(), v);
+            }
+        }
+        let policy =
+            SourcePolicy::deserialize(toml::Value::Table(policy)).map_err(|e| D::Error::custom(e.message()))?;
+        let config = SourceConfig::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
+        Ok(SourceEntry { policy, config })
+    }
 }
 
 /// `[server]`.
@@ -75,8 +102,11 @@ pub enum SourceConfig {
     Github(GithubConfig),
 }
 
-fn default_sources() -> Vec<SourceConfig> {
-    vec![SourceConfig::Local(embedded_local())]
+fn default_sources() -> Vec<SourceEntry> {
+    vec![SourceEntry {
+        policy: SourcePolicy::default(),
+        config: SourceConfig::Local(embedded_local()),
+    }]
 }
 
 /// The local source of the embedded defaults.
@@ -236,7 +266,7 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut locals = 0;
-    for (i, s) in config.sources.iter().enumerate() {
+    for (i, s) in config.sources.iter().map(|e| &e.config).enumerate() {
         if !seen.insert(s.id().clone()) {
             return Err((
                 Some(i),
@@ -330,10 +360,33 @@ mod reference_file {
         assert_eq!(documented.database.url, defaults.database.url);
         assert_eq!(documented.session, defaults.session);
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
-            (&documented.sources[0], &defaults.sources[0])
+            (&documented.sources[0].config, &defaults.sources[0].config)
         else {
             panic!("local source expected")
         };
         assert_eq!((a.argon2, a.password), (b.argon2, b.password));
+    }
+}
+
+#[cfg(test)]
+mod policy_keys {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn linking_policy_keys_sit_in_the_source_table() {
+        let text =
+            "[[sources]]\nid = \"local\"\nkind = \"local\"\nprovisioning = \"existing_only\"\ntrust_email = true\n";
+        let c = super::parse("t.toml", text).unwrap();
+        assert_eq!(c.sources[0].policy.provisioning, vestibule::Provisioning::ExistingOnly);
+        assert!(c.sources[0].policy.trust_email);
+        let d = super::parse("t.toml", "[[sources]]\nid = \"local\"\nkind = \"local\"\n").unwrap();
+        assert_eq!(d.sources[0].policy, vestibule::SourcePolicy::default());
+        let e = super::parse(
+            "t.toml",
+            "[[sources]]\nid = \"local\"\nkind = \"local\"\nprovisioning = \"always\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown variant `always`"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
     }
 }

@@ -37,7 +37,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Vec<Arc<dyn AuthSource>>, String> {
     let mut out: Vec<Arc<dyn AuthSource>> = Vec::new();
-    for (i, s) in cfg.sources.iter().enumerate() {
+    for (i, s) in cfg.sources.iter().map(|e| &e.config).enumerate() {
         let issue = |e: vestibule_core::ConfigIssue| format!("sources[{i}].{}: {}", e.key, e.message);
         let source: Arc<dyn AuthSource> = match s {
             SourceConfig::Local(c) => {
@@ -101,8 +101,8 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     let store = open_store(&cfg).await?;
     let sources = build_sources(&cfg, &store)?;
     let mut builder = Broker::builder(store, public.trim_end_matches('/')).settings(cfg.session);
-    for s in sources {
-        builder = builder.source(s);
+    for (source, entry) in sources.into_iter().zip(&cfg.sources) {
+        builder = builder.source_with_policy(source, entry.policy);
     }
     let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
     let _janitor = broker.spawn_janitor();
@@ -152,7 +152,7 @@ pub async fn add_user(
     let local = cfg
         .sources
         .iter()
-        .find_map(|s| match s {
+        .find_map(|s| match &s.config {
             SourceConfig::Local(c) => Some(c.clone()),
             _ => None,
         })

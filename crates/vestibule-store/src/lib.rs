@@ -16,6 +16,7 @@ mod accounts;
 mod audit;
 mod error;
 mod keys;
+mod linking;
 mod pending;
 mod sessions;
 
@@ -28,6 +29,7 @@ use sqlx::AnyPool;
 pub use accounts::{Account, IdentityRecord, NewLocalAccount};
 pub use audit::{AuditEvent, AuditRecord};
 pub use error::StoreError;
+pub use linking::{PendingLink, Unlinked};
 pub use pending::PendingRecord;
 pub use sessions::SessionRecord;
 

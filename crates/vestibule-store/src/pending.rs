@@ -1,5 +1,5 @@
 use sqlx::Row;
-use vestibule_core::{SourceId, Timestamp};
+use vestibule_core::{AccountId, SourceId, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -18,14 +18,17 @@ pub struct PendingRecord {
     pub next_path: Option<String>,
     /// After this the flow is void.
     pub expires_at: Timestamp,
+    /// Set when the flow was started from the account page: link to this account instead of signing in.
+    pub link_account: Option<AccountId>,
 }
 
 impl Store {
     /// Stores a pending flow.
     pub async fn insert_pending(&self, p: &PendingRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO pending_redirects (state_hash, source, browser_hash, data, next_path, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO pending_redirects \
+             (state_hash, source, browser_hash, data, next_path, expires_at, link_account) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&p.state_hash)
         .bind(p.source.as_str())
@@ -33,6 +36,7 @@ impl Store {
         .bind(&p.data)
         .bind(p.next_path.as_deref())
         .bind(p.expires_at.0)
+        .bind(p.link_account.as_ref().map(AccountId::as_str))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::conflict_on(e, "state"))?;
@@ -44,7 +48,7 @@ impl Store {
     pub async fn take_pending(&self, state_hash: &str) -> Result<Option<PendingRecord>, StoreError> {
         let row = sqlx::query(
             "DELETE FROM pending_redirects WHERE state_hash = $1 \
-             RETURNING state_hash, source, browser_hash, data, next_path, expires_at",
+             RETURNING state_hash, source, browser_hash, data, next_path, expires_at, link_account",
         )
         .bind(state_hash)
         .fetch_optional(&self.pool)
@@ -57,6 +61,10 @@ impl Store {
             data: row.try_get("data")?,
             next_path: row.try_get("next_path")?,
             expires_at: Timestamp(row.try_get("expires_at")?),
+            link_account: row
+                .try_get::<Option<String>, _>("link_account")?
+                .map(AccountId::new)
+                .transpose()?,
         }))
     }
 

@@ -6,7 +6,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use vestibule_core::{AccountId, CredentialRepository, ExternalIdentity, SourceId, Subject, Timestamp};
-use vestibule_store::{AuditEvent, NewLocalAccount, PendingRecord, SessionRecord, Store, StoreError};
+use vestibule_store::{
+    AuditEvent, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError, Unlinked,
+};
 use vestibule_tests::pg::TempDatabase;
 
 const NOW: Timestamp = Timestamp(1_800_000_000);
@@ -57,6 +59,8 @@ contract!(
     audit_log_is_append_only,
     keys_are_created_once,
     disabling_an_account_kills_its_sessions,
+    email_lookup_and_pending_links,
+    unlinking_keeps_one_way_in,
 );
 
 fn src(s: &str) -> SourceId {
@@ -277,6 +281,7 @@ async fn pending_flows_are_single_use(store: Store) {
         data: "{\"nonce\":\"n\"}".into(),
         next_path: Some("/after".into()),
         expires_at: NOW.plus_secs(600),
+        link_account: None,
     };
     store.insert_pending(&p).await.unwrap();
     let store = Arc::new(store);
@@ -355,4 +360,107 @@ async fn disabling_an_account_kills_its_sessions(store: Store) {
 
 fn store_url_of(store: &Store) -> String {
     store.url().to_owned()
+}
+
+async fn email_lookup_and_pending_links(store: Store) {
+    let id = store.create_local_account(&new_local("dora"), NOW).await.unwrap();
+    let found = store.accounts_with_email("DORA@Example.org").await.unwrap();
+    assert_eq!(found.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), vec![id]);
+    assert!(store
+        .accounts_with_email("dora@example.org.evil")
+        .await
+        .unwrap()
+        .is_empty());
+
+    let p = PendingLink {
+        token_hash: "t1".into(),
+        identity: ident("google", "g-1"),
+        may_create: true,
+        expires_at: NOW,
+    };
+    store.insert_pending_link(&p).await.unwrap();
+    assert_eq!(
+        store.get_pending_link("t1").await.unwrap().as_ref(),
+        Some(&p),
+        "reading does not use it up"
+    );
+    let store = Arc::new(store);
+    let a = {
+        let s = store.clone();
+        tokio::spawn(async move { s.take_pending_link("t1").await.unwrap() })
+    };
+    let b = {
+        let s = store.clone();
+        tokio::spawn(async move { s.take_pending_link("t1").await.unwrap() })
+    };
+    let got: Vec<_> = [a.await.unwrap(), b.await.unwrap()].into_iter().flatten().collect();
+    assert_eq!(got, vec![p], "single use");
+    store
+        .insert_pending_link(&PendingLink {
+            token_hash: "t2".into(),
+            identity: ident("google", "g-2"),
+            may_create: false,
+            expires_at: NOW,
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.purge_pending_links(NOW).await.unwrap(), 1);
+}
+
+async fn unlinking_keeps_one_way_in(store: Store) {
+    let id = store.create_local_account(&new_local("erin"), NOW).await.unwrap();
+    let other = store
+        .create_account_for_identity(&ident("corp", "x-1"), NOW)
+        .await
+        .unwrap();
+    let local_subject = Subject::new(id.as_str()).unwrap();
+    // The only identity cannot go.
+    assert_eq!(
+        store.unlink_identity(&id, &src("local"), &local_subject).await.unwrap(),
+        Unlinked::LastIdentity
+    );
+    // Someone else's identity is not found from this account (no IDOR).
+    assert_eq!(
+        store
+            .unlink_identity(&id, &src("corp"), &Subject::new("x-1").unwrap())
+            .await
+            .unwrap(),
+        Unlinked::NotFound
+    );
+    assert!(store
+        .find_identity(&src("corp"), &Subject::new("x-1").unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    let _ = other;
+
+    store.link_identity(&ident("google", "g-9"), &id, NOW).await.unwrap();
+    store.link_identity(&ident("github", "42"), &id, NOW).await.unwrap();
+    // Removing the local identity removes the password with it.
+    assert_eq!(
+        store.unlink_identity(&id, &src("local"), &local_subject).await.unwrap(),
+        Unlinked::Done
+    );
+    assert!(store.find_password("erin").await.unwrap().is_none());
+
+    // Two concurrent unlinks of the last two identities: one wins, one way in stays.
+    let store = Arc::new(store);
+    let a = {
+        let (s, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            s.unlink_identity(&id, &src("google"), &Subject::new("g-9").unwrap())
+                .await
+        })
+    };
+    let b = {
+        let (s, id) = (store.clone(), id.clone());
+        tokio::spawn(async move {
+            s.unlink_identity(&id, &src("github"), &Subject::new("42").unwrap())
+                .await
+        })
+    };
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    let done = results.iter().filter(|r| matches!(r, Ok(Unlinked::Done))).count();
+    assert_eq!(done, 1, "{results:?}");
+    assert_eq!(store.identities_of(&id).await.unwrap().len(), 1);
 }

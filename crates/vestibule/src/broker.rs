@@ -11,7 +11,7 @@ use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store}
 use crate::csrf::CsrfKey;
 use crate::session::{new_token, ActiveSession, NewSession};
 use crate::token::{hash_token, hex_of, plausible};
-use crate::{BrokerError, SessionSettings};
+use crate::{BrokerError, SessionSettings, SourcePolicy};
 
 /// Who is asking: recorded in sessions and the audit log.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +27,7 @@ pub struct Broker {
     pub(crate) store: Store,
     pub(crate) sources: Vec<Arc<dyn AuthSource>>,
     by_id: HashMap<SourceId, usize>,
+    policies: HashMap<SourceId, SourcePolicy>,
     pub(crate) settings: SessionSettings,
     pub(crate) clock: Arc<dyn Clock>,
     csrf: CsrfKey,
@@ -53,6 +54,7 @@ pub struct BrokerBuilder {
     store: Store,
     base_url: String,
     sources: Vec<Arc<dyn AuthSource>>,
+    policies: HashMap<SourceId, SourcePolicy>,
     settings: SessionSettings,
     clock: Arc<dyn Clock>,
     cache_capacity: u64,
@@ -67,8 +69,15 @@ impl std::fmt::Debug for BrokerBuilder {
 }
 
 impl BrokerBuilder {
-    /// Adds a source; the login page shows them in this order.
+    /// Adds a source with the default policy (create accounts, never link by email); the login page shows
+    /// sources in the order they are added.
     pub fn source(mut self, source: Arc<dyn AuthSource>) -> Self {
+        self.sources.push(source);
+        self
+    }
+    /// Adds a source with its own linking policy.
+    pub fn source_with_policy(mut self, source: Arc<dyn AuthSource>, policy: SourcePolicy) -> Self {
+        self.policies.insert(source.id().clone(), policy);
         self.sources.push(source);
         self
     }
@@ -111,6 +120,7 @@ impl BrokerBuilder {
             store: self.store,
             sources: self.sources,
             by_id,
+            policies: self.policies,
             settings: self.settings,
             clock: self.clock,
             csrf: CsrfKey::new(key),
@@ -140,6 +150,7 @@ impl Broker {
             store,
             base_url: base_url.into(),
             sources: Vec::new(),
+            policies: HashMap::new(),
             settings: SessionSettings::default(),
             clock: Arc::new(SystemClock),
             cache_capacity: 100_000,
@@ -160,6 +171,11 @@ impl Broker {
     pub fn source(&self, id: &str) -> Option<&Arc<dyn AuthSource>> {
         let id = SourceId::new(id).ok()?;
         self.by_id.get(&id).and_then(|i| self.sources.get(*i))
+    }
+
+    /// The linking policy of a source.
+    pub fn policy(&self, source: &SourceId) -> SourcePolicy {
+        self.policies.get(source).copied().unwrap_or_default()
     }
 
     /// Session settings.
@@ -339,6 +355,7 @@ impl Broker {
             .purge_sessions(now, now.plus_secs(-self.settings.idle_timeout_secs))
             .await?;
         self.store.purge_pending(now).await?;
+        self.store.purge_pending_links(now).await?;
         Ok(())
     }
 

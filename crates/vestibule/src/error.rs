@@ -29,6 +29,9 @@ pub enum LoginError {
     /// The person cancelled at the provider.
     #[error("sign-in cancelled")]
     Cancelled,
+    /// The identity is already linked to another account; it is never moved silently.
+    #[error("identity already linked to another account")]
+    AlreadyLinked,
     /// The source is down or too slow.
     #[error("sign-in provider unavailable")]
     Unavailable(#[source] BoxError),

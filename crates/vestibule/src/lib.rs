@@ -12,7 +12,7 @@
 //! let outcome = broker
 //!     .login_password(&SourceId::new("local")?, "alice", &SecretString::from("correct horse"), &ClientInfo::default(), None)
 //!     .await?;
-//! let vestibule::LoginOutcome::SignedIn(session) = outcome else { return Ok(()) };
+//! let Some(session) = outcome.session() else { return Ok(()) };
 //! // `session.token` goes into the session cookie; only its SHA-256 is stored.
 //! assert!(broker.session(session.token.expose()).await?.is_some());
 //! # Ok(()) }
@@ -21,6 +21,7 @@
 mod broker;
 mod csrf;
 mod error;
+mod linking;
 mod login;
 mod session;
 mod settings;
@@ -28,9 +29,10 @@ mod token;
 
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use error::{BrokerError, LoginError};
+pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use session::{ActiveSession, NewSession};
-pub use settings::SessionSettings;
+pub use settings::{Provisioning, SessionSettings, SourcePolicy};
 pub use token::{hash_token, SecretToken};
 
 pub use vestibule_core as core;

@@ -7,16 +7,43 @@ use subtle::ConstantTimeEq;
 use vestibule_core::{
     AccountId, CallbackParams, ExternalIdentity, Flow, PendingRedirect, RejectReason, SourceError, SourceId,
 };
-use vestibule_store::{AuditEvent, PendingRecord, StoreError};
+use vestibule_store::{AuditEvent, PendingLink, PendingRecord, StoreError};
 
+use crate::linking::LinkRequired;
 use crate::token::{hash_token, hex_of};
-use crate::{Broker, ClientInfo, LoginError, NewSession, SecretToken};
+use crate::{Broker, ClientInfo, LoginError, NewSession, Provisioning, SecretToken};
 
 /// What a successful primary sign-in leads to.
 #[derive(Debug)]
 pub enum LoginOutcome {
     /// Signed in: set the session cookie.
     SignedIn(NewSession),
+    /// The identity is new, and an account with its email exists: the person must prove they own that account
+    /// (sign in to it, then confirm) or choose a separate account. No session yet.
+    LinkRequired(LinkRequired),
+    /// A flow started from the account page added this identity to the signed-in account.
+    Linked {
+        /// The account that gained a way in.
+        account: AccountId,
+        /// Through which source.
+        source: SourceId,
+    },
+}
+
+impl LoginOutcome {
+    /// The new session, when this outcome is a completed sign-in.
+    pub fn session(self) -> Option<NewSession> {
+        match self {
+            LoginOutcome::SignedIn(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// How an identity resolved.
+pub(crate) enum Resolution {
+    Account(AccountId),
+    Link(LinkRequired),
 }
 
 /// The start of a redirect sign-in.
@@ -72,6 +99,15 @@ impl Broker {
         source_id: &SourceId,
         next: Option<String>,
     ) -> Result<RedirectBegin, LoginError> {
+        self.begin_redirect(source_id, next, None).await
+    }
+
+    pub(crate) async fn begin_redirect(
+        &self,
+        source_id: &SourceId,
+        next: Option<String>,
+        link_account: Option<AccountId>,
+    ) -> Result<RedirectBegin, LoginError> {
         let source = self
             .source(source_id.as_str())
             .ok_or(LoginError::UnknownSource)?
@@ -93,6 +129,7 @@ impl Broker {
                 data: start.pending.data.expose_secret().to_owned(),
                 next_path: next,
                 expires_at: self.now().plus_secs(self.settings.redirect_timeout_secs),
+                link_account,
             })
             .await?;
         Ok(RedirectBegin {
@@ -111,6 +148,7 @@ impl Broker {
         browser_token: Option<&str>,
         client: &ClientInfo,
         previous_session: Option<&str>,
+        current_account: Option<&AccountId>,
     ) -> Result<RedirectFinish, LoginError> {
         let source = self
             .source(source_id.as_str())
@@ -149,6 +187,23 @@ impl Broker {
             )
             .await;
         let identity = self.checked(source_id, result, client, None).await?;
+        if let Some(target) = &pending.link_account {
+            // Started from the account page: only the account that started it, still signed in, gets the link.
+            if current_account != Some(target) {
+                self.audit_failure(source_id, client, None, "link_from_another_session")
+                    .await;
+                return Err(LoginError::InvalidFlow);
+            }
+            self.link_to_account(&identity, target, client).await?;
+            let outcome = LoginOutcome::Linked {
+                account: target.clone(),
+                source: source_id.clone(),
+            };
+            return Ok(RedirectFinish {
+                outcome,
+                next_path: pending.next_path,
+            });
+        }
         let outcome = self.complete(identity, client, previous_session).await?;
         Ok(RedirectFinish {
             outcome,
@@ -162,7 +217,7 @@ impl Broker {
     }
 
     /// Turns a source's answer into an identity or a logged, audited refusal.
-    async fn checked(
+    pub(crate) async fn checked(
         &self,
         source_id: &SourceId,
         result: Result<ExternalIdentity, SourceError>,
@@ -201,7 +256,7 @@ impl Broker {
         }
     }
 
-    async fn audit_failure(&self, source: &SourceId, client: &ClientInfo, login: Option<&str>, why: &str) {
+    pub(crate) async fn audit_failure(&self, source: &SourceId, client: &ClientInfo, login: Option<&str>, why: &str) {
         // The attempted login name goes to the log only when short and printable: it is attacker input.
         let attempted: Option<String> = login
             .filter(|l| l.len() <= 128)
@@ -220,14 +275,30 @@ impl Broker {
         .await;
     }
 
-    /// Resolves an identity to its account and issues a session.
+    /// Resolves an identity to its account and issues a session (or asks for proof of account ownership).
     async fn complete(
         &self,
         identity: ExternalIdentity,
         client: &ClientInfo,
         previous_session: Option<&str>,
     ) -> Result<LoginOutcome, LoginError> {
-        let account = self.resolve_account(&identity, client).await?;
+        let account = match self.resolve_account(&identity, client).await? {
+            Resolution::Account(a) => a,
+            Resolution::Link(l) => return Ok(LoginOutcome::LinkRequired(l)),
+        };
+        self.sign_in_account(&identity, &account, client, previous_session)
+            .await
+    }
+
+    /// Issues a session for an account an identity resolved to, unless the account is disabled.
+    pub(crate) async fn sign_in_account(
+        &self,
+        identity: &ExternalIdentity,
+        account: &AccountId,
+        client: &ClientInfo,
+        previous_session: Option<&str>,
+    ) -> Result<LoginOutcome, LoginError> {
+        let account = account.clone();
         let Some(record) = self.store.get_account(&account).await? else {
             return Err(LoginError::Internal("identity points at a missing account".into()));
         };
@@ -251,16 +322,81 @@ impl Broker {
         Ok(LoginOutcome::SignedIn(session))
     }
 
-    /// The account an identity leads to. A known `(source, subject)` signs into its account; an unknown one gets a
-    /// new account of its own (never one found by email or login name). Two concurrent first sign-ins of the same
-    /// identity meet at the unique key: the loser reads the winner's account.
-    async fn resolve_account(&self, identity: &ExternalIdentity, client: &ClientInfo) -> Result<AccountId, LoginError> {
+    /// The account an identity leads to, by the source's policy:
+    ///
+    /// 1. a known `(source, subject)` signs into its account;
+    /// 2. with `trust_email`, an identity whose email the source asserts as verified joins the one account with that
+    ///    email, if that account's own email is verified too;
+    /// 3. otherwise, when accounts with that email exist, nothing is linked: the person must prove they own one
+    ///    (sign in to it) or choose a separate account — an email alone never opens an account;
+    /// 4. otherwise a new account is created, unless the source is `existing_only`.
+    ///
+    /// Two concurrent first sign-ins of the same identity meet at the unique key: the loser reads the winner's
+    /// account.
+    pub(crate) async fn resolve_account(
+        &self,
+        identity: &ExternalIdentity,
+        client: &ClientInfo,
+    ) -> Result<Resolution, LoginError> {
         let now = self.now();
         if let Some(found) = self.store.find_identity(&identity.source, &identity.subject).await? {
             self.store.record_identity_login(identity, now).await?;
-            return Ok(found.account_id);
+            return Ok(Resolution::Account(found.account_id));
         }
-        match self.store.create_account_for_identity(identity, now).await {
+        let policy = self.policy(&identity.source);
+        let matches = match identity.email.as_deref().filter(|e| !e.is_empty()) {
+            Some(email) => self.store.accounts_with_email(email).await?,
+            None => Vec::new(),
+        };
+        if policy.trust_email && identity.email_verified {
+            if let [only] = matches.as_slice() {
+                if only.email_verified {
+                    self.link_to_account(identity, &only.id, client).await?;
+                    return Ok(Resolution::Account(only.id.clone()));
+                }
+            }
+        }
+        let may_create = policy.provisioning == Provisioning::Create;
+        if !matches.is_empty() {
+            let token = SecretToken::generate();
+            self.store
+                .insert_pending_link(&PendingLink {
+                    token_hash: token.hash_hex(),
+                    identity: identity.clone(),
+                    may_create,
+                    expires_at: now.plus_secs(self.settings.redirect_timeout_secs),
+                })
+                .await?;
+            self.audit(&AuditEvent {
+                event: "link_required",
+                source: Some(identity.source.as_str()),
+                subject: Some(identity.subject.as_str()),
+                ip: client.ip.as_deref(),
+                ..Default::default()
+            })
+            .await;
+            return Ok(Resolution::Link(LinkRequired {
+                token,
+                source: identity.source.clone(),
+                email: identity.email.clone(),
+                may_create,
+            }));
+        }
+        if !may_create {
+            self.audit_failure(&identity.source, client, identity.login.as_deref(), "not_provisioned")
+                .await;
+            return Err(LoginError::Rejected(RejectReason::NotPermitted));
+        }
+        self.provision(identity, client).await.map(Resolution::Account)
+    }
+
+    /// Creates an account for an identity (just-in-time provisioning).
+    pub(crate) async fn provision(
+        &self,
+        identity: &ExternalIdentity,
+        client: &ClientInfo,
+    ) -> Result<AccountId, LoginError> {
+        match self.store.create_account_for_identity(identity, self.now()).await {
             Ok(account) => {
                 self.audit(&AuditEvent {
                     event: "account_created",

@@ -11,8 +11,12 @@ pub struct SessionSettings {
     /// How long another node may keep serving a session from its cache after it was revoked elsewhere
     /// (default 15 s). Revocations on the same node take effect at once.
     pub cache_ttl_secs: u64,
-    /// A redirect sign-in must come back within this many seconds (default 600).
+    /// A redirect sign-in must come back within this many seconds (default 600). Also the lifetime of a pending
+    /// link waiting for proof of account ownership.
     pub redirect_timeout_secs: i64,
+    /// Sensitive account changes (unlinking a way in) need a credential proven within this many seconds
+    /// (default 600).
+    pub fresh_secs: i64,
 }
 
 impl Default for SessionSettings {
@@ -22,6 +26,30 @@ impl Default for SessionSettings {
             absolute_timeout_secs: 12 * 60 * 60,
             cache_ttl_secs: 15,
             redirect_timeout_secs: 600,
+            fresh_secs: 600,
         }
     }
+}
+
+/// What happens the first time an identity from a source is seen. Per source, from its TOML table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provisioning {
+    /// Just-in-time: a new account is created and linked (the default).
+    #[default]
+    Create,
+    /// Only identities already linked to an account (or linked by proving ownership of one) may sign in.
+    ExistingOnly,
+}
+
+/// The linking policy of one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcePolicy {
+    /// First sign-in of an unknown identity: create an account, or only use existing ones.
+    pub provisioning: Provisioning,
+    /// Link an unknown identity to the one account with the same email, silently — only when the source asserts
+    /// the email as verified (a real boolean) and the account's own email is verified too. Off by default: an
+    /// identity provider that lets people set any address would hand out accounts (nOAuth).
+    pub trust_email: bool,
 }

@@ -155,11 +155,13 @@ fn client() -> ClientInfo {
 
 async fn sign_in(f: &Fixture) -> vestibule::NewSession {
     let dir = SourceId::new("dir").unwrap();
-    let LoginOutcome::SignedIn(s) = f
+    let s = (f
         .broker
         .login_password(&dir, "ann", &"right password".into(), &client(), None)
         .await
-        .unwrap();
+        .unwrap())
+    .session()
+    .unwrap();
     s
 }
 
@@ -318,7 +320,7 @@ async fn signing_in_rotates_the_session_id() {
     let f = fixture().await;
     let old = sign_in(&f).await;
     let dir = SourceId::new("dir").unwrap();
-    let LoginOutcome::SignedIn(new) = f
+    let new = (f
         .broker
         .login_password(
             &dir,
@@ -328,7 +330,9 @@ async fn signing_in_rotates_the_session_id() {
             Some(old.token.expose()),
         )
         .await
-        .unwrap();
+        .unwrap())
+    .session()
+    .unwrap();
     assert_ne!(old.token, new.token);
     assert!(
         f.broker.session(old.token.expose()).await.unwrap().is_none(),
@@ -409,6 +413,7 @@ async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
             Some(other.expose()),
             &client(),
             None,
+            None,
         )
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "{r:?}");
@@ -419,6 +424,7 @@ async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
             &params(Some(&state), Some("x")),
             Some(begin.browser_token.expose()),
             &client(),
+            None,
             None,
         )
         .await;
@@ -458,11 +464,12 @@ async fn an_honest_redirect_flow_signs_in_once() {
             Some(browser.expose()),
             &client(),
             None,
+            None,
         )
         .await
         .unwrap();
     assert_eq!(done.next_path.as_deref(), Some("/after"));
-    let LoginOutcome::SignedIn(s) = done.outcome;
+    let s = (done.outcome).session().unwrap();
     assert!(f.broker.session(s.token.expose()).await.unwrap().is_some());
     // Replaying the same callback gets nothing.
     let replay = f
@@ -472,6 +479,7 @@ async fn an_honest_redirect_flow_signs_in_once() {
             &params(Some(&state), Some(&code)),
             Some(browser.expose()),
             &client(),
+            None,
             None,
         )
         .await;
@@ -494,6 +502,7 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
             Some(browser.expose()),
             &client(),
             None,
+            None,
         )
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "expired: {r:?}");
@@ -506,6 +515,7 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
             &params(None, Some(&code)),
             Some(browser.expose()),
             &client(),
+            None,
             None,
         )
         .await;
@@ -522,12 +532,13 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
             Some(browser.expose()),
             &client(),
             None,
+            None,
         )
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "tampered state: {r:?}");
     let r = f
         .broker
-        .finish_redirect(&idp, &params(Some(&state), Some(&code)), None, &client(), None)
+        .finish_redirect(&idp, &params(Some(&state), Some(&code)), None, &client(), None, None)
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "no binding cookie: {r:?}");
 
@@ -536,7 +547,7 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
     p.error = Some("access_denied".into());
     let r = f
         .broker
-        .finish_redirect(&idp, &p, Some(browser.expose()), &client(), None)
+        .finish_redirect(&idp, &p, Some(browser.expose()), &client(), None, None)
         .await;
     assert!(matches!(r, Err(LoginError::Cancelled)), "{r:?}");
 
@@ -548,6 +559,7 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
             &params(Some(&state), Some("wrong code")),
             Some(browser.expose()),
             &client(),
+            None,
             None,
         )
         .await;

@@ -1,0 +1,197 @@
+//! Routes for linking: the page that asks for proof of account ownership, its confirm / separate-account /
+//! cancel actions, and adding or removing a way in from the account page. All POSTs check the CSRF token first.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Extension, Form, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::HeaderMap;
+use serde::Deserialize;
+use vestibule::UnlinkError;
+use vestibule_core::{Flow, SecretString, SourceId};
+
+use crate::layer::AuthContext;
+use crate::pages::{self, LinkPage};
+use crate::routes::{check_csrf, form_binding, html_headers, login_error, signed_in, with_cookies, Client, CsrfForm};
+use crate::{cookies, AppError, Vestibule};
+
+fn link_token<'a>(v: &Vestibule, headers: &'a HeaderMap) -> Option<&'a str> {
+    cookies::get(headers, v.inner.cookies.link).filter(|t| t.len() == 43)
+}
+
+pub(crate) async fn link_page(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
+    let pending = v.broker().pending_link(token).await?.ok_or(AppError::InvalidFlow)?;
+    let source_name = v
+        .broker()
+        .source(pending.source.as_str())
+        .map(|s| s.display_name().to_owned());
+    let source_name = source_name.unwrap_or_else(|| pending.source.to_string());
+    let (bound, set) = form_binding(&v, &headers, &ctx);
+    let account_name = match &ctx.session {
+        Some(s) => s.display_name.clone().unwrap_or_else(|| "your account".into()),
+        None => String::new(),
+    };
+    let (password_sources, redirect_sources) = pages::source_links(&v);
+    let page = LinkPage {
+        mount: &v.inner.mount,
+        csrf_token: &v.broker().csrf_token(&bound),
+        signed_in: ctx.session.is_some(),
+        account_name: &account_name,
+        source: &source_name,
+        email: pending.email.as_deref(),
+        may_create: pending.may_create,
+        password_sources,
+        redirect_sources,
+    };
+    Ok(with_cookies(
+        (html_headers(), pages::render(&page)).into_response(),
+        &set,
+    ))
+}
+
+pub(crate) async fn link_confirm(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    // Proof of ownership is being signed in to the account: without a session there is nothing to confirm.
+    let session = ctx.session.as_ref().ok_or(AppError::InvalidFlow)?;
+    let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
+    let clear = v.inner.cookies.clear(v.inner.cookies.link);
+    match v.broker().confirm_link(token, &session.account_id, &client).await {
+        Ok(_) => Ok(with_cookies(
+            Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response(),
+            &[clear],
+        )),
+        Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear])),
+    }
+}
+
+pub(crate) async fn link_new(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
+    let previous = cookies::get(&headers, v.inner.cookies.session);
+    let clear = v.inner.cookies.clear(v.inner.cookies.link);
+    let res = match v.broker().create_from_link(token, &client, previous).await {
+        // The link cookie is being cleared: land where a plain sign-in would.
+        Ok(outcome) => signed_in(&v, &HeaderMap::new(), outcome, None),
+        Err(e) => login_error(e).into_response(),
+    };
+    Ok(with_cookies(res, &[clear]))
+}
+
+pub(crate) async fn link_cancel(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    if let Some(token) = link_token(&v, &headers) {
+        v.broker().cancel_link(token).await?;
+    }
+    let to = if ctx.session.is_some() {
+        format!("{}/account", v.inner.mount)
+    } else {
+        v.login_path()
+    };
+    Ok(with_cookies(
+        Redirect::to(&to).into_response(),
+        &[v.inner.cookies.clear(v.inner.cookies.link)],
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkForm {
+    csrf_token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+pub(crate) async fn account_link(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    form: Result<Form<LinkForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
+    let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
+    let is_password = match v.broker().source(source_id.as_str()).map(|s| s.flow()) {
+        Some(Flow::Password(_)) => true,
+        Some(Flow::Redirect(_)) => false,
+        None => return Err(AppError::NotFound),
+    };
+    if is_password {
+        let password = SecretString::from(form.password.unwrap_or_default());
+        let login = form.username.unwrap_or_default();
+        return match v
+            .broker()
+            .link_password(&source_id, &session.account_id, &login, &password, &client)
+            .await
+        {
+            Ok(()) => Ok(Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response()),
+            Err(e) => Err(login_error(e)),
+        };
+    }
+    let begin = v
+        .broker()
+        .start_link_redirect(&source_id, &session.account_id)
+        .await
+        .map_err(login_error)?;
+    let cookie = v.inner.cookies.set(
+        v.inner.cookies.flow,
+        begin.browser_token.expose(),
+        Some(v.broker().settings().redirect_timeout_secs),
+    );
+    Ok(with_cookies(
+        Redirect::to(&begin.authorize_url).into_response(),
+        &[cookie],
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UnlinkForm {
+    csrf_token: Option<String>,
+    source: Option<String>,
+    subject: Option<String>,
+}
+
+pub(crate) async fn account_unlink(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    form: Result<Form<UnlinkForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
+    let (source, subject) = (form.source.unwrap_or_default(), form.subject.unwrap_or_default());
+    match v.broker().unlink(session, &source, &subject, &client).await {
+        Ok(()) => Ok(Redirect::to(&format!("{}/account?done=unlinked", v.inner.mount)).into_response()),
+        Err(UnlinkError::NotFresh) => Err(AppError::NotFresh),
+        Err(UnlinkError::NotFound) => Err(AppError::NotFound),
+        Err(UnlinkError::LastIdentity) => Err(AppError::LastIdentity),
+        Err(UnlinkError::Broker(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,470 @@
+//! End-to-end in a real browser: the real `vestibule` binary on a free loopback port, driven by a headless
+//! Chromium through chromedriver (W3C WebDriver, via fantoccini). What is tested is what a person sees: the page
+//! as Chromium renders it under the server's strict CSP, its forms submitted by clicks, its redirects followed by
+//! the browser, its cookies kept by the browser, and its refusal to be framed.
+//!
+//! Chromium and chromedriver come from `tests/browser/install.sh` (run by `scripts/test`). The tests never skip:
+//! when either is missing they fail and say so.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use vestibule_tests::server::{Server, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
+const PASSWORD: &str = "correct horse battery";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The longest any single wait for the browser may take.
+const WAIT: Duration = Duration::from_secs(20);
+/// The login page's words for every failed sign-in.
+const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 800;
+
+/// A chromedriver and the Chromium it starts, all in one process group that is killed on drop.
+struct Chrome {
+    driver: Child,
+    client: Option<Client>,
+    _profile: TempDir,
+}
+
+impl Chrome {
+    /// Starts chromedriver on a free loopback port and opens a session with a fresh headless Chromium profile.
+    async fn start() -> Chrome {
+        for path in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: the browser tests need Chromium and chromedriver. Run `scripts/test` (which \
+                 runs tests/browser/install.sh), or run tests/browser/install.sh as root once."
+            );
+        }
+        let profile = TempDir::new("vestibule-chromium");
+        let (driver, port) = start_driver();
+        let mut chrome = Chrome {
+            driver,
+            client: None,
+            _profile: profile,
+        };
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--lang=en-US",
+                    format!("--window-size={WIDTH},{HEIGHT}"),
+                    format!("--user-data-dir={}", chrome._profile.0.display()),
+                ],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .unwrap_or_else(|e| panic!("chromedriver could not start Chromium ({CHROMIUM}): {e}"));
+        chrome.client = Some(client);
+        chrome
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    /// Ends the WebDriver session (chromedriver closes Chromium), then the drop kills what is left.
+    async fn finish(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+impl Drop for Chrome {
+    fn drop(&mut self) {
+        // chromedriver was made the leader of its own process group, which its Chromium processes inherit: kill
+        // the whole group (that id is ours), then reap the driver.
+        let pgid = self.driver.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Starts chromedriver in a new process group on a free loopback port and waits for its "started" line.
+fn start_driver() -> (Child, u16) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = vestibule_tests::free_port();
+        let mut child = Command::new(CHROMEDRIVER)
+            // Without --allowed-ips it listens on loopback only.
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {CHROMEDRIVER}: {e} (run tests/browser/install.sh)"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("started successfully") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                return (child, port);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                last = format!("chromedriver exited ({status}) on port {port}: {err}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromedriver did not start within 30 s");
+            }
+        }
+    }
+    panic!("{last}");
+}
+
+/// A vestibule server on a fresh SQLite database with alice, and a fresh browser.
+struct Env {
+    server: Server,
+    chrome: Chrome,
+    dir: TempDir,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let dir = TempDir::new("vestibule-browser");
+        let server = Server::start(Path::new(BIN), &dir.0, "[database]\nurl = \"sqlite://{dir}/v.db\"\n");
+        server.add_user("alice", "alice@example.org", PASSWORD);
+        let chrome = Chrome::start().await;
+        Env { server, chrome, dir }
+    }
+
+    fn b(&self) -> &Client {
+        self.chrome.client()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    /// Waits until the browser is at exactly `path` of the server.
+    async fn wait_for_path(&self, path: &str) {
+        let want = url::Url::parse(&self.url(path)).unwrap();
+        if let Err(e) = self.b().wait().at_most(WAIT).for_url(&want).await {
+            let at = self.b().current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            panic!("browser never reached {want} (at {at}): {e}");
+        }
+    }
+
+    /// The JSON body of the current page, as Chromium shows it (a `<pre>` of text).
+    async fn page_json(&self) -> Value {
+        let pre = self
+            .b()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("pre"))
+            .await
+            .unwrap();
+        let text = pre.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("page is not JSON ({e}): {text}"))
+    }
+
+    /// Opens the login page (with `next`) and fills in the password form with the browser.
+    async fn fill_login(&self, username: &str, password: &str) {
+        self.b().goto(&self.url("/login?next=/me")).await.unwrap();
+        let user = self
+            .b()
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("input[name=username]"))
+            .await
+            .unwrap();
+        user.send_keys(username).await.unwrap();
+        let pass = self.b().find(Locator::Css("input[name=password]")).await.unwrap();
+        pass.send_keys(password).await.unwrap();
+    }
+
+    async fn click_button(&self, label: &str) {
+        let xpath = format!("//button[normalize-space()='{label}']");
+        self.b()
+            .find(Locator::XPath(&xpath))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn finish(mut self) {
+        self.chrome.finish().await;
+        self.server.stop();
+        drop(self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_page_is_styled_under_the_csp_and_renders() {
+    let env = Env::start().await;
+    let b = env.b();
+    b.goto(&env.url("/login?next=/me")).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("form input[name=username]"))
+        .await
+        .unwrap();
+    b.find(Locator::Css("form input[name=password][type=password]"))
+        .await
+        .unwrap();
+    assert_eq!(b.title().await.unwrap(), "Sign in");
+
+    // The stylesheet loaded under `default-src 'none'; style-src 'self'` and its rules apply.
+    let sheets = b
+        .execute(
+            "return [...document.styleSheets].map(s => ({ href: s.href, rules: s.cssRules.length }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let sheets = sheets.as_array().unwrap();
+    assert!(!sheets.is_empty(), "no stylesheet in the page: {sheets:?}");
+    assert!(
+        sheets[0]["href"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/static/vestibule.css"),
+        "{sheets:?}"
+    );
+    assert!(
+        sheets[0]["rules"].as_u64().unwrap() > 0,
+        "the stylesheet has no rules: {sheets:?}"
+    );
+    let style = b
+        .execute(
+            "const s = getComputedStyle(document.querySelector('button[type=submit]'));
+             return { background: s.backgroundColor, color: s.color, radius: s.borderTopLeftRadius };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(style["background"], "rgb(45, 91, 227)", "button not styled: {style}");
+    assert_eq!(style["color"], "rgb(255, 255, 255)", "button not styled: {style}");
+    // The `.card` rule lays the form out as a bordered box, not the browser's default block.
+    let card = b
+        .execute(
+            "const s = getComputedStyle(document.querySelector('main.card'));
+             return { border: s.borderTopStyle, padding: s.paddingTop };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(card["border"], "solid", "{card}");
+    assert_eq!(card["padding"], "32px", "{card}");
+
+    // A screenshot of what a person sees: a real PNG of the window's size, with more than a blank page in it.
+    let png = b.screenshot().await.unwrap();
+    let path = env.dir.0.join("login.png");
+    std::fs::write(&path, &png).unwrap();
+    let _ = std::fs::write("/tmp/vestibule-login.png", &png);
+    let on_disk = std::fs::read(&path).unwrap();
+    assert!(
+        on_disk.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG: {:?}",
+        &on_disk[..on_disk.len().min(8)]
+    );
+    assert!(on_disk.len() > 5 * 1024, "screenshot is only {} bytes", on_disk.len());
+    assert_eq!(&on_disk[12..16], b"IHDR");
+    let width = u32::from_be_bytes(on_disk[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(on_disk[20..24].try_into().unwrap());
+    assert!(
+        width >= WIDTH / 2 && height >= HEIGHT / 2,
+        "screenshot is {width}x{height}"
+    );
+
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_account_and_sign_out_by_clicking() {
+    let env = Env::start().await;
+    let b = env.b();
+
+    // Not signed in yet.
+    b.goto(&env.url("/me")).await.unwrap();
+    assert_eq!(env.page_json().await["error"], "unauthenticated");
+
+    env.fill_login("alice", PASSWORD).await;
+    env.click_button("Sign in").await;
+    // The browser follows the redirect to `next` and sends the session cookie it was given.
+    env.wait_for_path("/me").await;
+    let me = env.page_json().await;
+    assert_eq!(me["display_name"], "alice", "{me}");
+    assert_eq!(me["email"], "alice@example.org", "{me}");
+    assert_eq!(me["identities"][0]["source"], "local", "{me}");
+
+    b.goto(&env.url("/account")).await.unwrap();
+    env.wait_for_path("/account").await;
+    let h1 = b.wait().at_most(WAIT).for_element(Locator::Css("h1")).await.unwrap();
+    assert_eq!(h1.text().await.unwrap(), "alice");
+    let sessions = b.find(Locator::Css("ul.sessions")).await.unwrap().text().await.unwrap();
+    assert!(sessions.contains("This session"), "{sessions}");
+    // The session was recorded with this browser's own user agent.
+    assert!(sessions.contains("HeadlessChrome"), "{sessions}");
+
+    env.click_button("Sign out").await;
+    env.wait_for_path("/login").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("input[name=username]"))
+        .await
+        .unwrap();
+
+    b.goto(&env.url("/me")).await.unwrap();
+    assert_eq!(env.page_json().await["error"], "unauthenticated");
+    // And the account page sends the browser back to sign in.
+    b.goto(&env.url("/account")).await.unwrap();
+    env.wait_for_path("/login?next=/account").await;
+
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_shows_the_generic_message_and_no_session() {
+    let env = Env::start().await;
+    let b = env.b();
+    env.fill_login("alice", "not the password").await;
+    env.click_button("Sign in").await;
+
+    let alert = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("p.error[role=alert]"))
+        .await
+        .unwrap();
+    assert_eq!(alert.text().await.unwrap(), GENERIC_FAILURE);
+    // Still on the form (the POST's answer), the username kept, the password not.
+    let at = b.current_url().await.unwrap();
+    assert_eq!(at.path(), "/login/local", "{at}");
+    let user = b.find(Locator::Css("input[name=username]")).await.unwrap();
+    assert_eq!(user.prop("value").await.unwrap().as_deref(), Some("alice"));
+    let pass = b.find(Locator::Css("input[name=password]")).await.unwrap();
+    assert_eq!(pass.prop("value").await.unwrap().as_deref(), Some(""));
+    // An unknown user reads exactly the same.
+    let user = b.find(Locator::Css("input[name=username]")).await.unwrap();
+    user.clear().await.unwrap();
+    user.send_keys("nobody").await.unwrap();
+    pass.send_keys(PASSWORD).await.unwrap();
+    env.click_button("Sign in").await;
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//input[@name='username' and @value='nobody']"))
+        .await
+        .unwrap();
+    let alert = b.find(Locator::Css("p.error[role=alert]")).await.unwrap();
+    assert_eq!(alert.text().await.unwrap(), GENERIC_FAILURE);
+
+    b.goto(&env.url("/me")).await.unwrap();
+    assert_eq!(env.page_json().await["error"], "unauthenticated");
+
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_page_cannot_be_framed_by_another_origin() {
+    let env = Env::start().await;
+    let b = env.b();
+
+    // Another origin (another port) whose page frames the login page, and, as a control, a frameable page of
+    // its own with the same form field, so that the check below is shown to see into a frame that did load.
+    let login = env.url("/login");
+    let app = axum::Router::new()
+        .route(
+            "/frame",
+            axum::routing::get(move || async move {
+                axum::response::Html(format!(
+                    "<!doctype html><title>framer</title>\
+                     <iframe id=f src=\"{login}\" onload=\"document.body.dataset.loaded='yes'\"></iframe>"
+                ))
+            }),
+        )
+        .route(
+            "/control",
+            axum::routing::get(|| async {
+                axum::response::Html(
+                    "<!doctype html><title>control</title>\
+                     <iframe id=f src=\"/inner\" onload=\"document.body.dataset.loaded='yes'\"></iframe>",
+                )
+            }),
+        )
+        .route(
+            "/inner",
+            axum::routing::get(|| async { axum::response::Html("<form><input name=username></form>") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = format!("http://{}", listener.local_addr().unwrap());
+    let serving = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // The control: a frameable page's field is found inside its frame.
+    b.goto(&format!("{other}/control")).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("body[data-loaded=yes]"))
+        .await
+        .unwrap();
+    b.find(Locator::Id("f")).await.unwrap().enter_frame().await.unwrap();
+    b.find(Locator::Css("input[name=username]"))
+        .await
+        .expect("control: the field of a frameable page is visible in its frame");
+    b.enter_parent_frame().await.unwrap();
+
+    // The login page: the frame finished (its load event fired) but holds no login form.
+    b.goto(&format!("{other}/frame")).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("body[data-loaded=yes]"))
+        .await
+        .unwrap();
+    b.find(Locator::Id("f")).await.unwrap().enter_frame().await.unwrap();
+    let found = b.find_all(Locator::Css("input[name=username]")).await.unwrap();
+    assert!(
+        found.is_empty(),
+        "the login form rendered inside another origin's frame"
+    );
+    let forms = b.find_all(Locator::Css("form")).await.unwrap();
+    assert!(forms.is_empty(), "a form rendered inside another origin's frame");
+    b.enter_parent_frame().await.unwrap();
+
+    serving.abort();
+    env.finish().await;
+}

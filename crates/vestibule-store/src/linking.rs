@@ -1,0 +1,158 @@
+use sqlx::Row;
+use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
+
+use crate::{Account, Store, StoreError};
+
+/// An identity waiting for its owner to prove they own the account it would join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLink {
+    /// Hex SHA-256 of the token in the browser's link cookie.
+    pub token_hash: String,
+    /// What the source proved.
+    pub identity: ExternalIdentity,
+    /// Whether the person may instead get a new account of its own (the source provisions).
+    pub may_create: bool,
+    /// After this the link is void.
+    pub expires_at: Timestamp,
+}
+
+/// What an unlink did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlinked {
+    /// Removed.
+    Done,
+    /// The account has no such identity (or it belongs to someone else).
+    NotFound,
+    /// It is the account's last way in.
+    LastIdentity,
+}
+
+fn account_from(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: AccountId::new(row.try_get::<String, _>("id")?)?,
+        display_name: row.try_get("display_name")?,
+        email: row.try_get("email")?,
+        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Accounts whose own email equals `email`, ignoring ASCII case.
+    pub async fn accounts_with_email(&self, email: &str) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, display_name, email, email_verified, disabled, created_at FROM accounts \
+             WHERE lower(email) = lower($1) ORDER BY created_at, id",
+        )
+        .bind(email)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from).collect()
+    }
+
+    /// Keeps an identity until its link is confirmed or refused.
+    pub async fn insert_pending_link(&self, p: &PendingLink) -> Result<(), StoreError> {
+        let json = serde_json::to_string(&p.identity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO pending_links (token_hash, identity_json, may_create, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&p.token_hash)
+        .bind(json)
+        .bind(i64::from(p.may_create))
+        .bind(p.expires_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Reads a pending link without using it up (to show the page asking for proof).
+    pub async fn get_pending_link(&self, token_hash: &str) -> Result<Option<PendingLink>, StoreError> {
+        let row = sqlx::query(
+            "SELECT token_hash, identity_json, may_create, expires_at FROM pending_links WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pending_link_from).transpose()
+    }
+
+    /// Removes and returns a pending link in one statement: single use even under concurrent requests.
+    pub async fn take_pending_link(&self, token_hash: &str) -> Result<Option<PendingLink>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM pending_links WHERE token_hash = $1 RETURNING token_hash, identity_json, may_create, expires_at",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(pending_link_from).transpose()
+    }
+
+    /// Deletes pending links that expired before `now`.
+    pub async fn purge_pending_links(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let n = sqlx::query("DELETE FROM pending_links WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(n.rows_affected())
+    }
+
+    /// Removes one identity from an account unless it is the account's last. The account row is locked first
+    /// (an UPDATE), so two concurrent unlinks cannot each see "two left" and remove both. Removing the local
+    /// identity (whose subject is the account id) also removes the password.
+    pub async fn unlink_identity(
+        &self,
+        account: &AccountId,
+        source: &SourceId,
+        subject: &Subject,
+    ) -> Result<Unlinked, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE accounts SET disabled = disabled WHERE id = $1")
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM identities WHERE account_id = $1")
+            .bind(account.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        let exists =
+            sqlx::query("SELECT 1 AS one FROM identities WHERE account_id = $1 AND source = $2 AND subject = $3")
+                .bind(account.as_str())
+                .bind(source.as_str())
+                .bind(subject.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+        if !exists {
+            return Ok(Unlinked::NotFound);
+        }
+        if count <= 1 {
+            return Ok(Unlinked::LastIdentity);
+        }
+        sqlx::query("DELETE FROM identities WHERE account_id = $1 AND source = $2 AND subject = $3")
+            .bind(account.as_str())
+            .bind(source.as_str())
+            .bind(subject.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if subject.as_str() == account.as_str() {
+            sqlx::query("DELETE FROM local_credentials WHERE account_id = $1")
+                .bind(account.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Unlinked::Done)
+    }
+}
+
+fn pending_link_from(row: &sqlx::any::AnyRow) -> Result<PendingLink, StoreError> {
+    let json: String = row.try_get("identity_json")?;
+    Ok(PendingLink {
+        token_hash: row.try_get("token_hash")?,
+        identity: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        may_create: row.try_get::<i64, _>("may_create")? != 0,
+        expires_at: Timestamp(row.try_get("expires_at")?),
+    })
+}
