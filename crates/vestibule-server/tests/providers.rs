@@ -355,6 +355,11 @@ struct OidcEnv {
 }
 
 fn oidc_env(extra_sources: &str) -> OidcEnv {
+    oidc_env_with(extra_sources, &[])
+}
+
+/// [`oidc_env`] with more secret files for the extra sources.
+fn oidc_env_with(extra_sources: &str, files: &[(&str, &str)]) -> OidcEnv {
     require_node();
     let port = node::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
@@ -363,7 +368,7 @@ fn oidc_env(extra_sources: &str) -> OidcEnv {
             "[[sources]]\nkind = \"oidc\"\nid = \"sso\"\ndisplay_name = \"Company SSO\"\nissuer = \"{issuer}\"\n\
              client_id = \"vestibule\"\nclient_secret_file = \"{{dir}}/op-secret\"\ntimeout_secs = 2\n\n{extra_sources}"
         ),
-        &[("op-secret", OP_SECRET)],
+        &[&[("op-secret", OP_SECRET)], files].concat(),
     );
     let op = node::NodeProvider::start(node::NodeOptions {
         client_id: "vestibule",
@@ -591,4 +596,158 @@ async fn github_sign_in_through_the_login_page_keys_on_the_numeric_id() {
     let res = guarded("replayed github callback", env.browser().get(&back)).await;
     assert_eq!(res.status, 400, "{}", res.body);
     assert!(!sets_session(&res));
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Linking, through the pages
+
+/// The account page's CSRF token and whether it offers a button or form for `what`.
+async fn account_page(b: &mut Browser) -> Page {
+    let page = b.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_person_adds_sso_from_the_account_page_and_me_lists_both() {
+    require_slapd();
+    let s = Slapd::shared();
+    let o = oidc_env_with(&ldap_source(s, ""), &[("ldap-secret", &format!("{SVC_PASSWORD}\n"))]);
+    let mut b = o.env.browser();
+    sign_in_ok(&mut b, "corp", "alice", "alice-password").await;
+    let uuid = entry_uuid(s, &format!("uid=alice,{PEOPLE}"));
+    let account = me(&mut b).await["id"].clone();
+
+    let page = account_page(&mut b).await;
+    assert!(page.body.contains("action=\"/account/link/sso\""), "{}", page.body);
+    let token = page.csrf_token().unwrap();
+    let start = b.post("/account/link/sso", &[("csrf_token", &token)]).await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = start.location().unwrap().to_owned();
+    assert!(authorize.starts_with(&o.issuer), "{authorize}");
+    let back = guarded(
+        "the provider's login and consent",
+        node::authorize_redirect(
+            &node::browser(),
+            &authorize,
+            &o.env.callback("sso"),
+            node::Person::SignIn("alice"),
+        ),
+    )
+    .await;
+    let done = guarded("callback", b.get(back.as_ref())).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), Some("/account?done=linked"));
+
+    let who = me(&mut b).await;
+    assert_eq!(who["id"], account, "still the same account");
+    assert_eq!(
+        who["identities"],
+        json!([{"source": "corp", "subject": uuid}, {"source": "sso", "subject": "alice"}]),
+        "{who}"
+    );
+    // SSO alone now signs in to that same account.
+    let mut other = o.env.browser();
+    let back = o.to_provider_and_back(&mut other, node::Person::SignIn("alice")).await;
+    assert_eq!(guarded("callback", other.get(&back)).await.status, 303);
+    assert_eq!(me(&mut other).await["id"], account);
+
+    // Removing SSO (fresh sign-in, CSRF) leaves the directory; the last way in cannot go.
+    let token = account_page(&mut b).await.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/account/unlink",
+            &[("csrf_token", &token), ("source", "sso"), ("subject", "alice")],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/account?done=unlinked"));
+    assert_eq!(
+        me(&mut b).await["identities"],
+        json!([{"source": "corp", "subject": uuid}])
+    );
+    let res = b
+        .post(
+            "/account/unlink",
+            &[("csrf_token", &token), ("source", "corp"), ("subject", &uuid)],
+        )
+        .await;
+    assert_eq!(res.status, 409, "{}", res.body);
+    let res = b
+        .post("/account/unlink", &[("source", "corp"), ("subject", &uuid)])
+        .await;
+    assert_eq!(res.status, 403, "no CSRF token, nothing changed");
+    assert_eq!(me(&mut b).await["identities"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sso_first_login_matching_a_local_email_asks_for_proof_before_linking() {
+    let o = oidc_env("");
+    // Local accounts that carry the provider's addresses for alice and bob.
+    o.env
+        .server
+        .add_user("alice.local", "alice@example.com", LOCAL_PASSWORD);
+    o.env.server.add_user("bob.local", "bob@example.com", LOCAL_PASSWORD);
+
+    let mut b = o.env.browser();
+    let back = o.to_provider_and_back(&mut b, node::Person::SignIn("alice")).await;
+    let res = guarded("callback", b.get(&back)).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/link"));
+    assert!(!sets_session(&res), "no session before proof");
+    assert_eq!(b.get_json("/me").await.status, 401);
+    let page = b.get("/link").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("You may already have an account"), "{}", page.body);
+
+    // A browser without the link cookie sees nothing.
+    assert_eq!(o.env.browser().get("/link").await.status, 400);
+
+    // Proof: sign in to the local account from the link page; the broker brings the browser back to confirm.
+    let token = page.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/login/local",
+            &[
+                ("csrf_token", &token),
+                ("username", "alice.local"),
+                ("password", LOCAL_PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/link"));
+    let confirm = b.get("/link").await;
+    assert!(confirm.body.contains("Add Company SSO"), "{}", confirm.body);
+    let token = confirm.csrf_token().unwrap();
+    let res = b.post("/link/confirm", &[("csrf_token", &token)]).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/account?done=linked"));
+    let who = me(&mut b).await;
+    let sources: Vec<_> = who["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["source"].clone())
+        .collect();
+    assert_eq!(sources, vec![json!("local"), json!("sso")], "{who}");
+    // The link token is gone: a second confirm does nothing.
+    assert_eq!(b.post("/link/confirm", &[("csrf_token", &token)]).await.status, 400);
+
+    // Bob chooses a separate account instead of proving ownership of bob.local.
+    let mut c = o.env.browser();
+    let back = o.to_provider_and_back(&mut c, node::Person::SignIn("bob")).await;
+    assert_eq!(guarded("callback", c.get(&back)).await.location(), Some("/link"));
+    let page = c.get("/link").await;
+    assert!(page.body.contains("Create a separate account"));
+    let res = c
+        .post("/link/new", &[("csrf_token", &page.csrf_token().unwrap())])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(sets_session(&res));
+    let bob = me(&mut c).await;
+    assert_eq!(bob["identities"], json!([{"source": "sso", "subject": "bob"}]), "{bob}");
+    let mut d = o.env.browser();
+    sign_in_ok(&mut d, "local", "bob.local", LOCAL_PASSWORD).await;
+    assert_ne!(me(&mut d).await["id"], bob["id"], "bob.local was not taken over");
 }
