@@ -46,8 +46,9 @@ impl Chrome {
                  runs tests/browser/install.sh), or run tests/browser/install.sh as root once."
             );
         }
+        // One folder for the driver's log and a fresh Chromium profile, removed after both are gone.
         let profile = TempDir::new("vestibule-chromium");
-        let (driver, port) = start_driver();
+        let (driver, port) = start_driver(&profile.0.join("chromedriver.log"));
         let mut chrome = Chrome {
             driver,
             client: None,
@@ -70,7 +71,7 @@ impl Chrome {
                     "--no-first-run",
                     "--lang=en-US",
                     format!("--window-size={WIDTH},{HEIGHT}"),
-                    format!("--user-data-dir={}", chrome._profile.0.display()),
+                    format!("--user-data-dir={}", chrome._profile.0.join("profile").display()),
                 ],
             }),
         );
@@ -109,8 +110,9 @@ impl Drop for Chrome {
     }
 }
 
-/// Starts chromedriver in a new process group on a free loopback port and waits for its "started" line.
-fn start_driver() -> (Child, u16) {
+/// Starts chromedriver in a new process group on a free loopback port and waits for its "started" line. Its
+/// standard error goes to `log` (a file, so that a chatty driver never blocks on a full pipe).
+fn start_driver(log: &Path) -> (Child, u16) {
     let mut last = String::new();
     for _ in 0..3 {
         let port = vestibule_tests::free_port();
@@ -120,7 +122,7 @@ fn start_driver() -> (Child, u16) {
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {CHROMEDRIVER}: {e} (run tests/browser/install.sh)"));
         let stdout = child.stdout.take().unwrap();
@@ -138,10 +140,7 @@ fn start_driver() -> (Child, u16) {
                 return (child, port);
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
+                let err = std::fs::read_to_string(log).unwrap_or_default();
                 last = format!("chromedriver exited ({status}) on port {port}: {err}");
                 break;
             }
