@@ -37,6 +37,9 @@ pub enum AppError {
     /// Removing the last way in.
     #[error("last identity")]
     LastIdentity,
+    /// A new password was refused; the reason is safe to show to the account's owner.
+    #[error("password not changed")]
+    PasswordRejected(String),
     /// A sign-in source or the database is down.
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
@@ -49,7 +52,7 @@ pub enum AppError {
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorPage {
     pub(crate) title: &'static str,
-    pub(crate) message: &'static str,
+    pub(crate) message: std::borrow::Cow<'static, str>,
     pub(crate) reference: Option<String>,
 }
 
@@ -112,6 +115,7 @@ impl IntoResponse for AppError {
                 "Cannot remove the last way in",
                 "This is the only way to sign in to your account, so it was not removed. Add another way first.",
             ),
+            AppError::PasswordRejected(_) => (StatusCode::BAD_REQUEST, "Password not changed", ""),
             AppError::Cancelled => (
                 StatusCode::OK,
                 "Sign-in cancelled",
@@ -140,6 +144,12 @@ impl IntoResponse for AppError {
                 tracing::info!(status = status.as_u16(), error = %other, "request refused");
                 None
             }
+        };
+        let message = match self {
+            AppError::PasswordRejected(why) => {
+                std::borrow::Cow::Owned(format!("Your password was not changed: {why}."))
+            }
+            _ => std::borrow::Cow::Borrowed(message),
         };
         let mut res = status.into_response();
         res.extensions_mut().insert(ErrorPage {

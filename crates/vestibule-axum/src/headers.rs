@@ -22,7 +22,7 @@ const CSP: &str =
 pub(crate) async fn finish(State(v): State<Vestibule>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
-        let html = pages::message(&v, page.title, page.message, page.reference.as_deref());
+        let html = pages::message(&v, page.title, &page.message, page.reference.as_deref());
         *res.body_mut() = Body::from(html);
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));

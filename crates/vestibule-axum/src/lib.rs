@@ -30,6 +30,7 @@ mod linking;
 mod next;
 mod pages;
 mod routes;
+mod self_service;
 mod state;
 
 pub use error::AppError;

@@ -31,6 +31,7 @@ pub(crate) struct IdentityRow {
 }
 
 pub(crate) struct SessionRow {
+    pub(crate) id: String,
     pub(crate) current: bool,
     pub(crate) ip: String,
     pub(crate) user_agent: String,
@@ -46,6 +47,7 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) display_name: &'a str,
     pub(crate) email: Option<&'a str>,
     pub(crate) notice: Option<&'a str>,
+    pub(crate) has_password: bool,
     pub(crate) identities: Vec<IdentityRow>,
     pub(crate) sessions: Vec<SessionRow>,
     pub(crate) password_sources: Vec<SourceLink>,

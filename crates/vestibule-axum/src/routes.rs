@@ -30,6 +30,9 @@ pub fn router(v: Vestibule) -> Router {
         .route("/account", get(account))
         .route("/account/link/{source}", post(crate::linking::account_link))
         .route("/account/unlink", post(crate::linking::account_unlink))
+        .route("/account/sessions/revoke", post(crate::self_service::revoke_sessions))
+        .route("/account/password", post(crate::self_service::change_password))
+        .route("/verify", get(crate::self_service::verify))
         .route("/link", get(crate::linking::link_page))
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
@@ -344,10 +347,14 @@ async fn account(
         notice: match q.get("done").map(String::as_str) {
             Some("linked") => Some("The new way to sign in was added."),
             Some("unlinked") => Some("That way to sign in was removed."),
+            Some("revoked") => Some("The sessions were signed out."),
+            Some("password") => Some("Your password was changed, and your other sessions were signed out."),
             _ => None,
         },
         password_sources,
         redirect_sources,
+        // The local identity's subject is the account id itself.
+        has_password: identities.iter().any(|i| i.subject.as_str() == account.id.as_str()),
         identities: identities
             .iter()
             .map(|i| IdentityRow {
@@ -360,6 +367,7 @@ async fn account(
         sessions: sessions
             .iter()
             .map(|s| SessionRow {
+                id: s.id_hash.clone(),
                 current: s.id_hash == current,
                 ip: s.ip.clone().unwrap_or_else(|| "an unknown address".into()),
                 user_agent: s.user_agent.clone().unwrap_or_else(|| "unknown browser".into()),

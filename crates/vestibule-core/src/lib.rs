@@ -66,6 +66,6 @@ pub use config::{read_secret, ConfigIssue};
 pub use error::{BoxError, IdError, RejectReason, SourceError};
 pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
-pub use local::{CredentialRepository, StoredPassword};
+pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, StoredPassword};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, RedirectFlow, RedirectStart};

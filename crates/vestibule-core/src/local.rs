@@ -1,5 +1,7 @@
 use async_trait::async_trait;
 
+use secrecy::SecretString;
+
 use crate::{AccountId, BoxError};
 
 /// A local account's password record, as the local source reads it.
@@ -37,6 +39,43 @@ impl std::fmt::Debug for StoredPassword {
 pub trait CredentialRepository: Send + Sync {
     /// The record for a login name, compared exactly as stored.
     async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError>;
-    /// Replaces a hash, only if it is still `old_hash` (a concurrent change wins). Used to upgrade parameters.
-    async fn replace_password_hash(&self, account: &AccountId, old_hash: &str, new_hash: &str) -> Result<(), BoxError>;
+    /// The record of an account, for a password change.
+    async fn find_password_of(&self, account: &AccountId) -> Result<Option<StoredPassword>, BoxError>;
+    /// Replaces a hash, only if it is still `old_hash` (a concurrent change wins); `true` when it was replaced.
+    async fn replace_password_hash(
+        &self,
+        account: &AccountId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, BoxError>;
+}
+
+/// Why a password change was refused. The messages are safe to show to the account's owner.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// The current password given is not right.
+    #[error("the current password is not right")]
+    WrongCurrent,
+    /// The new password breaks the policy; the message says how.
+    #[error("{0}")]
+    Policy(String),
+    /// The account has no local password to change.
+    #[error("this account has no password here")]
+    NoPassword,
+    /// The store or the hasher failed.
+    #[error("password change unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Changes a local password after checking the current one. Implemented by the local source, used by the broker,
+/// which then ends the account's other sessions.
+#[async_trait]
+pub trait PasswordChanger: Send + Sync {
+    /// Checks `current`, applies the policy to `new`, stores the new hash.
+    async fn change_password(
+        &self,
+        account: &AccountId,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), PasswordChangeError>;
 }

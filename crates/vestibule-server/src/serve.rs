@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use vestibule::Broker;
 use vestibule_axum::{HttpSettings, Vestibule};
-use vestibule_core::{AuthSource, CredentialRepository, Timestamp};
+use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger, Timestamp};
 use vestibule_local::{LocalSource, PasswordHasher};
 use vestibule_store::{AuditEvent, NewLocalAccount, Store, StoreError};
 
@@ -35,15 +35,21 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Vec<Arc<dyn AuthSource>>, String> {
+/// The configured sources in order, and the local source again as the password changer when there is one.
+type Sources = (Vec<Arc<dyn AuthSource>>, Option<Arc<dyn PasswordChanger>>);
+
+fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Sources, String> {
     let mut out: Vec<Arc<dyn AuthSource>> = Vec::new();
+    let mut changer: Option<Arc<dyn PasswordChanger>> = None;
     for (i, s) in cfg.sources.iter().map(|e| &e.config).enumerate() {
         let issue = |e: vestibule_core::ConfigIssue| format!("sources[{i}].{}: {}", e.key, e.message);
         let source: Arc<dyn AuthSource> = match s {
             SourceConfig::Local(c) => {
                 let hasher = PasswordHasher::new(c.argon2).map_err(|e| format!("sources[{i}].argon2: {e}"))?;
                 let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
-                Arc::new(LocalSource::new(c, repo, Arc::new(hasher)))
+                let local = Arc::new(LocalSource::new(c, repo, Arc::new(hasher)));
+                changer = Some(local.clone());
+                local
             }
             SourceConfig::Ldap(c) => Arc::new(vestibule_ldap::LdapSource::new(c.clone()).map_err(issue)?),
             SourceConfig::Oidc(c) => Arc::new(vestibule_oidc::OidcSource::new(c.clone()).map_err(issue)?),
@@ -52,7 +58,7 @@ fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Vec<Arc<dyn AuthSour
         };
         out.push(source);
     }
-    Ok(out)
+    Ok((out, changer))
 }
 
 /// Whether the deployment may serve: plain HTTP is only for loopback development or behind a TLS proxy.
@@ -61,7 +67,7 @@ fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) ->
     if bind.ip().is_loopback() {
         if !https {
             tracing::warn!(
-                "development mode: serving http on loopback {bind}; cookies are not Secure. Set [server] public_url \
+                "development mode: plain HTTP on a loopback address; cookies are not Secure. Set [server] public_url \
                  to an https URL for anything but local development"
             );
         }
@@ -99,13 +105,18 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
     let store = open_store(&cfg).await?;
-    let sources = build_sources(&cfg, &store)?;
+    let (sources, changer) = build_sources(&cfg, &store)?;
     let mut builder = Broker::builder(store, public.trim_end_matches('/')).settings(cfg.session);
+    if let Some(changer) = changer {
+        builder = builder.password_changer(changer);
+    }
     for (source, entry) in sources.into_iter().zip(&cfg.sources) {
         builder = builder.source_with_policy(source, entry.policy);
     }
     let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
     let _janitor = broker.spawn_janitor();
+    // With PostgreSQL, revocations made by other nodes reach this node's cache at once.
+    let _listener = broker.spawn_revocation_listener();
     let app = vestibule_axum::router(Vestibule::new(
         broker,
         HttpSettings {

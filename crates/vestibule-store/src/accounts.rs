@@ -288,16 +288,14 @@ async fn insert_identity(
     Ok(())
 }
 
-#[async_trait]
-impl CredentialRepository for Store {
-    async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
-        let row = sqlx::query(
+impl Store {
+    /// One password record, selected by `condition` on `c` (local_credentials) with `value` as `$1`.
+    async fn password_where(&self, condition: &str, value: &str) -> Result<Option<StoredPassword>, BoxError> {
+        let sql = format!(
             "SELECT c.account_id, c.username, c.password_hash, a.display_name, a.email, a.email_verified, a.disabled \
-             FROM local_credentials c JOIN accounts a ON a.id = c.account_id WHERE c.username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
+             FROM local_credentials c JOIN accounts a ON a.id = c.account_id WHERE {condition}"
+        );
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(StoredPassword {
             account_id: AccountId::new(row.try_get::<String, _>("account_id")?)?,
@@ -309,14 +307,32 @@ impl CredentialRepository for Store {
             disabled: row.try_get::<i64, _>("disabled")? != 0,
         }))
     }
+}
 
-    async fn replace_password_hash(&self, account: &AccountId, old_hash: &str, new_hash: &str) -> Result<(), BoxError> {
-        sqlx::query("UPDATE local_credentials SET password_hash = $1 WHERE account_id = $2 AND password_hash = $3")
-            .bind(new_hash)
-            .bind(account.as_str())
-            .bind(old_hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+#[async_trait]
+impl CredentialRepository for Store {
+    async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
+        self.password_where("c.username = $1", username).await
+    }
+
+    async fn find_password_of(&self, account: &AccountId) -> Result<Option<StoredPassword>, BoxError> {
+        self.password_where("c.account_id = $1", account.as_str()).await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        account: &AccountId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, BoxError> {
+        let done =
+            sqlx::query("UPDATE local_credentials SET password_hash = $1 WHERE account_id = $2 AND password_hash = $3")
+                .bind(new_hash)
+                .bind(account.as_str())
+                .bind(old_hash)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(done > 0)
     }
 }

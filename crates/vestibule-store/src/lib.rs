@@ -17,6 +17,7 @@ mod audit;
 mod error;
 mod keys;
 mod linking;
+mod notify;
 mod pending;
 mod sessions;
 
@@ -30,6 +31,7 @@ pub use accounts::{Account, IdentityRecord, NewLocalAccount};
 pub use audit::{AuditEvent, AuditRecord};
 pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};
+pub use notify::{RevocationListener, REVOCATION_CHANNEL};
 pub use pending::PendingRecord;
 pub use sessions::SessionRecord;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use rand::RngCore;
-use vestibule_core::{AccountId, AuthSource, Clock, SourceId, SystemClock, Timestamp};
+use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, SystemClock, Timestamp};
 use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
@@ -35,6 +35,7 @@ pub struct Broker {
     /// another node is served from here for at most that long.
     cache: Cache<[u8; 32], Arc<ActiveSession>>,
     pub(crate) callback_base: String,
+    pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -58,6 +59,7 @@ pub struct BrokerBuilder {
     settings: SessionSettings,
     clock: Arc<dyn Clock>,
     cache_capacity: u64,
+    password_changer: Option<Arc<dyn PasswordChanger>>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -89,6 +91,11 @@ impl BrokerBuilder {
     /// Where time comes from (tests inject a [`vestibule_core::FixedClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+    /// What changes local passwords (the local source), for `POST /account/password`.
+    pub fn password_changer(mut self, changer: Arc<dyn PasswordChanger>) -> Self {
+        self.password_changer = Some(changer);
         self
     }
     /// How many sessions the in-process cache holds (default 100 000).
@@ -126,6 +133,7 @@ impl BrokerBuilder {
             csrf: CsrfKey::new(key),
             cache,
             callback_base: self.base_url.trim_end_matches('/').to_owned(),
+            password_changer: self.password_changer,
         })
     }
 }
@@ -154,6 +162,7 @@ impl Broker {
             settings: SessionSettings::default(),
             clock: Arc::new(SystemClock),
             cache_capacity: 100_000,
+            password_changer: None,
         }
     }
 
@@ -243,7 +252,17 @@ impl Broker {
         if account.disabled {
             return Ok(None);
         }
+        let mut groups: Vec<String> = self
+            .store
+            .identities_of(&rec.account_id)
+            .await?
+            .into_iter()
+            .flat_map(|i| i.groups)
+            .collect();
+        groups.sort();
+        groups.dedup();
         Ok(Some(Arc::new(ActiveSession {
+            groups,
             key,
             account_id: rec.account_id,
             display_name: account.display_name,
@@ -315,20 +334,77 @@ impl Broker {
     }
 
     async fn end_session_by_key(&self, key: &[u8; 32]) -> Result<(), BrokerError> {
+        let hash = hex_of(key);
         self.cache.invalidate(key);
-        self.store.delete_session(&hex_of(key)).await?;
+        if self.store.delete_session(&hash).await? {
+            self.announce(&[hash]).await;
+        }
         Ok(())
+    }
+
+    /// Drops revoked sessions from this node's cache and tells the other nodes (PostgreSQL NOTIFY), so that a
+    /// revocation is refused everywhere at once rather than after a cache lifetime.
+    pub(crate) async fn forget(&self, hashes: &[String]) {
+        for h in hashes {
+            self.evict(h);
+        }
+        self.announce(hashes).await;
+    }
+
+    async fn announce(&self, hashes: &[String]) {
+        if let Err(e) = self.store.publish_revoked(hashes).await {
+            // The cache lifetime (`cache_ttl_secs`) still bounds how long another node may serve them.
+            tracing::warn!(error = %e, "could not announce revoked sessions to other nodes");
+        }
+    }
+
+    /// Drops one session (by the hex hash of its id) from this node's cache.
+    pub fn evict(&self, id_hash: &str) {
+        if let Some(key) = decode_key(id_hash) {
+            self.cache.invalidate(&key);
+        }
+    }
+
+    /// Listens for revocations announced by other nodes and evicts them here, for as long as the broker lives;
+    /// reconnects after a broken connection. Does nothing on SQLite (one node).
+    pub fn spawn_revocation_listener(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(broker) = weak.upgrade() else { break };
+                let listener = broker.store.revocation_listener().await;
+                drop(broker);
+                let mut listener = match listener {
+                    Ok(Some(l)) => l,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for revocations; retrying in 2 s");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        continue;
+                    }
+                };
+                loop {
+                    match listener.recv().await {
+                        Ok(hash) => match weak.upgrade() {
+                            Some(b) => b.evict(&hash),
+                            None => return,
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "revocation listener lost its connection; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        })
     }
 
     /// Disables (or re-enables) an account. Disabling ends every session of it at once, on this node's cache too.
     pub async fn set_account_disabled(&self, account: &AccountId, disabled: bool) -> Result<bool, BrokerError> {
         let sessions = self.store.sessions_of(account).await?;
         let found = self.store.set_account_disabled(account, disabled).await?;
-        for s in sessions {
-            if let Some(key) = decode_key(&s.id_hash) {
-                self.cache.invalidate(&key);
-            }
-        }
+        let hashes: Vec<String> = sessions.into_iter().map(|s| s.id_hash).collect();
+        self.forget(&hashes).await;
         Ok(found)
     }
 

@@ -196,7 +196,7 @@ impl Broker {
         subject: &str,
         client: &ClientInfo,
     ) -> Result<(), UnlinkError> {
-        if session.authenticated_at.plus_secs(self.settings.fresh_secs) < self.now() {
+        if !self.is_fresh(session) {
             return Err(UnlinkError::NotFresh);
         }
         let (Ok(source), Ok(subject)) = (SourceId::new(source), Subject::new(subject)) else {

@@ -26,6 +26,8 @@ pub struct ActiveSession {
     pub display_name: Option<String>,
     /// The account's email at the time the session was loaded.
     pub email: Option<String>,
+    /// Short group names from the account's identities, as of their last sign-ins.
+    pub groups: Vec<String>,
     /// The source that signed it in.
     pub source: SourceId,
     /// When it was created.

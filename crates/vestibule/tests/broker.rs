@@ -602,3 +602,54 @@ async fn concurrent_first_sign_ins_make_one_account() {
     }
     assert_eq!(accounts.len(), 1);
 }
+
+#[tokio::test]
+async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
+    let f = fixture().await;
+    let a = sign_in(&f).await;
+    let b = sign_in(&f).await;
+    let active = f.broker.session(a.token.expose()).await.unwrap().unwrap();
+    // Another account's session id is not found from here.
+    let other = vestibule::SecretToken::generate();
+    let r = f
+        .broker
+        .revoke_sessions(&active, vestibule::Revoke::One(other.hash_hex()), &client())
+        .await;
+    assert!(matches!(r, Err(vestibule::SelfServiceError::NotFound)), "{r:?}");
+
+    // Keep the session alive (idle window 600 s) but let the sign-in go stale (fresh window 600 s).
+    f.clock.advance(400);
+    assert!(f.broker.session(a.token.expose()).await.unwrap().is_some());
+    assert!(f.broker.session(b.token.expose()).await.unwrap().is_some());
+    f.clock.advance(300);
+    let active = f.broker.session(a.token.expose()).await.unwrap().unwrap();
+    assert!(!f.broker.is_fresh(&active));
+    let r = f
+        .broker
+        .revoke_sessions(&active, vestibule::Revoke::Others, &client())
+        .await;
+    assert!(matches!(r, Err(vestibule::SelfServiceError::NotFresh)), "{r:?}");
+    assert!(
+        f.broker.session(b.token.expose()).await.unwrap().is_some(),
+        "nothing ended"
+    );
+
+    let fresh = sign_in(&f).await;
+    let active = f.broker.session(fresh.token.expose()).await.unwrap().unwrap();
+    assert_eq!(
+        f.broker
+            .revoke_sessions(&active, vestibule::Revoke::Others, &client())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(f.broker.session(a.token.expose()).await.unwrap().is_none());
+    assert!(f.broker.session(b.token.expose()).await.unwrap().is_none());
+    assert!(f.broker.session(fresh.token.expose()).await.unwrap().is_some());
+    // No password changer configured: the change is refused rather than half-done.
+    let r = f
+        .broker
+        .change_password(&active, &"a".into(), &"b".into(), &client())
+        .await;
+    assert!(matches!(r, Err(vestibule::SelfServiceError::NoPasswords)), "{r:?}");
+}

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vestibule_core::{
-    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordFlow, RejectReason, SourceError, SourceId,
-    Subject,
+    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordChangeError, PasswordChanger, PasswordFlow,
+    RejectReason, SourceError, SourceId, Subject,
 };
 
 use crate::{Argon2Settings, PasswordHasher, PasswordPolicy, Verification};
@@ -132,13 +132,54 @@ impl LocalSource {
     async fn upgrade(&self, account: &vestibule_core::AccountId, old: &str, password: &SecretString) {
         match self.hasher.hash(password.clone()).await {
             Ok(new) => {
-                if let Err(e) = self.repo.replace_password_hash(account, old, &new).await {
-                    tracing::warn!(account = %account, error = %e, "could not store upgraded password hash");
-                } else {
-                    tracing::info!(account = %account, "password hash upgraded to current argon2 parameters");
+                match self.repo.replace_password_hash(account, old, &new).await {
+                    Ok(true) => {
+                        tracing::info!(account = %account, "password hash upgraded to current argon2 parameters")
+                    }
+                    // Changed meanwhile (a password change won the race): nothing to upgrade.
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(account = %account, error = %e, "could not store upgraded password hash"),
                 }
             }
             Err(e) => tracing::warn!(account = %account, error = %e, "could not re-hash password"),
+        }
+    }
+}
+
+#[async_trait]
+impl PasswordChanger for LocalSource {
+    async fn change_password(
+        &self,
+        account: &vestibule_core::AccountId,
+        current: &SecretString,
+        new: &SecretString,
+    ) -> Result<(), PasswordChangeError> {
+        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
+        let record = self.repo.find_password_of(account).await.map_err(unavailable)?;
+        let Some(record) = record else {
+            return Err(PasswordChangeError::NoPassword);
+        };
+        let check = self.hasher.verify(current.clone(), record.password_hash.clone()).await;
+        if !check.map_err(|e| unavailable(Box::new(e)))?.is_match() {
+            return Err(PasswordChangeError::WrongCurrent);
+        }
+        self.policy
+            .check(new.expose_secret())
+            .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
+        let hash = self
+            .hasher
+            .hash(new.clone())
+            .await
+            .map_err(|e| unavailable(Box::new(e)))?;
+        // Compare-and-swap on the hash that was verified: two concurrent changes cannot both win.
+        match self
+            .repo
+            .replace_password_hash(account, &record.password_hash, &hash)
+            .await
+            .map_err(unavailable)?
+        {
+            true => Ok(()),
+            false => Err(PasswordChangeError::WrongCurrent),
         }
     }
 }
@@ -160,14 +201,25 @@ mod tests {
         async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
             Ok(self.0.lock().map_err(|_| "poisoned")?.get(username).cloned())
         }
-        async fn replace_password_hash(&self, account: &AccountId, old: &str, new: &str) -> Result<(), BoxError> {
+        async fn find_password_of(&self, account: &AccountId) -> Result<Option<StoredPassword>, BoxError> {
+            Ok(self
+                .0
+                .lock()
+                .map_err(|_| "poisoned")?
+                .values()
+                .find(|r| &r.account_id == account)
+                .cloned())
+        }
+        async fn replace_password_hash(&self, account: &AccountId, old: &str, new: &str) -> Result<bool, BoxError> {
             let mut m = self.0.lock().map_err(|_| "poisoned")?;
+            let mut done = false;
             for r in m.values_mut() {
                 if &r.account_id == account && r.password_hash == old {
                     r.password_hash = new.to_owned();
+                    done = true;
                 }
             }
-            Ok(())
+            Ok(done)
         }
     }
 
@@ -273,5 +325,35 @@ mod tests {
         s.authenticate("alice", &"correct horse".into())
             .await
             .expect("ok after upgrade");
+    }
+
+    #[tokio::test]
+    async fn password_change_checks_the_current_password_and_the_policy() {
+        let (repo, s) = setup(64, 64, false).await;
+        let acc = AccountId::new("acc1").expect("id");
+        let r = s
+            .change_password(&acc, &"wrong horse".into(), &"a brand new password".into())
+            .await;
+        assert!(matches!(r, Err(PasswordChangeError::WrongCurrent)), "{r:?}");
+        let r = s.change_password(&acc, &"correct horse".into(), &"short".into()).await;
+        assert!(
+            matches!(r, Err(PasswordChangeError::Policy(ref m)) if m.contains("at least 8")),
+            "{r:?}"
+        );
+        let r = s
+            .change_password(&AccountId::new("nobody").expect("id"), &"x".into(), &"y".into())
+            .await;
+        assert!(matches!(r, Err(PasswordChangeError::NoPassword)), "{r:?}");
+        s.change_password(&acc, &"correct horse".into(), &"a brand new password".into())
+            .await
+            .expect("changed");
+        assert!(
+            s.authenticate("alice", &"correct horse".into()).await.is_err(),
+            "old password dead"
+        );
+        s.authenticate("alice", &"a brand new password".into())
+            .await
+            .expect("new password works");
+        drop(repo);
     }
 }

@@ -1,0 +1,134 @@
+//! What a signed-in person does to their own account's sessions and password. Every action needs a fresh sign-in
+//! (a credential proven within `fresh_secs`) and only ever touches the person's own account.
+
+use secrecy::SecretString;
+use vestibule_core::{PasswordChangeError, Timestamp};
+use vestibule_store::{AuditEvent, StoreError};
+
+use crate::{ActiveSession, Broker, BrokerError, ClientInfo};
+
+/// Which sessions to end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoke {
+    /// One session of the account, by the id shown on `/account` (the hex SHA-256 of its id).
+    One(String),
+    /// Every session of the account but the current one.
+    Others,
+    /// Every session of the account, the current one included.
+    All,
+}
+
+/// Why a self-service action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SelfServiceError {
+    /// The last proof of a credential is older than `fresh_secs`: sign in again first.
+    #[error("a recent sign-in is required")]
+    NotFresh,
+    /// No such session on this account.
+    #[error("no such session")]
+    NotFound,
+    /// The password change was refused; the message is safe to show.
+    #[error(transparent)]
+    Password(#[from] PasswordChangeError),
+    /// No local password source is configured.
+    #[error("passwords cannot be changed here")]
+    NoPasswords,
+    /// Something broke.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<StoreError> for SelfServiceError {
+    fn from(e: StoreError) -> Self {
+        SelfServiceError::Broker(e.into())
+    }
+}
+
+impl Broker {
+    /// Whether the session proved a credential recently enough for a sensitive action.
+    pub fn is_fresh(&self, session: &ActiveSession) -> bool {
+        fresh_at(session.authenticated_at, self.settings.fresh_secs, self.now())
+    }
+
+    /// Ends sessions of the signed-in account; returns how many ended.
+    pub async fn revoke_sessions(
+        &self,
+        session: &ActiveSession,
+        which: Revoke,
+        client: &ClientInfo,
+    ) -> Result<usize, SelfServiceError> {
+        if !self.is_fresh(session) {
+            return Err(SelfServiceError::NotFresh);
+        }
+        let account = &session.account_id;
+        let ended: Vec<String> = match &which {
+            Revoke::One(hash) => {
+                if self.store.delete_session_of(account, hash).await? {
+                    vec![hash.clone()]
+                } else {
+                    return Err(SelfServiceError::NotFound);
+                }
+            }
+            Revoke::Others => self.store.delete_sessions_of(account, Some(&session.id_hash())).await?,
+            Revoke::All => self.store.delete_sessions_of(account, None).await?,
+        };
+        self.forget(&ended).await;
+        let detail = match which {
+            Revoke::One(_) => "one",
+            Revoke::Others => "others",
+            Revoke::All => "all",
+        };
+        self.audit(&AuditEvent {
+            event: "sessions_revoked",
+            account_id: Some(account.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(detail),
+            ..Default::default()
+        })
+        .await;
+        Ok(ended.len())
+    }
+
+    /// Changes the local password of the signed-in account and ends every other session of it (a password
+    /// change is what someone does after suspecting a stolen one). Returns how many other sessions ended.
+    pub async fn change_password(
+        &self,
+        session: &ActiveSession,
+        current: &SecretString,
+        new: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<usize, SelfServiceError> {
+        if !self.is_fresh(session) {
+            return Err(SelfServiceError::NotFresh);
+        }
+        let changer = self.password_changer.as_ref().ok_or(SelfServiceError::NoPasswords)?;
+        let account = &session.account_id;
+        if let Err(e) = changer.change_password(account, current, new).await {
+            if matches!(e, PasswordChangeError::WrongCurrent) {
+                self.audit(&AuditEvent {
+                    event: "password_change_failed",
+                    account_id: Some(account.as_str()),
+                    ip: client.ip.as_deref(),
+                    detail: Some("wrong_current_password"),
+                    ..Default::default()
+                })
+                .await;
+            }
+            return Err(e.into());
+        }
+        let ended = self.store.delete_sessions_of(account, Some(&session.id_hash())).await?;
+        self.forget(&ended).await;
+        self.audit(&AuditEvent {
+            event: "password_changed",
+            account_id: Some(account.as_str()),
+            ip: client.ip.as_deref(),
+            ..Default::default()
+        })
+        .await;
+        Ok(ended.len())
+    }
+}
+
+pub(crate) fn fresh_at(authenticated_at: Timestamp, fresh_secs: i64, now: Timestamp) -> bool {
+    authenticated_at.plus_secs(fresh_secs) >= now
+}
