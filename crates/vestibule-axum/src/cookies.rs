@@ -11,6 +11,7 @@ pub(crate) struct CookieNames {
     pub(crate) csrf: &'static str,
     pub(crate) flow: &'static str,
     pub(crate) link: &'static str,
+    pub(crate) remember: &'static str,
     secure: bool,
 }
 
@@ -22,6 +23,7 @@ impl CookieNames {
                 csrf: "__Host-vestibule-csrf",
                 flow: "__Host-vestibule-flow",
                 link: "__Host-vestibule-link",
+                remember: "__Host-vestibule-remember",
                 secure,
             }
         } else {
@@ -30,6 +32,7 @@ impl CookieNames {
                 csrf: "vestibule-csrf",
                 flow: "vestibule-flow",
                 link: "vestibule-link",
+                remember: "vestibule-remember",
                 secure,
             }
         }

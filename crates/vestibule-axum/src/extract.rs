@@ -17,6 +17,12 @@ use crate::layer::AuthContext;
 #[derive(Debug, Clone)]
 pub struct RequireUser(pub Arc<ActiveSession>);
 
+/// The signed-in session, if a credential was proven in it within `fresh_secs` (a session restored from
+/// remember-me, or an old one, is not fresh). Otherwise a browser is sent to sign in again and come back; any other
+/// client gets `401 {"error":"reauthentication_required"}`. For sensitive actions.
+#[derive(Debug, Clone)]
+pub struct RequireFresh(pub Arc<ActiveSession>);
+
 /// The signed-in session if there is one.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Option<Arc<ActiveSession>>);
@@ -28,6 +34,8 @@ pub enum Unauthenticated {
     Login(String),
     /// 401 (API clients).
     Json,
+    /// 401 asking for a new sign-in (API clients, stale session).
+    Stale,
     /// The app forgot `.layer(vestibule.layer())`: a programming error, answered with 500 rather than letting
     /// anyone through.
     MissingLayer,
@@ -42,12 +50,29 @@ impl IntoResponse for Unauthenticated {
                 Json(serde_json::json!({ "error": "unauthenticated" })),
             )
                 .into_response(),
+            Unauthenticated::Stale => (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({ "error": "reauthentication_required" })),
+            )
+                .into_response(),
             Unauthenticated::MissingLayer => {
                 tracing::error!("RequireUser used on a route without vestibule's SessionLayer");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
     }
+}
+
+/// The login page with `next` set to where the request was going (the full path, nest prefix included).
+fn login_redirect(parts: &Parts, v: &crate::Vestibule) -> String {
+    let here = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .and_then(|u| u.0.path_and_query().map(|p| p.as_str().to_owned()))
+        .or_else(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
+        .unwrap_or_else(|| "/".to_owned());
+    let next = percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
+    format!("{}?next={next}", v.login_path())
 }
 
 fn wants_html(parts: &Parts) -> bool {
@@ -69,20 +94,27 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
             return Ok(RequireUser(s.clone()));
         }
         if wants_html(parts) {
-            let here = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            // The original URI of a nested router lost its prefix; axum keeps the full one for us.
-            let here = parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .and_then(|u| u.0.path_and_query().map(|p| p.as_str().to_owned()))
-                .unwrap_or_else(|| here.to_owned());
-            let next = percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
-            return Err(Unauthenticated::Login(format!(
-                "{}?next={next}",
-                ctx.vestibule.login_path()
-            )));
+            return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
         }
         Err(Unauthenticated::Json)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireFresh {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RequireUser(session) = RequireUser::from_request_parts(parts, state).await?;
+        let Some(ctx) = parts.extensions.get::<AuthContext>() else {
+            return Err(Unauthenticated::MissingLayer);
+        };
+        if ctx.vestibule.broker().is_fresh(&session) {
+            return Ok(RequireFresh(session));
+        }
+        if wants_html(parts) {
+            return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
+        }
+        Err(Unauthenticated::Stale)
     }
 }
 

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use axum::extract::Request;
 use axum::response::Response;
 use tower::{Layer, Service};
-use vestibule::ActiveSession;
+use vestibule::{ActiveSession, Restored};
 
 use crate::{cookies, Vestibule};
 
@@ -17,6 +17,9 @@ use crate::{cookies, Vestibule};
 pub(crate) struct AuthContext {
     pub(crate) vestibule: Vestibule,
     pub(crate) session: Option<Arc<ActiveSession>>,
+    /// The session id the request is served with (the cookie's, or the one just restored from remember-me):
+    /// what CSRF tokens bind to.
+    pub(crate) token: Option<String>,
 }
 
 /// Resolves the session cookie once per request. Add it to your router with `.layer(vestibule.layer())`.
@@ -72,19 +75,51 @@ where
             if req.extensions().get::<AuthContext>().is_some() {
                 return inner.call(req).await;
             }
-            let session = match cookies::get(req.headers(), vestibule.inner.cookies.session) {
-                Some(token) => match vestibule.broker().session(token).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        // Fail closed: a broken store means "not signed in", never "signed in".
-                        tracing::error!(error = %e, "session check failed");
-                        None
-                    }
-                },
+            let names = &vestibule.inner.cookies;
+            let broker = vestibule.broker().clone();
+            let mut token = cookies::get(req.headers(), names.session).map(str::to_owned);
+            let mut session = match &token {
+                Some(t) => broker.session(t).await.unwrap_or_else(|e| {
+                    // Fail closed: a broken store means "not signed in", never "signed in".
+                    tracing::error!(error = %e, "session check failed");
+                    None
+                }),
                 None => None,
             };
-            req.extensions_mut().insert(AuthContext { vestibule, session });
-            inner.call(req).await
+            let mut set_cookies = Vec::new();
+            if session.is_none() {
+                if let Some(remembered) = cookies::get(req.headers(), names.remember).map(str::to_owned) {
+                    let client = crate::routes::client_of(req.headers(), req.extensions());
+                    match broker.restore(&remembered, &client).await {
+                        Ok(Restored::Session { session: new, cookie }) => {
+                            set_cookies.push(names.set(names.session, new.token.expose(), None));
+                            if let Some(c) = cookie {
+                                let age = broker.settings().remember_days.saturating_mul(86_400);
+                                set_cookies.push(names.set(names.remember, &c, Some(age)));
+                            }
+                            session = broker.session(new.token.expose()).await.ok().flatten();
+                            token = Some(new.token.expose().to_owned());
+                        }
+                        Ok(Restored::Invalid | Restored::Theft) => set_cookies.push(names.clear(names.remember)),
+                        Err(e) => tracing::error!(error = %e, "remember-me check failed"),
+                    }
+                }
+            }
+            if session.is_none() {
+                token = None;
+            }
+            req.extensions_mut().insert(AuthContext {
+                vestibule: vestibule.clone(),
+                session,
+                token,
+            });
+            let mut res = inner.call(req).await?;
+            for c in set_cookies {
+                if let Ok(v) = http::HeaderValue::from_str(&c) {
+                    res.headers_mut().append(http::header::SET_COOKIE, v);
+                }
+            }
+            Ok(res)
         })
     }
 }

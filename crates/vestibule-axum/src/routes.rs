@@ -55,24 +55,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client(ClientInfo {
-            ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-            user_agent: parts
-                .headers
-                .get(USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().filter(|c| !c.is_control()).take(200).collect()),
-        }))
+        Ok(Client(client_of(&parts.headers, &parts.extensions)))
+    }
+}
+
+/// The client address (from the socket, when the server provides `ConnectInfo`) and a shortened user agent.
+pub(crate) fn client_of(headers: &HeaderMap, extensions: &http::Extensions) -> ClientInfo {
+    ClientInfo {
+        ip: extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(200).collect()),
     }
 }
 
 /// The value CSRF tokens are bound to: the session id when signed in, else the pre-session cookie.
-pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &AuthContext) -> Option<&'a str> {
+pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &'a AuthContext) -> Option<&'a str> {
     if ctx.session.is_some() {
-        cookies::get(headers, v.inner.cookies.session)
+        ctx.token.as_deref()
     } else {
         cookies::get(headers, v.inner.cookies.csrf).filter(|t| t.len() == 43)
     }
@@ -159,8 +162,6 @@ struct LoginForm {
     password: Option<String>,
     csrf_token: Option<String>,
     next: Option<String>,
-    // Read by the remember-me work; accepted now so the form contract is stable.
-    #[allow(dead_code)]
     remember_me: Option<String>,
 }
 
@@ -203,7 +204,24 @@ async fn login_submit(
                 .login_password(&source_id, &username, &password, &client, previous)
                 .await
             {
-                Ok(outcome) => Ok(signed_in(&v, &headers, outcome, next.as_deref())),
+                Ok(outcome) => {
+                    // "Remember me" starts a series only for a completed sign-in, never for a pending link.
+                    let remember = match (&outcome, form.remember_me.as_deref()) {
+                        (LoginOutcome::SignedIn(session), Some("on" | "true" | "1")) => {
+                            Some(v.broker().remember(session).await?)
+                        }
+                        _ => None,
+                    };
+                    let res = signed_in(&v, &headers, outcome, next.as_deref());
+                    Ok(match remember {
+                        Some(value) => {
+                            let c = &v.inner.cookies;
+                            let age = v.broker().settings().remember_days.saturating_mul(86_400);
+                            with_cookies(res, &[c.set(c.remember, &value, Some(age))])
+                        }
+                        None => res,
+                    })
+                }
                 Err(LoginError::Rejected(_)) => {
                     // The old session (if any) is untouched; the same generic words for every cause.
                     let shown: String = username.chars().take(256).collect();
@@ -311,14 +329,19 @@ async fn logout(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    let clear = v.inner.cookies.clear(v.inner.cookies.session);
+    let c = &v.inner.cookies;
+    let clear = [c.clear(c.session), c.clear(c.remember)];
     if ctx.session.is_some() {
         check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
-        if let Some(token) = cookies::get(&headers, v.inner.cookies.session) {
+        if let Some(token) = &ctx.token {
             v.broker().logout(token, &client).await?;
         }
+        // Signing out also ends this browser's remember-me series: the next visit must sign in.
+        if let Some(remembered) = cookies::get(&headers, c.remember) {
+            v.broker().forget_remember(remembered).await?;
+        }
     }
-    Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &[clear]))
+    Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &clear))
 }
 
 async fn account(

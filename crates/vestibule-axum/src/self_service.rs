@@ -48,7 +48,8 @@ pub(crate) async fn revoke_sessions(
         _ => return Err(AppError::BadRequest),
     };
     let ends_this = matches!(&which, Revoke::All) || matches!(&which, Revoke::One(h) if *h == session.id_hash());
-    v.broker().revoke_sessions(session, which, &client).await?;
+    let remembered = crate::cookies::get(&headers, v.inner.cookies.remember);
+    v.broker().revoke_sessions(session, which, remembered, &client).await?;
     if ends_this {
         let clear = v.inner.cookies.clear(v.inner.cookies.session);
         return Ok(crate::routes::with_cookies(

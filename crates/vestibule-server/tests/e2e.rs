@@ -598,3 +598,116 @@ async fn two_nodes_on_one_postgres_share_sessions_and_revocations() {
     b.stop();
     pg.drop_db().await;
 }
+
+/// Signs in with "remember me" ticked.
+async fn sign_in_remembered(env: &Env) -> Browser {
+    let mut b = env.browser();
+    let login = b.get("/login").await;
+    let token = login.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/login/local",
+            &[
+                ("csrf_token", &token),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("remember_me", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303);
+    let remember = res
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("vestibule-remember="))
+        .expect("remember cookie");
+    assert!(
+        remember.contains("HttpOnly") && remember.contains("SameSite=Lax"),
+        "{remember}"
+    );
+    assert!(remember.contains("Max-Age=2592000"), "30 days by default: {remember}");
+    b
+}
+
+#[tokio::test]
+async fn remember_me_survives_a_lost_session_cookie_and_is_not_fresh() {
+    let env = Env::sqlite("").await;
+    let mut b = sign_in_remembered(&env).await;
+    let first = b.cookies["vestibule-remember"].clone();
+    b.cookies.remove("vestibule-session");
+    let me = b.get_json("/me").await;
+    assert_eq!(me.status, 200, "restored from the remember-me cookie");
+    assert!(
+        b.cookies.contains_key("vestibule-session"),
+        "a new session cookie was set"
+    );
+    assert_ne!(b.cookies["vestibule-remember"], first, "the token rotated");
+    // Restored sessions are not fresh: sensitive actions ask to sign in again.
+    let token = b.get("/account").await.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/account/sessions/revoke",
+            &[("csrf_token", &token), ("session", "others")],
+        )
+        .await;
+    assert_eq!(res.status, 403);
+    assert!(res.body.contains("sign in again"), "{}", res.body);
+    // Signing out ends the series: the remember cookie no longer works.
+    let stolen = b.cookies["vestibule-remember"].clone();
+    assert_eq!(b.post("/logout", &[("csrf_token", &token)]).await.status, 303);
+    let mut later = env.browser();
+    later.cookies.insert("vestibule-remember".into(), stolen);
+    assert_eq!(later.get_json("/me").await.status, 401);
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_stolen_remember_cookie_used_after_the_owner_revokes_everything() {
+    // No grace window, so that "later" needs no waiting in the test.
+    let env = Env::sqlite("[session]\nremember_grace_secs = 0\n").await;
+    let mut victim = sign_in_remembered(&env).await;
+    let mut thief = env.browser();
+    thief.cookies.insert(
+        "vestibule-remember".into(),
+        victim.cookies["vestibule-remember"].clone(),
+    );
+    // The victim comes back the next day (session cookie gone): restored, token rotated.
+    victim.cookies.remove("vestibule-session");
+    assert_eq!(victim.get_json("/me").await.status, 200);
+    // The thief presents the old token of the live series: refused, and the victim's sessions end too.
+    assert_eq!(thief.get_json("/me").await.status, 401);
+    assert!(
+        !thief.cookies.contains_key("vestibule-remember"),
+        "the cookie is cleared"
+    );
+    assert_eq!(
+        victim.get_json("/me").await.status,
+        401,
+        "theft revokes every session of the account"
+    );
+    victim.cookies.remove("vestibule-session");
+    assert_eq!(victim.get_json("/me").await.status, 401, "and the series");
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_remember_me_series() {
+    let env = Env::sqlite("").await;
+    let mut other_device = sign_in_remembered(&env).await;
+    let mut here = signed_in_browser(&env, "here").await;
+    let token = here.get("/account").await.csrf_token().unwrap();
+    let res = here
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", PASSWORD),
+                ("new_password", "new password 2"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    other_device.cookies.remove("vestibule-session");
+    assert_eq!(other_device.get_json("/me").await.status, 401);
+    env.finish().await;
+}

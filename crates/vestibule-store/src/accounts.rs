@@ -229,7 +229,8 @@ impl Store {
         row.as_ref().map(account_from).transpose()
     }
 
-    /// Disables or re-enables an account. Disabling also deletes its sessions, in the same transaction.
+    /// Disables or re-enables an account. Disabling also deletes its sessions, remember-me series and access tokens,
+    /// in the same transaction.
     pub async fn set_account_disabled(&self, id: &AccountId, disabled: bool) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
@@ -239,10 +240,13 @@ impl Store {
             .await?
             .rows_affected();
         if disabled {
-            sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            // Every credential the account was handed goes with it: sessions, remember-me series, API tokens.
+            for table in ["sessions", "remember_series", "access_tokens"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(done > 0)

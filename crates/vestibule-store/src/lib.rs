@@ -19,6 +19,7 @@ mod keys;
 mod linking;
 mod notify;
 mod pending;
+mod remember;
 mod sessions;
 
 use std::str::FromStr;
@@ -33,6 +34,7 @@ pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};
 pub use notify::{RevocationListener, REVOCATION_CHANNEL};
 pub use pending::PendingRecord;
+pub use remember::RememberSeries;
 pub use sessions::SessionRecord;
 
 /// Which database a [`Store`] talks to.

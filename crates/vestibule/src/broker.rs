@@ -285,6 +285,20 @@ impl Broker {
         client: &ClientInfo,
         previous: Option<&str>,
     ) -> Result<NewSession, BrokerError> {
+        self.create_session_proven_at(account, source, client, previous, self.clock.now())
+            .await
+    }
+
+    /// [`Broker::create_session`] for a credential proven at `authenticated_at` rather than now (a session
+    /// restored from remember-me is not fresh).
+    pub(crate) async fn create_session_proven_at(
+        &self,
+        account: &AccountId,
+        source: &SourceId,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        authenticated_at: Timestamp,
+    ) -> Result<NewSession, BrokerError> {
         if let Some(old) = previous.filter(|t| plausible(t)) {
             self.end_session_by_key(&hash_token(old)).await?;
         }
@@ -298,7 +312,7 @@ impl Broker {
                 source: source.clone(),
                 created_at: now,
                 last_seen_at: now,
-                authenticated_at: now,
+                authenticated_at,
                 expires_at,
                 user_agent: client.user_agent.clone(),
                 ip: client.ip.clone(),
@@ -307,6 +321,7 @@ impl Broker {
         Ok(NewSession {
             token,
             account_id: account.clone(),
+            source: source.clone(),
             expires_at,
         })
     }
@@ -432,6 +447,7 @@ impl Broker {
             .await?;
         self.store.purge_pending(now).await?;
         self.store.purge_pending_links(now).await?;
+        self.store.purge_remember(now).await?;
         Ok(())
     }
 

@@ -51,10 +51,14 @@ impl Broker {
     }
 
     /// Ends sessions of the signed-in account; returns how many ended.
+    ///
+    /// `Others` also ends every remember-me series but the one behind `remember_cookie` (this browser's); `All`
+    /// ends every series.
     pub async fn revoke_sessions(
         &self,
         session: &ActiveSession,
         which: Revoke,
+        remember_cookie: Option<&str>,
         client: &ClientInfo,
     ) -> Result<usize, SelfServiceError> {
         if !self.is_fresh(session) {
@@ -69,8 +73,14 @@ impl Broker {
                     return Err(SelfServiceError::NotFound);
                 }
             }
-            Revoke::Others => self.store.delete_sessions_of(account, Some(&session.id_hash())).await?,
-            Revoke::All => self.store.delete_sessions_of(account, None).await?,
+            Revoke::Others => {
+                self.forget_remember_of(account, remember_cookie).await?;
+                self.store.delete_sessions_of(account, Some(&session.id_hash())).await?
+            }
+            Revoke::All => {
+                self.forget_remember_of(account, None).await?;
+                self.store.delete_sessions_of(account, None).await?
+            }
         };
         self.forget(&ended).await;
         let detail = match which {
@@ -89,8 +99,9 @@ impl Broker {
         Ok(ended.len())
     }
 
-    /// Changes the local password of the signed-in account and ends every other session of it (a password
-    /// change is what someone does after suspecting a stolen one). Returns how many other sessions ended.
+    /// Changes the local password of the signed-in account and ends every other session and every remember-me
+    /// series of it (a password change is what someone does after suspecting a stolen one). Returns how many other
+    /// sessions ended.
     pub async fn change_password(
         &self,
         session: &ActiveSession,
@@ -116,6 +127,7 @@ impl Broker {
             }
             return Err(e.into());
         }
+        self.forget_remember_of(account, None).await?;
         let ended = self.store.delete_sessions_of(account, Some(&session.id_hash())).await?;
         self.forget(&ended).await;
         self.audit(&AuditEvent {

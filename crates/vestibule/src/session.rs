@@ -11,6 +11,8 @@ pub struct NewSession {
     pub token: SecretToken,
     /// Whose session.
     pub account_id: AccountId,
+    /// The source that signed it in.
+    pub source: SourceId,
     /// Absolute expiry, for the cookie's `Max-Age`.
     pub expires_at: Timestamp,
 }

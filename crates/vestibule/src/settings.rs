@@ -17,6 +17,11 @@ pub struct SessionSettings {
     /// Sensitive account changes (unlinking a way in) need a credential proven within this many seconds
     /// (default 600).
     pub fresh_secs: i64,
+    /// Lifetime of a remember-me series in days (default 30).
+    pub remember_days: i64,
+    /// Seconds after a rotation during which the replaced remember-me token is still accepted (without rotating
+    /// again), for parallel requests that raced the rotation (default 10). Past it, the old token is theft.
+    pub remember_grace_secs: i64,
 }
 
 impl Default for SessionSettings {
@@ -27,6 +32,8 @@ impl Default for SessionSettings {
             cache_ttl_secs: 15,
             redirect_timeout_secs: 600,
             fresh_secs: 600,
+            remember_days: 30,
+            remember_grace_secs: 10,
         }
     }
 }

@@ -613,7 +613,7 @@ async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
     let other = vestibule::SecretToken::generate();
     let r = f
         .broker
-        .revoke_sessions(&active, vestibule::Revoke::One(other.hash_hex()), &client())
+        .revoke_sessions(&active, vestibule::Revoke::One(other.hash_hex()), None, &client())
         .await;
     assert!(matches!(r, Err(vestibule::SelfServiceError::NotFound)), "{r:?}");
 
@@ -626,7 +626,7 @@ async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
     assert!(!f.broker.is_fresh(&active));
     let r = f
         .broker
-        .revoke_sessions(&active, vestibule::Revoke::Others, &client())
+        .revoke_sessions(&active, vestibule::Revoke::Others, None, &client())
         .await;
     assert!(matches!(r, Err(vestibule::SelfServiceError::NotFresh)), "{r:?}");
     assert!(
@@ -638,7 +638,7 @@ async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
     let active = f.broker.session(fresh.token.expose()).await.unwrap().unwrap();
     assert_eq!(
         f.broker
-            .revoke_sessions(&active, vestibule::Revoke::Others, &client())
+            .revoke_sessions(&active, vestibule::Revoke::Others, None, &client())
             .await
             .unwrap(),
         2
@@ -652,4 +652,105 @@ async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
         .change_password(&active, &"a".into(), &"b".into(), &client())
         .await;
     assert!(matches!(r, Err(vestibule::SelfServiceError::NoPasswords)), "{r:?}");
+}
+
+#[tokio::test]
+async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
+    let f = fixture().await;
+    let first = sign_in(&f).await;
+    let cookie = f.broker.remember(&first).await.unwrap();
+    f.clock.advance(700); // past the fresh window
+
+    // Use: a new session, not fresh, and a rotated cookie.
+    let vestibule::Restored::Session {
+        session,
+        cookie: Some(rotated),
+    } = f.broker.restore(&cookie, &client()).await.unwrap()
+    else {
+        panic!("expected a restored session with a rotated cookie")
+    };
+    let active = f.broker.session(session.token.expose()).await.unwrap().unwrap();
+    assert_eq!(active.account_id, first.account_id);
+    assert!(!f.broker.is_fresh(&active), "remember-me never makes a fresh session");
+    assert_ne!(rotated, cookie);
+    assert_eq!(rotated.split('.').next(), cookie.split('.').next(), "same series");
+
+    // A parallel request with the old cookie inside the grace window: a session, no second rotation.
+    let vestibule::Restored::Session { cookie: None, .. } = f.broker.restore(&cookie, &client()).await.unwrap() else {
+        panic!("grace window")
+    };
+
+    // Later, the old token again: a stolen copy. Everything of the account is revoked.
+    f.clock.advance(11);
+    assert!(matches!(
+        f.broker.restore(&cookie, &client()).await.unwrap(),
+        vestibule::Restored::Theft
+    ));
+    assert!(
+        f.broker.session(session.token.expose()).await.unwrap().is_none(),
+        "sessions revoked"
+    );
+    assert!(
+        matches!(
+            f.broker.restore(&rotated, &client()).await.unwrap(),
+            vestibule::Restored::Invalid
+        ),
+        "series gone"
+    );
+    let events: Vec<_> = f
+        .broker
+        .store()
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert!(events.contains(&"remember_theft".to_string()), "{events:?}");
+
+    // Garbage, unknown and expired cookies are just invalid.
+    for junk in ["", "x.y", &format!("{}.{}", "A".repeat(43), "B".repeat(43))] {
+        assert!(matches!(
+            f.broker.restore(junk, &client()).await.unwrap(),
+            vestibule::Restored::Invalid
+        ));
+    }
+    let s = sign_in(&f).await;
+    let c = f.broker.remember(&s).await.unwrap();
+    f.clock.advance(31 * 86_400);
+    assert!(matches!(
+        f.broker.restore(&c, &client()).await.unwrap(),
+        vestibule::Restored::Invalid
+    ));
+    // Forgotten (sign-out): invalid.
+    let s = sign_in(&f).await;
+    let c = f.broker.remember(&s).await.unwrap();
+    f.broker.forget_remember(&c).await.unwrap();
+    assert!(matches!(
+        f.broker.restore(&c, &client()).await.unwrap(),
+        vestibule::Restored::Invalid
+    ));
+}
+
+#[tokio::test]
+async fn parallel_requests_with_one_remember_cookie_are_not_theft() {
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    let cookie = f.broker.remember(&s).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (b, c) = (f.broker.clone(), cookie.clone());
+        tasks.push(tokio::spawn(async move {
+            b.restore(&c, &ClientInfo::default()).await.unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            vestibule::Restored::Session { cookie: Some(_), .. } => rotated += 1,
+            vestibule::Restored::Session { cookie: None, .. } => {}
+            other => panic!("parallel use taken for theft: {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one request rotates");
 }

@@ -1,0 +1,156 @@
+//! Remember me, after Barry Jaspan's improved persistent login cookie: the cookie holds a random series id and a
+//! random token, the database only their hashes. Using the cookie restores a **non-fresh** session and rotates the
+//! token. Presenting an old token of a live series means the cookie was copied: the whole series and every
+//! session and series of the account are revoked, and a theft event is recorded. The token before the last
+//! rotation stays acceptable for a few seconds (without rotating again), so that parallel requests racing a
+//! rotation — the concurrency that broke Miller's original scheme — are not mistaken for theft.
+
+use subtle::ConstantTimeEq;
+use vestibule_core::{AccountId, Timestamp};
+use vestibule_store::{AuditEvent, RememberSeries};
+
+use crate::token::{hash_token, hex_of, plausible};
+use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};
+
+/// What a remember-me cookie led to.
+#[derive(Debug)]
+pub enum Restored {
+    /// A new, non-fresh session; `cookie` is the rotated remember-me value to set (`None` inside the grace
+    /// window, where the racing request that rotated sets it).
+    Session {
+        /// The new session.
+        session: NewSession,
+        /// The new remember-me cookie value, when rotated.
+        cookie: Option<String>,
+    },
+    /// Unknown, expired or malformed: clear the cookie.
+    Invalid,
+    /// A stolen copy was presented: everything of the account was revoked; clear the cookie.
+    Theft,
+}
+
+fn split(cookie: &str) -> Option<(&str, &str)> {
+    let (series, token) = cookie.split_once('.')?;
+    (plausible(series) && plausible(token)).then_some((series, token))
+}
+
+fn hash_hex(value: &str) -> String {
+    hex_of(&hash_token(value))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+impl Broker {
+    /// Starts a remember-me series for a sign-in that just proved a credential; returns the cookie value.
+    pub async fn remember(&self, session: &NewSession) -> Result<String, BrokerError> {
+        let (series, token) = (SecretToken::generate(), SecretToken::generate());
+        let now = self.now();
+        self.store
+            .insert_remember(&RememberSeries {
+                series_hash: series.hash_hex(),
+                account_id: session.account_id.clone(),
+                source: session.source.clone(),
+                token_hash: token.hash_hex(),
+                previous_token_hash: None,
+                rotated_at: now,
+                authenticated_at: now,
+                expires_at: now.plus_secs(self.settings.remember_days.saturating_mul(86_400)),
+            })
+            .await?;
+        Ok(format!("{}.{}", series.expose(), token.expose()))
+    }
+
+    /// Uses a remember-me cookie.
+    pub async fn restore(&self, cookie: &str, client: &ClientInfo) -> Result<Restored, BrokerError> {
+        let Some((series, token)) = split(cookie) else {
+            return Ok(Restored::Invalid);
+        };
+        let series_hash = hash_hex(series);
+        let Some(rec) = self.store.get_remember(&series_hash).await? else {
+            return Ok(Restored::Invalid);
+        };
+        let now = self.now();
+        if rec.expires_at <= now {
+            self.store.delete_remember(&series_hash).await?;
+            return Ok(Restored::Invalid);
+        }
+        let presented = hash_hex(token);
+        if same(&presented, &rec.token_hash) {
+            let next = SecretToken::generate();
+            if self
+                .store
+                .rotate_remember(&series_hash, &rec.token_hash, &next.hash_hex(), now)
+                .await?
+            {
+                let session = self.restored_session(&rec, client).await?;
+                return Ok(Restored::Session {
+                    session,
+                    cookie: Some(format!("{series}.{}", next.expose())),
+                });
+            }
+            // Another request rotated it a moment ago: the same as presenting the previous token in the grace.
+            let session = self.restored_session(&rec, client).await?;
+            return Ok(Restored::Session { session, cookie: None });
+        }
+        let in_grace = rec.previous_token_hash.as_deref().is_some_and(|p| same(&presented, p))
+            && now.0 - rec.rotated_at.0 < self.settings.remember_grace_secs;
+        if in_grace {
+            let session = self.restored_session(&rec, client).await?;
+            return Ok(Restored::Session { session, cookie: None });
+        }
+        self.remember_theft(&rec, client).await?;
+        Ok(Restored::Theft)
+    }
+
+    /// Ends the series behind a cookie (sign-out).
+    pub async fn forget_remember(&self, cookie: &str) -> Result<(), BrokerError> {
+        if let Some((series, _)) = split(cookie) {
+            self.store.delete_remember(&hash_hex(series)).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every series of an account except the one behind `keep_cookie`.
+    pub async fn forget_remember_of(&self, account: &AccountId, keep_cookie: Option<&str>) -> Result<(), BrokerError> {
+        let keep = keep_cookie.and_then(split).map(|(series, _)| hash_hex(series));
+        self.store.delete_remember_of(account, keep.as_deref()).await?;
+        Ok(())
+    }
+
+    async fn restored_session(&self, rec: &RememberSeries, client: &ClientInfo) -> Result<NewSession, BrokerError> {
+        let session = self
+            // A cookie is not a credential: the restored session carries no proof time, so it is never fresh (as
+            // Flask-Login's restored sessions), however recently the series began.
+            .create_session_proven_at(&rec.account_id, &rec.source, client, None, Timestamp(0))
+            .await?;
+        self.audit(&AuditEvent {
+            event: "session_restored",
+            account_id: Some(rec.account_id.as_str()),
+            source: Some(rec.source.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some("remember_me"),
+            ..Default::default()
+        })
+        .await;
+        Ok(session)
+    }
+
+    async fn remember_theft(&self, rec: &RememberSeries, client: &ClientInfo) -> Result<(), BrokerError> {
+        self.store.delete_remember_of(&rec.account_id, None).await?;
+        let ended = self.store.delete_sessions_of(&rec.account_id, None).await?;
+        self.forget(&ended).await;
+        tracing::warn!(account = %rec.account_id, ip = ?client.ip, "remember-me token reuse: cookie theft assumed");
+        self.audit(&AuditEvent {
+            event: "remember_theft",
+            account_id: Some(rec.account_id.as_str()),
+            source: Some(rec.source.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some("old token of a live series; all sessions and series revoked"),
+            ..Default::default()
+        })
+        .await;
+        Ok(())
+    }
+}
