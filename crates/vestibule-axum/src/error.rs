@@ -37,6 +37,9 @@ pub enum AppError {
     /// Removing the last way in.
     #[error("last identity")]
     LastIdentity,
+    /// A form field is out of range; the words are fixed and safe to show.
+    #[error("invalid input")]
+    InvalidInput(&'static str),
     /// A new password was refused; the reason is safe to show to the account's owner.
     #[error("password not changed")]
     PasswordRejected(String),
@@ -116,6 +119,7 @@ impl IntoResponse for AppError {
                 "This is the only way to sign in to your account, so it was not removed. Add another way first.",
             ),
             AppError::PasswordRejected(_) => (StatusCode::BAD_REQUEST, "Password not changed", ""),
+            AppError::InvalidInput(why) => (StatusCode::BAD_REQUEST, "Please check the form", *why),
             AppError::Cancelled => (
                 StatusCode::OK,
                 "Sign-in cancelled",

@@ -22,6 +22,13 @@ pub(crate) struct AuthContext {
     pub(crate) token: Option<String>,
 }
 
+/// The value of `Authorization: Bearer <value>`.
+fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// Resolves the session cookie once per request. Add it to your router with `.layer(vestibule.layer())`.
 #[derive(Clone, Debug)]
 pub struct SessionLayer {
@@ -105,7 +112,17 @@ where
                     }
                 }
             }
-            if session.is_none() {
+            if session.is_none() && token.is_none() {
+                // API clients: a personal access token. It never binds CSRF tokens (ctx.token stays empty), so a
+                // bearer request cannot use the broker's own forms.
+                if let Some(bearer) = bearer_token(req.headers()) {
+                    session = broker.bearer(bearer).await.unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "token check failed");
+                        None
+                    });
+                }
+            }
+            if session.as_ref().is_none_or(|s| s.scopes.is_some()) {
                 token = None;
             }
             req.extensions_mut().insert(AuthContext {

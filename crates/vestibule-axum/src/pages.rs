@@ -50,8 +50,27 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) has_password: bool,
     pub(crate) identities: Vec<IdentityRow>,
     pub(crate) sessions: Vec<SessionRow>,
+    pub(crate) tokens: Vec<TokenRow>,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+}
+
+pub(crate) struct TokenRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) scopes: String,
+    pub(crate) expires: String,
+    pub(crate) last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "token.html")]
+pub(crate) struct TokenPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) value: &'a str,
+    pub(crate) scopes: &'a str,
+    pub(crate) expires: String,
 }
 
 #[derive(Template)]

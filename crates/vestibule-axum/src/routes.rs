@@ -33,6 +33,8 @@ pub fn router(v: Vestibule) -> Router {
         .route("/account/sessions/revoke", post(crate::self_service::revoke_sessions))
         .route("/account/password", post(crate::self_service::change_password))
         .route("/verify", get(crate::self_service::verify))
+        .route("/account/tokens", post(crate::self_service::create_token))
+        .route("/account/tokens/{id}/revoke", post(crate::self_service::revoke_token))
         .route("/link", get(crate::linking::link_page))
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
@@ -359,6 +361,7 @@ async fn account(
     };
     let current = session.id_hash();
     let sessions = v.broker().store().sessions_of(&session.account_id).await?;
+    let tokens = v.broker().tokens(session).await?;
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
     let (password_sources, redirect_sources) = pages::source_links(&v);
     let page = AccountPage {
@@ -372,6 +375,7 @@ async fn account(
             Some("unlinked") => Some("That way to sign in was removed."),
             Some("revoked") => Some("The sessions were signed out."),
             Some("password") => Some("Your password was changed, and your other sessions were signed out."),
+            Some("token_revoked") => Some("The token was revoked."),
             _ => None,
         },
         password_sources,
@@ -385,6 +389,16 @@ async fn account(
                 subject: i.subject.to_string(),
                 login: i.login.clone(),
                 since: pages::utc(i.created_at),
+            })
+            .collect(),
+        tokens: tokens
+            .iter()
+            .map(|t| pages::TokenRow {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                scopes: t.scopes.clone(),
+                expires: pages::utc(t.expires_at),
+                last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
             })
             .collect(),
         sessions: sessions

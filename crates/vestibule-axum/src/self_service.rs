@@ -5,12 +5,76 @@ use axum::extract::{Extension, Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{Revoke, SelfServiceError};
+use vestibule::{Revoke, SelfServiceError, TokenError};
 use vestibule_core::{PasswordChangeError, SecretString};
 
 use crate::layer::AuthContext;
 use crate::routes::{check_csrf, Client};
 use crate::{AppError, Vestibule};
+
+impl From<TokenError> for AppError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::NotFresh => AppError::NotFresh,
+            TokenError::NotFound => AppError::NotFound,
+            TokenError::Invalid(why) => AppError::InvalidInput(why),
+            TokenError::Broker(b) => b.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    csrf_token: Option<String>,
+    name: Option<String>,
+    expires_in_days: Option<String>,
+    scopes: Option<String>,
+}
+
+pub(crate) async fn create_token(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    form: Result<Form<TokenForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
+    // The expiry is required: no field, or not a number, is refused like an out-of-range one.
+    let days = form
+        .expires_in_days
+        .as_deref()
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let name = form.name.unwrap_or_default();
+    let scopes = form.scopes.unwrap_or_default();
+    let token = v.broker().create_token(session, &name, days, &scopes, &client).await?;
+    let expires = crate::pages::utc(v.broker().now().plus_secs(days * 86_400));
+    let page = crate::pages::TokenPage {
+        mount: &v.inner.mount,
+        name: name.trim(),
+        value: &token.value,
+        scopes: &scopes,
+        expires,
+    };
+    Ok((crate::routes::html_headers(), crate::pages::render(&page)).into_response())
+}
+
+pub(crate) async fn revoke_token(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    form: Result<Form<crate::routes::CsrfForm>, FormRejection>,
+) -> Result<Response, AppError> {
+    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
+    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
+    v.broker().revoke_token(session, &id, &client).await?;
+    Ok(Redirect::to(&format!("{}/account?done=token_revoked", v.inner.mount)).into_response())
+}
 
 impl From<SelfServiceError> for AppError {
     fn from(e: SelfServiceError) -> Self {

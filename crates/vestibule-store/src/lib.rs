@@ -21,6 +21,7 @@ mod notify;
 mod pending;
 mod remember;
 mod sessions;
+mod tokens;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub use notify::{RevocationListener, REVOCATION_CHANNEL};
 pub use pending::PendingRecord;
 pub use remember::RememberSeries;
 pub use sessions::SessionRecord;
+pub use tokens::AccessToken;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +121,7 @@ impl Store {
 }
 
 /// 128 random bits as 32 lowercase hex characters: ids that reveal neither order nor count.
-pub(crate) fn random_id() -> String {
+pub fn random_id() -> String {
     let mut bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     hex::encode(bytes)

@@ -33,7 +33,7 @@ pub struct Broker {
     csrf: CsrfKey,
     /// Bounded by `max_capacity` entries (about 300 bytes each) and by `cache_ttl_secs`: a session revoked on
     /// another node is served from here for at most that long.
-    cache: Cache<[u8; 32], Arc<ActiveSession>>,
+    pub(crate) cache: Cache<[u8; 32], Arc<ActiveSession>>,
     pub(crate) callback_base: String,
     pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
 }
@@ -217,6 +217,8 @@ impl Broker {
         let key = hash_token(token);
         let now = self.clock.now();
         let active = match self.cache.get(&key) {
+            // An access token presented as a cookie is not a session.
+            Some(a) if a.scopes.is_some() => return Ok(None),
             Some(a) => a,
             None => match self.load_session(key).await? {
                 Some(a) => {
@@ -242,6 +244,20 @@ impl Broker {
         Ok(Some(active))
     }
 
+    /// The account's short group names, merged from its identities.
+    pub(crate) async fn groups_of(&self, account: &AccountId) -> Result<Vec<String>, BrokerError> {
+        let mut groups: Vec<String> = self
+            .store
+            .identities_of(account)
+            .await?
+            .into_iter()
+            .flat_map(|i| i.groups)
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
+    }
+
     async fn load_session(&self, key: [u8; 32]) -> Result<Option<Arc<ActiveSession>>, BrokerError> {
         let Some(rec) = self.store.get_session(&hex_of(&key)).await? else {
             return Ok(None);
@@ -252,17 +268,10 @@ impl Broker {
         if account.disabled {
             return Ok(None);
         }
-        let mut groups: Vec<String> = self
-            .store
-            .identities_of(&rec.account_id)
-            .await?
-            .into_iter()
-            .flat_map(|i| i.groups)
-            .collect();
-        groups.sort();
-        groups.dedup();
+        let groups = self.groups_of(&rec.account_id).await?;
         Ok(Some(Arc::new(ActiveSession {
             groups,
+            scopes: None,
             key,
             account_id: rec.account_id,
             display_name: account.display_name,
@@ -448,6 +457,7 @@ impl Broker {
         self.store.purge_pending(now).await?;
         self.store.purge_pending_links(now).await?;
         self.store.purge_remember(now).await?;
+        self.store.purge_tokens(now).await?;
         Ok(())
     }
 

@@ -28,6 +28,7 @@ mod self_service;
 mod session;
 mod settings;
 mod token;
+mod tokens;
 
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use error::{BrokerError, LoginError};
@@ -38,6 +39,7 @@ pub use self_service::{Revoke, SelfServiceError};
 pub use session::{ActiveSession, NewSession};
 pub use settings::{Provisioning, SessionSettings, SourcePolicy};
 pub use token::{hash_token, SecretToken};
+pub use tokens::{NewToken, TokenError, TOKEN_PREFIX};
 
 pub use vestibule_core as core;
 pub use vestibule_store as store;

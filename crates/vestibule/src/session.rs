@@ -30,6 +30,9 @@ pub struct ActiveSession {
     pub email: Option<String>,
     /// Short group names from the account's identities, as of their last sign-ins.
     pub groups: Vec<String>,
+    /// `Some` when the request authenticated with a personal access token (`Authorization: Bearer`): the scopes
+    /// the owner gave it. `None` for a browser session.
+    pub scopes: Option<Vec<String>>,
     /// The source that signed it in.
     pub source: SourceId,
     /// When it was created.

@@ -754,3 +754,101 @@ async fn parallel_requests_with_one_remember_cookie_are_not_theft() {
     }
     assert_eq!(rotated, 1, "exactly one request rotates");
 }
+
+#[tokio::test]
+async fn access_tokens_authenticate_until_expired_or_revoked() {
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    for (name, days, scopes) in [
+        ("", 30, "read"),
+        ("ci", 0, "read"),
+        ("ci", 400, "read"),
+        ("ci", 30, ""),
+        ("ci", 30, "Read!"),
+    ] {
+        let r = f.broker.create_token(&active, name, days, scopes, &client()).await;
+        assert!(
+            matches!(r, Err(vestibule::TokenError::Invalid(_))),
+            "{name:?} {days} {scopes:?}: {r:?}"
+        );
+    }
+    let t = f
+        .broker
+        .create_token(&active, "ci", 2, "read write:repo", &client())
+        .await
+        .unwrap();
+    assert!(t.value.starts_with("vst_"));
+    let stored = f.broker.tokens(&active).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_hash, t.value, "only the hash is stored");
+
+    let who = f.broker.bearer(&t.value).await.unwrap().expect("valid token");
+    assert_eq!(who.account_id, s.account_id);
+    assert_eq!(
+        who.scopes.as_deref(),
+        Some(&["read".to_string(), "write:repo".to_string()][..])
+    );
+    assert!(!f.broker.is_fresh(&who), "a token proves no sign-in");
+    let r = f.broker.create_token(&who, "x", 1, "read", &client()).await;
+    assert!(
+        matches!(r, Err(vestibule::TokenError::Invalid(_))),
+        "tokens cannot mint tokens"
+    );
+    // Not interchangeable with session cookies.
+    assert!(f.broker.session(&t.value).await.unwrap().is_none());
+    assert!(f
+        .broker
+        .bearer(&format!("vst_{}", s.token.expose()))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(f.broker.bearer(s.token.expose()).await.unwrap().is_none());
+
+    // Expiry (sessions kept alive meanwhile are irrelevant to it).
+    f.clock.advance(2 * 86_400);
+    assert!(f.broker.bearer(&t.value).await.unwrap().is_none(), "expired");
+
+    // Revocation, and revocation with the account.
+    let s = sign_in(&f).await;
+    let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let t1 = f
+        .broker
+        .create_token(&active, "a", 30, "read", &client())
+        .await
+        .unwrap();
+    let t2 = f
+        .broker
+        .create_token(&active, "b", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(f.broker.bearer(&t1.value).await.unwrap().is_some(), "cached now");
+    f.broker.revoke_token(&active, &t1.id, &client()).await.unwrap();
+    assert!(
+        f.broker.bearer(&t1.value).await.unwrap().is_none(),
+        "revoked at once despite the cache"
+    );
+    assert!(matches!(
+        f.broker.revoke_token(&active, &t1.id, &client()).await,
+        Err(vestibule::TokenError::NotFound)
+    ));
+    assert!(f.broker.bearer(&t2.value).await.unwrap().is_some());
+    f.broker.set_account_disabled(&active.account_id, true).await.unwrap();
+    f.broker.evict(&vestibule::SecretToken::generate().hash_hex());
+    assert!(
+        f.broker.store().tokens_of(&active.account_id).await.unwrap().is_empty(),
+        "disabled: tokens deleted"
+    );
+
+    // Stale sessions cannot mint tokens.
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    f.clock.advance(590);
+    let _ = f.broker.session(s.token.expose()).await.unwrap();
+    f.clock.advance(20);
+    let stale = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    assert!(matches!(
+        f.broker.create_token(&stale, "x", 1, "read", &client()).await,
+        Err(vestibule::TokenError::NotFresh)
+    ));
+}

@@ -1,0 +1,196 @@
+//! Personal access tokens for APIs: created by a signed-in person (fresh sign-in), with a name, scopes and a
+//! required expiry; shown once; only the hash is stored. `Authorization: Bearer vst_...` authenticates through the
+//! same extractors as a session, from the same bounded cache; a revoked token is evicted on every node.
+
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
+
+use vestibule_store::{AccessToken, AuditEvent, StoreError};
+
+use crate::token::{hash_token, hex_of, plausible};
+use crate::{ActiveSession, Broker, BrokerError, ClientInfo, SecretToken};
+
+/// The prefix that marks a Vestibule access token (so secret scanners can find leaked ones).
+pub const TOKEN_PREFIX: &str = "vst_";
+
+/// A token just created: `secret` is shown to its owner once and never again.
+#[derive(Debug)]
+pub struct NewToken {
+    /// Public id, for the list and for revoking.
+    pub id: String,
+    /// The bearer value.
+    pub secret: SecretToken,
+    /// The full value with its prefix, to copy.
+    pub value: String,
+}
+
+/// Why a token could not be created or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Creating a credential needs a recent sign-in.
+    #[error("a recent sign-in is required")]
+    NotFresh,
+    /// A field is out of range; the message is safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// No such token on this account.
+    #[error("no such token")]
+    NotFound,
+    /// Something broke.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        TokenError::Broker(e.into())
+    }
+}
+
+/// Scope names: short, lowercase, `:`/`_`/`-` separated words.
+fn valid_scope(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b':' | b'_' | b'-' | b'.'))
+}
+
+impl Broker {
+    /// Creates a token for the signed-in account.
+    pub async fn create_token(
+        &self,
+        session: &ActiveSession,
+        name: &str,
+        expires_in_days: i64,
+        scopes: &str,
+        client: &ClientInfo,
+    ) -> Result<NewToken, TokenError> {
+        if session.scopes.is_some() {
+            return Err(TokenError::Invalid("a token cannot create tokens"));
+        }
+        if !self.is_fresh(session) {
+            return Err(TokenError::NotFresh);
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(TokenError::Invalid("the name must be 1 to 64 characters"));
+        }
+        if !(1..=365).contains(&expires_in_days) {
+            return Err(TokenError::Invalid("the expiry must be between 1 and 365 days"));
+        }
+        let scopes: Vec<&str> = scopes.split([' ', ',']).filter(|s| !s.is_empty()).collect();
+        if scopes.is_empty() || scopes.len() > 16 || !scopes.iter().all(|s| valid_scope(s)) {
+            return Err(TokenError::Invalid(
+                "give one to 16 scopes of lowercase letters, digits, ':', '_', '-', '.'",
+            ));
+        }
+        let secret = SecretToken::generate();
+        let value = format!("{TOKEN_PREFIX}{}", secret.expose());
+        let now = self.now();
+        let id = vestibule_store::random_id();
+        self.store
+            .insert_token(&AccessToken {
+                id: id.clone(),
+                token_hash: hex_of(&hash_token(&value)),
+                account_id: session.account_id.clone(),
+                name: name.to_owned(),
+                scopes: scopes.join(" "),
+                created_at: now,
+                expires_at: now.plus_secs(expires_in_days * 86_400),
+                last_used_at: None,
+            })
+            .await?;
+        self.audit(&AuditEvent {
+            event: "token_created",
+            account_id: Some(session.account_id.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(&id),
+            ..Default::default()
+        })
+        .await;
+        Ok(NewToken { id, secret, value })
+    }
+
+    /// The account's tokens (without their values).
+    pub async fn tokens(&self, session: &ActiveSession) -> Result<Vec<AccessToken>, BrokerError> {
+        Ok(self.store.tokens_of(&session.account_id).await?)
+    }
+
+    /// Revokes one of the account's tokens, on every node.
+    pub async fn revoke_token(&self, session: &ActiveSession, id: &str, client: &ClientInfo) -> Result<(), TokenError> {
+        let Some(hash) = self.store.delete_token(&session.account_id, id).await? else {
+            return Err(TokenError::NotFound);
+        };
+        self.forget(&[hash]).await;
+        self.audit(&AuditEvent {
+            event: "token_revoked",
+            account_id: Some(session.account_id.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(id),
+            ..Default::default()
+        })
+        .await;
+        Ok(())
+    }
+
+    /// The per-request check for `Authorization: Bearer`: the token's account as a session-like value, or `None`
+    /// when unknown, revoked or expired. Served from the same cache as sessions.
+    pub async fn bearer(&self, value: &str) -> Result<Option<Arc<ActiveSession>>, BrokerError> {
+        let Some(rest) = value.strip_prefix(TOKEN_PREFIX) else {
+            return Ok(None);
+        };
+        if !plausible(rest) {
+            return Ok(None);
+        }
+        let key = hash_token(value);
+        let now = self.now();
+        let active = match self.cache.get(&key) {
+            Some(a) if a.scopes.is_none() => return Ok(None),
+            Some(a) => a,
+            None => {
+                let Some(t) = self.store.find_token(&hex_of(&key)).await? else {
+                    return Ok(None);
+                };
+                let Some(account) = self.store.get_account(&t.account_id).await? else {
+                    return Ok(None);
+                };
+                if account.disabled {
+                    return Ok(None);
+                }
+                let groups = self.groups_of(&t.account_id).await?;
+                let last = t.last_used_at.unwrap_or(t.created_at).0;
+                let a = Arc::new(ActiveSession {
+                    key,
+                    account_id: t.account_id,
+                    display_name: account.display_name,
+                    email: account.email,
+                    groups,
+                    scopes: Some(t.scopes.split(' ').map(str::to_owned).collect()),
+                    source: vestibule_core::SourceId::new("token").map_err(|e| BrokerError::Config(e.to_string()))?,
+                    created_at: t.created_at,
+                    // A token proves no sign-in: never fresh.
+                    authenticated_at: vestibule_core::Timestamp(0),
+                    expires_at: t.expires_at,
+                    last_seen: AtomicI64::new(last),
+                    persisted_seen: AtomicI64::new(last),
+                });
+                self.cache.insert(key, a.clone());
+                a
+            }
+        };
+        if now >= active.expires_at {
+            self.evict(&hex_of(&key));
+            return Ok(None);
+        }
+        if active.seen(now) {
+            let store = self.store.clone();
+            let hash = hex_of(&key);
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_token(&hash, now).await {
+                    tracing::warn!(error = %e, "could not record token use");
+                }
+            });
+        }
+        Ok(Some(active))
+    }
+}
