@@ -1,0 +1,43 @@
+//! Load benchmarks for Vestibule, run by `scripts/bench` (results in `BENCHMARKS.md`):
+//!
+//! * `bench_server` serves a trivial route twice, once bare (`/open`) and once behind the session layer and
+//!   [`vestibule_axum::RequireUser`] (`/protected`), over a SQLite store filled with N sessions; an external load
+//!   generator (wrk) measures both, so the ratio is the broker's cost on every request of an embedding app;
+//! * `bench_login` measures password sign-ins per second through [`vestibule::Broker::login_password`] next to
+//!   raw argon2 verifications, at the default argon2 parameters.
+//!
+//! Nothing here runs in CI except compilation and clippy.
+
+use std::error::Error;
+
+/// What the binaries return: any error, printed by `main`.
+pub type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// The password of the benchmark's local account.
+pub const PASSWORD: &str = "bench-password-correct-horse";
+
+/// The login name of the benchmark's local account.
+pub const LOGIN: &str = "bench";
+
+/// A fresh store over the SQLite file at `path`, migrated.
+pub async fn open_store(path: &str) -> BenchResult<vestibule_store::Store> {
+    let store = vestibule_store::Store::connect(&format!("sqlite://{path}")).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Argument `i` of the command line parsed as `T`, or `default` when absent.
+pub fn arg<T: std::str::FromStr>(i: usize, default: T) -> BenchResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::args().nth(i) {
+        None => Ok(default),
+        Some(a) => a.parse().map_err(|e| format!("argument {i} ({a:?}): {e}").into()),
+    }
+}
+
+/// The number of CPUs this process may run on (after `taskset`).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
