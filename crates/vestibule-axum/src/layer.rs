@@ -93,10 +93,23 @@ where
                 }),
                 None => None,
             };
+            if let Some(s) = &session {
+                let client =
+                    crate::routes::client_of(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
+                match broker.check_client(s, &client).await {
+                    Ok(true) => {}
+                    Ok(false) => session = None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "session protection check failed");
+                        session = None;
+                    }
+                }
+            }
             let mut set_cookies = Vec::new();
             if session.is_none() {
                 if let Some(remembered) = cookies::get(req.headers(), names.remember).map(str::to_owned) {
-                    let client = crate::routes::client_of(req.headers(), req.extensions());
+                    let client =
+                        crate::routes::client_of(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
                     match broker.restore(&remembered, &client).await {
                         Ok(Restored::Session { session: new, cookie }) => {
                             set_cookies.push(names.set(names.session, new.token.expose(), None));

@@ -57,16 +57,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Client(client_of(&parts.headers, &parts.extensions)))
+        let trusted = parts
+            .extensions
+            .get::<AuthContext>()
+            .map(|c| c.vestibule.inner.trusted_proxies.clone());
+        Ok(Client(client_of(
+            trusted.as_deref().unwrap_or(&[]),
+            &parts.headers,
+            &parts.extensions,
+        )))
     }
 }
 
-/// The client address (from the socket, when the server provides `ConnectInfo`) and a shortened user agent.
-pub(crate) fn client_of(headers: &HeaderMap, extensions: &http::Extensions) -> ClientInfo {
+/// The client's address: the socket's peer (when the server provides `ConnectInfo`), or — only when that peer is
+/// a trusted proxy — the right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+fn client_ip(trusted: &[ipnet::IpNet], headers: &HeaderMap, extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(hops.first())
+        .copied()
+        .or(Some(peer))
+}
+
+/// Who is asking: the client address (see [`client_ip`]) and a shortened user agent.
+pub(crate) fn client_of(trusted: &[ipnet::IpNet], headers: &HeaderMap, extensions: &http::Extensions) -> ClientInfo {
     ClientInfo {
-        ip: extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+        ip: client_ip(trusted, headers, extensions).map(|ip| ip.to_string()),
         user_agent: headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -14,6 +14,9 @@ pub struct HttpSettings {
     pub secure_cookies: bool,
     /// Where a sign-in lands when `next` is absent or unsafe (default: the account page under `mount`).
     pub landing: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (default: none). From any other peer the header is
+    /// ignored, so a client cannot choose the address that sessions, logs and protection see.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpSettings {
@@ -22,6 +25,7 @@ impl Default for HttpSettings {
             mount: String::new(),
             secure_cookies: true,
             landing: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -38,6 +42,7 @@ pub(crate) struct Inner {
     pub(crate) mount: String,
     pub(crate) landing: String,
     pub(crate) cookies: CookieNames,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Vestibule {
@@ -51,6 +56,7 @@ impl Vestibule {
                 cookies: CookieNames::new(settings.secure_cookies),
                 mount,
                 landing,
+                trusted_proxies: settings.trusted_proxies,
             }),
         }
     }

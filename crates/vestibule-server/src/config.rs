@@ -63,6 +63,8 @@ pub struct ServerConfig {
     /// Set when a TLS-terminating reverse proxy sits in front, so that a non-loopback bind over plain HTTP is
     /// allowed (the public URL must then be https).
     pub behind_tls_proxy: bool,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` is believed for the client address (default: none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +73,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
             behind_tls_proxy: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -123,6 +123,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             mount: String::new(),
             secure_cookies: secure,
             landing: None,
+            trusted_proxies: cfg.server.trusted_proxies.clone(),
         },
     ));
     tracing::info!(address = %bound, public_url = %public, "vestibule listening");

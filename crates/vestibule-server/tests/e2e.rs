@@ -808,3 +808,95 @@ async fn personal_access_tokens_work_as_bearer_until_revoked() {
     assert_eq!(me.status(), 401, "revoked");
     env.finish().await;
 }
+
+#[tokio::test]
+async fn strong_protection_ends_a_session_used_by_another_browser() {
+    let env = Env::sqlite("[session]\nprotection = \"strong\"\n").await;
+    let b = signed_in_browser(&env, "browser-one").await;
+    let mut copy = env.browser();
+    copy.cookies = b.cookies.clone();
+    copy.user_agent = "some-other-browser".into();
+    assert_eq!(copy.get_json("/me").await.status, 401);
+    let mut original = b;
+    assert_eq!(
+        original.get_json("/me").await.status,
+        401,
+        "the session is gone for everyone"
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn basic_protection_keeps_the_session_but_asks_for_a_new_sign_in() {
+    let env = Env::sqlite("").await;
+    let b = signed_in_browser(&env, "browser-one").await;
+    let mut copy = env.browser();
+    copy.cookies = b.cookies.clone();
+    copy.user_agent = "some-other-browser".into();
+    assert_eq!(copy.get_json("/me").await.status, 200, "basic (the default) keeps it");
+    let token = copy.get("/account").await.csrf_token().unwrap();
+    let res = copy
+        .post(
+            "/account/sessions/revoke",
+            &[("csrf_token", &token), ("session", "others")],
+        )
+        .await;
+    assert_eq!(res.status, 403, "but sensitive actions need a new sign-in");
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn forwarded_for_is_believed_only_from_trusted_proxies() {
+    for (extra, expected) in [
+        ("", "127.0.0.1"),
+        ("[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n", "203.0.113.9"),
+    ] {
+        let env = Env::sqlite(extra).await;
+        let mut b = env.browser();
+        let login = b.get("/login").await;
+        let token = login.csrf_token().unwrap();
+        // reqwest through the support Browser cannot add headers per request: use a raw client with the cookies.
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let cookie: String = b
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let res = client
+            .post(format!("{}/login/local", env.server.base))
+            .header("cookie", cookie)
+            .header("x-forwarded-for", "203.0.113.9")
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        let session = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("vestibule-session="))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        b.cookies.insert("vestibule-session".into(), session);
+        let page = b.get("/account").await;
+        assert!(
+            page.body.contains(&format!("from {expected}")),
+            "{extra:?}: {}",
+            page.body
+        );
+        env.finish().await;
+    }
+}

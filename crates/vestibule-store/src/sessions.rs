@@ -24,10 +24,12 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// The client address at sign-in.
     pub ip: Option<String>,
+    /// Hex SHA-256 of the client's user agent and coarse address at sign-in (session protection).
+    pub fingerprint: Option<String>,
 }
 
 const COLUMNS: &str =
-    "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, ip";
+    "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, ip, fingerprint";
 
 fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
@@ -40,13 +42,14 @@ fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
         expires_at: Timestamp(row.try_get("expires_at")?),
         user_agent: row.try_get("user_agent")?,
         ip: row.try_get("ip")?,
+        fingerprint: row.try_get("fingerprint")?,
     })
 }
 
 impl Store {
     /// Stores a new session.
     pub async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+        let sql = format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
         sqlx::query(&sql)
             .bind(&s.id_hash)
             .bind(s.account_id.as_str())
@@ -57,6 +60,7 @@ impl Store {
             .bind(s.expires_at.0)
             .bind(s.user_agent.as_deref())
             .bind(s.ip.as_deref())
+            .bind(s.fingerprint.as_deref())
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::conflict_on(e, "session"))?;
@@ -76,6 +80,15 @@ impl Store {
             .bind(seen.0)
             .bind(id_hash)
             .bind(seen.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a session as not fresh (its client changed under `basic` protection).
+    pub async fn mark_session_stale(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET authenticated_at = 0 WHERE id_hash = $1")
+            .bind(id_hash)
             .execute(&self.pool)
             .await?;
         Ok(())

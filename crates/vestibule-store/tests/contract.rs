@@ -97,6 +97,7 @@ fn session(hash: &str, account: &AccountId) -> SessionRecord {
         expires_at: NOW.plus_secs(3600),
         user_agent: Some("test-agent".into()),
         ip: Some("127.0.0.1".into()),
+        fingerprint: None,
     }
 }
 

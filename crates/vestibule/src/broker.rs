@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -282,6 +282,8 @@ impl Broker {
             expires_at: rec.expires_at,
             last_seen: AtomicI64::new(rec.last_seen_at.0),
             persisted_seen: AtomicI64::new(rec.last_seen_at.0),
+            fingerprint: rec.fingerprint.as_deref().and_then(decode_key),
+            stale: AtomicBool::new(false),
         })))
     }
 
@@ -325,6 +327,7 @@ impl Broker {
                 expires_at,
                 user_agent: client.user_agent.clone(),
                 ip: client.ip.clone(),
+                fingerprint: Some(hex_of(&crate::session::fingerprint(client))),
             })
             .await?;
         Ok(NewSession {
@@ -333,6 +336,51 @@ impl Broker {
             source: source.clone(),
             expires_at,
         })
+    }
+
+    /// Session protection, per request: compares the client with the one that signed in. Under `basic` a change
+    /// makes the session non-fresh (once, persisted); under `strong` it ends the session. Returns whether the
+    /// session may still be used. Tokens and `off` are not checked.
+    pub async fn check_client(&self, session: &ActiveSession, client: &ClientInfo) -> Result<bool, BrokerError> {
+        let (Some(expected), None) = (&session.fingerprint, &session.scopes) else {
+            return Ok(true);
+        };
+        if self.settings.protection == crate::Protection::Off {
+            return Ok(true);
+        }
+        if crate::session::fingerprint(client) == *expected {
+            return Ok(true);
+        }
+        let hash = session.id_hash();
+        match self.settings.protection {
+            crate::Protection::Strong => {
+                tracing::info!(account = %session.account_id, ip = ?client.ip, "session used from another client: ended");
+                self.end_session_by_key(&session.key).await?;
+                self.audit(&AuditEvent {
+                    event: "session_client_changed",
+                    account_id: Some(session.account_id.as_str()),
+                    ip: client.ip.as_deref(),
+                    detail: Some("strong: session ended"),
+                    ..Default::default()
+                })
+                .await;
+                Ok(false)
+            }
+            _ => {
+                if !session.stale.swap(true, Ordering::Relaxed) {
+                    self.store.mark_session_stale(&hash).await?;
+                    self.audit(&AuditEvent {
+                        event: "session_client_changed",
+                        account_id: Some(session.account_id.as_str()),
+                        ip: client.ip.as_deref(),
+                        detail: Some("basic: session no longer fresh"),
+                        ..Default::default()
+                    })
+                    .await;
+                }
+                Ok(true)
+            }
+        }
     }
 
     /// Ends the session behind a cookie value (sign-out). Returns the account it belonged to.

@@ -37,7 +37,7 @@ pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use remember::Restored;
 pub use self_service::{Revoke, SelfServiceError};
 pub use session::{ActiveSession, NewSession};
-pub use settings::{Provisioning, SessionSettings, SourcePolicy};
+pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
 pub use token::{hash_token, SecretToken};
 pub use tokens::{NewToken, TokenError, TOKEN_PREFIX};
 

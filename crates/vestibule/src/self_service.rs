@@ -47,7 +47,7 @@ impl From<StoreError> for SelfServiceError {
 impl Broker {
     /// Whether the session proved a credential recently enough for a sensitive action.
     pub fn is_fresh(&self, session: &ActiveSession) -> bool {
-        fresh_at(session.authenticated_at, self.settings.fresh_secs, self.now())
+        !session.is_stale() && fresh_at(session.authenticated_at, self.settings.fresh_secs, self.now())
     }
 
     /// Ends sessions of the signed-in account; returns how many ended.

@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use vestibule_core::{AccountId, SourceId, Timestamp};
 
@@ -45,6 +45,10 @@ pub struct ActiveSession {
     pub(crate) last_seen: AtomicI64,
     /// Last value written to the database; writes happen at most once a minute per session.
     pub(crate) persisted_seen: AtomicI64,
+    /// SHA-256 of the client's user agent and coarse address at sign-in.
+    pub(crate) fingerprint: Option<[u8; 32]>,
+    /// Set when the session was seen from another client under `basic` protection: never fresh again.
+    pub(crate) stale: AtomicBool,
 }
 
 /// Persist `last_seen` at most this often: the idle timeout is minutes, so minute precision is enough and the hot
@@ -60,6 +64,11 @@ impl ActiveSession {
     /// The last request seen.
     pub fn last_seen(&self) -> Timestamp {
         Timestamp(self.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Whether the session was used from another client than the one that signed in (under `basic` protection).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
     }
 
     /// Whether the session has ended at `now` under these timeouts.
@@ -81,4 +90,19 @@ impl ActiveSession {
 
 pub(crate) fn new_token() -> SecretToken {
     SecretToken::generate()
+}
+
+/// SHA-256 of a client's user agent and coarse address (IPv4 /24, IPv6 /48): stable across the small moves of one
+/// device, different across devices. No allocation: it runs on every request when protection is on.
+pub(crate) fn fingerprint(client: &crate::ClientInfo) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(client.user_agent.as_deref().unwrap_or("").as_bytes());
+    h.update([0u8]);
+    match client.ip.as_deref().and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+        Some(std::net::IpAddr::V4(v4)) => h.update(&v4.octets()[..3]),
+        Some(std::net::IpAddr::V6(v6)) => h.update(&v6.octets()[..6]),
+        None => h.update(b"?"),
+    }
+    h.finalize().into()
 }

@@ -22,6 +22,22 @@ pub struct SessionSettings {
     /// Seconds after a rotation during which the replaced remember-me token is still accepted (without rotating
     /// again), for parallel requests that raced the rotation (default 10). Past it, the old token is theft.
     pub remember_grace_secs: i64,
+    /// What happens when a session is used from another client (user agent or coarse address):
+    /// `basic` (default) marks it not fresh, `strong` ends it, `off` ignores it.
+    pub protection: Protection,
+}
+
+/// Session protection, like Flask-Login's modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    /// No check.
+    Off,
+    /// A changed client makes the session non-fresh: sensitive actions ask for a new sign-in.
+    #[default]
+    Basic,
+    /// A changed client ends the session.
+    Strong,
 }
 
 impl Default for SessionSettings {
@@ -34,6 +50,7 @@ impl Default for SessionSettings {
             fresh_secs: 600,
             remember_days: 30,
             remember_grace_secs: 10,
+            protection: Protection::Basic,
         }
     }
 }

@@ -173,6 +173,8 @@ impl Broker {
                     expires_at: t.expires_at,
                     last_seen: AtomicI64::new(last),
                     persisted_seen: AtomicI64::new(last),
+                    fingerprint: None,
+                    stale: std::sync::atomic::AtomicBool::new(false),
                 });
                 self.cache.insert(key, a.clone());
                 a

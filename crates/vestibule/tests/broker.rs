@@ -852,3 +852,82 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         Err(vestibule::TokenError::NotFresh)
     ));
 }
+
+async fn fixture_with(protection: vestibule::Protection) -> Fixture {
+    let f = fixture().await;
+    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let broker = Broker::builder(store, "https://id.example.com/auth")
+        .source(f.password.clone())
+        .source(f.idp.clone())
+        .clock(f.clock.clone())
+        .settings(SessionSettings {
+            protection,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    Fixture {
+        broker: Arc::new(broker),
+        _dir: TempDir(dir),
+        ..f
+    }
+}
+
+#[tokio::test]
+async fn session_protection_modes() {
+    let elsewhere = ClientInfo {
+        ip: Some("198.51.100.20".into()),
+        user_agent: Some("test".into()),
+    };
+    let same_device_new_port = ClientInfo {
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("test".into()),
+    };
+    let other_browser = ClientInfo {
+        ip: Some("127.0.0.1".into()),
+        user_agent: Some("other".into()),
+    };
+
+    let f = fixture_with(vestibule::Protection::Basic).await;
+    let s = sign_in(&f).await;
+    let a = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    assert!(f.broker.check_client(&a, &same_device_new_port).await.unwrap());
+    assert!(f.broker.is_fresh(&a));
+    assert!(
+        f.broker.check_client(&a, &elsewhere).await.unwrap(),
+        "basic keeps the session"
+    );
+    assert!(!f.broker.is_fresh(&a), "but it is no longer fresh");
+    assert_eq!(
+        f.broker
+            .store()
+            .get_session(&s.token.hash_hex())
+            .await
+            .unwrap()
+            .unwrap()
+            .authenticated_at,
+        Timestamp(0)
+    );
+
+    let f = fixture_with(vestibule::Protection::Strong).await;
+    let s = sign_in(&f).await;
+    let a = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    assert!(f.broker.check_client(&a, &client()).await.unwrap());
+    assert!(
+        !f.broker.check_client(&a, &other_browser).await.unwrap(),
+        "strong ends it"
+    );
+    assert!(f.broker.session(s.token.expose()).await.unwrap().is_none());
+
+    let f = fixture_with(vestibule::Protection::Off).await;
+    let s = sign_in(&f).await;
+    let a = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    assert!(f.broker.check_client(&a, &other_browser).await.unwrap());
+    assert!(f.broker.is_fresh(&a));
+}

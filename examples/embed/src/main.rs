@@ -66,6 +66,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             mount: "/auth".into(),
             secure_cookies: false,
             landing: Some("/".into()),
+            ..HttpSettings::default()
         },
     );
 
