@@ -13,22 +13,9 @@ if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-        echo "tests/browser/install.sh: need root (or sudo) to install: ${need[*]}" >&2
-        exit 1
-    fi
-fi
-
-install() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
-
+. "$(dirname "$0")/../apt.sh"
 echo "tests/browser/install.sh: installing ${need[*]}"
-# The package lists of a fresh image are often empty or stale: update only when the plain install fails.
-if ! install "${need[@]}"; then
-    $SUDO apt-get update
-    install "${need[@]}"
-fi
+apt_install "${need[@]}"
 
 for f in /usr/bin/chromium /usr/bin/chromedriver; do
     [ -x "$f" ] || { echo "tests/browser/install.sh: $f is still missing" >&2; exit 1; }

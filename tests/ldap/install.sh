@@ -14,23 +14,9 @@ if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-        echo "tests/ldap/install.sh: need root (or sudo) to install: ${need[*]}" >&2
-        exit 1
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-install() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
-
+. "$(dirname "$0")/../apt.sh"
 echo "tests/ldap/install.sh: installing ${need[*]}"
-# The package lists of a fresh image are often empty or stale: update only when the plain install fails.
-if ! install "${need[@]}"; then
-    $SUDO apt-get update
-    install "${need[@]}"
-fi
+apt_install "${need[@]}"
 
 # The Debian package starts a system slapd on port 389 with its own database. The tests run their own
 # throwaway instance on free loopback ports and do not need it; stop it so it does not hold resources.

@@ -11,13 +11,7 @@ if [ -x /usr/sbin/nginx ]; then
     exit 0
 fi
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-        echo "tests/nginx/install.sh: need root (or sudo) to install nginx" >&2
-        exit 1
-    fi
-fi
+. "$(dirname "$0")/../apt.sh"
 
 # The test starts its own nginx: keep the package's service from starting at all where policy-rc.d is honoured
 # (Debian's invoke-rc.d), and remove our policy file afterwards if we put it there.
@@ -30,15 +24,8 @@ fi
 cleanup() { if [ -n "$own_policy" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi; }
 trap cleanup EXIT
 
-apt_install() { $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; }
-try_install() { apt_install nginx-light || apt_install nginx; }
-
 echo "tests/nginx/install.sh: installing nginx-light (or nginx)"
-# The package lists of a fresh image are often empty or stale: update only when the plain install fails.
-if ! try_install; then
-    $SUDO apt-get update
-    try_install
-fi
+apt_install nginx-light || apt_install nginx
 
 # Whatever got started anyway (no policy-rc.d honoured, systemd present): stop it and keep it from starting at
 # boot. Only the packaged service is touched, through its own service manager or its pid file.

@@ -25,8 +25,8 @@ fi
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
     echo "tests/pg: installing PostgreSQL from Debian's packages" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y --no-install-recommends postgresql >&2 || { apt-get update >&2 && apt-get install -y --no-install-recommends postgresql >&2; }
+    . "$root/tests/apt.sh"
+    apt_install postgresql >&2
     bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 

@@ -65,17 +65,6 @@ fn reference_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, title, message) = match &self {
@@ -141,7 +130,7 @@ impl IntoResponse for AppError {
         let reference = match &self {
             AppError::Internal(cause) | AppError::Unavailable(cause) => {
                 let r = reference_id();
-                tracing::error!(reference = %r, status = status.as_u16(), error = %chain(cause.as_ref()), "request failed");
+                tracing::error!(reference = %r, status = status.as_u16(), error = %vestibule_core::error_chain(cause.as_ref()), "request failed");
                 Some(r)
             }
             other => {

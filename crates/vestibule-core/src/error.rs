@@ -66,3 +66,15 @@ pub enum SourceError {
     #[error(transparent)]
     Id(#[from] IdError),
 }
+
+/// An error and its sources as one line (`outer: inner: root`), for logs. Never for responses.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -63,7 +63,7 @@ mod source;
 pub use async_trait::async_trait;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use config::{read_secret, ConfigIssue};
-pub use error::{BoxError, IdError, RejectReason, SourceError};
+pub use error::{error_chain, BoxError, IdError, RejectReason, SourceError};
 pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
 pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, StoredPassword};

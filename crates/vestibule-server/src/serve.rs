@@ -16,23 +16,14 @@ pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
     let scheme = cfg.database.url.split(':').next().unwrap_or("?").to_owned();
     let store = Store::connect(&cfg.database.url)
         .await
-        .map_err(|e| format!("cannot open the {scheme} database: {}", chain(&e)))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("cannot migrate the {scheme} database: {}", chain(&e)))?;
+        .map_err(|e| format!("cannot open the {scheme} database: {}", vestibule_core::error_chain(&e)))?;
+    store.migrate().await.map_err(|e| {
+        format!(
+            "cannot migrate the {scheme} database: {}",
+            vestibule_core::error_chain(&e)
+        )
+    })?;
     Ok(store)
-}
-
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// The configured sources in order, and the local source again as the password changer when there is one.
@@ -198,7 +189,12 @@ pub async fn add_user(
     let id = match created {
         Ok(id) => id,
         Err(StoreError::Conflict(_)) => return Err(format!("the username `{username}` is taken")),
-        Err(e) => return Err(format!("cannot create the account: {}", chain(&e))),
+        Err(e) => {
+            return Err(format!(
+                "cannot create the account: {}",
+                vestibule_core::error_chain(&e)
+            ))
+        }
     };
     audit_created(&store, now, &id, &local.id).await;
     store.close().await;

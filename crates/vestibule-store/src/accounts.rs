@@ -67,7 +67,7 @@ const ACCOUNT_COLUMNS: &str = "id, display_name, email, email_verified, disabled
 const IDENTITY_COLUMNS: &str =
     "source, subject, account_id, login, email, email_verified, groups_json, created_at, last_login_at";
 
-fn account_from(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: AccountId::new(row.try_get::<String, _>("id")?)?,
         display_name: row.try_get("display_name")?,

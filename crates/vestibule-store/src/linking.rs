@@ -1,6 +1,7 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
 
+use crate::accounts::account_from;
 use crate::{Account, Store, StoreError};
 
 /// An identity waiting for its owner to prove they own the account it would join.
@@ -25,17 +26,6 @@ pub enum Unlinked {
     NotFound,
     /// It is the account's last way in.
     LastIdentity,
-}
-
-fn account_from(row: &sqlx::any::AnyRow) -> Result<Account, StoreError> {
-    Ok(Account {
-        id: AccountId::new(row.try_get::<String, _>("id")?)?,
-        display_name: row.try_get("display_name")?,
-        email: row.try_get("email")?,
-        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
-        created_at: Timestamp(row.try_get("created_at")?),
-    })
 }
 
 impl Store {

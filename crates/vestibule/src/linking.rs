@@ -2,8 +2,8 @@
 //! started from the account page, and unlinking. The policy itself (what a first sign-in does) is
 //! [`Broker::resolve_account`](crate::Broker); the threats are in the README.
 
-use secrecy::{ExposeSecret, SecretString};
-use vestibule_core::{AccountId, ExternalIdentity, Flow, SourceError, SourceId, Subject};
+use secrecy::SecretString;
+use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject};
 use vestibule_store::{AuditEvent, StoreError, Unlinked};
 
 use crate::token::{hash_token, hex_of};
@@ -137,19 +137,7 @@ impl Broker {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<(), LoginError> {
-        let source = self
-            .source(source_id.as_str())
-            .ok_or(LoginError::UnknownSource)?
-            .clone();
-        let Flow::Password(flow) = source.flow() else {
-            return Err(LoginError::UnknownSource);
-        };
-        let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
-            Err(SourceError::Rejected(vestibule_core::RejectReason::EmptyPassword))
-        } else {
-            flow.authenticate(login, password).await
-        };
-        let identity = self.checked(source_id, result, client, Some(login)).await?;
+        let identity = self.prove_password(source_id, login, password, client).await?;
         self.link_to_account(&identity, account, client).await
     }
 

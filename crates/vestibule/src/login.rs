@@ -74,6 +74,18 @@ impl Broker {
         client: &ClientInfo,
         previous_session: Option<&str>,
     ) -> Result<LoginOutcome, LoginError> {
+        let identity = self.prove_password(source_id, login, password, client).await?;
+        self.complete(identity, client, previous_session).await
+    }
+
+    /// Checks a login name and password with a password source, logged and audited like every attempt.
+    pub(crate) async fn prove_password(
+        &self,
+        source_id: &SourceId,
+        login: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<ExternalIdentity, LoginError> {
         let source = self
             .source(source_id.as_str())
             .ok_or(LoginError::UnknownSource)?
@@ -88,8 +100,7 @@ impl Broker {
         } else {
             flow.authenticate(login, password).await
         };
-        let identity = self.checked(source_id, result, client, Some(login)).await?;
-        self.complete(identity, client, previous_session).await
+        self.checked(source_id, result, client, Some(login)).await
     }
 
     /// Starts a redirect sign-in: stores the flow server-side for `redirect_timeout_secs`, bound to a fresh browser
