@@ -43,6 +43,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// Disable an account (by local username): every session, remember-me series and token ends at once.
+    Disable {
+        username: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Re-enable a disabled account.
+    Enable {
+        username: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Create a local account.
     Add {
         username: String,
@@ -136,6 +148,20 @@ async fn run(command: Command) -> Result<(), String> {
             let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
             let id = serve::add_user(&cfg, &username, email, display_name, password).await?;
             println!("created account {id} for {username}");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Disable { username, config },
+        } => {
+            let ended = serve::set_disabled(&load(config.as_ref())?, &username, true).await?;
+            println!("disabled {username}; {ended} session(s) ended");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Enable { username, config },
+        } => {
+            serve::set_disabled(&load(config.as_ref())?, &username, false).await?;
+            println!("enabled {username}");
             Ok(())
         }
     }

@@ -219,3 +219,49 @@ async fn audit_created(
         tracing::error!(error = %e, "could not write the audit log");
     }
 }
+
+/// Disables or re-enables the account of a local username. Disabling deletes its sessions, remember-me series and
+/// tokens in one transaction and announces the revoked sessions to running nodes (PostgreSQL NOTIFY); with SQLite
+/// a running server stops honouring them within `session.cache_ttl_secs`.
+pub async fn set_disabled(cfg: &FileConfig, username: &str, disabled: bool) -> Result<usize, String> {
+    let store = open_store(cfg).await?;
+    let record = store
+        .find_password(username)
+        .await
+        .map_err(|e| format!("cannot read the account: {e}"))?;
+    let Some(record) = record else {
+        return Err(format!("no local account named `{username}`"));
+    };
+    let sessions = store
+        .sessions_of(&record.account_id)
+        .await
+        .map_err(|e| format!("cannot read the sessions: {}", vestibule_core::error_chain(&e)))?;
+    store
+        .set_account_disabled(&record.account_id, disabled)
+        .await
+        .map_err(|e| format!("cannot update the account: {}", vestibule_core::error_chain(&e)))?;
+    let ended: Vec<String> = if disabled {
+        sessions.into_iter().map(|s| s.id_hash).collect()
+    } else {
+        Vec::new()
+    };
+    if let Err(e) = store.publish_revoked(&ended).await {
+        tracing::warn!(error = %e, "could not announce the ended sessions to running nodes");
+    }
+    let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
+    let event = AuditEvent {
+        event: if disabled {
+            "account_disabled"
+        } else {
+            "account_enabled"
+        },
+        account_id: Some(record.account_id.as_str()),
+        detail: Some("cli"),
+        ..Default::default()
+    };
+    if let Err(e) = store.audit(now, &event).await {
+        tracing::error!(error = %e, "could not write the audit log");
+    }
+    store.close().await;
+    Ok(ended.len())
+}

@@ -900,3 +900,38 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         env.finish().await;
     }
 }
+
+#[tokio::test]
+async fn disabling_an_account_from_the_cli_ends_its_sessions_on_a_running_server() {
+    // PostgreSQL, and an hour of cache: only the announced revocation can explain a quick refusal.
+    let env = Env::postgres("[session]\ncache_ttl_secs = 3600\n").await;
+    let mut b = signed_in_browser(&env, "soon-disabled").await;
+    assert_eq!(b.get_json("/me").await.status, 200);
+    let out = env.server.cli(&["user", "disable", "alice"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("1 session(s) ended"), "{}", out.stdout);
+    let started = std::time::Instant::now();
+    while b.get_json("/me").await.status != 401 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the running server still honours it"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut again = env.browser();
+    assert_eq!(
+        again.sign_in("local", "alice", PASSWORD, "").await.status,
+        401,
+        "a disabled account cannot sign in"
+    );
+    let out = env.server.cli(&["user", "enable", "alice"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(again.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let missing = env.server.cli(&["user", "disable", "nobody"], None);
+    assert!(
+        !missing.success && missing.stderr.contains("no local account named `nobody`"),
+        "{}",
+        missing.stderr
+    );
+    env.finish().await;
+}
