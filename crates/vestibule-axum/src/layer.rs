@@ -94,9 +94,13 @@ where
                 None => None,
             };
             if let Some(s) = &session {
-                let client =
-                    crate::routes::client_of(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
-                match broker.check_client(s, &client).await {
+                // Borrowed header and address: the protection check allocates nothing on the hot path.
+                let ip = crate::routes::client_ip(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
+                let ua = req
+                    .headers()
+                    .get(http::header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok());
+                match broker.check_client_parts(s, ua, ip).await {
                     Ok(true) => {}
                     Ok(false) => session = None,
                     Err(e) => {

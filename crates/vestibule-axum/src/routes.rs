@@ -71,7 +71,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 /// The client's address: the socket's peer (when the server provides `ConnectInfo`), or — only when that peer is
 /// a trusted proxy — the right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
-fn client_ip(trusted: &[ipnet::IpNet], headers: &HeaderMap, extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+pub(crate) fn client_ip(
+    trusted: &[ipnet::IpNet],
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Option<std::net::IpAddr> {
     let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
     if !is_trusted(&peer) {

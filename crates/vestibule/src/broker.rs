@@ -342,24 +342,37 @@ impl Broker {
     /// makes the session non-fresh (once, persisted); under `strong` it ends the session. Returns whether the
     /// session may still be used. Tokens and `off` are not checked.
     pub async fn check_client(&self, session: &ActiveSession, client: &ClientInfo) -> Result<bool, BrokerError> {
+        let ip = client.ip.as_deref().and_then(|ip| ip.parse().ok());
+        self.check_client_parts(session, client.user_agent.as_deref(), ip).await
+    }
+
+    /// [`Broker::check_client`] from the raw `User-Agent` header and address, without building a [`ClientInfo`]:
+    /// what the per-request layer calls.
+    pub async fn check_client_parts(
+        &self,
+        session: &ActiveSession,
+        user_agent: Option<&str>,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<bool, BrokerError> {
         let (Some(expected), None) = (&session.fingerprint, &session.scopes) else {
             return Ok(true);
         };
         if self.settings.protection == crate::Protection::Off {
             return Ok(true);
         }
-        if crate::session::fingerprint(client) == *expected {
+        if crate::session::fingerprint_parts(user_agent, ip) == *expected {
             return Ok(true);
         }
+        let shown_ip = ip.map(|i| i.to_string());
         let hash = session.id_hash();
         match self.settings.protection {
             crate::Protection::Strong => {
-                tracing::info!(account = %session.account_id, ip = ?client.ip, "session used from another client: ended");
+                tracing::info!(account = %session.account_id, ip = ?shown_ip, "session used from another client: ended");
                 self.end_session_by_key(&session.key).await?;
                 self.audit(&AuditEvent {
                     event: "session_client_changed",
                     account_id: Some(session.account_id.as_str()),
-                    ip: client.ip.as_deref(),
+                    ip: shown_ip.as_deref(),
                     detail: Some("strong: session ended"),
                     ..Default::default()
                 })
@@ -372,7 +385,7 @@ impl Broker {
                     self.audit(&AuditEvent {
                         event: "session_client_changed",
                         account_id: Some(session.account_id.as_str()),
-                        ip: client.ip.as_deref(),
+                        ip: shown_ip.as_deref(),
                         detail: Some("basic: session no longer fresh"),
                         ..Default::default()
                     })

@@ -93,13 +93,24 @@ pub(crate) fn new_token() -> SecretToken {
 }
 
 /// SHA-256 of a client's user agent and coarse address (IPv4 /24, IPv6 /48): stable across the small moves of one
-/// device, different across devices. No allocation: it runs on every request when protection is on.
+/// device, different across devices.
 pub(crate) fn fingerprint(client: &crate::ClientInfo) -> [u8; 32] {
+    let ip = client.ip.as_deref().and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+    fingerprint_parts(client.user_agent.as_deref(), ip)
+}
+
+/// [`fingerprint`] from a raw `User-Agent` header, normalised on the fly the way [`crate::ClientInfo`] stores it
+/// (control characters dropped, 200 characters kept). No allocation: it runs on every request when protection is
+/// on.
+pub(crate) fn fingerprint_parts(user_agent: Option<&str>, ip: Option<std::net::IpAddr>) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    h.update(client.user_agent.as_deref().unwrap_or("").as_bytes());
+    let mut buf = [0u8; 4];
+    for c in user_agent.unwrap_or("").chars().filter(|c| !c.is_control()).take(200) {
+        h.update(c.encode_utf8(&mut buf).as_bytes());
+    }
     h.update([0u8]);
-    match client.ip.as_deref().and_then(|ip| ip.parse::<std::net::IpAddr>().ok()) {
+    match ip {
         Some(std::net::IpAddr::V4(v4)) => h.update(&v4.octets()[..3]),
         Some(std::net::IpAddr::V6(v6)) => h.update(&v6.octets()[..6]),
         None => h.update(b"?"),
