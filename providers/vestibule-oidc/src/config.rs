@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 use url::Url;
-use vestibule_core::{ConfigIssue, SourceId};
+use vestibule_core::{read_secret, ConfigIssue, SecretString, SourceId};
 
 /// Google's issuer, in the spelling its discovery document uses.
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
@@ -222,8 +222,7 @@ impl OidcConfig {
             }
             check_url("userinfo_endpoint", v)?;
         }
-        check_client("client_id", &self.client_id)?;
-        check_secret_keys(&self.client_secret_file, &self.client_secret_env)?;
+        check_client(&self.client_id, &self.client_secret_file, &self.client_secret_env)?;
         check_oidc_scopes(&self.scopes)?;
         for (key, value) in [
             ("login_claim", &self.login_claim),
@@ -267,8 +266,7 @@ impl GoogleConfig {
     /// Checks the configuration without touching the network or reading the secret.
     pub fn check(&self) -> Result<(), ConfigIssue> {
         check_url("issuer", &self.issuer)?;
-        check_client("client_id", &self.client_id)?;
-        check_secret_keys(&self.client_secret_file, &self.client_secret_env)?;
+        check_client(&self.client_id, &self.client_secret_file, &self.client_secret_env)?;
         check_oidc_scopes(&self.scopes)?;
         for d in &self.allowed_domains {
             let ok = !d.is_empty() && d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
@@ -289,13 +287,15 @@ impl GithubConfig {
         check_url("authorize_url", &self.authorize_url)?;
         check_url("token_url", &self.token_url)?;
         check_url("api_base_url", &self.api_base_url)?;
-        check_client("client_id", &self.client_id)?;
-        check_secret_keys(&self.client_secret_file, &self.client_secret_env)?;
-        for s in &self.scopes {
-            check_scope(s)?;
-        }
+        check_client(&self.client_id, &self.client_secret_file, &self.client_secret_env)?;
+        check_scopes(&self.scopes)?;
         check_timeout(self.timeout_secs)
     }
+}
+
+/// Reads the client secret from whichever of `client_secret_file` / `client_secret_env` is set.
+pub(crate) fn read_client_secret(file: &Option<PathBuf>, env: &Option<String>) -> Result<SecretString, ConfigIssue> {
+    read_secret("client_secret", file.as_ref(), env.as_deref())
 }
 
 /// Refuses anything but `https`, except plain `http` to a loopback address (a provider started by a test or
@@ -328,14 +328,15 @@ pub(crate) fn is_loopback(url: &Url) -> bool {
     }
 }
 
-fn check_client(key: &str, value: &str) -> Result<(), ConfigIssue> {
-    if value.is_empty() || value.chars().any(char::is_control) {
-        return Err(ConfigIssue::new(key, "must be non-empty, without control characters"));
+/// The client every kind registers at its provider: `client_id`, and exactly one of `client_secret_file` and
+/// `client_secret_env`.
+fn check_client(client_id: &str, file: &Option<PathBuf>, env: &Option<String>) -> Result<(), ConfigIssue> {
+    if client_id.is_empty() || client_id.chars().any(char::is_control) {
+        return Err(ConfigIssue::new(
+            "client_id",
+            "must be non-empty, without control characters",
+        ));
     }
-    Ok(())
-}
-
-fn check_secret_keys(file: &Option<PathBuf>, env: &Option<String>) -> Result<(), ConfigIssue> {
     match (file, env) {
         (Some(_), Some(_)) => Err(ConfigIssue::new(
             "client_secret_file",
@@ -359,10 +360,12 @@ fn check_scope(s: &str) -> Result<(), ConfigIssue> {
     }
 }
 
+fn check_scopes(scopes: &[String]) -> Result<(), ConfigIssue> {
+    scopes.iter().try_for_each(|s| check_scope(s))
+}
+
 fn check_oidc_scopes(scopes: &[String]) -> Result<(), ConfigIssue> {
-    for s in scopes {
-        check_scope(s)?;
-    }
+    check_scopes(scopes)?;
     if !scopes.iter().any(|s| s == "openid") {
         return Err(ConfigIssue::new(
             "scopes",

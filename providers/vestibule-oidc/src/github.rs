@@ -6,20 +6,19 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oauth2::{CsrfToken, PkceCodeChallenge};
 use openidconnect::reqwest;
 use openidconnect::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 use vestibule_core::{
-    read_secret, AuthSource, CallbackParams, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
-    RedirectFlow, RedirectStart, SecretString, SourceError, SourceId, Subject,
+    AuthSource, CallbackParams, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect, RedirectFlow,
+    RedirectStart, SecretString, SourceError, SourceId, Subject,
 };
 
-use crate::config::{check_url, GithubConfig};
-use crate::http::{self, protocol, unavailable};
-use crate::oidc::{check_state, sanitize_error_code};
+use crate::config::{check_url, read_client_secret, GithubConfig};
+use crate::flow::{self, finish_logged, AuthorizationRequest, PendingData};
+use crate::http::{self, protocol};
 use crate::token::Exchange;
 
 /// What `finish` needs from `start`.
@@ -30,6 +29,12 @@ struct Pending {
     token_url: String,
     redirect_uri: String,
     pkce_verifier: String,
+}
+
+impl PendingData for Pending {
+    fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
 }
 
 /// A sign-in source for GitHub or GitHub Enterprise (`kind = "github"`).
@@ -79,11 +84,7 @@ impl GithubSource {
     /// Builds the source: checks the configuration and reads the client secret, without any network call.
     pub fn new(config: GithubConfig) -> Result<Self, ConfigIssue> {
         config.check()?;
-        let secret = read_secret(
-            "client_secret",
-            config.client_secret_file.as_ref(),
-            config.client_secret_env.as_deref(),
-        )?;
+        let secret = read_client_secret(&config.client_secret_file, &config.client_secret_env)?;
         let timeout = Duration::from_secs(config.timeout_secs);
         Ok(GithubSource {
             display_name: config.display_name.clone().unwrap_or_else(|| "GitHub".to_owned()),
@@ -121,18 +122,12 @@ impl GithubSource {
         callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        if let Some(error) = &params.error {
-            return Err(SourceError::Cancelled(sanitize_error_code(error)));
-        }
-        let data: Pending = serde_json::from_str(pending.data.expose_secret())
-            .map_err(|_| protocol("pending sign-in data is not ours"))?;
-        if data.v != 1 || data.token_url != self.token_url.as_str() {
-            return Err(protocol("pending sign-in was started for another configuration"));
-        }
-        if data.redirect_uri != callback {
-            return Err(protocol("callback URL differs from the one the sign-in started with"));
-        }
-        check_state(&pending, params)?;
+        let data = flow::check_callback(&pending, callback, params, |data: &Pending| {
+            if data.v != 1 || data.token_url != self.token_url.as_str() {
+                return Err(protocol("pending sign-in was started for another configuration"));
+            }
+            Ok(())
+        })?;
         let code = params.code.as_deref().ok_or_else(|| protocol("callback has no code"))?;
         let tokens = Exchange {
             http: &self.http,
@@ -210,30 +205,18 @@ impl AuthSource for GithubSource {
 #[async_trait]
 impl RedirectFlow for GithubSource {
     async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
-        let state = CsrfToken::new_random_len(32);
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut url = self.authorize_url.clone();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", callback)
-            .append_pair("scope", &self.scopes)
-            .append_pair("state", state.secret())
-            .append_pair("code_challenge", challenge.as_str())
-            .append_pair("code_challenge_method", "S256");
-        let data = serde_json::to_string(&Pending {
+        AuthorizationRequest {
+            endpoint: &self.authorize_url,
+            client_id: &self.client_id,
+            redirect_uri: callback,
+            scope: &self.scopes,
+            nonce: None,
+        }
+        .start(|pkce_verifier| Pending {
             v: 1,
             token_url: self.token_url.to_string(),
             redirect_uri: callback.to_owned(),
-            pkce_verifier: verifier.secret().clone(),
-        })
-        .map_err(|_| protocol("cannot serialize the pending sign-in"))?;
-        Ok(RedirectStart {
-            authorize_url: url.into(),
-            pending: PendingRedirect {
-                state: SecretString::from(state.secret().clone()),
-                data: SecretString::from(data),
-            },
+            pkce_verifier,
         })
     }
 
@@ -243,18 +226,6 @@ impl RedirectFlow for GithubSource {
         callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        let result = tokio::time::timeout(self.timeout, self.finish_inner(pending, callback, params))
-            .await
-            .unwrap_or_else(|_| Err(unavailable("sign-in finish timed out")));
-        match &result {
-            // A person pressing cancel is not an incident.
-            Err(SourceError::Cancelled(code)) => {
-                tracing::info!(source = %self.id, %code, "GitHub sign-in cancelled at the provider")
-            }
-            // Debug, not Display: it keeps the cause of `Unavailable`; no variant holds a secret.
-            Err(e) => tracing::warn!(source = %self.id, error = ?e, "GitHub sign-in refused"),
-            Ok(_) => {}
-        }
-        result
+        finish_logged!(self, "GitHub", self.finish_inner(pending, callback, params))
     }
 }

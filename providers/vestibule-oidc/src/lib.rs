@@ -113,6 +113,7 @@
 //! - Secrets (client secret, codes, tokens) never appear in `Debug`, logs or errors.
 
 mod config;
+mod flow;
 mod github;
 mod http;
 mod jwt;

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use oauth2::{CsrfToken, PkceCodeChallenge};
 use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
 use openidconnect::reqwest;
 use openidconnect::reqwest::header::HeaderMap;
@@ -16,12 +15,13 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 use vestibule_core::{
-    read_secret, AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
+    AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
     RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, SystemClock,
 };
 
-use crate::config::{check_url, GoogleConfig, OidcConfig};
-use crate::http::{self, protocol, unavailable};
+use crate::config::{check_url, read_client_secret, GoogleConfig, OidcConfig};
+use crate::flow::{self, finish_logged, AuthorizationRequest, PendingData, RANDOM_BYTES};
+use crate::http::{self, protocol};
 use crate::jwt::{self, Expected, JwtError};
 use crate::token::Exchange;
 
@@ -34,8 +34,6 @@ const JWKS_TTL: Duration = Duration::from_secs(3600);
 /// At most one JWKS refetch forced by an unknown `kid` per this interval and source, so a flood of tokens with
 /// made-up `kid`s cannot turn the broker into a traffic amplifier against the provider.
 pub(crate) const JWKS_REFETCH_FLOOR: Duration = Duration::from_secs(10);
-/// Random bytes in `state` and `nonce` (256 bits; ASVS asks for at least 128).
-const RANDOM_BYTES: u32 = 32;
 
 /// Where a provider's endpoints are, and what it announced.
 #[derive(Debug)]
@@ -77,6 +75,12 @@ struct Pending {
     redirect_uri: String,
     nonce: String,
     pkce_verifier: String,
+}
+
+impl PendingData for Pending {
+    fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
 }
 
 /// Which claims fill which identity fields.
@@ -130,11 +134,7 @@ impl OidcSource {
     /// network: discovery runs on the first sign-in, so a provider that is down at startup stops nothing.
     pub fn new(config: OidcConfig) -> Result<Self, ConfigIssue> {
         config.check()?;
-        let secret = read_secret(
-            "client_secret",
-            config.client_secret_file.as_ref(),
-            config.client_secret_env.as_deref(),
-        )?;
+        let secret = read_client_secret(&config.client_secret_file, &config.client_secret_env)?;
         let signing_algs = config.signing_algs.as_ref().map(|names| {
             names
                 .iter()
@@ -187,11 +187,7 @@ impl OidcSource {
     /// spellings Google uses, and the `hd` (Workspace domain) restriction when `allowed_domains` is set.
     pub fn google(config: GoogleConfig) -> Result<Self, ConfigIssue> {
         config.check()?;
-        let secret = read_secret(
-            "client_secret",
-            config.client_secret_file.as_ref(),
-            config.client_secret_env.as_deref(),
-        )?;
+        let secret = read_client_secret(&config.client_secret_file, &config.client_secret_env)?;
         // Google documents `iss` as either `https://accounts.google.com` or `accounts.google.com`.
         let mut accepted_issuers = vec![config.issuer.clone()];
         if let Some(bare) = config
@@ -415,33 +411,20 @@ impl OidcSource {
 
     async fn start_inner(&self, callback: &str) -> Result<RedirectStart, SourceError> {
         let ep = self.endpoints().await?;
-        let state = CsrfToken::new_random_len(RANDOM_BYTES);
         let nonce = Nonce::new_random_len(RANDOM_BYTES);
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut url = ep.authorization.clone();
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.client_id)
-            .append_pair("redirect_uri", callback)
-            .append_pair("scope", &self.scopes)
-            .append_pair("state", state.secret())
-            .append_pair("nonce", nonce.secret())
-            .append_pair("code_challenge", challenge.as_str())
-            .append_pair("code_challenge_method", "S256");
-        let data = serde_json::to_string(&Pending {
+        AuthorizationRequest {
+            endpoint: &ep.authorization,
+            client_id: &self.client_id,
+            redirect_uri: callback,
+            scope: &self.scopes,
+            nonce: Some(nonce.secret()),
+        }
+        .start(|pkce_verifier| Pending {
             v: 1,
             issuer: self.issuer.clone(),
             redirect_uri: callback.to_owned(),
             nonce: nonce.secret().clone(),
-            pkce_verifier: verifier.secret().clone(),
-        })
-        .map_err(|_| protocol("cannot serialize the pending sign-in"))?;
-        Ok(RedirectStart {
-            authorize_url: url.into(),
-            pending: PendingRedirect {
-                state: SecretString::from(state.secret().clone()),
-                data: SecretString::from(data),
-            },
+            pkce_verifier,
         })
     }
 
@@ -451,7 +434,15 @@ impl OidcSource {
         callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        let pending = check_callback(&pending, callback, params, &self.issuer)?;
+        let pending = flow::check_callback(&pending, callback, params, |data: &Pending| {
+            if data.v != 1 {
+                return Err(protocol("pending sign-in data has an unknown version"));
+            }
+            if data.issuer != self.issuer {
+                return Err(protocol("pending sign-in was started for another issuer"));
+            }
+            Ok(())
+        })?;
         let ep = self.endpoints().await?;
         // RFC 9207 mix-up defence: the answer must say it comes from the issuer the request went to.
         match &params.iss {
@@ -597,56 +588,6 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Checks shared by every redirect source before any request to the provider: a cancel is a cancel, the
-/// pending data is ours and for this issuer and callback, and `state` matches (the broker checked it too;
-/// checking again costs nothing and keeps this crate safe under a careless caller).
-fn check_callback(
-    pending: &PendingRedirect,
-    callback: &str,
-    params: &CallbackParams,
-    issuer: &str,
-) -> Result<Pending, SourceError> {
-    if let Some(error) = &params.error {
-        return Err(SourceError::Cancelled(sanitize_error_code(error)));
-    }
-    let data: Pending =
-        serde_json::from_str(pending.data.expose_secret()).map_err(|_| protocol("pending sign-in data is not ours"))?;
-    if data.v != 1 {
-        return Err(protocol("pending sign-in data has an unknown version"));
-    }
-    if data.issuer != issuer {
-        return Err(protocol("pending sign-in was started for another issuer"));
-    }
-    if data.redirect_uri != callback {
-        return Err(protocol("callback URL differs from the one the sign-in started with"));
-    }
-    check_state(pending, params)?;
-    Ok(data)
-}
-
-pub(crate) fn check_state(pending: &PendingRedirect, params: &CallbackParams) -> Result<(), SourceError> {
-    let expected = pending.state.expose_secret().as_bytes();
-    match &params.state {
-        Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
-        _ => Err(protocol("callback state does not match")),
-    }
-}
-
-/// An OAuth error code is `[\x20-\x7e]` minus `"` and `\`; anything else (or anything long) is cut so a
-/// provider cannot inject text into logs or pages.
-pub(crate) fn sanitize_error_code(code: &str) -> String {
-    let clean: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
-        .take(64)
-        .collect();
-    if clean.is_empty() {
-        "unknown_error".to_owned()
-    } else {
-        clean
-    }
-}
-
 impl AuthSource for OidcSource {
     fn id(&self) -> &SourceId {
         &self.id
@@ -662,9 +603,7 @@ impl AuthSource for OidcSource {
 #[async_trait]
 impl RedirectFlow for OidcSource {
     async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
-        tokio::time::timeout(self.timeout, self.start_inner(callback))
-            .await
-            .unwrap_or_else(|_| Err(unavailable("sign-in start timed out")))
+        flow::bounded(self.timeout, "sign-in start timed out", self.start_inner(callback)).await
     }
 
     async fn finish(
@@ -673,18 +612,6 @@ impl RedirectFlow for OidcSource {
         callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        let result = tokio::time::timeout(self.timeout, self.finish_inner(pending, callback, params))
-            .await
-            .unwrap_or_else(|_| Err(unavailable("sign-in finish timed out")));
-        match &result {
-            // A person pressing cancel is not an incident.
-            Err(SourceError::Cancelled(code)) => {
-                tracing::info!(source = %self.id, %code, "OpenID Connect sign-in cancelled at the provider")
-            }
-            // Debug, not Display: it keeps the cause of `Unavailable`; no variant holds a secret.
-            Err(e) => tracing::warn!(source = %self.id, error = ?e, "OpenID Connect sign-in refused"),
-            Ok(_) => {}
-        }
-        result
+        finish_logged!(self, "OpenID Connect", self.finish_inner(pending, callback, params))
     }
 }
