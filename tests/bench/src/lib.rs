@@ -4,7 +4,9 @@
 //!   [`vestibule_axum::RequireUser`] (`/protected`), over a SQLite store filled with N sessions; an external load
 //!   generator (wrk) measures both, so the ratio is the broker's cost on every request of an embedding app;
 //! * `bench_login` measures password sign-ins per second through [`vestibule::Broker::login_password`] next to
-//!   raw argon2 verifications, at the default argon2 parameters.
+//!   raw argon2 verifications, at the default argon2 parameters;
+//! * `bench_revocation` starts two real `vestibule serve` processes on one fresh PostgreSQL database and measures
+//!   the time from a sign-out on one to refusal on the other (`/verify` → 401).
 //!
 //! Nothing here runs in CI except compilation and clippy.
 
