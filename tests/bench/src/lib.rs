@@ -7,6 +7,8 @@
 //!   raw argon2 verifications, at the default argon2 parameters;
 //! * `bench_revocation` starts two real `vestibule serve` processes on one fresh PostgreSQL database and measures
 //!   the time from a sign-out on one to refusal on the other (`/verify` → 401).
+//! * `bench_ldap` measures LDAP sign-ins per second through `Broker::login_password` with an `LdapSource`, next
+//!   to the source alone and the bare ldap3 operations, against a throwaway local slapd.
 //!
 //! Nothing here runs in CI except compilation and clippy.
 
