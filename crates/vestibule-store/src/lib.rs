@@ -83,6 +83,20 @@ impl Store {
                 Backend::Postgres => 10,
             })
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL (sqlx's default) with synchronous=NORMAL, SQLite's recommended pairing: a commit no
+                        // longer waits for an fsync of the log, so a sign-in's few writes cost microseconds, not
+                        // disk flushes; the database is never corrupted, and only the last commits can be lost on
+                        // power loss or an OS crash (not on a process crash). Use PostgreSQL where that matters.
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(StoreError::Database)?;
@@ -106,6 +120,16 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
         migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// The integer value of a SQLite `PRAGMA` on one of the store's own connections (for checks and tests).
+    pub async fn sqlite_pragma(&self, name: &str) -> Result<i64, StoreError> {
+        if self.backend != Backend::Sqlite || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(StoreError::UnsupportedUrl);
+        }
+        Ok(sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// A cheap round trip, for health checks.

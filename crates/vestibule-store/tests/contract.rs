@@ -465,3 +465,22 @@ async fn unlinking_keeps_one_way_in(store: Store) {
     assert_eq!(done, 1, "{results:?}");
     assert_eq!(store.identities_of(&id).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_with_normal_sync_and_foreign_keys() {
+    with_sqlite(|store: Store| async move {
+        let pool = sqlx::AnyPool::connect(store.url()).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        // Through the store's own pool: synchronous=NORMAL (1) and foreign keys on.
+        let sync: i64 = store.sqlite_pragma("synchronous").await.unwrap();
+        assert_eq!(sync, 1);
+        let fk: i64 = store.sqlite_pragma("foreign_keys").await.unwrap();
+        assert_eq!(fk, 1);
+        pool.close().await;
+    })
+    .await;
+}
