@@ -129,9 +129,9 @@ where
                     }
                 }
             }
-            if session.is_none() && token.is_none() {
-                // API clients: a personal access token. It never binds CSRF tokens (ctx.token stays empty), so a
-                // bearer request cannot use the broker's own forms.
+            if session.is_none() {
+                // API clients: a personal access token (also when a stale session cookie came along). It never
+                // binds CSRF tokens (ctx.token is emptied below), so a bearer request cannot use the broker's forms.
                 if let Some(bearer) = bearer_token(req.headers()) {
                     session = broker.bearer(bearer).await.unwrap_or_else(|e| {
                         tracing::error!(error = %e, "token check failed");

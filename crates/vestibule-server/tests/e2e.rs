@@ -778,6 +778,15 @@ async fn personal_access_tokens_work_as_bearer_until_revoked() {
         .await
         .unwrap();
     assert_eq!(out.status(), 403);
+    // A stale session cookie sent along does not hide the token.
+    let with_stale_cookie = client
+        .get(format!("{}/me", env.server.base))
+        .header("cookie", format!("vestibule-session={}", "A".repeat(43)))
+        .bearer_auth(&value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_stale_cookie.status(), 200);
     let wrong = client
         .get(format!("{}/me", env.server.base))
         .bearer_auth("vst_not-a-real-token")
