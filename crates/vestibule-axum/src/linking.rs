@@ -1,8 +1,7 @@
 //! Routes for linking: the page that asks for proof of account ownership, its confirm / separate-account /
 //! cancel actions, and adding or removing a way in from the account page. All POSTs check the CSRF token first.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::HeaderMap;
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use vestibule_core::{Flow, SecretString, SourceId};
 
 use crate::layer::AuthContext;
 use crate::pages::{self, LinkPage};
-use crate::routes::{check_csrf, form_binding, html_headers, login_error, signed_in, with_cookies, Client, CsrfForm};
+use crate::routes::{form_binding, html_headers, login_error, signed_in, with_cookies, Checked, Client, CsrfForm};
 use crate::{cookies, AppError, Vestibule};
 
 fn link_token<'a>(v: &Vestibule, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -58,10 +57,8 @@ pub(crate) async fn link_confirm(
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    _: Checked<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     // Proof of ownership is being signed in to the account: without a session there is nothing to confirm.
     let session = ctx.session.as_ref().ok_or(AppError::InvalidFlow)?;
     let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
@@ -77,13 +74,10 @@ pub(crate) async fn link_confirm(
 
 pub(crate) async fn link_new(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    _: Checked<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
     let previous = cookies::get(&headers, v.inner.cookies.session);
     let clear = v.inner.cookies.clear(v.inner.cookies.link);
@@ -99,10 +93,8 @@ pub(crate) async fn link_cancel(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    _: Checked<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     if let Some(token) = link_token(&v, &headers) {
         v.broker().cancel_link(token).await?;
     }
@@ -119,7 +111,7 @@ pub(crate) async fn link_cancel(
 
 #[derive(Deserialize)]
 pub(crate) struct LinkForm {
-    csrf_token: Option<String>,
+    pub(crate) csrf_token: Option<String>,
     username: Option<String>,
     password: Option<String>,
 }
@@ -128,12 +120,9 @@ pub(crate) async fn account_link(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
-    headers: HeaderMap,
     Path(source): Path<String>,
-    form: Result<Form<LinkForm>, FormRejection>,
+    Checked(form): Checked<LinkForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
     let is_password = match v.broker().source(source_id.as_str()).map(|s| s.flow()) {
@@ -171,7 +160,7 @@ pub(crate) async fn account_link(
 
 #[derive(Deserialize)]
 pub(crate) struct UnlinkForm {
-    csrf_token: Option<String>,
+    pub(crate) csrf_token: Option<String>,
     source: Option<String>,
     subject: Option<String>,
 }
@@ -180,11 +169,8 @@ pub(crate) async fn account_unlink(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
-    headers: HeaderMap,
-    form: Result<Form<UnlinkForm>, FormRejection>,
+    Checked(form): Checked<UnlinkForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let (source, subject) = (form.source.unwrap_or_default(), form.subject.unwrap_or_default());
     match v.broker().unlink(session, &source, &subject, &client).await {

@@ -129,6 +129,58 @@ pub(crate) fn form_binding(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext
     }
 }
 
+/// A form body whose `csrf_token` was verified against this browser's binding before the handler runs: every
+/// state-changing broker route takes its form through this, so none can forget the check. A malformed body is
+/// 400, a missing or wrong token 403 — and nothing has been changed.
+pub(crate) struct Checked<T>(pub(crate) T);
+
+/// Forms that carry a `csrf_token` field.
+pub(crate) trait CsrfField {
+    fn csrf_token(&self) -> Option<&str>;
+}
+
+macro_rules! csrf_forms {
+    ($($t:ty),* $(,)?) => {
+        $(impl CsrfField for $t {
+            fn csrf_token(&self) -> Option<&str> {
+                self.csrf_token.as_deref()
+            }
+        })*
+    };
+}
+
+csrf_forms!(
+    LoginForm,
+    CsrfForm,
+    crate::linking::LinkForm,
+    crate::linking::UnlinkForm,
+    crate::self_service::TokenForm,
+    crate::self_service::RevokeForm,
+    crate::self_service::PasswordForm,
+);
+
+impl<S, T> axum::extract::FromRequest<S> for Checked<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let ctx = req
+            .extensions()
+            .get::<AuthContext>()
+            .cloned()
+            .ok_or_else(|| AppError::Internal("a broker form route without the session layer".into()))?;
+        let headers = req.headers().clone();
+        let Form(form) = Form::<T>::from_request(req, state)
+            .await
+            .map_err(|_| AppError::BadRequest)?;
+        check_csrf(&ctx.vestibule, &headers, &ctx, form.csrf_token())?;
+        Ok(Checked(form))
+    }
+}
+
 pub(crate) fn check_csrf(
     v: &Vestibule,
     headers: &HeaderMap,
@@ -206,10 +258,8 @@ async fn login_submit(
     Client(client): Client,
     headers: HeaderMap,
     Path(source): Path<String>,
-    form: Result<Form<LoginForm>, FormRejection>,
+    Checked(form): Checked<LoginForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
     let flow_kind = v
         .broker()
@@ -361,6 +411,7 @@ async fn logout(
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
+    // Not `Checked`: a browser whose session already ended is simply sent to sign in, token or not.
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;

@@ -1,7 +1,6 @@
 //! Account self-service routes (sessions, password) and forward auth for reverse proxies.
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Extension, Form, State};
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
@@ -9,7 +8,7 @@ use vestibule::{Revoke, SelfServiceError, TokenError};
 use vestibule_core::{PasswordChangeError, SecretString};
 
 use crate::layer::AuthContext;
-use crate::routes::{check_csrf, Client};
+use crate::routes::{Checked, Client};
 use crate::{AppError, Vestibule};
 
 impl From<TokenError> for AppError {
@@ -25,7 +24,7 @@ impl From<TokenError> for AppError {
 
 #[derive(Deserialize)]
 pub(crate) struct TokenForm {
-    csrf_token: Option<String>,
+    pub(crate) csrf_token: Option<String>,
     name: Option<String>,
     expires_in_days: Option<String>,
     scopes: Option<String>,
@@ -35,11 +34,8 @@ pub(crate) async fn create_token(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
-    headers: HeaderMap,
-    form: Result<Form<TokenForm>, FormRejection>,
+    Checked(form): Checked<TokenForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     // The expiry is required: no field, or not a number, is refused like an out-of-range one.
     let days = form
@@ -65,12 +61,9 @@ pub(crate) async fn revoke_token(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
-    headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
-    form: Result<Form<crate::routes::CsrfForm>, FormRejection>,
+    _: Checked<crate::routes::CsrfForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     v.broker().revoke_token(session, &id, &client).await?;
     Ok(Redirect::to(&format!("{}/account?done=token_revoked", v.inner.mount)).into_response())
@@ -91,7 +84,7 @@ impl From<SelfServiceError> for AppError {
 
 #[derive(Deserialize)]
 pub(crate) struct RevokeForm {
-    csrf_token: Option<String>,
+    pub(crate) csrf_token: Option<String>,
     session: Option<String>,
 }
 
@@ -100,10 +93,8 @@ pub(crate) async fn revoke_sessions(
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    form: Result<Form<RevokeForm>, FormRejection>,
+    Checked(form): Checked<RevokeForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let which = match form.session.as_deref() {
         Some("others") => Revoke::Others,
@@ -126,7 +117,7 @@ pub(crate) async fn revoke_sessions(
 
 #[derive(Deserialize)]
 pub(crate) struct PasswordForm {
-    csrf_token: Option<String>,
+    pub(crate) csrf_token: Option<String>,
     current_password: Option<String>,
     new_password: Option<String>,
 }
@@ -135,11 +126,8 @@ pub(crate) async fn change_password(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
-    headers: HeaderMap,
-    form: Result<Form<PasswordForm>, FormRejection>,
+    Checked(form): Checked<PasswordForm>,
 ) -> Result<Response, AppError> {
-    let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let current = SecretString::from(form.current_password.unwrap_or_default());
     let new = SecretString::from(form.new_password.unwrap_or_default());
