@@ -1,3 +1,4 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::rand_core::OsRng;
@@ -63,13 +64,40 @@ impl Verification {
 
 /// Argon2id hashing off the async threads: every hash runs in `spawn_blocking`, and a semaphore sized to the cores
 /// bounds how many run at once, so a burst of sign-ins queues instead of starving the runtime or the memory
-/// (each hash holds `memory_kib`).
+/// (each hash holds `memory_kib`). A hash keeps its place until it ends, even when the request that started it was
+/// cancelled (its future dropped): the bound is on hashes running, not on requests waiting for them.
 #[derive(Debug)]
 pub struct PasswordHasher {
     argon2: Argon2<'static>,
     settings: Argon2Settings,
     permits: Arc<Semaphore>,
     dummy_hash: String,
+    load: Arc<HashLoad>,
+}
+
+/// Hashes running on blocking threads right now, and the most seen at once: what the permits are meant to bound.
+/// Two atomic operations per hash, next to milliseconds of argon2.
+#[derive(Debug, Default)]
+struct HashLoad {
+    running: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl HashLoad {
+    fn start(&self) -> Running<'_> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        Running(self)
+    }
+}
+
+/// One hash counted in [`HashLoad::running`] until dropped.
+struct Running<'a>(&'a HashLoad);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PasswordHasher {
@@ -92,6 +120,7 @@ impl PasswordHasher {
             settings,
             permits: Arc::new(Semaphore::new(cores)),
             dummy_hash,
+            load: Arc::default(),
         })
     }
 
@@ -144,8 +173,45 @@ impl PasswordHasher {
     }
 
     async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Worker)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| HashError::Worker)
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Worker)?;
+        let load = self.load.clone();
+        // The permit moves into the blocking task and is released when the hash ends, not when this future is
+        // dropped: a cancelled request cannot stop a running hash, so it must not free its place either, or aborted
+        // sign-ins would stack up hashes (and their memory) past the limit.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // Dropped before the permit (reverse order), even if the hash panics.
+            let _running = load.start();
+            f()
+        })
+        .await
+        .map_err(|_| HashError::Worker)
+    }
+}
+
+#[cfg(test)]
+impl PasswordHasher {
+    /// A hasher that runs at most `limit` hashes at once, whatever the number of cores.
+    pub(crate) fn limited(settings: Argon2Settings, limit: usize) -> Result<Self, HashError> {
+        Ok(PasswordHasher {
+            permits: Arc::new(Semaphore::new(limit)),
+            ..PasswordHasher::new(settings)?
+        })
+    }
+
+    /// Hashes running right now.
+    pub(crate) fn hashes_running(&self) -> usize {
+        self.load.running.load(Ordering::SeqCst)
+    }
+
+    /// The most hashes that ever ran at once.
+    pub(crate) fn peak_hashes(&self) -> usize {
+        self.load.peak.load(Ordering::SeqCst)
     }
 }
 

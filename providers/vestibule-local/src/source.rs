@@ -188,6 +188,7 @@ impl PasswordChanger for LocalSource {
 mod tests {
     use std::collections::HashMap;
     use std::sync::Mutex;
+    use std::time::Duration;
 
     use vestibule_core::{AccountId, BoxError, StoredPassword};
 
@@ -325,6 +326,57 @@ mod tests {
         s.authenticate("alice", &"correct horse".into())
             .await
             .expect("ok after upgrade");
+    }
+
+    /// A sign-in whose request goes away (client gone, deadline hit) while its hash runs must keep its place in
+    /// the hash limit until the hash ends: otherwise cancelled requests pile up argon2 work (and memory) without
+    /// bound, which is exactly what a flood of aborted sign-ins would do.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cancelled_sign_ins_never_run_more_hashes_than_the_limit() {
+        const LIMIT: usize = 2;
+        // 32 MiB, 2 passes: tens of milliseconds per hash, far longer than a cancelled sign-in lives below.
+        let slow = Argon2Settings {
+            memory_kib: 32 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        };
+        let (repo, _) = setup(64, 64, false).await;
+        let hasher = Arc::new(PasswordHasher::limited(slow, LIMIT).expect("hasher"));
+        let slow_hash = hasher.hash("correct horse".into()).await.expect("hash");
+        if let Some(r) = repo.0.lock().expect("lock").get_mut("alice") {
+            r.password_hash = slow_hash;
+        }
+        let config = LocalConfig {
+            id: SourceId::new("local").expect("id"),
+            display_name: None,
+            argon2: slow,
+            password: PasswordPolicy::default(),
+        };
+        let source = LocalSource::new(&config, repo, hasher.clone());
+        let password: SecretString = "correct horse".into();
+        for i in 0..8 {
+            // A known name (real hash) and an unknown one (dummy hash) in turn: both paths hold the limit.
+            let login = if i % 2 == 0 { "alice" } else { "nobody" };
+            let started = source.authenticate(login, &password);
+            let cancelled = tokio::time::timeout(Duration::from_millis(2), started).await;
+            assert!(
+                cancelled.is_err(),
+                "sign-in {i} ended before it was cancelled: make the hash slower"
+            );
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while hasher.hashes_running() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hashes still running after a minute"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let peak = hasher.peak_hashes();
+        assert!(
+            (1..=LIMIT).contains(&peak),
+            "{peak} hashes ran at once after cancelled sign-ins; the limit is {LIMIT}"
+        );
     }
 
     #[tokio::test]
