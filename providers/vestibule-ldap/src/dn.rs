@@ -15,7 +15,7 @@ pub(crate) fn parse(dn: &str) -> Option<Vec<Vec<Ava>>> {
         let mut avas = Vec::new();
         for ava in split_unescaped(rdn, b'+') {
             let eq = ava.find('=')?;
-            let kind = ava[..eq].trim();
+            let kind = ava[..eq].trim_matches(' ');
             if kind.is_empty()
                 || !kind
                     .bytes()
@@ -23,7 +23,7 @@ pub(crate) fn parse(dn: &str) -> Option<Vec<Vec<Ava>>> {
             {
                 return None;
             }
-            avas.push((kind.to_ascii_lowercase(), unescape(ava[eq + 1..].trim())?));
+            avas.push((kind.to_ascii_lowercase(), unescape(trim_spaces(&ava[eq + 1..]))?));
         }
         rdns.push(avas);
     }
@@ -57,6 +57,23 @@ pub(crate) fn normalize(dn: &str) -> Option<String> {
         })
         .collect();
     Some(parts.join(","))
+}
+
+/// Drops the spaces around a value that RFC 4514 readers may tolerate (`cn=a, dc=x`). Only U+0020, and not an
+/// escaped one at the end (`a\ `): a tab or a no-break space is part of the value, and trimming it would make
+/// two different groups compare equal.
+fn trim_spaces(v: &str) -> &str {
+    let v = v.trim_start_matches(' ');
+    let b = v.as_bytes();
+    let mut end = b.len();
+    while end > 0 && b[end - 1] == b' ' {
+        let backslashes = b[..end - 1].iter().rev().take_while(|c| **c == b'\\').count();
+        if backslashes % 2 == 1 {
+            break;
+        }
+        end -= 1;
+    }
+    &v[..end]
 }
 
 /// Splits at `sep` where it is not escaped by a backslash.
@@ -151,6 +168,20 @@ mod tests {
         );
         assert_eq!(normalize("cn=a\\2c b,dc=x"), normalize("cn=A\\, B,dc=x"));
         assert!(parse("cn=a,=b").is_none());
+    }
+
+    #[test]
+    fn only_unescaped_spaces_around_a_value_are_insignificant() {
+        // RFC 4514 values keep every other character: a tab, a no-break space, an escaped trailing space.
+        assert_eq!(first_value("cn=\tab\t,dc=x").as_deref(), Some("\tab\t"));
+        assert_eq!(
+            first_value("cn=\u{a0}a\u{2003},dc=x").as_deref(),
+            Some("\u{a0}a\u{2003}")
+        );
+        assert_eq!(first_value(r"cn=a\ ,dc=x").as_deref(), Some("a "));
+        assert_eq!(first_value(r"cn= a\20 ,dc=x").as_deref(), Some("a "));
+        assert_eq!(first_value(r"cn=\\ ,dc=x").as_deref(), Some("\\"));
+        assert_ne!(normalize("cn=a\t,dc=x"), normalize("cn=a,dc=x"));
     }
 
     #[test]

@@ -79,6 +79,7 @@
 
 mod config;
 mod dn;
+mod escape;
 mod source;
 mod template;
 mod tls;

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ldap3::{
-    dn_escape, ldap_escape, Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions,
-};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, Semaphore};
 use vestibule_core::{
@@ -17,6 +15,7 @@ use vestibule_core::{
 };
 
 use crate::config::{LdapConfig, Mode, UserScope};
+use crate::escape::{dn_value, filter_value};
 use crate::{dn, template};
 
 /// Login names longer than this are refused before any LDAP traffic: no directory has such names, and it keeps
@@ -362,7 +361,7 @@ impl LdapSource {
         scope: UserScope,
         login: &str,
     ) -> Result<SearchEntry, OpError> {
-        let filter = template::expand(filter, &[("username", &ldap_escape(login))])
+        let filter = template::expand(filter, &[("username", &filter_value(login))])
             .map_err(|m| OpError::Answered(Failure::Protocol(m)))?;
         let scope = match scope {
             UserScope::Sub => Scope::Subtree,
@@ -440,7 +439,7 @@ impl LdapSource {
         };
         let filter = template::expand(
             filter,
-            &[("dn", &ldap_escape(user_dn)), ("username", &ldap_escape(login))],
+            &[("dn", &filter_value(user_dn)), ("username", &filter_value(login))],
         )
         .map_err(|m| OpError::Answered(Failure::Protocol(m)))?;
         let ldap3::SearchResult(items, result) = ldap
@@ -535,7 +534,7 @@ impl LdapSource {
             }
             Mode::Direct { template } => {
                 let user_dn =
-                    template::expand(template, &[("username", &dn_escape(login))]).map_err(Failure::Protocol)?;
+                    template::expand(template, &[("username", &dn_value(login))]).map_err(Failure::Protocol)?;
                 (user_dn, None)
             }
         };
