@@ -63,11 +63,13 @@ pub(crate) async fn link_confirm(
     let session = ctx.session.as_ref().ok_or(AppError::InvalidFlow)?;
     let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
     let clear = v.inner.cookies.clear(v.inner.cookies.link);
-    match v.broker().confirm_link(token, &session.account_id, &client).await {
+    match v.broker().confirm_link(token, session, &client).await {
         Ok(_) => Ok(with_cookies(
             Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response(),
             &[clear],
         )),
+        // Not fresh: the pending link stays (and its cookie) for after the new sign-in.
+        Err(vestibule::LoginError::NotFresh) => Err(AppError::NotFresh),
         Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear])),
     }
 }
@@ -135,7 +137,7 @@ pub(crate) async fn account_link(
         let login = form.username.unwrap_or_default();
         return match v
             .broker()
-            .link_password(&source_id, &session.account_id, &login, &password, &client)
+            .link_password(&source_id, session, &login, &password, &client)
             .await
         {
             Ok(()) => Ok(Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response()),
@@ -144,7 +146,7 @@ pub(crate) async fn account_link(
     }
     let begin = v
         .broker()
-        .start_link_redirect(&source_id, &session.account_id)
+        .start_link_redirect(&source_id, session)
         .await
         .map_err(login_error)?;
     let cookie = v.inner.cookies.set(

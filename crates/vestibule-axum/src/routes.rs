@@ -363,6 +363,7 @@ pub(crate) fn login_error(e: LoginError) -> AppError {
         LoginError::InvalidFlow => AppError::InvalidFlow,
         LoginError::Cancelled => AppError::Cancelled,
         LoginError::AlreadyLinked => AppError::AlreadyLinked,
+        LoginError::NotFresh => AppError::NotFresh,
         LoginError::Unavailable(cause) => AppError::Unavailable(cause),
         LoginError::Internal(cause) => AppError::Internal(cause),
     }

@@ -68,4 +68,6 @@ pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
 pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, StoredPassword};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use source::{AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, RedirectFlow, RedirectStart};
+pub use source::{
+    AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, Recheck, RedirectFlow, RedirectStart,
+};

@@ -4,7 +4,7 @@ use std::fmt;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-use crate::{ExternalIdentity, SourceError, SourceId};
+use crate::{ExternalIdentity, SourceError, SourceId, Subject};
 
 /// A way of signing in. Object-safe: sources are built at run time and held as `Arc<dyn AuthSource>`.
 pub trait AuthSource: Send + Sync {
@@ -14,6 +14,24 @@ pub trait AuthSource: Send + Sync {
     fn display_name(&self) -> &str;
     /// Which of the two flows this source runs.
     fn flow(&self) -> Flow<'_>;
+    /// Whether the source can be asked again about an identity it proved earlier, without a credential. Long
+    /// sessions and remember-me restores use it so that a person disabled at the source (or removed from a required
+    /// group) stops coming back. `None` (the default): the source cannot be asked; the broker caps what it can.
+    fn recheck(&self) -> Option<&dyn Recheck> {
+        None
+    }
+}
+
+/// Asks a source again about an identity it proved earlier (an LDAP search by the stored subject, no password).
+#[async_trait]
+pub trait Recheck: Send + Sync {
+    /// How long an answer stays good: the broker asks again once a session or a remember-me restore is older.
+    fn recheck_interval(&self) -> std::time::Duration;
+    /// `Ok(Some(identity))` with today's attributes (groups, email, names) when the subject still exists and is
+    /// still admitted by the source's rules; `Ok(None)` when it is gone, disabled or no longer admitted (the broker
+    /// ends its sessions); `Err(_)` when the source could not answer (the broker keeps the session and asks later,
+    /// so an outage does not sign everyone out).
+    async fn recheck(&self, subject: &Subject) -> Result<Option<ExternalIdentity>, SourceError>;
 }
 
 /// The two shapes of sign-in, as in Dex's password/redirect connector split.

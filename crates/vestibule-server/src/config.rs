@@ -40,7 +40,7 @@ impl<'de> Deserialize<'de> for SourceEntry {
         // parsing, so each side owns its keys and unknown ones are still errors on both.
         let mut table = toml::Table::deserialize(d)?;
         let mut policy = toml::Table::new();
-        for key in ["provisioning", "trust_email"] {
+        for key in ["provisioning", "trust_email", "authoritative_email_domains"] {
             if let Some(v) = table.remove(key) {
                 policy.insert(key.to_owned(), v);
             }

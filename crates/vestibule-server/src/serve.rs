@@ -102,7 +102,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         builder = builder.password_changer(changer);
     }
     for (source, entry) in sources.into_iter().zip(&cfg.sources) {
-        builder = builder.source_with_policy(source, entry.policy);
+        builder = builder.source_with_policy(source, entry.policy.clone());
     }
     let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
     let _janitor = broker.spawn_janitor();

@@ -143,9 +143,12 @@ impl Store {
 
     /// Creates an account for an identity seen for the first time, linked to it, in one transaction. When the
     /// same identity was linked concurrently, the loser gets [`StoreError::Conflict`] and nothing is left behind.
+    /// `email_verified` is the account's own flag, decided by the broker (whether the source may vouch for the
+    /// address), not what the source asserted: that stays on the identity row.
     pub async fn create_account_for_identity(
         &self,
         identity: &ExternalIdentity,
+        email_verified: bool,
         now: Timestamp,
     ) -> Result<AccountId, StoreError> {
         let id = AccountId::new(random_id())?;
@@ -157,7 +160,7 @@ impl Store {
         .bind(id.as_str())
         .bind(identity.display_name.as_deref().or(identity.login.as_deref()))
         .bind(identity.email.as_deref())
-        .bind(flag(identity.email.is_some() && identity.email_verified))
+        .bind(flag(identity.email.is_some() && email_verified))
         .bind(now.0)
         .execute(&mut *tx)
         .await?;

@@ -18,10 +18,13 @@ pub struct PendingLink {
 }
 
 /// What an unlink did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unlinked {
-    /// Removed.
-    Done,
+    /// Removed, with the sessions, series and tokens it had opened.
+    Done {
+        /// Hex hashes of the ended sessions and tokens, to evict from caches on every node.
+        ended: Vec<String>,
+    },
     /// The account has no such identity (or it belongs to someone else).
     NotFound,
     /// It is the account's last way in.
@@ -132,9 +135,61 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        // What the removed identity opened ends with it, in the same transaction: a way in that is gone must not
+        // live on in a session, a remember-me series or a token.
+        let ended = delete_grants(&mut tx, account, source, subject).await?;
         tx.commit().await?;
-        Ok(Unlinked::Done)
+        Ok(Unlinked::Done { ended })
     }
+}
+
+impl Store {
+    /// Ends everything an identity opened on an account — sessions, remember-me series, access tokens — in one
+    /// transaction (its source no longer admits it). Returns the hashes of the ended sessions and tokens.
+    pub async fn end_identity_grants(
+        &self,
+        account: &AccountId,
+        source: &SourceId,
+        subject: &Subject,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ended = delete_grants(&mut tx, account, source, subject).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
+
+/// Deletes the sessions, series and tokens an identity opened. Sessions and series from before the subject was
+/// recorded count as opened by any identity of their source; such tokens are left alone (they name no source).
+async fn delete_grants(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    account: &AccountId,
+    source: &SourceId,
+    subject: &Subject,
+) -> Result<Vec<String>, StoreError> {
+    let mut ended = Vec::new();
+    for sql in [
+        "DELETE FROM sessions WHERE account_id = $1 AND source = $2 AND (subject = $3 OR subject IS NULL) \
+         RETURNING id_hash AS h",
+        "DELETE FROM access_tokens WHERE account_id = $1 AND source = $2 AND subject = $3 RETURNING token_hash AS h",
+    ] {
+        let rows = sqlx::query(sql)
+            .bind(account.as_str())
+            .bind(source.as_str())
+            .bind(subject.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        for r in &rows {
+            ended.push(r.try_get::<String, _>("h")?);
+        }
+    }
+    sqlx::query("DELETE FROM remember_series WHERE account_id = $1 AND source = $2 AND (subject = $3 OR subject IS NULL)")
+        .bind(account.as_str())
+        .bind(source.as_str())
+        .bind(subject.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(ended)
 }
 
 fn pending_link_from(row: &sqlx::any::AnyRow) -> Result<PendingLink, StoreError> {

@@ -1,5 +1,5 @@
 use sqlx::Row;
-use vestibule_core::{AccountId, SourceId, Timestamp};
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -12,6 +12,8 @@ pub struct RememberSeries {
     pub account_id: AccountId,
     /// The source of the sign-in that created it.
     pub source: SourceId,
+    /// The identity that signed in (`None` for series from before this was recorded: any identity of `source`).
+    pub subject: Option<Subject>,
     /// Hex SHA-256 of the current token.
     pub token_hash: String,
     /// Hex SHA-256 of the token before the last rotation.
@@ -24,8 +26,8 @@ pub struct RememberSeries {
     pub expires_at: Timestamp,
 }
 
-const COLUMNS: &str =
-    "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, expires_at";
+const COLUMNS: &str = "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, \
+     expires_at, subject";
 
 fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
     Ok(RememberSeries {
@@ -37,13 +39,14 @@ fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
         rotated_at: Timestamp(row.try_get("rotated_at")?),
         authenticated_at: Timestamp(row.try_get("authenticated_at")?),
         expires_at: Timestamp(row.try_get("expires_at")?),
+        subject: row.try_get::<Option<String>, _>("subject")?.map(Subject::new).transpose()?,
     })
 }
 
 impl Store {
     /// Stores a new series.
     pub async fn insert_remember(&self, s: &RememberSeries) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO remember_series ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        let sql = format!("INSERT INTO remember_series ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
         sqlx::query(&sql)
             .bind(&s.series_hash)
             .bind(s.account_id.as_str())
@@ -53,6 +56,7 @@ impl Store {
             .bind(s.rotated_at.0)
             .bind(s.authenticated_at.0)
             .bind(s.expires_at.0)
+            .bind(s.subject.as_ref().map(|x| x.as_str()))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -1,5 +1,5 @@
 use sqlx::Row;
-use vestibule_core::{AccountId, SourceId, Timestamp};
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -12,6 +12,9 @@ pub struct SessionRecord {
     pub account_id: AccountId,
     /// The source that signed it in.
     pub source: SourceId,
+    /// The identity (subject at `source`) that signed it in; `None` for sessions from before this was recorded,
+    /// which count as opened by every identity of their source.
+    pub subject: Option<Subject>,
     /// Creation time.
     pub created_at: Timestamp,
     /// Last request seen (persisted coarsely).
@@ -26,10 +29,12 @@ pub struct SessionRecord {
     pub ip: Option<String>,
     /// Hex SHA-256 of the client's user agent and coarse address at sign-in (session protection).
     pub fingerprint: Option<String>,
+    /// When the source last confirmed the identity still exists and is admitted (`None`: at `created_at`).
+    pub checked_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str =
-    "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, ip, fingerprint";
+const COLUMNS: &str = "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, \
+     ip, fingerprint, subject, checked_at";
 
 fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
@@ -43,13 +48,15 @@ fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
         user_agent: row.try_get("user_agent")?,
         ip: row.try_get("ip")?,
         fingerprint: row.try_get("fingerprint")?,
+        subject: row.try_get::<Option<String>, _>("subject")?.map(Subject::new).transpose()?,
+        checked_at: row.try_get::<Option<i64>, _>("checked_at")?.map(Timestamp),
     })
 }
 
 impl Store {
     /// Stores a new session.
     pub async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+        let sql = format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         sqlx::query(&sql)
             .bind(&s.id_hash)
             .bind(s.account_id.as_str())
@@ -61,6 +68,8 @@ impl Store {
             .bind(s.user_agent.as_deref())
             .bind(s.ip.as_deref())
             .bind(s.fingerprint.as_deref())
+            .bind(s.subject.as_ref().map(|x| x.as_str()))
+            .bind(s.checked_at.map(|t| t.0))
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::conflict_on(e, "session"))?;
@@ -91,6 +100,17 @@ impl Store {
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Records that the source confirmed the identity behind a session or an access token (by its hash) at `at`.
+    pub async fn record_recheck(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        for sql in [
+            "UPDATE sessions SET checked_at = $1 WHERE id_hash = $2",
+            "UPDATE access_tokens SET checked_at = $1 WHERE token_hash = $2",
+        ] {
+            sqlx::query(sql).bind(at.0).bind(hash).execute(&self.pool).await?;
+        }
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 use sqlx::Row;
-use vestibule_core::{AccountId, Timestamp};
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -22,9 +22,15 @@ pub struct AccessToken {
     pub expires_at: Timestamp,
     /// Last use, recorded coarsely.
     pub last_used_at: Option<Timestamp>,
+    /// The identity whose session created it (`source`, `subject`): unlinking that identity revokes the token.
+    /// `None` for tokens from before this was recorded: unlinking leaves those alone.
+    pub created_by: Option<(SourceId, Subject)>,
+    /// When the source last confirmed `created_by` still exists and is admitted (`None`: at creation).
+    pub checked_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "id, token_hash, account_id, name, scopes, created_at, expires_at, last_used_at";
+const COLUMNS: &str =
+    "id, token_hash, account_id, name, scopes, created_at, expires_at, last_used_at, source, subject, checked_at";
 
 fn token_from(row: &sqlx::any::AnyRow) -> Result<AccessToken, StoreError> {
     Ok(AccessToken {
@@ -36,13 +42,21 @@ fn token_from(row: &sqlx::any::AnyRow) -> Result<AccessToken, StoreError> {
         created_at: Timestamp(row.try_get("created_at")?),
         expires_at: Timestamp(row.try_get("expires_at")?),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+        created_by: match (
+            row.try_get::<Option<String>, _>("source")?,
+            row.try_get::<Option<String>, _>("subject")?,
+        ) {
+            (Some(source), Some(subject)) => Some((SourceId::new(source)?, Subject::new(subject)?)),
+            _ => None,
+        },
+        checked_at: row.try_get::<Option<i64>, _>("checked_at")?.map(Timestamp),
     })
 }
 
 impl Store {
     /// Stores a new token.
     pub async fn insert_token(&self, t: &AccessToken) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        let sql = format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
         sqlx::query(&sql)
             .bind(&t.id)
             .bind(&t.token_hash)
@@ -52,6 +66,9 @@ impl Store {
             .bind(t.created_at.0)
             .bind(t.expires_at.0)
             .bind(t.last_used_at.map(|x| x.0))
+            .bind(t.created_by.as_ref().map(|(s, _)| s.as_str()))
+            .bind(t.created_by.as_ref().map(|(_, s)| s.as_str()))
+            .bind(t.checked_at.map(|x| x.0))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -61,6 +61,7 @@ contract!(
     disabling_an_account_kills_its_sessions,
     email_lookup_and_pending_links,
     unlinking_keeps_one_way_in,
+    unlinking_ends_what_the_identity_opened,
 );
 
 fn src(s: &str) -> SourceId {
@@ -98,6 +99,8 @@ fn session(hash: &str, account: &AccountId) -> SessionRecord {
         user_agent: Some("test-agent".into()),
         ip: Some("127.0.0.1".into()),
         fingerprint: None,
+        subject: None,
+        checked_at: None,
     }
 }
 
@@ -153,12 +156,12 @@ async fn local_accounts_and_credentials(store: Store) {
 
 async fn identities_are_keyed_by_source_and_subject(store: Store) {
     let a = store
-        .create_account_for_identity(&ident("google", "1234"), NOW)
+        .create_account_for_identity(&ident("google", "1234"), true, NOW)
         .await
         .unwrap();
     // Same subject from another provider is another identity, and another account.
     let b = store
-        .create_account_for_identity(&ident("github", "1234"), NOW)
+        .create_account_for_identity(&ident("github", "1234"), true, NOW)
         .await
         .unwrap();
     assert_ne!(a, b);
@@ -210,7 +213,7 @@ async fn concurrent_first_logins_create_one_account(store: Store) {
     for _ in 0..8 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.create_account_for_identity(&ident("corp", "uuid-1"), NOW).await
+            s.create_account_for_identity(&ident("corp", "uuid-1"), true, NOW).await
         }));
     }
     let mut won = Vec::new();
@@ -411,7 +414,7 @@ async fn email_lookup_and_pending_links(store: Store) {
 async fn unlinking_keeps_one_way_in(store: Store) {
     let id = store.create_local_account(&new_local("erin"), NOW).await.unwrap();
     let other = store
-        .create_account_for_identity(&ident("corp", "x-1"), NOW)
+        .create_account_for_identity(&ident("corp", "x-1"), true, NOW)
         .await
         .unwrap();
     let local_subject = Subject::new(id.as_str()).unwrap();
@@ -440,7 +443,7 @@ async fn unlinking_keeps_one_way_in(store: Store) {
     // Removing the local identity removes the password with it.
     assert_eq!(
         store.unlink_identity(&id, &src("local"), &local_subject).await.unwrap(),
-        Unlinked::Done
+        Unlinked::Done { ended: vec![] }
     );
     assert!(store.find_password("erin").await.unwrap().is_none());
 
@@ -461,7 +464,7 @@ async fn unlinking_keeps_one_way_in(store: Store) {
         })
     };
     let results = [a.await.unwrap(), b.await.unwrap()];
-    let done = results.iter().filter(|r| matches!(r, Ok(Unlinked::Done))).count();
+    let done = results.iter().filter(|r| matches!(r, Ok(Unlinked::Done { .. }))).count();
     assert_eq!(done, 1, "{results:?}");
     assert_eq!(store.identities_of(&id).await.unwrap().len(), 1);
 }
@@ -483,4 +486,67 @@ async fn sqlite_runs_in_wal_with_normal_sync_and_foreign_keys() {
         pool.close().await;
     })
     .await;
+}
+
+async fn unlinking_ends_what_the_identity_opened(store: Store) {
+    let id = store.create_local_account(&new_local("fay"), NOW).await.unwrap();
+    store.link_identity(&ident("google", "g-1"), &id, NOW).await.unwrap();
+    store.link_identity(&ident("google", "g-2"), &id, NOW).await.unwrap();
+    let opened_by = |hash: &str, source: &str, subject: Option<&str>| SessionRecord {
+        source: src(source),
+        subject: subject.map(|s| Subject::new(s).unwrap()),
+        ..session(hash, &id)
+    };
+    for s in [
+        opened_by("by-g1", "google", Some("g-1")),
+        opened_by("by-g2", "google", Some("g-2")),
+        opened_by("legacy-google", "google", None),
+        opened_by("by-local", "local", Some(id.as_str())),
+    ] {
+        store.insert_session(&s).await.unwrap();
+    }
+    let token = |tid: &str, subject: &str| vestibule_store::AccessToken {
+        id: tid.into(),
+        token_hash: format!("hash-{tid}"),
+        account_id: id.clone(),
+        name: tid.into(),
+        scopes: String::new(),
+        created_at: NOW,
+        expires_at: NOW.plus_secs(3600),
+        last_used_at: None,
+        created_by: Some((src("google"), Subject::new(subject).unwrap())),
+        checked_at: None,
+    };
+    store.insert_token(&token("t1", "g-1")).await.unwrap();
+    store.insert_token(&token("t2", "g-2")).await.unwrap();
+    let series = |hash: &str, subject: &str| vestibule_store::RememberSeries {
+        series_hash: hash.into(),
+        account_id: id.clone(),
+        source: src("google"),
+        subject: Some(Subject::new(subject).unwrap()),
+        token_hash: format!("t-{hash}"),
+        previous_token_hash: None,
+        rotated_at: NOW,
+        authenticated_at: NOW,
+        expires_at: NOW.plus_secs(3600),
+    };
+    store.insert_remember(&series("r1", "g-1")).await.unwrap();
+    store.insert_remember(&series("r2", "g-2")).await.unwrap();
+
+    let Unlinked::Done { mut ended } = store
+        .unlink_identity(&id, &src("google"), &Subject::new("g-1").unwrap())
+        .await
+        .unwrap()
+    else {
+        panic!("unlink refused")
+    };
+    ended.sort();
+    assert_eq!(ended, vec!["by-g1", "hash-t1", "legacy-google"]);
+    let left: Vec<String> = store.sessions_of(&id).await.unwrap().into_iter().map(|s| s.id_hash).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&"by-g2".to_string()) && left.contains(&"by-local".to_string()));
+    assert!(store.find_token("hash-t1").await.unwrap().is_none());
+    assert!(store.find_token("hash-t2").await.unwrap().is_some());
+    assert!(store.get_remember("r1").await.unwrap().is_none());
+    assert!(store.get_remember("r2").await.unwrap().is_some());
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use rand::RngCore;
-use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, SystemClock, Timestamp};
+use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, Subject, SystemClock, Timestamp};
 use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
@@ -28,6 +28,7 @@ pub struct Broker {
     pub(crate) sources: Vec<Arc<dyn AuthSource>>,
     by_id: HashMap<SourceId, usize>,
     policies: HashMap<SourceId, SourcePolicy>,
+    default_policy: SourcePolicy,
     pub(crate) settings: SessionSettings,
     pub(crate) clock: Arc<dyn Clock>,
     csrf: CsrfKey,
@@ -48,6 +49,17 @@ impl std::fmt::Debug for Broker {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// What a new session was proven with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Proven<'a> {
+    pub(crate) source: &'a SourceId,
+    pub(crate) subject: Option<&'a Subject>,
+    /// When a credential was proven (`Timestamp(0)`: never, for a restored session).
+    pub(crate) at: Timestamp,
+    /// When the source last confirmed the identity (`None`: now, at sign-in).
+    pub(crate) checked_at: Option<Timestamp>,
 }
 
 /// Builds a [`Broker`].
@@ -128,6 +140,7 @@ impl BrokerBuilder {
             sources: self.sources,
             by_id,
             policies: self.policies,
+            default_policy: SourcePolicy::default(),
             settings: self.settings,
             clock: self.clock,
             csrf: CsrfKey::new(key),
@@ -183,8 +196,8 @@ impl Broker {
     }
 
     /// The linking policy of a source.
-    pub fn policy(&self, source: &SourceId) -> SourcePolicy {
-        self.policies.get(source).copied().unwrap_or_default()
+    pub fn policy(&self, source: &SourceId) -> &SourcePolicy {
+        self.policies.get(source).unwrap_or(&self.default_policy)
     }
 
     /// Session settings.
@@ -232,6 +245,9 @@ impl Broker {
             self.end_session_by_key(&key).await?;
             return Ok(None);
         }
+        if !self.recheck_if_due(&active, now).await? {
+            return Ok(None);
+        }
         if active.seen(now) {
             let store = self.store.clone();
             let hash = hex_of(&key);
@@ -277,6 +293,8 @@ impl Broker {
             display_name: account.display_name,
             email: account.email,
             source: rec.source,
+            subject: rec.subject,
+            checked_at: AtomicI64::new(rec.checked_at.unwrap_or(rec.created_at).0),
             created_at: rec.created_at,
             authenticated_at: rec.authenticated_at,
             expires_at: rec.expires_at,
@@ -289,6 +307,8 @@ impl Broker {
 
     /// Creates a session for an account that just proved a credential through `source`. `previous` is the
     /// browser's old session cookie, if any: it is deleted, so an id planted before sign-in is worthless after.
+    /// The session is not tied to one identity of the source (unlinking any identity of `source` ends it); sign-ins
+    /// through the broker record the identity.
     pub async fn create_session(
         &self,
         account: &AccountId,
@@ -296,19 +316,23 @@ impl Broker {
         client: &ClientInfo,
         previous: Option<&str>,
     ) -> Result<NewSession, BrokerError> {
-        self.create_session_proven_at(account, source, client, previous, self.clock.now())
-            .await
+        let proven = Proven {
+            source,
+            subject: None,
+            at: self.clock.now(),
+            checked_at: None,
+        };
+        self.create_session_proven(account, proven, client, previous).await
     }
 
-    /// [`Broker::create_session`] for a credential proven at `authenticated_at` rather than now (a session
-    /// restored from remember-me is not fresh).
-    pub(crate) async fn create_session_proven_at(
+    /// Creates a session for a credential proven through `proven.source` / `proven.subject` at `proven.at`
+    /// (a session restored from remember-me is not fresh: it passes no proof time).
+    pub(crate) async fn create_session_proven(
         &self,
         account: &AccountId,
-        source: &SourceId,
+        proven: Proven<'_>,
         client: &ClientInfo,
         previous: Option<&str>,
-        authenticated_at: Timestamp,
     ) -> Result<NewSession, BrokerError> {
         if let Some(old) = previous.filter(|t| plausible(t)) {
             self.end_session_by_key(&hash_token(old)).await?;
@@ -320,10 +344,12 @@ impl Broker {
             .insert_session(&SessionRecord {
                 id_hash: token.hash_hex(),
                 account_id: account.clone(),
-                source: source.clone(),
+                source: proven.source.clone(),
+                subject: proven.subject.cloned(),
+                checked_at: proven.checked_at,
                 created_at: now,
                 last_seen_at: now,
-                authenticated_at,
+                authenticated_at: proven.at,
                 expires_at,
                 user_agent: client.user_agent.clone(),
                 ip: client.ip.clone(),
@@ -333,9 +359,81 @@ impl Broker {
         Ok(NewSession {
             token,
             account_id: account.clone(),
-            source: source.clone(),
+            source: proven.source.clone(),
+            subject: proven.subject.cloned(),
             expires_at,
         })
+    }
+
+    /// Asks the session's source again about its identity when the source can be asked and the last answer is
+    /// older than its interval (see [`vestibule_core::Recheck`]). Returns whether the session may still be used.
+    /// Gone or no longer admitted: everything the identity opened ends (sessions, series, tokens, on every node).
+    /// The source cannot answer: the session goes on and the question is asked again in a minute, so an outage
+    /// does not sign everyone out.
+    pub(crate) async fn recheck_if_due(&self, active: &ActiveSession, now: Timestamp) -> Result<bool, BrokerError> {
+        let Some(subject) = &active.subject else {
+            return Ok(true);
+        };
+        let Some(source) = self.source(active.source.as_str()) else {
+            return Ok(true);
+        };
+        let Some(recheck) = source.recheck() else {
+            return Ok(true);
+        };
+        let interval = i64::try_from(recheck.recheck_interval().as_secs()).unwrap_or(i64::MAX);
+        let last = active.checked_at.load(Ordering::Relaxed);
+        if now.0.saturating_sub(last) < interval {
+            return Ok(true);
+        }
+        // One request per session asks; the others carry on with the last answer meanwhile.
+        if active
+            .checked_at
+            .compare_exchange(last, now.0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(true);
+        }
+        match recheck.recheck(subject).await {
+            Ok(Some(identity)) if identity.source == active.source && identity.subject == *subject => {
+                self.store.record_identity_login(&identity, now).await?;
+                self.store.record_recheck(&active.id_hash(), now).await?;
+                let mut groups = identity.groups.clone();
+                groups.sort();
+                let mut had = active.groups.clone();
+                had.sort();
+                if groups != had {
+                    // Reloaded with today's groups at the next request (this one keeps the answer it started with).
+                    self.cache.invalidate(&active.key);
+                }
+                Ok(true)
+            }
+            Ok(_) => {
+                let ended = self
+                    .store
+                    .end_identity_grants(&active.account_id, &active.source, subject)
+                    .await?;
+                self.cache.invalidate(&active.key);
+                self.forget(&ended).await;
+                tracing::info!(account = %active.account_id, source = %active.source, "identity no longer admitted by its source: sessions ended");
+                self.audit(&AuditEvent {
+                    event: "identity_rechecked",
+                    account_id: Some(active.account_id.as_str()),
+                    source: Some(active.source.as_str()),
+                    subject: Some(subject.as_str()),
+                    detail: Some("gone_or_not_admitted: sessions, series and tokens ended"),
+                    ..Default::default()
+                })
+                .await;
+                Ok(false)
+            }
+            Err(e) => {
+                tracing::warn!(source = %active.source, error = %e, "could not recheck an identity; asking again in a minute");
+                active
+                    .checked_at
+                    .store(now.0.saturating_sub(interval).saturating_add(60), Ordering::Relaxed);
+                Ok(true)
+            }
+        }
     }
 
     /// Session protection, per request: compares the client with the one that signed in. Under `basic` a change

@@ -32,6 +32,9 @@ pub enum LoginError {
     /// The identity is already linked to another account; it is never moved silently.
     #[error("identity already linked to another account")]
     AlreadyLinked,
+    /// A change of the account's ways in needs a credential proven within `fresh_secs`: sign in again first.
+    #[error("a recent sign-in is required")]
+    NotFresh,
     /// The source is down or too slow.
     #[error("sign-in provider unavailable")]
     Unavailable(#[source] BoxError),

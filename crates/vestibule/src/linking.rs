@@ -76,14 +76,20 @@ impl Broker {
         }))
     }
 
-    /// Links the pending identity to `account`, whose owner has just proven it by being signed in to it. Single
-    /// use: the pending link is consumed whatever the outcome.
+    /// Links the pending identity to the signed-in account, whose owner has just proven it by signing in to it.
+    /// Adding a way in needs a fresh sign-in, as every change of the ways in does: a session restored from a
+    /// remember-me cookie (or seen from another client) is refused with [`LoginError::NotFresh`] and the pending
+    /// link is kept for after the new sign-in. Otherwise single use: consumed whatever the outcome.
     pub async fn confirm_link(
         &self,
         token: &str,
-        account: &AccountId,
+        session: &ActiveSession,
         client: &ClientInfo,
     ) -> Result<SourceId, LoginError> {
+        if !self.is_fresh(session) || session.scopes.is_some() {
+            return Err(LoginError::NotFresh);
+        }
+        let account = &session.account_id;
         let pending = self.store.take_pending_link(&hex_of(&hash_token(token))).await?;
         let Some(p) = pending.filter(|p| p.expires_at > self.now()) else {
             return Err(LoginError::InvalidFlow);
@@ -118,25 +124,34 @@ impl Broker {
         Ok(())
     }
 
-    /// Starts adding a redirect source to the signed-in `account`: the flow is bound to the account and the
-    /// browser, single use, and expires like a sign-in flow.
+    /// Starts adding a redirect source to the signed-in account (fresh sign-in required): the flow is bound to
+    /// the account and the browser, single use, and expires like a sign-in flow.
     pub async fn start_link_redirect(
         &self,
         source: &SourceId,
-        account: &AccountId,
+        session: &ActiveSession,
     ) -> Result<RedirectBegin, LoginError> {
-        self.begin_redirect(source, None, Some(account.clone())).await
+        if !self.is_fresh(session) || session.scopes.is_some() {
+            return Err(LoginError::NotFresh);
+        }
+        self.begin_redirect(source, None, Some(session.account_id.clone()))
+            .await
     }
 
-    /// Adds a password source's identity to the signed-in `account` after checking the credentials.
+    /// Adds a password source's identity to the signed-in account after checking the credentials (fresh sign-in
+    /// required, checked before the credentials are).
     pub async fn link_password(
         &self,
         source_id: &SourceId,
-        account: &AccountId,
+        session: &ActiveSession,
         login: &str,
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<(), LoginError> {
+        if !self.is_fresh(session) || session.scopes.is_some() {
+            return Err(LoginError::NotFresh);
+        }
+        let account = &session.account_id;
         let identity = self.prove_password(source_id, login, password, client).await?;
         self.link_to_account(&identity, account, client).await
     }
@@ -195,7 +210,8 @@ impl Broker {
             .unlink_identity(&session.account_id, &source, &subject)
             .await?
         {
-            Unlinked::Done => {
+            Unlinked::Done { ended } => {
+                self.forget(&ended).await;
                 self.audit(&AuditEvent {
                     event: "identity_unlinked",
                     account_id: Some(session.account_id.as_str()),

@@ -318,8 +318,14 @@ impl Broker {
                 .await;
             return Err(LoginError::Rejected(RejectReason::AccountDisabled));
         }
+        let proven = crate::broker::Proven {
+            source: &identity.source,
+            subject: Some(&identity.subject),
+            at: self.now(),
+            checked_at: None,
+        };
         let session = self
-            .create_session(&account, &identity.source, client, previous_session)
+            .create_session_proven(&account, proven, client, previous_session)
             .await?;
         self.audit(&AuditEvent {
             event: "login_success",
@@ -359,9 +365,19 @@ impl Broker {
             Some(email) => self.store.accounts_with_email(email).await?,
             None => Vec::new(),
         };
-        if policy.trust_email && identity.email_verified {
+        // Silent linking needs all of: the operator trusts this source's emails, the source is authoritative for
+        // this address (not merely asserting it verified), exactly one account has it, that account's address was
+        // verified by an authority too, and the account has no identity from this source yet — if it has one, the
+        // address moved to another person at the same provider (a recycled address): ask for proof instead.
+        if policy.trust_email && policy.vouched_email(identity) {
             if let [only] = matches.as_slice() {
-                if only.email_verified {
+                let same_source = self
+                    .store
+                    .identities_of(&only.id)
+                    .await?
+                    .iter()
+                    .any(|i| i.source == identity.source);
+                if only.email_verified && !same_source {
                     self.link_to_account(identity, &only.id, client).await?;
                     return Ok(Resolution::Account(only.id.clone()));
                 }
@@ -407,7 +423,10 @@ impl Broker {
         identity: &ExternalIdentity,
         client: &ClientInfo,
     ) -> Result<AccountId, LoginError> {
-        match self.store.create_account_for_identity(identity, self.now()).await {
+        // The new account's address is verified only if this source may vouch for it; what the source asserted
+        // stays on the identity row as it was.
+        let vouched = self.policy(&identity.source).vouched_email(identity);
+        match self.store.create_account_for_identity(identity, vouched, self.now()).await {
             Ok(account) => {
                 self.audit(&AuditEvent {
                     event: "account_created",

@@ -52,6 +52,7 @@ impl Broker {
                 series_hash: series.hash_hex(),
                 account_id: session.account_id.clone(),
                 source: session.source.clone(),
+                subject: session.subject.clone(),
                 token_hash: token.hash_hex(),
                 previous_token_hash: None,
                 rotated_at: now,
@@ -120,11 +121,17 @@ impl Broker {
     }
 
     async fn restored_session(&self, rec: &RememberSeries, client: &ClientInfo) -> Result<NewSession, BrokerError> {
-        let session = self
+        let proven = crate::broker::Proven {
+            source: &rec.source,
+            subject: rec.subject.as_ref(),
             // A cookie is not a credential: the restored session carries no proof time, so it is never fresh (as
             // Flask-Login's restored sessions), however recently the series began.
-            .create_session_proven_at(&rec.account_id, &rec.source, client, None, Timestamp(0))
-            .await?;
+            at: Timestamp(0),
+            // Never confirmed by the source since the series began, perhaps weeks ago: the first check of the new
+            // session asks the source again (an LDAP search) before the session is used.
+            checked_at: Some(Timestamp(0)),
+        };
+        let session = self.create_session_proven(&rec.account_id, proven, client, None).await?;
         self.audit(&AuditEvent {
             event: "session_restored",
             account_id: Some(rec.account_id.as_str()),

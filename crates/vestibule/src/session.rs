@@ -1,6 +1,6 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use vestibule_core::{AccountId, SourceId, Timestamp};
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
 use crate::SecretToken;
 
@@ -13,6 +13,8 @@ pub struct NewSession {
     pub account_id: AccountId,
     /// The source that signed it in.
     pub source: SourceId,
+    /// The identity at `source` that signed it in.
+    pub subject: Option<Subject>,
     /// Absolute expiry, for the cookie's `Max-Age`.
     pub expires_at: Timestamp,
 }
@@ -33,8 +35,10 @@ pub struct ActiveSession {
     /// `Some` when the request authenticated with a personal access token (`Authorization: Bearer`): the scopes
     /// the owner gave it. `None` for a browser session.
     pub scopes: Option<Vec<String>>,
-    /// The source that signed it in.
+    /// The source that signed it in (for a token: the source of the session that created it).
     pub source: SourceId,
+    /// The identity at `source` that signed it in; `None` for sessions and tokens from before this was recorded.
+    pub subject: Option<Subject>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When a credential was last proven in it.
@@ -49,6 +53,9 @@ pub struct ActiveSession {
     pub(crate) fingerprint: Option<[u8; 32]>,
     /// Set when the session was seen from another client under `basic` protection: never fresh again.
     pub(crate) stale: AtomicBool,
+    /// When the source last confirmed the identity (see [`vestibule_core::Recheck`]); claimed with a
+    /// compare-and-swap so that one request per session asks, not every concurrent one.
+    pub(crate) checked_at: AtomicI64,
 }
 
 /// Persist `last_seen` at most this often: the idle timeout is minutes, so minute precision is enough and the hot

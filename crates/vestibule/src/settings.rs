@@ -67,13 +67,80 @@ pub enum Provisioning {
 }
 
 /// The linking policy of one source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcePolicy {
     /// First sign-in of an unknown identity: create an account, or only use existing ones.
     pub provisioning: Provisioning,
-    /// Link an unknown identity to the one account with the same email, silently — only when the source asserts
-    /// the email as verified (a real boolean) and the account's own email is verified too. Off by default: an
-    /// identity provider that lets people set any address would hand out accounts (nOAuth).
+    /// Link an unknown identity to the one account with the same email, silently — only when the address is one
+    /// this source is authoritative for (`authoritative_email_domains`), the source asserts it as verified (a real
+    /// boolean), and the account's own email is verified too. Off by default: an identity provider that lets people
+    /// set any address would hand out accounts (nOAuth).
     pub trust_email: bool,
+    /// The addresses this source may vouch for: an email it asserts as verified counts as verified (for the
+    /// account it creates, and for `trust_email`) only when its domain is listed here. `"example.com"` is that
+    /// domain exactly, `"*.example.com"` its subdomains, `"*"` any address (only for a source whose addresses the
+    /// operator controls, such as the company directory). Empty (the default): this source vouches for nothing,
+    /// and every address it asserts is stored as unverified.
+    pub authoritative_email_domains: Vec<String>,
+}
+
+impl SourcePolicy {
+    /// Whether this source may vouch for `email`: its domain (after the last `@`, compared without regard to ASCII
+    /// case) is one of `authoritative_email_domains`.
+    pub fn vouches_for(&self, email: &str) -> bool {
+        let Some((local, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        if local.is_empty() || domain.is_empty() {
+            return false;
+        }
+        let domain = domain.to_ascii_lowercase();
+        self.authoritative_email_domains.iter().any(|pattern| {
+            let pattern = pattern.trim().to_ascii_lowercase();
+            if pattern == "*" {
+                return true;
+            }
+            match pattern.strip_prefix("*.") {
+                Some(parent) => domain.len() > parent.len() + 1 && domain.ends_with(&format!(".{parent}")),
+                None => domain == pattern,
+            }
+        })
+    }
+
+    /// Whether `identity`'s email counts as verified: asserted as verified by this source, and within what the
+    /// operator lets this source vouch for.
+    pub fn vouched_email(&self, identity: &vestibule_core::ExternalIdentity) -> bool {
+        identity.email_verified && identity.email.as_deref().is_some_and(|e| self.vouches_for(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(domains: &[&str]) -> SourcePolicy {
+        SourcePolicy {
+            authoritative_email_domains: domains.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_source_vouches_only_for_its_domains() {
+        let p = policy(&["corp.example", "*.eu.corp.example"]);
+        assert!(p.vouches_for("ann@corp.example"));
+        assert!(p.vouches_for("ann@CORP.Example"));
+        assert!(p.vouches_for("ann@paris.eu.corp.example"));
+        assert!(!p.vouches_for("ann@eu.corp.example"));
+        assert!(!p.vouches_for("ann@evilcorp.example"));
+        assert!(!p.vouches_for("ann@corp.example.evil"));
+        assert!(!p.vouches_for("ann@x.corp.example"));
+        assert!(!p.vouches_for("corp.example"));
+        assert!(!p.vouches_for("@corp.example"));
+        assert!(!SourcePolicy::default().vouches_for("ann@corp.example"));
+        assert!(policy(&["*"]).vouches_for("anyone@anywhere.example"));
+        // The last `@` decides: a quoted local part cannot smuggle a domain.
+        assert!(!p.vouches_for("\"ann@corp.example\"@evil.example"));
+    }
 }

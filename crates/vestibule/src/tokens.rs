@@ -98,6 +98,9 @@ impl Broker {
                 created_at: now,
                 expires_at: now.plus_secs(expires_in_days * 86_400),
                 last_used_at: None,
+                // Unlinking the identity this session was opened through revokes the token with it.
+                created_by: session.subject.clone().map(|subject| (session.source.clone(), subject)),
+                checked_at: None,
             })
             .await?;
         self.audit(&AuditEvent {
@@ -159,6 +162,13 @@ impl Broker {
                 }
                 let groups = self.groups_of(&t.account_id).await?;
                 let last = t.last_used_at.unwrap_or(t.created_at).0;
+                let (source, subject) = match t.created_by {
+                    Some((source, subject)) => (source, Some(subject)),
+                    None => (
+                        vestibule_core::SourceId::new("token").map_err(|e| BrokerError::Config(e.to_string()))?,
+                        None,
+                    ),
+                };
                 let a = Arc::new(ActiveSession {
                     key,
                     account_id: t.account_id,
@@ -166,7 +176,8 @@ impl Broker {
                     email: account.email,
                     groups,
                     scopes: Some(t.scopes.split(' ').map(str::to_owned).collect()),
-                    source: vestibule_core::SourceId::new("token").map_err(|e| BrokerError::Config(e.to_string()))?,
+                    source,
+                    subject,
                     created_at: t.created_at,
                     // A token proves no sign-in: never fresh.
                     authenticated_at: vestibule_core::Timestamp(0),
@@ -175,6 +186,7 @@ impl Broker {
                     persisted_seen: AtomicI64::new(last),
                     fingerprint: None,
                     stale: std::sync::atomic::AtomicBool::new(false),
+                    checked_at: AtomicI64::new(t.checked_at.unwrap_or(t.created_at).0),
                 });
                 self.cache.insert(key, a.clone());
                 a
@@ -182,6 +194,9 @@ impl Broker {
         };
         if now >= active.expires_at {
             self.evict(&hex_of(&key));
+            return Ok(None);
+        }
+        if !self.recheck_if_due(&active, now).await? {
             return Ok(None);
         }
         if active.seen(now) {

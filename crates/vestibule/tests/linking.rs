@@ -59,9 +59,76 @@ impl RedirectFlow for Scripted {
     }
 }
 
+/// A password source that can be asked again (like LDAP): `people` is the directory as it is now — `None` while the
+/// directory is down. Every person's password is "pw".
+struct Directory {
+    id: SourceId,
+    people: std::sync::Mutex<Option<std::collections::HashMap<String, ExternalIdentity>>>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Directory {
+    fn set(&self, subject: &str, person: Option<ExternalIdentity>) {
+        let mut people = self.people.lock().unwrap();
+        let map = people.get_or_insert_with(Default::default);
+        match person {
+            Some(p) => map.insert(subject.to_owned(), p),
+            None => map.remove(subject),
+        };
+    }
+    fn down(&self) {
+        *self.people.lock().unwrap() = None;
+    }
+    fn up(&self) {
+        self.people.lock().unwrap().get_or_insert_with(Default::default);
+    }
+}
+
+impl AuthSource for Directory {
+    fn id(&self) -> &SourceId {
+        &self.id
+    }
+    fn display_name(&self) -> &str {
+        "Directory"
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Password(self)
+    }
+    fn recheck(&self) -> Option<&dyn vestibule_core::Recheck> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl vestibule_core::PasswordFlow for Directory {
+    async fn authenticate(&self, login: &str, password: &vestibule_core::SecretString) -> Result<ExternalIdentity, SourceError> {
+        use vestibule_core::ExposeSecret;
+        let people = self.people.lock().unwrap().clone().unwrap_or_default();
+        match people.get(login) {
+            Some(p) if password.expose_secret() == "pw" => Ok(p.clone()),
+            _ => Err(SourceError::Rejected(vestibule_core::RejectReason::InvalidCredentials)),
+        }
+    }
+}
+
+#[async_trait]
+impl vestibule_core::Recheck for Directory {
+    fn recheck_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(300)
+    }
+    async fn recheck(&self, subject: &Subject) -> Result<Option<ExternalIdentity>, SourceError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match self.people.lock().unwrap().as_ref() {
+            Some(people) => Ok(people.get(subject.as_str()).cloned()),
+            None => Err(SourceError::Unavailable("directory down".into())),
+        }
+    }
+}
+
 struct Fx {
     broker: Arc<Broker>,
     clock: Arc<FixedClock>,
+    dir: Arc<Directory>,
     _dir: vestibule_tests::server::TempDir,
 }
 
@@ -100,8 +167,14 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
         Arc::new(store.clone()),
         Arc::new(PasswordHasher::new(cheap).unwrap()),
     );
+    let directory = Arc::new(Directory {
+        id: id("dir"),
+        people: std::sync::Mutex::new(Some(Default::default())),
+        asked: Default::default(),
+    });
     let broker = Broker::builder(store, "https://id.example.com")
         .source(Arc::new(local))
+        .source(directory.clone())
         .source_with_policy(Arc::new(Scripted(id("google"))), google)
         .source_with_policy(Arc::new(Scripted(id("github"))), github)
         .clock(clock.clone())
@@ -115,6 +188,7 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
     Fx {
         broker: Arc::new(broker),
         clock,
+        dir: directory,
         _dir: dir,
     }
 }
@@ -123,10 +197,24 @@ async fn default_fixture() -> Fx {
     fixture(SourcePolicy::default(), SourcePolicy::default()).await
 }
 
-const TRUSTING: SourcePolicy = SourcePolicy {
-    provisioning: Provisioning::Create,
-    trust_email: true,
-};
+/// A source the operator trusts for addresses at `example.org` (the test accounts' domain).
+fn trusting() -> SourcePolicy {
+    SourcePolicy {
+        provisioning: Provisioning::Create,
+        trust_email: true,
+        authoritative_email_domains: vec!["example.org".into()],
+    }
+}
+
+/// A fresh session of `account` (as if its owner had just signed in), for the actions that need one.
+async fn fresh(fx: &Fx, account: &AccountId) -> Arc<vestibule::ActiveSession> {
+    let s = fx
+        .broker
+        .create_session(account, &id("local"), &client(), None)
+        .await
+        .unwrap();
+    fx.broker.session(s.token.expose()).await.unwrap().unwrap()
+}
 
 /// Creates a local account directly in the store (as `vestibule user add` does).
 async fn local_account(fx: &Fx, username: &str, email: &str, email_verified: bool) -> AccountId {
@@ -159,7 +247,7 @@ async fn via(
     current: Option<&AccountId>,
 ) -> Result<LoginOutcome, LoginError> {
     let begin = match current {
-        Some(account) => fx.broker.start_link_redirect(&id(source), account).await?,
+        Some(account) => fx.broker.start_link_redirect(&id(source), &*fresh(fx, account).await).await?,
         None => fx.broker.start_redirect(&id(source), None).await?,
     };
     let state = begin.authorize_url.split("state=").nth(1).unwrap().to_owned();
@@ -242,9 +330,9 @@ async fn noauth_an_asserted_email_never_opens_the_victims_account() {
     for (policy, verified) in [
         (SourcePolicy::default(), false),
         (SourcePolicy::default(), true),
-        (TRUSTING, false),
+        (trusting(), false),
     ] {
-        let fx = fixture(policy, SourcePolicy::default()).await;
+        let fx = fixture(policy.clone(), SourcePolicy::default()).await;
         let victim = local_account(&fx, "victim", "victim@example.org", true).await;
         let out = via(
             &fx,
@@ -270,7 +358,7 @@ async fn noauth_an_asserted_email_never_opens_the_victims_account() {
 #[tokio::test]
 async fn trust_email_links_only_a_verified_email_to_exactly_one_verified_account() {
     // The weakened-looking but legitimate path works: both sides verified, one account.
-    let fx = fixture(TRUSTING, SourcePolicy::default()).await;
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
     let owner_account = local_account(&fx, "ann", "ann@example.org", true).await;
     let s = via(&fx, "google", &asserted("g-ann", "ann@example.org", true), None)
         .await
@@ -281,7 +369,7 @@ async fn trust_email_links_only_a_verified_email_to_exactly_one_verified_account
     assert!(events(&fx).await.contains(&"identity_linked".to_string()));
 
     // Two accounts with that address: never guess.
-    let fx = fixture(TRUSTING, SourcePolicy::default()).await;
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
     local_account(&fx, "ann", "ann@example.org", true).await;
     local_account(&fx, "ann2", "ann@example.org", true).await;
     let out = via(&fx, "google", &asserted("g-ann", "ann@example.org", true), None)
@@ -290,7 +378,7 @@ async fn trust_email_links_only_a_verified_email_to_exactly_one_verified_account
     assert!(matches!(out, LoginOutcome::LinkRequired(_)), "{out:?}");
 
     // Trust on another source does not leak: github keeps the default.
-    let fx = fixture(TRUSTING, SourcePolicy::default()).await;
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
     local_account(&fx, "ann", "ann@example.org", true).await;
     let mut gh = asserted("42", "ann@example.org", true);
     gh.source = id("github");
@@ -302,7 +390,7 @@ async fn trust_email_links_only_a_verified_email_to_exactly_one_verified_account
 
 #[tokio::test]
 async fn pre_account_takeover_the_attackers_unverified_account_is_not_merged() {
-    let fx = fixture(TRUSTING, SourcePolicy::default()).await;
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
     // The attacker registers first with the victim's address, never verified.
     let attacker = local_account(&fx, "mallory", "victim@example.org", false).await;
     // Weakened setup for contrast: had the address been verified, a trusting source would merge (shown above).
@@ -361,7 +449,7 @@ async fn proving_ownership_links_and_the_token_is_single_use() {
     let foreign = vestibule::SecretToken::generate();
     assert!(fx.broker.pending_link(foreign.expose()).await.unwrap().is_none());
     assert!(matches!(
-        fx.broker.confirm_link(foreign.expose(), &ann, &client()).await,
+        fx.broker.confirm_link(foreign.expose(), &*fresh(&fx, &ann).await, &client()).await,
         Err(LoginError::InvalidFlow)
     ));
     // Ann proves she owns the account by signing in to it, then confirms.
@@ -371,7 +459,7 @@ async fn proving_ownership_links_and_the_token_is_single_use() {
     assert_eq!(s.account_id, ann);
     assert_eq!(
         fx.broker
-            .confirm_link(link.token.expose(), &ann, &client())
+            .confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client())
             .await
             .unwrap(),
         id("google")
@@ -379,7 +467,7 @@ async fn proving_ownership_links_and_the_token_is_single_use() {
     assert_eq!(owner(&fx, "google", "g-ann").await, Some(ann.clone()));
     // Used twice: refused.
     assert!(matches!(
-        fx.broker.confirm_link(link.token.expose(), &ann, &client()).await,
+        fx.broker.confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client()).await,
         Err(LoginError::InvalidFlow)
     ));
     // From now on Google signs in to Ann's account directly.
@@ -404,7 +492,7 @@ async fn an_expired_link_token_is_refused() {
     fx.clock.advance(601);
     assert!(fx.broker.pending_link(link.token.expose()).await.unwrap().is_none());
     assert!(matches!(
-        fx.broker.confirm_link(link.token.expose(), &ann, &client()).await,
+        fx.broker.confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client()).await,
         Err(LoginError::InvalidFlow)
     ));
     assert_eq!(owner(&fx, "google", "g-ann").await, None);
@@ -414,7 +502,7 @@ async fn an_expired_link_token_is_refused() {
 async fn existing_only_sources_never_create_accounts() {
     let only = SourcePolicy {
         provisioning: Provisioning::ExistingOnly,
-        trust_email: false,
+        ..Default::default()
     };
     let fx = fixture(only, SourcePolicy::default()).await;
     let r = via(&fx, "google", &asserted("stranger", "nobody@example.org", true), None).await;
@@ -456,7 +544,11 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
     let identity = asserted("g-ann", "whatever@example.org", false);
 
     // Started by Ann, finished in a browser signed in as Bob (or signed out): refused, nothing linked.
-    let begin = fx.broker.start_link_redirect(&id("google"), &ann).await.unwrap();
+    let begin = fx
+        .broker
+        .start_link_redirect(&id("google"), &*fresh(&fx, &ann).await)
+        .await
+        .unwrap();
     let state = begin.authorize_url.split("state=").nth(1).unwrap().to_owned();
     let params = CallbackParams {
         state: Some(state),
@@ -494,7 +586,7 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
     // Linking a password source from the account page checks its password.
     let r = fx
         .broker
-        .link_password(&id("local"), &ann, "bob", &"wrong".into(), &client())
+        .link_password(&id("local"), &*fresh(&fx, &ann).await, "bob", &"wrong".into(), &client())
         .await;
     assert!(matches!(r, Err(LoginError::Rejected(_))), "{r:?}");
 }
@@ -541,4 +633,274 @@ async fn unlinking_needs_a_fresh_sign_in_and_keeps_one_way_in() {
     fx.broker.unlink(&session, "google", "g-ann", &client()).await.unwrap();
     assert_eq!(owner(&fx, "google", "g-ann").await, None);
     assert!(events(&fx).await.contains(&"identity_unlinked".to_string()));
+}
+
+/// A policy for `github` playing the hostile provider: it asserts whatever address it likes as verified.
+fn authoritative_for(domains: &[&str]) -> SourcePolicy {
+    SourcePolicy {
+        authoritative_email_domains: domains.iter().map(|d| d.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn hostile(subject: &str, email: &str) -> ExternalIdentity {
+    let mut i = asserted(subject, email, true);
+    i.source = id("github");
+    i
+}
+
+async fn account_email_verified(fx: &Fx, account: &AccountId) -> bool {
+    fx.broker.store().get_account(account).await.unwrap().unwrap().email_verified
+}
+
+#[tokio::test]
+async fn a_source_that_may_not_vouch_for_an_address_cannot_capture_a_trusting_sources_account() {
+    // Weakened setup first: the hostile source is (wrongly) made an authority for every address. Its account for
+    // the victim's address counts as verified, and the victim's first sign-in through the trusting source lands in
+    // the attacker's account — the takeover the review reproduced.
+    let fx = fixture(trusting(), authoritative_for(&["*"])).await;
+    let attackers = via(&fx, "github", &hostile("mallory", "victim@example.org"), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap()
+        .account_id;
+    assert!(account_email_verified(&fx, &attackers).await);
+    let victims = via(&fx, "google", &asserted("victim-sub", "victim@example.org", true), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap()
+        .account_id;
+    assert_eq!(victims, attackers, "weakened setup: the attack works");
+
+    // The default: a source vouches for nothing. The address it asserted "verified" is stored unverified, and the
+    // victim's sign-in never joins the attacker's account silently.
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
+    let attackers = via(&fx, "github", &hostile("mallory", "victim@example.org"), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap()
+        .account_id;
+    assert!(!account_email_verified(&fx, &attackers).await);
+    let out = via(&fx, "google", &asserted("victim-sub", "victim@example.org", true), None)
+        .await
+        .unwrap();
+    assert!(matches!(out, LoginOutcome::LinkRequired(_)), "{out:?}");
+    assert_eq!(owner(&fx, "google", "victim-sub").await, None);
+
+    // A source authoritative for other domains cannot vouch for this one either.
+    let fx = fixture(trusting(), authoritative_for(&["github.example", "*.example.org"])).await;
+    let attackers = via(&fx, "github", &hostile("mallory", "victim@example.org"), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap()
+        .account_id;
+    assert!(!account_email_verified(&fx, &attackers).await);
+}
+
+#[tokio::test]
+async fn trust_email_needs_the_source_to_be_authoritative_for_the_address() {
+    // Trusting, but not an authority for example.org: the verified claim does not count.
+    let policy = SourcePolicy {
+        authoritative_email_domains: vec!["corp.example".into()],
+        ..trusting()
+    };
+    let fx = fixture(policy, SourcePolicy::default()).await;
+    local_account(&fx, "ann", "ann@example.org", true).await;
+    let out = via(&fx, "google", &asserted("g-ann", "ann@example.org", true), None)
+        .await
+        .unwrap();
+    assert!(matches!(out, LoginOutcome::LinkRequired(_)), "{out:?}");
+    // Authoritative for the address: an account it creates has it verified.
+    let s = via(&fx, "google", &asserted("g-bob", "bob@corp.example", true), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap();
+    assert!(account_email_verified(&fx, &s.account_id).await);
+}
+
+#[tokio::test]
+async fn a_recycled_address_does_not_inherit_the_old_account() {
+    let fx = fixture(trusting(), SourcePolicy::default()).await;
+    // The address belonged to someone who signed in through Google long ago...
+    let old = via(&fx, "google", &asserted("g-old", "desk@example.org", true), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap()
+        .account_id;
+    assert!(account_email_verified(&fx, &old).await);
+    // ...and now Google asserts it, verified, for a new person (a new `sub`): never the old account silently.
+    let out = via(&fx, "google", &asserted("g-new", "desk@example.org", true), None)
+        .await
+        .unwrap();
+    assert!(matches!(out, LoginOutcome::LinkRequired(_)), "{out:?}");
+    assert_eq!(owner(&fx, "google", "g-new").await, None);
+    assert_eq!(fx.broker.store().identities_of(&old).await.unwrap().len(), 1);
+}
+
+/// A session restored from remember-me: never fresh.
+async fn restored(fx: &Fx, account: &AccountId) -> Arc<vestibule::ActiveSession> {
+    let s = fx
+        .broker
+        .create_session(account, &id("local"), &client(), None)
+        .await
+        .unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap();
+    let vestibule::Restored::Session { session, .. } = fx.broker.restore(&cookie, &client()).await.unwrap() else {
+        panic!("not restored")
+    };
+    fx.broker.session(session.token.expose()).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn adding_a_way_in_needs_a_fresh_sign_in() {
+    let fx = default_fixture().await;
+    let ann = local_account(&fx, "ann", "ann@example.org", true).await;
+    let stale = restored(&fx, &ann).await;
+    assert!(!fx.broker.is_fresh(&stale));
+
+    let r = fx.broker.start_link_redirect(&id("google"), &stale).await;
+    assert!(matches!(r, Err(LoginError::NotFresh)), "{r:?}");
+    fx.dir.set("bob", Some(ExternalIdentity::new(id("dir"), Subject::new("bob").unwrap())));
+    let r = fx
+        .broker
+        .link_password(&id("dir"), &stale, "bob", &"pw".into(), &client())
+        .await;
+    assert!(matches!(r, Err(LoginError::NotFresh)), "{r:?}");
+    assert_eq!(owner(&fx, "dir", "bob").await, None);
+
+    // The confirmation of a pending link too; the pending link survives for after the new sign-in.
+    let LoginOutcome::LinkRequired(link) = via(&fx, "google", &asserted("g-x", "ann@example.org", true), None)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let r = fx.broker.confirm_link(link.token.expose(), &stale, &client()).await;
+    assert!(matches!(r, Err(LoginError::NotFresh)), "{r:?}");
+    assert!(fx.broker.pending_link(link.token.expose()).await.unwrap().is_some());
+    fx.broker
+        .confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client())
+        .await
+        .unwrap();
+    assert_eq!(owner(&fx, "google", "g-x").await, Some(ann.clone()));
+    // With a fresh session, the password link works.
+    fx.broker
+        .link_password(&id("dir"), &*fresh(&fx, &ann).await, "bob", &"pw".into(), &client())
+        .await
+        .unwrap();
+    assert_eq!(owner(&fx, "dir", "bob").await, Some(ann));
+}
+
+#[tokio::test]
+async fn unlinking_ends_the_sessions_series_and_tokens_the_identity_opened() {
+    let fx = default_fixture().await;
+    let ann = local_account(&fx, "ann", "ann@example.org", true).await;
+    via(&fx, "google", &asserted("g-ann", "x@example.org", false), Some(&ann))
+        .await
+        .unwrap();
+    // Through Google: a session, a remember-me series and a token made from that session.
+    let by_google = via(&fx, "google", &asserted("g-ann", "x@example.org", false), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap();
+    assert_eq!(by_google.account_id, ann);
+    let cookie = fx.broker.remember(&by_google).await.unwrap();
+    let google_session = fx.broker.session(by_google.token.expose()).await.unwrap().unwrap();
+    let token = fx
+        .broker
+        .create_token(&google_session, "ci", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(fx.broker.bearer(&token.value).await.unwrap().is_some());
+    // Through the password: the session that removes Google.
+    let by_password = sign_in_local(&fx, "ann").await;
+    let current = fx.broker.session(by_password.token.expose()).await.unwrap().unwrap();
+
+    fx.broker.unlink(&current, "google", "g-ann", &client()).await.unwrap();
+    assert!(fx.broker.session(by_google.token.expose()).await.unwrap().is_none());
+    assert!(fx.broker.bearer(&token.value).await.unwrap().is_none());
+    assert!(matches!(
+        fx.broker.restore(&cookie, &client()).await.unwrap(),
+        vestibule::Restored::Invalid
+    ));
+    assert!(fx.broker.session(by_password.token.expose()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn long_sessions_and_restores_ask_the_source_again() {
+    let fx = default_fixture().await;
+    let person = |groups: &[&str]| {
+        ExternalIdentity::new(id("dir"), Subject::new("carol").unwrap())
+            .with_login("carol")
+            .with_groups(groups.iter().map(|g| g.to_string()).collect())
+    };
+    fx.dir.set("carol", Some(person(&["staff"])));
+    let s = fx
+        .broker
+        .login_password(&id("dir"), "carol", &"pw".into(), &client(), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap();
+    let asked = || fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst);
+
+    // Within the interval nobody asks; after it, the directory is asked once and new groups are picked up.
+    fx.dir.set("carol", Some(person(&["staff", "admins"])));
+    fx.clock.advance(200);
+    assert!(fx.broker.session(s.token.expose()).await.unwrap().is_some());
+    assert_eq!(asked(), 0);
+    fx.clock.advance(200);
+    assert!(fx.broker.session(s.token.expose()).await.unwrap().is_some());
+    assert_eq!(asked(), 1);
+    let again = fx.broker.session(s.token.expose()).await.unwrap().unwrap();
+    assert_eq!(again.groups, vec!["admins".to_string(), "staff".to_string()]);
+    assert_eq!(asked(), 1);
+
+    // The directory is down: the session goes on (an outage does not sign everyone out).
+    fx.dir.down();
+    fx.clock.advance(301);
+    assert!(fx.broker.session(s.token.expose()).await.unwrap().is_some());
+    assert_eq!(asked(), 2);
+
+    // Carol is removed from the directory: the session ends, and the remember-me cookie restores nothing usable.
+    fx.dir.up();
+    fx.clock.advance(61);
+    assert!(fx.broker.session(s.token.expose()).await.unwrap().is_none());
+    let restored = fx.broker.restore(&cookie, &client()).await.unwrap();
+    if let vestibule::Restored::Session { session, .. } = restored {
+        assert!(
+            fx.broker.session(session.token.expose()).await.unwrap().is_none(),
+            "a restored session of a person gone from the directory must not be usable"
+        );
+    }
+    assert!(events(&fx).await.contains(&"identity_rechecked".to_string()));
+}
+
+#[tokio::test]
+async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
+    let fx = default_fixture().await;
+    fx.dir.set("dan", Some(ExternalIdentity::new(id("dir"), Subject::new("dan").unwrap())));
+    let s = fx
+        .broker
+        .login_password(&id("dir"), "dan", &"pw".into(), &client(), None)
+        .await
+        .unwrap()
+        .session()
+        .unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap();
+    // Days later, without the session cookie, Dan is disabled at the directory: the restore yields nothing usable.
+    fx.clock.advance(3 * 86_400);
+    fx.dir.set("dan", None);
+    if let vestibule::Restored::Session { session, .. } = fx.broker.restore(&cookie, &client()).await.unwrap() {
+        assert!(fx.broker.session(session.token.expose()).await.unwrap().is_none());
+    }
+    assert_eq!(fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
