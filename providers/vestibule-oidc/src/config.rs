@@ -18,6 +18,12 @@ pub const GITHUB_API_BASE_URL: &str = "https://api.github.com";
 
 /// The longest `timeout_secs` accepted: a sign-in that waits longer than this on a provider is a hung page.
 const MAX_TIMEOUT_SECS: u64 = 120;
+/// The default `max_id_token_age_secs`: a sign-in's ID token is minted seconds before the broker reads it, so
+/// ten minutes leaves room for slow providers and clocks while shutting out tokens replayed from long ago.
+const DEFAULT_MAX_ID_TOKEN_AGE_SECS: u64 = 600;
+/// Bounds on `max_id_token_age_secs`. Under a minute, a provider clock a little behind refuses honest
+/// tokens (the same minute of skew is tolerated on `exp`); over a day, the limit no longer protects anything.
+const MAX_ID_TOKEN_AGE_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
 
 fn default_oidc_scopes() -> Vec<String> {
     vec!["openid".into(), "email".into(), "profile".into()]
@@ -36,6 +42,9 @@ fn default_email_claim() -> String {
 }
 fn default_timeout_secs() -> u64 {
     10
+}
+fn default_max_id_token_age_secs() -> u64 {
+    DEFAULT_MAX_ID_TOKEN_AGE_SECS
 }
 fn default_true() -> bool {
     true
@@ -115,6 +124,10 @@ pub struct OidcConfig {
     /// Default: none, so a token for several audiences is refused.
     #[serde(default)]
     pub trusted_audiences: Vec<String>,
+    /// The oldest ID token accepted: one whose `iat` is more than this many seconds ago is refused, whatever
+    /// its `exp` says. Default 600 (10 minutes); between 60 and 86400.
+    #[serde(default = "default_max_id_token_age_secs")]
+    pub max_id_token_age_secs: u64,
     /// Upper bound, in seconds, on one whole `start` or `finish` (every request to the provider included).
     /// Default 10.
     #[serde(default = "default_timeout_secs")]
@@ -148,6 +161,9 @@ pub struct GoogleConfig {
     /// The issuer; default `https://accounts.google.com`. Only a test stand-in has a reason to change it.
     #[serde(default = "default_google_issuer")]
     pub issuer: String,
+    /// The oldest ID token accepted, in seconds since its `iat`. Default 600 (10 minutes); between 60 and 86400.
+    #[serde(default = "default_max_id_token_age_secs")]
+    pub max_id_token_age_secs: u64,
     /// Upper bound in seconds on one `start` or `finish`; default 10.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -258,6 +274,7 @@ impl OidcConfig {
                 ));
             }
         }
+        check_max_id_token_age(self.max_id_token_age_secs)?;
         check_timeout(self.timeout_secs)
     }
 }
@@ -277,6 +294,7 @@ impl GoogleConfig {
                 ));
             }
         }
+        check_max_id_token_age(self.max_id_token_age_secs)?;
         check_timeout(self.timeout_secs)
     }
 }
@@ -395,6 +413,20 @@ fn check_timeout(secs: u64) -> Result<(), ConfigIssue> {
     Ok(())
 }
 
+fn check_max_id_token_age(secs: u64) -> Result<(), ConfigIssue> {
+    if !MAX_ID_TOKEN_AGE_RANGE.contains(&secs) {
+        return Err(ConfigIssue::new(
+            "max_id_token_age_secs",
+            format!(
+                "must be between {} and {}",
+                MAX_ID_TOKEN_AGE_RANGE.start(),
+                MAX_ID_TOKEN_AGE_RANGE.end()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +444,7 @@ mod tests {
         assert_eq!(c.login_claim, "preferred_username");
         assert_eq!(c.display_name_claim, "name");
         assert_eq!(c.timeout_secs, 10);
+        assert_eq!(c.max_id_token_age_secs, 600);
         assert!(c.userinfo);
         c.check().expect("valid");
     }
@@ -466,6 +499,20 @@ mod tests {
         assert_eq!(e.key, "signing_algs");
         let e = oidc("timeout_secs = 0").expect("parse").check().expect_err("t");
         assert_eq!(e.key, "timeout_secs");
+        for bad in ["0", "59", "86401"] {
+            let e = oidc(&format!("max_id_token_age_secs = {bad}"))
+                .expect("parse")
+                .check()
+                .expect_err(bad);
+            assert_eq!(e.key, "max_id_token_age_secs");
+        }
+        for ok in ["60", "86400"] {
+            oidc(&format!("max_id_token_age_secs = {ok}"))
+                .expect("parse")
+                .check()
+                .expect(ok);
+        }
+        assert!(oidc("max_id_token_age_secs = -1").is_err());
         let e = oidc("client_secret_file = \"/x\"")
             .expect("parse")
             .check()
@@ -478,7 +525,12 @@ mod tests {
         let g: GoogleConfig =
             toml::from_str("id = \"google\"\nclient_id = \"x\"\nclient_secret_env = \"G\"").expect("g");
         assert_eq!(g.issuer, GOOGLE_ISSUER);
+        assert_eq!(g.max_id_token_age_secs, 600);
         g.check().expect("valid");
+        let g: GoogleConfig =
+            toml::from_str("id = \"google\"\nclient_id = \"x\"\nclient_secret_env = \"G\"\nmax_id_token_age_secs = 30")
+                .expect("g");
+        assert_eq!(g.check().expect_err("too small").key, "max_id_token_age_secs");
         let h: GithubConfig =
             toml::from_str("id = \"github\"\nclient_id = \"x\"\nclient_secret_env = \"G\"").expect("h");
         assert_eq!(h.api_base_url, GITHUB_API_BASE_URL);

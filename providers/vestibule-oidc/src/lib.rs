@@ -30,6 +30,7 @@
 //! # userinfo = true                    # also read the userinfo endpoint
 //! # signing_algs = ["RS256"]           # default: what the provider announces (never none or HS*)
 //! # trusted_audiences = []             # other audiences an ID token may name (then azp must be client_id)
+//! # max_id_token_age_secs = 600        # refuse ID tokens whose iat is older than this
 //! # timeout_secs = 10                  # bound on a whole start or finish
 //! ```
 //!
@@ -58,6 +59,7 @@
 //! client_id = "1234-abc.apps.googleusercontent.com"
 //! client_secret_env = "GOOGLE_CLIENT_SECRET"
 //! allowed_domains = ["example.com"]    # Workspace domains, checked against the ID token's `hd`; default: any
+//! # max_id_token_age_secs = 600        # refuse ID tokens whose iat is older than this
 //! ```
 //!
 //! ## GitHub
@@ -101,9 +103,11 @@
 //!   `https` (plain `http` only on loopback). Discovery runs on first use and is cached; a failure is retried by
 //!   the next sign-in.
 //! - ID tokens: signature against the provider's JWKS only (never `jku`, `x5u`, `jwk` or `x5c` headers), with the
-//!   asymmetric algorithms it announces; `none` and HMAC refused; `iss`, `aud`, `azp`, `exp`, `iat`, `nbf`,
-//!   `nonce` and `sub` checked. The JWKS is cached (moka) and refetched when an unknown `kid` appears, at most
-//!   once per 10 s per source.
+//!   asymmetric algorithms it announces; `none` and HMAC refused; `iss`, `aud`, `azp`, `exp`, `iat` (not in the
+//!   future, and not older than `max_id_token_age_secs`, default 10 minutes), `nbf`, `nonce` and `sub` checked.
+//!   A header or claims object that names a member twice, at any depth, refuses the token while it is parsed,
+//!   before the JWKS or userinfo endpoint is asked anything. The JWKS is cached (moka) and refetched when an
+//!   unknown `kid` appears, at most once per 10 s per source.
 //! - Userinfo `sub` must equal the ID token's; `email_verified` counts only as the JSON boolean `true`.
 //! - RFC 9207: an `iss` callback parameter must be the issuer, and is required when the provider announces it.
 //! - The identity is `(source id, sub)` (GitHub: the numeric user id), never an email or a login name.
@@ -116,6 +120,7 @@ mod config;
 mod flow;
 mod github;
 mod http;
+mod json;
 mod jwt;
 mod oidc;
 mod token;

@@ -22,7 +22,7 @@ use vestibule_core::{
 use crate::config::{check_url, read_client_secret, GoogleConfig, OidcConfig};
 use crate::flow::{self, finish_logged, AuthorizationRequest, PendingData, RANDOM_BYTES};
 use crate::http::{self, protocol};
-use crate::jwt::{self, Expected, JwtError};
+use crate::jwt::{self, Expected, JwtError, UnverifiedToken};
 use crate::token::Exchange;
 
 /// How long discovery results are kept. Providers change endpoints rarely; a restart is not needed to pick up
@@ -109,6 +109,8 @@ pub struct OidcSource {
     trusted_audiences: Vec<String>,
     /// Google `hd` restriction; empty admits everyone.
     allowed_domains: Vec<String>,
+    /// `max_id_token_age_secs`: the oldest `iat` accepted.
+    max_id_token_age_secs: i64,
     timeout: Duration,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
@@ -179,6 +181,7 @@ impl OidcSource {
             signing_algs,
             trusted_audiences: config.trusted_audiences,
             allowed_domains: Vec::new(),
+            max_id_token_age_secs: config.max_id_token_age_secs,
             timeout_secs: config.timeout_secs,
         })
     }
@@ -217,6 +220,7 @@ impl OidcSource {
             signing_algs: None,
             trusted_audiences: Vec::new(),
             allowed_domains: config.allowed_domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            max_id_token_age_secs: config.max_id_token_age_secs,
             timeout_secs: config.timeout_secs,
         })
     }
@@ -237,6 +241,8 @@ impl OidcSource {
             signing_algs: p.signing_algs,
             trusted_audiences: p.trusted_audiences,
             allowed_domains: p.allowed_domains,
+            // `check` bounds the value far below i64::MAX; saturate rather than trust that here.
+            max_id_token_age_secs: i64::try_from(p.max_id_token_age_secs).unwrap_or(i64::MAX),
             timeout,
             http: http::client(timeout)?,
             clock: Arc::new(SystemClock),
@@ -379,12 +385,16 @@ impl OidcSource {
         }
     }
 
-    /// Verifies the ID token's signature, refetching the JWKS once when its `kid` is unknown (key rotation).
-    async fn verify_id_token(&self, ep: &Endpoints, token: &str) -> Result<Map<String, Value>, SourceError> {
+    /// Verifies a parsed ID token's signature, refetching the JWKS once when its `kid` is unknown (key rotation).
+    async fn verify_id_token<'t>(
+        &self,
+        ep: &Endpoints,
+        token: &'t UnverifiedToken<'_>,
+    ) -> Result<&'t Map<String, Value>, SourceError> {
         let keys = self.cached_jwks(&ep.jwks).await?;
-        match jwt::verify_signature(token, &keys, &ep.algs) {
+        match token.verified_claims(&keys) {
             Ok(claims) => return Ok(claims),
-            Err(JwtError::Invalid(why)) => return Err(protocol(why)),
+            Err(e @ JwtError::Invalid(_)) => return Err(refused(e)),
             Err(JwtError::UnknownKey) => {}
         }
         let fresh = {
@@ -398,15 +408,11 @@ impl OidcSource {
                 }
                 _ => {
                     tracing::warn!(source = %self.id, "unknown ID-token key id; JWKS refetch suppressed by the floor");
-                    return Err(protocol("token signed with an unknown key"));
+                    return Err(refused(JwtError::UnknownKey));
                 }
             }
         };
-        match jwt::verify_signature(token, &fresh, &ep.algs) {
-            Ok(claims) => Ok(claims),
-            Err(JwtError::Invalid(why)) => Err(protocol(why)),
-            Err(JwtError::UnknownKey) => Err(protocol("token signed with an unknown key")),
-        }
+        token.verified_claims(&fresh).map_err(refused)
     }
 
     async fn start_inner(&self, callback: &str) -> Result<RedirectStart, SourceError> {
@@ -471,21 +477,22 @@ impl OidcSource {
             .id_token
             .as_ref()
             .ok_or_else(|| protocol("token response has no id_token"))?;
-        let claims = self.verify_id_token(&ep, id_token.expose_secret()).await?;
+        // Parsing needs no key and no request: a malformed token (duplicate names included) ends the sign-in
+        // before the JWKS or userinfo endpoint hears of it.
+        let token = jwt::parse(id_token.expose_secret(), &ep.algs).map_err(refused)?;
+        let claims = self.verify_id_token(&ep, &token).await?;
         let sub = jwt::check_claims(
-            &claims,
+            claims,
             &Expected {
                 issuers: &self.accepted_issuers,
                 client_id: &self.client_id,
                 trusted_audiences: &self.trusted_audiences,
                 nonce: &pending.nonce,
                 now: self.clock.now().0,
+                max_age_secs: self.max_id_token_age_secs,
             },
         )
-        .map_err(|e| match e {
-            JwtError::Invalid(why) => protocol(why),
-            JwtError::UnknownKey => protocol("token signed with an unknown key"),
-        })?;
+        .map_err(refused)?;
         if !self.allowed_domains.is_empty() {
             // Google's `hd` from the signed ID token, never the email's domain: a gmail.com account can carry any
             // address, and only `hd` says the account belongs to the Workspace domain.
@@ -498,7 +505,7 @@ impl OidcSource {
             (Some(url), true) => Some(self.userinfo(url, &tokens.access_token, &sub).await?),
             _ => None,
         };
-        self.identity(&sub, &claims, userinfo.as_ref())
+        self.identity(&sub, claims, userinfo.as_ref())
     }
 
     async fn userinfo(
@@ -577,7 +584,13 @@ struct Parts {
     signing_algs: Option<Vec<CoreJwsSigningAlgorithm>>,
     trusted_audiences: Vec<String>,
     allowed_domains: Vec<String>,
+    max_id_token_age_secs: u64,
     timeout_secs: u64,
+}
+
+/// A refused ID token as the source reports it: the fixed reason, never a claim's value.
+fn refused(e: JwtError) -> SourceError {
+    protocol(e.to_string())
 }
 
 fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {

@@ -55,6 +55,17 @@ enum Tamper {
     Hd(&'static str),
     /// Google: `iss` spelled without the scheme.
     BareIssuer,
+    /// `iat` this many seconds ago (`exp` still in the future).
+    IssuedAgo(i64),
+    /// The claims name this member twice: a bogus value first, the honest one last (what a last-wins parser
+    /// keeps, so the token passes every other check; a first-wins parser elsewhere would read the bogus one).
+    DuplicateClaim(&'static str),
+    /// `sub` twice, the first spelled with a JSON escape (`"s\u0075b"`): the same name once decoded.
+    DuplicateEscapedSub,
+    /// A duplicate inside a nested object (`address.country`).
+    DuplicateNestedClaim,
+    /// The header names this parameter twice, bogus value first.
+    DuplicateHeader(&'static str),
 }
 
 /// Each forgery, and the reason it must be refused for (so a test cannot pass for the wrong reason).
@@ -79,7 +90,46 @@ const FORGERIES: &[(Tamper, &str)] = &[
     (Tamper::JwkInjection, "unknown key"),
     (Tamper::AccessTokenType, "not an ID token"),
     (Tamper::UserinfoSubMismatch, "userinfo sub"),
+    (Tamper::IssuedAgo(3600), "issued too long ago"),
+    (Tamper::DuplicateClaim("sub"), "duplicate"),
+    (Tamper::DuplicateClaim("nonce"), "duplicate"),
+    (Tamper::DuplicateClaim("aud"), "duplicate"),
+    (Tamper::DuplicateClaim("iss"), "duplicate"),
+    (Tamper::DuplicateEscapedSub, "duplicate"),
+    (Tamper::DuplicateNestedClaim, "duplicate"),
+    (Tamper::DuplicateHeader("alg"), "duplicate"),
+    (Tamper::DuplicateHeader("kid"), "duplicate"),
 ];
+
+/// The tampers that put a member name twice into the header or the claims.
+const DUPLICATES: &[Tamper] = &[
+    Tamper::DuplicateClaim("sub"),
+    Tamper::DuplicateClaim("nonce"),
+    Tamper::DuplicateClaim("aud"),
+    Tamper::DuplicateClaim("iss"),
+    Tamper::DuplicateEscapedSub,
+    Tamper::DuplicateNestedClaim,
+    Tamper::DuplicateHeader("alg"),
+    Tamper::DuplicateHeader("kid"),
+];
+
+/// The bogus first value of a duplicated member, as raw JSON.
+fn bogus(name: &str) -> &'static str {
+    match name {
+        "sub" => r#""attacker-sub""#,
+        "nonce" => r#""attacker-nonce""#,
+        "aud" => r#""attacker-client""#,
+        "iss" => r#""https://evil.example""#,
+        "alg" => r#""none""#,
+        "kid" => r#""evil""#,
+        _ => r#""bogus""#,
+    }
+}
+
+/// Inserts the raw member `member` (`"name":value`) at the front of the serialized JSON object `object`.
+fn with_leading_member(object: &str, member: &str) -> String {
+    format!("{{{member},{}", &object[1..])
+}
 
 struct Grant {
     nonce: String,
@@ -221,8 +271,38 @@ impl Shared {
             Tamper::BareIssuer => {
                 claims["iss"] = json!(self.issuer.trim_start_matches("http://"));
             }
+            Tamper::IssuedAgo(secs) => claims["iat"] = json!(t - secs),
+            // Raw JSON edits below: a `serde_json::Value` cannot hold a name twice.
+            Tamper::DuplicateClaim(_)
+            | Tamper::DuplicateEscapedSub
+            | Tamper::DuplicateNestedClaim
+            | Tamper::DuplicateHeader(_) => {}
         }
-        let input = format!("{}.{}", b64json(&header), b64json(&claims));
+        let mut header_json = serde_json::to_string(&header).expect("json");
+        let mut claims_json = serde_json::to_string(&claims).expect("json");
+        match g.tamper {
+            Tamper::DuplicateClaim(name) => {
+                claims_json = with_leading_member(&claims_json, &format!("\"{name}\":{}", bogus(name)));
+            }
+            Tamper::DuplicateEscapedSub => {
+                claims_json = with_leading_member(&claims_json, r#""s\u0075b":"attacker-sub""#);
+            }
+            Tamper::DuplicateNestedClaim => {
+                claims_json = with_leading_member(
+                    &claims_json,
+                    r#""address":{"country":"XX","locality":"a","country":"NL"}"#,
+                );
+            }
+            Tamper::DuplicateHeader(name) => {
+                header_json = with_leading_member(&header_json, &format!("\"{name}\":{}", bogus(name)));
+            }
+            _ => {}
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header_json),
+            URL_SAFE_NO_PAD.encode(claims_json)
+        );
         let mut sig = signer
             .sign(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, input.as_bytes())
             .expect("sign");
@@ -471,6 +551,77 @@ async fn honest_token_passes_and_every_forgery_is_refused() {
 
     // And the honest flow still works after all that.
     sign_in(&source, &op, Tamper::Honest).await.expect("honest again");
+}
+
+#[tokio::test]
+async fn old_id_tokens_are_refused_and_the_age_limit_is_configurable() {
+    let op = Hostile::start().await;
+    // Default: ten minutes.
+    let source = source_with(&op, "");
+    sign_in(&source, &op, Tamper::IssuedAgo(480))
+        .await
+        .expect("eight minutes old: within the default");
+    for ago in [720, 3600, 86_400 * 30] {
+        let r = sign_in(&source, &op, Tamper::IssuedAgo(ago)).await;
+        assert!(
+            matches!(r, Err(SourceError::Protocol(ref m)) if m.contains("issued too long ago")),
+            "{ago} s old: {r:?}"
+        );
+    }
+
+    // Tighter.
+    let strict = source_with(&op, "max_id_token_age_secs = 60");
+    sign_in(&strict, &op, Tamper::Honest).await.expect("fresh token");
+    let r = sign_in(&strict, &op, Tamper::IssuedAgo(300)).await;
+    assert!(
+        matches!(r, Err(SourceError::Protocol(ref m)) if m.contains("issued too long ago")),
+        "{r:?}"
+    );
+
+    // Looser, for a provider whose tokens are legitimately older on arrival.
+    let loose = source_with(&op, "max_id_token_age_secs = 3600");
+    sign_in(&loose, &op, Tamper::IssuedAgo(1800))
+        .await
+        .expect("half an hour old, limit one hour");
+
+    // The Google preset takes the key too.
+    let config: GoogleConfig = toml::from_str(&format!(
+        "id = \"google\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"{}\"\nissuer = \"{}\"\n\
+         max_id_token_age_secs = 60",
+        secret_var(),
+        op.issuer()
+    ))
+    .expect("config");
+    let google = OidcSource::google(config).expect("source");
+    sign_in(&google, &op, Tamper::Honest).await.expect("fresh token");
+    let r = sign_in(&google, &op, Tamper::IssuedAgo(300)).await;
+    assert!(
+        matches!(r, Err(SourceError::Protocol(ref m)) if m.contains("issued too long ago")),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_names_are_refused_before_any_further_request_to_the_provider() {
+    for &tamper in DUPLICATES {
+        // A fresh provider and source each time, so nothing is cached: the JWKS would be fetched, and userinfo
+        // asked, if the token got past parsing.
+        let op = Hostile::start().await;
+        let source = source_with(&op, "");
+        let r = sign_in(&source, &op, tamper).await;
+        assert!(
+            matches!(r, Err(SourceError::Protocol(ref m)) if m.contains("duplicate")),
+            "{tamper:?} was not refused as a duplicate: {r:?}"
+        );
+        let [discovery, jwks, token, userinfo, evil] = op.hits();
+        assert_eq!((discovery, token), (1, 1), "{tamper:?}");
+        assert_eq!(userinfo, 0, "{tamper:?}: userinfo asked about a refused token");
+        assert_eq!(jwks, 0, "{tamper:?}: JWKS fetched for a token refused by parsing");
+        assert_eq!(evil, 0);
+        // The same source signs the honest token in afterwards.
+        sign_in(&source, &op, Tamper::Honest).await.expect("honest after");
+        assert_eq!(op.hits()[1..4], [1, 2, 1], "{tamper:?}");
+    }
 }
 
 #[tokio::test]
