@@ -125,6 +125,23 @@ impl Slapd {
         s
     }
 
+    /// A server of its own, TLS on, presenting `self-signed.crt` ([`Slapd::self_signed_cert_file`]): a
+    /// certificate made by `openssl req -x509` with the default configuration, so marked a CA
+    /// (basicConstraints CA:TRUE), for `127.0.0.1` only (so `localhost` is a wrong name for it).
+    pub fn start_self_signed() -> Slapd {
+        let mut s = Slapd::create(Options::default());
+        let conf = s.dir.join("slapd.conf");
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let d = s.dir.display();
+        let text = text
+            .replace(&format!("{d}/server.crt"), &format!("{d}/self-signed.crt"))
+            .replace(&format!("{d}/server.key"), &format!("{d}/self-signed.key"));
+        std::fs::write(&conf, text).unwrap();
+        s.launch();
+        s.load_fixtures();
+        s
+    }
+
     fn create(opts: Options) -> Slapd {
         // Fail early, with the install hint, before making any files.
         find_slapd();
@@ -330,6 +347,16 @@ impl Slapd {
     /// A CA that signed nothing here.
     pub fn other_ca_file(&self) -> PathBuf {
         self.dir.join("other-ca.crt")
+    }
+
+    /// The certificate a [`Slapd::start_self_signed`] server presents (every TLS server has the file).
+    pub fn self_signed_cert_file(&self) -> PathBuf {
+        self.dir.join("self-signed.crt")
+    }
+
+    /// Another self-signed certificate for `127.0.0.1`, with another key, presented by no server.
+    pub fn other_self_signed_cert_file(&self) -> PathBuf {
+        self.dir.join("other-self-signed.crt")
     }
 }
 

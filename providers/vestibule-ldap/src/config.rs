@@ -32,12 +32,21 @@ pub struct LdapConfig {
     /// Default: none (the system's trust store).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A PEM file holding exactly one certificate: the directory's own. The server must present exactly this
+    /// certificate (compared byte for byte); that replaces the chain and CA checks, and only those: its validity
+    /// dates and the host name in `url` (against its subjectAltNames) are still checked. For a server with a
+    /// self-signed certificate, which a `ca_file` cannot vouch for when it is marked a CA (the `openssl req -x509`
+    /// default). Default: none. Cannot be combined with `ca_file` or `tls_verify = false`; needs TLS. Pin the new
+    /// certificate before the server's is replaced.
+    #[serde(default)]
+    pub tls_pinned_cert_file: Option<PathBuf>,
     /// Verify the server's certificate and name. Default: `true`. `false` accepts any certificate (a
     /// man-in-the-middle can read every password); it is logged at warn each time the source is built.
     #[serde(default = "default_true")]
     pub tls_verify: bool,
     /// The service account that searches for users (and reads groups). Default: none, which means anonymous
-    /// searches in search mode, and reads with the user's own connection in direct-bind mode.
+    /// searches in search mode (logged at warn when the source is built: the directory must then let anyone
+    /// search it), and reads with the user's own connection in direct-bind mode.
     #[serde(default)]
     pub bind_dn: Option<String>,
     /// A file holding the service account's password (one trailing newline is dropped). Exactly one of this and
@@ -191,6 +200,7 @@ impl LdapConfig {
             url: url.into(),
             starttls: false,
             ca_file: None,
+            tls_pinned_cert_file: None,
             tls_verify: true,
             bind_dn: None,
             bind_password_file: None,
@@ -230,14 +240,33 @@ impl LdapConfig {
             }
         }
         let uses_tls = self.check_url()?;
+        if self.tls_pinned_cert_file.is_some() {
+            if self.ca_file.is_some() {
+                return Err(ConfigIssue::new(
+                    "tls_pinned_cert_file",
+                    "cannot be combined with ca_file: a pinned certificate is trusted instead of any CA; keep one",
+                ));
+            }
+            if !self.tls_verify {
+                return Err(ConfigIssue::new(
+                    "tls_pinned_cert_file",
+                    "cannot be combined with tls_verify = false: pinning is a way to verify; remove tls_verify",
+                ));
+            }
+        }
         let tls = if uses_tls {
             Some(crate::tls::client_config(self)?)
         } else {
-            if self.ca_file.is_some() {
-                return Err(ConfigIssue::new(
-                    "ca_file",
-                    "has no effect without TLS: use an ldaps:// URL or starttls = true",
-                ));
+            for (key, set) in [
+                ("ca_file", self.ca_file.is_some()),
+                ("tls_pinned_cert_file", self.tls_pinned_cert_file.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigIssue::new(
+                        key,
+                        "has no effect without TLS: use an ldaps:// URL or starttls = true",
+                    ));
+                }
             }
             None
         };
@@ -601,6 +630,53 @@ mod tests {
         let mut c = base();
         c.require_group = Some(" ".into());
         assert_eq!(key_of(&c), "require_group");
+    }
+
+    #[test]
+    fn pinning_excludes_ca_file_and_tls_verify_false_and_needs_tls() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pem = dir.path().join("pinned.pem");
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args(["-days", "1", "-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(&pem)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl (tests/ldap/install.sh installs it)");
+        assert!(status.success());
+        let mut c = base();
+        c.url = "ldaps://ldap.example.com".into();
+        c.tls_pinned_cert_file = Some(pem.clone());
+        c.check().expect("pinning alone is valid");
+        c.ca_file = Some(pem.clone());
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "with ca_file");
+        c.ca_file = None;
+        c.tls_verify = false;
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "with tls_verify = false");
+        c.tls_verify = true;
+        c.url = "ldap://127.0.0.1".into();
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "without TLS");
+        c.url = "ldaps://ldap.example.com".into();
+        c.tls_pinned_cert_file = Some(dir.path().join("missing.pem"));
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "unreadable");
+        // Exactly one certificate: not none, not a chain.
+        let two = dir.path().join("two.pem");
+        let one = std::fs::read_to_string(&pem).expect("read");
+        std::fs::write(&two, format!("{one}{one}")).expect("write");
+        c.tls_pinned_cert_file = Some(two);
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "two certificates");
+        c.tls_pinned_cert_file = Some(dir.path().join("key.pem"));
+        assert_eq!(key_of(&c), "tls_pinned_cert_file", "a key, no certificate");
     }
 
     #[test]

@@ -16,13 +16,17 @@
 //! display_name = "Company directory"
 //! url = "ldap://ldap.example.com"            # or ldaps://ldap.example.com
 //! starttls = true                             # required for ldap:// to anything but loopback
-//! ca_file = "/etc/vestibule/corp-ca.pem"      # trust this CA instead of the system store
+//! ca_file = "/etc/vestibule/corp-ca.pem"      # trust this CA instead of the system store, or instead
+//! # tls_pinned_cert_file = "/etc/vestibule/corp-ldap.pem"   # trust exactly the server's own certificate
 //! bind_dn = "cn=vestibule,ou=services,dc=example,dc=com"
 //! bind_password_file = "/run/secrets/ldap"    # or bind_password_env = "LDAP_BIND_PASSWORD"
 //! user_base = "ou=people,dc=example,dc=com"
 //! user_filter = "(uid={username})"            # AD: "(sAMAccountName={username})"
 //! require_group = "vpn-users"                 # optional: short name or full DN
 //! ```
+//!
+//! Without `bind_dn`, search mode searches anonymously, which only works if the directory lets anyone search
+//! it; the source says so at warn when it is built.
 //!
 //! **Direct bind** builds the DN from a template instead (no search, so no service account is needed; the
 //! person's own connection then reads their entry and groups):
@@ -67,7 +71,10 @@
 //! - Passwords are checked on a fresh connection, closed afterwards; the service account's connections are
 //!   kept open, shared, and replaced when they break.
 //! - TLS: ldaps or StartTLS (no plaintext fallback), certificates verified unless `tls_verify = false`, which is
-//!   logged at warn. Referrals are never chased.
+//!   logged at warn. A server with a self-signed certificate is trusted by pinning that certificate
+//!   (`tls_pinned_cert_file`: exactly those bytes, host name and dates still checked), not by turning
+//!   verification off; a `ca_file` holding the server's own CA-marked certificate is refused with a message
+//!   saying so. Referrals are never chased.
 //! - Every step has a timeout; a directory that is down or silent gives
 //!   [`SourceError::Unavailable`](vestibule_core::SourceError) in bounded time, and sign-in works again when it
 //!   comes back.

@@ -184,6 +184,14 @@ impl LdapSource {
                  every password sent to it"
             );
         }
+        if matches!(v.mode, Mode::Search { .. }) && v.service.is_none() {
+            tracing::warn!(
+                source = %config.id,
+                url = %config.url,
+                "no bind_dn: this source searches the directory anonymously for every sign-in, which works only \
+                 if the directory lets anyone search it; set bind_dn to a least-privileged service account"
+            );
+        }
         let mut user_attrs: Vec<String> = Vec::new();
         let mut wanted = vec![
             &config.subject_attribute,

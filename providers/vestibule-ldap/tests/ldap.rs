@@ -23,3 +23,5 @@ mod secrets;
 mod sign_in;
 #[path = "ldap/tls.rs"]
 mod tls;
+#[path = "ldap/warnings.rs"]
+mod warnings;

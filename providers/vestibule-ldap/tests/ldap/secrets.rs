@@ -1,36 +1,9 @@
 //! The service password never shows in Debug output, errors or logs; nor do user passwords.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use vestibule_core::SourceError;
 
 use crate::slapd::{free_port, Slapd, SVC_PASSWORD};
 use crate::support::*;
-
-/// Collects everything `tracing` writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn error_text(e: &SourceError) -> String {
-    let mut text = format!("{e} {e:?}");
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(&format!(" {c} {c:?}"));
-        cause = c.source();
-    }
-    text
-}
 
 #[tokio::test]
 async fn service_password_is_not_in_debug_output() {
@@ -52,14 +25,7 @@ async fn service_password_is_not_in_debug_output() {
 #[tokio::test]
 async fn passwords_are_not_in_errors_or_logs() {
     let s = Slapd::shared();
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (logs, _default) = capture_logs();
 
     let wrong_service_password = "Wr0ng-Service-Passw0rd";
     let secret_file = s.dir.join("wrong-svc-password");
@@ -94,7 +60,7 @@ async fn passwords_are_not_in_errors_or_logs() {
 
     let mut all = errors.iter().map(error_text).collect::<Vec<_>>().join("\n");
     all.push_str(&format!("\n{issue} {issue:?}"));
-    let logged = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+    let logged = logs.text();
     for secret in [SVC_PASSWORD, wrong_service_password, user_password] {
         assert!(!all.contains(secret), "{secret} in errors:\n{all}");
         assert!(!logged.contains(secret), "{secret} in logs:\n{logged}");

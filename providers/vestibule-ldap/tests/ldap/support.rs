@@ -1,7 +1,9 @@
 //! Helpers shared by the test modules.
 
 use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapResult, Scope, SearchEntry};
@@ -111,4 +113,48 @@ pub async fn entry_uuid(s: &Slapd, dn: &str) -> String {
 
 pub fn dn_of(uid: &str) -> String {
     format!("uid={uid},{PEOPLE}")
+}
+
+/// Collects everything `tracing` writes.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf8")
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every `tracing` event of this thread (tokio tests run on one thread) while the guard lives.
+pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+/// An error with its whole chain of causes, Display and Debug.
+pub fn error_text(e: &SourceError) -> String {
+    let mut text = format!("{e} {e:?}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(" {c} {c:?}"));
+        cause = c.source();
+    }
+    text
 }
