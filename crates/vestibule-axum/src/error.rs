@@ -34,6 +34,9 @@ pub enum AppError {
     /// A sensitive change needs a recent sign-in.
     #[error("not fresh")]
     NotFresh,
+    /// A personal access token on a page or action that is the person's own (account page, self-service).
+    #[error("token not allowed here")]
+    TokenNotAllowed,
     /// Removing the last way in.
     #[error("last identity")]
     LastIdentity,
@@ -101,6 +104,11 @@ impl IntoResponse for AppError {
                 "Please sign in again",
                 "For your security, changing how you sign in needs a recent sign-in. Sign in again, then retry. \
                  Nothing was changed.",
+            ),
+            AppError::TokenNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "Not available to access tokens",
+                "Access tokens are for APIs. Sign in with a browser to manage your account.",
             ),
             AppError::LastIdentity => (
                 StatusCode::CONFLICT,

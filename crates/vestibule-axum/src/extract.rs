@@ -27,6 +27,37 @@ pub struct RequireFresh(pub Arc<ActiveSession>);
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Option<Arc<ActiveSession>>);
 
+/// A scope a route requires of personal access tokens, named by a marker type:
+///
+/// ```
+/// use vestibule_axum::{RequireScope, Scope};
+///
+/// struct ReadReports;
+/// impl Scope for ReadReports {
+///     const NAME: &'static str = "reports:read";
+/// }
+///
+/// async fn reports(RequireScope(session, ..): RequireScope<ReadReports>) -> String {
+///     format!("reports for {}", session.account_id)
+/// }
+/// ```
+pub trait Scope: Send + Sync + 'static {
+    /// The scope's name, as given when the token was created.
+    const NAME: &'static str;
+}
+
+/// The signed-in session, when a bearer token carries the scope `S::NAME` — or a browser session, which is the
+/// person themselves and holds every scope. A token without it gets `403 {"error":"insufficient_scope"}`; nobody
+/// signed in is refused like [`RequireUser`].
+#[derive(Debug)]
+pub struct RequireScope<S: Scope>(pub Arc<ActiveSession>, pub std::marker::PhantomData<S>);
+
+impl<S: Scope> Clone for RequireScope<S> {
+    fn clone(&self) -> Self {
+        RequireScope(self.0.clone(), std::marker::PhantomData)
+    }
+}
+
 /// Why [`RequireUser`] refused.
 #[derive(Debug)]
 pub enum Unauthenticated {
@@ -36,6 +67,8 @@ pub enum Unauthenticated {
     Json,
     /// 401 asking for a new sign-in (API clients, stale session).
     Stale,
+    /// 403: a token without the scope the route requires.
+    InsufficientScope,
     /// The app forgot `.layer(vestibule.layer())`: a programming error, answered with 500 rather than letting
     /// anyone through.
     MissingLayer,
@@ -53,6 +86,11 @@ impl IntoResponse for Unauthenticated {
             Unauthenticated::Stale => (
                 StatusCode::UNAUTHORIZED,
                 Json(serde_json::json!({ "error": "reauthentication_required" })),
+            )
+                .into_response(),
+            Unauthenticated::InsufficientScope => (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({ "error": "insufficient_scope" })),
             )
                 .into_response(),
             Unauthenticated::MissingLayer => {
@@ -125,6 +163,18 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
         match parts.extensions.get::<AuthContext>() {
             Some(ctx) => Ok(CurrentUser(ctx.session.clone())),
             None => Err(Unauthenticated::MissingLayer),
+        }
+    }
+}
+
+impl<St: Send + Sync, S: Scope> FromRequestParts<St> for RequireScope<S> {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        let RequireUser(session) = RequireUser::from_request_parts(parts, state).await?;
+        match &session.scopes {
+            Some(granted) if !granted.iter().any(|g| g == S::NAME) => Err(Unauthenticated::InsufficientScope),
+            _ => Ok(RequireScope(session, std::marker::PhantomData)),
         }
     }
 }

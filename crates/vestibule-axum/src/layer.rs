@@ -20,6 +20,21 @@ pub(crate) struct AuthContext {
     /// The session id the request is served with (the cookie's, or the one just restored from remember-me):
     /// what CSRF tokens bind to.
     pub(crate) token: Option<String>,
+    /// The session was restored from the remember-me cookie by this very request.
+    pub(crate) restored: bool,
+}
+
+/// Whether a request may restore a session from the remember-me cookie. Only a plain page load (GET or HEAD) may:
+/// a form post carries a CSRF token bound to the session it was rendered in, so a session restored under it would
+/// only fail the check and leave the browser with new cookies (signing out after an idle expiry answered "Form
+/// expired" and signed the person back in). And never `/verify`: a forward-auth answer goes to the proxy, which
+/// does not pass its `Set-Cookie` on, so the rotated remember-me token would be lost and the browser's next use of
+/// the old one taken for theft. `/verify` answers 401 instead; the proxy sends the browser to the login page, which
+/// restores on the broker's own origin and sends it back to `next`.
+fn may_restore(req: &Request, mount: &str) -> bool {
+    let path = req.uri().path();
+    let verify = path.strip_prefix(mount).is_some_and(|rest| rest == "/verify") || path == "/verify";
+    matches!(*req.method(), http::Method::GET | http::Method::HEAD) && !verify
 }
 
 /// The value of `Authorization: Bearer <value>`.
@@ -110,7 +125,8 @@ where
                 }
             }
             let mut set_cookies = Vec::new();
-            if session.is_none() {
+            let mut restored = false;
+            if session.is_none() && may_restore(&req, &vestibule.inner.mount) {
                 if let Some(remembered) = cookies::get(req.headers(), names.remember).map(str::to_owned) {
                     let client =
                         crate::routes::client_of(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
@@ -123,6 +139,7 @@ where
                             }
                             session = broker.session(new.token.expose()).await.ok().flatten();
                             token = Some(new.token.expose().to_owned());
+                            restored = session.is_some();
                         }
                         Ok(Restored::Invalid | Restored::Theft) => set_cookies.push(names.clear(names.remember)),
                         Err(e) => tracing::error!(error = %e, "remember-me check failed"),
@@ -146,6 +163,7 @@ where
                 vestibule: vestibule.clone(),
                 session,
                 token,
+                restored,
             });
             let mut res = inner.call(req).await?;
             for c in set_cookies {

@@ -34,7 +34,7 @@ mod self_service;
 mod state;
 
 pub use error::AppError;
-pub use extract::{CurrentUser, RequireFresh, RequireUser, Unauthenticated};
+pub use extract::{CurrentUser, RequireFresh, RequireScope, RequireUser, Scope, Unauthenticated};
 pub use layer::{SessionLayer, SessionService};
 pub use next::safe_next;
 pub use routes::router;

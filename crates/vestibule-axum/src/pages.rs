@@ -103,6 +103,14 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
     (password, redirect)
 }
 
+/// One click to sign out, when the sign-out form that was posted had expired.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub(crate) struct LogoutPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {

@@ -213,6 +213,12 @@ async fn login_page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let next = q.get("next").and_then(|n| safe_next(n)).unwrap_or_default();
+    // Sent here by a forward-auth proxy with only a remember-me cookie: this request restored the session on the
+    // broker's own origin (where the rotated cookie reaches the browser), so go straight back to where it was going.
+    // A session that was already there stays on the form: that is someone asked to prove a password again.
+    if ctx.restored && !next.is_empty() {
+        return Redirect::to(&next).into_response();
+    }
     render_login(&v, &ctx, &headers, &next, "", None, StatusCode::OK)
 }
 
@@ -412,22 +418,42 @@ async fn logout(
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    // Not `Checked`: a browser whose session already ended is simply sent to sign in, token or not.
+    // Not `Checked`: a browser whose session already ended must still be able to sign out (and end its series).
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
     let c = &v.inner.cookies;
-    let clear = [c.clear(c.session), c.clear(c.remember)];
-    if ctx.session.is_some() {
-        check_csrf(&v, &headers, &ctx, form.csrf_token.as_deref())?;
-        if let Some(token) = &ctx.token {
-            v.broker().logout(token, &client).await?;
-        }
-        // Signing out also ends this browser's remember-me series: the next visit must sign in.
-        if let Some(remembered) = cookies::get(&headers, c.remember) {
-            v.broker().forget_remember(remembered).await?;
-        }
+    let presented_session = cookies::get(&headers, c.session);
+    let remembered = cookies::get(&headers, c.remember);
+    if presented_session.is_none() && remembered.is_none() {
+        // Nothing to sign out of.
+        return Ok(Redirect::to(&v.login_path()).into_response());
     }
+    // The token must match the cookies presented: the live session's (or, once it expired, the session cookie the
+    // form was rendered under, which still binds its token), or the pre-session cookie (the one-click page below).
+    let presented = form.csrf_token.as_deref();
+    let ok = check_csrf(&v, &headers, &ctx, presented).is_ok()
+        || matches!((presented_session, presented), (Some(b), Some(t)) if v.broker().verify_csrf(b, t));
+    if !ok {
+        // A stale form: never a new session, never a silent sign-out on a forged post; one click does it.
+        let (bound, set) = form_binding(&v, &headers, &ctx);
+        let page = pages::LogoutPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+        };
+        return Ok(with_cookies(
+            (StatusCode::FORBIDDEN, html_headers(), pages::render(&page)).into_response(),
+            &set,
+        ));
+    }
+    if let Some(token) = ctx.token.as_deref().or(presented_session) {
+        v.broker().logout(token, &client).await?;
+    }
+    // Signing out also ends this browser's remember-me series: the next visit must sign in.
+    if let Some(remembered) = remembered {
+        v.broker().forget_remember(remembered).await?;
+    }
+    let clear = [c.clear(c.session), c.clear(c.remember)];
     Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &clear))
 }
 
@@ -441,6 +467,10 @@ async fn account(
         let next = format!("{}/account", v.inner.mount);
         return Ok(Redirect::to(&format!("{}?next={}", v.login_path(), next)).into_response());
     };
+    if session.scopes.is_some() {
+        // Tokens are for APIs: the account page (sessions with their addresses, tokens) is the person's own.
+        return Err(AppError::TokenNotAllowed);
+    }
     let Some((account, identities)) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };

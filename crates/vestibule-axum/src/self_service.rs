@@ -136,11 +136,25 @@ pub(crate) async fn change_password(
 }
 
 /// Forward auth (nginx `auth_request`, Traefik/Caddy forward-auth): 200 with who is signed in, else 401. Answers
-/// from the session cache like any protected route; the headers carry no secret.
-pub(crate) async fn verify(Extension(ctx): Extension<AuthContext>) -> Response {
+/// from the session cache like any protected route; the headers carry no secret. It never restores a session from
+/// remember-me (see the layer): its `Set-Cookie` would never reach the browser.
+///
+/// `?scope=a b` (or `scope` given several times) makes a bearer token acceptable here only when it carries every
+/// one of those scopes (403 otherwise); a token's scopes go to `X-Vestibule-Scopes`, space-separated. A browser
+/// session is the person themselves and passes, without that header.
+pub(crate) async fn verify(
+    Extension(ctx): Extension<AuthContext>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     let Some(s) = &ctx.session else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
+    if let Some(granted) = &s.scopes {
+        let required = required_scopes(query.as_deref().unwrap_or(""));
+        if !required.iter().all(|r| granted.iter().any(|g| g == r)) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+    }
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
     let mut put = |name: &'static str, value: &str| {
@@ -157,5 +171,21 @@ pub(crate) async fn verify(Extension(ctx): Extension<AuthContext>) -> Response {
         put("x-vestibule-email", email);
     }
     put("x-vestibule-groups", &s.groups.join(","));
+    if let Some(scopes) = &s.scopes {
+        put("x-vestibule-scopes", &scopes.join(" "));
+    }
     res
+}
+
+/// The scopes `/verify` was asked to require: every `scope` parameter, split on spaces and commas.
+fn required_scopes(query: &str) -> Vec<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| {
+            v.split([' ', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

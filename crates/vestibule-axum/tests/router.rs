@@ -93,7 +93,13 @@ impl RedirectFlow for Idp {
 
 struct App {
     router: Router,
+    broker: Arc<Broker>,
     _dir: vestibule_tests::server::TempDir,
+}
+
+struct ReportsRead;
+impl vestibule_axum::Scope for ReportsRead {
+    const NAME: &'static str = "reports:read";
 }
 
 async fn app() -> App {
@@ -108,8 +114,9 @@ async fn app() -> App {
         .build()
         .await
         .unwrap();
+    let broker = Arc::new(broker);
     let auth = Vestibule::new(
-        Arc::new(broker),
+        broker.clone(),
         HttpSettings {
             mount: "/auth".into(),
             ..HttpSettings::default()
@@ -130,9 +137,19 @@ async fn app() -> App {
                 }
             }),
         )
+        .route(
+            "/reports",
+            get(|vestibule_axum::RequireScope(u, ..): vestibule_axum::RequireScope<ReportsRead>| async move {
+                format!("reports for {}", u.account_id)
+            }),
+        )
         .nest("/auth", vestibule_axum::router(auth.clone()))
         .layer(auth.layer());
-    App { router, _dir: dir }
+    App {
+        router,
+        broker,
+        _dir: dir,
+    }
 }
 
 struct Res {
@@ -443,4 +460,154 @@ async fn malformed_and_misrouted_requests() {
     assert_eq!(wrong_method.header("x-frame-options"), "DENY");
     let bad_source = send(&app, get_req("/auth/callback/NOT..VALID", "", "text/html")).await;
     assert_eq!(bad_source.status, StatusCode::NOT_FOUND);
+}
+
+/// Signs in as ann with "remember me"; returns the session and remember-me cookie pairs.
+async fn sign_in_remembered(app: &App) -> (String, String) {
+    let page = send(app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let res = send(
+        app,
+        post_req(
+            "/auth/login/dir",
+            &pre,
+            &format!("csrf_token={}&username=ann&password=right+password&remember_me=on", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    (
+        res.cookie_pair("__Host-vestibule-session"),
+        res.cookie_pair("__Host-vestibule-remember"),
+    )
+}
+
+async fn audit_events(app: &App) -> Vec<String> {
+    app.broker
+        .store()
+        .recent_audit(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_never_restores_and_the_login_page_restores_and_goes_back() {
+    let app = app().await;
+    let (_, remember) = sign_in_remembered(&app).await;
+    // A forward-auth proxy asks with the browser's cookies and throws away Set-Cookie: nothing may rotate.
+    for _ in 0..10 {
+        let res = send(&app, get_req("/auth/verify", &remember, "text/html")).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+        assert!(res.headers.get("set-cookie").is_none(), "{:?}", res.headers);
+    }
+    assert!(!audit_events(&app).await.contains(&"session_restored".to_string()));
+    // The proxy sends the browser to the login page: restored there, and straight back to `next`.
+    let res = send(&app, get_req("/auth/login?next=/private", &remember, "text/html")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.header("location"), "/private");
+    let session = res.cookie_pair("__Host-vestibule-session");
+    let rotated = res.cookie_pair("__Host-vestibule-remember");
+    assert_ne!(rotated, remember);
+    let ok = send(&app, get_req("/auth/verify", &session, "text/html")).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    // The browser holds the rotated token, and uses it later: no theft is seen.
+    let later = send(&app, get_req("/private", &rotated, "text/html")).await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert!(!audit_events(&app).await.contains(&"remember_theft".to_string()));
+}
+
+#[tokio::test]
+async fn signing_out_after_the_session_expired_signs_out_and_never_signs_in() {
+    let app = app().await;
+    let (session, remember) = sign_in_remembered(&app).await;
+    let page = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    let csrf = page.csrf();
+    // The session ends (idle expiry, or revoked elsewhere); the browser still holds both cookies and the page.
+    let value = session.split_once('=').unwrap().1.to_owned();
+    app.broker.logout(&value, &vestibule::ClientInfo::default()).await.unwrap();
+    let both = format!("{session}; {remember}");
+    let res = send(&app, post_req("/auth/logout", &both, &format!("csrf_token={csrf}"))).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.header("location"), "/auth/login");
+    for c in res.headers.get_all("set-cookie") {
+        assert!(c.to_str().unwrap().contains("Max-Age=0"), "only clearing cookies: {c:?}");
+    }
+    // The series ended with it: the remember-me cookie restores nothing now.
+    let after = send(&app, get_req("/private", &remember, "application/json")).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_stale_sign_out_form_gets_a_one_click_page_and_no_new_session() {
+    let app = app().await;
+    let (session, remember) = sign_in_remembered(&app).await;
+    let value = session.split_once('=').unwrap().1.to_owned();
+    app.broker.logout(&value, &vestibule::ClientInfo::default()).await.unwrap();
+    let both = format!("{session}; {remember}");
+    let res = send(&app, post_req("/auth/logout", &both, "csrf_token=stale")).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.cookie("__Host-vestibule-session").is_none(), "no new session");
+    assert!(res.cookie("__Host-vestibule-remember").is_none(), "no rotated series");
+    assert!(res.body.contains("/auth/logout"), "{}", res.body);
+    // One click: the page's form (bound to the pre-session cookie it set) signs out.
+    let pre = res.cookie_pair("__Host-vestibule-csrf");
+    let click = send(
+        &app,
+        post_req("/auth/logout", &format!("{both}; {pre}"), &format!("csrf_token={}", res.csrf())),
+    )
+    .await;
+    assert_eq!(click.status, StatusCode::SEE_OTHER, "{}", click.body);
+    let after = send(&app, get_req("/private", &remember, "application/json")).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn tokens_are_for_apis_with_their_scopes() {
+    let app = app().await;
+    let session = sign_in(&app).await;
+    let value = session.split_once('=').unwrap().1.to_owned();
+    let active = app.broker.session(&value).await.unwrap().unwrap();
+    let token = app
+        .broker
+        .create_token(&active, "ci", 30, "read", &vestibule::ClientInfo::default())
+        .await
+        .unwrap();
+    let bearer = |path: &str| {
+        Request::get(path)
+            .header("authorization", format!("Bearer {}", token.value))
+            .header("accept", "text/html")
+            .body(Body::empty())
+            .unwrap()
+    };
+    // Not the account pages: the session list with addresses, the token list.
+    let account = send(&app, bearer("/auth/account")).await;
+    assert_eq!(account.status, StatusCode::FORBIDDEN, "{}", account.body);
+    assert!(!account.body.contains("ci"), "{}", account.body);
+    // /verify forwards the scopes and can require one.
+    let v = send(&app, bearer("/auth/verify")).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert_eq!(v.header("x-vestibule-scopes"), "read");
+    assert_eq!(send(&app, bearer("/auth/verify?scope=read")).await.status, StatusCode::OK);
+    assert_eq!(send(&app, bearer("/auth/verify?scope=write")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&app, bearer("/auth/verify?scope=read+write")).await.status, StatusCode::FORBIDDEN);
+    // A browser session is the person: it passes a scope check, without a scopes header.
+    let b = send(&app, get_req("/auth/verify?scope=write", &session, "text/html")).await;
+    assert_eq!(b.status, StatusCode::OK);
+    assert!(b.headers.get("x-vestibule-scopes").is_none());
+    // The app's extractor: a token without the scope is refused, the browser session passes.
+    let r = send(&app, bearer("/reports")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body, r#"{"error":"insufficient_scope"}"#);
+    assert_eq!(send(&app, get_req("/reports", &session, "text/html")).await.status, StatusCode::OK);
+    // A token cannot revoke tokens either.
+    let revoke = Request::post(format!("/auth/account/tokens/{}/revoke", token.id))
+        .header("authorization", format!("Bearer {}", token.value))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("csrf_token=x"))
+        .unwrap();
+    assert_eq!(send(&app, revoke).await.status, StatusCode::FORBIDDEN);
+    assert!(app.broker.bearer(&token.value).await.unwrap().is_some());
 }

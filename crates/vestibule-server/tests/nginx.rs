@@ -226,6 +226,7 @@ const FORGED: &[(&str, &str)] = &[
     ("X-Vestibule-Name", "Administrator"),
     ("X-Vestibule-Email", "admin@example.org"),
     ("X-Vestibule-Groups", "admins,wheel"),
+    ("X-Vestibule-Scopes", "admin"),
     ("X_Vestibule_User", "admin"),
     ("X_Vestibule_Groups", "admins"),
 ];
@@ -259,7 +260,7 @@ async fn nginx_auth_request_protects_an_app_and_signs_in_through_vestibule() {
     // vestibule's public URL is nginx's: users only ever talk to nginx.
     let listen = free_port();
     let config =
-        format!("[server]\npublic_url = \"http://127.0.0.1:{listen}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n");
+        format!("[server]\npublic_url = \"http://127.0.0.1:{listen}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[session]\nremember_grace_secs = 1\n");
     let mut server = Server::start(Path::new(BIN), &vestibule_dir, &config);
     server.add_user("alice", "alice@example.org", PASSWORD);
     let vestibule_port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
@@ -355,6 +356,52 @@ async fn nginx_auth_request_protects_an_app_and_signs_in_through_vestibule() {
     );
     assert_eq!(upstream.hits(), 3);
 
+    // (5) Remember me behind auth_request: /verify never restores or rotates (nginx would drop its Set-Cookie and
+    // the browser would keep a token the broker had replaced: theft, and everything revoked, after the grace).
+    let mut rem = Browser::new(&base);
+    let page = rem.get("/login?next=/app/z").await;
+    let token = page.csrf_token().unwrap();
+    let signed_in = rem
+        .post(
+            "/login/local",
+            &[
+                ("csrf_token", &token),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("next", "/app/z"),
+                ("remember_me", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+    rem.cookies.remove("vestibule-session");
+    assert!(rem.cookies.contains_key("vestibule-remember"));
+    for _ in 0..10 {
+        let res = raw_get(&base, "/app/z", Some(&rem), &[]).await;
+        assert_sent_to_login(&res, "/app/z");
+        assert!(res.set_cookies().is_empty(), "{:?}", res.set_cookies());
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    // The browser follows nginx to the login page: restored there, on vestibule's own responses, and sent back.
+    let back = rem.get("/login?next=/app/z").await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert_eq!(back.location(), Some("/app/z"));
+    assert_eq!(
+        upstream_saw(&rem.get("/app/z").await)["headers"]["x-vestibule-user"],
+        json!([id])
+    );
+    // Past the grace window the browser's (rotated) cookie is still the live one: no theft, the other browsers
+    // are still signed in.
+    std::thread::sleep(Duration::from_millis(1100));
+    rem.cookies.remove("vestibule-session");
+    let again = rem.get("/login?next=/app/z").await;
+    assert_eq!(again.location(), Some("/app/z"), "{}", again.body);
+    assert_eq!(
+        upstream_saw(&other.get("/app/y").await)["headers"]["x-vestibule-user"],
+        json!([id])
+    );
+    assert_eq!(upstream.hits(), 5);
+
     // (4) Sign out through nginx; the same cookie replayed is refused at nginx.
     let stolen = b.cookies.clone();
     let account = b.get("/account").await;
@@ -368,19 +415,19 @@ async fn nginx_auth_request_protects_an_app_and_signs_in_through_vestibule() {
     replay.cookies = stolen;
     assert_sent_to_login(&replay.get("/app/x").await, "/app/x");
     assert_sent_to_login(&raw_get(&base, "/app/x", Some(&replay), FORGED).await, "/app/x");
-    assert_eq!(upstream.hits(), 3, "the app was reached with a signed-out session");
+    assert_eq!(upstream.hits(), 5, "the app was reached with a signed-out session");
     // The other browser's session is untouched.
     assert_eq!(
         upstream_saw(&other.get("/app/y").await)["headers"]["x-vestibule-user"],
         json!([id])
     );
-    assert_eq!(upstream.hits(), 4);
+    assert_eq!(upstream.hits(), 6);
 
     // With vestibule down, nginx fails closed: an error, not the app.
     server.stop();
     let res = other.get("/app/y").await;
     assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", res.body);
-    assert_eq!(upstream.hits(), 4, "the app was reached while vestibule was down");
+    assert_eq!(upstream.hits(), 6, "the app was reached while vestibule was down");
 
     // No nginx of ours is left running.
     drop(nginx);

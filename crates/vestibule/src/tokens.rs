@@ -121,6 +121,9 @@ impl Broker {
 
     /// Revokes one of the account's tokens, on every node.
     pub async fn revoke_token(&self, session: &ActiveSession, id: &str, client: &ClientInfo) -> Result<(), TokenError> {
+        if session.scopes.is_some() {
+            return Err(TokenError::Invalid("a token cannot manage tokens"));
+        }
         let Some(hash) = self.store.delete_token(&session.account_id, id).await? else {
             return Err(TokenError::NotFound);
         };
