@@ -165,6 +165,8 @@ impl Slapd {
                 .unwrap();
             assert!(status.success(), "gen-cert.sh failed");
         }
+        // Copied rather than included from the source tree, whose path may hold characters slapd.conf cannot.
+        std::fs::copy(support_dir().join("ad-like.schema"), dir.join("ad-like.schema")).unwrap();
         let template = std::fs::read_to_string(support_dir().join("slapd.conf.in")).unwrap();
         let d = dir.display().to_string();
         let tls = if opts.tls {

@@ -117,6 +117,14 @@ pub struct LdapConfig {
     /// Default: 2.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// How often the broker asks the directory again about a person signed in from it (a search by their
+    /// subject with the service account, no password), so that someone deleted, disabled (Active Directory's
+    /// ACCOUNTDISABLE), no longer matching `user_filter` or no longer in `require_group` loses their sessions,
+    /// and groups, email and name stay current. Default: 300 (5 minutes); 1 to 86400. In search mode without
+    /// `bind_dn` the search is anonymous, as it is at sign-in. Direct bind without `bind_dn` has no way to search,
+    /// so it is not asked again: sessions from it end only when their lifetime does.
+    #[serde(default = "default_recheck_secs")]
+    pub recheck_secs: u64,
     /// Sign-ins that may talk to the directory at once; more wait up to `timeout_secs`, then get "unavailable",
     /// so a slow directory cannot tie up the whole broker. Default: 64.
     #[serde(default = "default_max_concurrent")]
@@ -159,6 +167,9 @@ fn default_timeout() -> u64 {
 }
 fn default_pool_size() -> usize {
     2
+}
+fn default_recheck_secs() -> u64 {
+    300
 }
 fn default_max_concurrent() -> usize {
     64
@@ -222,6 +233,7 @@ impl LdapConfig {
             connect_timeout_secs: default_timeout(),
             timeout_secs: default_timeout(),
             pool_size: default_pool_size(),
+            recheck_secs: default_recheck_secs(),
             max_concurrent: default_max_concurrent(),
         }
     }
@@ -303,6 +315,9 @@ impl LdapConfig {
             if !(1..=300).contains(&value) {
                 return Err(ConfigIssue::new(key, "must be between 1 and 300 seconds"));
             }
+        }
+        if !(1..=86_400).contains(&self.recheck_secs) {
+            return Err(ConfigIssue::new("recheck_secs", "must be between 1 and 86400 seconds"));
         }
         if !(1..=64).contains(&self.pool_size) {
             return Err(ConfigIssue::new("pool_size", "must be between 1 and 64"));
@@ -531,6 +546,8 @@ mod tests {
         assert_eq!(c.subject_attribute, "entryUUID");
         assert_eq!(c.group_attribute, "memberOf");
         assert_eq!(c.timeout_secs, 5);
+        assert_eq!(c.recheck_secs, 300);
+        assert!(c.tls_pinned_cert_file.is_none());
         let bad = toml::from_str::<LdapConfig>(
             r#"
             id = "corp"
@@ -690,6 +707,11 @@ mod tests {
         let mut c = base();
         c.pool_size = 0;
         assert_eq!(key_of(&c), "pool_size");
+        for bad in [0, 86_401] {
+            let mut c = base();
+            c.recheck_secs = bad;
+            assert_eq!(key_of(&c), "recheck_secs");
+        }
         let mut c = base();
         c.ca_file = Some("/nonexistent/ca.pem".into());
         assert_eq!(key_of(&c), "ca_file", "ca_file without TLS");

@@ -40,6 +40,14 @@ pub(crate) fn first_value(dn: &str) -> Option<String> {
     Some(first.1.clone())
 }
 
+/// Everything after the first RDN (`ou=people,dc=example,dc=org` for `uid=alice,ou=people,dc=example,dc=org`),
+/// or `None` for a DN of one RDN.
+pub(crate) fn parent(dn: &str) -> Option<&str> {
+    let first = split_unescaped(dn, b',').into_iter().next()?;
+    let rest = dn.get(first.len() + 1..)?.trim_matches(' ');
+    (!rest.is_empty()).then_some(rest)
+}
+
 /// A canonical form for comparing DNs: lowercase, unescaped, multi-valued RDNs sorted.
 pub(crate) fn normalize(dn: &str) -> Option<String> {
     let rdns = parse(dn)?;
@@ -137,6 +145,28 @@ pub(crate) fn guid_string(b: &[u8]) -> Option<String> {
     ))
 }
 
+/// The inverse of [`guid_string`]: the 16 wire bytes of a GUID written `3f2504e0-4f89-11d3-9a0c-0305e82c3301`
+/// (either case). `None` for anything else.
+pub(crate) fn guid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let digits: Vec<u8> = b.iter().copied().filter(|c| *c != b'-').collect();
+    if digits.len() != 32 {
+        return None;
+    }
+    let mut text = [0u8; 16];
+    for (i, pair) in digits.chunks(2).enumerate() {
+        text[i] = hex(pair[0])? << 4 | hex(pair[1])?;
+    }
+    // Written order to wire order: the first three fields are little-endian on the wire.
+    let t = text;
+    Some([
+        t[3], t[2], t[1], t[0], t[5], t[4], t[7], t[6], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15],
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +225,32 @@ mod tests {
             Some("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
         );
         assert_eq!(guid_string(&wire[..15]), None);
+        assert_eq!(guid_bytes("3f2504e0-4f89-11d3-9a0c-0305e82c3301"), Some(wire));
+        assert_eq!(guid_bytes("3F2504E0-4F89-11D3-9A0C-0305E82C3301"), Some(wire));
+        for bad in [
+            "3f2504e0-4f89-11d3-9a0c-0305e82c330",
+            "3f2504e0+4f89-11d3-9a0c-0305e82c3301",
+            "x",
+        ] {
+            assert_eq!(guid_bytes(bad), None, "{bad}");
+        }
+        assert_eq!(guid_bytes("3f2504e0-4f89-11d3-9a0c-0305e82c33g1"), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn guids_round_trip(wire in proptest::prelude::any::<[u8; 16]>()) {
+            let text = guid_string(&wire);
+            proptest::prop_assert_eq!(text.as_deref().and_then(guid_bytes), Some(wire));
+        }
+    }
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("uid={username},ou=people,dc=x"), Some("ou=people,dc=x"));
+        assert_eq!(parent("cn=a\\,b, ou=x"), Some("ou=x"));
+        assert_eq!(parent("dc=x"), None);
     }
 }

@@ -4,11 +4,23 @@
 //! check.
 
 use std::borrow::Cow;
+use std::fmt::Write;
 
 /// A string as an RFC 4515 assertion value: `*`, `(`, `)`, `\` and NUL become `\2a`, `\28`, `\29`, `\5c`, `\00`,
 /// so the value can neither widen a match (`*`) nor close the filter and open another.
 pub(crate) fn filter_value(s: &str) -> Cow<'_, str> {
     ldap3::ldap_escape(s)
+}
+
+/// Bytes as an RFC 4515 assertion value, every byte as `\xx`: for binary attributes such as Active Directory's
+/// `objectGUID`, whose bytes need not be UTF-8 and may be any of the special characters.
+pub(crate) fn filter_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "\\{b:02x}");
+    }
+    out
 }
 
 /// A string as an RFC 4514 attribute value: `,`, `+`, `"`, `\`, `<`, `>`, `;`, `=` and NUL anywhere, `#` or a
@@ -144,6 +156,15 @@ mod tests {
             if let Ok(Tag::Sequence(and)) = parsed {
                 prop_assert_eq!(and.inner.len(), 2);
             }
+        }
+
+        #[test]
+        fn filter_bytes_round_trip_for_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let escaped = filter_bytes(&bytes);
+            prop_assert!(filter_escaping_is_complete(&escaped), "{escaped:?}");
+            prop_assert_eq!(escaped.len(), bytes.len() * 3);
+            let filter = format!("(objectGUID={escaped})");
+            prop_assert_eq!(parsed_equality_value(&filter), Some(bytes), "{}", filter);
         }
 
         #[test]

@@ -44,6 +44,18 @@
 //! `group_base` and `group_filter = "(member={dn})"`; either way they are reported as short names (`admins`,
 //! the first RDN's value). Every key and its default is documented on [`LdapConfig`].
 //!
+//! # Asking the directory again
+//!
+//! A session outlives the sign-in that made it. Every `recheck_secs` (default 300) the broker asks the source
+//! again about the person ([`Recheck`](vestibule_core::Recheck), offered through
+//! [`AuthSource::recheck`](vestibule_core::AuthSource::recheck)): a search by their subject on the service
+//! connection, no password. Today's groups, email and name come back while they are still admitted by the same
+//! rules as at sign-in (`user_filter`, `require_group`, Active Directory's disabled flag); someone deleted or no
+//! longer admitted comes back as `None` and loses their sessions; a directory that cannot answer is an error, and
+//! sessions are kept until it can. Search mode without `bind_dn` searches anonymously here too. Direct bind
+//! without `bind_dn` has nothing to search with, so it offers no recheck: sessions from such a source end only
+//! when their lifetime does.
+//!
 //! # Using it in code
 //!
 //! ```no_run
@@ -80,6 +92,8 @@
 //!   comes back.
 //! - An unknown login name costs a connection and a bind like a known one (to a DN that cannot exist, with a
 //!   fixed password), so response times do not reveal which names exist.
+//! - An Active Directory account marked disabled (`userAccountControl` bit 0x2) is refused from its entry as
+//!   well as by the directory's bind, so a recheck, which does not bind, refuses it too.
 //! - Wrong password, unknown user and account-state refusals (Active Directory sub-codes) are all
 //!   `InvalidCredentials`; the detail goes to the `tracing` log only. The service password never appears in
 //!   `Debug` output, logs or errors.

@@ -1,6 +1,7 @@
 //! The source itself: search-then-bind or direct bind, groups, and the service-account connections.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,17 +11,22 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, Semaphore};
 use vestibule_core::{
-    AuthSource, ConfigIssue, ExternalIdentity, Flow, IdError, PasswordFlow, RejectReason, SourceError, SourceId,
-    Subject,
+    AuthSource, ConfigIssue, ExternalIdentity, Flow, IdError, PasswordFlow, Recheck, RejectReason, SourceError,
+    SourceId, Subject,
 };
 
 use crate::config::{LdapConfig, Mode, UserScope};
-use crate::escape::{dn_value, filter_value};
+use crate::escape::{dn_value, filter_bytes, filter_value};
 use crate::{dn, template};
 
 /// Login names longer than this are refused before any LDAP traffic: no directory has such names, and it keeps
 /// filters small.
 const MAX_LOGIN_BYTES: usize = 256;
+
+/// Active Directory's account flags, read from every user entry (other directories simply have no such attribute).
+const USER_ACCOUNT_CONTROL: &str = "userAccountControl";
+/// The userAccountControl bit of a disabled account.
+const ACCOUNTDISABLE: i64 = 0x2;
 
 /// An LDAP or Active Directory password source. See the [crate documentation](crate) for configuration.
 ///
@@ -29,6 +35,10 @@ const MAX_LOGIN_BYTES: usize = 256;
 /// many operations at once); a connection that fails is dropped and replaced on next use, so sign-in works again
 /// as soon as the directory is back. Every user password is checked by a bind on a connection of its own, which
 /// is closed afterwards and never reused.
+///
+/// It can also be asked again about a person it signed in ([`Recheck`], through [`AuthSource::recheck`]): a
+/// search by their subject with the service account (anonymous in search mode without `bind_dn`, as at sign-in),
+/// no password. Direct bind without `bind_dn` cannot search, so it offers no recheck.
 pub struct LdapSource {
     id: SourceId,
     display_name: String,
@@ -39,6 +49,9 @@ pub struct LdapSource {
     group_search: Option<(String, String)>,
     user_attrs: Vec<String>,
     group_attrs: Vec<String>,
+    /// How a recheck finds a person again; `None` when this source has no way to search.
+    recheck: Option<RecheckPlan>,
+    recheck_interval: Duration,
     pool: Pool,
     gate: Semaphore,
     connect_timeout: Duration,
@@ -63,6 +76,68 @@ impl fmt::Debug for LdapSource {
             )
             .field("bind_dn", &self.service.as_ref().map(|(dn, _)| dn))
             .finish_non_exhaustive()
+    }
+}
+
+/// Where a recheck searches, and what besides the subject the entry must still match.
+#[derive(Debug)]
+struct RecheckPlan {
+    base: String,
+    scope: Scope,
+    /// The configured `user_filter` with `{username}` read as "any value" (`*`), so that its other conditions (an
+    /// object class, Active Directory's "not disabled" clause) must still hold. `None` in direct-bind mode, or
+    /// when the filter cannot be read that way.
+    also: Option<String>,
+}
+
+impl RecheckPlan {
+    fn new(id: &SourceId, mode: &Mode, has_service: bool) -> Option<RecheckPlan> {
+        match mode {
+            Mode::Search { base, filter, scope } => {
+                let also = template::expand(filter, &[("username", "*")])
+                    .ok()
+                    .filter(|f| ldap3::parse_filter(f).is_ok());
+                if also.is_none() {
+                    tracing::warn!(
+                        source = %id,
+                        "user_filter has {{username}} where `*` cannot stand (such as an extensible match): \
+                         rechecks find people by their subject alone, without the filter's other conditions"
+                    );
+                }
+                Some(RecheckPlan {
+                    base: base.clone(),
+                    scope: match scope {
+                        UserScope::Sub => Scope::Subtree,
+                        UserScope::One => Scope::OneLevel,
+                    },
+                    also,
+                })
+            }
+            Mode::Direct { template } if has_service => {
+                // People live right under the template's parent; a parent with a placeholder cannot be searched.
+                let base = dn::parent(template).filter(|p| template::expand(p, &[]).is_ok());
+                if base.is_none() {
+                    tracing::warn!(
+                        source = %id,
+                        "user_dn_template has {{username}} outside its first RDN: people cannot be looked up \
+                         again, so sessions from this source end only when their lifetime does"
+                    );
+                }
+                Some(RecheckPlan {
+                    base: base?.to_owned(),
+                    scope: Scope::OneLevel,
+                    also: None,
+                })
+            }
+            Mode::Direct { .. } => {
+                tracing::info!(
+                    source = %id,
+                    "direct bind without bind_dn: nothing can search the directory between sign-ins, so sessions \
+                     from this source end only when their lifetime does (set bind_dn to have them rechecked)"
+                );
+                None
+            }
+        }
     }
 }
 
@@ -202,11 +277,14 @@ impl LdapSource {
         if v.group_search.is_none() {
             wanted.push(&config.group_attribute);
         }
+        let account_control = USER_ACCOUNT_CONTROL.to_owned();
+        wanted.push(&account_control);
         for a in wanted {
             if !user_attrs.iter().any(|x| x.eq_ignore_ascii_case(a)) {
                 user_attrs.push(a.clone());
             }
         }
+        let recheck = RecheckPlan::new(&config.id, &v.mode, v.service.is_some());
         let connect_timeout = Duration::from_secs(config.connect_timeout_secs);
         let op_timeout = Duration::from_secs(config.timeout_secs);
         Ok(LdapSource {
@@ -218,6 +296,8 @@ impl LdapSource {
             tls: v.tls,
             group_search: v.group_search,
             user_attrs,
+            recheck,
+            recheck_interval: Duration::from_secs(config.recheck_secs),
             pool: Pool {
                 slots: (0..config.pool_size).map(|_| Mutex::default()).collect(),
                 next: AtomicUsize::new(0),
@@ -440,6 +520,47 @@ impl LdapSource {
             .ok_or_else(|| OpError::Answered(Failure::Unavailable("the user's entry is not readable".into())))
     }
 
+    /// Finds the one entry a recheck is about (`None`: no such entry, or several, which admits nobody).
+    async fn find_by_subject(
+        &self,
+        ldap: &mut Ldap,
+        plan: &RecheckPlan,
+        filter: &str,
+    ) -> Result<Option<SearchEntry>, OpError> {
+        let ldap3::SearchResult(items, result) = ldap
+            .with_timeout(self.op_timeout)
+            .with_search_options(self.search_options(2))
+            .search(&plan.base, plan.scope, filter, &self.user_attrs)
+            .await
+            .map_err(|e| broken("recheck search", e))?;
+        let entries = self.entries(items);
+        match result.rc {
+            // 4: more than one entry, refused below; 10: the base is a referral, not chased (as at sign-in).
+            0 | 4 | 10 => {}
+            32 => {
+                tracing::warn!(source = %self.id, base = %plan.base, "the base of recheck searches does not exist in the directory");
+                return Err(OpError::Answered(Failure::Unavailable(
+                    "recheck search base does not exist".into(),
+                )));
+            }
+            rc => {
+                tracing::warn!(source = %self.id, rc, diagnostic = %result.text, "recheck search failed");
+                return Err(OpError::Answered(Failure::Unavailable(format!(
+                    "recheck search failed (result {rc})"
+                ))));
+            }
+        }
+        let mut entries = entries.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some(entry), None) => Ok(Some(entry)),
+            (None, _) => Ok(None),
+            (Some(_), Some(_)) => {
+                tracing::warn!(source = %self.id, %filter, "more than one entry carries this subject; none is admitted");
+                Ok(None)
+            }
+        }
+    }
+
     /// Groups by search under `group_base`.
     async fn search_groups(&self, ldap: &mut Ldap, user_dn: &str, login: &str) -> Result<Vec<Group>, OpError> {
         let Some((base, filter)) = &self.group_search else {
@@ -575,19 +696,133 @@ impl LdapSource {
             };
             (entry, groups)
         };
-        if let Some(required) = &self.cfg.require_group {
-            if !is_member(&groups, required) {
-                tracing::info!(source = %self.id, login, required = %required, "not in the required group");
-                return Err(Failure::Reject(RejectReason::NotPermitted));
-            }
+        if let Some(reason) = self.refusal(&entry, &groups) {
+            return Err(Failure::Reject(reason));
         }
-        self.identity(&entry, login, groups)
+        self.identity(&entry, Some(login), groups)
     }
 
-    fn identity(&self, entry: &SearchEntry, login: &str, groups: Vec<Group>) -> Result<ExternalIdentity, Failure> {
+    /// The source's rules beyond the password, the same at sign-in and at every recheck: an Active Directory
+    /// account marked disabled is refused (AD also refuses its bind, with sub-code 533: the same generic
+    /// failure), and so is anyone outside `require_group`.
+    fn refusal(&self, entry: &SearchEntry, groups: &[Group]) -> Option<RejectReason> {
+        if let Some(flags) = attr(entry, USER_ACCOUNT_CONTROL) {
+            match flags.trim().parse::<i64>() {
+                Ok(flags) if flags & ACCOUNTDISABLE == 0 => {}
+                Ok(_) => {
+                    tracing::info!(source = %self.id, dn = %entry.dn, "account disabled (userAccountControl)");
+                    return Some(RejectReason::InvalidCredentials);
+                }
+                Err(_) => {
+                    // Fail closed: an account whose state cannot be read is not let in.
+                    tracing::warn!(source = %self.id, dn = %entry.dn, value = flags, "unreadable userAccountControl; treated as disabled");
+                    return Some(RejectReason::InvalidCredentials);
+                }
+            }
+        }
+        if let Some(required) = &self.cfg.require_group {
+            if !is_member(groups, required) {
+                tracing::info!(source = %self.id, dn = %entry.dn, required = %required, "not in the required group");
+                return Some(RejectReason::NotPermitted);
+            }
+        }
+        None
+    }
+
+    /// A recheck: the entry with this subject, if it is still there and still admitted, as it is today.
+    async fn look_up(&self, plan: &RecheckPlan, subject: &str) -> Result<Option<ExternalIdentity>, Failure> {
+        let Some(by_subject) = self.subject_filter(subject) else {
+            tracing::debug!(source = %self.id, subject, "not a subject this source could have issued");
+            return Ok(None);
+        };
+        let filter = match &plan.also {
+            Some(also) => format!("(&{by_subject}{also})"),
+            None => by_subject,
+        };
+        let found = with_service!(self, |ldap| self.find_by_subject(&mut ldap, plan, &filter))?;
+        // The filter matched by the attribute's own matching rule (case-insensitive for some); the identity must
+        // carry exactly the subject it is linked by.
+        let Some(entry) = found.filter(|e| self.subject(e).ok().as_deref() == Some(subject)) else {
+            tracing::info!(source = %self.id, subject, "recheck: no admitted entry has this subject any more");
+            return Ok(None);
+        };
+        let login = attr(&entry, &self.cfg.login_attribute);
+        let groups = match &self.group_search {
+            Some((_, group_filter)) => {
+                let login = match login {
+                    Some(login) => login,
+                    None if !group_filter.contains("{username}") => "",
+                    None => {
+                        tracing::error!(source = %self.id, dn = %entry.dn, attribute = %self.cfg.login_attribute, "group_filter needs {{username}} but the entry has no login_attribute; check login_attribute");
+                        return Err(Failure::Protocol(format!(
+                            "the directory entry has no {}",
+                            self.cfg.login_attribute
+                        )));
+                    }
+                };
+                with_service!(self, |ldap| self.search_groups(&mut ldap, &entry.dn, login))?
+            }
+            None => self.attribute_groups(&entry),
+        };
+        if self.refusal(&entry, &groups).is_some() {
+            return Ok(None);
+        }
+        self.identity(&entry, None, groups).map(Some)
+    }
+
+    /// A filter for the entry whose subject is `subject` (rendered as [`Self::subject`] does), or `None` for a
+    /// string that cannot be an `objectGUID` when that is the subject attribute.
+    fn subject_filter(&self, subject: &str) -> Option<String> {
+        let name = &self.cfg.subject_attribute;
+        if name.eq_ignore_ascii_case("objectGUID") {
+            return dn::guid_bytes(subject).map(|wire| format!("({name}={})", filter_bytes(&wire)));
+        }
+        let as_text = format!("({name}={})", filter_value(subject));
+        match hex_bytes(subject) {
+            // Other binary subjects are rendered in hexadecimal, and a text one may look the same: ask for both
+            // readings; the subject check after the search keeps only an entry whose subject is exactly this.
+            Some(bytes) => Some(format!("(|{as_text}({name}={}))", filter_bytes(&bytes))),
+            None => Some(as_text),
+        }
+    }
+
+    /// Runs one request to the directory inside the source's limits: at most `max_concurrent` at once (the rest
+    /// wait up to `timeout_secs`, then fail fast instead of piling up behind a slow directory), and never longer
+    /// than the deadline.
+    async fn bounded<T>(&self, what: &str, work: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
+        let _permit = match tokio::time::timeout(self.op_timeout, self.gate.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!(source = %self.id, what, "too many LDAP requests in flight");
+                return Err(Failure::Unavailable(format!("too many requests in flight ({what})")));
+            }
+        };
+        match tokio::time::timeout(self.deadline, work).await {
+            Ok(result) => {
+                if let Err(Failure::Unavailable(detail)) = &result {
+                    tracing::warn!(source = %self.id, what, %detail, "LDAP directory unavailable");
+                }
+                result
+            }
+            Err(_) => {
+                tracing::warn!(source = %self.id, what, "LDAP request exceeded its deadline");
+                Err(Failure::Unavailable(format!("{what} exceeded its deadline")))
+            }
+        }
+    }
+
+    /// `login` is what the person typed, the fallback when the entry has no `login_attribute`.
+    fn identity(
+        &self,
+        entry: &SearchEntry,
+        login: Option<&str>,
+        groups: Vec<Group>,
+    ) -> Result<ExternalIdentity, Failure> {
         let subject = self.subject(entry)?;
-        let mut identity = ExternalIdentity::new(self.id.clone(), Subject::new(subject).map_err(Failure::Id)?)
-            .with_login(attr(entry, &self.cfg.login_attribute).unwrap_or(login));
+        let mut identity = ExternalIdentity::new(self.id.clone(), Subject::new(subject).map_err(Failure::Id)?);
+        if let Some(login) = attr(entry, &self.cfg.login_attribute).or(login) {
+            identity = identity.with_login(login);
+        }
         if let Some(name) = attr(entry, &self.cfg.display_name_attribute) {
             identity = identity.with_display_name(name);
         }
@@ -638,6 +873,17 @@ fn attr<'a>(entry: &'a SearchEntry, name: &str) -> Option<&'a str> {
     attrs(entry, name).first().map(String::as_str)
 }
 
+/// Lowercase hexadecimal of whole bytes, as [`LdapSource::subject`] renders binary values; `None` otherwise.
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 fn is_member(groups: &[Group], required: &str) -> bool {
     if required.contains('=') {
         let want = dn::normalize(required);
@@ -665,6 +911,29 @@ impl AuthSource for LdapSource {
     fn flow(&self) -> Flow<'_> {
         Flow::Password(self)
     }
+    fn recheck(&self) -> Option<&dyn Recheck> {
+        self.recheck.as_ref().map(|_| self as &dyn Recheck)
+    }
+}
+
+#[async_trait]
+impl Recheck for LdapSource {
+    fn recheck_interval(&self) -> Duration {
+        self.recheck_interval
+    }
+
+    async fn recheck(&self, subject: &Subject) -> Result<Option<ExternalIdentity>, SourceError> {
+        let Some(plan) = &self.recheck else {
+            // Only reachable by calling this directly: `AuthSource::recheck` is `None` for such a source.
+            return Err(Failure::Unavailable(
+                "this source cannot search the directory (direct bind without bind_dn)".into(),
+            )
+            .into());
+        };
+        let answer = self.bounded("recheck", self.look_up(plan, subject.as_str())).await?;
+        tracing::debug!(source = %self.id, %subject, admitted = answer.is_some(), "LDAP recheck");
+        Ok(answer)
+    }
 }
 
 #[async_trait]
@@ -681,31 +950,9 @@ impl PasswordFlow for LdapSource {
         if login.is_empty() || login.len() > MAX_LOGIN_BYTES {
             return Err(SourceError::Rejected(RejectReason::InvalidCredentials));
         }
-        // Bulkhead: a slow directory can hold at most `max_concurrent` sign-ins; the rest fail fast instead of
-        // piling up behind it.
-        let _permit = match tokio::time::timeout(self.op_timeout, self.gate.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::warn!(source = %self.id, "too many LDAP sign-ins in flight");
-                return Err(Failure::Unavailable("too many sign-ins in flight".into()).into());
-            }
-        };
-        match tokio::time::timeout(self.deadline, self.sign_in(login, password)).await {
-            Ok(Ok(identity)) => {
-                tracing::debug!(source = %self.id, login, subject = %identity.subject, "LDAP sign-in");
-                Ok(identity)
-            }
-            Ok(Err(failure)) => {
-                if let Failure::Unavailable(detail) = &failure {
-                    tracing::warn!(source = %self.id, %detail, "LDAP directory unavailable");
-                }
-                Err(failure.into())
-            }
-            Err(_) => {
-                tracing::warn!(source = %self.id, "LDAP sign-in exceeded its deadline");
-                Err(Failure::Unavailable("sign-in exceeded its deadline".into()).into())
-            }
-        }
+        let identity = self.bounded("sign-in", self.sign_in(login, password)).await?;
+        tracing::debug!(source = %self.id, login, subject = %identity.subject, "LDAP sign-in");
+        Ok(identity)
     }
 }
 
@@ -730,6 +977,76 @@ mod tests {
         assert!(is_member(&groups, "CN=admins, ou=groups,DC=example,dc=org"));
         assert!(!is_member(&groups, "staff"));
         assert!(!is_member(&groups, "cn=admins,ou=other,dc=example,dc=org"));
+    }
+
+    fn search_source(edit: impl FnOnce(&mut LdapConfig)) -> LdapSource {
+        let mut c = LdapConfig::new(SourceId::new("corp").expect("id"), "ldap://127.0.0.1:389");
+        c.user_base = Some("ou=people,dc=example,dc=org".into());
+        edit(&mut c);
+        LdapSource::new(c).expect("valid")
+    }
+
+    #[test]
+    fn which_sources_can_be_asked_again() {
+        // Search mode without bind_dn: sign-in already depends on anonymous searches, so rechecks use them too.
+        let s = search_source(|_| {});
+        assert!(AuthSource::recheck(&s).is_some());
+        let plan = s.recheck.as_ref().expect("plan");
+        assert_eq!(
+            (plan.base.as_str(), plan.scope),
+            ("ou=people,dc=example,dc=org", Scope::Subtree)
+        );
+        assert_eq!(plan.also.as_deref(), Some("(uid=*)"));
+        let s = search_source(|c| {
+            c.user_filter = Some("(&(objectClass=user)(sAMAccountName={username}))".into());
+            c.user_scope = Some(UserScope::One);
+        });
+        let plan = s.recheck.as_ref().expect("plan");
+        assert_eq!(plan.scope, Scope::OneLevel);
+        assert_eq!(plan.also.as_deref(), Some("(&(objectClass=user)(sAMAccountName=*))"));
+        // `*` cannot stand in an extensible match: the subject alone.
+        let s = search_source(|c| c.user_filter = Some("(uid:caseExactMatch:={username})".into()));
+        assert_eq!(s.recheck.as_ref().expect("plan").also, None);
+        // Direct bind: with a service account, one level under the template's parent; without, no recheck.
+        let direct = |bind_dn: Option<&str>| {
+            let mut c = LdapConfig::new(SourceId::new("lab").expect("id"), "ldap://127.0.0.1:389");
+            c.user_dn_template = Some("uid={username},ou=people,dc=lab".into());
+            c.bind_dn = bind_dn.map(str::to_owned);
+            c.bind_password_env = bind_dn.map(|_| "PATH".to_owned());
+            LdapSource::new(c).expect("valid")
+        };
+        assert!(AuthSource::recheck(&direct(None)).is_none());
+        let s = direct(Some("cn=svc,dc=lab"));
+        let plan = s.recheck.as_ref().expect("plan");
+        assert_eq!((plan.base.as_str(), plan.scope), ("ou=people,dc=lab", Scope::OneLevel));
+        assert_eq!(Recheck::recheck_interval(&s), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn subjects_become_filters_that_match_only_themselves() {
+        let s = search_source(|_| {});
+        assert_eq!(
+            s.subject_filter("3f2504e0-4f89-11d3-9a0c-0305e82c3301").as_deref(),
+            Some("(entryUUID=3f2504e0-4f89-11d3-9a0c-0305e82c3301)")
+        );
+        assert_eq!(
+            s.subject_filter("*)(uid=*").as_deref(),
+            Some("(entryUUID=\\2a\\29\\28uid=\\2a)")
+        );
+        // A hex-looking subject may be a binary value rendered in hex: both readings are asked for.
+        assert_eq!(
+            s.subject_filter("0aff").as_deref(),
+            Some("(|(entryUUID=0aff)(entryUUID=\\0a\\ff))")
+        );
+        let ad = search_source(|c| c.subject_attribute = "objectGUID".into());
+        assert_eq!(
+            ad.subject_filter("3f2504e0-4f89-11d3-9a0c-0305e82c3301").as_deref(),
+            Some("(objectGUID=\\e0\\04\\25\\3f\\89\\4f\\d3\\11\\9a\\0c\\03\\05\\e8\\2c\\33\\01)")
+        );
+        assert_eq!(ad.subject_filter("alice"), None);
+        assert_eq!(hex_bytes("0aFF"), None);
+        assert_eq!(hex_bytes("0af"), None);
+        assert_eq!(hex_bytes(""), None);
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ mod groups;
 mod injection;
 #[path = "ldap/passwords.rs"]
 mod passwords;
+#[path = "ldap/recheck.rs"]
+mod recheck;
 #[path = "ldap/secrets.rs"]
 mod secrets;
 #[path = "ldap/sign_in.rs"]
