@@ -13,6 +13,11 @@ pub enum StoreError {
     /// The database answered with an error or not at all.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The database did not answer in time: a PostgreSQL statement ran past `statement_timeout` (waiting for
+    /// locks included), a SQLite write lock stayed taken past the busy timeout, or no pooled connection was free
+    /// within the acquire timeout ([`StoreOptions`](crate::StoreOptions)). Worth a 503 with `Retry-After`.
+    #[error("database timeout")]
+    Timeout(#[source] sqlx::Error),
     /// Migrations could not be applied.
     #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -20,7 +25,27 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e)
+        if is_timeout(&e) {
+            StoreError::Timeout(e)
+        } else {
+            StoreError::Database(e)
+        }
+    }
+}
+
+/// Whether the error is a bounded wait that ran out (see [`StoreError::Timeout`]).
+fn is_timeout(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // PostgreSQL: query_canceled (what statement_timeout raises), lock_not_available (lock_timeout).
+            Some("57014" | "55P03") => true,
+            // SQLite reports extended result codes; SQLITE_BUSY (5) is what the busy timeout running out returns.
+            // Its extended forms (BUSY_SNAPSHOT...) come at once, without waiting: they are not timeouts.
+            Some(code) => code == "5",
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -28,7 +53,7 @@ impl StoreError {
     pub(crate) fn conflict_on(e: sqlx::Error, what: &'static str) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what),
-            _ => StoreError::Database(e),
+            _ => StoreError::from(e),
         }
     }
 }

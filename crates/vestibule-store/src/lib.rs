@@ -11,6 +11,9 @@
 //! store.ping().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Every wait on the database is bounded ([`StoreOptions`], [`Store::connect_with`]): a statement that runs too
+//! long or waits too long for a lock is [`StoreError::Timeout`], not a hung request.
 
 mod accounts;
 mod audit;
@@ -18,13 +21,13 @@ mod error;
 mod keys;
 mod linking;
 mod notify;
+mod options;
 mod pending;
 mod remember;
 mod sessions;
 mod tokens;
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -34,6 +37,7 @@ pub use audit::{AuditEvent, AuditRecord};
 pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};
 pub use notify::{RevocationListener, REVOCATION_CHANNEL};
+pub use options::StoreOptions;
 pub use pending::PendingRecord;
 pub use remember::RememberSeries;
 pub use sessions::SessionRecord;
@@ -54,12 +58,18 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     url: String,
+    options: StoreOptions,
 }
 
 impl Store {
-    /// Connects to `sqlite://path`, `sqlite::memory:`-less file URLs, or `postgres://...`. A SQLite file is
-    /// created when missing.
+    /// Connects to `sqlite://path`, `sqlite::memory:`-less file URLs, or `postgres://...`, with the default
+    /// [`StoreOptions`]. A SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::connect`] with other timeouts.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if url.starts_with("sqlite:") {
             let url = if url.contains("mode=") {
@@ -75,16 +85,20 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Database)?;
+        let connect_options = AnyConnectOptions::from_str(&url).map_err(StoreError::Database)?;
         let pool = AnyPoolOptions::new()
             // SQLite serialises writers anyway; a few connections serve concurrent reads under WAL.
             .max_connections(match backend {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
             })
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(options.acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
+                    // Set on the connection itself, so that it holds for every statement and transaction on it.
+                    for sql in options.session_statements(backend, false) {
+                        sqlx::query(&sql).execute(&mut *conn).await?;
+                    }
                     if backend == Backend::Sqlite {
                         // WAL (sqlx's default) with synchronous=NORMAL, SQLite's recommended pairing: a commit no
                         // longer waits for an fsync of the log, so a sign-in's few writes cost microseconds, not
@@ -97,10 +111,15 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(options)
+            .connect_with(connect_options)
             .await
             .map_err(StoreError::Database)?;
-        Ok(Store { pool, backend, url })
+        Ok(Store {
+            pool,
+            backend,
+            url,
+            options,
+        })
     }
 
     /// The URL it was opened with (as given, plus `mode=rwc` for SQLite). May hold a password: do not log it.
@@ -119,7 +138,21 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
         };
-        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+        let mut conn = self.pool.acquire().await?;
+        // Migrations may rewrite large tables: the statement timeout is lifted on this connection meanwhile, and
+        // put back before the connection returns to the pool (or the connection is closed).
+        let outcome = async {
+            set_session(&mut conn, &self.options.session_statements(self.backend, true)).await?;
+            migrator.run(&mut *conn).await.map_err(StoreError::Migrate)
+        }
+        .await;
+        if set_session(&mut conn, &self.options.session_statements(self.backend, false))
+            .await
+            .is_err()
+        {
+            let _ = conn.close().await;
+        }
+        outcome
     }
 
     /// The integer value of a SQLite `PRAGMA` on one of the store's own connections (for checks and tests).
@@ -142,6 +175,13 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn set_session(conn: &mut sqlx::AnyConnection, statements: &[String]) -> Result<(), StoreError> {
+    for sql in statements {
+        sqlx::query(sql).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// 128 random bits as 32 lowercase hex characters: ids that reveal neither order nor count.

@@ -4,10 +4,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use sqlx::Connection;
 use vestibule_core::{AccountId, CredentialRepository, ExternalIdentity, SourceId, Subject, Timestamp};
 use vestibule_store::{
-    AuditEvent, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError, Unlinked,
+    AuditEvent, Backend, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError, StoreOptions,
+    Unlinked,
 };
 use vestibule_tests::pg::TempDatabase;
 
@@ -222,7 +225,7 @@ async fn concurrent_first_logins_create_one_account(store: Store) {
             Ok(id) => won.push(id),
             Err(StoreError::Conflict("identity")) => {}
             // SQLite may report a busy database under write contention; that is a loss too, not a second account.
-            Err(StoreError::Database(_)) if store.backend() == vestibule_store::Backend::Sqlite => {}
+            Err(StoreError::Database(_) | StoreError::Timeout(_)) if store.backend() == Backend::Sqlite => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
@@ -464,7 +467,10 @@ async fn unlinking_keeps_one_way_in(store: Store) {
         })
     };
     let results = [a.await.unwrap(), b.await.unwrap()];
-    let done = results.iter().filter(|r| matches!(r, Ok(Unlinked::Done { .. }))).count();
+    let done = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Unlinked::Done { .. })))
+        .count();
     assert_eq!(done, 1, "{results:?}");
     assert_eq!(store.identities_of(&id).await.unwrap().len(), 1);
 }
@@ -542,11 +548,92 @@ async fn unlinking_ends_what_the_identity_opened(store: Store) {
     };
     ended.sort();
     assert_eq!(ended, vec!["by-g1", "hash-t1", "legacy-google"]);
-    let left: Vec<String> = store.sessions_of(&id).await.unwrap().into_iter().map(|s| s.id_hash).collect();
+    let left: Vec<String> = store
+        .sessions_of(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id_hash)
+        .collect();
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&"by-g2".to_string()) && left.contains(&"by-local".to_string()));
     assert!(store.find_token("hash-t1").await.unwrap().is_none());
     assert!(store.find_token("hash-t2").await.unwrap().is_some());
     assert!(store.get_remember("r1").await.unwrap().is_none());
     assert!(store.get_remember("r2").await.unwrap().is_some());
+}
+
+// --- Bounded waits on the database (#9 item 13) ---
+
+/// A statement blocked on a lock that another client keeps (as a client that died mid-transaction keeps it until
+/// TCP notices) ends with [`StoreError::Timeout`] after `statement_timeout`, instead of hanging its request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statement_timeout_ends_a_blocked_query() {
+    let db = TempDatabase::create().await;
+    let options = StoreOptions {
+        statement_timeout: Duration::from_millis(500),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect_with(&db.url, options).await.unwrap();
+    store.migrate().await.unwrap();
+    let id = store.create_local_account(&new_local("frank"), NOW).await.unwrap();
+
+    let mut other = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(id.as_str())
+        .fetch_all(&mut other)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let blocked = tokio::time::timeout(Duration::from_secs(30), store.set_account_disabled(&id, true)).await;
+    let result = blocked.expect("the store waited on the lock for 30 s: no statement timeout");
+    assert!(matches!(result, Err(StoreError::Timeout(_))), "{result:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    // Other queries are answered meanwhile, and the blocked one goes through once the lock is gone.
+    store.ping().await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(store.set_account_disabled(&id, true).await.unwrap());
+    let _ = other.close().await;
+    store.close().await;
+    db.drop_db().await;
+}
+
+/// SQLite: a write that waits for another connection's write lock gives up after the busy timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_busy_timeout_ends_a_blocked_write() {
+    let dir = std::env::temp_dir().join(format!("vestibule-store-{}", vestibule_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let options = StoreOptions {
+        sqlite_busy_timeout: Duration::from_millis(300),
+        ..StoreOptions::default()
+    };
+    let store = Store::connect_with(&format!("sqlite://{}/t.db", dir.display()), options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.sqlite_pragma("busy_timeout").await.unwrap(), 300);
+    let id = store.create_local_account(&new_local("grace"), NOW).await.unwrap();
+
+    let mut other = sqlx::AnyConnection::connect(store.url()).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+    let started = Instant::now();
+    let blocked = tokio::time::timeout(Duration::from_secs(30), store.set_account_disabled(&id, true)).await;
+    let result = blocked.expect("the store waited on the write lock for 30 s");
+    assert!(matches!(result, Err(StoreError::Timeout(_))), "{result:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert!(store.set_account_disabled(&id, true).await.unwrap());
+    let _ = other.close().await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
