@@ -1,0 +1,117 @@
+//! The app of `example-embed`, built in a function so that its tests run exactly what `cargo run -p example-embed`
+//! serves (see `src/main.rs` for running it, and `tests/` for the whole tour driven over HTTP).
+//!
+//! An axum app that embeds Vestibule: the broker's pages are nested under `/auth`, the app's own routes get the
+//! signed-in account from extractors, and one layer resolves the session cookie for all of them.
+
+use std::sync::Arc;
+
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use vestibule::Broker;
+use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
+use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger, SourceId};
+use vestibule_local::{LocalConfig, LocalSource, PasswordHasher};
+use vestibule_store::{NewLocalAccount, Store};
+
+/// Any error while building the app.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The demo account's login name.
+pub const DEMO_USER: &str = "demo";
+/// The demo account's password (until someone changes it on `/auth/account`).
+pub const DEMO_PASSWORD: &str = "demo password";
+
+/// Builds the app over a migrated `store`. `public_url` is where people reach the app (`http://127.0.0.1:3000`);
+/// the broker's routes are mounted at `/auth` below it. Creates the demo account when it is missing.
+pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
+    // 1. A local password source over the store.
+    let local_config = LocalConfig {
+        id: SourceId::new("local")?,
+        display_name: Some("Example app account".into()),
+        argon2: Default::default(),
+        password: Default::default(),
+    };
+    let hasher = Arc::new(PasswordHasher::new(local_config.argon2)?);
+    let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
+    let local = Arc::new(LocalSource::new(&local_config, repo, hasher.clone()));
+
+    // A demo account, created once.
+    let demo = NewLocalAccount {
+        source: local_config.id.clone(),
+        username: DEMO_USER.into(),
+        display_name: Some("Demo User".into()),
+        email: Some("demo@example.org".into()),
+        email_verified: false,
+        password_hash: hasher.hash(DEMO_PASSWORD.into()).await?,
+    };
+    let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
+    match store.create_local_account(&demo, now).await {
+        Ok(_) | Err(vestibule_store::StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    // 2. The broker. Its base URL includes the mount path: redirect callbacks are built from it. The local source
+    //    is also the password changer: without one, the account page's "Change password" form has nothing to
+    //    post to.
+    let source: Arc<dyn AuthSource> = local.clone();
+    let changer: Arc<dyn PasswordChanger> = local;
+    let broker = Arc::new(
+        Broker::builder(store, format!("{}/auth", public_url.trim_end_matches('/')))
+            .source(source)
+            .password_changer(changer)
+            .build()
+            .await?,
+    );
+
+    // 3. The HTTP side. `secure_cookies: false` only because this example serves plain HTTP on loopback;
+    //    behind https, leave the default (true).
+    let auth = Vestibule::new(
+        broker,
+        HttpSettings {
+            mount: "/auth".into(),
+            secure_cookies: false,
+            landing: Some("/".into()),
+            ..HttpSettings::default()
+        },
+    );
+
+    Ok(Router::new()
+        .route("/", get(home))
+        .route("/private", get(private))
+        .route("/api/whoami", get(whoami))
+        .nest("/auth", vestibule_axum::router(auth.clone()))
+        .layer(auth.layer()))
+}
+
+/// Anyone may see this page; it greets the signed-in user by name.
+async fn home(CurrentUser(user): CurrentUser) -> Html<String> {
+    Html(match user {
+        Some(u) => format!(
+            "<h1>Hello, {}</h1><p><a href=\"/private\">Private page</a> · <a href=\"/auth/account\">Account</a></p>",
+            escape(u.display_name.as_deref().unwrap_or("you"))
+        ),
+        None => "<h1>Hello, stranger</h1><p><a href=\"/auth/login?next=/\">Sign in</a></p>".into(),
+    })
+}
+
+/// Browsers that are not signed in are sent to `/auth/login?next=/private`.
+async fn private(RequireUser(user): RequireUser) -> Html<String> {
+    Html(format!(
+        "<h1>Private</h1><p>Only {} can see this.</p>",
+        escape(user.display_name.as_deref().unwrap_or("you"))
+    ))
+}
+
+/// API clients that are not signed in get `401 {"error":"unauthenticated"}`.
+async fn whoami(RequireUser(user): RequireUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "account": user.account_id.as_str(), "name": user.display_name }))
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
