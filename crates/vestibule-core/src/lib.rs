@@ -58,6 +58,7 @@ mod error;
 mod identity;
 mod ids;
 mod local;
+mod login;
 mod source;
 
 pub use async_trait::async_trait;
@@ -67,6 +68,7 @@ pub use error::{error_chain, BoxError, IdError, RejectReason, SourceError};
 pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
 pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, StoredPassword};
+pub use login::{canonical_login, LoginError, MAX_LOGIN_CHARS};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
     AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, Recheck, RedirectFlow, RedirectStart,

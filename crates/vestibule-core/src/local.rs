@@ -9,7 +9,8 @@ use crate::{AccountId, BoxError};
 pub struct StoredPassword {
     /// The account the password belongs to; also the subject of its local identity.
     pub account_id: AccountId,
-    /// The login name.
+    /// The login name as it was given when the account was created, for display; lookups and uniqueness use its
+    /// canonical form ([`canonical_login`](crate::canonical_login)).
     pub username: String,
     /// A human name.
     pub display_name: Option<String>,
@@ -37,7 +38,9 @@ impl std::fmt::Debug for StoredPassword {
 /// this crate only and can be tested over an in-memory map.
 #[async_trait]
 pub trait CredentialRepository: Send + Sync {
-    /// The record for a login name, compared exactly as stored.
+    /// The record for a login name. Names are one account exactly when their canonical forms
+    /// ([`canonical_login`](crate::canonical_login)) are equal: implementations compare canonical forms (the local
+    /// source passes one already), never the bytes as typed.
     async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError>;
     /// The record of an account, for a password change.
     async fn find_password_of(&self, account: &AccountId) -> Result<Option<StoredPassword>, BoxError>;

@@ -51,7 +51,8 @@ pub struct IdentityRecord {
 pub struct NewLocalAccount {
     /// The local source's id; the account gets the identity `(source, account id)`.
     pub source: SourceId,
-    /// The login name, unique among local accounts.
+    /// The login name as typed, kept for display; unique among local accounts by its canonical form
+    /// ([`vestibule_core::canonical_login`]), which is also what sign-in looks up.
     pub username: String,
     /// A human name (defaults to the username on pages).
     pub display_name: Option<String>,
@@ -99,8 +100,10 @@ fn groups_json(groups: &[String]) -> Result<String, StoreError> {
 
 impl Store {
     /// Creates a local account with its password and its local identity, in one transaction.
-    /// A taken username is [`StoreError::Conflict`].
+    /// A taken username (`alice` when `Alice` exists: names are compared in canonical form) is
+    /// [`StoreError::Conflict`]; a name with no canonical form is [`StoreError::InvalidLogin`].
     pub async fn create_local_account(&self, new: &NewLocalAccount, now: Timestamp) -> Result<AccountId, StoreError> {
+        let canonical = vestibule_core::canonical_login(&new.username).map_err(StoreError::InvalidLogin)?;
         let id = AccountId::new(random_id())?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -115,10 +118,12 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO local_credentials (account_id, username, password_hash, updated_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO local_credentials (account_id, username, username_canonical, password_hash, updated_at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id.as_str())
         .bind(&new.username)
+        .bind(&canonical)
         .bind(&new.password_hash)
         .bind(now.0)
         .execute(&mut *tx)
@@ -319,7 +324,11 @@ impl Store {
 #[async_trait]
 impl CredentialRepository for Store {
     async fn find_password(&self, username: &str) -> Result<Option<StoredPassword>, BoxError> {
-        self.password_where("c.username = $1", username).await
+        match crate::logins::lookup_key(username) {
+            Some(canonical) => self.password_where("c.username_canonical = $1", &canonical).await,
+            // No canonical form: no account can have this name.
+            None => Ok(None),
+        }
     }
 
     async fn find_password_of(&self, account: &AccountId) -> Result<Option<StoredPassword>, BoxError> {

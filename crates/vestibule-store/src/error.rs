@@ -18,6 +18,13 @@ pub enum StoreError {
     /// within the acquire timeout ([`StoreOptions`](crate::StoreOptions)). Worth a 503 with `Retry-After`.
     #[error("database timeout")]
     Timeout(#[source] sqlx::Error),
+    /// A login name given to the store has no canonical form (empty, control or invisible characters...).
+    #[error("invalid login name")]
+    InvalidLogin(#[source] vestibule_core::LoginError),
+    /// Existing local login names collide in canonical form, or have none: found right after migrating, before
+    /// anything was changed. The message names them.
+    #[error("{0}")]
+    LoginNames(crate::LoginNameProblems),
     /// Migrations could not be applied.
     #[error("migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),

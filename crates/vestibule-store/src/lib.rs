@@ -20,6 +20,7 @@ mod audit;
 mod error;
 mod keys;
 mod linking;
+mod logins;
 mod notify;
 mod options;
 mod pending;
@@ -36,6 +37,7 @@ pub use accounts::{Account, IdentityRecord, NewLocalAccount};
 pub use audit::{AuditEvent, AuditRecord};
 pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};
+pub use logins::LoginNameProblems;
 pub use notify::{RevocationListener, REVOCATION_CHANNEL};
 pub use options::StoreOptions;
 pub use pending::PendingRecord;
@@ -132,7 +134,10 @@ impl Store {
         self.backend
     }
 
-    /// Applies the migrations that are not applied yet.
+    /// Applies the migrations that are not applied yet, then stores the canonical form of local login names
+    /// written before it existed. Refuses, changing nothing, when two such names are one name in canonical form
+    /// (`Alice` and `alice`) or a name has none: [`StoreError::LoginNames`] names them all. Runs on every start, so
+    /// the server does not start until they are renamed.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
@@ -143,7 +148,8 @@ impl Store {
         // put back before the connection returns to the pool (or the connection is closed).
         let outcome = async {
             set_session(&mut conn, &self.options.session_statements(self.backend, true)).await?;
-            migrator.run(&mut *conn).await.map_err(StoreError::Migrate)
+            migrator.run(&mut *conn).await.map_err(StoreError::Migrate)?;
+            logins::fill_canonical_logins(&mut conn).await
         }
         .await;
         if set_session(&mut conn, &self.options.session_statements(self.backend, false))

@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
-use vestibule_core::{AccountId, CredentialRepository, ExternalIdentity, SourceId, Subject, Timestamp};
+use vestibule_core::{
+    AccountId, CredentialRepository, ExposeSecret, ExternalIdentity, PasswordFlow, SecretString, SourceId, Subject,
+    Timestamp,
+};
+use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
 use vestibule_store::{
     AuditEvent, Backend, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError, StoreOptions,
     Unlinked,
@@ -45,10 +49,45 @@ where
     db.drop_db().await;
 }
 
+/// A connected store whose database has no tables yet, for cases about migrating itself.
+async fn with_empty_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = std::env::temp_dir().join(format!("vestibule-store-{}", vestibule_tests::random_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()))
+        .await
+        .unwrap();
+    case(store.clone()).await;
+    store.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// As [`with_empty_sqlite`], on a fresh PostgreSQL database.
+async fn with_empty_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = TempDatabase::create().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    case(store.clone()).await;
+    store.close().await;
+    db.drop_db().await;
+}
+
 macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_sqlite(super::$name).await } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_postgres(super::$name).await } )* }
+    ($($name:ident),* $(,)?; unmigrated: $($fresh:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_sqlite(super::$name).await } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $fresh() { super::with_empty_sqlite(super::$fresh).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::with_postgres(super::$name).await } )*
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $fresh() { super::with_empty_postgres(super::$fresh).await } )*
+        }
     };
 }
 
@@ -65,6 +104,8 @@ contract!(
     email_lookup_and_pending_links,
     unlinking_keeps_one_way_in,
     unlinking_ends_what_the_identity_opened,
+    local_login_names_are_canonical;
+    unmigrated: colliding_login_names_refuse_to_migrate,
 );
 
 fn src(s: &str) -> SourceId {
@@ -118,9 +159,10 @@ async fn local_accounts_and_credentials(store: Store) {
     assert_eq!(rec.account_id, id);
     assert_eq!(rec.email.as_deref(), Some("alice@example.org"));
     assert!(!rec.disabled);
-    assert!(
-        store.find_password("ALICE").await.unwrap().is_none(),
-        "usernames compare exactly"
+    assert_eq!(
+        store.find_password("ALICE").await.unwrap().map(|r| r.account_id),
+        Some(id.clone()),
+        "usernames compare in canonical form"
     );
     assert!(store.find_password("bob").await.unwrap().is_none());
 
@@ -301,7 +343,14 @@ async fn pending_flows_are_single_use(store: Store) {
         tokio::spawn(async move { s.take_pending("s1").await.unwrap() })
     };
     let got: Vec<_> = [a.await.unwrap(), b.await.unwrap()].into_iter().flatten().collect();
-    assert_eq!(got, vec![p.clone()], "exactly one callback gets the flow");
+    assert_eq!(got.len(), 1, "exactly one callback gets the flow");
+    // Field by field: the flow data is a secret and has no `PartialEq`.
+    let (g, want) = (&got[0], &p);
+    assert_eq!(
+        (&g.state_hash, &g.source, &g.browser_hash, &g.next_path, g.expires_at, &g.link_account),
+        (&want.state_hash, &want.source, &want.browser_hash, &want.next_path, want.expires_at, &want.link_account)
+    );
+    assert_eq!(g.data.expose_secret(), want.data.expose_secret());
     assert!(store.take_pending("s1").await.unwrap().is_none());
 
     store
@@ -636,4 +685,176 @@ async fn sqlite_busy_timeout_ends_a_blocked_write() {
     let _ = other.close().await;
     store.close().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// --- Login names in canonical form (#9 item 11) ---
+
+fn cheap_argon2() -> Argon2Settings {
+    Argon2Settings {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    }
+}
+
+async fn local_login_names_are_canonical(store: Store) {
+    // `vestibule user add Alice`: a real (cheap) hash, so that sign-in goes through the local source as in the server.
+    let hasher = Arc::new(PasswordHasher::new(cheap_argon2()).unwrap());
+    let mut alice = new_local("Alice");
+    alice.password_hash = hasher.hash("correct horse".into()).await.unwrap();
+    let id = store.create_local_account(&alice, NOW).await.unwrap();
+    let config = LocalConfig {
+        id: src("local"),
+        display_name: None,
+        argon2: cheap_argon2(),
+        password: PasswordPolicy::default(),
+    };
+    let local = LocalSource::new(&config, Arc::new(store.clone()), hasher);
+    for typed in ["Alice", "alice", "ALICE", "ＡＬＩＣＥ", "ａｌｉｃｅ"] {
+        let who = local.authenticate(typed, &SecretString::from("correct horse")).await;
+        let who = who.unwrap_or_else(|e| panic!("signing in as {typed:?}: {e:?}"));
+        assert_eq!(who.subject.as_str(), id.as_str());
+        assert_eq!(
+            who.login.as_deref(),
+            Some("Alice"),
+            "the name as it was added, for display"
+        );
+    }
+    assert!(local
+        .authenticate("alice", &SecretString::from("wrong horse"))
+        .await
+        .is_err());
+    // The same name in another case or width is taken; nothing is left behind by the refusals.
+    for again in ["alice", "ALICE", "ＡＬＩＣＥ"] {
+        let dup = store.create_local_account(&new_local(again), NOW).await;
+        assert!(
+            matches!(dup, Err(StoreError::Conflict("username"))),
+            "{again:?}: {dup:?}"
+        );
+    }
+    assert_eq!(
+        store.accounts_with_email("alice@example.org").await.unwrap().len(),
+        1,
+        "only the first account exists"
+    );
+    // A name with no canonical form is neither stored nor found.
+    let invisible = store.create_local_account(&new_local("al\u{200B}ice"), NOW).await;
+    assert!(matches!(invisible, Err(StoreError::InvalidLogin(_))), "{invisible:?}");
+    assert!(store.find_password("al\u{200B}ice").await.unwrap().is_none());
+    assert!(store.find_password("").await.unwrap().is_none());
+}
+
+/// Runs the migrations before `version` only: the database as an older release left it.
+async fn migrate_before(store: &Store, version: i64) {
+    let mut migrator = match store.backend() {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    };
+    let older: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect();
+    assert!(
+        older.len() < migrator.migrations.len(),
+        "no migration {version} or later"
+    );
+    migrator.migrations = older.into();
+    let pool = sqlx::AnyPool::connect(store.url()).await.unwrap();
+    migrator.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+async fn colliding_login_names_refuse_to_migrate(store: Store) {
+    migrate_before(&store, 6).await;
+    // Names an older release stored side by side, byte for byte different.
+    let pool = sqlx::AnyPool::connect(store.url()).await.unwrap();
+    let names = ["Alice", "ＡＬＩＣＥ", "alice", "Bob", "bob", "carol", "eve\u{200B}"];
+    for (i, name) in names.iter().enumerate() {
+        let id = format!("acc{i}");
+        sqlx::query("INSERT INTO accounts (id, email_verified, disabled, created_at) VALUES ($1, 0, 0, $2)")
+            .bind(&id)
+            .bind(NOW.0)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO local_credentials (account_id, username, password_hash, updated_at) VALUES ($1, $2, 'h', $3)",
+        )
+        .bind(&id)
+        .bind(*name)
+        .bind(NOW.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let refused = store.migrate().await;
+    let Err(StoreError::LoginNames(problems)) = &refused else {
+        panic!("migrated over colliding names: {refused:?}")
+    };
+    assert_eq!(
+        problems.collisions,
+        vec![
+            (
+                "alice".to_string(),
+                vec!["Alice".to_string(), "alice".into(), "ＡＬＩＣＥ".into()]
+            ),
+            ("bob".to_string(), vec!["Bob".to_string(), "bob".into()]),
+        ]
+    );
+    assert_eq!(problems.invalid.len(), 1);
+    let message = problems.to_string();
+    for shown in [
+        r#""Alice""#,
+        r#""ＡＬＩＣＥ""#,
+        r#""alice""#,
+        r#""Bob""#,
+        r#""bob""#,
+        r#""eve\u{200b}""#,
+    ] {
+        assert!(message.contains(shown), "{shown} missing from: {message}");
+    }
+    assert!(!message.contains("carol"), "{message}");
+    // Every start refuses until the names are fixed, and nothing was half-done.
+    assert!(matches!(store.migrate().await, Err(StoreError::LoginNames(_))));
+    let filled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM local_credentials WHERE username_canonical IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(filled, 0);
+
+    // The operator renames; then the store starts, and every old name signs in whatever its case or width.
+    for (old, new) in [
+        ("ＡＬＩＣＥ", "alice2"),
+        ("alice", "alice3"),
+        ("bob", "bobby"),
+        ("eve\u{200B}", "eve"),
+    ] {
+        sqlx::query("UPDATE local_credentials SET username = $1 WHERE username = $2")
+            .bind(new)
+            .bind(old)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    store.migrate().await.unwrap();
+    for (typed, account) in [
+        ("ALICE", "acc0"),
+        ("Alice2", "acc1"),
+        ("ＢＯＢ", "acc3"),
+        ("Carol", "acc5"),
+        ("EVE", "acc6"),
+    ] {
+        let found = store.find_password(typed).await.unwrap();
+        assert_eq!(
+            found.map(|r| r.account_id.to_string()).as_deref(),
+            Some(account),
+            "{typed}"
+        );
+    }
+    let dup = store.create_local_account(&new_local("CAROL"), NOW).await;
+    assert!(matches!(dup, Err(StoreError::Conflict("username"))), "{dup:?}");
 }

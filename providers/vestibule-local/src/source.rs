@@ -86,7 +86,12 @@ fn unavailable(e: impl Into<vestibule_core::BoxError>) -> SourceError {
 #[async_trait]
 impl PasswordFlow for LocalSource {
     async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
-        let record = self.repo.find_password(login).await.map_err(unavailable)?;
+        // `Alice`, `alice` and `ＡＬＩＣＥ` are one account: names are looked up by their canonical form. A name
+        // that has none (empty, invisible characters) cannot belong to anyone and is treated as unknown.
+        let record = match vestibule_core::canonical_login(login) {
+            Ok(canonical) => self.repo.find_password(&canonical).await.map_err(unavailable)?,
+            Err(_) => None,
+        };
         // Empty, over-long and unknown all cost one argon2 verification, so that neither the answer nor its
         // timing says which case it was. Over-long input is cut for the dummy only, to bound the work.
         let Some(record) = record.filter(|_| {
@@ -287,8 +292,9 @@ mod tests {
             reason(s.authenticate("bob", &"correct horse".into()).await),
             RejectReason::InvalidCredentials
         );
+        // A name that has no canonical form is just another unknown name.
         assert_eq!(
-            reason(s.authenticate("ALICE", &"correct horse".into()).await),
+            reason(s.authenticate("al\u{200B}ice", &"correct horse".into()).await),
             RejectReason::InvalidCredentials
         );
         assert_eq!(
@@ -298,6 +304,29 @@ mod tests {
         let huge = "x".repeat(100_000);
         assert_eq!(
             reason(s.authenticate("alice", &huge.into()).await),
+            RejectReason::InvalidCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn login_names_match_in_canonical_form() {
+        let (repo, s) = setup(64, 64, false).await;
+        // The repository is keyed by the canonical form; the record keeps the name as it was typed at creation.
+        if let Some(r) = repo.0.lock().expect("lock").get_mut("alice") {
+            r.username = "Alice".into();
+        }
+        for typed in ["alice", "Alice", "ALICE", "ＡＬＩＣＥ", "ａｌｉｃｅ"] {
+            let id = s.authenticate(typed, &"correct horse".into()).await;
+            let id = id.unwrap_or_else(|e| panic!("{typed:?}: {e:?}"));
+            assert_eq!(id.subject.as_str(), "acc1");
+            assert_eq!(
+                id.login.as_deref(),
+                Some("Alice"),
+                "the display form, whatever was typed"
+            );
+        }
+        assert_eq!(
+            reason(s.authenticate("alice2", &"correct horse".into()).await),
             RejectReason::InvalidCredentials
         );
     }
