@@ -2,6 +2,7 @@
 //! `vestibule check-config` runs without starting anything. Every problem names its key with a line and column.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -11,45 +12,36 @@ use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
 use vestibule_oidc::{GithubConfig, GoogleConfig, OidcConfig};
 
-/// The whole file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, validated.
+#[derive(Debug, Clone)]
 pub struct FileConfig {
-    #[serde(default)]
     pub server: ServerConfig,
-    #[serde(default)]
     pub database: DatabaseConfig,
-    #[serde(default)]
     pub session: SessionSettings,
-    #[serde(default = "default_sources")]
     pub sources: Vec<SourceEntry>,
 }
 
-/// One `[[sources]]` table: the broker's linking policy for the source (`provisioning`, `trust_email`) and the
-/// provider's own keys, which the provider crate validates (`deny_unknown_fields`).
+/// The file as serde reads it in one pass. The `[[sources]]` tables stay raw here and are read one by one in
+/// [`source_entry`]: a source is picked by its `kind` tag, and serde reads tagged enums through a buffer that loses
+/// both toml's positions and `serde_path_to_error`'s path, so a mistake inside a source could not be named.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    database: DatabaseConfig,
+    #[serde(default)]
+    session: SessionSettings,
+    sources: Option<Vec<toml::Table>>,
+}
+
+/// One `[[sources]]` table: the broker's linking policy for the source (`provisioning`, `trust_email`, ...) and
+/// the provider's own keys, which the provider crate validates (`deny_unknown_fields`).
 #[derive(Debug, Clone)]
 pub struct SourceEntry {
     pub policy: SourcePolicy,
     pub config: SourceConfig,
-}
-
-impl<'de> Deserialize<'de> for SourceEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        // The policy keys belong to the broker, not the provider: split them off before the provider's strict
-        // parsing, so each side owns its keys and unknown ones are still errors on both.
-        let mut table = toml::Table::deserialize(d)?;
-        let mut policy = toml::Table::new();
-        for key in ["provisioning", "trust_email", "authoritative_email_domains"] {
-            if let Some(v) = table.remove(key) {
-                policy.insert(key.to_owned(), v);
-            }
-        }
-        let policy =
-            SourcePolicy::deserialize(toml::Value::Table(policy)).map_err(|e| D::Error::custom(e.message()))?;
-        let config = SourceConfig::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
-        Ok(SourceEntry { policy, config })
-    }
 }
 
 /// `[server]`.
@@ -95,8 +87,7 @@ impl Default for DatabaseConfig {
 }
 
 /// One `[[sources]]` entry; `kind` picks the provider, which owns the rest of the keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     Local(LocalConfig),
     Ldap(LdapConfig),
@@ -193,7 +184,10 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 
 /// Parses and validates configuration text.
 pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
-    let located = |key: Option<String>, span: Option<std::ops::Range<usize>>, message: String| {
+    // toml knows where a mistake is for everything it read itself; inside a source table, and for what `validate`
+    // finds, the key path is looked up in the text.
+    let located = |steps: &[Step], span: Option<Range<usize>>, message: String| {
+        let span = span.or_else(|| locate(text, steps, Aim::of(&message)));
         let (line, column) = match span {
             Some(s) => {
                 let (l, c) = position(text, s.start);
@@ -203,36 +197,175 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         };
         ConfigError {
             file: file.to_owned(),
-            key,
+            key: (!steps.is_empty()).then(|| key_path(steps)),
             line,
             column,
             message,
         }
     };
-    let config: FileConfig = toml::from_str(text).map_err(|e| {
-        let message = e.message().trim().to_owned();
-        let mut span = e.span();
-        // serde buffers the tagged `[[sources]]` tables, so toml can only point at the whole table: find the
-        // offending key inside it.
-        let key = backticked(&message, "unknown field `").or_else(|| backticked(&message, "missing field `"));
-        if let (Some(k), Some(s)) = (&key, &span) {
-            if message.starts_with("unknown field") {
-                if let Some(at) = find_key(&text[s.clone()], k) {
-                    span = Some(s.start + at..s.start + at + k.len());
-                }
-            }
-        }
-        located(key, span, message)
+    let raw: RawFile = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+        let message = e.inner().message().trim().to_owned();
+        located(&steps_of(e.path(), &message), e.inner().span(), message)
     })?;
+    let sources = match raw.sources {
+        None => default_sources(),
+        Some(tables) => tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, table)| {
+                source_entry(table).map_err(|(inner, message)| {
+                    let mut steps = vec![Step::Key("sources".into()), Step::Index(i)];
+                    steps.extend(inner);
+                    located(&steps, None, message)
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let config = FileConfig {
+        server: raw.server,
+        database: raw.database,
+        session: raw.session,
+        sources,
+    };
     validate(&config).map_err(|(index, issue)| {
-        let span = index.and_then(|i| key_span(text, i, &issue.key));
-        let key = match index {
-            Some(i) => format!("sources[{i}].{}", issue.key),
-            None => issue.key.clone(),
+        let mut steps = match index {
+            Some(i) => vec![Step::Key("sources".into()), Step::Index(i)],
+            None => Vec::new(),
         };
-        located(Some(key), span, issue.message)
+        steps.extend(issue.key.split('.').map(|k| Step::Key(k.to_owned())));
+        located(&steps, None, issue.message)
     })?;
     Ok(config)
+}
+
+/// The kinds of source, as the `kind` key names them.
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SourceKind {
+    Local,
+    Ldap,
+    Oidc,
+    Google,
+    Github,
+}
+
+/// Reads one `[[sources]]` table; a problem comes back as the key path inside the table and the message.
+fn source_entry(mut table: toml::Table) -> Result<SourceEntry, (Vec<Step>, String)> {
+    // The policy keys belong to the broker, not the provider: split them off before the provider's strict
+    // parsing, so each side owns its keys and unknown ones are still errors on both. `SourcePolicy` itself says
+    // which keys are its, so a new policy key needs no change here.
+    let mut policy = toml::Table::new();
+    for key in struct_fields::<SourcePolicy>() {
+        if let Some(v) = table.remove(*key) {
+            policy.insert((*key).to_owned(), v);
+        }
+    }
+    let policy: SourcePolicy = strict(toml::Value::Table(policy))?;
+    let kind_key = || vec![Step::Key("kind".into())];
+    let kind = match table.remove("kind") {
+        Some(v) => SourceKind::deserialize(v).map_err(|e| (kind_key(), e.message().trim().to_owned()))?,
+        None => return Err((kind_key(), "missing field `kind`".into())),
+    };
+    let rest = toml::Value::Table(table);
+    let config = match kind {
+        SourceKind::Local => SourceConfig::Local(strict(rest)?),
+        SourceKind::Ldap => SourceConfig::Ldap(strict(rest)?),
+        SourceKind::Oidc => SourceConfig::Oidc(strict(rest)?),
+        SourceKind::Google => SourceConfig::Google(strict(rest)?),
+        SourceKind::Github => SourceConfig::Github(strict(rest)?),
+    };
+    Ok(SourceEntry { policy, config })
+}
+
+/// Deserializes a value, keeping the key path of a failure.
+fn strict<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, (Vec<Step>, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let message = e.inner().message().trim().to_owned();
+        (steps_of(e.path(), &message), message)
+    })
+}
+
+/// The field names a struct's derived `Deserialize` announces (serde passes them to `deserialize_struct`).
+fn struct_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Fields(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(None);
+    // Always an error: the point is what `deserialize_struct` was told on the way.
+    let _ = T::deserialize(&mut fields);
+    fields.0.unwrap_or(&[])
+}
+
+/// One step of a key path: a table key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `server.trusted_proxies[1]`, `sources[0].argon2.memory_kib`.
+fn key_path(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// The steps of a serde path; a missing key is named by the message only, so it is added from there.
+fn steps_of(path: &serde_path_to_error::Path, message: &str) -> Vec<Step> {
+    use serde_path_to_error::Segment;
+    let mut steps: Vec<Step> = path
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(Step::Index(*index)),
+            Segment::Map { key } => Some(Step::Key(key.clone())),
+            Segment::Enum { variant } => Some(Step::Key(variant.clone())),
+            Segment::Unknown => None,
+        })
+        .collect();
+    if let Some(missing) = backticked(message, "missing field `") {
+        steps.push(Step::Key(missing));
+    }
+    steps
 }
 
 fn backticked(message: &str, prefix: &str) -> Option<String> {
@@ -240,27 +373,53 @@ fn backticked(message: &str, prefix: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
-/// The offset of `key = ...` at the start of a line within `table`.
-fn find_key(table: &str, key: &str) -> Option<usize> {
-    let mut offset = 0;
-    for line in table.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix(key) {
-            if rest.trim_start().starts_with('=') {
-                return Some(offset + (line.len() - trimmed.len()));
-            }
-        }
-        offset += line.len();
-    }
-    None
+/// Whether a message is about a key's value (point at the value) or about the key itself (point at the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aim {
+    Key,
+    Value,
 }
 
-/// Where `sources[index].key` is (or the table header when the key is absent).
-fn key_span(text: &str, index: usize, key: &str) -> Option<std::ops::Range<usize>> {
+impl Aim {
+    fn of(message: &str) -> Aim {
+        // serde's wording for a value of the wrong type or shape, as toml itself points at the value for these.
+        if ["invalid ", "unknown variant"].iter().any(|p| message.starts_with(p)) {
+            Aim::Value
+        } else {
+            Aim::Key
+        }
+    }
+}
+
+/// Where the key path `steps` is in the text: its key or its value, or the nearest enclosing table found when the
+/// key is absent (a missing key).
+fn locate(text: &str, steps: &[Step], aim: Aim) -> Option<Range<usize>> {
     let doc = toml_edit::ImDocument::parse(text).ok()?;
-    let tables = doc.get("sources")?.as_array_of_tables()?;
-    let table = tables.get(index)?;
-    table.key(key).and_then(|k| k.span()).or_else(|| table.span())
+    let mut item = doc.as_item();
+    let mut found = None;
+    for (n, step) in steps.iter().enumerate() {
+        let last = n + 1 == steps.len();
+        match step {
+            Step::Key(k) => {
+                let Some((key, value)) = item.as_table_like().and_then(|t| t.get_key_value(k)) else {
+                    break;
+                };
+                let span = if last && aim == Aim::Key {
+                    key.span().or_else(|| value.span())
+                } else {
+                    value.span().or_else(|| key.span())
+                };
+                found = span.or(found);
+                item = value;
+            }
+            Step::Index(i) => {
+                let Some(element) = item.get(*i) else { break };
+                found = element.span().or(found);
+                item = element;
+            }
+        }
+    }
+    found
 }
 
 fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
@@ -322,11 +481,12 @@ mod tests {
     fn unknown_keys_are_located() {
         let e = parse("t.toml", "[server]\nbind = \"127.0.0.1:1\"\nbnid = 3\n").unwrap_err();
         assert_eq!((e.line, e.column), (Some(3), Some(1)), "{e}");
+        assert_eq!(e.key.as_deref(), Some("server.bnid"), "{e}");
         assert!(e.message.contains("unknown field `bnid`"), "{e}");
 
         let text = "[[sources]]\nid = \"local\"\nkind = \"local\"\ndisplay_nmae = \"x\"\n";
         let e = parse("t.toml", text).unwrap_err();
-        assert_eq!(e.key.as_deref(), Some("display_nmae"), "{e}");
+        assert_eq!(e.key.as_deref(), Some("sources[0].display_nmae"), "{e}");
         assert_eq!((e.line, e.column), (Some(4), Some(1)), "{e}");
     }
 
@@ -334,6 +494,62 @@ mod tests {
     fn wrong_types_are_located() {
         let e = parse("t.toml", "[session]\nidle_timeout_secs = \"soon\"\n").unwrap_err();
         assert_eq!(e.line, Some(2), "{e}");
+    }
+
+    /// Every message names the key path, at every depth, whatever the mistake.
+    #[test]
+    fn wrong_types_name_the_key_path_at_every_depth() {
+        let e = parse("vestibule.toml", "[server]\nbind = 8080\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("vestibule.toml:2:8: `server.bind`: invalid type: integer `8080`, expected"),
+            "{e}"
+        );
+
+        let e = parse("t.toml", "[session]\nidle_timeout_secs = \"x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("session.idle_timeout_secs"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e}");
+        assert!(e.message.starts_with("invalid type: string \"x\""), "{e}");
+
+        let e = parse("t.toml", "[server]\ntrusted_proxies = [\"10.0.0.0/8\", 3]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.trusted_proxies[1]"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(34)), "{e}");
+
+        let text = "[[sources]]\nid = \"local\"\nkind = \"local\"\n\n[[sources]]\nid = \"corp\"\nkind = \"ldap\"\n\
+                    url = 3\nuser_base = \"dc=example,dc=org\"\n";
+        let e = parse("t.toml", text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources[1].url"), "{e}");
+        assert_eq!((e.line, e.column), (Some(8), Some(7)), "{e}");
+        assert!(e.message.starts_with("invalid type: integer `3`"), "{e}");
+
+        let text = "[[sources]]\nid = \"local\"\nkind = \"local\"\n[sources.argon2]\nmemory_kib = \"lots\"\n";
+        let e = parse("t.toml", text).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources[0].argon2.memory_kib"), "{e}");
+        assert_eq!((e.line, e.column), (Some(5), Some(14)), "{e}");
+
+        let e = parse("t.toml", "[[sources]]\nid = \"corp\"\nkind = \"ldap\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources[0].url"), "{e}");
+        assert!(e.message.starts_with("missing field `url`"), "{e}");
+        assert_eq!(e.line, Some(1), "the table that lacks it: {e}");
+
+        let e = parse("t.toml", "[[sources]]\nid = \"x\"\nkind = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources[0].kind"), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(8)), "{e}");
+
+        let e = parse(
+            "t.toml",
+            "[[sources]]\nid = \"local\"\nkind = \"local\"\ntrust_email = \"yes\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources[0].trust_email"), "{e}");
+        assert_eq!((e.line, e.column), (Some(4), Some(15)), "{e}");
+
+        let e = parse("t.toml", "sources = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sources"), "{e}");
+
+        let e = parse("t.toml", "[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
+        assert_eq!(e.line, Some(2), "validation problems are located too: {e}");
     }
 
     #[test]
@@ -390,6 +606,7 @@ mod policy_keys {
         )
         .unwrap_err();
         assert!(e.message.contains("unknown variant `always`"), "{e}");
-        assert_eq!(e.line, Some(1), "{e}");
+        assert_eq!(e.key.as_deref(), Some("sources[0].provisioning"), "{e}");
+        assert_eq!((e.line, e.column), (Some(4), Some(16)), "{e}");
     }
 }
