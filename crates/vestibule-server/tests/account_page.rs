@@ -1,0 +1,95 @@
+//! The account page of the real `vestibule` binary, used through its own forms: "Sign out everywhere" ends every
+//! session of the account, the current one and remembered browsers included.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use vestibule_tests::browser::{Browser, Page};
+use vestibule_tests::server::{Server, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
+const PASSWORD: &str = "correct horse battery";
+
+/// Signs in as alice with "remember me" ticked, from a browser of its own.
+async fn signed_in(server: &Server, agent: &str) -> Browser {
+    let mut b = Browser::new(&server.base);
+    b.user_agent = agent.into();
+    let token = b.get("/login").await.csrf_token().unwrap();
+    let res = b
+        .post(
+            "/login/local",
+            &[
+                ("csrf_token", &token),
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("remember_me", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert!(b.cookies.contains_key("vestibule-remember"));
+    b
+}
+
+/// The form on `page` that holds `<input ... name="session" value="{session}">`: its action and its fields, as a
+/// browser would submit them.
+fn form_with(page: &Page, session: &str) -> Option<(String, Vec<(String, String)>)> {
+    let marker = format!("name=\"session\" value=\"{session}\"");
+    let form = page
+        .body
+        .split("<form")
+        .skip(1)
+        .map(|f| f.split("</form>").next().unwrap_or(f))
+        .find(|f| f.contains(&marker))?;
+    let attr = |tag: &str, name: &str| {
+        let key = format!("{name}=\"");
+        let start = tag.find(&key)? + key.len();
+        Some(tag[start..].split('"').next()?.to_owned())
+    };
+    let action = attr(form.split('>').next()?, "action")?;
+    let fields = form
+        .split("<input")
+        .skip(1)
+        .filter_map(|input| Some((attr(input, "name")?, attr(input, "value")?)))
+        .collect();
+    Some((action, fields))
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_including_this_one() {
+    let dir = TempDir::new("vestibule-account");
+    let server = Server::start(Path::new(BIN), &dir.0, "[database]\nurl = \"sqlite://{dir}/v.db\"\n");
+    server.add_user("alice", "alice@example.org", PASSWORD);
+    let mut laptop = signed_in(&server, "laptop").await;
+    let mut phone = signed_in(&server, "phone").await;
+
+    let page = laptop.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (action, fields) =
+        form_with(&page, "all").unwrap_or_else(|| panic!("no \"sign out everywhere\" form:\n{}", page.body));
+    assert!(page.body.contains("Sign out everywhere"), "{}", page.body);
+    assert_eq!(action, "/account/sessions/revoke");
+    assert!(
+        fields
+            .iter()
+            .any(|(k, v)| k == "csrf_token" && Some(v) == page.csrf_token().as_ref()),
+        "{fields:?}"
+    );
+    // The existing buttons stay.
+    assert!(form_with(&page, "others").is_some());
+    assert!(page.body.contains("/logout"));
+
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let res = laptop.post(&action, &fields).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/login"));
+
+    // This browser is signed out, though it still holds its remember-me cookie; so is the other one.
+    assert!(laptop.cookies.contains_key("vestibule-remember"));
+    assert_eq!(laptop.get_json("/me").await.status, 401);
+    let next = laptop.get("/account").await;
+    assert_eq!(next.status, 303, "the next request is signed out: {}", next.body);
+    assert!(next.location().unwrap().starts_with("/login"), "{:?}", next.location());
+    assert_eq!(phone.get_json("/me").await.status, 401);
+}
