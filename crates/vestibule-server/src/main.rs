@@ -7,8 +7,14 @@ mod serve;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use vestibule::store::Account;
+use vestibule::{AccountDetails, AccountLookup, Broker, MatchedBy};
+use vestibule_core::{
+    async_trait, AccountId, AuthSource, ExternalIdentity, Flow, PasswordFlow, SecretString, SourceError, SourceId,
+};
 
 #[derive(Parser)]
 #[command(name = "vestibule", version, about = "A pluggable identity broker")]
@@ -34,24 +40,37 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Manage local accounts.
+    /// Manage accounts.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
 }
 
+/// TARGET, for the commands that act on one account.
+const TARGET_HELP: &str = "The account: its id, `source:subject` of one of its identities, a local login name, or \
+                           its email (refused when several accounts share it)";
+
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Disable an account (by local username): every session, remember-me series and token ends at once.
+    /// Disable an account: every session, remember-me series and token ends at once.
     Disable {
-        username: String,
+        #[arg(help = TARGET_HELP)]
+        target: String,
         #[arg(long)]
         config: Option<PathBuf>,
     },
     /// Re-enable a disabled account.
     Enable {
-        username: String,
+        #[arg(help = TARGET_HELP)]
+        target: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print an account, its identities and how many sessions it holds.
+    Show {
+        #[arg(help = TARGET_HELP)]
+        target: String,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -151,18 +170,153 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::User {
-            command: UserCommand::Disable { username, config },
-        } => {
-            let ended = serve::set_disabled(&load(config.as_ref())?, &username, true).await?;
-            println!("disabled {username}; {ended} session(s) ended");
-            Ok(())
-        }
+            command: UserCommand::Disable { target, config },
+        } => set_disabled(&load(config.as_ref())?, &target, true).await,
         Command::User {
-            command: UserCommand::Enable { username, config },
-        } => {
-            serve::set_disabled(&load(config.as_ref())?, &username, false).await?;
-            println!("enabled {username}");
-            Ok(())
-        }
+            command: UserCommand::Enable { target, config },
+        } => set_disabled(&load(config.as_ref())?, &target, false).await,
+        Command::User {
+            command: UserCommand::Show { target, config },
+        } => show(&load(config.as_ref())?, &target).await,
     }
+}
+
+/// A configured source known by its id only. The operator commands' broker never signs anyone in: it needs the
+/// ids to read `source:subject`, and building the real sources would need their secrets (an LDAP bind password,
+/// client secrets), which an operator disabling an account in a hurry should not need.
+struct NamedSource(SourceId);
+
+impl AuthSource for NamedSource {
+    fn id(&self) -> &SourceId {
+        &self.0
+    }
+    fn display_name(&self) -> &str {
+        self.0.as_str()
+    }
+    fn flow(&self) -> Flow<'_> {
+        Flow::Password(self)
+    }
+}
+
+#[async_trait]
+impl PasswordFlow for NamedSource {
+    async fn authenticate(&self, _: &str, _: &SecretString) -> Result<ExternalIdentity, SourceError> {
+        Err(SourceError::Unavailable(
+            "the command line does not sign anyone in".into(),
+        ))
+    }
+}
+
+/// The broker over the configured database, for the operator commands.
+async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
+    let store = serve::open_store(cfg).await?;
+    // Never used for a redirect here; the configured public URL keeps the broker what `serve` would build.
+    let base = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
+    let mut builder = Broker::builder(store, base).settings(cfg.session);
+    for entry in &cfg.sources {
+        builder = builder.source(Arc::new(NamedSource(entry.config.id().clone())));
+    }
+    builder
+        .build()
+        .await
+        .map_err(|e| format!("cannot open the broker: {}", vestibule_core::error_chain(&e)))
+}
+
+/// The one account `target` names, or a message saying why there is none (never a guess between several).
+async fn resolve(broker: &Broker, target: &str) -> Result<(Account, MatchedBy), String> {
+    let lookup = broker
+        .find_accounts(target)
+        .await
+        .map_err(|e| format!("cannot read the accounts: {}", vestibule_core::error_chain(&e)))?;
+    match lookup {
+        AccountLookup::Found { account, matched_by } => Ok((account, matched_by)),
+        AccountLookup::Ambiguous { matched_by, candidates } => {
+            let ids: Vec<&str> = candidates.iter().map(AccountId::as_str).collect();
+            Err(format!(
+                "`{target}` is the {matched_by} of {} accounts; nothing was changed. Name one by its id: {}",
+                ids.len(),
+                ids.join(", ")
+            ))
+        }
+        AccountLookup::NotFound => Err(format!(
+            "no account matches `{target}` (as an account id, source:subject, local login name or email)"
+        )),
+    }
+}
+
+/// `vestibule user disable|enable TARGET`. Disabling ends the account's sessions, remember-me series and tokens in
+/// one transaction and announces the sessions to running nodes (PostgreSQL NOTIFY); with SQLite a running server
+/// stops honouring them within `session.cache_ttl_secs`.
+async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
+    let broker = operator_broker(cfg).await?;
+    let result = async {
+        let (account, matched_by) = resolve(&broker, target).await?;
+        let ended = broker
+            .set_account_disabled_by_operator(&account.id, disabled, "cli")
+            .await
+            .map_err(|e| format!("cannot update the account: {}", vestibule_core::error_chain(&e)))?
+            .ok_or_else(|| format!("account {} is gone", account.id))?;
+        let id = &account.id;
+        if disabled {
+            println!("disabled account {id} ({matched_by} `{target}`); {ended} session(s) ended");
+        } else {
+            println!("enabled account {id} ({matched_by} `{target}`)");
+        }
+        Ok(())
+    }
+    .await;
+    broker.store().close().await;
+    result
+}
+
+/// `vestibule user show TARGET`.
+async fn show(cfg: &config::FileConfig, target: &str) -> Result<(), String> {
+    let broker = operator_broker(cfg).await?;
+    let result = async {
+        let (account, _) = resolve(&broker, target).await?;
+        let details = broker
+            .account_details(&account.id)
+            .await
+            .map_err(|e| format!("cannot read the account: {}", vestibule_core::error_chain(&e)))?
+            .ok_or_else(|| format!("account {} is gone", account.id))?;
+        print!("{}", describe(&details));
+        Ok(())
+    }
+    .await;
+    broker.store().close().await;
+    result
+}
+
+/// The text `user show` prints: one `key: value` line per fact, one line per identity.
+fn describe(d: &AccountDetails) -> String {
+    let a = &d.account;
+    let mut out = format!("account: {}\n", a.id);
+    out.push_str(&format!(
+        "status: {}\n",
+        if a.disabled { "disabled" } else { "enabled" }
+    ));
+    if let Some(name) = &a.display_name {
+        out.push_str(&format!("display name: {name}\n"));
+    }
+    if let Some(email) = &a.email {
+        let verified = if a.email_verified { "verified" } else { "not verified" };
+        out.push_str(&format!("email: {email} ({verified})\n"));
+    }
+    out.push_str(&format!("identities: {}\n", d.identities.len()));
+    for i in &d.identities {
+        out.push_str(&format!("  {}:{}", i.source, i.subject));
+        if let Some(login) = &i.login {
+            out.push_str(&format!(" login {login}"));
+        }
+        if let Some(email) = &i.email {
+            out.push_str(&format!(" email {email}"));
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!("sessions: {}\n", d.sessions));
+    out
 }

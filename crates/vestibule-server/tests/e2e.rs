@@ -938,7 +938,7 @@ async fn disabling_an_account_from_the_cli_ends_its_sessions_on_a_running_server
     assert_eq!(again.sign_in("local", "alice", PASSWORD, "").await.status, 303);
     let missing = env.server.cli(&["user", "disable", "nobody"], None);
     assert!(
-        !missing.success && missing.stderr.contains("no local account named `nobody`"),
+        !missing.success && missing.stderr.contains("no account matches `nobody`"),
         "{}",
         missing.stderr
     );

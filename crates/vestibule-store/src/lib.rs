@@ -21,6 +21,7 @@ mod error;
 mod keys;
 mod linking;
 mod logins;
+mod lookup;
 mod notify;
 mod options;
 mod pending;

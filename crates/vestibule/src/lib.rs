@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod broker;
 mod csrf;
 mod error;
@@ -30,6 +31,7 @@ mod settings;
 mod token;
 mod tokens;
 
+pub use admin::{AccountDetails, AccountLookup, MatchedBy};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use error::{BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};

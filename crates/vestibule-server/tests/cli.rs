@@ -1,0 +1,246 @@
+//! The operator commands of the real `vestibule` binary: `check-config` names the key path of every mistake, and
+//! `user show|disable|enable TARGET` reach any account — here one that only signs in through GitHub (GitHub-shaped
+//! endpoints served in process by `providers/vestibule-oidc/tests/support/github.rs`) — by `source:subject`, email
+//! or id, and refuse an email shared by several accounts.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../../providers/vestibule-oidc/tests/support/github.rs"]
+mod fake_github;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fake_github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
+use vestibule_tests::browser::{urlencode, Browser};
+use vestibule_tests::pg::TempDatabase;
+use vestibule_tests::server::{cli, Server, TempDir};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
+const PASSWORD: &str = "correct horse battery";
+/// The subject the fake GitHub asserts for octocat: the numeric user id.
+const OCTOCAT: &str = "github:583231";
+
+fn check(text: &str) -> (bool, String) {
+    let dir = TempDir::new("vestibule-check");
+    let file = dir.0.join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = cli(
+        Path::new(BIN),
+        &["check-config", &file.display().to_string()],
+        None,
+        &dir.0,
+    );
+    (out.success, format!("{}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn check_config_names_the_key_path_of_every_wrong_type() {
+    let cases = [
+        (
+            "[server]\nbind = 8080\n",
+            "bad.toml:2:8: `server.bind`: invalid type: integer `8080`",
+        ),
+        (
+            "[session]\nidle_timeout_secs = \"x\"\n",
+            "bad.toml:2:21: `session.idle_timeout_secs`: invalid type: string \"x\"",
+        ),
+        (
+            "[[sources]]\nid = \"local\"\nkind = \"local\"\n\n[[sources]]\nid = \"corp\"\nkind = \"ldap\"\nurl = 3\n",
+            "bad.toml:8:7: `sources[1].url`: invalid type: integer `3`",
+        ),
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", true]\n",
+            "bad.toml:2:34: `server.trusted_proxies[1]`: invalid type: boolean `true`",
+        ),
+        (
+            "[server]\nbnid = 1\n",
+            "bad.toml:2:1: `server.bnid`: unknown field `bnid`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let (ok, out) = check(text);
+        assert!(
+            !ok && out.contains(expected),
+            "{text:?}\nexpected {expected:?}\ngot {out}"
+        );
+    }
+}
+
+/// Clicks the GitHub button, plays GitHub's consent for octocat and follows the callback: a signed-in browser.
+async fn github_sign_in(server: &Server, gh: &FakeGithub) -> Browser {
+    let mut b = Browser::new(&server.base);
+    let login = b.get("/login?next=%2Fme").await;
+    let token = login.csrf_token().unwrap();
+    let res = b
+        .post("/login/github", &[("csrf_token", &token), ("next", "/me")])
+        .await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let url = reqwest::Url::parse(res.location().unwrap()).unwrap();
+    let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let code = gh.grant(&q["code_challenge"], Account::Octocat);
+    let back = format!("{}?code={code}&state={}", q["redirect_uri"], urlencode(&q["state"]));
+    let res = b.get(&back).await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(b.get_json("/me").await.status, 200);
+    b
+}
+
+/// Waits until the running server refuses the browser's session (announced revocations arrive in milliseconds;
+/// the hour of cache configured below could not explain a refusal).
+async fn until_signed_out(b: &mut Browser, what: &str) {
+    let started = Instant::now();
+    while b.get_json("/me").await.status != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: the running server still honours it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `user add NAME --email E`, returning the new account's id.
+fn add_user(server: &Server, name: &str, email: &str) -> String {
+    let out = server.cli(
+        &["user", "add", name, "--email", email, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.success, "{}", out.stderr);
+    out.stdout
+        .strip_prefix("created account ")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_reach_an_account_that_only_signs_in_through_github() {
+    let gh = FakeGithub::start().await;
+    let g = &gh.base;
+    let pg = TempDatabase::create().await;
+    let dir = TempDir::new("vestibule-cli");
+    std::fs::write(dir.0.join("gh-secret"), CLIENT_SECRET).unwrap();
+    let config = format!(
+        "[database]\nurl = \"{}\"\n\n[session]\ncache_ttl_secs = 3600\n\n\
+         [[sources]]\nkind = \"local\"\nid = \"local\"\n\n\
+         [[sources]]\nkind = \"github\"\nid = \"github\"\nclient_id = \"{CLIENT_ID}\"\n\
+         client_secret_file = \"{{dir}}/gh-secret\"\nauthorize_url = \"{g}/login/oauth/authorize\"\n\
+         token_url = \"{g}/login/oauth/access_token\"\napi_base_url = \"{g}/api/\"\ntimeout_secs = 2\n",
+        pg.url
+    );
+    let server = Server::start(Path::new(BIN), &dir.0, &config);
+    let mut first = github_sign_in(&server, &gh).await;
+    let id = first.get_json("/me").await.json()["id"].as_str().unwrap().to_owned();
+
+    // Show: the account, its identity, its session.
+    let out = server.cli(&["user", "show", OCTOCAT], None);
+    assert!(out.success, "{}", out.stderr);
+    for line in [
+        format!("account: {id}"),
+        "status: enabled".into(),
+        "email: octocat@github.com".into(),
+        format!("  {OCTOCAT} login octocat"),
+        "sessions: 1".into(),
+    ] {
+        assert!(out.stdout.contains(&line), "{line:?} missing from:\n{}", out.stdout);
+    }
+
+    // Disable by source:subject: its session is refused at once, by the running server.
+    let out = server.cli(&["user", "disable", OCTOCAT], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!("disabled account {id}")) && out.stdout.contains("1 session(s) ended"),
+        "{}",
+        out.stdout
+    );
+    until_signed_out(&mut first, "disabled by source:subject").await;
+    let shown = server.cli(&["user", "show", &id], None);
+    assert!(shown.stdout.contains("status: disabled"), "{}", shown.stdout);
+    let store = vestibule_store::Store::connect(&pg.url).await.unwrap();
+    let audit = store.recent_audit(50).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "account_disabled"
+            && e.account_id.as_deref() == Some(id.as_str())
+            && e.detail.as_deref() == Some("cli")),
+        "{audit:?}"
+    );
+
+    // Enable by email (any case), sign in again; disable by account id.
+    let out = server.cli(&["user", "enable", "OctoCat@GitHub.com"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains(&format!("enabled account {id}")), "{}", out.stdout);
+    let mut second = github_sign_in(&server, &gh).await;
+    let out = server.cli(&["user", "disable", &id], None);
+    assert!(
+        out.success && out.stdout.contains("1 session(s) ended"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    until_signed_out(&mut second, "disabled by id").await;
+    let audit = store.recent_audit(50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.event == "account_enabled" && e.account_id.as_deref() == Some(id.as_str())),
+        "{audit:?}"
+    );
+
+    // An email two accounts share is refused with both ids; neither account is touched.
+    let dave = add_user(&server, "dave", "shared@example.org");
+    let erin = add_user(&server, "erin", "Shared@Example.org");
+    let out = server.cli(&["user", "disable", "shared@example.org"], None);
+    assert!(!out.success, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&dave) && out.stderr.contains(&erin) && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    let mut b = Browser::new(&server.base);
+    assert_eq!(
+        b.sign_in("local", "dave", PASSWORD, "").await.status,
+        303,
+        "dave untouched"
+    );
+    let mut b = Browser::new(&server.base);
+    assert_eq!(
+        b.sign_in("local", "erin", PASSWORD, "").await.status,
+        303,
+        "erin untouched"
+    );
+
+    // A local login name still works; so does a login name with a ':' that is not a configured source.
+    let out = server.cli(&["user", "disable", "dave"], None);
+    assert!(
+        out.success && out.stdout.contains(&format!("disabled account {dave}")),
+        "{}",
+        out.stderr
+    );
+    let colon = add_user(&server, "team:frank", "frank@example.org");
+    let out = server.cli(&["user", "show", "team:frank"], None);
+    assert!(
+        out.success && out.stdout.contains(&format!("account: {colon}")),
+        "{}",
+        out.stderr
+    );
+
+    let out = server.cli(&["user", "disable", "nobody"], None);
+    assert!(
+        !out.success && out.stderr.contains("no account matches `nobody`"),
+        "{}",
+        out.stderr
+    );
+    let out = server.cli(&["user", "show", "gitlab:583231"], None);
+    assert!(
+        !out.success,
+        "an unconfigured source is not an identity key: {}",
+        out.stdout
+    );
+
+    store.close().await;
+    drop(server);
+    pg.drop_db().await;
+}

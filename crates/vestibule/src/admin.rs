@@ -1,0 +1,168 @@
+//! Account administration for operators (`vestibule user show|disable|enable TARGET`): finding an account from
+//! what an operator knows about it, showing it, and disabling or enabling it with an audit row. The CLI is a thin
+//! layer over these, so the rules (resolution order, never guessing between accounts) live here once.
+
+use vestibule_core::{AccountId, SourceId, Subject};
+use vestibule_store::{Account, AuditEvent, IdentityRecord};
+
+use crate::{Broker, BrokerError};
+
+/// Which rule of [`Broker::find_accounts`] matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// The account id itself.
+    AccountId,
+    /// `source:subject` of one of the account's identities.
+    Identity,
+    /// The login name of the account's local password.
+    LoginName,
+    /// The account's own email address.
+    Email,
+}
+
+impl std::fmt::Display for MatchedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MatchedBy::AccountId => "account id",
+            MatchedBy::Identity => "source:subject",
+            MatchedBy::LoginName => "login name",
+            MatchedBy::Email => "email",
+        })
+    }
+}
+
+/// What a target names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountLookup {
+    /// Exactly one account.
+    Found {
+        /// The account.
+        account: Account,
+        /// How the target named it.
+        matched_by: MatchedBy,
+    },
+    /// Several accounts match (an email address they share): none is chosen.
+    Ambiguous {
+        /// How the target named them.
+        matched_by: MatchedBy,
+        /// Their ids, oldest account first.
+        candidates: Vec<AccountId>,
+    },
+    /// No account matches.
+    NotFound,
+}
+
+/// One account as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDetails {
+    /// The account row.
+    pub account: Account,
+    /// Its ways in, oldest first.
+    pub identities: Vec<IdentityRecord>,
+    /// How many sessions it holds now.
+    pub sessions: usize,
+}
+
+impl Broker {
+    /// Finds the account an operator means by `target`, trying in this order and stopping at the first rule that
+    /// matches: an exact account id; `source:subject` when the part before the first `:` is a configured source
+    /// id; the login name of a local password; the account's own email (ASCII case ignored). An email shared by
+    /// several accounts is [`AccountLookup::Ambiguous`] with every candidate: the operator must pick by id, since
+    /// disabling the wrong person is worse than asking.
+    ///
+    /// ```no_run
+    /// # async fn demo(broker: vestibule::Broker) -> Result<(), vestibule::BrokerError> {
+    /// use vestibule::AccountLookup;
+    /// match broker.find_accounts("corp:5f0c2a7e-0d1b-4a1e-9c3f-2b6f1d8e7a90").await? {
+    ///     AccountLookup::Found { account, matched_by } => println!("{} by {matched_by}", account.id),
+    ///     AccountLookup::Ambiguous { candidates, .. } => println!("pick one of {candidates:?}"),
+    ///     AccountLookup::NotFound => println!("no such account"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn find_accounts(&self, target: &str) -> Result<AccountLookup, BrokerError> {
+        let found = |account: Account, matched_by: MatchedBy| AccountLookup::Found { account, matched_by };
+        if let Ok(id) = AccountId::new(target) {
+            if let Some(account) = self.store.get_account(&id).await? {
+                return Ok(found(account, MatchedBy::AccountId));
+            }
+        }
+        // Only a configured source makes the text an identity key: a login name may contain ':' too.
+        if let Some((source, subject)) = target.split_once(':') {
+            if let (Some(_), Ok(source), Ok(subject)) =
+                (self.source(source), SourceId::new(source), Subject::new(subject))
+            {
+                if let Some(identity) = self.store.find_identity(&source, &subject).await? {
+                    if let Some(account) = self.store.get_account(&identity.account_id).await? {
+                        return Ok(found(account, MatchedBy::Identity));
+                    }
+                }
+            }
+        }
+        if let Some(id) = self.store.account_with_login(target).await? {
+            if let Some(account) = self.store.get_account(&id).await? {
+                return Ok(found(account, MatchedBy::LoginName));
+            }
+        }
+        if target.contains('@') {
+            let mut accounts = self.store.accounts_with_email(target).await?;
+            if accounts.len() > 1 {
+                return Ok(AccountLookup::Ambiguous {
+                    matched_by: MatchedBy::Email,
+                    candidates: accounts.into_iter().map(|a| a.id).collect(),
+                });
+            }
+            if let Some(account) = accounts.pop() {
+                return Ok(found(account, MatchedBy::Email));
+            }
+        }
+        Ok(AccountLookup::NotFound)
+    }
+
+    /// The account, its identities and how many sessions it holds, or `None` when there is no such account.
+    pub async fn account_details(&self, id: &AccountId) -> Result<Option<AccountDetails>, BrokerError> {
+        let Some((account, identities)) = self.account_view(id).await? else {
+            return Ok(None);
+        };
+        let sessions = self.store.sessions_of(id).await?.len();
+        Ok(Some(AccountDetails {
+            account,
+            identities,
+            sessions,
+        }))
+    }
+
+    /// Disables or re-enables an account on an operator's order, through [`Broker::set_account_disabled`] (which
+    /// ends every session, remember-me series and token of a disabled account and announces the ended sessions to
+    /// the other nodes), and records `account_disabled` or `account_enabled` in the audit log with `detail` (who
+    /// asked: `cli`). Returns how many sessions were ended, or `None` when there is no such account.
+    pub async fn set_account_disabled_by_operator(
+        &self,
+        account: &AccountId,
+        disabled: bool,
+        detail: &str,
+    ) -> Result<Option<usize>, BrokerError> {
+        // Counted before, as they are gone afterwards. A session opened between the count and the update is still
+        // ended (one transaction disables the account and deletes all its sessions); only the count misses it.
+        let sessions = if disabled {
+            self.store.sessions_of(account).await?.len()
+        } else {
+            0
+        };
+        if !self.set_account_disabled(account, disabled).await? {
+            return Ok(None);
+        }
+        self.audit(&AuditEvent {
+            event: if disabled {
+                "account_disabled"
+            } else {
+                "account_enabled"
+            },
+            account_id: Some(account.as_str()),
+            detail: Some(detail),
+            ..Default::default()
+        })
+        .await;
+        Ok(Some(sessions))
+    }
+}
