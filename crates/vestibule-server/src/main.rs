@@ -182,8 +182,8 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 /// A configured source known by its id only. The operator commands' broker never signs anyone in: it needs the
-/// ids to read `source:subject`, and building the real sources would need their secrets (an LDAP bind password,
-/// client secrets), which an operator disabling an account in a hurry should not need.
+/// ids to read `source:subject`, and nothing else of a source. Building the real ones would read their secrets and
+/// certificates, set up HTTP clients and LDAP pools and log their start-up warnings, all for nothing.
 struct NamedSource(SourceId);
 
 impl AuthSource for NamedSource {
