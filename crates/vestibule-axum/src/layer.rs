@@ -9,6 +9,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use tower::{Layer, Service};
 use vestibule::{ActiveSession, Restored};
+use vestibule_core::{ExposeSecret, SecretString};
 
 use crate::{cookies, Vestibule};
 
@@ -18,10 +19,17 @@ pub(crate) struct AuthContext {
     pub(crate) vestibule: Vestibule,
     pub(crate) session: Option<Arc<ActiveSession>>,
     /// The session id the request is served with (the cookie's, or the one just restored from remember-me):
-    /// what CSRF tokens bind to.
-    pub(crate) token: Option<String>,
+    /// what CSRF tokens bind to. A bearer credential, so `Debug` does not print it.
+    pub(crate) token: Option<SecretString>,
     /// The session was restored from the remember-me cookie by this very request.
     pub(crate) restored: bool,
+}
+
+impl AuthContext {
+    /// The session id the request is served with, if any.
+    pub(crate) fn session_token(&self) -> Option<&str> {
+        self.token.as_ref().map(ExposeSecret::expose_secret)
+    }
 }
 
 /// Whether a request may restore a session from the remember-me cookie. Only a plain page load (GET or HEAD) may:
@@ -135,7 +143,7 @@ where
                             set_cookies.push(names.set(names.session, new.token.expose(), None));
                             if let Some(c) = cookie {
                                 let age = broker.settings().remember_days.saturating_mul(86_400);
-                                set_cookies.push(names.set(names.remember, &c, Some(age)));
+                                set_cookies.push(names.set(names.remember, c.expose_secret(), Some(age)));
                             }
                             session = broker.session(new.token.expose()).await.ok().flatten();
                             token = Some(new.token.expose().to_owned());
@@ -162,7 +170,7 @@ where
             req.extensions_mut().insert(AuthContext {
                 vestibule: vestibule.clone(),
                 session,
-                token,
+                token: token.map(SecretString::from),
                 restored,
             });
             let mut res = inner.call(req).await?;
@@ -173,5 +181,34 @@ where
             }
             Ok(res)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn auth_context_debug_hides_the_session_id() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-layer");
+        let store = vestibule_store::Store::connect(&format!("sqlite://{}/l.db", dir.0.display()))
+            .await
+            .expect("store");
+        store.migrate().await.expect("migrate");
+        let broker = vestibule::Broker::builder(store, "https://app.example.com")
+            .build()
+            .await
+            .expect("broker");
+        let id = vestibule::SecretToken::generate();
+        let ctx = AuthContext {
+            vestibule: Vestibule::new(Arc::new(broker), crate::HttpSettings::default()),
+            session: None,
+            token: Some(id.expose().into()),
+            restored: true,
+        };
+        let shown = format!("{ctx:?}");
+        assert!(!shown.contains(id.expose()), "{shown}");
+        assert!(shown.contains("restored: true"), "{shown}");
+        assert_eq!(ctx.session_token(), Some(id.expose()));
     }
 }

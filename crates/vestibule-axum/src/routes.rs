@@ -13,7 +13,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use vestibule::{ClientInfo, LoginError, LoginOutcome, SecretToken};
-use vestibule_core::{CallbackParams, Flow, SecretString, SourceId};
+use vestibule_core::{CallbackParams, ExposeSecret, Flow, SecretString, SourceId};
 
 use crate::layer::AuthContext;
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
@@ -110,7 +110,7 @@ pub(crate) fn client_of(trusted: &[ipnet::IpNet], headers: &HeaderMap, extension
 /// The value CSRF tokens are bound to: the session id when signed in, else the pre-session cookie.
 pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &'a AuthContext) -> Option<&'a str> {
     if ctx.session.is_some() {
-        ctx.token.as_deref()
+        ctx.session_token()
     } else {
         cookies::get(headers, v.inner.cookies.csrf).filter(|t| t.len() == 43)
     }
@@ -308,7 +308,7 @@ async fn login_submit(
                         Some(value) => {
                             let c = &v.inner.cookies;
                             let age = v.broker().settings().remember_days.saturating_mul(86_400);
-                            with_cookies(res, &[c.set(c.remember, &value, Some(age))])
+                            with_cookies(res, &[c.set(c.remember, value.expose_secret(), Some(age))])
                         }
                         None => res,
                     })
@@ -385,8 +385,8 @@ async fn callback(
 ) -> Result<Response, AppError> {
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
     let params = CallbackParams {
-        state: q.remove("state"),
-        code: q.remove("code"),
+        state: q.remove("state").map(SecretString::from),
+        code: q.remove("code").map(SecretString::from),
         error: q.remove("error"),
         iss: q.remove("iss"),
         extra: q.into_iter().collect(),
@@ -422,6 +422,10 @@ async fn logout(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
+    if ctx.session.as_ref().is_some_and(|s| s.scopes.is_some()) {
+        // A bearer token is revoked, not signed out of.
+        return Err(AppError::TokenNotAllowed);
+    }
     let c = &v.inner.cookies;
     let presented_session = cookies::get(&headers, c.session);
     let remembered = cookies::get(&headers, c.remember);
@@ -446,7 +450,7 @@ async fn logout(
             &set,
         ));
     }
-    if let Some(token) = ctx.token.as_deref().or(presented_session) {
+    if let Some(token) = ctx.session_token().or(presented_session) {
         v.broker().logout(token, &client).await?;
     }
     // Signing out also ends this browser's remember-me series: the next visit must sign in.

@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
 use vestibule::{Revoke, SelfServiceError, TokenError};
-use vestibule_core::{PasswordChangeError, SecretString};
+use vestibule_core::{ExposeSecret, PasswordChangeError, SecretString};
 
 use crate::layer::AuthContext;
 use crate::routes::{Checked, Client};
@@ -50,7 +50,7 @@ pub(crate) async fn create_token(
     let page = crate::pages::TokenPage {
         mount: &v.inner.mount,
         name: name.trim(),
-        value: &token.value,
+        value: token.value.expose_secret(),
         scopes: &scopes,
         expires,
     };
@@ -131,8 +131,17 @@ pub(crate) async fn change_password(
     let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let current = SecretString::from(form.current_password.unwrap_or_default());
     let new = SecretString::from(form.new_password.unwrap_or_default());
-    v.broker().change_password(session, &current, &new, &client).await?;
-    Ok(Redirect::to(&format!("{}/account?done=password", v.inner.mount)).into_response())
+    let changed = v.broker().change_password(session, &current, &new, &client).await?;
+    // The session goes on under a new id; every remember-me series ended with the change.
+    let c = &v.inner.cookies;
+    let cookies = [
+        c.set(c.session, changed.session.token.expose(), None),
+        c.clear(c.remember),
+    ];
+    Ok(crate::routes::with_cookies(
+        Redirect::to(&format!("{}/account?done=password", v.inner.mount)).into_response(),
+        &cookies,
+    ))
 }
 
 /// Forward auth (nginx `auth_request`, Traefik/Caddy forward-auth): 200 with who is signed in, else 401. Answers

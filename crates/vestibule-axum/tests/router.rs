@@ -83,7 +83,7 @@ impl RedirectFlow for Idp {
         _callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        if params.code.as_deref() == Some(pending.data.expose_secret()) {
+        if params.code.as_ref().map(ExposeSecret::expose_secret) == Some(pending.data.expose_secret()) {
             Ok(ExternalIdentity::new(self.0.clone(), Subject::new("idp-sub").unwrap()))
         } else {
             Err(SourceError::Protocol("bad code".into()))
@@ -139,9 +139,11 @@ async fn app() -> App {
         )
         .route(
             "/reports",
-            get(|vestibule_axum::RequireScope(u, ..): vestibule_axum::RequireScope<ReportsRead>| async move {
-                format!("reports for {}", u.account_id)
-            }),
+            get(
+                |vestibule_axum::RequireScope(u, ..): vestibule_axum::RequireScope<ReportsRead>| async move {
+                    format!("reports for {}", u.account_id)
+                },
+            ),
         )
         .nest("/auth", vestibule_axum::router(auth.clone()))
         .layer(auth.layer());
@@ -471,7 +473,10 @@ async fn sign_in_remembered(app: &App) -> (String, String) {
         post_req(
             "/auth/login/dir",
             &pre,
-            &format!("csrf_token={}&username=ann&password=right+password&remember_me=on", page.csrf()),
+            &format!(
+                "csrf_token={}&username=ann&password=right+password&remember_me=on",
+                page.csrf()
+            ),
         ),
     )
     .await;
@@ -527,13 +532,19 @@ async fn signing_out_after_the_session_expired_signs_out_and_never_signs_in() {
     let csrf = page.csrf();
     // The session ends (idle expiry, or revoked elsewhere); the browser still holds both cookies and the page.
     let value = session.split_once('=').unwrap().1.to_owned();
-    app.broker.logout(&value, &vestibule::ClientInfo::default()).await.unwrap();
+    app.broker
+        .logout(&value, &vestibule::ClientInfo::default())
+        .await
+        .unwrap();
     let both = format!("{session}; {remember}");
     let res = send(&app, post_req("/auth/logout", &both, &format!("csrf_token={csrf}"))).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert_eq!(res.header("location"), "/auth/login");
     for c in res.headers.get_all("set-cookie") {
-        assert!(c.to_str().unwrap().contains("Max-Age=0"), "only clearing cookies: {c:?}");
+        assert!(
+            c.to_str().unwrap().contains("Max-Age=0"),
+            "only clearing cookies: {c:?}"
+        );
     }
     // The series ended with it: the remember-me cookie restores nothing now.
     let after = send(&app, get_req("/private", &remember, "application/json")).await;
@@ -545,7 +556,10 @@ async fn a_stale_sign_out_form_gets_a_one_click_page_and_no_new_session() {
     let app = app().await;
     let (session, remember) = sign_in_remembered(&app).await;
     let value = session.split_once('=').unwrap().1.to_owned();
-    app.broker.logout(&value, &vestibule::ClientInfo::default()).await.unwrap();
+    app.broker
+        .logout(&value, &vestibule::ClientInfo::default())
+        .await
+        .unwrap();
     let both = format!("{session}; {remember}");
     let res = send(&app, post_req("/auth/logout", &both, "csrf_token=stale")).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
@@ -556,7 +570,11 @@ async fn a_stale_sign_out_form_gets_a_one_click_page_and_no_new_session() {
     let pre = res.cookie_pair("__Host-vestibule-csrf");
     let click = send(
         &app,
-        post_req("/auth/logout", &format!("{both}; {pre}"), &format!("csrf_token={}", res.csrf())),
+        post_req(
+            "/auth/logout",
+            &format!("{both}; {pre}"),
+            &format!("csrf_token={}", res.csrf()),
+        ),
     )
     .await;
     assert_eq!(click.status, StatusCode::SEE_OTHER, "{}", click.body);
@@ -577,7 +595,7 @@ async fn tokens_are_for_apis_with_their_scopes() {
         .unwrap();
     let bearer = |path: &str| {
         Request::get(path)
-            .header("authorization", format!("Bearer {}", token.value))
+            .header("authorization", format!("Bearer {}", token.value.expose_secret()))
             .header("accept", "text/html")
             .body(Body::empty())
             .unwrap()
@@ -590,9 +608,18 @@ async fn tokens_are_for_apis_with_their_scopes() {
     let v = send(&app, bearer("/auth/verify")).await;
     assert_eq!(v.status, StatusCode::OK);
     assert_eq!(v.header("x-vestibule-scopes"), "read");
-    assert_eq!(send(&app, bearer("/auth/verify?scope=read")).await.status, StatusCode::OK);
-    assert_eq!(send(&app, bearer("/auth/verify?scope=write")).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(send(&app, bearer("/auth/verify?scope=read+write")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&app, bearer("/auth/verify?scope=read")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, bearer("/auth/verify?scope=write")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(&app, bearer("/auth/verify?scope=read+write")).await.status,
+        StatusCode::FORBIDDEN
+    );
     // A browser session is the person: it passes a scope check, without a scopes header.
     let b = send(&app, get_req("/auth/verify?scope=write", &session, "text/html")).await;
     assert_eq!(b.status, StatusCode::OK);
@@ -601,13 +628,16 @@ async fn tokens_are_for_apis_with_their_scopes() {
     let r = send(&app, bearer("/reports")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.body, r#"{"error":"insufficient_scope"}"#);
-    assert_eq!(send(&app, get_req("/reports", &session, "text/html")).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, get_req("/reports", &session, "text/html")).await.status,
+        StatusCode::OK
+    );
     // A token cannot revoke tokens either.
     let revoke = Request::post(format!("/auth/account/tokens/{}/revoke", token.id))
-        .header("authorization", format!("Bearer {}", token.value))
+        .header("authorization", format!("Bearer {}", token.value.expose_secret()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from("csrf_token=x"))
         .unwrap();
     assert_eq!(send(&app, revoke).await.status, StatusCode::FORBIDDEN);
-    assert!(app.broker.bearer(&token.value).await.unwrap().is_some());
+    assert!(app.broker.bearer(token.value.expose_secret()).await.unwrap().is_some());
 }

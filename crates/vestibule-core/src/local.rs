@@ -51,6 +51,17 @@ pub trait CredentialRepository: Send + Sync {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<bool, BoxError>;
+    /// A password change: [`replace_password_hash`](Self::replace_password_hash) and, in the same transaction,
+    /// the end of every session and remember-me series of the account — a change made because a password was
+    /// stolen must not half happen. The default only replaces the hash (for repositories that keep no sessions).
+    async fn change_password_hash(
+        &self,
+        account: &AccountId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, BoxError> {
+        self.replace_password_hash(account, old_hash, new_hash).await
+    }
 }
 
 /// Why a password change was refused. The messages are safe to show to the account's owner.

@@ -101,17 +101,37 @@ impl fmt::Debug for PendingRedirect {
     }
 }
 
-/// The query parameters of a callback.
+/// The query parameters of a callback. `state` and the code are secrets of the flow (the code is exchanged for
+/// tokens), so `Debug` does not print them.
 #[derive(Debug, Clone, Default)]
 pub struct CallbackParams {
     /// `state` as returned by the provider.
-    pub state: Option<String>,
+    pub state: Option<SecretString>,
     /// The authorization code.
-    pub code: Option<String>,
+    pub code: Option<SecretString>,
     /// An error code such as `access_denied` when the person cancelled.
     pub error: Option<String>,
     /// RFC 9207 `iss`, when the provider sends it (mix-up defence).
     pub iss: Option<String>,
     /// Every other parameter, for provider-specific checks.
     pub extra: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_params_debug_hides_state_and_code() {
+        let params = CallbackParams {
+            state: Some("state-8d1f0c".into()),
+            code: Some("code-5be93a".into()),
+            error: Some("access_denied".into()),
+            ..CallbackParams::default()
+        };
+        let shown = format!("{params:?}");
+        assert!(!shown.contains("state-8d1f0c"), "{shown}");
+        assert!(!shown.contains("code-5be93a"), "{shown}");
+        assert!(shown.contains("access_denied"), "{shown}");
+    }
 }

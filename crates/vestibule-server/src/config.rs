@@ -74,8 +74,8 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite://FILE` (created and migrated on start) or `postgres://...`.
-    pub url: String,
+    /// `sqlite://FILE` (created and migrated on start) or `postgres://...`. Shown with its password masked.
+    pub url: vestibule_store::DatabaseUrl,
 }
 
 impl Default for DatabaseConfig {
@@ -472,9 +472,21 @@ mod tests {
     fn empty_file_means_embedded_defaults() {
         let c = parse("t.toml", "").unwrap();
         assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(c.database.url, "sqlite://vestibule.db");
+        assert_eq!(c.database.url.to_string(), "sqlite://vestibule.db");
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.session.idle_timeout_secs, 1800);
+    }
+
+    #[test]
+    fn debug_masks_the_database_password() {
+        let c = parse(
+            "t.toml",
+            "[database]\nurl = \"postgres://vestibule:hunter2@db/vestibule\"\n",
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://vestibule:***@db/vestibule"), "{shown}");
     }
 
     #[test]
@@ -576,7 +588,7 @@ mod reference_file {
         let documented = super::parse("vestibule.reference.toml", text).unwrap();
         let defaults = super::parse("(embedded)", "").unwrap();
         assert_eq!(documented.server.bind, defaults.server.bind);
-        assert_eq!(documented.database.url, defaults.database.url);
+        assert_eq!(documented.database.url.to_string(), defaults.database.url.to_string());
         assert_eq!(documented.session, defaults.session);
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)

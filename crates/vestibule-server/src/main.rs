@@ -79,6 +79,9 @@ enum UserCommand {
         username: String,
         #[arg(long)]
         email: Option<String>,
+        /// The operator vouches for the address (the person owns it): it counts as verified for linking.
+        #[arg(long, requires = "email")]
+        email_verified: bool,
         #[arg(long)]
         display_name: Option<String>,
         /// Read the password from one line of standard input (its trailing newline dropped).
@@ -149,6 +152,7 @@ async fn run(command: Command) -> Result<(), String> {
                 UserCommand::Add {
                     username,
                     email,
+                    email_verified,
                     display_name,
                     password_stdin,
                     config,
@@ -165,7 +169,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
-            let id = serve::add_user(&cfg, &username, email, display_name, password).await?;
+            let id = serve::add_user(&cfg, &username, email, email_verified, display_name, password).await?;
             println!("created account {id} for {username}");
             Ok(())
         }

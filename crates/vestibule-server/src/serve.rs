@@ -5,24 +5,22 @@ use std::sync::Arc;
 
 use vestibule::Broker;
 use vestibule_axum::{HttpSettings, Vestibule};
-use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger, Timestamp};
+use vestibule_core::{AuthSource, CredentialRepository, ExposeSecret, PasswordChanger, Timestamp};
 use vestibule_local::{LocalSource, PasswordHasher};
 use vestibule_store::{AuditEvent, NewLocalAccount, Store, StoreError};
 
 use crate::config::{FileConfig, SourceConfig};
 
 pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
-    // The URL may carry a password: name only the scheme in errors.
-    let scheme = cfg.database.url.split(':').next().unwrap_or("?").to_owned();
-    let store = Store::connect(&cfg.database.url)
+    // The URL may carry a password: it is shown masked (`DatabaseUrl`'s `Display`).
+    let url = &cfg.database.url;
+    let store = Store::connect(url.expose_secret())
         .await
-        .map_err(|e| format!("cannot open the {scheme} database: {}", vestibule_core::error_chain(&e)))?;
-    store.migrate().await.map_err(|e| {
-        format!(
-            "cannot migrate the {scheme} database: {}",
-            vestibule_core::error_chain(&e)
-        )
-    })?;
+        .map_err(|e| format!("cannot open the database {url}: {}", vestibule_core::error_chain(&e)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the database {url}: {}", vestibule_core::error_chain(&e)))?;
     Ok(store)
 }
 
@@ -149,9 +147,11 @@ pub async fn add_user(
     cfg: &FileConfig,
     username: &str,
     email: Option<String>,
+    email_verified: bool,
     display_name: Option<String>,
     password: String,
 ) -> Result<String, String> {
+    let has_email = email.is_some();
     let local = cfg
         .sources
         .iter()
@@ -180,8 +180,9 @@ pub async fn add_user(
                 username: username.to_owned(),
                 display_name: display_name.or_else(|| Some(username.to_owned())),
                 email,
-                email_verified: false,
-                password_hash: hash,
+                // Only when the operator says so: `--email-verified`.
+                email_verified: email_verified && has_email,
+                password_hash: hash.into(),
             },
             now,
         )

@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use vestibule_core::{
-    AccountId, BoxError, CredentialRepository, ExternalIdentity, SourceId, StoredPassword, Subject, Timestamp,
+    AccountId, BoxError, CredentialRepository, ExposeSecret, ExternalIdentity, SecretString, SourceId, StoredPassword,
+    Subject, Timestamp,
 };
 
 use crate::{flag, random_id, Store, StoreError};
@@ -46,7 +47,7 @@ pub struct IdentityRecord {
     pub last_login_at: Option<Timestamp>,
 }
 
-/// What `vestibule user add` creates.
+/// What `vestibule user add` creates. `Debug` does not print the password hash (it could be cracked offline).
 #[derive(Debug, Clone)]
 pub struct NewLocalAccount {
     /// The local source's id; the account gets the identity `(source, account id)`.
@@ -61,7 +62,7 @@ pub struct NewLocalAccount {
     /// Whether that email is known to be the person's.
     pub email_verified: bool,
     /// An argon2id PHC string.
-    pub password_hash: String,
+    pub password_hash: SecretString,
 }
 
 const ACCOUNT_COLUMNS: &str = "id, display_name, email, email_verified, disabled, created_at";
@@ -124,7 +125,7 @@ impl Store {
         .bind(id.as_str())
         .bind(&new.username)
         .bind(&canonical)
-        .bind(&new.password_hash)
+        .bind(new.password_hash.expose_secret())
         .bind(now.0)
         .execute(&mut *tx)
         .await
@@ -350,5 +351,50 @@ impl CredentialRepository for Store {
                 .await?
                 .rows_affected();
         Ok(done > 0)
+    }
+
+    async fn change_password_hash(
+        &self,
+        account: &AccountId,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<bool, BoxError> {
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("UPDATE local_credentials SET password_hash = $1 WHERE account_id = $2 AND password_hash = $3")
+                .bind(new_hash)
+                .bind(account.as_str())
+                .bind(old_hash)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if done == 0 {
+            return Ok(false);
+        }
+        let ended = crate::linking::end_sessions_and_series(&mut tx, account, self.backend()).await?;
+        tx.commit().await?;
+        tracing::debug!(account = %account, sessions = ended.len(), "password changed; sessions and series ended");
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_local_account_debug_hides_the_password_hash() {
+        let hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+        let new = NewLocalAccount {
+            source: SourceId::new("local").expect("valid id"),
+            username: "ann".into(),
+            display_name: None,
+            email: None,
+            email_verified: false,
+            password_hash: hash.into(),
+        };
+        let shown = format!("{new:?}");
+        assert!(!shown.contains("aGFzaA"), "{shown}");
+        assert!(shown.contains("ann"), "{shown}");
     }
 }

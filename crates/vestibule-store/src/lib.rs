@@ -17,6 +17,7 @@
 
 mod accounts;
 mod audit;
+mod database_url;
 mod error;
 mod keys;
 mod linking;
@@ -36,6 +37,7 @@ use sqlx::AnyPool;
 
 pub use accounts::{Account, IdentityRecord, NewLocalAccount};
 pub use audit::{AuditEvent, AuditRecord};
+pub use database_url::DatabaseUrl;
 pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};
 pub use logins::LoginNameProblems;
@@ -60,7 +62,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    url: String,
+    /// `Debug` shows it with the password masked.
+    url: DatabaseUrl,
     options: StoreOptions,
 }
 
@@ -120,14 +123,15 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            url,
+            url: url.into(),
             options,
         })
     }
 
-    /// The URL it was opened with (as given, plus `mode=rwc` for SQLite). May hold a password: do not log it.
+    /// The URL it was opened with (as given, plus `mode=rwc` for SQLite). May hold a password: do not log it (the
+    /// store's `Debug` masks it, as [`DatabaseUrl`] does).
     pub fn url(&self) -> &str {
-        &self.url
+        vestibule_core::ExposeSecret::expose_secret(&self.url)
     }
 
     /// Which backend this is.
@@ -200,4 +204,30 @@ pub fn random_id() -> String {
 
 pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn debug_masks_the_password_of_the_url() {
+        sqlx::any::install_default_drivers();
+        let url = "postgres://vestibule:hunter2@127.0.0.1:1/vestibule";
+        // Lazy: nothing listens there, and the test needs no database.
+        let pool = AnyPoolOptions::new().connect_lazy(url).expect("valid URL");
+        let store = Store {
+            pool,
+            backend: Backend::Postgres,
+            url: url.into(),
+            options: StoreOptions::default(),
+        };
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://vestibule:***@127.0.0.1:1/vestibule"),
+            "{shown}"
+        );
+        assert_eq!(store.url(), url);
+    }
 }

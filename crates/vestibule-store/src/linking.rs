@@ -159,6 +159,49 @@ impl Store {
     }
 }
 
+/// Deletes every session and remember-me series of an account inside `tx`, and on PostgreSQL announces the ended
+/// sessions in the same transaction (`pg_notify` is delivered at commit, and not at all on rollback). Returns the
+/// ended sessions' hashes.
+pub(crate) async fn end_sessions_and_series(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    account: &AccountId,
+    backend: crate::Backend,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("DELETE FROM sessions WHERE account_id = $1 RETURNING id_hash")
+        .bind(account.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    let ended = rows
+        .iter()
+        .map(|r| r.try_get::<String, _>("id_hash").map_err(StoreError::from))
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query("DELETE FROM remember_series WHERE account_id = $1")
+        .bind(account.as_str())
+        .execute(&mut **tx)
+        .await?;
+    if backend == crate::Backend::Postgres {
+        for hash in &ended {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(crate::REVOCATION_CHANNEL)
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(ended)
+}
+
+impl Store {
+    /// Ends every session and remember-me series of an account in one transaction (a stolen remember-me cookie
+    /// was used); returns the ended sessions' hashes.
+    pub async fn end_sessions_and_series_of(&self, account: &AccountId) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_sessions_and_series(&mut tx, account, self.backend()).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
+
 /// Deletes the sessions, series and tokens an identity opened. Sessions and series from before the subject was
 /// recorded count as opened by any identity of their source; such tokens are left alone (they name no source).
 async fn delete_grants(
@@ -183,12 +226,14 @@ async fn delete_grants(
             ended.push(r.try_get::<String, _>("h")?);
         }
     }
-    sqlx::query("DELETE FROM remember_series WHERE account_id = $1 AND source = $2 AND (subject = $3 OR subject IS NULL)")
-        .bind(account.as_str())
-        .bind(source.as_str())
-        .bind(subject.as_str())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "DELETE FROM remember_series WHERE account_id = $1 AND source = $2 AND (subject = $3 OR subject IS NULL)",
+    )
+    .bind(account.as_str())
+    .bind(source.as_str())
+    .bind(subject.as_str())
+    .execute(&mut **tx)
+    .await?;
     Ok(ended)
 }
 

@@ -1,10 +1,10 @@
 use sqlx::Row;
-use vestibule_core::{AccountId, SourceId, Timestamp};
+use vestibule_core::{AccountId, ExposeSecret, SecretString, SourceId, Timestamp};
 
 use crate::{Store, StoreError};
 
-/// A redirect sign-in waiting for its callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A redirect sign-in waiting for its callback. `data` holds the flow's secrets, so `Debug` does not print it.
+#[derive(Debug, Clone)]
 pub struct PendingRecord {
     /// Hex SHA-256 of the `state` value.
     pub state_hash: String,
@@ -13,7 +13,7 @@ pub struct PendingRecord {
     /// Hex SHA-256 of the browser-binding cookie set when the flow started.
     pub browser_hash: String,
     /// The source's own per-flow data (nonce, PKCE verifier...).
-    pub data: String,
+    pub data: SecretString,
     /// Where to land afterwards (already checked to be a safe relative path).
     pub next_path: Option<String>,
     /// After this the flow is void.
@@ -33,7 +33,7 @@ impl Store {
         .bind(&p.state_hash)
         .bind(p.source.as_str())
         .bind(&p.browser_hash)
-        .bind(&p.data)
+        .bind(p.data.expose_secret())
         .bind(p.next_path.as_deref())
         .bind(p.expires_at.0)
         .bind(p.link_account.as_ref().map(AccountId::as_str))
@@ -58,7 +58,7 @@ impl Store {
             state_hash: row.try_get("state_hash")?,
             source: SourceId::new(row.try_get::<String, _>("source")?)?,
             browser_hash: row.try_get("browser_hash")?,
-            data: row.try_get("data")?,
+            data: SecretString::from(row.try_get::<String, _>("data")?),
             next_path: row.try_get("next_path")?,
             expires_at: Timestamp(row.try_get("expires_at")?),
             link_account: row
@@ -75,5 +75,27 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(n.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_flow_data() {
+        let record = PendingRecord {
+            state_hash: "5fa3c0".into(),
+            source: SourceId::new("google").expect("valid id"),
+            browser_hash: "b1".into(),
+            data: r#"{"nonce":"nonce-77ab","pkce_verifier":"verifier-1c9e"}"#.into(),
+            next_path: Some("/after".into()),
+            expires_at: Timestamp(600),
+            link_account: None,
+        };
+        let shown = format!("{record:?}");
+        assert!(!shown.contains("nonce-77ab"), "{shown}");
+        assert!(!shown.contains("verifier-1c9e"), "{shown}");
+        assert!(shown.contains("5fa3c0") && shown.contains("google"), "{shown}");
     }
 }

@@ -26,7 +26,8 @@ pub struct RememberSeries {
     pub expires_at: Timestamp,
 }
 
-const COLUMNS: &str = "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, \
+const COLUMNS: &str =
+    "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, \
      expires_at, subject";
 
 fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
@@ -39,7 +40,10 @@ fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
         rotated_at: Timestamp(row.try_get("rotated_at")?),
         authenticated_at: Timestamp(row.try_get("authenticated_at")?),
         expires_at: Timestamp(row.try_get("expires_at")?),
-        subject: row.try_get::<Option<String>, _>("subject")?.map(Subject::new).transpose()?,
+        subject: row
+            .try_get::<Option<String>, _>("subject")?
+            .map(Subject::new)
+            .transpose()?,
     })
 }
 

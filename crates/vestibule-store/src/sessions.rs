@@ -33,7 +33,8 @@ pub struct SessionRecord {
     pub checked_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, \
+const COLUMNS: &str =
+    "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, \
      ip, fingerprint, subject, checked_at";
 
 fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
@@ -48,7 +49,10 @@ fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
         user_agent: row.try_get("user_agent")?,
         ip: row.try_get("ip")?,
         fingerprint: row.try_get("fingerprint")?,
-        subject: row.try_get::<Option<String>, _>("subject")?.map(Subject::new).transpose()?,
+        subject: row
+            .try_get::<Option<String>, _>("subject")?
+            .map(Subject::new)
+            .transpose()?,
         checked_at: row.try_get::<Option<i64>, _>("checked_at")?.map(Timestamp),
     })
 }
@@ -56,7 +60,8 @@ fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
 impl Store {
     /// Stores a new session.
     pub async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let sql =
+            format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         sqlx::query(&sql)
             .bind(&s.id_hash)
             .bind(s.account_id.as_str())

@@ -56,7 +56,8 @@ fn token_from(row: &sqlx::any::AnyRow) -> Result<AccessToken, StoreError> {
 impl Store {
     /// Stores a new token.
     pub async fn insert_token(&self, t: &AccessToken) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+        let sql =
+            format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
         sqlx::query(&sql)
             .bind(&t.id)
             .bind(&t.token_hash)

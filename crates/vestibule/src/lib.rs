@@ -37,7 +37,7 @@ pub use error::{BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use remember::Restored;
-pub use self_service::{Revoke, SelfServiceError};
+pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, NewSession};
 pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
 pub use token::{hash_token, SecretToken};

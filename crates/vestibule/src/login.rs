@@ -137,7 +137,7 @@ impl Broker {
                 state_hash: hex_of(&hash_token(start.pending.state.expose_secret())),
                 source: source_id.clone(),
                 browser_hash: browser_token.hash_hex(),
-                data: start.pending.data.expose_secret().to_owned(),
+                data: start.pending.data,
                 next_path: next,
                 expires_at: self.now().plus_secs(self.settings.redirect_timeout_secs),
                 link_account,
@@ -169,7 +169,11 @@ impl Broker {
             return Err(LoginError::UnknownSource);
         };
         let pending = match &params.state {
-            Some(state) => self.store.take_pending(&hex_of(&hash_token(state))).await?,
+            Some(state) => {
+                self.store
+                    .take_pending(&hex_of(&hash_token(state.expose_secret())))
+                    .await?
+            }
             None => None,
         };
         let valid = pending.as_ref().is_some_and(|p| {
@@ -186,12 +190,12 @@ impl Broker {
             self.audit_failure(source_id, client, None, "invalid_flow").await;
             return Err(LoginError::InvalidFlow);
         };
-        let state = SecretString::from(params.state.clone().unwrap_or_default());
+        let state = params.state.clone().unwrap_or_default();
         let result = flow
             .finish(
                 PendingRedirect {
                     state,
-                    data: SecretString::from(pending.data),
+                    data: pending.data,
                 },
                 &self.callback_url(source_id),
                 params,
@@ -426,7 +430,11 @@ impl Broker {
         // The new account's address is verified only if this source may vouch for it; what the source asserted
         // stays on the identity row as it was.
         let vouched = self.policy(&identity.source).vouched_email(identity);
-        match self.store.create_account_for_identity(identity, vouched, self.now()).await {
+        match self
+            .store
+            .create_account_for_identity(identity, vouched, self.now())
+            .await
+        {
             Ok(account) => {
                 self.audit(&AuditEvent {
                     event: "account_created",

@@ -6,13 +6,13 @@
 //! rotation — the concurrency that broke Miller's original scheme — are not mistaken for theft.
 
 use subtle::ConstantTimeEq;
-use vestibule_core::{AccountId, Timestamp};
+use vestibule_core::{AccountId, SecretString, Timestamp};
 use vestibule_store::{AuditEvent, RememberSeries};
 
 use crate::token::{hash_token, hex_of, plausible};
 use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};
 
-/// What a remember-me cookie led to.
+/// What a remember-me cookie led to. `Debug` does not print the new cookie value.
 #[derive(Debug)]
 pub enum Restored {
     /// A new, non-fresh session; `cookie` is the rotated remember-me value to set (`None` inside the grace
@@ -21,7 +21,7 @@ pub enum Restored {
         /// The new session.
         session: NewSession,
         /// The new remember-me cookie value, when rotated.
-        cookie: Option<String>,
+        cookie: Option<SecretString>,
     },
     /// Unknown, expired or malformed: clear the cookie.
     Invalid,
@@ -44,7 +44,7 @@ fn same(a: &str, b: &str) -> bool {
 
 impl Broker {
     /// Starts a remember-me series for a sign-in that just proved a credential; returns the cookie value.
-    pub async fn remember(&self, session: &NewSession) -> Result<String, BrokerError> {
+    pub async fn remember(&self, session: &NewSession) -> Result<SecretString, BrokerError> {
         let (series, token) = (SecretToken::generate(), SecretToken::generate());
         let now = self.now();
         self.store
@@ -60,7 +60,7 @@ impl Broker {
                 expires_at: now.plus_secs(self.settings.remember_days.saturating_mul(86_400)),
             })
             .await?;
-        Ok(format!("{}.{}", series.expose(), token.expose()))
+        Ok(format!("{}.{}", series.expose(), token.expose()).into())
     }
 
     /// Uses a remember-me cookie.
@@ -88,7 +88,7 @@ impl Broker {
                 let session = self.restored_session(&rec, client).await?;
                 return Ok(Restored::Session {
                     session,
-                    cookie: Some(format!("{series}.{}", next.expose())),
+                    cookie: Some(format!("{series}.{}", next.expose()).into()),
                 });
             }
             // Another request rotated it a moment ago: the same as presenting the previous token in the grace.
@@ -131,7 +131,9 @@ impl Broker {
             // session asks the source again (an LDAP search) before the session is used.
             checked_at: Some(Timestamp(0)),
         };
-        let session = self.create_session_proven(&rec.account_id, proven, client, None).await?;
+        let session = self
+            .create_session_proven(&rec.account_id, proven, client, None)
+            .await?;
         self.audit(&AuditEvent {
             event: "session_restored",
             account_id: Some(rec.account_id.as_str()),
@@ -145,9 +147,11 @@ impl Broker {
     }
 
     async fn remember_theft(&self, rec: &RememberSeries, client: &ClientInfo) -> Result<(), BrokerError> {
-        self.store.delete_remember_of(&rec.account_id, None).await?;
-        let ended = self.store.delete_sessions_of(&rec.account_id, None).await?;
-        self.forget(&ended).await;
+        // One transaction: a theft response must not stop halfway.
+        let ended = self.store.end_sessions_and_series_of(&rec.account_id).await?;
+        for hash in &ended {
+            self.evict(hash);
+        }
         tracing::warn!(account = %rec.account_id, ip = ?client.ip, "remember-me token reuse: cookie theft assumed");
         self.audit(&AuditEvent {
             event: "remember_theft",
@@ -159,5 +163,33 @@ impl Broker {
         })
         .await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vestibule_core::SourceId;
+
+    use super::*;
+
+    #[test]
+    fn restored_debug_hides_the_cookie() {
+        let (series, token) = (SecretToken::generate(), SecretToken::generate());
+        let cookie = format!("{}.{}", series.expose(), token.expose());
+        let session = NewSession {
+            token: SecretToken::generate(),
+            account_id: AccountId::new("acct-42").expect("valid id"),
+            source: SourceId::new("local").expect("valid id"),
+            subject: None,
+            expires_at: Timestamp(3600),
+        };
+        let restored = Restored::Session {
+            session,
+            cookie: Some(cookie.clone().into()),
+        };
+        let shown = format!("{restored:?}");
+        assert!(!shown.contains(series.expose()), "{shown}");
+        assert!(!shown.contains(token.expose()), "{shown}");
+        assert!(shown.contains("acct-42"), "{shown}");
     }
 }

@@ -99,21 +99,30 @@ impl Broker {
         Ok(ended.len())
     }
 
-    /// Changes the local password of the signed-in account and ends every other session and every remember-me
-    /// series of it (a password change is what someone does after suspecting a stolen one). Returns how many other
-    /// sessions ended.
+    /// Changes the local password of the signed-in account. Every session and remember-me series of the account
+    /// ends in the same transaction as the change (a password change is what someone does after suspecting a
+    /// stolen one), and the person's own session continues under a **new id** (returned: set it as the cookie), so
+    /// an id copied before the change is worthless after it.
     pub async fn change_password(
         &self,
         session: &ActiveSession,
         current: &SecretString,
         new: &SecretString,
         client: &ClientInfo,
-    ) -> Result<usize, SelfServiceError> {
-        if !self.is_fresh(session) {
+    ) -> Result<PasswordChanged, SelfServiceError> {
+        if !self.is_fresh(session) || session.scopes.is_some() {
             return Err(SelfServiceError::NotFresh);
         }
         let changer = self.password_changer.as_ref().ok_or(SelfServiceError::NoPasswords)?;
         let account = &session.account_id;
+        // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
+        let before: Vec<String> = self
+            .store
+            .sessions_of(account)
+            .await?
+            .into_iter()
+            .map(|s| s.id_hash)
+            .collect();
         if let Err(e) = changer.change_password(account, current, new).await {
             if matches!(e, PasswordChangeError::WrongCurrent) {
                 self.audit(&AuditEvent {
@@ -127,9 +136,17 @@ impl Broker {
             }
             return Err(e.into());
         }
-        self.forget_remember_of(account, None).await?;
-        let ended = self.store.delete_sessions_of(account, Some(&session.id_hash())).await?;
-        self.forget(&ended).await;
+        for hash in &before {
+            self.evict(hash);
+        }
+        let proven = crate::broker::Proven {
+            source: &session.source,
+            subject: session.subject.as_ref(),
+            // The current password was just proven.
+            at: self.now(),
+            checked_at: None,
+        };
+        let renewed = self.create_session_proven(account, proven, client, None).await?;
         self.audit(&AuditEvent {
             event: "password_changed",
             account_id: Some(account.as_str()),
@@ -137,8 +154,20 @@ impl Broker {
             ..Default::default()
         })
         .await;
-        Ok(ended.len())
+        Ok(PasswordChanged {
+            session: renewed,
+            others_ended: before.len().saturating_sub(1),
+        })
     }
+}
+
+/// A completed password change.
+#[derive(Debug)]
+pub struct PasswordChanged {
+    /// The person's session under its new id: set it as the session cookie.
+    pub session: crate::NewSession,
+    /// How many other sessions ended.
+    pub others_ended: usize,
 }
 
 pub(crate) fn fresh_at(authenticated_at: Timestamp, fresh_secs: i64, now: Timestamp) -> bool {

@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
+use vestibule_core::SecretString;
 use vestibule_store::{AccessToken, AuditEvent, StoreError};
 
 use crate::token::{hash_token, hex_of, plausible};
@@ -13,7 +14,8 @@ use crate::{ActiveSession, Broker, BrokerError, ClientInfo, SecretToken};
 /// The prefix that marks a Vestibule access token (so secret scanners can find leaked ones).
 pub const TOKEN_PREFIX: &str = "vst_";
 
-/// A token just created: `secret` is shown to its owner once and never again.
+/// A token just created: `secret` is shown to its owner once and never again (`Debug` prints neither it nor
+/// `value`).
 #[derive(Debug)]
 pub struct NewToken {
     /// Public id, for the list and for revoking.
@@ -21,7 +23,7 @@ pub struct NewToken {
     /// The bearer value.
     pub secret: SecretToken,
     /// The full value with its prefix, to copy.
-    pub value: String,
+    pub value: SecretString,
 }
 
 /// Why a token could not be created or revoked.
@@ -111,7 +113,11 @@ impl Broker {
             ..Default::default()
         })
         .await;
-        Ok(NewToken { id, secret, value })
+        Ok(NewToken {
+            id,
+            secret,
+            value: value.into(),
+        })
     }
 
     /// The account's tokens (without their values).
@@ -212,5 +218,25 @@ impl Broker {
             });
         }
         Ok(Some(active))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_token_debug_hides_the_value() {
+        let secret = SecretToken::generate();
+        let value = format!("{TOKEN_PREFIX}{}", secret.expose());
+        let token = NewToken {
+            id: "0f3a9c".into(),
+            secret: secret.clone(),
+            value: value.clone().into(),
+        };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains(&value), "{shown}");
+        assert!(!shown.contains(secret.expose()), "{shown}");
+        assert!(shown.contains("0f3a9c"), "{shown}");
     }
 }

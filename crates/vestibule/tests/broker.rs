@@ -83,7 +83,7 @@ impl RedirectFlow for Idp {
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
         self.finished.fetch_add(1, Ordering::SeqCst);
-        if params.code.as_deref() == Some(pending.data.expose_secret()) {
+        if params.code.as_ref().map(ExposeSecret::expose_secret) == Some(pending.data.expose_secret()) {
             Ok(
                 ExternalIdentity::new(self.id.clone(), Subject::new("idp-sub-1").unwrap())
                     .with_email("x@example.org", true),
@@ -444,7 +444,7 @@ async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken
     let key = hex(&vestibule::hash_token(&state));
     let rec = f.broker.store().take_pending(&key).await.unwrap().unwrap();
     f.broker.store().insert_pending(&rec).await.unwrap();
-    (state, rec.data, begin.browser_token)
+    (state, rec.data.expose_secret().to_owned(), begin.browser_token)
 }
 
 fn hex(bytes: &[u8; 32]) -> String {
@@ -658,7 +658,7 @@ async fn self_service_needs_a_fresh_sign_in_and_stays_in_its_account() {
 async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
     let f = fixture().await;
     let first = sign_in(&f).await;
-    let cookie = f.broker.remember(&first).await.unwrap();
+    let cookie = f.broker.remember(&first).await.unwrap().expose_secret().to_owned();
     f.clock.advance(700); // past the fresh window
 
     // Use: a new session, not fresh, and a rotated cookie.
@@ -669,6 +669,7 @@ async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
     else {
         panic!("expected a restored session with a rotated cookie")
     };
+    let rotated = rotated.expose_secret().to_owned();
     let active = f.broker.session(session.token.expose()).await.unwrap().unwrap();
     assert_eq!(active.account_id, first.account_id);
     assert!(!f.broker.is_fresh(&active), "remember-me never makes a fresh session");
@@ -716,7 +717,7 @@ async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
         ));
     }
     let s = sign_in(&f).await;
-    let c = f.broker.remember(&s).await.unwrap();
+    let c = f.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     f.clock.advance(31 * 86_400);
     assert!(matches!(
         f.broker.restore(&c, &client()).await.unwrap(),
@@ -724,7 +725,7 @@ async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
     ));
     // Forgotten (sign-out): invalid.
     let s = sign_in(&f).await;
-    let c = f.broker.remember(&s).await.unwrap();
+    let c = f.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     f.broker.forget_remember(&c).await.unwrap();
     assert!(matches!(
         f.broker.restore(&c, &client()).await.unwrap(),
@@ -736,7 +737,7 @@ async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
 async fn parallel_requests_with_one_remember_cookie_are_not_theft() {
     let f = fixture().await;
     let s = sign_in(&f).await;
-    let cookie = f.broker.remember(&s).await.unwrap();
+    let cookie = f.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (b, c) = (f.broker.clone(), cookie.clone());
@@ -778,12 +779,17 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         .create_token(&active, "ci", 2, "read write:repo", &client())
         .await
         .unwrap();
-    assert!(t.value.starts_with("vst_"));
+    assert!(t.value.expose_secret().starts_with("vst_"));
     let stored = f.broker.tokens(&active).await.unwrap();
     assert_eq!(stored.len(), 1);
-    assert_ne!(stored[0].token_hash, t.value, "only the hash is stored");
+    assert_ne!(stored[0].token_hash, t.value.expose_secret(), "only the hash is stored");
 
-    let who = f.broker.bearer(&t.value).await.unwrap().expect("valid token");
+    let who = f
+        .broker
+        .bearer(t.value.expose_secret())
+        .await
+        .unwrap()
+        .expect("valid token");
     assert_eq!(who.account_id, s.account_id);
     assert_eq!(
         who.scopes.as_deref(),
@@ -796,7 +802,7 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         "tokens cannot mint tokens"
     );
     // Not interchangeable with session cookies.
-    assert!(f.broker.session(&t.value).await.unwrap().is_none());
+    assert!(f.broker.session(t.value.expose_secret()).await.unwrap().is_none());
     assert!(f
         .broker
         .bearer(&format!("vst_{}", s.token.expose()))
@@ -807,7 +813,10 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
 
     // Expiry (sessions kept alive meanwhile are irrelevant to it).
     f.clock.advance(2 * 86_400);
-    assert!(f.broker.bearer(&t.value).await.unwrap().is_none(), "expired");
+    assert!(
+        f.broker.bearer(t.value.expose_secret()).await.unwrap().is_none(),
+        "expired"
+    );
 
     // Revocation, and revocation with the account.
     let s = sign_in(&f).await;
@@ -822,17 +831,20 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         .create_token(&active, "b", 30, "read", &client())
         .await
         .unwrap();
-    assert!(f.broker.bearer(&t1.value).await.unwrap().is_some(), "cached now");
+    assert!(
+        f.broker.bearer(t1.value.expose_secret()).await.unwrap().is_some(),
+        "cached now"
+    );
     f.broker.revoke_token(&active, &t1.id, &client()).await.unwrap();
     assert!(
-        f.broker.bearer(&t1.value).await.unwrap().is_none(),
+        f.broker.bearer(t1.value.expose_secret()).await.unwrap().is_none(),
         "revoked at once despite the cache"
     );
     assert!(matches!(
         f.broker.revoke_token(&active, &t1.id, &client()).await,
         Err(vestibule::TokenError::NotFound)
     ));
-    assert!(f.broker.bearer(&t2.value).await.unwrap().is_some());
+    assert!(f.broker.bearer(t2.value.expose_secret()).await.unwrap().is_some());
     f.broker.set_account_disabled(&active.account_id, true).await.unwrap();
     f.broker.evict(&vestibule::SecretToken::generate().hash_hex());
     assert!(

@@ -10,8 +10,8 @@ use vestibule::{
     Broker, ClientInfo, LoginError, LoginOutcome, Provisioning, SessionSettings, SourcePolicy, UnlinkError,
 };
 use vestibule_core::{
-    async_trait, AccountId, AuthSource, CallbackParams, ExternalIdentity, FixedClock, Flow, PendingRedirect,
-    RedirectFlow, RedirectStart, SourceError, SourceId, Subject, Timestamp,
+    async_trait, AccountId, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, Flow,
+    PendingRedirect, RedirectFlow, RedirectStart, SourceError, SourceId, Subject, Timestamp,
 };
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher};
 use vestibule_store::{NewLocalAccount, Store};
@@ -52,8 +52,9 @@ impl RedirectFlow for Scripted {
         _: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
-        let mut identity: ExternalIdentity = serde_json::from_str(params.code.as_deref().unwrap_or(""))
-            .map_err(|e| SourceError::Protocol(e.to_string()))?;
+        let mut identity: ExternalIdentity =
+            serde_json::from_str(params.code.as_ref().map_or("", ExposeSecret::expose_secret))
+                .map_err(|e| SourceError::Protocol(e.to_string()))?;
         identity.source = self.0.clone();
         Ok(identity)
     }
@@ -101,7 +102,11 @@ impl AuthSource for Directory {
 
 #[async_trait]
 impl vestibule_core::PasswordFlow for Directory {
-    async fn authenticate(&self, login: &str, password: &vestibule_core::SecretString) -> Result<ExternalIdentity, SourceError> {
+    async fn authenticate(
+        &self,
+        login: &str,
+        password: &vestibule_core::SecretString,
+    ) -> Result<ExternalIdentity, SourceError> {
         use vestibule_core::ExposeSecret;
         let people = self.people.lock().unwrap().clone().unwrap_or_default();
         match people.get(login) {
@@ -162,18 +167,19 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
         argon2: cheap,
         password: Default::default(),
     };
-    let local = LocalSource::new(
+    let local = Arc::new(LocalSource::new(
         &config,
         Arc::new(store.clone()),
         Arc::new(PasswordHasher::new(cheap).unwrap()),
-    );
+    ));
     let directory = Arc::new(Directory {
         id: id("dir"),
         people: std::sync::Mutex::new(Some(Default::default())),
         asked: Default::default(),
     });
     let broker = Broker::builder(store, "https://id.example.com")
-        .source(Arc::new(local))
+        .source(local.clone())
+        .password_changer(local)
         .source(directory.clone())
         .source_with_policy(Arc::new(Scripted(id("google"))), google)
         .source_with_policy(Arc::new(Scripted(id("github"))), github)
@@ -230,7 +236,7 @@ async fn local_account(fx: &Fx, username: &str, email: &str, email_verified: boo
         display_name: Some(username.into()),
         email: Some(email.into()),
         email_verified,
-        password_hash: hasher.hash(format!("{username} password").into()).await.unwrap(),
+        password_hash: hasher.hash(format!("{username} password").into()).await.unwrap().into(),
     };
     fx.broker.store().create_local_account(&new, T0).await.unwrap()
 }
@@ -247,13 +253,17 @@ async fn via(
     current: Option<&AccountId>,
 ) -> Result<LoginOutcome, LoginError> {
     let begin = match current {
-        Some(account) => fx.broker.start_link_redirect(&id(source), &*fresh(fx, account).await).await?,
+        Some(account) => {
+            fx.broker
+                .start_link_redirect(&id(source), &*fresh(fx, account).await)
+                .await?
+        }
         None => fx.broker.start_redirect(&id(source), None).await?,
     };
     let state = begin.authorize_url.split("state=").nth(1).unwrap().to_owned();
     let params = CallbackParams {
-        state: Some(state),
-        code: Some(serde_json::to_string(identity).unwrap()),
+        state: Some(state.into()),
+        code: Some(serde_json::to_string(identity).unwrap().into()),
         ..Default::default()
     };
     fx.broker
@@ -449,7 +459,9 @@ async fn proving_ownership_links_and_the_token_is_single_use() {
     let foreign = vestibule::SecretToken::generate();
     assert!(fx.broker.pending_link(foreign.expose()).await.unwrap().is_none());
     assert!(matches!(
-        fx.broker.confirm_link(foreign.expose(), &*fresh(&fx, &ann).await, &client()).await,
+        fx.broker
+            .confirm_link(foreign.expose(), &*fresh(&fx, &ann).await, &client())
+            .await,
         Err(LoginError::InvalidFlow)
     ));
     // Ann proves she owns the account by signing in to it, then confirms.
@@ -467,7 +479,9 @@ async fn proving_ownership_links_and_the_token_is_single_use() {
     assert_eq!(owner(&fx, "google", "g-ann").await, Some(ann.clone()));
     // Used twice: refused.
     assert!(matches!(
-        fx.broker.confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client()).await,
+        fx.broker
+            .confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client())
+            .await,
         Err(LoginError::InvalidFlow)
     ));
     // From now on Google signs in to Ann's account directly.
@@ -492,7 +506,9 @@ async fn an_expired_link_token_is_refused() {
     fx.clock.advance(601);
     assert!(fx.broker.pending_link(link.token.expose()).await.unwrap().is_none());
     assert!(matches!(
-        fx.broker.confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client()).await,
+        fx.broker
+            .confirm_link(link.token.expose(), &*fresh(&fx, &ann).await, &client())
+            .await,
         Err(LoginError::InvalidFlow)
     ));
     assert_eq!(owner(&fx, "google", "g-ann").await, None);
@@ -551,8 +567,8 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
         .unwrap();
     let state = begin.authorize_url.split("state=").nth(1).unwrap().to_owned();
     let params = CallbackParams {
-        state: Some(state),
-        code: Some(serde_json::to_string(&identity).unwrap()),
+        state: Some(state.into()),
+        code: Some(serde_json::to_string(&identity).unwrap().into()),
         ..Default::default()
     };
     let r = fx
@@ -586,7 +602,13 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
     // Linking a password source from the account page checks its password.
     let r = fx
         .broker
-        .link_password(&id("local"), &*fresh(&fx, &ann).await, "bob", &"wrong".into(), &client())
+        .link_password(
+            &id("local"),
+            &*fresh(&fx, &ann).await,
+            "bob",
+            &"wrong".into(),
+            &client(),
+        )
         .await;
     assert!(matches!(r, Err(LoginError::Rejected(_))), "{r:?}");
 }
@@ -650,7 +672,13 @@ fn hostile(subject: &str, email: &str) -> ExternalIdentity {
 }
 
 async fn account_email_verified(fx: &Fx, account: &AccountId) -> bool {
-    fx.broker.store().get_account(account).await.unwrap().unwrap().email_verified
+    fx.broker
+        .store()
+        .get_account(account)
+        .await
+        .unwrap()
+        .unwrap()
+        .email_verified
 }
 
 #[tokio::test]
@@ -750,7 +778,7 @@ async fn restored(fx: &Fx, account: &AccountId) -> Arc<vestibule::ActiveSession>
         .create_session(account, &id("local"), &client(), None)
         .await
         .unwrap();
-    let cookie = fx.broker.remember(&s).await.unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     let vestibule::Restored::Session { session, .. } = fx.broker.restore(&cookie, &client()).await.unwrap() else {
         panic!("not restored")
     };
@@ -766,7 +794,10 @@ async fn adding_a_way_in_needs_a_fresh_sign_in() {
 
     let r = fx.broker.start_link_redirect(&id("google"), &stale).await;
     assert!(matches!(r, Err(LoginError::NotFresh)), "{r:?}");
-    fx.dir.set("bob", Some(ExternalIdentity::new(id("dir"), Subject::new("bob").unwrap())));
+    fx.dir.set(
+        "bob",
+        Some(ExternalIdentity::new(id("dir"), Subject::new("bob").unwrap())),
+    );
     let r = fx
         .broker
         .link_password(&id("dir"), &stale, "bob", &"pw".into(), &client())
@@ -811,21 +842,21 @@ async fn unlinking_ends_the_sessions_series_and_tokens_the_identity_opened() {
         .session()
         .unwrap();
     assert_eq!(by_google.account_id, ann);
-    let cookie = fx.broker.remember(&by_google).await.unwrap();
+    let cookie = fx.broker.remember(&by_google).await.unwrap().expose_secret().to_owned();
     let google_session = fx.broker.session(by_google.token.expose()).await.unwrap().unwrap();
     let token = fx
         .broker
         .create_token(&google_session, "ci", 30, "read", &client())
         .await
         .unwrap();
-    assert!(fx.broker.bearer(&token.value).await.unwrap().is_some());
+    assert!(fx.broker.bearer(token.value.expose_secret()).await.unwrap().is_some());
     // Through the password: the session that removes Google.
     let by_password = sign_in_local(&fx, "ann").await;
     let current = fx.broker.session(by_password.token.expose()).await.unwrap().unwrap();
 
     fx.broker.unlink(&current, "google", "g-ann", &client()).await.unwrap();
     assert!(fx.broker.session(by_google.token.expose()).await.unwrap().is_none());
-    assert!(fx.broker.bearer(&token.value).await.unwrap().is_none());
+    assert!(fx.broker.bearer(token.value.expose_secret()).await.unwrap().is_none());
     assert!(matches!(
         fx.broker.restore(&cookie, &client()).await.unwrap(),
         vestibule::Restored::Invalid
@@ -849,7 +880,7 @@ async fn long_sessions_and_restores_ask_the_source_again() {
         .unwrap()
         .session()
         .unwrap();
-    let cookie = fx.broker.remember(&s).await.unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     let asked = || fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst);
 
     // Within the interval nobody asks; after it, the directory is asked once and new groups are picked up.
@@ -887,7 +918,10 @@ async fn long_sessions_and_restores_ask_the_source_again() {
 #[tokio::test]
 async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
     let fx = default_fixture().await;
-    fx.dir.set("dan", Some(ExternalIdentity::new(id("dir"), Subject::new("dan").unwrap())));
+    fx.dir.set(
+        "dan",
+        Some(ExternalIdentity::new(id("dir"), Subject::new("dan").unwrap())),
+    );
     let s = fx
         .broker
         .login_password(&id("dir"), "dan", &"pw".into(), &client(), None)
@@ -895,7 +929,7 @@ async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
         .unwrap()
         .session()
         .unwrap();
-    let cookie = fx.broker.remember(&s).await.unwrap();
+    let cookie = fx.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     // Days later, without the session cookie, Dan is disabled at the directory: the restore yields nothing usable.
     fx.clock.advance(3 * 86_400);
     fx.dir.set("dan", None);
@@ -903,4 +937,49 @@ async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
         assert!(fx.broker.session(session.token.expose()).await.unwrap().is_none());
     }
     assert_eq!(fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_password_change_renews_the_session_id_and_ends_the_rest_at_once() {
+    let fx = default_fixture().await;
+    let ann = local_account(&fx, "ann", "ann@example.org", true).await;
+    let a = sign_in_local(&fx, "ann").await;
+    let b = sign_in_local(&fx, "ann").await;
+    let cookie = fx.broker.remember(&b).await.unwrap().expose_secret().to_owned();
+    let current = fx.broker.session(a.token.expose()).await.unwrap().unwrap();
+    // A wrong current password changes and ends nothing.
+    let r = fx
+        .broker
+        .change_password(&current, &"nope".into(), &"a new password".into(), &client())
+        .await;
+    assert!(matches!(r, Err(vestibule::SelfServiceError::Password(_))), "{r:?}");
+    assert!(fx.broker.session(b.token.expose()).await.unwrap().is_some());
+
+    let changed = fx
+        .broker
+        .change_password(&current, &"ann password".into(), &"a new password".into(), &client())
+        .await
+        .unwrap();
+    assert_eq!(changed.others_ended, 1);
+    assert!(
+        fx.broker.session(a.token.expose()).await.unwrap().is_none(),
+        "the id this session had before the change is void"
+    );
+    assert!(fx.broker.session(b.token.expose()).await.unwrap().is_none());
+    let renewed = fx
+        .broker
+        .session(changed.session.token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.account_id, ann);
+    assert!(fx.broker.is_fresh(&renewed));
+    assert!(matches!(
+        fx.broker.restore(&cookie, &client()).await.unwrap(),
+        vestibule::Restored::Invalid
+    ));
+    fx.broker
+        .login_password(&id("local"), "ann", &"a new password".into(), &client(), None)
+        .await
+        .unwrap();
 }

@@ -44,7 +44,7 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
         display_name: Some("Demo User".into()),
         email: Some("demo@example.org".into()),
         email_verified: false,
-        password_hash: hasher.hash(DEMO_PASSWORD.into()).await?,
+        password_hash: hasher.hash(DEMO_PASSWORD.into()).await?.into(),
     };
     let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
     match store.create_local_account(&demo, now).await {

@@ -179,7 +179,7 @@ impl PasswordChanger for LocalSource {
         // Compare-and-swap on the hash that was verified: two concurrent changes cannot both win.
         match self
             .repo
-            .replace_password_hash(account, &record.password_hash, &hash)
+            .change_password_hash(account, &record.password_hash, &hash)
             .await
             .map_err(unavailable)?
         {

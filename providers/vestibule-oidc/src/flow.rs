@@ -94,7 +94,7 @@ pub(crate) fn check_callback<P: PendingData>(
 fn check_state(pending: &PendingRedirect, params: &CallbackParams) -> Result<(), SourceError> {
     let expected = pending.state.expose_secret().as_bytes();
     match &params.state {
-        Some(s) if bool::from(s.as_bytes().ct_eq(expected)) => Ok(()),
+        Some(s) if bool::from(s.expose_secret().as_bytes().ct_eq(expected)) => Ok(()),
         _ => Err(protocol("callback state does not match")),
     }
 }

@@ -128,7 +128,11 @@ impl GithubSource {
             }
             Ok(())
         })?;
-        let code = params.code.as_deref().ok_or_else(|| protocol("callback has no code"))?;
+        let code = params
+            .code
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .ok_or_else(|| protocol("callback has no code"))?;
         let tokens = Exchange {
             http: &self.http,
             token_url: &self.token_url,

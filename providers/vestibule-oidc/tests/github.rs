@@ -43,8 +43,8 @@ impl FakeGithub {
         assert!(q.get("code_challenge").is_some_and(|s| s.len() == 43));
         let code = self.grant(&q["code_challenge"], account);
         CallbackParams {
-            state: q.get("state").cloned(),
-            code: Some(code),
+            state: q.get("state").cloned().map(Into::into),
+            code: Some(code.into()),
             ..CallbackParams::default()
         }
     }

@@ -484,8 +484,8 @@ impl Hostile {
             },
         );
         CallbackParams {
-            state: q.get("state").cloned(),
-            code: Some(code),
+            state: q.get("state").cloned().map(Into::into),
+            code: Some(code.into()),
             iss: Some(self.shared.issuer.clone()),
             ..CallbackParams::default()
         }
@@ -731,7 +731,7 @@ async fn replayed_code_and_tampered_callbacks_are_refused() {
     let other_source = source_with(&other, "");
     let foreign = other_source.start(CALLBACK).await.expect("start");
     let mut p = good.clone();
-    p.state = Some(foreign.pending.state.expose_secret().to_owned());
+    p.state = Some(foreign.pending.state.clone());
     assert!(source.finish(foreign.pending, CALLBACK, &p).await.is_err());
 
     // The untouched callback still completes.

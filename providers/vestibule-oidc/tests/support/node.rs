@@ -187,8 +187,8 @@ pub fn callback_params(url: &reqwest::Url) -> CallbackParams {
     let mut extra = BTreeMap::new();
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
-            "state" => params.state = Some(v.into_owned()),
-            "code" => params.code = Some(v.into_owned()),
+            "state" => params.state = Some(v.into_owned().into()),
+            "code" => params.code = Some(v.into_owned().into()),
             "error" => params.error = Some(v.into_owned()),
             "iss" => params.iss = Some(v.into_owned()),
             _ => {

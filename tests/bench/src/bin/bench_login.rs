@@ -96,7 +96,7 @@ async fn run() -> BenchResult<()> {
                 display_name: Some("Bench".into()),
                 email: None,
                 email_verified: false,
-                password_hash: hash.clone(),
+                password_hash: hash.clone().into(),
             },
             Timestamp(vestibule_core::Clock::now(&vestibule_core::SystemClock).0),
         )

@@ -109,7 +109,7 @@ async fn run() -> BenchResult<()> {
                 display_name: Some("Bench".into()),
                 email: None,
                 email_verified: false,
-                password_hash: hasher.hash(PASSWORD.into()).await?,
+                password_hash: hasher.hash(PASSWORD.into()).await?.into(),
             },
             vestibule_core::Timestamp(now),
         )
