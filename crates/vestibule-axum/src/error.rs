@@ -9,6 +9,7 @@ use vestibule_core::BoxError;
 
 /// Every failure a broker route can answer with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AppError {
     /// A malformed request (bad form encoding, missing field).
     #[error("bad request")]

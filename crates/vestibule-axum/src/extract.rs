@@ -8,24 +8,26 @@ use axum::Json;
 use http::header::ACCEPT;
 use http::request::Parts;
 use http::StatusCode;
-use vestibule::ActiveSession;
+use vestibule::{ActiveSession, Principal};
 
-use crate::layer::AuthContext;
+use crate::context::AuthContext;
+use crate::AppError;
 
-/// The signed-in session, or a refusal: a browser (asking for HTML) is sent to the login page with `next` set to
-/// where it was going; any other client gets `401 {"error":"unauthenticated"}`.
+/// Who is signed in — a browser session or a personal access token (see [`Principal`]; it dereferences to the
+/// account, so `user.account_id` works for both) — or a refusal: a browser (asking for HTML) is sent to the login
+/// page with `next` set to where it was going; any other client gets `401 {"error":"unauthenticated"}`.
 #[derive(Debug, Clone)]
-pub struct RequireUser(pub Arc<ActiveSession>);
+pub struct RequireUser(pub Principal);
 
 /// The signed-in session, if a credential was proven in it within `fresh_secs` (a session restored from
-/// remember-me, or an old one, is not fresh). Otherwise a browser is sent to sign in again and come back; any other
+/// remember-me, or an old one, is not fresh; a token never is). Otherwise a browser is sent to sign in again and come back; any other
 /// client gets `401 {"error":"reauthentication_required"}`. For sensitive actions.
 #[derive(Debug, Clone)]
 pub struct RequireFresh(pub Arc<ActiveSession>);
 
-/// The signed-in session if there is one.
+/// Who is signed in, if anyone.
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub Option<Arc<ActiveSession>>);
+pub struct CurrentUser(pub Option<Principal>);
 
 /// A scope a route requires of personal access tokens, named by a marker type:
 ///
@@ -37,8 +39,8 @@ pub struct CurrentUser(pub Option<Arc<ActiveSession>>);
 ///     const NAME: &'static str = "reports:read";
 /// }
 ///
-/// async fn reports(RequireScope(session, ..): RequireScope<ReadReports>) -> String {
-///     format!("reports for {}", session.account_id)
+/// async fn reports(RequireScope(user, ..): RequireScope<ReadReports>) -> String {
+///     format!("reports for {}", user.account_id)
 /// }
 /// ```
 pub trait Scope: Send + Sync + 'static {
@@ -46,11 +48,11 @@ pub trait Scope: Send + Sync + 'static {
     const NAME: &'static str;
 }
 
-/// The signed-in session, when a bearer token carries the scope `S::NAME` — or a browser session, which is the
-/// person themselves and holds every scope. A token without it gets `403 {"error":"insufficient_scope"}`; nobody
-/// signed in is refused like [`RequireUser`].
+/// Who is signed in, when a bearer token carries the scope `S::NAME` — or a browser session, which is the person
+/// themselves and holds every scope. A token without it gets `403 {"error":"insufficient_scope"}`; nobody signed in
+/// is refused like [`RequireUser`].
 #[derive(Debug)]
-pub struct RequireScope<S: Scope>(pub Arc<ActiveSession>, pub std::marker::PhantomData<S>);
+pub struct RequireScope<S: Scope>(pub Principal, pub std::marker::PhantomData<S>);
 
 impl<S: Scope> Clone for RequireScope<S> {
     fn clone(&self) -> Self {
@@ -60,6 +62,7 @@ impl<S: Scope> Clone for RequireScope<S> {
 
 /// Why [`RequireUser`] refused.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Unauthenticated {
     /// Go sign in (browsers).
     Login(String),
@@ -128,8 +131,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
         let Some(ctx) = parts.extensions.get::<AuthContext>() else {
             return Err(Unauthenticated::MissingLayer);
         };
-        if let Some(s) = &ctx.session {
-            return Ok(RequireUser(s.clone()));
+        if let Some(p) = &ctx.principal {
+            return Ok(RequireUser(p.clone()));
         }
         if wants_html(parts) {
             return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
@@ -142,12 +145,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireFresh {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let RequireUser(session) = RequireUser::from_request_parts(parts, state).await?;
+        let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
         let Some(ctx) = parts.extensions.get::<AuthContext>() else {
             return Err(Unauthenticated::MissingLayer);
         };
-        if ctx.vestibule.broker().is_fresh(&session) {
-            return Ok(RequireFresh(session));
+        if let Principal::Session(session) = principal {
+            if ctx.vestibule.broker().is_fresh(&session) {
+                return Ok(RequireFresh(session));
+            }
         }
         if wants_html(parts) {
             return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
@@ -161,7 +166,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<AuthContext>() {
-            Some(ctx) => Ok(CurrentUser(ctx.session.clone())),
+            Some(ctx) => Ok(CurrentUser(ctx.principal.clone())),
             None => Err(Unauthenticated::MissingLayer),
         }
     }
@@ -171,10 +176,32 @@ impl<St: Send + Sync, S: Scope> FromRequestParts<St> for RequireScope<S> {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let RequireUser(session) = RequireUser::from_request_parts(parts, state).await?;
-        match &session.scopes {
-            Some(granted) if !granted.iter().any(|g| g == S::NAME) => Err(Unauthenticated::InsufficientScope),
-            _ => Ok(RequireScope(session, std::marker::PhantomData)),
+        let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
+        if principal.has_scope(S::NAME) {
+            Ok(RequireScope(principal, std::marker::PhantomData))
+        } else {
+            Err(Unauthenticated::InsufficientScope)
+        }
+    }
+}
+
+/// The broker's own account routes: a browser session, or a refusal — a personal access token is not the person
+/// (`403`, [`AppError::TokenNotAllowed`]), and no session means the form's session is gone (`403`,
+/// [`AppError::Csrf`]: nothing was changed).
+pub(crate) struct SignedIn(pub(crate) Arc<ActiveSession>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ctx = parts
+            .extensions
+            .get::<AuthContext>()
+            .ok_or_else(|| AppError::Internal("a broker route without the session layer".into()))?;
+        match &ctx.principal {
+            Some(Principal::Session(s)) => Ok(SignedIn(s.clone())),
+            Some(_) => Err(AppError::TokenNotAllowed),
+            None => Err(AppError::Csrf),
         }
     }
 }

@@ -2,35 +2,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
 use tower::{Layer, Service};
-use vestibule::{ActiveSession, Restored};
-use vestibule_core::{ExposeSecret, SecretString};
+use vestibule::{Credentials, RememberCookie};
+use vestibule_core::ExposeSecret;
 
-use crate::{cookies, Vestibule};
-
-/// What the layer learned about a request, stored in its extensions for the extractors.
-#[derive(Clone, Debug)]
-pub(crate) struct AuthContext {
-    pub(crate) vestibule: Vestibule,
-    pub(crate) session: Option<Arc<ActiveSession>>,
-    /// The session id the request is served with (the cookie's, or the one just restored from remember-me):
-    /// what CSRF tokens bind to. A bearer credential, so `Debug` does not print it.
-    pub(crate) token: Option<SecretString>,
-    /// The session was restored from the remember-me cookie by this very request.
-    pub(crate) restored: bool,
-}
-
-impl AuthContext {
-    /// The session id the request is served with, if any.
-    pub(crate) fn session_token(&self) -> Option<&str> {
-        self.token.as_ref().map(ExposeSecret::expose_secret)
-    }
-}
+use crate::context::AuthContext;
+use crate::{client, cookies, respond, Vestibule};
 
 /// Whether a request may restore a session from the remember-me cookie. Only a plain page load (GET or HEAD) may:
 /// a form post carries a CSRF token bound to the session it was rendered in, so a session restored under it would
@@ -101,86 +82,54 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let vestibule = self.vestibule.clone();
         Box::pin(async move {
-            // Nested under an app that already applied the layer: the session is resolved once per request.
+            // Nested under an app that already applied the layer: the request is authenticated once.
             if req.extensions().get::<AuthContext>().is_some() {
                 return inner.call(req).await;
             }
             let names = &vestibule.inner.cookies;
-            let broker = vestibule.broker().clone();
-            let mut token = cookies::get(req.headers(), names.session).map(str::to_owned);
-            let mut session = match &token {
-                Some(t) => broker.session(t).await.unwrap_or_else(|e| {
-                    // Fail closed: a broken store means "not signed in", never "signed in".
-                    tracing::error!(error = %e, "session check failed");
+            let headers = req.headers();
+            let credentials = Credentials {
+                session: cookies::get(headers, names.session),
+                remember: if may_restore(&req, &vestibule.inner.mount) {
+                    cookies::get(headers, names.remember)
+                } else {
                     None
-                }),
-                None => None,
+                },
+                bearer: bearer_token(headers),
+                // Borrowed header and address: nothing is allocated for them on the hot path.
+                user_agent: client::user_agent(headers),
+                ip: client::client_ip(&vestibule.inner.trusted_proxies, headers, req.extensions()),
             };
-            if let Some(s) = &session {
-                // Borrowed header and address: the protection check allocates nothing on the hot path.
-                let ip = crate::routes::client_ip(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
-                let ua = req
-                    .headers()
-                    .get(http::header::USER_AGENT)
-                    .and_then(|v| v.to_str().ok());
-                match broker.check_client_parts(s, ua, ip).await {
-                    Ok(true) => {}
-                    Ok(false) => session = None,
-                    Err(e) => {
-                        tracing::error!(error = %e, "session protection check failed");
-                        session = None;
-                    }
-                }
-            }
+            let auth = vestibule.broker().authenticate(&credentials).await;
             let mut set_cookies = Vec::new();
-            let mut restored = false;
-            if session.is_none() && may_restore(&req, &vestibule.inner.mount) {
-                if let Some(remembered) = cookies::get(req.headers(), names.remember).map(str::to_owned) {
-                    let client =
-                        crate::routes::client_of(&vestibule.inner.trusted_proxies, req.headers(), req.extensions());
-                    match broker.restore(&remembered, &client).await {
-                        Ok(Restored::Session { session: new, cookie }) => {
-                            set_cookies.push(names.set(names.session, new.token.expose(), None));
-                            if let Some(c) = cookie {
-                                let age = broker.settings().remember_days.saturating_mul(86_400);
-                                set_cookies.push(names.set(names.remember, c.expose_secret(), Some(age)));
-                            }
-                            session = broker.session(new.token.expose()).await.ok().flatten();
-                            token = Some(new.token.expose().to_owned());
-                            restored = session.is_some();
-                        }
-                        Ok(Restored::Invalid | Restored::Theft) => set_cookies.push(names.clear(names.remember)),
-                        Err(e) => tracing::error!(error = %e, "remember-me check failed"),
-                    }
-                }
+            let restored = auth.restored();
+            if let Some(new) = &auth.new_session_cookie {
+                set_cookies.push(names.set(names.session, new.expose_secret(), None));
             }
-            if session.is_none() {
-                // API clients: a personal access token (also when a stale session cookie came along). It never
-                // binds CSRF tokens (ctx.token is emptied below), so a bearer request cannot use the broker's forms.
-                if let Some(bearer) = bearer_token(req.headers()) {
-                    session = broker.bearer(bearer).await.unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "token check failed");
-                        None
-                    });
+            match &auth.remember_cookie {
+                RememberCookie::Set(value) => {
+                    let age = vestibule.broker().settings().remember_days.saturating_mul(86_400);
+                    set_cookies.push(names.set(names.remember, value.expose_secret(), Some(age)));
                 }
-            }
-            if session.as_ref().is_none_or(|s| s.scopes.is_some()) {
-                token = None;
+                RememberCookie::Clear => set_cookies.push(names.clear(names.remember)),
+                _ => {}
             }
             req.extensions_mut().insert(AuthContext {
                 vestibule: vestibule.clone(),
-                session,
-                token: token.map(SecretString::from),
+                principal: auth.principal,
+                token: auth.session_token,
                 restored,
             });
-            let mut res = inner.call(req).await?;
-            for c in set_cookies {
-                if let Ok(v) = http::HeaderValue::from_str(&c) {
-                    res.headers_mut().append(http::header::SET_COOKIE, v);
-                }
-            }
-            Ok(res)
+            let res = inner.call(req).await?;
+            Ok(respond::with_cookies(res, &set_cookies))
         })
+    }
+}
+
+impl Vestibule {
+    /// The layer that authenticates requests for the app's own routes.
+    pub fn layer(&self) -> SessionLayer {
+        SessionLayer::new(self.clone())
     }
 }
 
@@ -188,27 +137,21 @@ where
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn auth_context_debug_hides_the_session_id() {
-        let dir = vestibule_tests::server::TempDir::new("vestibule-layer");
-        let store = vestibule_store::Store::connect(&format!("sqlite://{}/l.db", dir.0.display()))
-            .await
-            .expect("store");
-        store.migrate().await.expect("migrate");
-        let broker = vestibule::Broker::builder(store, "https://app.example.com")
-            .build()
-            .await
-            .expect("broker");
-        let id = vestibule::SecretToken::generate();
-        let ctx = AuthContext {
-            vestibule: Vestibule::new(Arc::new(broker), crate::HttpSettings::default()),
-            session: None,
-            token: Some(id.expose().into()),
-            restored: true,
-        };
-        let shown = format!("{ctx:?}");
-        assert!(!shown.contains(id.expose()), "{shown}");
-        assert!(shown.contains("restored: true"), "{shown}");
-        assert_eq!(ctx.session_token(), Some(id.expose()));
+    fn headers(auth: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(auth).expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_nothing_else_is_a_bearer() {
+        assert_eq!(bearer_token(&headers("Bearer vst_abc")), Some("vst_abc"));
+        assert_eq!(bearer_token(&headers("bearer vst_abc")), Some("vst_abc"));
+        assert_eq!(bearer_token(&headers("Basic dXNlcjpwYXNz")), None);
+        assert_eq!(bearer_token(&headers("Bearer")), None);
+        assert_eq!(bearer_token(&http::HeaderMap::new()), None);
     }
 }

@@ -21,7 +21,10 @@
 //! # let _ = app; }
 //! ```
 
+mod client;
+mod context;
 mod cookies;
+mod csrf;
 mod error;
 mod extract;
 mod headers;
@@ -29,6 +32,7 @@ mod layer;
 mod linking;
 mod next;
 mod pages;
+mod respond;
 mod routes;
 mod self_service;
 mod state;

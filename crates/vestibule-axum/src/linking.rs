@@ -8,9 +8,12 @@ use serde::Deserialize;
 use vestibule::UnlinkError;
 use vestibule_core::{Flow, SecretString, SourceId};
 
-use crate::layer::AuthContext;
+use crate::client::Client;
+use crate::context::AuthContext;
+use crate::csrf::{csrf_forms, form_binding, Checked, CsrfForm};
+use crate::extract::SignedIn;
 use crate::pages::{self, LinkPage};
-use crate::routes::{form_binding, html_headers, login_error, signed_in, with_cookies, Checked, Client, CsrfForm};
+use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
 use crate::{cookies, AppError, Vestibule};
 
 fn link_token<'a>(v: &Vestibule, headers: &'a HeaderMap) -> Option<&'a str> {
@@ -30,7 +33,7 @@ pub(crate) async fn link_page(
         .map(|s| s.display_name().to_owned());
     let source_name = source_name.unwrap_or_else(|| pending.source.to_string());
     let (bound, set) = form_binding(&v, &headers, &ctx);
-    let account_name = match &ctx.session {
+    let account_name = match ctx.browser_session() {
         Some(s) => s.display_name.clone().unwrap_or_else(|| "your account".into()),
         None => String::new(),
     };
@@ -38,7 +41,7 @@ pub(crate) async fn link_page(
     let page = LinkPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
-        signed_in: ctx.session.is_some(),
+        signed_in: ctx.browser_session().is_some(),
         account_name: &account_name,
         source: &source_name,
         email: pending.email.as_deref(),
@@ -60,14 +63,11 @@ pub(crate) async fn link_confirm(
     _: Checked<CsrfForm>,
 ) -> Result<Response, AppError> {
     // Proof of ownership is being signed in to the account: without a session there is nothing to confirm.
-    let session = ctx.session.as_ref().ok_or(AppError::InvalidFlow)?;
+    let session = ctx.browser_session().ok_or(AppError::InvalidFlow)?;
     let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
     let clear = v.inner.cookies.clear(v.inner.cookies.link);
     match v.broker().confirm_link(token, session, &client).await {
-        Ok(_) => Ok(with_cookies(
-            Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response(),
-            &[clear],
-        )),
+        Ok(_) => Ok(with_cookies(Done::Linked.redirect(&v), &[clear])),
         // Not fresh: the pending link stays (and its cookie) for after the new sign-in.
         Err(vestibule::LoginError::NotFresh) => Err(AppError::NotFresh),
         Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear])),
@@ -100,7 +100,7 @@ pub(crate) async fn link_cancel(
     if let Some(token) = link_token(&v, &headers) {
         v.broker().cancel_link(token).await?;
     }
-    let to = if ctx.session.is_some() {
+    let to = if ctx.browser_session().is_some() {
         format!("{}/account", v.inner.mount)
     } else {
         v.login_path()
@@ -120,17 +120,18 @@ pub(crate) struct LinkForm {
 
 pub(crate) async fn account_link(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     Path(source): Path<String>,
     Checked(form): Checked<LinkForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
+    let session = &session;
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
     let is_password = match v.broker().source(source_id.as_str()).map(|s| s.flow()) {
         Some(Flow::Password(_)) => true,
         Some(Flow::Redirect(_)) => false,
-        None => return Err(AppError::NotFound),
+        // Unknown source, or a kind of flow this front end does not know.
+        _ => return Err(AppError::NotFound),
     };
     if is_password {
         let password = SecretString::from(form.password.unwrap_or_default());
@@ -140,7 +141,7 @@ pub(crate) async fn account_link(
             .link_password(&source_id, session, &login, &password, &client)
             .await
         {
-            Ok(()) => Ok(Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response()),
+            Ok(()) => Ok(Done::Linked.redirect(&v)),
             Err(e) => Err(login_error(e)),
         };
     }
@@ -167,19 +168,21 @@ pub(crate) struct UnlinkForm {
     subject: Option<String>,
 }
 
+csrf_forms!(LinkForm, UnlinkForm);
+
 pub(crate) async fn account_unlink(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     Checked(form): Checked<UnlinkForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let (source, subject) = (form.source.unwrap_or_default(), form.subject.unwrap_or_default());
-    match v.broker().unlink(session, &source, &subject, &client).await {
-        Ok(()) => Ok(Redirect::to(&format!("{}/account?done=unlinked", v.inner.mount)).into_response()),
+    match v.broker().unlink(&session, &source, &subject, &client).await {
+        Ok(()) => Ok(Done::Unlinked.redirect(&v)),
         Err(UnlinkError::NotFresh) => Err(AppError::NotFresh),
         Err(UnlinkError::NotFound) => Err(AppError::NotFound),
         Err(UnlinkError::LastIdentity) => Err(AppError::LastIdentity),
         Err(UnlinkError::Broker(e)) => Err(e.into()),
+        Err(other) => Err(AppError::Internal(Box::new(other))),
     }
 }

@@ -98,6 +98,8 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
         match s.flow() {
             vestibule_core::Flow::Password(_) => password.push(link),
             vestibule_core::Flow::Redirect(_) => redirect.push(link),
+            // A kind of flow this version cannot show is left off the page rather than shown as something else.
+            _ => tracing::warn!(source = %s.id(), "a sign-in flow this front end does not know; not shown"),
         }
     }
     (password, redirect)

@@ -1,22 +1,23 @@
 //! The broker's routes. Every state-changing route is a POST that checks a CSRF token first.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Extension, Form, FromRequestParts, Path, Query, State};
+use axum::extract::{Extension, Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE, USER_AGENT};
-use http::request::Parts;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{ClientInfo, LoginError, LoginOutcome, SecretToken};
+use vestibule::{LoginError, LoginOutcome, Principal};
 use vestibule_core::{CallbackParams, ExposeSecret, Flow, SecretString, SourceId};
 
-use crate::layer::AuthContext;
+use crate::client::Client;
+use crate::context::AuthContext;
+use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfForm};
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
+use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
 use crate::{cookies, headers, safe_next, AppError, SessionLayer, Vestibule};
 
 /// The broker's router, with its state, security headers and session layer applied. Nest it under the path given
@@ -49,162 +50,6 @@ pub fn router(v: Vestibule) -> Router {
 }
 
 const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
-
-/// Who is asking: the socket's address (when the server provides `ConnectInfo`) and a shortened user agent.
-pub(crate) struct Client(pub(crate) ClientInfo);
-
-impl<S: Send + Sync> FromRequestParts<S> for Client {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let trusted = parts
-            .extensions
-            .get::<AuthContext>()
-            .map(|c| c.vestibule.inner.trusted_proxies.clone());
-        Ok(Client(client_of(
-            trusted.as_deref().unwrap_or(&[]),
-            &parts.headers,
-            &parts.extensions,
-        )))
-    }
-}
-
-/// The client's address: the socket's peer (when the server provides `ConnectInfo`), or — only when that peer is
-/// a trusted proxy — the right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
-pub(crate) fn client_ip(
-    trusted: &[ipnet::IpNet],
-    headers: &HeaderMap,
-    extensions: &http::Extensions,
-) -> Option<std::net::IpAddr> {
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())?;
-    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return Some(peer);
-    }
-    let hops: Vec<std::net::IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse().ok())
-        .collect();
-    hops.iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(hops.first())
-        .copied()
-        .or(Some(peer))
-}
-
-/// Who is asking: the client address (see [`client_ip`]) and a shortened user agent.
-pub(crate) fn client_of(trusted: &[ipnet::IpNet], headers: &HeaderMap, extensions: &http::Extensions) -> ClientInfo {
-    ClientInfo {
-        ip: client_ip(trusted, headers, extensions).map(|ip| ip.to_string()),
-        user_agent: headers
-            .get(USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(200).collect()),
-    }
-}
-
-/// The value CSRF tokens are bound to: the session id when signed in, else the pre-session cookie.
-pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &'a AuthContext) -> Option<&'a str> {
-    if ctx.session.is_some() {
-        ctx.session_token()
-    } else {
-        cookies::get(headers, v.inner.cookies.csrf).filter(|t| t.len() == 43)
-    }
-}
-
-/// The binding for the forms of a page about to be rendered, and the `Set-Cookie` that creates the pre-session
-/// cookie on a browser's first visit.
-pub(crate) fn form_binding(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext) -> (String, Vec<String>) {
-    match binding(v, headers, ctx) {
-        Some(b) => (b.to_owned(), Vec::new()),
-        None => {
-            let fresh = SecretToken::generate();
-            let cookie = v.inner.cookies.set(v.inner.cookies.csrf, fresh.expose(), None);
-            (fresh.expose().to_owned(), vec![cookie])
-        }
-    }
-}
-
-/// A form body whose `csrf_token` was verified against this browser's binding before the handler runs: every
-/// state-changing broker route takes its form through this, so none can forget the check. A malformed body is
-/// 400, a missing or wrong token 403 — and nothing has been changed.
-pub(crate) struct Checked<T>(pub(crate) T);
-
-/// Forms that carry a `csrf_token` field.
-pub(crate) trait CsrfField {
-    fn csrf_token(&self) -> Option<&str>;
-}
-
-macro_rules! csrf_forms {
-    ($($t:ty),* $(,)?) => {
-        $(impl CsrfField for $t {
-            fn csrf_token(&self) -> Option<&str> {
-                self.csrf_token.as_deref()
-            }
-        })*
-    };
-}
-
-csrf_forms!(
-    LoginForm,
-    CsrfForm,
-    crate::linking::LinkForm,
-    crate::linking::UnlinkForm,
-    crate::self_service::TokenForm,
-    crate::self_service::RevokeForm,
-    crate::self_service::PasswordForm,
-);
-
-impl<S, T> axum::extract::FromRequest<S> for Checked<T>
-where
-    S: Send + Sync,
-    T: serde::de::DeserializeOwned + CsrfField + Send,
-{
-    type Rejection = AppError;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, AppError> {
-        let ctx = req
-            .extensions()
-            .get::<AuthContext>()
-            .cloned()
-            .ok_or_else(|| AppError::Internal("a broker form route without the session layer".into()))?;
-        let headers = req.headers().clone();
-        let Form(form) = Form::<T>::from_request(req, state)
-            .await
-            .map_err(|_| AppError::BadRequest)?;
-        check_csrf(&ctx.vestibule, &headers, &ctx, form.csrf_token())?;
-        Ok(Checked(form))
-    }
-}
-
-pub(crate) fn check_csrf(
-    v: &Vestibule,
-    headers: &HeaderMap,
-    ctx: &AuthContext,
-    presented: Option<&str>,
-) -> Result<(), AppError> {
-    match (binding(v, headers, ctx), presented) {
-        (Some(b), Some(t)) if v.broker().verify_csrf(b, t) => Ok(()),
-        _ => Err(AppError::Csrf),
-    }
-}
-
-pub(crate) fn with_cookies(mut res: Response, set: &[String]) -> Response {
-    for c in set {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            res.headers_mut().append(SET_COOKIE, v);
-        }
-    }
-    res
-}
-
-fn landing(v: &Vestibule, next: Option<&str>) -> String {
-    next.and_then(safe_next).unwrap_or_else(|| v.inner.landing.clone())
-}
 
 async fn login_page(
     State(v): State<Vestibule>,
@@ -245,10 +90,6 @@ fn render_login(
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
 
-pub(crate) fn html_headers() -> [(http::HeaderName, HeaderValue); 1] {
-    [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))]
-}
-
 #[derive(Deserialize)]
 struct LoginForm {
     username: Option<String>,
@@ -257,6 +98,8 @@ struct LoginForm {
     next: Option<String>,
     remember_me: Option<String>,
 }
+
+csrf_forms!(LoginForm);
 
 async fn login_submit(
     State(v): State<Vestibule>,
@@ -267,15 +110,13 @@ async fn login_submit(
     Checked(form): Checked<LoginForm>,
 ) -> Result<Response, AppError> {
     let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
-    let flow_kind = v
-        .broker()
-        .source(source_id.as_str())
-        .map(|s| matches!(s.flow(), Flow::Password(_)));
+    let Some(flow) = v.broker().source(source_id.as_str()).map(|s| s.flow()) else {
+        return Err(AppError::NotFound);
+    };
     let next = form.next.as_deref().and_then(safe_next);
     let previous = cookies::get(&headers, v.inner.cookies.session);
-    match flow_kind {
-        None => Err(AppError::NotFound),
-        Some(false) => {
+    match flow {
+        Flow::Redirect(_) => {
             let begin = v.broker().start_redirect(&source_id, next).await.map_err(login_error)?;
             let cookie = v.inner.cookies.set(
                 v.inner.cookies.flow,
@@ -287,7 +128,7 @@ async fn login_submit(
                 &[cookie],
             ))
         }
-        Some(true) => {
+        Flow::Password(_) => {
             let username = form.username.unwrap_or_default();
             let password = SecretString::from(form.password.unwrap_or_default());
             match v
@@ -329,49 +170,8 @@ async fn login_submit(
                 Err(e) => Err(login_error(e)),
             }
         }
-    }
-}
-
-/// The response to a finished sign-in step: a session cookie and the landing page, or the page asking to prove
-/// account ownership, or back to the account page after a link.
-pub(crate) fn signed_in(v: &Vestibule, headers: &HeaderMap, outcome: LoginOutcome, next: Option<&str>) -> Response {
-    let c = &v.inner.cookies;
-    match outcome {
-        LoginOutcome::SignedIn(session) => {
-            let cookie = c.set(c.session, session.token.expose(), None);
-            // Signing in to prove ownership of an account: go confirm the waiting link rather than `next`.
-            let to = if cookies::get(headers, c.link).is_some() {
-                format!("{}/link", v.inner.mount)
-            } else {
-                landing(v, next)
-            };
-            with_cookies(Redirect::to(&to).into_response(), &[cookie])
-        }
-        LoginOutcome::LinkRequired(link) => {
-            let cookie = c.set(
-                c.link,
-                link.token.expose(),
-                Some(v.broker().settings().redirect_timeout_secs),
-            );
-            with_cookies(
-                Redirect::to(&format!("{}/link", v.inner.mount)).into_response(),
-                &[cookie],
-            )
-        }
-        LoginOutcome::Linked { .. } => Redirect::to(&format!("{}/account?done=linked", v.inner.mount)).into_response(),
-    }
-}
-
-pub(crate) fn login_error(e: LoginError) -> AppError {
-    match e {
-        LoginError::UnknownSource => AppError::NotFound,
-        LoginError::Rejected(_) => AppError::SignInFailed,
-        LoginError::InvalidFlow => AppError::InvalidFlow,
-        LoginError::Cancelled => AppError::Cancelled,
-        LoginError::AlreadyLinked => AppError::AlreadyLinked,
-        LoginError::NotFresh => AppError::NotFresh,
-        LoginError::Unavailable(cause) => AppError::Unavailable(cause),
-        LoginError::Internal(cause) => AppError::Internal(cause),
+        // A kind of flow this front end does not know is not guessed at (say, routed as a redirect).
+        _ => Err(AppError::NotFound),
     }
 }
 
@@ -394,7 +194,7 @@ async fn callback(
     let browser = cookies::get(&headers, v.inner.cookies.flow);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     let clear_flow = v.inner.cookies.clear(v.inner.cookies.flow);
-    let current = ctx.session.as_ref().map(|s| &s.account_id);
+    let current = ctx.browser_session().map(|s| &s.account_id);
     match v
         .broker()
         .finish_redirect(&source_id, &params, browser, &client, previous, current)
@@ -408,11 +208,6 @@ async fn callback(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    pub(crate) csrf_token: Option<String>,
-}
-
 async fn logout(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
@@ -422,7 +217,7 @@ async fn logout(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
-    if ctx.session.as_ref().is_some_and(|s| s.scopes.is_some()) {
+    if ctx.is_token() {
         // A bearer token is revoked, not signed out of.
         return Err(AppError::TokenNotAllowed);
     }
@@ -467,14 +262,15 @@ async fn account(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let Some(session) = &ctx.session else {
-        let next = format!("{}/account", v.inner.mount);
-        return Ok(Redirect::to(&format!("{}?next={}", v.login_path(), next)).into_response());
-    };
-    if session.scopes.is_some() {
+    let session = match &ctx.principal {
+        Some(Principal::Session(s)) => s,
         // Tokens are for APIs: the account page (sessions with their addresses, tokens) is the person's own.
-        return Err(AppError::TokenNotAllowed);
-    }
+        Some(_) => return Err(AppError::TokenNotAllowed),
+        None => {
+            let next = format!("{}/account", v.inner.mount);
+            return Ok(Redirect::to(&format!("{}?next={}", v.login_path(), next)).into_response());
+        }
+    };
     let Some((account, identities)) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };
@@ -489,14 +285,7 @@ async fn account(
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
         // Fixed words chosen by a key: nothing from the URL is echoed.
-        notice: match q.get("done").map(String::as_str) {
-            Some("linked") => Some("The new way to sign in was added."),
-            Some("unlinked") => Some("That way to sign in was removed."),
-            Some("revoked") => Some("The sessions were signed out."),
-            Some("password") => Some("Your password was changed, and your other sessions were signed out."),
-            Some("token_revoked") => Some("The token was revoked."),
-            _ => None,
-        },
+        notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,
         redirect_sources,
         // The local identity's subject is the account id itself.
@@ -536,7 +325,7 @@ async fn account(
 }
 
 async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) -> Result<Response, AppError> {
-    let Some(session) = &ctx.session else {
+    let Some(session) = &ctx.principal else {
         return Ok((
             StatusCode::UNAUTHORIZED,
             Json(serde_json::json!({ "error": "unauthenticated" })),

@@ -7,8 +7,11 @@ use serde::Deserialize;
 use vestibule::{Revoke, SelfServiceError, TokenError};
 use vestibule_core::{ExposeSecret, PasswordChangeError, SecretString};
 
-use crate::layer::AuthContext;
-use crate::routes::{Checked, Client};
+use crate::client::Client;
+use crate::context::AuthContext;
+use crate::csrf::{csrf_forms, Checked, CsrfForm};
+use crate::extract::SignedIn;
+use crate::respond::{html_headers, with_cookies, Done};
 use crate::{AppError, Vestibule};
 
 impl From<TokenError> for AppError {
@@ -18,6 +21,7 @@ impl From<TokenError> for AppError {
             TokenError::NotFound => AppError::NotFound,
             TokenError::Invalid(why) => AppError::InvalidInput(why),
             TokenError::Broker(b) => b.into(),
+            other => AppError::Internal(Box::new(other)),
         }
     }
 }
@@ -30,13 +34,14 @@ pub(crate) struct TokenForm {
     scopes: Option<String>,
 }
 
+csrf_forms!(TokenForm);
+
 pub(crate) async fn create_token(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     Checked(form): Checked<TokenForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     // The expiry is required: no field, or not a number, is refused like an out-of-range one.
     let days = form
         .expires_in_days
@@ -45,7 +50,7 @@ pub(crate) async fn create_token(
         .unwrap_or(0);
     let name = form.name.unwrap_or_default();
     let scopes = form.scopes.unwrap_or_default();
-    let token = v.broker().create_token(session, &name, days, &scopes, &client).await?;
+    let token = v.broker().create_token(&session, &name, days, &scopes, &client).await?;
     let expires = crate::pages::utc(v.broker().now().plus_secs(days * 86_400));
     let page = crate::pages::TokenPage {
         mount: &v.inner.mount,
@@ -54,19 +59,18 @@ pub(crate) async fn create_token(
         scopes: &scopes,
         expires,
     };
-    Ok((crate::routes::html_headers(), crate::pages::render(&page)).into_response())
+    Ok((html_headers(), crate::pages::render(&page)).into_response())
 }
 
 pub(crate) async fn revoke_token(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     axum::extract::Path(id): axum::extract::Path<String>,
-    _: Checked<crate::routes::CsrfForm>,
+    _: Checked<CsrfForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
-    v.broker().revoke_token(session, &id, &client).await?;
-    Ok(Redirect::to(&format!("{}/account?done=token_revoked", v.inner.mount)).into_response())
+    v.broker().revoke_token(&session, &id, &client).await?;
+    Ok(Done::TokenRevoked.redirect(&v))
 }
 
 impl From<SelfServiceError> for AppError {
@@ -78,6 +82,7 @@ impl From<SelfServiceError> for AppError {
             SelfServiceError::Password(p) => AppError::PasswordRejected(p.to_string()),
             SelfServiceError::NoPasswords => AppError::NotFound,
             SelfServiceError::Broker(b) => b.into(),
+            other => AppError::Internal(Box::new(other)),
         }
     }
 }
@@ -88,14 +93,15 @@ pub(crate) struct RevokeForm {
     session: Option<String>,
 }
 
+csrf_forms!(RevokeForm);
+
 pub(crate) async fn revoke_sessions(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     headers: HeaderMap,
     Checked(form): Checked<RevokeForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let which = match form.session.as_deref() {
         Some("others") => Revoke::Others,
         Some("all") => Revoke::All,
@@ -104,15 +110,12 @@ pub(crate) async fn revoke_sessions(
     };
     let ends_this = matches!(&which, Revoke::All) || matches!(&which, Revoke::One(h) if *h == session.id_hash());
     let remembered = crate::cookies::get(&headers, v.inner.cookies.remember);
-    v.broker().revoke_sessions(session, which, remembered, &client).await?;
+    v.broker().revoke_sessions(&session, which, remembered, &client).await?;
     if ends_this {
         let clear = v.inner.cookies.clear(v.inner.cookies.session);
-        return Ok(crate::routes::with_cookies(
-            Redirect::to(&v.login_path()).into_response(),
-            &[clear],
-        ));
+        return Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &[clear]));
     }
-    Ok(Redirect::to(&format!("{}/account?done=revoked", v.inner.mount)).into_response())
+    Ok(Done::Revoked.redirect(&v))
 }
 
 #[derive(Deserialize)]
@@ -122,26 +125,24 @@ pub(crate) struct PasswordForm {
     new_password: Option<String>,
 }
 
+csrf_forms!(PasswordForm);
+
 pub(crate) async fn change_password(
     State(v): State<Vestibule>,
-    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
     Client(client): Client,
     Checked(form): Checked<PasswordForm>,
 ) -> Result<Response, AppError> {
-    let session = ctx.session.as_ref().ok_or(AppError::Csrf)?;
     let current = SecretString::from(form.current_password.unwrap_or_default());
     let new = SecretString::from(form.new_password.unwrap_or_default());
-    let changed = v.broker().change_password(session, &current, &new, &client).await?;
+    let changed = v.broker().change_password(&session, &current, &new, &client).await?;
     // The session goes on under a new id; every remember-me series ended with the change.
     let c = &v.inner.cookies;
     let cookies = [
         c.set(c.session, changed.session.token.expose(), None),
         c.clear(c.remember),
     ];
-    Ok(crate::routes::with_cookies(
-        Redirect::to(&format!("{}/account?done=password", v.inner.mount)).into_response(),
-        &cookies,
-    ))
+    Ok(with_cookies(Done::Password.redirect(&v), &cookies))
 }
 
 /// Forward auth (nginx `auth_request`, Traefik/Caddy forward-auth): 200 with who is signed in, else 401. Answers
@@ -155,10 +156,10 @@ pub(crate) async fn verify(
     Extension(ctx): Extension<AuthContext>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Response {
-    let Some(s) = &ctx.session else {
+    let Some(s) = &ctx.principal else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    if let Some(granted) = &s.scopes {
+    if let Some(granted) = s.scopes() {
         let required = required_scopes(query.as_deref().unwrap_or(""));
         if !required.iter().all(|r| granted.iter().any(|g| g == r)) {
             return StatusCode::FORBIDDEN.into_response();
@@ -180,7 +181,7 @@ pub(crate) async fn verify(
         put("x-vestibule-email", email);
     }
     put("x-vestibule-groups", &s.groups.join(","));
-    if let Some(scopes) = &s.scopes {
+    if let Some(scopes) = s.scopes() {
         put("x-vestibule-scopes", &scopes.join(" "));
     }
     res

@@ -66,11 +66,6 @@ impl Vestibule {
         &self.inner.broker
     }
 
-    /// The layer that resolves sessions for the app's own routes.
-    pub fn layer(&self) -> crate::SessionLayer {
-        crate::SessionLayer::new(self.clone())
-    }
-
     /// The login page's path, with the mount prefix.
     pub fn login_path(&self) -> String {
         format!("{}/login", self.inner.mount)

@@ -12,6 +12,7 @@ pub struct IdError {
 
 /// Why a source refused someone. Logged and audited; the person sees one generic message whatever it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RejectReason {
     /// Unknown login name or wrong password: deliberately not told apart.
     InvalidCredentials,
@@ -49,6 +50,7 @@ impl fmt::Display for RejectReason {
 /// [`SourceError::Unavailable`], a friendly page for [`SourceError::Cancelled`], and a generic error with a
 /// reference id for the rest. Causes are kept for the log only.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// The credentials or assertion did not prove an identity.
     #[error("sign-in rejected: {0}")]

@@ -66,6 +66,7 @@ pub trait CredentialRepository: Send + Sync {
 
 /// Why a password change was refused. The messages are safe to show to the account's owner.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordChangeError {
     /// The current password given is not right.
     #[error("the current password is not right")]

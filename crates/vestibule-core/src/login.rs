@@ -12,6 +12,7 @@ const MAX_LOGIN_INPUT_BYTES: usize = 4 * MAX_LOGIN_CHARS;
 
 /// Why a login name has no canonical form. Safe to show to whoever typed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoginError {
     /// Nothing was given.
     #[error("the login name is empty")]

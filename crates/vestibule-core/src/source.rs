@@ -36,6 +36,7 @@ pub trait Recheck: Send + Sync {
 
 /// The two shapes of sign-in, as in Dex's password/redirect connector split.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub enum Flow<'a> {
     /// A login name and password checked by the source (local database, LDAP).
     Password(&'a dyn PasswordFlow),

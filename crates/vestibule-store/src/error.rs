@@ -1,5 +1,6 @@
 /// A store operation failed. Messages may name tables and constraints: they are for logs, never for responses.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The URL is neither `sqlite:` nor `postgres://`.
     #[error("unsupported database URL: use sqlite://FILE or postgres://...")]

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, Su
 use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
-use crate::session::{new_token, ActiveSession, NewSession};
-use crate::token::{hash_token, hex_of, plausible};
+use crate::secret::{hash_token, hex_of, plausible};
+use crate::session::{new_token, ActiveSession, AuthMethod, Holder, Liveness, NewSession, Principal};
 use crate::{BrokerError, SessionSettings, SourcePolicy};
 
 /// Who is asking: recorded in sessions and the audit log.
@@ -34,7 +34,7 @@ pub struct Broker {
     csrf: CsrfKey,
     /// Bounded by `max_capacity` entries (about 300 bytes each) and by `cache_ttl_secs`: a session revoked on
     /// another node is served from here for at most that long.
-    pub(crate) cache: Cache<[u8; 32], Arc<ActiveSession>>,
+    pub(crate) cache: Cache<[u8; 32], Principal>,
     pub(crate) callback_base: String,
     pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
 }
@@ -49,6 +49,16 @@ impl std::fmt::Debug for Broker {
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
+}
+
+/// A credential whose identity its source may be asked about again (see [`Broker::recheck_if_due`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Grant<'a> {
+    pub(crate) key: &'a [u8; 32],
+    pub(crate) holder: &'a Holder,
+    pub(crate) source: &'a SourceId,
+    pub(crate) subject: &'a Subject,
+    pub(crate) live: &'a Liveness,
 }
 
 /// What a new session was proven with.
@@ -230,12 +240,12 @@ impl Broker {
         let key = hash_token(token);
         let now = self.clock.now();
         let active = match self.cache.get(&key) {
+            Some(Principal::Session(a)) => a,
             // An access token presented as a cookie is not a session.
-            Some(a) if a.scopes.is_some() => return Ok(None),
-            Some(a) => a,
+            Some(_) => return Ok(None),
             None => match self.load_session(key).await? {
                 Some(a) => {
-                    self.cache.insert(key, a.clone());
+                    self.cache.insert(key, Principal::Session(a.clone()));
                     a
                 }
                 None => return Ok(None),
@@ -245,10 +255,19 @@ impl Broker {
             self.end_session_by_key(&key).await?;
             return Ok(None);
         }
-        if !self.recheck_if_due(&active, now).await? {
-            return Ok(None);
+        if let Some(subject) = &active.subject {
+            let grant = Grant {
+                key: &key,
+                holder: &active.holder,
+                source: &active.source,
+                subject,
+                live: &active.live,
+            };
+            if !self.recheck_if_due(grant, now).await? {
+                return Ok(None);
+            }
         }
-        if active.seen(now) {
+        if active.live.seen(now) {
             let store = self.store.clone();
             let hash = hex_of(&key);
             tokio::spawn(async move {
@@ -285,21 +304,31 @@ impl Broker {
             return Ok(None);
         }
         let groups = self.groups_of(&rec.account_id).await?;
+        let methods = if rec.authenticated_at.0 == 0 {
+            vec![AuthMethod::RememberMe]
+        } else {
+            match self.source(rec.source.as_str()).map(|s| s.flow()) {
+                Some(vestibule_core::Flow::Password(_)) => vec![AuthMethod::Password],
+                Some(_) => vec![AuthMethod::Federated],
+                None => Vec::new(),
+            }
+        };
         Ok(Some(Arc::new(ActiveSession {
-            groups,
-            scopes: None,
             key,
-            account_id: rec.account_id,
-            display_name: account.display_name,
-            email: account.email,
+            holder: Holder {
+                account_id: rec.account_id,
+                display_name: account.display_name,
+                email: account.email,
+                groups,
+            },
             source: rec.source,
             subject: rec.subject,
-            checked_at: AtomicI64::new(rec.checked_at.unwrap_or(rec.created_at).0),
+            assurance: crate::Assurance::Single,
+            methods,
+            live: Liveness::new(rec.last_seen_at, rec.checked_at.unwrap_or(rec.created_at)),
             created_at: rec.created_at,
             authenticated_at: rec.authenticated_at,
             expires_at: rec.expires_at,
-            last_seen: AtomicI64::new(rec.last_seen_at.0),
-            persisted_seen: AtomicI64::new(rec.last_seen_at.0),
             fingerprint: rec.fingerprint.as_deref().and_then(decode_key),
             stale: AtomicBool::new(false),
         })))
@@ -370,56 +399,54 @@ impl Broker {
     /// Gone or no longer admitted: everything the identity opened ends (sessions, series, tokens, on every node).
     /// The source cannot answer: the session goes on and the question is asked again in a minute, so an outage
     /// does not sign everyone out.
-    pub(crate) async fn recheck_if_due(&self, active: &ActiveSession, now: Timestamp) -> Result<bool, BrokerError> {
-        let Some(subject) = &active.subject else {
-            return Ok(true);
-        };
-        let Some(source) = self.source(active.source.as_str()) else {
+    pub(crate) async fn recheck_if_due(&self, grant: Grant<'_>, now: Timestamp) -> Result<bool, BrokerError> {
+        let Some(source) = self.source(grant.source.as_str()) else {
             return Ok(true);
         };
         let Some(recheck) = source.recheck() else {
             return Ok(true);
         };
         let interval = i64::try_from(recheck.recheck_interval().as_secs()).unwrap_or(i64::MAX);
-        let last = active.checked_at.load(Ordering::Relaxed);
+        let checked_at = &grant.live.checked_at;
+        let last = checked_at.load(Ordering::Relaxed);
         if now.0.saturating_sub(last) < interval {
             return Ok(true);
         }
-        // One request per session asks; the others carry on with the last answer meanwhile.
-        if active
-            .checked_at
+        // One request per credential asks; the others carry on with the last answer meanwhile.
+        if checked_at
             .compare_exchange(last, now.0, Ordering::Relaxed, Ordering::Relaxed)
             .is_err()
         {
             return Ok(true);
         }
-        match recheck.recheck(subject).await {
-            Ok(Some(identity)) if identity.source == active.source && identity.subject == *subject => {
+        match recheck.recheck(grant.subject).await {
+            Ok(Some(identity)) if identity.source == *grant.source && identity.subject == *grant.subject => {
                 self.store.record_identity_login(&identity, now).await?;
-                self.store.record_recheck(&active.id_hash(), now).await?;
+                self.store.record_recheck(&hex_of(grant.key), now).await?;
                 let mut groups = identity.groups.clone();
                 groups.sort();
-                let mut had = active.groups.clone();
+                let mut had = grant.holder.groups.clone();
                 had.sort();
                 if groups != had {
                     // Reloaded with today's groups at the next request (this one keeps the answer it started with).
-                    self.cache.invalidate(&active.key);
+                    self.cache.invalidate(grant.key);
                 }
                 Ok(true)
             }
             Ok(_) => {
+                let account = &grant.holder.account_id;
                 let ended = self
                     .store
-                    .end_identity_grants(&active.account_id, &active.source, subject)
+                    .end_identity_grants(account, grant.source, grant.subject)
                     .await?;
-                self.cache.invalidate(&active.key);
+                self.cache.invalidate(grant.key);
                 self.forget(&ended).await;
-                tracing::info!(account = %active.account_id, source = %active.source, "identity no longer admitted by its source: sessions ended");
+                tracing::info!(account = %account, source = %grant.source, "identity no longer admitted by its source: sessions ended");
                 self.audit(&AuditEvent {
                     event: "identity_rechecked",
-                    account_id: Some(active.account_id.as_str()),
-                    source: Some(active.source.as_str()),
-                    subject: Some(subject.as_str()),
+                    account_id: Some(account.as_str()),
+                    source: Some(grant.source.as_str()),
+                    subject: Some(grant.subject.as_str()),
                     detail: Some("gone_or_not_admitted: sessions, series and tokens ended"),
                     ..Default::default()
                 })
@@ -427,10 +454,8 @@ impl Broker {
                 Ok(false)
             }
             Err(e) => {
-                tracing::warn!(source = %active.source, error = %e, "could not recheck an identity; asking again in a minute");
-                active
-                    .checked_at
-                    .store(now.0.saturating_sub(interval).saturating_add(60), Ordering::Relaxed);
+                tracing::warn!(source = %grant.source, error = %e, "could not recheck an identity; asking again in a minute");
+                checked_at.store(now.0.saturating_sub(interval).saturating_add(60), Ordering::Relaxed);
                 Ok(true)
             }
         }
@@ -438,7 +463,7 @@ impl Broker {
 
     /// Session protection, per request: compares the client with the one that signed in. Under `basic` a change
     /// makes the session non-fresh (once, persisted); under `strong` it ends the session. Returns whether the
-    /// session may still be used. Tokens and `off` are not checked.
+    /// session may still be used. Under `off` nothing is checked.
     pub async fn check_client(&self, session: &ActiveSession, client: &ClientInfo) -> Result<bool, BrokerError> {
         let ip = client.ip.as_deref().and_then(|ip| ip.parse().ok());
         self.check_client_parts(session, client.user_agent.as_deref(), ip).await
@@ -452,7 +477,7 @@ impl Broker {
         user_agent: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<bool, BrokerError> {
-        let (Some(expected), None) = (&session.fingerprint, &session.scopes) else {
+        let Some(expected) = &session.fingerprint else {
             return Ok(true);
         };
         if self.settings.protection == crate::Protection::Off {

@@ -4,6 +4,7 @@ use vestibule_store::StoreError;
 /// A broker operation failed for a reason that is not the person's fault: logged with a reference id, shown as a
 /// generic error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BrokerError {
     /// The database failed.
     #[error("store error")]
@@ -15,6 +16,7 @@ pub enum BrokerError {
 
 /// Why a sign-in did not produce a session. The HTTP layer maps these to pages: every `Rejected` looks the same.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoginError {
     /// No source with that id, or a source of the other flow kind.
     #[error("unknown sign-in source")]

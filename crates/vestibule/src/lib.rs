@@ -18,30 +18,32 @@
 //! # Ok(()) }
 //! ```
 
+mod access_tokens;
 mod admin;
+mod authenticate;
 mod broker;
 mod csrf;
 mod error;
 mod linking;
 mod login;
 mod remember;
+mod secret;
 mod self_service;
 mod session;
 mod settings;
-mod token;
-mod tokens;
 
+pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
 pub use admin::{AccountDetails, AccountLookup, MatchedBy};
+pub use authenticate::{Authentication, Credentials, RememberCookie};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use error::{BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use remember::Restored;
+pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
-pub use session::{ActiveSession, NewSession};
+pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
-pub use token::{hash_token, SecretToken};
-pub use tokens::{NewToken, TokenError, TOKEN_PREFIX};
 
 pub use vestibule_core as core;
 pub use vestibule_store as store;

@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject};
 use vestibule_store::{AuditEvent, StoreError, Unlinked};
 
-use crate::token::{hash_token, hex_of};
+use crate::secret::{hash_token, hex_of};
 use crate::{ActiveSession, Broker, BrokerError, ClientInfo, LoginError, LoginOutcome, RedirectBegin, SecretToken};
 
 /// A sign-in that stopped because an account with the identity's email exists. `token` goes into a short-lived
@@ -38,6 +38,7 @@ pub struct PendingLinkView {
 
 /// Why an unlink was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum UnlinkError {
     /// The session's last proof of a credential is older than `fresh_secs`: sign in again first.
     #[error("a recent sign-in is required")]
@@ -86,7 +87,7 @@ impl Broker {
         session: &ActiveSession,
         client: &ClientInfo,
     ) -> Result<SourceId, LoginError> {
-        if !self.is_fresh(session) || session.scopes.is_some() {
+        if !self.is_fresh(session) {
             return Err(LoginError::NotFresh);
         }
         let account = &session.account_id;
@@ -131,7 +132,7 @@ impl Broker {
         source: &SourceId,
         session: &ActiveSession,
     ) -> Result<RedirectBegin, LoginError> {
-        if !self.is_fresh(session) || session.scopes.is_some() {
+        if !self.is_fresh(session) {
             return Err(LoginError::NotFresh);
         }
         self.begin_redirect(source, None, Some(session.account_id.clone()))
@@ -148,7 +149,7 @@ impl Broker {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<(), LoginError> {
-        if !self.is_fresh(session) || session.scopes.is_some() {
+        if !self.is_fresh(session) {
             return Err(LoginError::NotFresh);
         }
         let account = &session.account_id;

@@ -10,11 +10,12 @@ use vestibule_core::{
 use vestibule_store::{AuditEvent, PendingLink, PendingRecord, StoreError};
 
 use crate::linking::LinkRequired;
-use crate::token::{hash_token, hex_of};
+use crate::secret::{hash_token, hex_of};
 use crate::{Broker, ClientInfo, LoginError, NewSession, Provisioning, SecretToken};
 
 /// What a successful primary sign-in leads to.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoginOutcome {
     /// Signed in: set the session cookie.
     SignedIn(NewSession),
@@ -263,7 +264,8 @@ impl Broker {
                 self.audit_failure(source_id, client, login, "cancelled").await;
                 Err(LoginError::Cancelled)
             }
-            Err(e @ (SourceError::Protocol(_) | SourceError::Id(_))) => {
+            // Anything else a source reports (a verification failure, or a kind added later) proves nothing.
+            Err(e) => {
                 tracing::warn!(source = %source_id, error = %e, "sign-in refused: provider answer failed verification");
                 self.audit_failure(source_id, client, login, "protocol_violation").await;
                 Err(LoginError::Rejected(RejectReason::InvalidCredentials))

@@ -9,11 +9,12 @@ use subtle::ConstantTimeEq;
 use vestibule_core::{AccountId, SecretString, Timestamp};
 use vestibule_store::{AuditEvent, RememberSeries};
 
-use crate::token::{hash_token, hex_of, plausible};
+use crate::secret::{hash_token, hex_of, plausible};
 use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};
 
 /// What a remember-me cookie led to. `Debug` does not print the new cookie value.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Restored {
     /// A new, non-fresh session; `cookie` is the rotated remember-me value to set (`None` inside the grace
     /// window, where the racing request that rotated sets it).

@@ -20,6 +20,7 @@ pub enum Revoke {
 
 /// Why a self-service action was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SelfServiceError {
     /// The last proof of a credential is older than `fresh_secs`: sign in again first.
     #[error("a recent sign-in is required")]
@@ -110,7 +111,7 @@ impl Broker {
         new: &SecretString,
         client: &ClientInfo,
     ) -> Result<PasswordChanged, SelfServiceError> {
-        if !self.is_fresh(session) || session.scopes.is_some() {
+        if !self.is_fresh(session) {
             return Err(SelfServiceError::NotFresh);
         }
         let changer = self.password_changer.as_ref().ok_or(SelfServiceError::NoPasswords)?;

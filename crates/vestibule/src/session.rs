@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
 
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
@@ -19,68 +20,123 @@ pub struct NewSession {
     pub expires_at: Timestamp,
 }
 
-/// A live session as the per-request check sees it: what an extractor hands to a handler. Built from the database
-/// on a cache miss and then served from memory.
+/// The account a credential belongs to, as loaded with the credential (and then served from memory): what a
+/// handler usually wants to know about who is asking. [`ActiveSession`], [`ActiveToken`] and [`Principal`]
+/// dereference to it, so `principal.account_id` reads the same whichever credential was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Whose credential.
+    pub account_id: AccountId,
+    /// The account's display name at the time the credential was loaded.
+    pub display_name: Option<String>,
+    /// The account's email at the time the credential was loaded.
+    pub email: Option<String>,
+    /// Short group names from the account's identities, as of their last sign-ins.
+    pub groups: Vec<String>,
+}
+
+/// How sure the broker is of who signed a session in: one proof, or more than one. Sessions are single-factor
+/// until second factors exist; step-up checks compare against this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Assurance {
+    /// One proof (a password, a redirect sign-in, or a remember-me cookie).
+    Single,
+    /// A primary proof and a second factor.
+    Multi,
+}
+
+/// One way a session was proven, named like RFC 8176's `amr` values where one fits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A password checked by a password source (`pwd`).
+    Password,
+    /// A sign-in at an identity provider (`fed`): what it asked for is its business.
+    Federated,
+    /// Restored from a remember-me cookie: nothing was proven in this session.
+    RememberMe,
+}
+
+impl AuthMethod {
+    /// The method's `amr`-style name (`pwd`, `fed`, `remember`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AuthMethod::Password => "pwd",
+            AuthMethod::Federated => "fed",
+            AuthMethod::RememberMe => "remember",
+        }
+    }
+}
+
+/// A live browser session as the per-request check sees it: what an extractor hands to a handler. Built from the
+/// database on a cache miss and then served from memory. Dereferences to its [`Holder`].
 #[derive(Debug)]
 pub struct ActiveSession {
     pub(crate) key: [u8; 32],
     /// Whose session.
-    pub account_id: AccountId,
-    /// The account's display name at the time the session was loaded.
-    pub display_name: Option<String>,
-    /// The account's email at the time the session was loaded.
-    pub email: Option<String>,
-    /// Short group names from the account's identities, as of their last sign-ins.
-    pub groups: Vec<String>,
-    /// `Some` when the request authenticated with a personal access token (`Authorization: Bearer`): the scopes
-    /// the owner gave it. `None` for a browser session.
-    pub scopes: Option<Vec<String>>,
-    /// The source that signed it in (for a token: the source of the session that created it).
+    pub holder: Holder,
+    /// The source that signed it in.
     pub source: SourceId,
-    /// The identity at `source` that signed it in; `None` for sessions and tokens from before this was recorded.
+    /// The identity at `source` that signed it in; `None` for sessions from before this was recorded.
     pub subject: Option<Subject>,
+    /// How sure the sign-in was.
+    pub assurance: Assurance,
+    /// How it was proven.
+    pub methods: Vec<AuthMethod>,
     /// When it was created.
     pub created_at: Timestamp,
-    /// When a credential was last proven in it.
+    /// When a credential was last proven in it (`Timestamp(0)`: never, a session restored from remember-me).
     pub authenticated_at: Timestamp,
     /// Absolute expiry.
     pub expires_at: Timestamp,
-    /// Last request, updated in memory on every check.
-    pub(crate) last_seen: AtomicI64,
-    /// Last value written to the database; writes happen at most once a minute per session.
-    pub(crate) persisted_seen: AtomicI64,
+    /// What the broker checks on every use (activity, identity rechecks).
+    pub(crate) live: Liveness,
     /// SHA-256 of the client's user agent and coarse address at sign-in.
     pub(crate) fingerprint: Option<[u8; 32]>,
     /// Set when the session was seen from another client under `basic` protection: never fresh again.
     pub(crate) stale: AtomicBool,
+}
+
+/// A personal access token in use (`Authorization: Bearer`): an API credential, never a sign-in. Dereferences to
+/// its [`Holder`].
+#[derive(Debug)]
+pub struct ActiveToken {
+    /// Whose token.
+    pub holder: Holder,
+    /// The token's public id (as listed on the account page).
+    pub id: String,
+    /// The scopes its owner gave it.
+    pub scopes: Vec<String>,
+    /// The source and identity of the session that created it; `None` for tokens from before this was recorded.
+    /// Unlinking that identity revokes the token.
+    pub created_by: Option<(SourceId, Subject)>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it expires.
+    pub expires_at: Timestamp,
+    pub(crate) live: Liveness,
+}
+
+/// The per-credential counters the hot path updates without locks.
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    /// Last request, updated in memory on every check.
+    pub(crate) last_seen: AtomicI64,
+    /// Last value written to the database; writes happen at most once a minute per credential.
+    pub(crate) persisted_seen: AtomicI64,
     /// When the source last confirmed the identity (see [`vestibule_core::Recheck`]); claimed with a
-    /// compare-and-swap so that one request per session asks, not every concurrent one.
+    /// compare-and-swap so that one request per credential asks, not every concurrent one.
     pub(crate) checked_at: AtomicI64,
 }
 
-/// Persist `last_seen` at most this often: the idle timeout is minutes, so minute precision is enough and the hot
-/// path stays free of writes.
-pub(crate) const TOUCH_EVERY_SECS: i64 = 60;
-
-impl ActiveSession {
-    /// Hex SHA-256 of the session id: the id shown on `/account` and used to revoke one session.
-    pub fn id_hash(&self) -> String {
-        crate::token::hex_of(&self.key)
-    }
-
-    /// The last request seen.
-    pub fn last_seen(&self) -> Timestamp {
-        Timestamp(self.last_seen.load(Ordering::Relaxed))
-    }
-
-    /// Whether the session was used from another client than the one that signed in (under `basic` protection).
-    pub fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Relaxed)
-    }
-
-    /// Whether the session has ended at `now` under these timeouts.
-    pub(crate) fn expired(&self, now: Timestamp, idle_timeout: i64) -> bool {
-        now >= self.expires_at || now.0 - self.last_seen.load(Ordering::Relaxed) > idle_timeout
+impl Liveness {
+    pub(crate) fn new(last_seen: Timestamp, checked_at: Timestamp) -> Self {
+        Liveness {
+            last_seen: AtomicI64::new(last_seen.0),
+            persisted_seen: AtomicI64::new(last_seen.0),
+            checked_at: AtomicI64::new(checked_at.0),
+        }
     }
 
     /// Records a request; returns `true` when the database should be told too.
@@ -92,6 +148,107 @@ impl ActiveSession {
                 .persisted_seen
                 .compare_exchange(persisted, now.0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+}
+
+/// Who a request authenticated as, and with what kind of credential. Dereferences to the [`Holder`], so
+/// `principal.account_id` works for both; match on it where the kind matters (a token is never a sign-in: it
+/// is never fresh and cannot manage the account).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Principal {
+    /// A browser session (cookie).
+    Session(Arc<ActiveSession>),
+    /// A personal access token (`Authorization: Bearer`).
+    Token(Arc<ActiveToken>),
+}
+
+impl Principal {
+    /// The browser session, when this is one.
+    pub fn session(&self) -> Option<&Arc<ActiveSession>> {
+        match self {
+            Principal::Session(s) => Some(s),
+            Principal::Token(_) => None,
+        }
+    }
+
+    /// The access token, when this is one.
+    pub fn token(&self) -> Option<&Arc<ActiveToken>> {
+        match self {
+            Principal::Token(t) => Some(t),
+            Principal::Session(_) => None,
+        }
+    }
+
+    /// Whether the credential grants `scope`: a token when its owner gave it that scope; a browser session always
+    /// (it is the person themselves).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            Principal::Session(_) => true,
+            Principal::Token(t) => t.scopes.iter().any(|s| s == scope),
+        }
+    }
+
+    /// The token's scopes; `None` for a browser session.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.token().map(|t| t.scopes.as_slice())
+    }
+}
+
+impl std::ops::Deref for Principal {
+    type Target = Holder;
+    fn deref(&self) -> &Holder {
+        match self {
+            Principal::Session(s) => &s.holder,
+            Principal::Token(t) => &t.holder,
+        }
+    }
+}
+
+impl std::ops::Deref for ActiveSession {
+    type Target = Holder;
+    fn deref(&self) -> &Holder {
+        &self.holder
+    }
+}
+
+impl std::ops::Deref for ActiveToken {
+    type Target = Holder;
+    fn deref(&self) -> &Holder {
+        &self.holder
+    }
+}
+
+impl ActiveToken {
+    /// The last request seen.
+    pub fn last_seen(&self) -> Timestamp {
+        Timestamp(self.live.last_seen.load(Ordering::Relaxed))
+    }
+}
+
+/// Persist `last_seen` at most this often: the idle timeout is minutes, so minute precision is enough and the hot
+/// path stays free of writes.
+pub(crate) const TOUCH_EVERY_SECS: i64 = 60;
+
+impl ActiveSession {
+    /// Hex SHA-256 of the session id: the id shown on `/account` and used to revoke one session.
+    pub fn id_hash(&self) -> String {
+        crate::secret::hex_of(&self.key)
+    }
+
+    /// The last request seen.
+    pub fn last_seen(&self) -> Timestamp {
+        Timestamp(self.live.last_seen.load(Ordering::Relaxed))
+    }
+
+    /// Whether the session was used from another client than the one that signed in (under `basic` protection).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// Whether the session has ended at `now` under these timeouts.
+    pub(crate) fn expired(&self, now: Timestamp, idle_timeout: i64) -> bool {
+        now >= self.expires_at || now.0 - self.live.last_seen.load(Ordering::Relaxed) > idle_timeout
     }
 }
 

@@ -791,16 +791,21 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         .unwrap()
         .expect("valid token");
     assert_eq!(who.account_id, s.account_id);
-    assert_eq!(
-        who.scopes.as_deref(),
-        Some(&["read".to_string(), "write:repo".to_string()][..])
-    );
-    assert!(!f.broker.is_fresh(&who), "a token proves no sign-in");
-    let r = f.broker.create_token(&who, "x", 1, "read", &client()).await;
+    assert_eq!(who.scopes, ["read".to_string(), "write:repo".to_string()]);
+    // A token proves no sign-in and cannot mint tokens: `is_fresh` and `create_token` take a browser session, so
+    // that is checked by the compiler. Through the one way in, it comes out as a token that binds no form.
+    let auth = f
+        .broker
+        .authenticate(&vestibule::Credentials {
+            bearer: Some(t.value.expose_secret()),
+            ..Default::default()
+        })
+        .await;
     assert!(
-        matches!(r, Err(vestibule::TokenError::Invalid(_))),
-        "tokens cannot mint tokens"
+        matches!(auth.principal, Some(vestibule::Principal::Token(_))),
+        "{auth:?}"
     );
+    assert!(auth.session_token.is_none(), "a token binds no CSRF token");
     // Not interchangeable with session cookies.
     assert!(f.broker.session(t.value.expose_secret()).await.unwrap().is_none());
     assert!(f
@@ -942,4 +947,105 @@ async fn session_protection_modes() {
     let a = f.broker.session(s.token.expose()).await.unwrap().unwrap();
     assert!(f.broker.check_client(&a, &other_browser).await.unwrap());
     assert!(f.broker.is_fresh(&a));
+}
+
+/// `Broker::authenticate` is the one way in: session cookie (with protection), then remember-me when the front end
+/// allows it, then a bearer token — without HTTP.
+#[tokio::test]
+async fn authenticate_decides_in_order_session_remember_bearer() {
+    use vestibule::{Credentials, Principal, RememberCookie};
+    let f = fixture_with(vestibule::Protection::Strong).await;
+    let ip = Some("127.0.0.1".parse().unwrap());
+    let s = sign_in(&f).await;
+    let by_cookie = f
+        .broker
+        .authenticate(&Credentials {
+            session: Some(s.token.expose()),
+            user_agent: Some("test"),
+            ip,
+            ..Default::default()
+        })
+        .await;
+    let Some(Principal::Session(active)) = &by_cookie.principal else {
+        panic!("a live session cookie is a session: {by_cookie:?}");
+    };
+    assert_eq!(active.account_id, s.account_id);
+    assert_eq!(active.methods, [vestibule::AuthMethod::Password]);
+    assert_eq!(active.assurance, vestibule::Assurance::Single);
+    assert_eq!(
+        by_cookie.session_token.as_ref().map(|t| t.expose_secret().to_owned()),
+        Some(s.token.expose().to_owned())
+    );
+    assert!(!by_cookie.restored());
+
+    // A remember-me cookie the front end did not pass (a form post, /verify) restores nothing.
+    let cookie = f.broker.remember(&s).await.unwrap();
+    let token = f
+        .broker
+        .create_token(active, "api", 1, "read", &client())
+        .await
+        .unwrap();
+    let nobody = f
+        .broker
+        .authenticate(&Credentials {
+            session: Some("not-a-session"),
+            user_agent: Some("test"),
+            ip,
+            ..Default::default()
+        })
+        .await;
+    assert!(nobody.principal.is_none() && matches!(nobody.remember_cookie, RememberCookie::Keep));
+
+    // Session protection (strong) refuses the cookie from another browser; its remember-me cookie then restores a
+    // new, non-fresh session there, and the front end is told to set both cookies.
+    let moved = f
+        .broker
+        .authenticate(&Credentials {
+            session: Some(s.token.expose()),
+            remember: Some(cookie.expose_secret()),
+            user_agent: Some("other"),
+            ip,
+            ..Default::default()
+        })
+        .await;
+    let Some(Principal::Session(restored)) = &moved.principal else {
+        panic!("restored from remember-me: {moved:?}");
+    };
+    assert!(moved.restored());
+    assert!(!f.broker.is_fresh(restored));
+    assert_eq!(restored.methods, [vestibule::AuthMethod::RememberMe]);
+    assert!(matches!(moved.remember_cookie, RememberCookie::Set(_)));
+    assert_ne!(
+        moved.new_session_cookie.as_ref().map(|c| c.expose_secret().to_owned()),
+        Some(s.token.expose().to_owned())
+    );
+
+    // The old remember-me value again (past the grace) is theft: nobody, and the cookie is cleared.
+    f.clock.advance(120);
+    let stolen = f
+        .broker
+        .authenticate(&Credentials {
+            remember: Some(cookie.expose_secret()),
+            bearer: Some("vst_garbage"),
+            ..Default::default()
+        })
+        .await;
+    assert!(stolen.principal.is_none());
+    assert!(matches!(stolen.remember_cookie, RememberCookie::Clear));
+
+    // A bearer token alongside a dead session cookie: the token, binding no form. (Theft ended the account's
+    // sessions and series, but not its API tokens.)
+    let api = f
+        .broker
+        .authenticate(&Credentials {
+            session: Some(s.token.expose()),
+            bearer: Some(token.value.expose_secret()),
+            ..Default::default()
+        })
+        .await;
+    let Some(Principal::Token(t)) = &api.principal else {
+        panic!("a bearer token: {api:?}");
+    };
+    assert_eq!(t.id, token.id);
+    assert!(api.session_token.is_none() && api.new_session_cookie.is_none());
 }

@@ -2,14 +2,15 @@
 //! required expiry; shown once; only the hash is stored. `Authorization: Bearer vst_...` authenticates through the
 //! same extractors as a session, from the same bounded cache; a revoked token is evicted on every node.
 
-use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use vestibule_core::SecretString;
 use vestibule_store::{AccessToken, AuditEvent, StoreError};
 
-use crate::token::{hash_token, hex_of, plausible};
-use crate::{ActiveSession, Broker, BrokerError, ClientInfo, SecretToken};
+use crate::broker::Grant;
+use crate::secret::{hash_token, hex_of, plausible};
+use crate::session::Liveness;
+use crate::{ActiveSession, ActiveToken, Broker, BrokerError, ClientInfo, Holder, Principal, SecretToken};
 
 /// The prefix that marks a Vestibule access token (so secret scanners can find leaked ones).
 pub const TOKEN_PREFIX: &str = "vst_";
@@ -28,6 +29,7 @@ pub struct NewToken {
 
 /// Why a token could not be created or revoked.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Creating a credential needs a recent sign-in.
     #[error("a recent sign-in is required")]
@@ -67,9 +69,6 @@ impl Broker {
         scopes: &str,
         client: &ClientInfo,
     ) -> Result<NewToken, TokenError> {
-        if session.scopes.is_some() {
-            return Err(TokenError::Invalid("a token cannot create tokens"));
-        }
         if !self.is_fresh(session) {
             return Err(TokenError::NotFresh);
         }
@@ -127,9 +126,6 @@ impl Broker {
 
     /// Revokes one of the account's tokens, on every node.
     pub async fn revoke_token(&self, session: &ActiveSession, id: &str, client: &ClientInfo) -> Result<(), TokenError> {
-        if session.scopes.is_some() {
-            return Err(TokenError::Invalid("a token cannot manage tokens"));
-        }
         let Some(hash) = self.store.delete_token(&session.account_id, id).await? else {
             return Err(TokenError::NotFound);
         };
@@ -145,9 +141,9 @@ impl Broker {
         Ok(())
     }
 
-    /// The per-request check for `Authorization: Bearer`: the token's account as a session-like value, or `None`
-    /// when unknown, revoked or expired. Served from the same cache as sessions.
-    pub async fn bearer(&self, value: &str) -> Result<Option<Arc<ActiveSession>>, BrokerError> {
+    /// The per-request check for `Authorization: Bearer`: the token in use, or `None` when unknown, revoked or
+    /// expired. Served from the same cache as sessions.
+    pub async fn bearer(&self, value: &str) -> Result<Option<Arc<ActiveToken>>, BrokerError> {
         let Some(rest) = value.strip_prefix(TOKEN_PREFIX) else {
             return Ok(None);
         };
@@ -157,8 +153,8 @@ impl Broker {
         let key = hash_token(value);
         let now = self.now();
         let active = match self.cache.get(&key) {
-            Some(a) if a.scopes.is_none() => return Ok(None),
-            Some(a) => a,
+            Some(Principal::Token(a)) => a,
+            Some(_) => return Ok(None),
             None => {
                 let Some(t) = self.store.find_token(&hex_of(&key)).await? else {
                     return Ok(None);
@@ -170,45 +166,49 @@ impl Broker {
                     return Ok(None);
                 }
                 let groups = self.groups_of(&t.account_id).await?;
-                let last = t.last_used_at.unwrap_or(t.created_at).0;
-                let (source, subject) = match t.created_by {
-                    Some((source, subject)) => (source, Some(subject)),
-                    None => (
-                        vestibule_core::SourceId::new("token").map_err(|e| BrokerError::Config(e.to_string()))?,
-                        None,
-                    ),
-                };
-                let a = Arc::new(ActiveSession {
-                    key,
-                    account_id: t.account_id,
-                    display_name: account.display_name,
-                    email: account.email,
-                    groups,
-                    scopes: Some(t.scopes.split(' ').map(str::to_owned).collect()),
-                    source,
-                    subject,
+                let a = Arc::new(ActiveToken {
+                    holder: Holder {
+                        account_id: t.account_id,
+                        display_name: account.display_name,
+                        email: account.email,
+                        groups,
+                    },
+                    id: t.id,
+                    scopes: t
+                        .scopes
+                        .split(' ')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    created_by: t.created_by,
                     created_at: t.created_at,
-                    // A token proves no sign-in: never fresh.
-                    authenticated_at: vestibule_core::Timestamp(0),
                     expires_at: t.expires_at,
-                    last_seen: AtomicI64::new(last),
-                    persisted_seen: AtomicI64::new(last),
-                    fingerprint: None,
-                    stale: std::sync::atomic::AtomicBool::new(false),
-                    checked_at: AtomicI64::new(t.checked_at.unwrap_or(t.created_at).0),
+                    live: Liveness::new(
+                        t.last_used_at.unwrap_or(t.created_at),
+                        t.checked_at.unwrap_or(t.created_at),
+                    ),
                 });
-                self.cache.insert(key, a.clone());
+                self.cache.insert(key, Principal::Token(a.clone()));
                 a
             }
         };
         if now >= active.expires_at {
-            self.evict(&hex_of(&key));
+            self.cache.invalidate(&key);
             return Ok(None);
         }
-        if !self.recheck_if_due(&active, now).await? {
-            return Ok(None);
+        if let Some((source, subject)) = &active.created_by {
+            let grant = Grant {
+                key: &key,
+                holder: &active.holder,
+                source,
+                subject,
+                live: &active.live,
+            };
+            if !self.recheck_if_due(grant, now).await? {
+                return Ok(None);
+            }
         }
-        if active.seen(now) {
+        if active.live.seen(now) {
             let store = self.store.clone();
             let hash = hex_of(&key);
             tokio::spawn(async move {

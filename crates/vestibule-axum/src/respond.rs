@@ -1,0 +1,140 @@
+//! Shared ways to answer: cookies on a response, HTML headers, where a finished sign-in goes, how a sign-in error
+//! reads, and the fixed notices of the account page.
+
+use axum::response::{IntoResponse, Redirect, Response};
+use http::header::{CONTENT_TYPE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue};
+use vestibule::{LoginError, LoginOutcome};
+
+use crate::{cookies, safe_next, AppError, Vestibule};
+
+/// Appends `Set-Cookie` headers.
+pub(crate) fn with_cookies(mut res: Response, set: &[String]) -> Response {
+    for c in set {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            res.headers_mut().append(SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+pub(crate) fn html_headers() -> [(http::HeaderName, HeaderValue); 1] {
+    [(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))]
+}
+
+/// Where a sign-in lands: `next` when it is a safe same-origin path, else the configured landing page.
+pub(crate) fn landing(v: &Vestibule, next: Option<&str>) -> String {
+    next.and_then(safe_next).unwrap_or_else(|| v.inner.landing.clone())
+}
+
+/// What the account page tells after an action (`/account?done=...`): fixed words chosen by a key, so nothing from
+/// the URL is echoed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Done {
+    Linked,
+    Unlinked,
+    Revoked,
+    Password,
+    TokenRevoked,
+}
+
+impl Done {
+    const ALL: [Done; 5] = [
+        Done::Linked,
+        Done::Unlinked,
+        Done::Revoked,
+        Done::Password,
+        Done::TokenRevoked,
+    ];
+
+    fn key(self) -> &'static str {
+        match self {
+            Done::Linked => "linked",
+            Done::Unlinked => "unlinked",
+            Done::Revoked => "revoked",
+            Done::Password => "password",
+            Done::TokenRevoked => "token_revoked",
+        }
+    }
+
+    /// The notice for a `done` query value; `None` for anything else.
+    pub(crate) fn parse(key: &str) -> Option<Done> {
+        Done::ALL.into_iter().find(|d| d.key() == key)
+    }
+
+    pub(crate) fn notice(self) -> &'static str {
+        match self {
+            Done::Linked => "The new way to sign in was added.",
+            Done::Unlinked => "That way to sign in was removed.",
+            Done::Revoked => "The sessions were signed out.",
+            Done::Password => "Your password was changed, and your other sessions were signed out.",
+            Done::TokenRevoked => "The token was revoked.",
+        }
+    }
+
+    /// The account page with this notice.
+    pub(crate) fn redirect(self, v: &Vestibule) -> Response {
+        Redirect::to(&format!("{}/account?done={}", v.inner.mount, self.key())).into_response()
+    }
+}
+
+/// The response to a finished sign-in step: a session cookie and the landing page, or the page asking to prove
+/// account ownership, or back to the account page after a link.
+pub(crate) fn signed_in(v: &Vestibule, headers: &HeaderMap, outcome: LoginOutcome, next: Option<&str>) -> Response {
+    let c = &v.inner.cookies;
+    match outcome {
+        LoginOutcome::SignedIn(session) => {
+            let cookie = c.set(c.session, session.token.expose(), None);
+            // Signing in to prove ownership of an account: go confirm the waiting link rather than `next`.
+            let to = if cookies::get(headers, c.link).is_some() {
+                format!("{}/link", v.inner.mount)
+            } else {
+                landing(v, next)
+            };
+            with_cookies(Redirect::to(&to).into_response(), &[cookie])
+        }
+        LoginOutcome::LinkRequired(link) => {
+            let cookie = c.set(
+                c.link,
+                link.token.expose(),
+                Some(v.broker().settings().redirect_timeout_secs),
+            );
+            with_cookies(
+                Redirect::to(&format!("{}/link", v.inner.mount)).into_response(),
+                &[cookie],
+            )
+        }
+        LoginOutcome::Linked { .. } => Done::Linked.redirect(v),
+        // An outcome this version does not know: nothing was granted that it could hand over.
+        _ => AppError::Internal("a sign-in outcome this front end does not handle".into()).into_response(),
+    }
+}
+
+/// How a sign-in failure is answered.
+pub(crate) fn login_error(e: LoginError) -> AppError {
+    match e {
+        LoginError::UnknownSource => AppError::NotFound,
+        LoginError::Rejected(_) => AppError::SignInFailed,
+        LoginError::InvalidFlow => AppError::InvalidFlow,
+        LoginError::Cancelled => AppError::Cancelled,
+        LoginError::AlreadyLinked => AppError::AlreadyLinked,
+        LoginError::NotFresh => AppError::NotFresh,
+        LoginError::Unavailable(cause) => AppError::Unavailable(cause),
+        LoginError::Internal(cause) => AppError::Internal(cause),
+        _ => AppError::Internal("a sign-in error this front end does not handle".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_keys_round_trip_and_nothing_else_is_a_notice() {
+        for d in Done::ALL {
+            assert_eq!(Done::parse(d.key()), Some(d));
+        }
+        assert_eq!(Done::parse("<script>"), None);
+        assert_eq!(Done::parse(""), None);
+    }
+}

@@ -1,0 +1,146 @@
+//! One way in for every request: [`Broker::authenticate`] turns the credentials a request carries into a
+//! [`Principal`], with no HTTP in sight. The axum layer only extracts the credentials, calls it, and sets the
+//! cookies it says to set; any other front end can do the same.
+
+use std::net::IpAddr;
+
+use vestibule_core::SecretString;
+
+use crate::{Broker, ClientInfo, Principal, Restored};
+
+/// The credentials one request carries, borrowed from it. Build it per request; nothing is copied.
+#[derive(Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    /// The session cookie's value.
+    pub session: Option<&'a str>,
+    /// The remember-me cookie's value — only where restoring a session is allowed (a plain page load on the
+    /// broker's own origin: see the axum layer's rules). `None` elsewhere, even when the browser sent one.
+    pub remember: Option<&'a str>,
+    /// The value of `Authorization: Bearer`.
+    pub bearer: Option<&'a str>,
+    /// The raw `User-Agent` header, for session protection.
+    pub user_agent: Option<&'a str>,
+    /// The client address, taken only from trusted places.
+    pub ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bearer values: say which are present, never what they are.
+        f.debug_struct("Credentials")
+            .field("session", &self.session.map(|_| ".."))
+            .field("remember", &self.remember.map(|_| ".."))
+            .field("bearer", &self.bearer.map(|_| ".."))
+            .field("user_agent", &self.user_agent)
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+/// What to do with the remember-me cookie after a request.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub enum RememberCookie {
+    /// Leave it as it is.
+    #[default]
+    Keep,
+    /// Set it to this rotated value (for `remember_days`).
+    Set(SecretString),
+    /// Clear it: unknown, expired, or a stolen copy.
+    Clear,
+}
+
+/// What [`Broker::authenticate`] decided about one request. `Debug` prints no credential.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Authentication {
+    /// Who is asking, if anyone.
+    pub principal: Option<Principal>,
+    /// The session id the request is served with (the cookie's, or the one just restored): what CSRF tokens bind
+    /// to. `None` for a bearer token, which never binds a form.
+    pub session_token: Option<SecretString>,
+    /// A session was restored from the remember-me cookie by this request: set this as the new session cookie.
+    pub new_session_cookie: Option<SecretString>,
+    /// What to do with the remember-me cookie.
+    pub remember_cookie: RememberCookie,
+}
+
+impl Authentication {
+    /// Whether this request restored its session from the remember-me cookie.
+    pub fn restored(&self) -> bool {
+        self.new_session_cookie.is_some() && self.principal.is_some()
+    }
+}
+
+impl Broker {
+    /// Decides who a request is, in this order: the session cookie (then session protection against the client
+    /// that signed in), the remember-me cookie when given (a new, non-fresh session), then a bearer token (also when
+    /// a stale session cookie came along). Fails closed: a store that cannot answer means "nobody", logged, never
+    /// "somebody". A cache hit costs one SHA-256 and a map lookup, and allocates only the returned session id.
+    pub async fn authenticate(&self, credentials: &Credentials<'_>) -> Authentication {
+        let mut out = Authentication::default();
+        if let Some(token) = credentials.session {
+            match self.session(token).await {
+                Ok(Some(session)) => {
+                    match self
+                        .check_client_parts(&session, credentials.user_agent, credentials.ip)
+                        .await
+                    {
+                        Ok(true) => {
+                            out.session_token = Some(SecretString::from(token));
+                            out.principal = Some(Principal::Session(session));
+                            return out;
+                        }
+                        Ok(false) => {}
+                        Err(e) => tracing::error!(error = %e, "session protection check failed"),
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "session check failed"),
+            }
+        }
+        if let Some(remembered) = credentials.remember {
+            let client = ClientInfo::from_parts(credentials.user_agent, credentials.ip);
+            match self.restore(remembered, &client).await {
+                Ok(Restored::Session { session: new, cookie }) => {
+                    if let Some(c) = cookie {
+                        out.remember_cookie = RememberCookie::Set(c);
+                    }
+                    match self.session(new.token.expose()).await {
+                        Ok(Some(session)) => {
+                            out.session_token = Some(SecretString::from(new.token.expose()));
+                            out.new_session_cookie = Some(SecretString::from(new.token.expose()));
+                            out.principal = Some(Principal::Session(session));
+                            return out;
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "restored session check failed"),
+                    }
+                }
+                Ok(Restored::Invalid | Restored::Theft) => out.remember_cookie = RememberCookie::Clear,
+                Err(e) => tracing::error!(error = %e, "remember-me check failed"),
+            }
+        }
+        if let Some(bearer) = credentials.bearer {
+            // API clients: a personal access token. It never binds CSRF tokens (no session_token), so a bearer
+            // request cannot use the broker's forms.
+            match self.bearer(bearer).await {
+                Ok(Some(token)) => out.principal = Some(Principal::Token(token)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "token check failed"),
+            }
+        }
+        out
+    }
+}
+
+impl ClientInfo {
+    /// A [`ClientInfo`] from the raw `User-Agent` header and address: control characters dropped, 200 characters
+    /// kept.
+    pub fn from_parts(user_agent: Option<&str>, ip: Option<IpAddr>) -> Self {
+        ClientInfo {
+            ip: ip.map(|ip| ip.to_string()),
+            user_agent: user_agent.map(|ua| ua.chars().filter(|c| !c.is_control()).take(200).collect()),
+        }
+    }
+}
