@@ -168,9 +168,3 @@ impl From<vestibule::BrokerError> for AppError {
         AppError::Internal(Box::new(e))
     }
 }
-
-impl From<vestibule_store::StoreError> for AppError {
-    fn from(e: vestibule_store::StoreError) -> Self {
-        AppError::Internal(Box::new(e))
-    }
-}

@@ -1,6 +1,6 @@
 //! The broker's routes. Every state-changing route is a POST that checks a CSRF token first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, Path, Query, State};
@@ -47,6 +47,20 @@ pub fn router(v: Vestibule) -> Router {
         .layer(axum::middleware::from_fn_with_state(v.clone(), headers::finish))
         .layer(SessionLayer::new(v.clone()))
         .with_state(v)
+}
+
+impl Vestibule {
+    /// `app` with the broker's routes nested at [`Vestibule::mount`] (merged at the root when it is empty): the
+    /// mount path comes from the broker's base URL, so it cannot disagree with the links the broker builds. Apply
+    /// [`Vestibule::layer`] to the result so the app's own routes see who is signed in.
+    pub fn nest_into(&self, app: axum::Router) -> axum::Router {
+        let routes = router(self.clone());
+        if self.inner.mount.is_empty() {
+            app.merge(routes)
+        } else {
+            app.nest(&self.inner.mount, routes)
+        }
+    }
 }
 
 const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
@@ -271,11 +285,11 @@ async fn account(
             return Ok(Redirect::to(&format!("{}?next={}", v.login_path(), next)).into_response());
         }
     };
-    let Some((account, identities)) = v.broker().account_view(&session.account_id).await? else {
+    let Some(account) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };
     let current = session.id_hash();
-    let sessions = v.broker().store().sessions_of(&session.account_id).await?;
+    let sessions = v.broker().sessions(session).await?;
     let tokens = v.broker().tokens(session).await?;
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
     let (password_sources, redirect_sources) = pages::source_links(&v);
@@ -288,9 +302,9 @@ async fn account(
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,
         redirect_sources,
-        // The local identity's subject is the account id itself.
-        has_password: identities.iter().any(|i| i.subject.as_str() == account.id.as_str()),
-        identities: identities
+        has_password: account.has_password(),
+        identities: account
+            .identities
             .iter()
             .map(|i| IdentityRow {
                 source: i.source.to_string(),
@@ -304,7 +318,7 @@ async fn account(
             .map(|t| pages::TokenRow {
                 id: t.id.clone(),
                 name: t.name.clone(),
-                scopes: t.scopes.clone(),
+                scopes: t.scopes.join(" "),
                 expires: pages::utc(t.expires_at),
                 last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
             })
@@ -312,8 +326,8 @@ async fn account(
         sessions: sessions
             .iter()
             .map(|s| SessionRow {
-                id: s.id_hash.clone(),
-                current: s.id_hash == current,
+                id: s.id.clone(),
+                current: s.id == current,
                 ip: s.ip.clone().unwrap_or_else(|| "an unknown address".into()),
                 user_agent: s.user_agent.clone().unwrap_or_else(|| "unknown browser".into()),
                 created: pages::utc(s.created_at),
@@ -332,28 +346,25 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
         )
             .into_response());
     };
-    let Some((account, identities)) = v.broker().account_view(&session.account_id).await? else {
+    let Some(account) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };
-    let groups: BTreeSet<&str> = identities
-        .iter()
-        .flat_map(|i| i.groups.iter().map(String::as_str))
-        .collect();
     Ok(Json(serde_json::json!({
         "id": account.id.as_str(),
         "display_name": account.display_name,
         "email": account.email,
-        "identities": identities
+        "identities": account
+            .identities
             .iter()
             .map(|i| serde_json::json!({ "source": i.source.as_str(), "subject": i.subject.as_str() }))
             .collect::<Vec<_>>(),
-        "groups": groups,
+        "groups": account.groups(),
     }))
     .into_response())
 }
 
 async fn healthz(State(v): State<Vestibule>) -> Response {
-    match v.broker().store().ping().await {
+    match v.broker().ping().await {
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: store not answering");

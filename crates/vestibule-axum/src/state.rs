@@ -7,7 +7,9 @@ use crate::cookies::CookieNames;
 /// How the broker's routes behave over HTTP.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Where the router is nested: `""` at the root (the standalone server), `"/auth"` when embedded.
+    /// Where the router is nested. Leave it empty: the path of the broker's base URL says it once (`/auth` for
+    /// `https://app.example.com/auth`), and [`Vestibule::nest_into`] nests the router there. When set, it must
+    /// be that same path.
     pub mount: String,
     /// `Secure` cookies with the `__Host-` prefix. Must be true whenever the public URL is https; false only for
     /// loopback development (the server refuses it elsewhere).
@@ -46,11 +48,33 @@ pub(crate) struct Inner {
 }
 
 impl Vestibule {
-    /// Wraps a broker.
+    /// Wraps a broker. The routes are served under the path of the broker's base URL.
+    ///
+    /// # Panics
+    ///
+    /// When `settings.mount` is set and is not the path of the broker's base URL: links, redirects and callbacks
+    /// would point to where the router is not, so this is refused at start-up rather than found by users.
     pub fn new(broker: Arc<Broker>, settings: HttpSettings) -> Self {
-        let mount = settings.mount.trim_end_matches('/').to_owned();
+        match Self::try_new(broker, settings) {
+            Ok(v) => v,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// [`Vestibule::new`], returning the mount mismatch as an error instead of panicking.
+    pub fn try_new(broker: Arc<Broker>, settings: HttpSettings) -> Result<Self, String> {
+        let from_base = broker.mount_path().trim_end_matches('/').to_owned();
+        let given = settings.mount.trim_end_matches('/');
+        if !given.is_empty() && given != from_base {
+            return Err(format!(
+                "HttpSettings.mount is `{given}` but the broker's base URL `{}` puts its routes under `{from_base}`; \
+                 leave mount empty (the base URL says it once) or make them agree",
+                broker.base_url()
+            ));
+        }
+        let mount = from_base;
         let landing = settings.landing.clone().unwrap_or_else(|| format!("{mount}/account"));
-        Vestibule {
+        Ok(Vestibule {
             inner: Arc::new(Inner {
                 broker,
                 cookies: CookieNames::new(settings.secure_cookies),
@@ -58,7 +82,12 @@ impl Vestibule {
                 landing,
                 trusted_proxies: settings.trusted_proxies,
             }),
-        }
+        })
+    }
+
+    /// Where the broker's routes are mounted (`""` at the root).
+    pub fn mount(&self) -> &str {
+        &self.inner.mount
     }
 
     /// The broker.

@@ -94,6 +94,8 @@ impl RedirectFlow for Idp {
 struct App {
     router: Router,
     broker: Arc<Broker>,
+    /// The broker's store, opened by the test: what the broker wrote, read directly.
+    store: Store,
     _dir: vestibule_tests::server::TempDir,
 }
 
@@ -108,7 +110,7 @@ async fn app() -> App {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let broker = Broker::builder(store, "https://app.example.com/auth")
+    let broker = Broker::builder(store.clone(), "https://app.example.com/auth")
         .source(Arc::new(Pw(SourceId::new("dir").unwrap())))
         .source(Arc::new(Idp(SourceId::new("idp").unwrap())))
         .build()
@@ -150,6 +152,7 @@ async fn app() -> App {
     App {
         router,
         broker,
+        store,
         _dir: dir,
     }
 }
@@ -488,8 +491,7 @@ async fn sign_in_remembered(app: &App) -> (String, String) {
 }
 
 async fn audit_events(app: &App) -> Vec<String> {
-    app.broker
-        .store()
+    app.store
         .recent_audit(100)
         .await
         .unwrap()
@@ -640,4 +642,47 @@ async fn tokens_are_for_apis_with_their_scopes() {
         .unwrap();
     assert_eq!(send(&app, revoke).await.status, StatusCode::FORBIDDEN);
     assert!(app.broker.bearer(token.value.expose_secret()).await.unwrap().is_some());
+}
+
+/// The mount path is said once, in the broker's base URL: a different `HttpSettings.mount` is refused at start-up
+/// (it would send every link and callback where the router is not), and `nest_into` nests the routes there.
+#[tokio::test]
+async fn the_mount_path_comes_from_the_base_url() {
+    let dir = vestibule_tests::server::TempDir::new("vestibule-mount");
+    let store = Store::connect(&format!("sqlite://{}/m.db", dir.0.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let broker = Arc::new(
+        Broker::builder(store, "https://app.example.com/sso/")
+            .source(Arc::new(Pw(SourceId::new("dir").unwrap())))
+            .build()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(broker.mount_path(), "/sso", "the trailing slash of the base URL is not part of it");
+    let wrong = HttpSettings {
+        mount: "/auth".into(),
+        ..HttpSettings::default()
+    };
+    let err = Vestibule::try_new(broker.clone(), wrong).expect_err("a mount that disagrees with the base URL");
+    assert!(err.contains("/auth") && err.contains("/sso"), "{err}");
+    let auth = Vestibule::new(broker, HttpSettings::default());
+    assert_eq!(auth.mount(), "/sso");
+    let app = auth.nest_into(Router::new()).layer(auth.layer());
+    let res = tower::ServiceExt::oneshot(
+        app,
+        http::Request::get("/sso/login")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let html = String::from_utf8_lossy(&body);
+    assert!(html.contains("action=\"/sso/login/dir\""), "{html}");
 }

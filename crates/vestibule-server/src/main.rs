@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use vestibule::store::Account;
 use vestibule::{AccountDetails, AccountLookup, Broker, MatchedBy};
 use vestibule_core::{
     async_trait, AccountId, AuthSource, ExternalIdentity, Flow, PasswordFlow, SecretString, SourceError, SourceId,
@@ -212,7 +211,7 @@ impl PasswordFlow for NamedSource {
 }
 
 /// The broker over the configured database, for the operator commands.
-async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
+pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
     let store = serve::open_store(cfg).await?;
     // Never used for a redirect here; the configured public URL keeps the broker what `serve` would build.
     let base = cfg
@@ -231,13 +230,13 @@ async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
 }
 
 /// The one account `target` names, or a message saying why there is none (never a guess between several).
-async fn resolve(broker: &Broker, target: &str) -> Result<(Account, MatchedBy), String> {
+async fn resolve(broker: &Broker, target: &str) -> Result<(AccountId, MatchedBy), String> {
     let lookup = broker
         .find_accounts(target)
         .await
         .map_err(|e| format!("cannot read the accounts: {}", vestibule_core::error_chain(&e)))?;
     match lookup {
-        AccountLookup::Found { account, matched_by } => Ok((account, matched_by)),
+        AccountLookup::Found { id, matched_by } => Ok((id, matched_by)),
         AccountLookup::Ambiguous { matched_by, candidates } => {
             let ids: Vec<&str> = candidates.iter().map(AccountId::as_str).collect();
             Err(format!(
@@ -258,13 +257,12 @@ async fn resolve(broker: &Broker, target: &str) -> Result<(Account, MatchedBy), 
 async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
     let broker = operator_broker(cfg).await?;
     let result = async {
-        let (account, matched_by) = resolve(&broker, target).await?;
+        let (id, matched_by) = resolve(&broker, target).await?;
         let ended = broker
-            .set_account_disabled_by_operator(&account.id, disabled, "cli")
+            .set_account_disabled_by_operator(&id, disabled, "cli")
             .await
             .map_err(|e| format!("cannot update the account: {}", vestibule_core::error_chain(&e)))?
-            .ok_or_else(|| format!("account {} is gone", account.id))?;
-        let id = &account.id;
+            .ok_or_else(|| format!("account {id} is gone"))?;
         if disabled {
             println!("disabled account {id} ({matched_by} `{target}`); {ended} session(s) ended");
         } else {
@@ -273,7 +271,7 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
         Ok(())
     }
     .await;
-    broker.store().close().await;
+    broker.close().await;
     result
 }
 
@@ -281,17 +279,17 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
 async fn show(cfg: &config::FileConfig, target: &str) -> Result<(), String> {
     let broker = operator_broker(cfg).await?;
     let result = async {
-        let (account, _) = resolve(&broker, target).await?;
+        let (id, _) = resolve(&broker, target).await?;
         let details = broker
-            .account_details(&account.id)
+            .account_details(&id)
             .await
             .map_err(|e| format!("cannot read the account: {}", vestibule_core::error_chain(&e)))?
-            .ok_or_else(|| format!("account {} is gone", account.id))?;
+            .ok_or_else(|| format!("account {id} is gone"))?;
         print!("{}", describe(&details));
         Ok(())
     }
     .await;
-    broker.store().close().await;
+    broker.close().await;
     result
 }
 
@@ -310,8 +308,8 @@ fn describe(d: &AccountDetails) -> String {
         let verified = if a.email_verified { "verified" } else { "not verified" };
         out.push_str(&format!("email: {email} ({verified})\n"));
     }
-    out.push_str(&format!("identities: {}\n", d.identities.len()));
-    for i in &d.identities {
+    out.push_str(&format!("identities: {}\n", a.identities.len()));
+    for i in &a.identities {
         out.push_str(&format!("  {}:{}", i.source, i.subject));
         if let Some(login) = &i.login {
             out.push_str(&format!(" login {login}"));

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use vestibule::Broker;
 use vestibule_axum::{HttpSettings, Vestibule};
-use vestibule_core::{AuthSource, CredentialRepository, ExposeSecret, PasswordChanger, Timestamp};
+use vestibule_core::{AuthSource, CredentialRepository, ExposeSecret, PasswordChanger};
 use vestibule_local::{LocalSource, PasswordHasher};
-use vestibule_store::{AuditEvent, NewLocalAccount, Store, StoreError};
+use vestibule_store::{NewLocalAccount, Store, StoreError};
 
 use crate::config::{FileConfig, SourceConfig};
 
@@ -106,15 +106,16 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     let _janitor = broker.spawn_janitor();
     // With PostgreSQL, revocations made by other nodes reach this node's cache at once.
     let _listener = broker.spawn_revocation_listener();
-    let app = vestibule_axum::router(Vestibule::new(
+    // Served under the path of public_url (usually none): the broker builds its links from the same URL.
+    let app = Vestibule::new(
         broker,
         HttpSettings {
-            mount: String::new(),
             secure_cookies: secure,
-            landing: None,
             trusted_proxies: cfg.server.trusted_proxies.clone(),
+            ..HttpSettings::default()
         },
-    ));
+    )
+    .nest_into(axum::Router::new());
     tracing::info!(address = %bound, public_url = %public, "vestibule listening");
     // Tests and scripts read this line to learn the port when binding to :0.
     println!("vestibule listening on {bound}");
@@ -171,9 +172,8 @@ pub async fn add_user(
     local.password.check(&password).map_err(|e| e.to_string())?;
     let hasher = PasswordHasher::new(local.argon2).map_err(|e| e.to_string())?;
     let hash = hasher.hash(password.into()).await.map_err(|e| e.to_string())?;
-    let store = open_store(cfg).await?;
-    let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
-    let created = store
+    let broker = crate::operator_broker(cfg).await?;
+    let created = broker
         .create_local_account(
             &NewLocalAccount {
                 source: local.id.clone(),
@@ -184,12 +184,15 @@ pub async fn add_user(
                 email_verified: email_verified && has_email,
                 password_hash: hash.into(),
             },
-            now,
+            "cli",
         )
         .await;
+    broker.close().await;
     let id = match created {
         Ok(id) => id,
-        Err(StoreError::Conflict(_)) => return Err(format!("the username `{username}` is taken")),
+        Err(vestibule::BrokerError::Store(StoreError::Conflict(_))) => {
+            return Err(format!("the username `{username}` is taken"))
+        }
         Err(e) => {
             return Err(format!(
                 "cannot create the account: {}",
@@ -197,26 +200,5 @@ pub async fn add_user(
             ))
         }
     };
-    audit_created(&store, now, &id, &local.id).await;
-    store.close().await;
     Ok(id.to_string())
-}
-
-async fn audit_created(
-    store: &Store,
-    now: Timestamp,
-    id: &vestibule_core::AccountId,
-    source: &vestibule_core::SourceId,
-) {
-    let event = AuditEvent {
-        event: "account_created",
-        account_id: Some(id.as_str()),
-        source: Some(source.as_str()),
-        subject: Some(id.as_str()),
-        ip: None,
-        detail: Some("cli"),
-    };
-    if let Err(e) = store.audit(now, &event).await {
-        tracing::error!(error = %e, "could not write the audit log");
-    }
 }

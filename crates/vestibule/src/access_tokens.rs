@@ -119,11 +119,6 @@ impl Broker {
         })
     }
 
-    /// The account's tokens (without their values).
-    pub async fn tokens(&self, session: &ActiveSession) -> Result<Vec<AccessToken>, BrokerError> {
-        Ok(self.store.tokens_of(&session.account_id).await?)
-    }
-
     /// Revokes one of the account's tokens, on every node.
     pub async fn revoke_token(&self, session: &ActiveSession, id: &str, client: &ClientInfo) -> Result<(), TokenError> {
         let Some(hash) = self.store.delete_token(&session.account_id, id).await? else {

@@ -3,9 +3,9 @@
 //! layer over these, so the rules (resolution order, never guessing between accounts) live here once.
 
 use vestibule_core::{AccountId, SourceId, Subject};
-use vestibule_store::{Account, AuditEvent, IdentityRecord};
+use vestibule_store::{Account, AuditEvent, NewLocalAccount};
 
-use crate::{Broker, BrokerError};
+use crate::{AccountView, Broker, BrokerError};
 
 /// Which rule of [`Broker::find_accounts`] matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +36,8 @@ impl std::fmt::Display for MatchedBy {
 pub enum AccountLookup {
     /// Exactly one account.
     Found {
-        /// The account.
-        account: Account,
+        /// The account's id.
+        id: AccountId,
         /// How the target named it.
         matched_by: MatchedBy,
     },
@@ -55,10 +55,8 @@ pub enum AccountLookup {
 /// One account as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountDetails {
-    /// The account row.
-    pub account: Account,
-    /// Its ways in, oldest first.
-    pub identities: Vec<IdentityRecord>,
+    /// The account and its ways in.
+    pub account: AccountView,
     /// How many sessions it holds now.
     pub sessions: usize,
 }
@@ -74,14 +72,17 @@ impl Broker {
     /// # async fn demo(broker: vestibule::Broker) -> Result<(), vestibule::BrokerError> {
     /// use vestibule::AccountLookup;
     /// match broker.find_accounts("corp:5f0c2a7e-0d1b-4a1e-9c3f-2b6f1d8e7a90").await? {
-    ///     AccountLookup::Found { account, matched_by } => println!("{} by {matched_by}", account.id),
+    ///     AccountLookup::Found { id, matched_by } => println!("{id} by {matched_by}"),
     ///     AccountLookup::Ambiguous { candidates, .. } => println!("pick one of {candidates:?}"),
     ///     AccountLookup::NotFound => println!("no such account"),
     /// }
     /// # Ok(()) }
     /// ```
     pub async fn find_accounts(&self, target: &str) -> Result<AccountLookup, BrokerError> {
-        let found = |account: Account, matched_by: MatchedBy| AccountLookup::Found { account, matched_by };
+        let found = |account: Account, matched_by: MatchedBy| AccountLookup::Found {
+            id: account.id,
+            matched_by,
+        };
         if let Ok(id) = AccountId::new(target) {
             if let Some(account) = self.store.get_account(&id).await? {
                 return Ok(found(account, MatchedBy::AccountId));
@@ -121,15 +122,11 @@ impl Broker {
 
     /// The account, its identities and how many sessions it holds, or `None` when there is no such account.
     pub async fn account_details(&self, id: &AccountId) -> Result<Option<AccountDetails>, BrokerError> {
-        let Some((account, identities)) = self.account_view(id).await? else {
+        let Some(account) = self.account_view(id).await? else {
             return Ok(None);
         };
         let sessions = self.store.sessions_of(id).await?.len();
-        Ok(Some(AccountDetails {
-            account,
-            identities,
-            sessions,
-        }))
+        Ok(Some(AccountDetails { account, sessions }))
     }
 
     /// Disables or re-enables an account on an operator's order, through [`Broker::set_account_disabled`] (which
@@ -164,5 +161,22 @@ impl Broker {
         })
         .await;
         Ok(Some(sessions))
+    }
+
+    /// Creates a local account with its password hash and its local identity (one transaction), and records
+    /// `account_created` in the audit log with `detail` (who asked: `cli`, or the embedding app's own word). A
+    /// login name already taken (compared in canonical form) is `BrokerError::Store(StoreError::Conflict)`.
+    pub async fn create_local_account(&self, new: &NewLocalAccount, detail: &str) -> Result<AccountId, BrokerError> {
+        let id = self.store.create_local_account(new, self.now()).await?;
+        self.audit(&AuditEvent {
+            event: "account_created",
+            account_id: Some(id.as_str()),
+            source: Some(new.source.as_str()),
+            subject: Some(id.as_str()),
+            detail: Some(detail),
+            ..Default::default()
+        })
+        .await;
+        Ok(id)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use rand::RngCore;
 use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, Subject, SystemClock, Timestamp};
-use vestibule_store::{Account, AuditEvent, IdentityRecord, SessionRecord, Store};
+use vestibule_store::{AuditEvent, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
 use crate::secret::{hash_token, hex_of, plausible};
@@ -189,9 +189,16 @@ impl Broker {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The public URL of the broker's routes, as given to [`Broker::builder`] (without a trailing `/`).
+    pub fn base_url(&self) -> &str {
+        &self.callback_base
+    }
+
+    /// The path part of [`Broker::base_url`]: where the broker's routes are mounted (`""` at the root, `/auth`
+    /// when nested). The one place the mount path is given: front ends take it from here.
+    pub fn mount_path(&self) -> &str {
+        let after_scheme = self.callback_base.split_once("://").map_or("", |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
     }
 
     /// The configured sources, in order.
@@ -614,15 +621,6 @@ impl Broker {
         let hashes: Vec<String> = sessions.into_iter().map(|s| s.id_hash).collect();
         self.forget(&hashes).await;
         Ok(found)
-    }
-
-    /// The account and its identities, for `/me` and `/account`.
-    pub async fn account_view(&self, id: &AccountId) -> Result<Option<(Account, Vec<IdentityRecord>)>, BrokerError> {
-        let Some(account) = self.store.get_account(id).await? else {
-            return Ok(None);
-        };
-        let identities = self.store.identities_of(id).await?;
-        Ok(Some((account, identities)))
     }
 
     /// Appends to the audit log. A failure to audit is logged loudly but does not fail the request that caused it.

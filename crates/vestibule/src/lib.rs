@@ -31,6 +31,7 @@ mod secret;
 mod self_service;
 mod session;
 mod settings;
+mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
 pub use admin::{AccountDetails, AccountLookup, MatchedBy};
@@ -44,6 +45,6 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
+pub use views::{AccountView, IdentityView, SessionView, TokenView};
 
 pub use vestibule_core as core;
-pub use vestibule_store as store;

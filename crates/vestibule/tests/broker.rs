@@ -96,6 +96,8 @@ impl RedirectFlow for Idp {
 
 struct Fixture {
     broker: Arc<Broker>,
+    /// The broker's store, opened by the test: what the broker wrote, read directly.
+    store: Store,
     clock: Arc<FixedClock>,
     password: Arc<OneUser>,
     idp: Arc<Idp>,
@@ -125,7 +127,7 @@ async fn fixture() -> Fixture {
         id: SourceId::new("idp").unwrap(),
         finished: AtomicUsize::new(0),
     });
-    let broker = Broker::builder(store, "https://id.example.com/auth")
+    let broker = Broker::builder(store.clone(), "https://id.example.com/auth")
         .source(password.clone())
         .source(idp.clone())
         .clock(clock.clone())
@@ -139,6 +141,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     Fixture {
         broker: Arc::new(broker),
+        store,
         clock,
         password,
         idp,
@@ -178,13 +181,7 @@ async fn password_sign_in_creates_a_session_that_logout_ends() {
     assert_eq!(active.account_id, s.account_id);
     assert_eq!(active.expires_at, T0.plus_secs(3600));
     // Only the hash is stored.
-    let stored = f
-        .broker
-        .store()
-        .get_session(&s.token.hash_hex())
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = f.store.get_session(&s.token.hash_hex()).await.unwrap().unwrap();
     assert_ne!(stored.id_hash, s.token.expose());
 
     assert_eq!(
@@ -195,17 +192,10 @@ async fn password_sign_in_creates_a_session_that_logout_ends() {
         f.broker.session(s.token.expose()).await.unwrap().is_none(),
         "replay after logout refused"
     );
-    assert!(f
-        .broker
-        .store()
-        .get_session(&s.token.hash_hex())
-        .await
-        .unwrap()
-        .is_none());
+    assert!(f.store.get_session(&s.token.hash_hex()).await.unwrap().is_none());
 
     let events: Vec<_> = f
-        .broker
-        .store()
+        .store
         .recent_audit(10)
         .await
         .unwrap()
@@ -252,7 +242,7 @@ async fn bad_and_empty_passwords_are_rejected_and_audited() {
         calls,
         "empty passwords never reach the source"
     );
-    let audit = f.broker.store().recent_audit(10).await.unwrap();
+    let audit = f.store.recent_audit(10).await.unwrap();
     assert_eq!(audit.len(), 4);
     assert!(audit
         .iter()
@@ -295,12 +285,7 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         "idle too long"
     );
     assert!(
-        f.broker
-            .store()
-            .get_session(&s.token.hash_hex())
-            .await
-            .unwrap()
-            .is_none(),
+        f.store.get_session(&s.token.hash_hex()).await.unwrap().is_none(),
         "and deleted"
     );
 
@@ -396,8 +381,7 @@ async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
     let state = query_param(&begin.authorize_url, "state");
     // The test IdP's "code" is the nonce it stored; read it back the way the IdP would know it.
     let stored = f
-        .broker
-        .store()
+        .store
         .take_pending(&vestibule::SecretToken::generate().hash_hex())
         .await
         .unwrap();
@@ -442,8 +426,8 @@ async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken
     let state = query_param(&begin.authorize_url, "state");
     // Peek at the stored flow to learn the nonce the fake IdP expects as its code, then put it back.
     let key = hex(&vestibule::hash_token(&state));
-    let rec = f.broker.store().take_pending(&key).await.unwrap().unwrap();
-    f.broker.store().insert_pending(&rec).await.unwrap();
+    let rec = f.store.take_pending(&key).await.unwrap().unwrap();
+    f.store.insert_pending(&rec).await.unwrap();
     (state, rec.data.expose_secret().to_owned(), begin.browser_token)
 }
 
@@ -699,8 +683,7 @@ async fn remember_me_restores_a_non_fresh_session_rotates_and_detects_theft() {
         "series gone"
     );
     let events: Vec<_> = f
-        .broker
-        .store()
+        .store
         .recent_audit(10)
         .await
         .unwrap()
@@ -780,8 +763,10 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
         .await
         .unwrap();
     assert!(t.value.expose_secret().starts_with("vst_"));
-    let stored = f.broker.tokens(&active).await.unwrap();
-    assert_eq!(stored.len(), 1);
+    let listed = f.broker.tokens(&active).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].scopes, ["read", "write:repo"]);
+    let stored = f.store.tokens_of(&active.account_id).await.unwrap();
     assert_ne!(stored[0].token_hash, t.value.expose_secret(), "only the hash is stored");
 
     let who = f
@@ -853,7 +838,7 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
     f.broker.set_account_disabled(&active.account_id, true).await.unwrap();
     f.broker.evict(&vestibule::SecretToken::generate().hash_hex());
     assert!(
-        f.broker.store().tokens_of(&active.account_id).await.unwrap().is_empty(),
+        f.store.tokens_of(&active.account_id).await.unwrap().is_empty(),
         "disabled: tokens deleted"
     );
 
@@ -878,7 +863,7 @@ async fn fixture_with(protection: vestibule::Protection) -> Fixture {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let broker = Broker::builder(store, "https://id.example.com/auth")
+    let broker = Broker::builder(store.clone(), "https://id.example.com/auth")
         .source(f.password.clone())
         .source(f.idp.clone())
         .clock(f.clock.clone())
@@ -891,6 +876,7 @@ async fn fixture_with(protection: vestibule::Protection) -> Fixture {
         .unwrap();
     Fixture {
         broker: Arc::new(broker),
+        store,
         _dir: TempDir(dir),
         ..f
     }
@@ -922,8 +908,7 @@ async fn session_protection_modes() {
     );
     assert!(!f.broker.is_fresh(&a), "but it is no longer fresh");
     assert_eq!(
-        f.broker
-            .store()
+        f.store
             .get_session(&s.token.hash_hex())
             .await
             .unwrap()

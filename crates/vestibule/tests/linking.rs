@@ -132,6 +132,8 @@ impl vestibule_core::Recheck for Directory {
 
 struct Fx {
     broker: Arc<Broker>,
+    /// The broker's store, opened by the test: what the broker wrote, read directly.
+    store: Store,
     clock: Arc<FixedClock>,
     dir: Arc<Directory>,
     _dir: vestibule_tests::server::TempDir,
@@ -177,7 +179,7 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
         people: std::sync::Mutex::new(Some(Default::default())),
         asked: Default::default(),
     });
-    let broker = Broker::builder(store, "https://id.example.com")
+    let broker = Broker::builder(store.clone(), "https://id.example.com")
         .source(local.clone())
         .password_changer(local)
         .source(directory.clone())
@@ -193,6 +195,7 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
         .unwrap();
     Fx {
         broker: Arc::new(broker),
+        store,
         clock,
         dir: directory,
         _dir: dir,
@@ -238,7 +241,7 @@ async fn local_account(fx: &Fx, username: &str, email: &str, email_verified: boo
         email_verified,
         password_hash: hasher.hash(format!("{username} password").into()).await.unwrap().into(),
     };
-    fx.broker.store().create_local_account(&new, T0).await.unwrap()
+    fx.store.create_local_account(&new, T0).await.unwrap()
 }
 
 fn asserted(subject: &str, email: &str, verified: bool) -> ExternalIdentity {
@@ -295,8 +298,7 @@ async fn sign_in_local(fx: &Fx, username: &str) -> vestibule::NewSession {
 }
 
 async fn owner(fx: &Fx, source: &str, subject: &str) -> Option<AccountId> {
-    fx.broker
-        .store()
+    fx.store
         .find_identity(&id(source), &Subject::new(subject).unwrap())
         .await
         .unwrap()
@@ -304,8 +306,7 @@ async fn owner(fx: &Fx, source: &str, subject: &str) -> Option<AccountId> {
 }
 
 async fn events(fx: &Fx) -> Vec<String> {
-    fx.broker
-        .store()
+    fx.store
         .recent_audit(50)
         .await
         .unwrap()
@@ -357,7 +358,7 @@ async fn noauth_an_asserted_email_never_opens_the_victims_account() {
         };
         assert_eq!(link.email.as_deref(), Some("VICTIM@example.org"));
         assert_eq!(owner(&fx, "google", "attacker-sub").await, None, "nothing linked");
-        assert_eq!(fx.broker.store().identities_of(&victim).await.unwrap().len(), 1);
+        assert_eq!(fx.store.identities_of(&victim).await.unwrap().len(), 1);
         assert!(events(&fx).await.contains(&"link_required".to_string()));
         // Without the victim's own credentials the attacker cannot confirm: confirming needs a session of the
         // victim's account, which only signing in to it gives. Confirming into the attacker's own account is
@@ -430,8 +431,7 @@ async fn pre_account_takeover_the_attackers_unverified_account_is_not_merged() {
     );
     assert_eq!(owner(&fx, "google", "victim-google").await, Some(s.account_id.clone()));
     let attackers_ways: Vec<_> = fx
-        .broker
-        .store()
+        .store
         .identities_of(&attacker)
         .await
         .unwrap()
@@ -591,7 +591,7 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
         matches!(out, LoginOutcome::Linked { ref account, .. } if account == &ann),
         "{out:?}"
     );
-    assert_eq!(fx.broker.store().identities_of(&ann).await.unwrap().len(), 2);
+    assert_eq!(fx.store.identities_of(&ann).await.unwrap().len(), 2);
 
     // Bob trying to add Ann's Google identity is refused and audited; it is not moved.
     let r = via(&fx, "google", &identity, Some(&bob)).await;
@@ -672,13 +672,7 @@ fn hostile(subject: &str, email: &str) -> ExternalIdentity {
 }
 
 async fn account_email_verified(fx: &Fx, account: &AccountId) -> bool {
-    fx.broker
-        .store()
-        .get_account(account)
-        .await
-        .unwrap()
-        .unwrap()
-        .email_verified
+    fx.store.get_account(account).await.unwrap().unwrap().email_verified
 }
 
 #[tokio::test]
@@ -768,7 +762,7 @@ async fn a_recycled_address_does_not_inherit_the_old_account() {
         .unwrap();
     assert!(matches!(out, LoginOutcome::LinkRequired(_)), "{out:?}");
     assert_eq!(owner(&fx, "google", "g-new").await, None);
-    assert_eq!(fx.broker.store().identities_of(&old).await.unwrap().len(), 1);
+    assert_eq!(fx.store.identities_of(&old).await.unwrap().len(), 1);
 }
 
 /// A session restored from remember-me: never fresh.

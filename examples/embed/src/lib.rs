@@ -37,24 +37,9 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
     let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
     let local = Arc::new(LocalSource::new(&local_config, repo, hasher.clone()));
 
-    // A demo account, created once.
-    let demo = NewLocalAccount {
-        source: local_config.id.clone(),
-        username: DEMO_USER.into(),
-        display_name: Some("Demo User".into()),
-        email: Some("demo@example.org".into()),
-        email_verified: false,
-        password_hash: hasher.hash(DEMO_PASSWORD.into()).await?.into(),
-    };
-    let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
-    match store.create_local_account(&demo, now).await {
-        Ok(_) | Err(vestibule_store::StoreError::Conflict(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
-
-    // 2. The broker. Its base URL includes the mount path: redirect callbacks are built from it. The local source
-    //    is also the password changer: without one, the account page's "Change password" form has nothing to
-    //    post to.
+    // 2. The broker. Its base URL includes the mount path, `/auth`: that is the one place the mount is said —
+    //    redirect callbacks, links and the router's nest path all come from it. The local source is also the
+    //    password changer: without one, the account page's "Change password" form has nothing to post to.
     let source: Arc<dyn AuthSource> = local.clone();
     let changer: Arc<dyn PasswordChanger> = local;
     let broker = Arc::new(
@@ -65,24 +50,36 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
             .await?,
     );
 
+    // A demo account, created once, through the broker (which audits it).
+    let demo = NewLocalAccount {
+        source: local_config.id.clone(),
+        username: DEMO_USER.into(),
+        display_name: Some("Demo User".into()),
+        email: Some("demo@example.org".into()),
+        email_verified: false,
+        password_hash: hasher.hash(DEMO_PASSWORD.into()).await?.into(),
+    };
+    match broker.create_local_account(&demo, "example-embed").await {
+        Ok(_) | Err(vestibule::BrokerError::Store(vestibule_store::StoreError::Conflict(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+
     // 3. The HTTP side. `secure_cookies: false` only because this example serves plain HTTP on loopback;
     //    behind https, leave the default (true).
     let auth = Vestibule::new(
         broker,
         HttpSettings {
-            mount: "/auth".into(),
             secure_cookies: false,
             landing: Some("/".into()),
             ..HttpSettings::default()
         },
     );
 
-    Ok(Router::new()
+    let app = Router::new()
         .route("/", get(home))
         .route("/private", get(private))
-        .route("/api/whoami", get(whoami))
-        .nest("/auth", vestibule_axum::router(auth.clone()))
-        .layer(auth.layer()))
+        .route("/api/whoami", get(whoami));
+    Ok(auth.nest_into(app).layer(auth.layer()))
 }
 
 /// Anyone may see this page; it greets the signed-in user by name.

@@ -1,0 +1,192 @@
+//! What the broker shows of its data: its own view types, so that front ends (vestibule-axum, the CLI, an
+//! embedding app) never handle store rows, and the store can change behind the broker without breaking them.
+//! None of them holds a secret: session ids appear only as their SHA-256, tokens without their hash.
+
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
+use vestibule_store::{AccessToken, Account, IdentityRecord, SessionRecord};
+
+use crate::{ActiveSession, Broker, BrokerError};
+
+/// An account and its ways in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountView {
+    /// The account id.
+    pub id: AccountId,
+    /// A human name.
+    pub display_name: Option<String>,
+    /// The account's email.
+    pub email: Option<String>,
+    /// Whether that email is known to be the person's.
+    pub email_verified: bool,
+    /// Disabled accounts cannot sign in.
+    pub disabled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Its ways in, oldest first.
+    pub identities: Vec<IdentityView>,
+}
+
+impl AccountView {
+    /// Whether the account has a local password (its local identity's subject is the account id itself).
+    pub fn has_password(&self) -> bool {
+        self.identities.iter().any(|i| i.subject.as_str() == self.id.as_str())
+    }
+
+    /// The short group names of all its identities, sorted, without repeats.
+    pub fn groups(&self) -> Vec<String> {
+        let mut groups: Vec<String> = self.identities.iter().flat_map(|i| i.groups.iter().cloned()).collect();
+        groups.sort();
+        groups.dedup();
+        groups
+    }
+}
+
+/// One way into an account: an identity at a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IdentityView {
+    /// The source.
+    pub source: SourceId,
+    /// The stable id the source asserts.
+    pub subject: Subject,
+    /// The login name last used, for display.
+    pub login: Option<String>,
+    /// The email the source last asserted.
+    pub email: Option<String>,
+    /// Short group names, as of the last sign-in.
+    pub groups: Vec<String>,
+    /// When it was linked.
+    pub created_at: Timestamp,
+    /// The last sign-in through it.
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// One session of an account, as its owner sees it on the account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionView {
+    /// Hex SHA-256 of the session id: what revoking one session takes.
+    pub id: String,
+    /// The source that signed it in.
+    pub source: SourceId,
+    /// The client address at sign-in.
+    pub ip: Option<String>,
+    /// The browser at sign-in.
+    pub user_agent: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Its last request (to the minute).
+    pub last_seen_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+}
+
+/// One personal access token, without its value or hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenView {
+    /// Public id, for revoking.
+    pub id: String,
+    /// The owner's name for it.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it expires.
+    pub expires_at: Timestamp,
+    /// Its last use (to the minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl From<IdentityRecord> for IdentityView {
+    fn from(i: IdentityRecord) -> Self {
+        IdentityView {
+            source: i.source,
+            subject: i.subject,
+            login: i.login,
+            email: i.email,
+            groups: i.groups,
+            created_at: i.created_at,
+            last_login_at: i.last_login_at,
+        }
+    }
+}
+
+pub(crate) fn account_view(a: Account, identities: Vec<IdentityRecord>) -> AccountView {
+    AccountView {
+        id: a.id,
+        display_name: a.display_name,
+        email: a.email,
+        email_verified: a.email_verified,
+        disabled: a.disabled,
+        created_at: a.created_at,
+        identities: identities.into_iter().map(IdentityView::from).collect(),
+    }
+}
+
+impl From<SessionRecord> for SessionView {
+    fn from(s: SessionRecord) -> Self {
+        SessionView {
+            id: s.id_hash,
+            source: s.source,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+impl From<AccessToken> for TokenView {
+    fn from(t: AccessToken) -> Self {
+        TokenView {
+            id: t.id,
+            name: t.name,
+            scopes: t
+                .scopes
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+        }
+    }
+}
+
+impl Broker {
+    /// The account and its identities, for `/me` and `/account`.
+    pub async fn account_view(&self, id: &AccountId) -> Result<Option<AccountView>, BrokerError> {
+        let Some(account) = self.store.get_account(id).await? else {
+            return Ok(None);
+        };
+        let identities = self.store.identities_of(id).await?;
+        Ok(Some(account_view(account, identities)))
+    }
+
+    /// The sessions of the signed-in account, newest first.
+    pub async fn sessions(&self, session: &ActiveSession) -> Result<Vec<SessionView>, BrokerError> {
+        let rows = self.store.sessions_of(&session.account_id).await?;
+        Ok(rows.into_iter().map(SessionView::from).collect())
+    }
+
+    /// The signed-in account's tokens (without their values).
+    pub async fn tokens(&self, session: &ActiveSession) -> Result<Vec<TokenView>, BrokerError> {
+        let rows = self.store.tokens_of(&session.account_id).await?;
+        Ok(rows.into_iter().map(TokenView::from).collect())
+    }
+
+    /// Whether the store answers (for health checks).
+    pub async fn ping(&self) -> Result<(), BrokerError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Closes the store's connections (at shutdown, or at the end of a CLI command).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}
