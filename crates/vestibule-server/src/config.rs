@@ -232,7 +232,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
             Some(i) => vec![Step::Key("sources".into()), Step::Index(i)],
             None => Vec::new(),
         };
-        steps.extend(issue.key.split('.').map(|k| Step::Key(k.to_owned())));
+        steps.extend(steps_of_key(&issue.key));
         located(&steps, None, issue.message)
     })?;
     Ok(config)
@@ -350,6 +350,22 @@ fn key_path(steps: &[Step]) -> String {
     out
 }
 
+/// The steps of a key path written out (`server.bind`, `authoritative_email_domains[1]`).
+fn steps_of_key(key: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for part in key.split('.') {
+        let mut pieces = part.split('[');
+        steps.push(Step::Key(pieces.next().unwrap_or_default().to_owned()));
+        for index in pieces {
+            match index.strip_suffix(']').and_then(|n| n.parse().ok()) {
+                Some(i) => steps.push(Step::Index(i)),
+                None => break,
+            }
+        }
+    }
+    steps
+}
+
 /// The steps of a serde path; a missing key is named by the message only, so it is added from there.
 fn steps_of(path: &serde_path_to_error::Path, message: &str) -> Vec<Step> {
     use serde_path_to_error::Segment;
@@ -428,7 +444,8 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut locals = 0;
-    for (i, s) in config.sources.iter().map(|e| &e.config).enumerate() {
+    for (i, entry) in config.sources.iter().enumerate() {
+        let s = &entry.config;
         if !seen.insert(s.id().clone()) {
             return Err((
                 Some(i),
@@ -445,6 +462,9 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
             }
         }
         s.check().map_err(|issue| (Some(i), issue))?;
+        if let SourceConfig::Google(google) = s {
+            google_vouches_within_allowed_domains(google, &entry.policy).map_err(|issue| (Some(i), issue))?;
+        }
     }
     if let Some(url) = &config.server.public_url {
         let parsed = url::Url::parse(url)
@@ -459,6 +479,38 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     let s = &config.session;
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
+    }
+    Ok(())
+}
+
+/// A Google source vouches for an address only within its Workspace domains: `allowed_domains` is checked against
+/// the ID token's `hd`, so a personal Google account that uses a work address is refused there. A domain in
+/// `authoritative_email_domains` that `allowed_domains` does not also list (or any domain, when `allowed_domains`
+/// is empty and every Google account may sign in) would let such an account vouch for it.
+fn google_vouches_within_allowed_domains(google: &GoogleConfig, policy: &SourcePolicy) -> Result<(), ConfigIssue> {
+    let allowed: Vec<String> = google
+        .allowed_domains
+        .iter()
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    for (j, domain) in policy.authoritative_email_domains.iter().enumerate() {
+        let pattern = domain.trim().to_ascii_lowercase();
+        if allowed.contains(&pattern) {
+            continue;
+        }
+        let key = format!("authoritative_email_domains[{j}]");
+        let message = if allowed.is_empty() {
+            format!(
+                "`{domain}`: a google source without `allowed_domains` admits every Google account, so it may vouch \
+                 for no address; list your Workspace domains in `allowed_domains` first"
+            )
+        } else {
+            format!(
+                "`{domain}` is not one of this google source's `allowed_domains`: only a Workspace domain checked \
+                 against the ID token's `hd` may be vouched for (wildcards never are)"
+            )
+        };
+        return Err(ConfigIssue::new(key, message));
     }
     Ok(())
 }
@@ -562,6 +614,70 @@ mod tests {
         let e = parse("t.toml", "[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
         assert_eq!(e.line, Some(2), "validation problems are located too: {e}");
+    }
+
+    fn google(allowed: &str, authoritative: &str) -> String {
+        format!(
+            "[[sources]]\nid = \"google\"\nkind = \"google\"\nclient_id = \"x.apps.googleusercontent.com\"\n\
+             client_secret_env = \"GOOGLE_SECRET\"\nallowed_domains = {allowed}\n\
+             authoritative_email_domains = {authoritative}\n"
+        )
+    }
+
+    /// The README's rule: a google source may only vouch for domains that are also in its `allowed_domains`.
+    #[test]
+    fn google_vouches_only_for_allowed_domains() {
+        for ok in [
+            google("[]", "[]"),
+            google("[\"corp.example\"]", "[\"corp.example\"]"),
+            google("[\"corp.example\", \"eu.corp.example\"]", "[\"EU.corp.example\"]"),
+        ] {
+            parse("t.toml", &ok).unwrap();
+        }
+
+        let e = parse(
+            "t.toml",
+            &google("[\"corp.example\"]", "[\"corp.example\", \"gmail.com\"]"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("sources[0].authoritative_email_domains[1]"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (Some(7), Some(48)), "points at the domain: {e}");
+        assert!(
+            e.message
+                .contains("`gmail.com` is not one of this google source's `allowed_domains`"),
+            "{e}"
+        );
+
+        for wildcard in ["\"*\"", "\"*.corp.example\""] {
+            let e = parse("t.toml", &google("[\"corp.example\"]", &format!("[{wildcard}]"))).unwrap_err();
+            assert_eq!(
+                e.key.as_deref(),
+                Some("sources[0].authoritative_email_domains[0]"),
+                "{e}"
+            );
+        }
+
+        let e = parse("t.toml", &google("[]", "[\"corp.example\"]")).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("sources[0].authoritative_email_domains[0]"),
+            "{e}"
+        );
+        assert!(e.message.contains("without `allowed_domains`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:7:32: `sources[0].authoritative_email_domains[0]`: `corp.example`"),
+            "{e}"
+        );
+
+        // Other kinds keep their own judgement: an OIDC directory may vouch for what the operator says.
+        let oidc = "[[sources]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://idp.corp.example\"\n\
+                    client_id = \"v\"\nclient_secret_env = \"S\"\nauthoritative_email_domains = [\"*\"]\n";
+        parse("t.toml", oidc).unwrap();
     }
 
     #[test]
