@@ -22,6 +22,7 @@
 //! ```
 
 mod cookies;
+mod deadline;
 mod error;
 mod extract;
 mod headers;

@@ -113,6 +113,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             secure_cookies: secure,
             landing: None,
             trusted_proxies: cfg.server.trusted_proxies.clone(),
+            ..HttpSettings::default()
         },
     ));
     tracing::info!(address = %bound, public_url = %public, "vestibule listening");
