@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{SessionSettings, SourcePolicy};
@@ -11,6 +12,7 @@ use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
 use vestibule_oidc::{GithubConfig, GoogleConfig, OidcConfig};
+use vestibule_store::StoreOptions;
 
 /// The whole file, validated.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct ServerConfig {
     pub behind_tls_proxy: bool,
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed for the client address (default: none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The longest the broker works on one request, in seconds, before answering 503 with `Retry-After`
+    /// (default 30; between 1 and 3600).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -66,7 +71,15 @@ impl Default for ServerConfig {
             public_url: None,
             behind_tls_proxy: false,
             trusted_proxies: Vec::new(),
+            request_timeout_secs: 30,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The per-request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 }
 
@@ -76,12 +89,34 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (created and migrated on start) or `postgres://...`. Shown with its password masked.
     pub url: vestibule_store::DatabaseUrl,
+    /// The longest wait for a free pooled connection, in seconds (default 5).
+    pub acquire_timeout_secs: u64,
+    /// PostgreSQL: the longest one statement may run, lock waits included, and the longest a transaction may sit
+    /// idle, in seconds (default 10; 0 turns both off).
+    pub statement_timeout_secs: u64,
+    /// SQLite: the longest a write waits for another connection's lock, in seconds (default 5).
+    pub busy_timeout_secs: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
+        let d = StoreOptions::default();
         DatabaseConfig {
             url: "sqlite://vestibule.db".into(),
+            acquire_timeout_secs: d.acquire_timeout.as_secs(),
+            statement_timeout_secs: d.statement_timeout.as_secs(),
+            busy_timeout_secs: d.sqlite_busy_timeout.as_secs(),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The store's timeouts.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+            sqlite_busy_timeout: Duration::from_secs(self.busy_timeout_secs),
         }
     }
 }
@@ -476,6 +511,29 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
             ));
         }
     }
+    let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err((
+                None,
+                ConfigIssue::new(
+                    key,
+                    format!("must be between {} and {} seconds", range.start(), range.end()),
+                ),
+            ))
+        }
+    };
+    in_range(
+        "server.request_timeout_secs",
+        config.server.request_timeout_secs,
+        1..=3600,
+    )?;
+    let db = &config.database;
+    in_range("database.acquire_timeout_secs", db.acquire_timeout_secs, 1..=3600)?;
+    // 0 is PostgreSQL's own "no limit"; a busy timeout of 0 would make every concurrent write fail at once.
+    in_range("database.statement_timeout_secs", db.statement_timeout_secs, 0..=3600)?;
+    in_range("database.busy_timeout_secs", db.busy_timeout_secs, 1..=3600)?;
     let s = &config.session;
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
@@ -616,6 +674,58 @@ mod tests {
         assert_eq!(e.line, Some(2), "validation problems are located too: {e}");
     }
 
+    #[test]
+    fn database_and_request_timeouts() {
+        let c = parse("t.toml", "").unwrap();
+        assert_eq!(c.database.store_options(), StoreOptions::default());
+        assert_eq!(c.server.request_timeout(), Duration::from_secs(30));
+
+        let text = "[server]\nrequest_timeout_secs = 7\n[database]\nacquire_timeout_secs = 2\n\
+                    statement_timeout_secs = 0\nbusy_timeout_secs = 1\n";
+        let c = parse("t.toml", text).unwrap();
+        assert_eq!(c.server.request_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            c.database.store_options(),
+            StoreOptions {
+                acquire_timeout: Duration::from_secs(2),
+                statement_timeout: Duration::ZERO,
+                sqlite_busy_timeout: Duration::from_secs(1),
+            }
+        );
+
+        let e = parse("t.toml", "[database]\nstatment_timeout_secs = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.statment_timeout_secs"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+
+        let e = parse("t.toml", "[database]\nbusy_timeout_secs = \"5s\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.busy_timeout_secs"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e}");
+
+        for (text, key, line) in [
+            ("[database]\nbusy_timeout_secs = 0\n", "database.busy_timeout_secs", 2),
+            (
+                "[database]\nacquire_timeout_secs = 0\n",
+                "database.acquire_timeout_secs",
+                2,
+            ),
+            (
+                "[database]\nstatement_timeout_secs = 3601\n",
+                "database.statement_timeout_secs",
+                2,
+            ),
+            (
+                "[server]\nbind = \"127.0.0.1:1\"\nrequest_timeout_secs = 0\n",
+                "server.request_timeout_secs",
+                3,
+            ),
+        ] {
+            let e = parse("t.toml", text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.message.starts_with("must be between"), "{e}");
+        }
+    }
+
     fn google(allowed: &str, authoritative: &str) -> String {
         format!(
             "[[sources]]\nid = \"google\"\nkind = \"google\"\nclient_id = \"x.apps.googleusercontent.com\"\n\
@@ -705,6 +815,8 @@ mod reference_file {
         let defaults = super::parse("(embedded)", "").unwrap();
         assert_eq!(documented.server.bind, defaults.server.bind);
         assert_eq!(documented.database.url.to_string(), defaults.database.url.to_string());
+        assert_eq!(documented.database.store_options(), defaults.database.store_options());
+        assert_eq!(documented.server.request_timeout(), defaults.server.request_timeout());
         assert_eq!(documented.session, defaults.session);
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
