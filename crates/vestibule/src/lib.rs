@@ -28,6 +28,8 @@ mod remember;
 mod self_service;
 mod session;
 mod settings;
+#[cfg(test)]
+mod test_support;
 mod token;
 mod tokens;
 
