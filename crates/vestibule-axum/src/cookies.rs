@@ -101,4 +101,78 @@ mod tests {
         assert_eq!(get(&h, "a"), Some("1"));
         assert_eq!(get(&h, "b"), None);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Names that share prefixes and suffixes with ours, as a sibling app or an attacker's subdomain could set.
+        const NAMES: &[&str] = &[
+            "vestibule-session",
+            "vestibule-session-x",
+            "vestibule-sessionx",
+            "x-vestibule-session",
+            "vestibule-sessio",
+            "__Host-vestibule-session",
+            "Vestibule-Session",
+            "vestibule-remember",
+            "a",
+        ];
+
+        fn pairs() -> impl Strategy<Value = Vec<(&'static str, String)>> {
+            prop::collection::vec((prop::sample::select(NAMES), "[A-Za-z0-9_.=-]{0,12}"), 0..8)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// The value of exactly the named cookie, the first one sent, across several `Cookie` headers and with
+            /// or without the space after `;`; never a cookie whose name merely starts or ends like it.
+            #[test]
+            fn finds_exactly_the_named_cookie(
+                headers in prop::collection::vec((pairs(), any::<bool>()), 0..3),
+                wanted in prop::sample::select(NAMES),
+            ) {
+                let mut map = HeaderMap::new();
+                let mut expected = None;
+                for (pairs, spaced) in &headers {
+                    let sep = if *spaced { "; " } else { ";" };
+                    let line = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(sep);
+                    if let Ok(v) = http::HeaderValue::from_str(&line) {
+                        map.append(COOKIE, v);
+                        if expected.is_none() {
+                            expected = pairs.iter().find(|(n, _)| *n == wanted).map(|(_, v)| v.clone());
+                        }
+                    }
+                }
+                prop_assert_eq!(get(&map, wanted).map(str::to_owned), expected);
+            }
+
+            /// Any bytes a client can put in `Cookie` headers, any name asked for: no panic, and a hit is a pair
+            /// of exactly that name.
+            #[test]
+            fn never_panics_on_arbitrary_headers(
+                raw in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 0..3),
+                name in "[ -~]{0,20}",
+            ) {
+                let mut map = HeaderMap::new();
+                for bytes in raw {
+                    if let Ok(v) = http::HeaderValue::from_bytes(&bytes) {
+                        map.append(COOKIE, v);
+                    }
+                }
+                if let Some(value) = get(&map, &name) {
+                    let needle = format!("{name}={value}");
+                    let found = map
+                        .get_all(COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(';'))
+                        .any(|pair| pair.trim() == needle);
+                    prop_assert!(found, "{:?} not a pair in {:?}", needle, map);
+                }
+            }
+        }
+    }
 }

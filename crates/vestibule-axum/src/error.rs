@@ -50,6 +50,11 @@ pub enum AppError {
     /// A sign-in source or the database is down.
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
+    /// The database did not answer in time ([`vestibule::is_store_timeout`]), or the request ran past its
+    /// deadline: `503 Service Unavailable` with `Retry-After`. An `Internal` or `Unavailable` error whose cause
+    /// is a store timeout is answered the same way.
+    #[error("timed out")]
+    Busy(#[source] BoxError),
     /// Anything else.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -63,6 +68,10 @@ pub(crate) struct ErrorPage {
     pub(crate) reference: Option<String>,
 }
 
+/// What `Retry-After` tells a client to wait, in seconds, after a timeout: the waits that ran out are seconds
+/// long, and a stuck lock or a busy pool usually clears within a few.
+pub(crate) const RETRY_AFTER_SECS: u32 = 5;
+
 fn reference_id() -> String {
     let mut b = [0u8; 6];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
@@ -71,7 +80,13 @@ fn reference_id() -> String {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, title, message) = match &self {
+        let this = match self {
+            AppError::Internal(cause) | AppError::Unavailable(cause) if vestibule::is_store_timeout(cause.as_ref()) => {
+                AppError::Busy(cause)
+            }
+            other => other,
+        };
+        let (status, title, message) = match &this {
             AppError::BadRequest => (
                 StatusCode::BAD_REQUEST,
                 "Bad request",
@@ -129,6 +144,11 @@ impl IntoResponse for AppError {
                 "The sign-in provider is not answering right now. Please try again in a moment, or use another way \
                  to sign in.",
             ),
+            AppError::Busy(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "We could not answer in time. Please try again in a moment.",
+            ),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
@@ -136,8 +156,8 @@ impl IntoResponse for AppError {
                  administrator.",
             ),
         };
-        let reference = match &self {
-            AppError::Internal(cause) | AppError::Unavailable(cause) => {
+        let reference = match &this {
+            AppError::Internal(cause) | AppError::Unavailable(cause) | AppError::Busy(cause) => {
                 let r = reference_id();
                 tracing::error!(reference = %r, status = status.as_u16(), error = %vestibule_core::error_chain(cause.as_ref()), "request failed");
                 Some(r)
@@ -147,13 +167,18 @@ impl IntoResponse for AppError {
                 None
             }
         };
-        let message = match self {
+        let busy = matches!(this, AppError::Busy(_));
+        let message = match this {
             AppError::PasswordRejected(why) => {
                 std::borrow::Cow::Owned(format!("Your password was not changed: {why}."))
             }
             _ => std::borrow::Cow::Borrowed(message),
         };
         let mut res = status.into_response();
+        if busy {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
+        }
         res.extensions_mut().insert(ErrorPage {
             title,
             message,
@@ -166,5 +191,53 @@ impl IntoResponse for AppError {
 impl From<vestibule::BrokerError> for AppError {
     fn from(e: vestibule::BrokerError) -> Self {
         AppError::Internal(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> vestibule_store::StoreError {
+        vestibule_store::StoreError::Timeout(sqlx::Error::PoolTimedOut)
+    }
+
+    fn retry_after(res: &Response) -> Option<&str> {
+        res.headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    /// A store timeout, however it reaches the HTTP layer, is a 503 with `Retry-After`, not a 500; the page says
+    /// nothing about the database.
+    #[test]
+    fn store_timeouts_are_503_with_retry_after() {
+        let via_broker: AppError = vestibule::BrokerError::Store(timeout()).into();
+        let via_login = AppError::Internal(Box::new(vestibule::LoginError::Internal(Box::new(timeout()))));
+        let as_unavailable = AppError::Unavailable(Box::new(vestibule::BrokerError::Store(timeout())));
+        for e in [via_broker, via_login, as_unavailable] {
+            let shown = format!("{e:?}");
+            let res = e.into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{shown}");
+            assert_eq!(retry_after(&res), Some("5"), "{shown}");
+            let page = res.extensions().get::<ErrorPage>().expect("an error page");
+            assert_eq!(page.title, "Temporarily unavailable");
+            assert!(!page.message.contains("database"), "{}", page.message);
+            assert!(page.reference.is_some(), "logged with a reference");
+        }
+    }
+
+    #[test]
+    fn other_failures_keep_their_status_and_no_retry_after() {
+        let db = vestibule::BrokerError::Store(vestibule_store::StoreError::Database(sqlx::Error::PoolClosed));
+        let res = AppError::from(db).into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after(&res), None);
+        let res = AppError::Unavailable("ldap down".into()).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after(&res), None);
+        let res = AppError::Csrf.into_response();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(retry_after(&res), None);
     }
 }

@@ -154,4 +154,54 @@ mod tests {
         assert_eq!(bearer_token(&headers("Bearer")), None);
         assert_eq!(bearer_token(&http::HeaderMap::new()), None);
     }
+
+    mod bearer {
+        use proptest::prelude::*;
+
+        use super::super::bearer_token;
+
+        fn with_authorization(value: &[u8]) -> Option<http::HeaderMap> {
+            let v = http::HeaderValue::from_bytes(value).ok()?;
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::AUTHORIZATION, v);
+            Some(h)
+        }
+
+        const SCHEMES: &[&str] = &[
+            "Bearer", "bearer", "BEARER", "bEaReR", "Basic", "Token", "Bearerx", "Beare", "XBearer", "", "Bearer:",
+            "Bearer\t",
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Only the `Bearer` scheme, in any ASCII case, yields the credential after the space, trimmed.
+            #[test]
+            fn only_the_bearer_scheme(
+                scheme in prop::sample::select(SCHEMES),
+                token in "[A-Za-z0-9_.~+/=-]{0,50}",
+                pad in " {0,2}",
+            ) {
+                let header = format!("{scheme} {pad}{token}{pad}");
+                let Some(h) = with_authorization(header.as_bytes()) else { return Ok(()) };
+                let found = bearer_token(&h);
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    prop_assert_eq!(found, Some(token.as_str()));
+                } else {
+                    prop_assert_eq!(found, None);
+                }
+            }
+
+            /// Arbitrary header bytes: no panic; a credential found is the header's own tail after `Bearer `.
+            #[test]
+            fn never_panics(raw in prop::collection::vec(any::<u8>(), 0..80)) {
+                let Some(h) = with_authorization(&raw) else { return Ok(()) };
+                if let Some(token) = bearer_token(&h) {
+                    let text = std::str::from_utf8(&raw).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    prop_assert!(text.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")), "{:?}", text);
+                    prop_assert_eq!(token, text[7..].trim());
+                }
+            }
+        }
+    }
 }

@@ -25,6 +25,7 @@ mod client;
 mod context;
 mod cookies;
 mod csrf;
+mod deadline;
 mod error;
 mod extract;
 mod headers;

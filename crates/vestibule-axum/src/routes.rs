@@ -18,7 +18,7 @@ use crate::context::AuthContext;
 use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfForm};
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
 use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
-use crate::{cookies, headers, safe_next, AppError, SessionLayer, Vestibule};
+use crate::{cookies, deadline, headers, safe_next, AppError, SessionLayer, Vestibule};
 
 /// The broker's router, with its state, security headers and session layer applied. Nest it under the path given
 /// as [`crate::HttpSettings::mount`].
@@ -44,8 +44,11 @@ pub fn router(v: Vestibule) -> Router {
         .route("/healthz", get(healthz))
         .route("/static/vestibule.css", get(stylesheet))
         .fallback(|| async { AppError::NotFound })
-        .layer(axum::middleware::from_fn_with_state(v.clone(), headers::finish))
+        // Outermost first: security headers and error pages for every answer, the deadline's 503 included; the
+        // deadline around everything that may wait on the database or a source, the session check included.
         .layer(SessionLayer::new(v.clone()))
+        .layer(axum::middleware::from_fn_with_state(v.clone(), deadline::limit))
+        .layer(axum::middleware::from_fn_with_state(v.clone(), headers::finish))
         .with_state(v)
 }
 

@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use vestibule::Broker;
 
@@ -19,6 +20,11 @@ pub struct HttpSettings {
     /// Reverse proxies whose `X-Forwarded-For` is believed (default: none). From any other peer the header is
     /// ignored, so a client cannot choose the address that sessions, logs and protection see.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The longest the broker's routes work on one request, session check included (default 30 s). Past it the
+    /// request is dropped and answered `503 Service Unavailable` with `Retry-After`, so a stuck database or
+    /// directory cannot pile up hung connections. It covers [`crate::router`] only: the app's own routes take
+    /// their own limits.
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -28,6 +34,7 @@ impl Default for HttpSettings {
             secure_cookies: true,
             landing: None,
             trusted_proxies: Vec::new(),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -45,6 +52,7 @@ pub(crate) struct Inner {
     pub(crate) landing: String,
     pub(crate) cookies: CookieNames,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) request_timeout: Duration,
 }
 
 impl Vestibule {
@@ -81,6 +89,7 @@ impl Vestibule {
                 mount,
                 landing,
                 trusted_proxies: settings.trusted_proxies,
+                request_timeout: settings.request_timeout,
             }),
         })
     }

@@ -18,7 +18,7 @@ use vestibule_core::{
     AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect, RedirectFlow,
     RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
 };
-use vestibule_store::Store;
+use vestibule_store::{Store, StoreOptions};
 
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory.
 struct Pw(SourceId);
@@ -45,6 +45,11 @@ impl PasswordFlow for Pw {
             ("down", _) => Err(SourceError::Unavailable(
                 "secret-internal-detail: ldap://10.0.0.9 refused".into(),
             )),
+            // A directory that hangs: only the request deadline ends this.
+            ("slow", _) => {
+                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+                Err(SourceError::Unavailable("too late".into()))
+            }
             _ => Err(SourceError::Rejected(RejectReason::InvalidCredentials)),
         }
     }
@@ -105,8 +110,12 @@ impl vestibule_axum::Scope for ReportsRead {
 }
 
 async fn app() -> App {
+    app_with(StoreOptions::default(), HttpSettings::default().request_timeout).await
+}
+
+async fn app_with(options: StoreOptions, request_timeout: std::time::Duration) -> App {
     let dir = vestibule_tests::server::TempDir::new("vestibule-router");
-    let store = Store::connect(&format!("sqlite://{}/r.db", dir.0.display()))
+    let store = Store::connect_with(&format!("sqlite://{}/r.db", dir.0.display()), options)
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -121,6 +130,7 @@ async fn app() -> App {
         broker.clone(),
         HttpSettings {
             mount: "/auth".into(),
+            request_timeout,
             ..HttpSettings::default()
         },
     );
@@ -660,7 +670,11 @@ async fn the_mount_path_comes_from_the_base_url() {
             .await
             .unwrap(),
     );
-    assert_eq!(broker.mount_path(), "/sso", "the trailing slash of the base URL is not part of it");
+    assert_eq!(
+        broker.mount_path(),
+        "/sso",
+        "the trailing slash of the base URL is not part of it"
+    );
     let wrong = HttpSettings {
         mount: "/auth".into(),
         ..HttpSettings::default()
@@ -685,4 +699,65 @@ async fn the_mount_path_comes_from_the_base_url() {
         .to_bytes();
     let html = String::from_utf8_lossy(&body);
     assert!(html.contains("action=\"/sso/login/dir\""), "{html}");
+}
+
+/// POSTs the password form for `username` with a fresh CSRF token.
+async fn submit_password(app: &App, username: &str, password: &str) -> Res {
+    let page = send(app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let form = format!("csrf_token={}&username={username}&password={password}", page.csrf());
+    send(app, post_req("/auth/login/dir", &pre, &form)).await
+}
+
+fn assert_busy_page(res: &Res) {
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{}", res.body);
+    assert_eq!(res.header("retry-after"), "5");
+    assert!(res.body.contains("Temporarily unavailable"), "{}", res.body);
+    assert!(res.body.contains("Reference:"), "{}", res.body);
+    assert!(!res.body.to_lowercase().contains("database"), "{}", res.body);
+    // Rendered by the page middleware, with the security headers of every answer.
+    assert_eq!(res.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(res.header("x-frame-options"), "DENY");
+    assert!(res.cookie("__Host-vestibule-session").is_none());
+}
+
+/// A request that runs past `request_timeout` (here a directory that never answers) is dropped and answered 503
+/// with `Retry-After`, instead of holding the connection for as long as the directory hangs.
+#[tokio::test]
+async fn a_request_past_its_deadline_is_503_with_retry_after() {
+    let app = app_with(StoreOptions::default(), std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let res = submit_password(&app, "slow", "whatever").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_busy_page(&res);
+    // Within the deadline, everything else is as before.
+    let ok = submit_password(&app, "ann", "right+password").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+}
+
+/// A write blocked by another connection's SQLite write lock past the busy timeout ends in `StoreError::Timeout`,
+/// answered 503 with `Retry-After` rather than 500; once the lock is gone the same sign-in works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_blocked_past_the_busy_timeout_is_503_with_retry_after() {
+    use sqlx::Connection as _;
+    let options = StoreOptions {
+        sqlite_busy_timeout: std::time::Duration::from_millis(200),
+        ..StoreOptions::default()
+    };
+    let app = app_with(options, HttpSettings::default().request_timeout).await;
+    let url = format!("sqlite://{}/r.db", app._dir.0.display());
+    let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.unwrap();
+
+    let res = submit_password(&app, "ann", "right+password").await;
+    assert_busy_page(&res);
+
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    let _ = other.close().await;
+    let ok = submit_password(&app, "ann", "right+password").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
 }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{SessionSettings, SourcePolicy};
@@ -11,6 +12,7 @@ use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
 use vestibule_oidc::{GithubConfig, GoogleConfig, OidcConfig};
+use vestibule_store::StoreOptions;
 
 /// The whole file, validated.
 #[derive(Debug, Clone)]
@@ -57,6 +59,9 @@ pub struct ServerConfig {
     pub behind_tls_proxy: bool,
     /// Proxies (CIDRs) whose `X-Forwarded-For` is believed for the client address (default: none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The longest the broker works on one request, in seconds, before answering 503 with `Retry-After`
+    /// (default 30; between 1 and 3600).
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -66,7 +71,15 @@ impl Default for ServerConfig {
             public_url: None,
             behind_tls_proxy: false,
             trusted_proxies: Vec::new(),
+            request_timeout_secs: 30,
         }
+    }
+}
+
+impl ServerConfig {
+    /// The per-request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
     }
 }
 
@@ -76,12 +89,34 @@ impl Default for ServerConfig {
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (created and migrated on start) or `postgres://...`. Shown with its password masked.
     pub url: vestibule_store::DatabaseUrl,
+    /// The longest wait for a free pooled connection, in seconds (default 5).
+    pub acquire_timeout_secs: u64,
+    /// PostgreSQL: the longest one statement may run, lock waits included, and the longest a transaction may sit
+    /// idle, in seconds (default 10; 0 turns both off).
+    pub statement_timeout_secs: u64,
+    /// SQLite: the longest a write waits for another connection's lock, in seconds (default 5).
+    pub busy_timeout_secs: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
+        let d = StoreOptions::default();
         DatabaseConfig {
             url: "sqlite://vestibule.db".into(),
+            acquire_timeout_secs: d.acquire_timeout.as_secs(),
+            statement_timeout_secs: d.statement_timeout.as_secs(),
+            busy_timeout_secs: d.sqlite_busy_timeout.as_secs(),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The store's timeouts.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+            sqlite_busy_timeout: Duration::from_secs(self.busy_timeout_secs),
         }
     }
 }
@@ -232,7 +267,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
             Some(i) => vec![Step::Key("sources".into()), Step::Index(i)],
             None => Vec::new(),
         };
-        steps.extend(issue.key.split('.').map(|k| Step::Key(k.to_owned())));
+        steps.extend(steps_of_key(&issue.key));
         located(&steps, None, issue.message)
     })?;
     Ok(config)
@@ -350,6 +385,22 @@ fn key_path(steps: &[Step]) -> String {
     out
 }
 
+/// The steps of a key path written out (`server.bind`, `authoritative_email_domains[1]`).
+fn steps_of_key(key: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for part in key.split('.') {
+        let mut pieces = part.split('[');
+        steps.push(Step::Key(pieces.next().unwrap_or_default().to_owned()));
+        for index in pieces {
+            match index.strip_suffix(']').and_then(|n| n.parse().ok()) {
+                Some(i) => steps.push(Step::Index(i)),
+                None => break,
+            }
+        }
+    }
+    steps
+}
+
 /// The steps of a serde path; a missing key is named by the message only, so it is added from there.
 fn steps_of(path: &serde_path_to_error::Path, message: &str) -> Vec<Step> {
     use serde_path_to_error::Segment;
@@ -428,7 +479,8 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut locals = 0;
-    for (i, s) in config.sources.iter().map(|e| &e.config).enumerate() {
+    for (i, entry) in config.sources.iter().enumerate() {
+        let s = &entry.config;
         if !seen.insert(s.id().clone()) {
             return Err((
                 Some(i),
@@ -445,6 +497,9 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
             }
         }
         s.check().map_err(|issue| (Some(i), issue))?;
+        if let SourceConfig::Google(google) = s {
+            google_vouches_within_allowed_domains(google, &entry.policy).map_err(|issue| (Some(i), issue))?;
+        }
     }
     if let Some(url) = &config.server.public_url {
         let parsed = url::Url::parse(url)
@@ -456,9 +511,64 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
             ));
         }
     }
+    let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err((
+                None,
+                ConfigIssue::new(
+                    key,
+                    format!("must be between {} and {} seconds", range.start(), range.end()),
+                ),
+            ))
+        }
+    };
+    in_range(
+        "server.request_timeout_secs",
+        config.server.request_timeout_secs,
+        1..=3600,
+    )?;
+    let db = &config.database;
+    in_range("database.acquire_timeout_secs", db.acquire_timeout_secs, 1..=3600)?;
+    // 0 is PostgreSQL's own "no limit"; a busy timeout of 0 would make every concurrent write fail at once.
+    in_range("database.statement_timeout_secs", db.statement_timeout_secs, 0..=3600)?;
+    in_range("database.busy_timeout_secs", db.busy_timeout_secs, 1..=3600)?;
     let s = &config.session;
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
+    }
+    Ok(())
+}
+
+/// A Google source vouches for an address only within its Workspace domains: `allowed_domains` is checked against
+/// the ID token's `hd`, so a personal Google account that uses a work address is refused there. A domain in
+/// `authoritative_email_domains` that `allowed_domains` does not also list (or any domain, when `allowed_domains`
+/// is empty and every Google account may sign in) would let such an account vouch for it.
+fn google_vouches_within_allowed_domains(google: &GoogleConfig, policy: &SourcePolicy) -> Result<(), ConfigIssue> {
+    let allowed: Vec<String> = google
+        .allowed_domains
+        .iter()
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect();
+    for (j, domain) in policy.authoritative_email_domains.iter().enumerate() {
+        let pattern = domain.trim().to_ascii_lowercase();
+        if allowed.contains(&pattern) {
+            continue;
+        }
+        let key = format!("authoritative_email_domains[{j}]");
+        let message = if allowed.is_empty() {
+            format!(
+                "`{domain}`: a google source without `allowed_domains` admits every Google account, so it may vouch \
+                 for no address; list your Workspace domains in `allowed_domains` first"
+            )
+        } else {
+            format!(
+                "`{domain}` is not one of this google source's `allowed_domains`: only a Workspace domain checked \
+                 against the ID token's `hd` may be vouched for (wildcards never are)"
+            )
+        };
+        return Err(ConfigIssue::new(key, message));
     }
     Ok(())
 }
@@ -565,6 +675,122 @@ mod tests {
     }
 
     #[test]
+    fn database_and_request_timeouts() {
+        let c = parse("t.toml", "").unwrap();
+        assert_eq!(c.database.store_options(), StoreOptions::default());
+        assert_eq!(c.server.request_timeout(), Duration::from_secs(30));
+
+        let text = "[server]\nrequest_timeout_secs = 7\n[database]\nacquire_timeout_secs = 2\n\
+                    statement_timeout_secs = 0\nbusy_timeout_secs = 1\n";
+        let c = parse("t.toml", text).unwrap();
+        assert_eq!(c.server.request_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            c.database.store_options(),
+            StoreOptions {
+                acquire_timeout: Duration::from_secs(2),
+                statement_timeout: Duration::ZERO,
+                sqlite_busy_timeout: Duration::from_secs(1),
+            }
+        );
+
+        let e = parse("t.toml", "[database]\nstatment_timeout_secs = 3\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.statment_timeout_secs"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+
+        let e = parse("t.toml", "[database]\nbusy_timeout_secs = \"5s\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("database.busy_timeout_secs"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(21)), "{e}");
+
+        for (text, key, line) in [
+            ("[database]\nbusy_timeout_secs = 0\n", "database.busy_timeout_secs", 2),
+            (
+                "[database]\nacquire_timeout_secs = 0\n",
+                "database.acquire_timeout_secs",
+                2,
+            ),
+            (
+                "[database]\nstatement_timeout_secs = 3601\n",
+                "database.statement_timeout_secs",
+                2,
+            ),
+            (
+                "[server]\nbind = \"127.0.0.1:1\"\nrequest_timeout_secs = 0\n",
+                "server.request_timeout_secs",
+                3,
+            ),
+        ] {
+            let e = parse("t.toml", text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(line), "{e}");
+            assert!(e.message.starts_with("must be between"), "{e}");
+        }
+    }
+
+    fn google(allowed: &str, authoritative: &str) -> String {
+        format!(
+            "[[sources]]\nid = \"google\"\nkind = \"google\"\nclient_id = \"x.apps.googleusercontent.com\"\n\
+             client_secret_env = \"GOOGLE_SECRET\"\nallowed_domains = {allowed}\n\
+             authoritative_email_domains = {authoritative}\n"
+        )
+    }
+
+    /// The README's rule: a google source may only vouch for domains that are also in its `allowed_domains`.
+    #[test]
+    fn google_vouches_only_for_allowed_domains() {
+        for ok in [
+            google("[]", "[]"),
+            google("[\"corp.example\"]", "[\"corp.example\"]"),
+            google("[\"corp.example\", \"eu.corp.example\"]", "[\"EU.corp.example\"]"),
+        ] {
+            parse("t.toml", &ok).unwrap();
+        }
+
+        let e = parse(
+            "t.toml",
+            &google("[\"corp.example\"]", "[\"corp.example\", \"gmail.com\"]"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("sources[0].authoritative_email_domains[1]"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (Some(7), Some(48)), "points at the domain: {e}");
+        assert!(
+            e.message
+                .contains("`gmail.com` is not one of this google source's `allowed_domains`"),
+            "{e}"
+        );
+
+        for wildcard in ["\"*\"", "\"*.corp.example\""] {
+            let e = parse("t.toml", &google("[\"corp.example\"]", &format!("[{wildcard}]"))).unwrap_err();
+            assert_eq!(
+                e.key.as_deref(),
+                Some("sources[0].authoritative_email_domains[0]"),
+                "{e}"
+            );
+        }
+
+        let e = parse("t.toml", &google("[]", "[\"corp.example\"]")).unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("sources[0].authoritative_email_domains[0]"),
+            "{e}"
+        );
+        assert!(e.message.contains("without `allowed_domains`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:7:32: `sources[0].authoritative_email_domains[0]`: `corp.example`"),
+            "{e}"
+        );
+
+        // Other kinds keep their own judgement: an OIDC directory may vouch for what the operator says.
+        let oidc = "[[sources]]\nid = \"corp\"\nkind = \"oidc\"\nissuer = \"https://idp.corp.example\"\n\
+                    client_id = \"v\"\nclient_secret_env = \"S\"\nauthoritative_email_domains = [\"*\"]\n";
+        parse("t.toml", oidc).unwrap();
+    }
+
+    #[test]
     fn duplicate_ids_are_located() {
         let text = "[[sources]]\nid = \"a\"\nkind = \"local\"\n\n[[sources]]\nkind = \"local\"\nid = \"a\"\n";
         let e = parse("t.toml", text).unwrap_err();
@@ -589,6 +815,8 @@ mod reference_file {
         let defaults = super::parse("(embedded)", "").unwrap();
         assert_eq!(documented.server.bind, defaults.server.bind);
         assert_eq!(documented.database.url.to_string(), defaults.database.url.to_string());
+        assert_eq!(documented.database.store_options(), defaults.database.store_options());
+        assert_eq!(documented.server.request_timeout(), defaults.server.request_timeout());
         assert_eq!(documented.session, defaults.session);
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)

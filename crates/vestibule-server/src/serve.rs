@@ -14,7 +14,7 @@ use crate::config::{FileConfig, SourceConfig};
 pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
     // The URL may carry a password: it is shown masked (`DatabaseUrl`'s `Display`).
     let url = &cfg.database.url;
-    let store = Store::connect(url.expose_secret())
+    let store = Store::connect_with(url.expose_secret(), cfg.database.store_options())
         .await
         .map_err(|e| format!("cannot open the database {url}: {}", vestibule_core::error_chain(&e)))?;
     store
@@ -112,6 +112,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         HttpSettings {
             secure_cookies: secure,
             trusted_proxies: cfg.server.trusted_proxies.clone(),
+            request_timeout: cfg.server.request_timeout(),
             ..HttpSettings::default()
         },
     )
@@ -201,4 +202,23 @@ pub async fn add_user(
         }
     };
     Ok(id.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// `[database]` reaches the store: the busy timeout SQLite runs with is the configured one.
+    #[tokio::test]
+    async fn the_store_opens_with_the_configured_timeouts() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-serve");
+        let text = format!(
+            "[database]\nurl = \"sqlite://{}/s.db\"\nbusy_timeout_secs = 2\n",
+            dir.0.display()
+        );
+        let cfg = crate::config::parse("t.toml", &text).unwrap();
+        let store = super::open_store(&cfg).await.unwrap();
+        assert_eq!(store.sqlite_pragma("busy_timeout").await.unwrap(), 2000);
+        store.close().await;
+    }
 }

@@ -234,4 +234,43 @@ mod tests {
         assert!(!shown.contains(secret.expose()), "{shown}");
         assert!(shown.contains("0f3a9c"), "{shown}");
     }
+
+    /// `Broker::bearer` refuses a malformed value before any lookup: with the store closed under it, every
+    /// malformed value still answers `Ok(None)`, while a well-formed one reaches the store (and fails).
+    #[test]
+    fn malformed_bearer_values_never_reach_the_store() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, TestRunner};
+
+        let rt = crate::test_support::runtime();
+        let (broker, _dir) = crate::test_support::broker_over_closed_store(&rt);
+        let well_formed = |v: &str| v.strip_prefix(TOKEN_PREFIX).is_some_and(plausible);
+        let sample = format!("{TOKEN_PREFIX}{}", SecretToken::generate().expose());
+        assert!(well_formed(&sample));
+        assert!(
+            rt.block_on(broker.bearer(&sample)).is_err(),
+            "a well-formed value is looked up"
+        );
+
+        let values = prop_oneof![
+            any::<String>(),
+            "(vst_|VST_|vst-|vst|_vst_|)[A-Za-z0-9_-]{40,46}",
+            "vst_[A-Za-z0-9_=+/. %-]{43}",
+            "vst_[A-Za-z0-9_-]{0,43}( |\\.|=|\\n|\u{e9})[A-Za-z0-9_-]{0,43}",
+        ];
+        let mut runner = TestRunner::new(Config::with_cases(2048));
+        runner
+            .run(&values, |value| {
+                prop_assume!(!well_formed(&value));
+                let found = rt.block_on(broker.bearer(&value));
+                prop_assert!(
+                    matches!(found, Ok(None)),
+                    "{:?} gave {:?}",
+                    value,
+                    found.map(|s| s.is_some())
+                );
+                Ok(())
+            })
+            .expect("property");
+    }
 }

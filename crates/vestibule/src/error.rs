@@ -56,3 +56,17 @@ impl From<BrokerError> for LoginError {
         LoginError::Internal(Box::new(e))
     }
 }
+
+/// Whether a store timeout (the database did not answer in time) is somewhere in `e`'s cause chain — as
+/// `BrokerError::Store`, inside a `LoginError`, or boxed by a front end. Front ends answer it as "busy, retry"
+/// rather than as a failure, without knowing the store's types.
+pub fn is_store_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(e) = current {
+        if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Timeout(_))) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}

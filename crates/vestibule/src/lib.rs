@@ -31,13 +31,15 @@ mod secret;
 mod self_service;
 mod session;
 mod settings;
+#[cfg(test)]
+mod test_support;
 mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
 pub use admin::{AccountDetails, AccountLookup, MatchedBy};
 pub use authenticate::{Authentication, Credentials, RememberCookie};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
-pub use error::{BrokerError, LoginError};
+pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use remember::Restored;

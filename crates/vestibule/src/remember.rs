@@ -193,4 +193,88 @@ mod tests {
         assert!(!shown.contains(token.expose()), "{shown}");
         assert!(shown.contains("acct-42"), "{shown}");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1024))]
+
+            /// Whatever a browser sends: no panic, and a split is two well-formed halves that make up the input.
+            #[test]
+            fn split_never_panics_and_keeps_the_input(raw in any::<String>()) {
+                if let Some((series, token)) = split(&raw) {
+                    prop_assert!(plausible(series) && plausible(token));
+                    prop_assert_eq!(format!("{series}.{token}"), raw);
+                }
+            }
+
+            /// Near misses: one character too many or too few, a padding `=`, a second dot, an empty half.
+            #[test]
+            fn near_misses_are_refused(
+                series in "[A-Za-z0-9_-]{43}",
+                token in "[A-Za-z0-9_-]{43}",
+                damage in 0usize..6,
+            ) {
+                let good = format!("{series}.{token}");
+                prop_assert_eq!(split(&good), Some((series.as_str(), token.as_str())));
+                let bad = match damage {
+                    0 => format!("{series}x.{token}"),
+                    1 => format!("{series}.{}", &token[1..]),
+                    2 => format!("{series}.{token}="),
+                    3 => format!("{series}.{token}.x"),
+                    4 => format!(".{token}"),
+                    _ => format!("{series}{token}"),
+                };
+                prop_assert_eq!(split(&bad), None, "{}", bad);
+            }
+        }
+
+        /// `Broker::restore` answers a malformed cookie `Invalid` before any lookup: with the store closed
+        /// under it, every malformed value still answers, while a well-formed one reaches the store (and fails).
+        #[test]
+        fn malformed_cookies_never_reach_the_store() {
+            use proptest::test_runner::{Config, TestRunner};
+
+            let rt = crate::test_support::runtime();
+            let (broker, _dir) = crate::test_support::broker_over_closed_store(&rt);
+            let client = ClientInfo::default();
+            let sample = format!(
+                "{}.{}",
+                SecretToken::generate().expose(),
+                SecretToken::generate().expose()
+            );
+            assert!(
+                rt.block_on(broker.restore(&sample, &client)).is_err(),
+                "a well-formed cookie is looked up"
+            );
+
+            let values = prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_-]{40,46}(\\.|\\.\\.|=|)[A-Za-z0-9_-]{40,46}",
+                "[A-Za-z0-9_.=+/ %-]{87}",
+            ];
+            let mut runner = TestRunner::new(Config::with_cases(2048));
+            runner
+                .run(&values, |value| {
+                    prop_assume!(split(&value).is_none());
+                    let found = rt.block_on(broker.restore(&value, &client));
+                    prop_assert!(matches!(found, Ok(Restored::Invalid)), "{:?} gave {:?}", value, found);
+                    Ok(())
+                })
+                .expect("property");
+        }
+
+        /// What `remember` produces splits back into the series and token it was made of.
+        #[test]
+        fn what_remember_writes_splits_back() {
+            for _ in 0..256 {
+                let (series, token) = (SecretToken::generate(), SecretToken::generate());
+                let cookie = format!("{}.{}", series.expose(), token.expose());
+                assert_eq!(split(&cookie), Some((series.expose(), token.expose())));
+            }
+        }
+    }
 }
