@@ -1,5 +1,5 @@
 //! Test support for Vestibule, in one crate: every test and benchmark of the workspace that needs a real server
-//! starts it from here, and a third party writing its own source runs the conformance kit on it.
+//! starts it from here, and a third party writing its own source runs [`conformance`] on it.
 //!
 //! - [`ldap`]: a throwaway OpenLDAP `slapd` loaded with `tests/ldap/directory.ldif`;
 //! - [`oidc`]: the Node OpenID provider (`tests/oidc-provider/server.mjs`) and a client that plays its login pages;
@@ -14,6 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod conformance;
 #[cfg(feature = "github")]
 pub mod github;
 pub mod ldap;
