@@ -109,6 +109,28 @@ async fn within_a_minute<T>(source: &str, what: &str, f: impl Future<Output = T>
         .unwrap_or_else(|_| panic!("conformance: source `{source}`: {what} did not return within 60 s"))
 }
 
+/// No secret in any error or in the Debug texts (the source's, its configuration's); one report line.
+fn nothing_shown(
+    report: &mut Report,
+    kind: &str,
+    errors: &[(String, SourceError)],
+    debug_texts: &[(String, String)],
+    secrets: &[String],
+) {
+    for (what, e) in errors {
+        assert_hidden(&report.source, &format!("the error for {what}"), &shown(e), secrets);
+    }
+    for (what, text) in debug_texts {
+        assert_hidden(&report.source, &format!("the Debug of {what}"), text, secrets);
+    }
+    let debugs: Vec<&str> = debug_texts.iter().map(|(w, _)| w.as_str()).collect();
+    report.ok(format!(
+        "no {kind} in {} errors, nor in the Debug of {}",
+        errors.len(),
+        debugs.join(", ")
+    ));
+}
+
 fn distinctive(what: &str) -> String {
     format!("conformance-{what}-{}", crate::random_suffix())
 }
@@ -340,24 +362,14 @@ impl<'a> PasswordSourceKit<'a> {
         self.finish_secrets(report, &errors, &secrets)
     }
 
-    /// No secret in any error or in the Debug of the source and its configuration.
     fn finish_secrets(&self, mut report: Report, errors: &[(String, SourceError)], secrets: &[String]) -> Report {
-        let id = report.source.clone();
-        for (what, e) in errors {
-            assert_hidden(&id, &format!("the error for {what}"), &shown(e), secrets);
-        }
-        for (what, text) in &self.debug_texts {
-            assert_hidden(&id, &format!("the Debug of {what}"), text, secrets);
-        }
-        report.ok(format!(
-            "no password or configured secret in {} errors, nor in the Debug of {}",
-            errors.len(),
-            self.debug_texts
-                .iter()
-                .map(|(w, _)| w.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        nothing_shown(
+            &mut report,
+            "password or configured secret",
+            errors,
+            &self.debug_texts,
+            secrets,
+        );
         report
     }
 
@@ -633,21 +645,13 @@ impl<'a> RedirectSourceKit<'a> {
             ));
         }
 
-        for (what, e) in &errors {
-            assert_hidden(&id, &format!("the error for {what}"), &shown(e), &secrets);
-        }
-        for (what, text) in &self.debug_texts {
-            assert_hidden(&id, &format!("the Debug of {what}"), text, &secrets);
-        }
-        report.ok(format!(
-            "no client secret or code in {} errors, nor in the Debug of {}",
-            errors.len(),
-            self.debug_texts
-                .iter()
-                .map(|(w, _)| w.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        nothing_shown(
+            &mut report,
+            "client secret or code",
+            &errors,
+            &self.debug_texts,
+            &secrets,
+        );
         report
     }
 }

@@ -119,55 +119,59 @@ async fn ldap_source_over_slapd() {
 
 const OIDC_SECRET: &str = "conformance-oidc-secret-0123456789abcdef";
 
-fn node(callback: &str) -> NodeProvider {
-    NodeProvider::start(NodeOptions {
+/// Runs the redirect kit on an `oidc`-shaped source (`kind = "oidc"` or `"google"`) built by `make` from its TOML,
+/// against a Node provider of its own where `alice` signs in. `toml` gets the issuer and the secret's variable.
+async fn over_the_node_provider<C: serde::de::DeserializeOwned + std::fmt::Debug + Clone>(
+    id: &str,
+    toml: impl Fn(&str, &str) -> String,
+    make: impl Fn(C) -> vestibule_oidc::OidcSource,
+) {
+    let callback = format!("http://127.0.0.1:9/callback/{id}");
+    let op = NodeProvider::start(NodeOptions {
         client_id: "vestibule",
         client_secret: OIDC_SECRET,
-        redirect_uri: callback,
+        redirect_uri: &callback,
         claims_in: "id_token",
         port: 0,
-    })
+    });
+    let var = secret_env(&format!("CONFORMANCE_{}", id.to_uppercase()), OIDC_SECRET);
+    let config: C = ::toml::from_str(&toml(&op.issuer, &var)).expect("config");
+    let source = make(config.clone());
+    let callback = callback.as_str();
+    let report = RedirectSourceKit::new(&source, callback)
+        .secret(OIDC_SECRET)
+        .debug_of("the configuration", &config)
+        .provider(|url| async move { authorize(&browser(), &url, callback, Person::SignIn("alice")).await })
+        .run()
+        .await;
+    println!("{report}");
 }
 
 #[tokio::test]
 async fn oidc_source_over_the_node_provider() {
-    let callback = "http://127.0.0.1:9/callback/corp";
-    let op = node(callback);
-    let var = secret_env("CONFORMANCE_OIDC", OIDC_SECRET);
-    let config: vestibule_oidc::OidcConfig = toml::from_str(&format!(
-        "id = \"corp\"\nissuer = \"{}\"\nclient_id = \"vestibule\"\nclient_secret_env = \"{var}\"\n",
-        op.issuer
-    ))
-    .expect("config");
-    let source = vestibule_oidc::OidcSource::new(config.clone()).expect("source");
-    let report = RedirectSourceKit::new(&source, callback)
-        .secret(OIDC_SECRET)
-        .debug_of("the configuration", &config)
-        .provider(|url| async move { authorize(&browser(), &url, callback, Person::SignIn("alice")).await })
-        .run()
-        .await;
-    println!("{report}");
+    over_the_node_provider(
+        "corp",
+        |issuer, var| {
+            format!("id = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"vestibule\"\nclient_secret_env = \"{var}\"\n")
+        },
+        |c: vestibule_oidc::OidcConfig| vestibule_oidc::OidcSource::new(c).expect("source"),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn google_preset_over_the_node_provider() {
-    let callback = "http://127.0.0.1:9/callback/google";
-    let op = node(callback);
-    let var = secret_env("CONFORMANCE_GOOGLE", OIDC_SECRET);
     // The preset with its issuer pointed at the local provider: everything else is Google's.
-    let config: vestibule_oidc::GoogleConfig = toml::from_str(&format!(
-        "id = \"google\"\nclient_id = \"vestibule\"\nclient_secret_env = \"{var}\"\nissuer = \"{}\"\n",
-        op.issuer
-    ))
-    .expect("config");
-    let source = vestibule_oidc::OidcSource::google(config.clone()).expect("source");
-    let report = RedirectSourceKit::new(&source, callback)
-        .secret(OIDC_SECRET)
-        .debug_of("the configuration", &config)
-        .provider(|url| async move { authorize(&browser(), &url, callback, Person::SignIn("alice")).await })
-        .run()
-        .await;
-    println!("{report}");
+    over_the_node_provider(
+        "google",
+        |issuer, var| {
+            format!(
+                "id = \"google\"\nclient_id = \"vestibule\"\nclient_secret_env = \"{var}\"\nissuer = \"{issuer}\"\n"
+            )
+        },
+        |c: vestibule_oidc::GoogleConfig| vestibule_oidc::OidcSource::google(c).expect("source"),
+    )
+    .await;
 }
 
 #[tokio::test]
