@@ -395,7 +395,7 @@ impl<'a> PasswordSourceKit<'a> {
 
 type Player<'a> = Box<dyn Fn(String) -> Pin<Box<dyn Future<Output = CallbackParams> + Send + 'a>> + Send + Sync + 'a>;
 
-/// The contract of a [`RedirectFlow`] source. Build with [`RedirectSourceKit::new`], then
+/// The contract of a [`RedirectFlow`](vestibule_core::RedirectFlow) source. Build with [`RedirectSourceKit::new`], then
 /// [`run`](RedirectSourceKit::run).
 pub struct RedirectSourceKit<'a> {
     source: &'a dyn AuthSource,
