@@ -44,7 +44,8 @@ pub struct NodeOptions<'a> {
 }
 
 /// A provider that listens (so its issuer is known) but waits for the broker's callback URL before it serves: for
-/// a test that must configure a broker with the issuer before the broker, and so its callback URL, exists.
+/// a test that must configure a broker with the issuer before the broker, and so its callback URL, exists. Dropped
+/// without [`ListeningProvider::serve`], it closes the provider's stdin, and the provider exits.
 #[derive(Debug)]
 pub struct ListeningProvider {
     child: Child,
@@ -135,13 +136,19 @@ impl NodeProvider {
 
 impl ListeningProvider {
     /// Registers `redirect_uri` as the client's only callback and waits until the provider serves.
-    pub fn serve(mut self, redirect_uri: &str) -> NodeProvider {
-        writeln!(self.stdin, "{redirect_uri}").expect("hand the callback URL to the provider");
-        let issuer = expect_line(&mut self.child, &self.lines, "OIDC_PROVIDER_READY ");
-        assert_eq!(issuer, self.issuer, "the provider moved");
+    pub fn serve(self, redirect_uri: &str) -> NodeProvider {
+        let ListeningProvider {
+            mut child,
+            mut stdin,
+            lines,
+            issuer: listening,
+        } = self;
+        writeln!(stdin, "{redirect_uri}").expect("hand the callback URL to the provider");
+        let issuer = expect_line(&mut child, &lines, "OIDC_PROVIDER_READY ");
+        assert_eq!(issuer, listening, "the provider moved");
         NodeProvider {
-            child: self.child,
-            _stdin: self.stdin,
+            child,
+            _stdin: stdin,
             issuer,
         }
     }
