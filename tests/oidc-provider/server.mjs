@@ -5,11 +5,15 @@
 //   OP_PORT            port to listen on (0 or unset: any free port; the chosen one is printed)
 //   OP_CLIENT_ID       the broker's client id       (default "vestibule")
 //   OP_CLIENT_SECRET   the broker's client secret   (required; the tests generate one per run)
-//   OP_REDIRECT_URI    the broker's callback URL    (required; exact match, as a real provider does)
+//   OP_REDIRECT_URI    the broker's callback URL    (required; exact match, as a real provider does), or `-`:
+//                      read it from the first line of stdin once listening (see below)
 //   OP_CLAIMS_IN       "id_token" (default): email/profile claims are in the ID token and at userinfo;
 //                      "userinfo": they are only at the userinfo endpoint (oidc-provider's conformant default)
 //
-// When ready it prints one line `OIDC_PROVIDER_READY <issuer>` on stdout; everything else goes to stderr.
+// When ready it prints one line `OIDC_PROVIDER_READY <issuer>` on stdout; everything else goes to stderr. With
+// OP_REDIRECT_URI=- it first prints `OIDC_PROVIDER_LISTENING <issuer>` and waits for the callback URL on stdin: a
+// test that must configure a broker with the issuer before the broker (and so its callback URL) exists starts us
+// on port 0 all the same, instead of guessing a free port for us.
 
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -22,7 +26,7 @@ console.warn = console.error;
 console.log = console.error;
 
 const clientSecret = process.env.OP_CLIENT_SECRET;
-const redirectUri = process.env.OP_REDIRECT_URI;
+let redirectUri = process.env.OP_REDIRECT_URI;
 if (!clientSecret || !redirectUri) {
   process.stderr.write('OP_CLIENT_SECRET and OP_REDIRECT_URI are required\n');
   process.exit(2);
@@ -51,6 +55,24 @@ const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomBy
 const server = createServer();
 await new Promise((resolve) => server.listen(Number(process.env.OP_PORT ?? 0), '127.0.0.1', resolve));
 const issuer = `http://127.0.0.1:${server.address().port}`;
+
+// Our stdin is the parent's lifeline (see the end of this file); with OP_REDIRECT_URI=- its first line is the URI.
+let stdinText = '';
+const firstLine = new Promise((resolve) => {
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk) => {
+    stdinText += chunk;
+    const end = stdinText.indexOf('\n');
+    if (end >= 0) resolve(stdinText.slice(0, end).trim());
+  });
+});
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('close', () => process.exit(0));
+process.stdin.resume();
+if (redirectUri === '-') {
+  process.stdout.write(`OIDC_PROVIDER_LISTENING ${issuer}\n`);
+  redirectUri = await firstLine;
+}
 
 const provider = new Provider(issuer, {
   clients: [{
@@ -81,8 +103,6 @@ const provider = new Provider(issuer, {
 server.on('request', provider.callback());
 process.stdout.write(`OIDC_PROVIDER_READY ${issuer}\n`);
 
-// The tests kill this process; also exit when the parent closes our stdin, so no stray node outlives a crashed test.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.on('close', () => process.exit(0));
-process.stdin.resume();
+// The tests kill this process; it also exits when the parent closes our stdin (handlers above), so no stray node
+// outlives a crashed test.
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));

@@ -1,17 +1,27 @@
-//! Support for Vestibule's tests: throwaway PostgreSQL databases, free loopback ports and the `vestibule` binary.
+//! Test support for Vestibule, in one crate: every test and benchmark of the workspace that needs a real server
+//! starts it from here, and a third party writing its own source runs [`conformance`] on it.
+//!
+//! - [`ldap`]: a throwaway OpenLDAP `slapd` loaded with `tests/ldap/directory.ldif`;
+//! - [`oidc`]: the Node OpenID provider (`tests/oidc-provider/server.mjs`) and a client that plays its login pages;
+//! - `github` (feature `github`): GitHub-shaped endpoints served in process;
+//! - [`server`]: the `vestibule` binary on `127.0.0.1:0`, its CLI, and temporary folders;
+//! - [`pg`]: a PostgreSQL database per test; [`browser`]: a cookie-keeping HTTP client for end-to-end tests;
+//! - [`net`]: a loopback port that refuses connections, for "server down" tests;
+//! - [`conformance`]: the generic [`AuthSource`](vestibule_core::AuthSource) contract, runnable on any source.
+//!
 //! Nothing here skips a test when a server is missing: it fails and says which setup script to run.
 
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+pub mod conformance;
+#[cfg(feature = "github")]
+pub mod github;
+pub mod ldap;
+pub mod net;
+pub mod oidc;
 pub mod pg;
 pub mod server;
-
-/// A free TCP port on 127.0.0.1 (bound then released: good enough for test servers started right after).
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
 
 /// A random lowercase suffix for names that must not collide between concurrent tests.
 pub fn random_suffix() -> String {

@@ -110,48 +110,49 @@ impl Drop for Chrome {
     }
 }
 
-/// Starts chromedriver in a new process group on a free loopback port and waits for its "started" line. Its
-/// standard error goes to `log` (a file, so that a chatty driver never blocks on a full pipe).
+/// Starts chromedriver in a new process group with `--port=0` (the kernel picks a free loopback port, which the
+/// driver names in its "started successfully on port N." line) and waits for that line. Its standard error goes
+/// to `log` (a file, so that a chatty driver never blocks on a full pipe).
 fn start_driver(log: &Path) -> (Child, u16) {
-    let mut last = String::new();
-    for _ in 0..3 {
-        let port = vestibule_tests::free_port();
-        let mut child = Command::new(CHROMEDRIVER)
-            // Without --allowed-ips it listens on loopback only.
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {CHROMEDRIVER}: {e} (run tests/browser/install.sh)"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("started successfully") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
-                return (child, port);
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let err = std::fs::read_to_string(log).unwrap_or_default();
-                last = format!("chromedriver exited ({status}) on port {port}: {err}");
-                break;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("chromedriver did not start within 30 s");
+    let mut child = Command::new(CHROMEDRIVER)
+        // Without --allowed-ips it listens on loopback only.
+        .arg("--port=0")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {CHROMEDRIVER}: {e} (run tests/browser/install.sh)"));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("started successfully on port ") {
+                let _ = tx.send(rest.trim_end_matches('.').trim().parse::<u16>().ok());
             }
         }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Some(port)) => return (child, port),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromedriver named no port it listens on");
+            }
+            Err(_) => {}
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("chromedriver exited ({status}): {err}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromedriver did not start within 30 s");
+        }
     }
-    panic!("{last}");
 }
 
 /// A vestibule server on a fresh SQLite database with alice, and a fresh browser.

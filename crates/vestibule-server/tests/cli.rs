@@ -1,19 +1,16 @@
 //! The operator commands of the real `vestibule` binary: `check-config` names the key path of every mistake, and
 //! `user show|disable|enable TARGET` reach any account — here one that only signs in through GitHub (GitHub-shaped
-//! endpoints served in process by `providers/vestibule-oidc/tests/support/github.rs`) — by `source:subject`, email
+//! endpoints served in process by `vestibule_tests::github`) — by `source:subject`, email
 //! or id, and refuse an email shared by several accounts.
 
 #![allow(clippy::unwrap_used)]
-
-#[path = "../../../providers/vestibule-oidc/tests/support/github.rs"]
-mod fake_github;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use fake_github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
 use vestibule_tests::browser::{urlencode, Browser};
+use vestibule_tests::github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
 use vestibule_tests::pg::TempDatabase;
 use vestibule_tests::server::{cli, Server, TempDir};
 
@@ -119,7 +116,6 @@ fn add_user(server: &Server, name: &str, email: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_reach_an_account_that_only_signs_in_through_github() {
     let gh = FakeGithub::start().await;
-    let g = &gh.base;
     let pg = TempDatabase::create().await;
     let dir = TempDir::new("vestibule-cli");
     std::fs::write(dir.0.join("gh-secret"), CLIENT_SECRET).unwrap();
@@ -127,9 +123,9 @@ async fn user_commands_reach_an_account_that_only_signs_in_through_github() {
         "[database]\nurl = \"{}\"\n\n[session]\ncache_ttl_secs = 3600\n\n\
          [[sources]]\nkind = \"local\"\nid = \"local\"\n\n\
          [[sources]]\nkind = \"github\"\nid = \"github\"\nclient_id = \"{CLIENT_ID}\"\n\
-         client_secret_file = \"{{dir}}/gh-secret\"\nauthorize_url = \"{g}/login/oauth/authorize\"\n\
-         token_url = \"{g}/login/oauth/access_token\"\napi_base_url = \"{g}/api/\"\ntimeout_secs = 2\n",
-        pg.url
+         client_secret_file = \"{{dir}}/gh-secret\"\ntimeout_secs = 2\n{}",
+        pg.url,
+        gh.endpoints_toml()
     );
     let server = Server::start(Path::new(BIN), &dir.0, &config);
     let mut first = github_sign_in(&server, &gh).await;

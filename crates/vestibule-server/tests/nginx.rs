@@ -23,7 +23,7 @@ use axum::{Json, Router};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use vestibule_tests::browser::{Browser, Page};
-use vestibule_tests::free_port;
+use vestibule_tests::net::RefusingPort;
 use vestibule_tests::server::{Server, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
@@ -90,7 +90,9 @@ struct Nginx {
 }
 
 impl Nginx {
-    async fn start(dir: &Path, listen: u16, vestibule: u16, upstream: u16) -> Nginx {
+    /// Starts nginx listening on `listen`; `Err` (with its logs) when the port was taken, so the caller can try
+    /// again on another.
+    async fn start(dir: &Path, listen: u16, vestibule: u16, upstream: u16) -> Result<Nginx, String> {
         assert!(
             Path::new(NGINX).exists(),
             "{NGINX} is missing: the nginx auth_request test needs Debian's nginx. Run `scripts/test` (which runs \
@@ -131,11 +133,15 @@ impl Nginx {
         };
         let deadline = Instant::now() + WAIT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", listen)).await.is_ok() {
-                return nginx;
-            }
             if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited before listening ({status}):\n{}", nginx.logs());
+                let logs = nginx.logs();
+                if logs.contains("Address already in use") {
+                    return Err(logs);
+                }
+                panic!("nginx exited before listening ({status}):\n{logs}");
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", listen)).await.is_ok() {
+                return Ok(nginx);
             }
             assert!(
                 Instant::now() < deadline,
@@ -253,19 +259,35 @@ async fn nginx_auth_request_protects_an_app_and_signs_in_through_vestibule() {
     );
     let started = Instant::now();
     let dir = TempDir::new("vestibule-nginx");
-    let (vestibule_dir, nginx_dir) = (dir.0.join("vestibule"), dir.0.join("nginx"));
-    std::fs::create_dir_all(&vestibule_dir).unwrap();
+    let nginx_dir = dir.0.join("nginx");
     std::fs::create_dir_all(&nginx_dir).unwrap();
 
-    // vestibule's public URL is nginx's: users only ever talk to nginx.
-    let listen = free_port();
-    let config =
-        format!("[server]\npublic_url = \"http://127.0.0.1:{listen}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[session]\nremember_grace_secs = 1\n");
-    let mut server = Server::start(Path::new(BIN), &vestibule_dir, &config);
-    server.add_user("alice", "alice@example.org", PASSWORD);
-    let vestibule_port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    // vestibule's public URL is nginx's: users only ever talk to nginx. So nginx's port is needed before either
+    // starts, and nginx binds the port in its config itself (it cannot be handed a listener). The port is held
+    // (bound, not listening) while vestibule starts and released just before nginx starts; should another process
+    // take it in that instant, nginx reports the port in use and the setup starts again on a fresh port.
     let upstream = Upstream::start().await;
-    let nginx = Nginx::start(&nginx_dir, listen, vestibule_port, upstream.port).await;
+    let mut attempts = 0;
+    let (mut server, nginx) = loop {
+        attempts += 1;
+        let reserved = RefusingPort::new();
+        let listen = reserved.port();
+        let config = format!(
+            "[server]\npublic_url = \"http://127.0.0.1:{listen}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n\
+             [session]\nremember_grace_secs = 1\n"
+        );
+        // A fresh folder (and database) per attempt.
+        let vestibule_dir = dir.0.join(format!("vestibule-{attempts}"));
+        std::fs::create_dir_all(&vestibule_dir).unwrap();
+        let server = Server::start(Path::new(BIN), &vestibule_dir, &config);
+        let vestibule_port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+        match Nginx::start(&nginx_dir, reserved.release(), vestibule_port, upstream.port).await {
+            Ok(nginx) => break (server, nginx),
+            Err(logs) if attempts < 3 => eprintln!("nginx's port was taken, trying another:\n{logs}"),
+            Err(logs) => panic!("nginx could not bind a port in 3 attempts:\n{logs}"),
+        }
+    };
+    server.add_user("alice", "alice@example.org", PASSWORD);
     let base = nginx.base.clone();
 
     // The verify location is internal: a client cannot call it through nginx.

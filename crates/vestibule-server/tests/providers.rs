@@ -1,21 +1,11 @@
 //! End-to-end: the real `vestibule` binary with LDAP, OpenID Connect and GitHub sources configured from TOML,
 //! driven through the login page like a browser, against real servers started by this test binary: a throwaway
-//! OpenLDAP slapd (`tests/ldap/slapd.rs`), the Node `oidc-provider` (`tests/oidc-provider/server.mjs`, launched by
-//! `providers/vestibule-oidc/tests/support/node.rs`) and GitHub-shaped endpoints served in process
-//! (`providers/vestibule-oidc/tests/support/github.rs`). The launchers are the provider crates' own, included by
-//! path. Nothing is skipped: without slapd or node the tests fail and name the script that installs them
+//! OpenLDAP slapd, the Node `oidc-provider` (`tests/oidc-provider/server.mjs`) and GitHub-shaped endpoints served
+//! in process, all launched by the `vestibule-tests` crate (`vestibule_tests::{ldap, oidc, github}`), as the
+//! provider crates' own tests do. Nothing is skipped: without slapd or node the tests fail and name the script that installs them
 //! (`scripts/test`).
 
 #![allow(clippy::unwrap_used)]
-
-#[path = "../../../tests/ldap/slapd.rs"]
-mod slapd;
-
-#[path = "../../../providers/vestibule-oidc/tests/support/node.rs"]
-mod node;
-
-#[path = "../../../providers/vestibule-oidc/tests/support/github.rs"]
-mod fake_github;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,8 +14,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
-use slapd::{Options, Slapd, ADMIN_DN, ADMIN_PASSWORD, PEOPLE, SVC_DN, SVC_PASSWORD};
 use vestibule_tests::browser::{urlencode, Browser, Page};
+use vestibule_tests::ldap::{Options, Slapd, ADMIN_DN, ADMIN_PASSWORD, PEOPLE, SVC_DN, SVC_PASSWORD};
+use vestibule_tests::net::RefusingPort;
+use vestibule_tests::oidc as node;
 use vestibule_tests::server::{Server, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
@@ -361,8 +353,16 @@ fn oidc_env(extra_sources: &str) -> OidcEnv {
 /// [`oidc_env`] with more secret files for the extra sources.
 fn oidc_env_with(extra_sources: &str, files: &[(&str, &str)]) -> OidcEnv {
     require_node();
-    let port = node::free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
+    // The server is configured with the issuer, and the provider with the server's callback URL: the provider
+    // binds port 0 and tells its issuer first, and learns the callback once the server is up.
+    let listening = node::NodeProvider::listen(node::NodeOptions {
+        client_id: "vestibule",
+        client_secret: OP_SECRET,
+        redirect_uri: "",
+        claims_in: "id_token",
+        port: 0,
+    });
+    let issuer = listening.issuer.clone();
     let env = Env::start(
         &format!(
             "[[sources]]\nkind = \"oidc\"\nid = \"sso\"\ndisplay_name = \"Company SSO\"\nissuer = \"{issuer}\"\n\
@@ -370,14 +370,7 @@ fn oidc_env_with(extra_sources: &str, files: &[(&str, &str)]) -> OidcEnv {
         ),
         &[&[("op-secret", OP_SECRET)], files].concat(),
     );
-    let op = node::NodeProvider::start(node::NodeOptions {
-        client_id: "vestibule",
-        client_secret: OP_SECRET,
-        redirect_uri: &env.callback("sso"),
-        claims_in: "id_token",
-        port,
-    });
-    assert_eq!(op.issuer, issuer);
+    let op = listening.serve(&env.callback("sso"));
     OidcEnv {
         env,
         op: Some(op),
@@ -509,11 +502,13 @@ async fn oidc_cancel_at_the_provider_is_a_friendly_page() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_provider_down_is_a_503_page_and_local_still_works() {
-    // `down` points at a port nobody listens on; `sso` is the real provider, stopped mid-flow below.
-    let dead = node::free_port();
+    // `down` points at a port that refuses connections (bound, not listening, held for the whole test); `sso` is
+    // the real provider, stopped mid-flow below.
+    let dead = RefusingPort::new();
     let mut o = oidc_env(&format!(
-        "[[sources]]\nkind = \"oidc\"\nid = \"down\"\nissuer = \"http://127.0.0.1:{dead}\"\nclient_id = \"vestibule\"\n\
-         client_secret_file = \"{{dir}}/op-secret\"\ntimeout_secs = 2\n"
+        "[[sources]]\nkind = \"oidc\"\nid = \"down\"\nissuer = \"http://{}\"\nclient_id = \"vestibule\"\n\
+         client_secret_file = \"{{dir}}/op-secret\"\ntimeout_secs = 2\n",
+        dead.addr()
     ));
     let mut b = o.env.browser();
     let login = b.get("/login").await;
@@ -551,14 +546,14 @@ async fn oidc_provider_down_is_a_503_page_and_local_still_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_sign_in_through_the_login_page_keys_on_the_numeric_id() {
-    use fake_github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
+    use vestibule_tests::github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
     let gh = FakeGithub::start().await;
     let g = &gh.base;
     let env = Env::start(
         &format!(
             "[[sources]]\nkind = \"github\"\nid = \"github\"\nclient_id = \"{CLIENT_ID}\"\n\
-             client_secret_file = \"{{dir}}/gh-secret\"\nauthorize_url = \"{g}/login/oauth/authorize\"\n\
-             token_url = \"{g}/login/oauth/access_token\"\napi_base_url = \"{g}/api/\"\ntimeout_secs = 2\n"
+             client_secret_file = \"{{dir}}/gh-secret\"\ntimeout_secs = 2\n{}",
+            gh.endpoints_toml()
         ),
         &[("gh-secret", CLIENT_SECRET)],
     );

@@ -1,5 +1,5 @@
 //! Sign-ins per second through `LdapSource`, next to the bare LDAP operations they cost, against a throwaway
-//! local slapd (the same launcher as the tests: `tests/ldap/slapd.rs`).
+//! local slapd (the same launcher as the tests: `vestibule_tests::ldap`).
 //!
 //! ```text
 //! cargo run -p vestibule-ldap --release --example ldap_bench -- [COUNT] [CONCURRENCY]
@@ -15,16 +15,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../../tests/ldap/slapd.rs"]
-mod slapd;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use slapd::{Options, Slapd, PEOPLE, SVC_DN, SVC_PASSWORD};
 use vestibule_core::{PasswordFlow, SecretString, SourceId};
 use vestibule_ldap::{LdapConfig, LdapSource};
+use vestibule_tests::ldap::{Options, Slapd, PEOPLE, SVC_DN, SVC_PASSWORD};
 
 const LOGIN: &str = "bench";
 const PASSWORD: &str = "bench-password";

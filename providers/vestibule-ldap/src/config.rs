@@ -651,8 +651,8 @@ mod tests {
 
     #[test]
     fn pinning_excludes_ca_file_and_tls_verify_false_and_needs_tls() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pem = dir.path().join("pinned.pem");
+        let dir = vestibule_tests::server::TempDir::new("vestibule-ldap-pin");
+        let pem = dir.0.join("pinned.pem");
         let status = std::process::Command::new("openssl")
             .args([
                 "req",
@@ -664,7 +664,7 @@ mod tests {
                 "-nodes",
             ])
             .args(["-days", "1", "-subj", "/CN=localhost", "-keyout"])
-            .arg(dir.path().join("key.pem"))
+            .arg(dir.0.join("key.pem"))
             .arg("-out")
             .arg(&pem)
             .stderr(std::process::Stdio::null())
@@ -684,15 +684,15 @@ mod tests {
         c.url = "ldap://127.0.0.1".into();
         assert_eq!(key_of(&c), "tls_pinned_cert_file", "without TLS");
         c.url = "ldaps://ldap.example.com".into();
-        c.tls_pinned_cert_file = Some(dir.path().join("missing.pem"));
+        c.tls_pinned_cert_file = Some(dir.0.join("missing.pem"));
         assert_eq!(key_of(&c), "tls_pinned_cert_file", "unreadable");
         // Exactly one certificate: not none, not a chain.
-        let two = dir.path().join("two.pem");
+        let two = dir.0.join("two.pem");
         let one = std::fs::read_to_string(&pem).expect("read");
         std::fs::write(&two, format!("{one}{one}")).expect("write");
         c.tls_pinned_cert_file = Some(two);
         assert_eq!(key_of(&c), "tls_pinned_cert_file", "two certificates");
-        c.tls_pinned_cert_file = Some(dir.path().join("key.pem"));
+        c.tls_pinned_cert_file = Some(dir.0.join("key.pem"));
         assert_eq!(key_of(&c), "tls_pinned_cert_file", "a key, no certificate");
     }
 

@@ -362,9 +362,9 @@ mod tests {
 
     #[test]
     fn pinning_checks_the_bytes_the_dates_and_the_name_only() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = self_signed(dir.path(), "pinned");
-        let other = self_signed(dir.path(), "other");
+        let dir = vestibule_tests::server::TempDir::new("vestibule-ldap-pin");
+        let path = self_signed(dir.0.as_path(), "pinned");
+        let other = self_signed(dir.0.as_path(), "other");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let pin = PinnedCertificate::load(&path, provider).expect("loads");
         let der = read_pem_certificates("x", &path).expect("read").remove(0);

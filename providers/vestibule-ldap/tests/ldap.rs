@@ -1,10 +1,9 @@
-//! Tests of the LDAP source against a real OpenLDAP slapd, started by this test binary itself (see
-//! `tests/ldap/slapd.rs` at the repository root). Most tests share one server; tests that stop it or need a
+//! Tests of the LDAP source against a real OpenLDAP slapd, started by this test binary itself (the launcher is
+//! `vestibule_tests::ldap`). Most tests share one server; tests that stop it or need a
 //! different configuration start their own. Nothing is skipped: without slapd the tests fail and say how to
 //! install it (`tests/ldap/install.sh`).
 
-#[path = "../../../tests/ldap/slapd.rs"]
-mod slapd;
+use vestibule_tests::ldap as slapd;
 
 #[path = "ldap/support.rs"]
 mod support;

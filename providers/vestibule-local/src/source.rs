@@ -86,25 +86,29 @@ fn unavailable(e: impl Into<vestibule_core::BoxError>) -> SourceError {
 #[async_trait]
 impl PasswordFlow for LocalSource {
     async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
+        // An empty password is refused before the store is asked (nothing a store could answer changes that), at
+        // the cost of one argon2 verification like every other refusal.
+        if password.expose_secret().is_empty() {
+            self.hasher
+                .verify_dummy(SecretString::from(""))
+                .await
+                .map_err(unavailable)?;
+            return Err(SourceError::Rejected(RejectReason::EmptyPassword));
+        }
         // `Alice`, `alice` and `ＡＬＩＣＥ` are one account: names are looked up by their canonical form. A name
         // that has none (empty, invisible characters) cannot belong to anyone and is treated as unknown.
         let record = match vestibule_core::canonical_login(login) {
             Ok(canonical) => self.repo.find_password(&canonical).await.map_err(unavailable)?,
             Err(_) => None,
         };
-        // Empty, over-long and unknown all cost one argon2 verification, so that neither the answer nor its
-        // timing says which case it was. Over-long input is cut for the dummy only, to bound the work.
-        let Some(record) = record.filter(|_| {
-            let len = password.expose_secret().chars().count();
-            len > 0 && len <= self.policy.max_length.max(1024)
-        }) else {
+        // Over-long and unknown cost one argon2 verification like a known name, so that neither the answer nor
+        // its timing says which case it was. Over-long input is cut for the dummy only, to bound the work.
+        let Some(record) =
+            record.filter(|_| password.expose_secret().chars().count() <= self.policy.max_length.max(1024))
+        else {
             let bounded: String = password.expose_secret().chars().take(1024).collect();
             self.hasher.verify_dummy(bounded.into()).await.map_err(unavailable)?;
-            return Err(SourceError::Rejected(if password.expose_secret().is_empty() {
-                RejectReason::EmptyPassword
-            } else {
-                RejectReason::InvalidCredentials
-            }));
+            return Err(SourceError::Rejected(RejectReason::InvalidCredentials));
         };
         let outcome = self
             .hasher

@@ -10,14 +10,11 @@
 //! Most of the time is the provider's (Node.js) work and the five browser round trips; `finish` alone is
 //! reported separately.
 
-#[path = "../tests/support/node.rs"]
-mod node;
-
 use std::time::{Duration, Instant};
 
-use node::{authorize, browser, secret_env, NodeOptions, NodeProvider, Person};
 use vestibule_core::RedirectFlow;
 use vestibule_oidc::{OidcConfig, OidcSource};
+use vestibule_tests::oidc::{authorize, browser, secret_env, NodeOptions, NodeProvider, Person};
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback/bench";
 

@@ -2,64 +2,36 @@
 //! PKCE S256, the code exchange (GitHub's 200-with-error style included), `/user` for the numeric id, and
 //! `/user/emails` for a primary, verified address only.
 
-#[path = "support/github.rs"]
-mod fake_github;
-
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use fake_github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
 use vestibule_core::{AuthSource, CallbackParams, ExternalIdentity, Flow, RedirectFlow, SourceError};
 use vestibule_oidc::{GithubConfig, GithubSource};
+use vestibule_tests::github::{Account, FakeGithub, CLIENT_ID, CLIENT_SECRET};
 
 const CALLBACK: &str = "https://broker.example/callback/github";
 
-impl FakeGithub {
-    fn source(&self) -> GithubSource {
-        let var = format!("VESTIBULE_GITHUB_TEST_SECRET_{}", std::process::id());
-        std::env::set_var(&var, CLIENT_SECRET);
-        let b = &self.base;
-        let config: GithubConfig = toml::from_str(&format!(
-            "id = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"{var}\"\n\
-             authorize_url = \"{b}/login/oauth/authorize\"\ntoken_url = \"{b}/login/oauth/access_token\"\n\
-             api_base_url = \"{b}/api/\""
-        ))
-        .expect("config");
-        GithubSource::new(config).expect("source")
-    }
-
-    /// Plays GitHub's authorization page.
-    fn authorize(&self, authorize_url: &str, account: Account) -> CallbackParams {
-        let url = url::Url::parse(authorize_url).expect("url");
-        assert!(url
-            .as_str()
-            .starts_with(&format!("{}/login/oauth/authorize?", self.base)));
-        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
-        assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
-        assert_eq!(q.get("redirect_uri").map(String::as_str), Some(CALLBACK));
-        assert_eq!(q.get("scope").map(String::as_str), Some("read:user user:email"));
-        assert!(q.get("state").is_some_and(|s| s.len() >= 43));
-        assert!(q.get("code_challenge").is_some_and(|s| s.len() == 43));
-        let code = self.grant(&q["code_challenge"], account);
-        CallbackParams {
-            state: q.get("state").cloned().map(Into::into),
-            code: Some(code.into()),
-            ..CallbackParams::default()
-        }
-    }
+/// A GitHub source pointed at the fake.
+fn source(gh: &FakeGithub) -> GithubSource {
+    let var = format!("VESTIBULE_GITHUB_TEST_SECRET_{}", std::process::id());
+    std::env::set_var(&var, CLIENT_SECRET);
+    let config: GithubConfig = toml::from_str(&format!(
+        "id = \"github\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret_env = \"{var}\"\n{}",
+        gh.endpoints_toml()
+    ))
+    .expect("config");
+    GithubSource::new(config).expect("source")
 }
 
 async fn sign_in(gh: &FakeGithub, source: &GithubSource, account: Account) -> Result<ExternalIdentity, SourceError> {
     let started = source.start(CALLBACK).await?;
-    let params = gh.authorize(&started.authorize_url, account);
+    let params = gh.authorize(&started.authorize_url, CALLBACK, account);
     source.finish(started.pending, CALLBACK, &params).await
 }
 
 #[tokio::test]
 async fn github_sign_in_keys_on_the_numeric_id_and_takes_only_primary_verified_email() {
     let gh = FakeGithub::start().await;
-    let source = gh.source();
+    let source = source(&gh);
     assert_eq!(source.display_name(), "GitHub");
     assert!(matches!(source.flow(), Flow::Redirect(_)));
 
@@ -96,9 +68,9 @@ async fn github_sign_in_keys_on_the_numeric_id_and_takes_only_primary_verified_e
 #[tokio::test]
 async fn github_refuses_replays_bad_state_and_reports_cancel() {
     let gh = FakeGithub::start().await;
-    let source = gh.source();
+    let source = source(&gh);
     let started = source.start(CALLBACK).await.expect("start");
-    let params = gh.authorize(&started.authorize_url, Account::Octocat);
+    let params = gh.authorize(&started.authorize_url, CALLBACK, Account::Octocat);
     source
         .finish(started.pending.clone(), CALLBACK, &params)
         .await
@@ -108,7 +80,7 @@ async fn github_refuses_replays_bad_state_and_reports_cancel() {
 
     let hits = gh.shared.token_hits.load(Ordering::SeqCst);
     let started = source.start(CALLBACK).await.expect("start");
-    let mut params = gh.authorize(&started.authorize_url, Account::Octocat);
+    let mut params = gh.authorize(&started.authorize_url, CALLBACK, Account::Octocat);
     params.state = Some("forged".into());
     assert!(source.finish(started.pending.clone(), CALLBACK, &params).await.is_err());
     let cancel = CallbackParams {

@@ -2,13 +2,12 @@
 //! Certified) started on loopback by the test itself. Needs `tests/oidc-provider/install.sh` to have run once;
 //! without it the tests fail (never skip) and say so.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::node::{authorize, browser, free_port, secret_env, NodeOptions, NodeProvider, Person};
 use vestibule_core::{RedirectFlow, SourceError};
 use vestibule_oidc::{OidcConfig, OidcSource};
+use vestibule_tests::net::RefusingPort;
+use vestibule_tests::oidc::{authorize, browser, secret_env, NodeOptions, NodeProvider, Person};
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback/corp";
 
@@ -143,7 +142,11 @@ async fn email_claims_only_at_userinfo() {
 #[tokio::test]
 async fn provider_down_at_startup_then_up() {
     let secret = "real-provider-secret-late-start-0000";
-    let port = free_port();
+    // The source is configured with the provider's address before the provider exists, so the port is chosen
+    // first: held bound (connections refused) while the provider is "down", released just before it starts. Only
+    // in that instant could another process take it.
+    let reserved = RefusingPort::new();
+    let port = reserved.port();
     let var = secret_env("REAL3", secret);
     // Construction needs no network, so a provider that is down does not stop the server.
     let source = source(&format!("http://127.0.0.1:{port}"), &var, "timeout_secs = 3");
@@ -153,7 +156,7 @@ async fn provider_down_at_startup_then_up() {
     assert!(t.elapsed() < Duration::from_secs(4), "unavailable within the timeout");
 
     // The provider comes up; the next sign-in retries discovery and succeeds.
-    let op = provider(secret, "id_token", port);
+    let op = provider(secret, "id_token", reserved.release());
     assert_eq!(op.issuer, format!("http://127.0.0.1:{port}"));
     let started = source.start(CALLBACK).await.expect("start after the provider came up");
     let params = authorize(&browser(), &started.authorize_url, CALLBACK, Person::SignIn("alice")).await;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use vestibule_core::{PasswordFlow, RejectReason};
 
-use crate::slapd::{free_port, Options, Slapd};
+use crate::slapd::{Options, Slapd};
 use crate::support::*;
 
 /// Accepts TCP connections and never sends a byte.
@@ -132,6 +132,8 @@ async fn concurrent_sign_ins_against_a_silent_directory_all_return() {
 #[tokio::test]
 async fn nothing_listening_is_unavailable() {
     let mut c = search_config(Slapd::shared());
-    c.url = format!("ldap://127.0.0.1:{}", free_port());
+    // Bound but not listening, held until the end of the test: connections are refused.
+    let down = vestibule_tests::net::RefusingPort::new();
+    c.url = format!("ldap://{}", down.addr());
     assert_unavailable(sign_in(&source(c), "alice", "alice-password").await, "refused");
 }

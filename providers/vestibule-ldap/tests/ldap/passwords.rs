@@ -49,7 +49,9 @@ async fn empty_password_is_refused_even_where_the_server_would_accept_it() {
 async fn empty_password_is_refused_before_any_traffic() {
     // Nothing listens on this port: had the source tried to connect, the answer would be Unavailable.
     let mut c = direct_config(Slapd::shared());
-    c.url = format!("ldap://127.0.0.1:{}", crate::slapd::free_port());
+    // Bound but not listening, held until the end of the test: connections are refused.
+    let down = vestibule_tests::net::RefusingPort::new();
+    c.url = format!("ldap://{}", down.addr());
     let src = source(c);
     assert_rejected(
         sign_in(&src, "alice", "").await,

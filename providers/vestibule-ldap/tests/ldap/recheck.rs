@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use vestibule_core::{AuthSource, ExternalIdentity, RejectReason, SourceError, Subject};
 use vestibule_ldap::LdapSource;
 
-use crate::slapd::{free_port, Options, Slapd, GROUPS, PEOPLE, SVC_DN};
+use crate::slapd::{Options, Slapd, GROUPS, PEOPLE, SVC_DN};
 use crate::support::*;
 
 /// A person `uid={uid}` with password `{uid}-password`, plus any LDIF lines in `extra`.
@@ -200,7 +200,9 @@ async fn an_unreachable_directory_is_an_error_not_a_verdict() {
     still_there(&src, &who.subject, "back up").await;
 
     let mut c = search_config(&s);
-    c.url = format!("ldap://127.0.0.1:{}", free_port());
+    // Bound but not listening, held until the end of the test: connections are refused.
+    let down = vestibule_tests::net::RefusingPort::new();
+    c.url = format!("ldap://{}", down.addr());
     match recheck(&source(c), &who.subject).await {
         Err(SourceError::Unavailable(_)) => {}
         other => panic!("nothing listening: expected Unavailable, got {other:?}"),

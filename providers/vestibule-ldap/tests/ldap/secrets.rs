@@ -2,7 +2,7 @@
 
 use vestibule_core::SourceError;
 
-use crate::slapd::{free_port, Slapd, SVC_PASSWORD};
+use crate::slapd::{Slapd, SVC_PASSWORD};
 use crate::support::*;
 
 #[tokio::test]
@@ -48,7 +48,9 @@ async fn passwords_are_not_in_errors_or_logs() {
     errors.push(sign_in(&src, "alice", user_password).await.expect_err("wrong password"));
     errors.push(sign_in(&src, "nobody", user_password).await.expect_err("unknown"));
     let mut c = search_config(s);
-    c.url = format!("ldap://127.0.0.1:{}", free_port());
+    // Bound but not listening, held until the end of the test: connections are refused.
+    let down = vestibule_tests::net::RefusingPort::new();
+    c.url = format!("ldap://{}", down.addr());
     errors.push(sign_in(&source(c), "alice", user_password).await.expect_err("down"));
     let mut c = search_config(s);
     c.url = s.ldaps_url();

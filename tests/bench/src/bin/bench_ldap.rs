@@ -1,6 +1,6 @@
 //! LDAP sign-ins per second through `Broker::login_password`, next to `LdapSource` on its own and the bare LDAP
 //! operations a sign-in costs (ldap3), all measured in one run against one throwaway local slapd (the launcher of
-//! the LDAP tests, `tests/ldap/slapd.rs`; user `bench` of `tests/ldap/directory.ldif`).
+//! the LDAP tests, `vestibule_tests::ldap`; user `bench` of `tests/ldap/directory.ldif`).
 //!
 //! ```text
 //! bench_ldap [COUNT] [CONCURRENT_TASKS] [ROUNDS]
@@ -20,19 +20,16 @@
 //! Output: `ROW=VALUE` lines on stdout, `round=R scheme=S bare=.. source=.. broker=..` (sign-ins per second), then
 //! a summary (medians over the rounds). Traffic goes to 127.0.0.1 only; slapd stops when the launcher is dropped.
 
-#[path = "../../../ldap/slapd.rs"]
-mod slapd;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
-use slapd::{Options, Slapd, PEOPLE, SVC_DN, SVC_PASSWORD};
 use vestibule::{Broker, ClientInfo, LoginOutcome};
 use vestibule_bench::{arg, cpus, open_store, BenchResult};
 use vestibule_core::{PasswordFlow, SecretString, SourceId};
 use vestibule_ldap::{LdapConfig, LdapSource};
+use vestibule_tests::ldap::{Options, Slapd, PEOPLE, SVC_DN, SVC_PASSWORD};
 
 /// The benchmark's user in `tests/ldap/directory.ldif` (member of `staff`).
 const LOGIN: &str = "bench";
@@ -250,7 +247,7 @@ async fn main_inner() -> BenchResult<()> {
     if tasks == 0 || total < tasks || rounds == 0 {
         return Err("usage: bench_ldap [COUNT >= TASKS] [CONCURRENT_TASKS > 0] [ROUNDS > 0]".into());
     }
-    let db_dir = tempfile::Builder::new().prefix("vestibule-bench-ldap-").tempdir()?;
+    let db_dir = vestibule_tests::server::TempDir::new("vestibule-bench-ldap");
     let s = Slapd::start(Options::default());
     println!("cpus={}", cpus());
     println!("count={}", total / tasks * tasks);
@@ -268,7 +265,7 @@ async fn main_inner() -> BenchResult<()> {
     };
     let mut summary = Vec::new();
     for (scheme, t) in [("ldap", plain), ("ldaps", ldaps)] {
-        let rows = bench(scheme, &s, db_dir.path(), t, total, tasks, rounds).await?;
+        let rows = bench(scheme, &s, &db_dir.0, t, total, tasks, rounds).await?;
         summary.push((scheme, rows));
     }
     drop(s);

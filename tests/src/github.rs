@@ -1,9 +1,7 @@
 //! GitHub-shaped endpoints served in process (`/login/oauth/access_token`, `/api/user`, `/api/user/emails`) that
-//! check the client credentials and PKCE as GitHub does. Shared by this crate's GitHub tests and the `vestibule`
-//! binary's end-to-end tests (`crates/vestibule-server/tests/providers.rs`, included there with `#[path]`). The
-//! authorization page itself is played by the test: it reads the authorization URL and calls
-//! [`FakeGithub::grant`] for a code.
-#![allow(dead_code)]
+//! check the client credentials and PKCE as GitHub does. Used by vestibule-oidc's GitHub tests, the `vestibule`
+//! binary's end-to-end tests and the conformance run (feature `github`). The authorization page itself is played
+//! by the test: it reads the authorization URL and calls [`FakeGithub::grant`] for a code.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,8 +16,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use vestibule_core::CallbackParams;
 
+/// The client id the fake accepts.
 pub const CLIENT_ID: &str = "Iv1.testclient";
+/// The client secret the fake accepts.
 pub const CLIENT_SECRET: &str = "github-test-secret-5a4b3c2d1e";
 
 /// How the fake GitHub describes the person.
@@ -35,13 +36,16 @@ pub enum Account {
     StringId,
 }
 
+/// A code handed out by [`FakeGithub::grant`].
+#[derive(Debug)]
 pub struct Grant {
     pub challenge: String,
     pub account: Account,
     pub used: bool,
 }
 
-#[derive(Default)]
+/// The fake's state, for tests that look inside.
+#[derive(Debug, Default)]
 pub struct Shared {
     pub grants: Mutex<HashMap<String, Grant>>,
     pub tokens: Mutex<HashMap<String, Account>>,
@@ -50,6 +54,7 @@ pub struct Shared {
     pub token_hits: AtomicUsize,
 }
 
+/// Locks, surviving a panicked holder (a failed test must not fail the next one).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -123,6 +128,7 @@ async fn emails(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
 }
 
 /// The fake GitHub; its server task stops on drop.
+#[derive(Debug)]
 pub struct FakeGithub {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
@@ -139,6 +145,7 @@ impl Drop for FakeGithub {
 impl FakeGithub {
     /// Serves the endpoints on a free loopback port, on the current tokio runtime.
     pub async fn start() -> FakeGithub {
+        // Bound here and handed to the server: the address is known and held before anything connects.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let shared = Arc::new(Shared::default());
@@ -165,5 +172,42 @@ impl FakeGithub {
             },
         );
         code
+    }
+}
+
+impl FakeGithub {
+    /// The `authorize_url`, `token_url` and `api_base_url` lines of a `kind = "github"` source's TOML that point
+    /// it at this fake.
+    pub fn endpoints_toml(&self) -> String {
+        let b = &self.base;
+        format!(
+            "authorize_url = \"{b}/login/oauth/authorize\"\ntoken_url = \"{b}/login/oauth/access_token\"\n\
+             api_base_url = \"{b}/api/\"\n"
+        )
+    }
+
+    /// Plays GitHub's authorization page for `account`: checks the request as GitHub would see it (this fake's
+    /// authorize URL, our client id, `callback` as redirect_uri, both scopes, a long state, a PKCE S256
+    /// challenge), grants a code for the challenge, and returns what GitHub sends to the callback.
+    pub fn authorize(&self, authorize_url: &str, callback: &str, account: Account) -> CallbackParams {
+        let url = url::Url::parse(authorize_url).expect("authorize url");
+        assert!(
+            url.as_str()
+                .starts_with(&format!("{}/login/oauth/authorize?", self.base)),
+            "{url}"
+        );
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q.get("code_challenge_method").map(String::as_str), Some("S256"));
+        assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
+        assert_eq!(q.get("redirect_uri").map(String::as_str), Some(callback));
+        assert_eq!(q.get("scope").map(String::as_str), Some("read:user user:email"));
+        assert!(q.get("state").is_some_and(|s| s.len() >= 43));
+        assert!(q.get("code_challenge").is_some_and(|s| s.len() == 43));
+        let code = self.grant(&q["code_challenge"], account);
+        CallbackParams {
+            state: q.get("state").cloned().map(Into::into),
+            code: Some(code.into()),
+            ..CallbackParams::default()
+        }
     }
 }

@@ -1,11 +1,11 @@
-//! Starts the real OpenID provider (`tests/oidc-provider/server.mjs`, panva/oidc-provider) on loopback and drives
-//! its login and consent forms the way a browser would. Shared by the integration tests and the benchmark.
-#![allow(dead_code)]
+//! The real OpenID provider (`tests/oidc-provider/server.mjs`, panva/oidc-provider) started on loopback, and a
+//! client that drives its login and consent forms the way a browser would. Used by vestibule-oidc's tests and
+//! benchmark, the `vestibule` binary's end-to-end tests and the conformance run.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,70 +13,144 @@ use vestibule_core::CallbackParams;
 
 /// The provider's directory in the workspace.
 pub fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc-provider")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("oidc-provider")
 }
 
 /// A running `node server.mjs`; killed (and reaped) on drop, so no test leaves a stray node behind. Its stdin is
 /// a pipe held by this process: if the test binary dies without running destructors, the pipe closes and the
 /// server exits by itself.
+#[derive(Debug)]
 pub struct NodeProvider {
     child: Child,
+    // Held open: closing it stops the provider.
+    _stdin: ChildStdin,
     /// `http://127.0.0.1:PORT`.
     pub issuer: String,
 }
 
 /// What the provider is started with.
+#[derive(Debug, Clone, Copy)]
 pub struct NodeOptions<'a> {
     pub client_id: &'a str,
     pub client_secret: &'a str,
+    /// The broker's callback URL. Ignored by [`NodeProvider::listen`], which takes it later.
     pub redirect_uri: &'a str,
     /// `id_token` or `userinfo` (email/profile claims only at the userinfo endpoint).
     pub claims_in: &'a str,
-    /// 0: any free port.
+    /// 0 (the normal case): the provider binds port 0 and prints the port it got. A fixed port only for a test
+    /// that configured a source with the address before the provider existed ("down, then up"); see
+    /// [`crate::net::RefusingPort::release`].
     pub port: u16,
 }
 
+/// A provider that listens (so its issuer is known) but waits for the broker's callback URL before it serves: for
+/// a test that must configure a broker with the issuer before the broker, and so its callback URL, exists. Dropped
+/// without [`ListeningProvider::serve`], it closes the provider's stdin, and the provider exits.
+#[derive(Debug)]
+pub struct ListeningProvider {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    /// `http://127.0.0.1:PORT`.
+    pub issuer: String,
+}
+
+fn spawn(opts: NodeOptions<'_>, redirect_uri: &str) -> (Child, ChildStdin, mpsc::Receiver<String>) {
+    let dir = provider_dir();
+    assert!(
+        dir.join("node_modules/oidc-provider/package.json").is_file(),
+        "the test OpenID provider is not installed: run tests/oidc-provider/install.sh (needs node and npm) \
+         and run the tests again"
+    );
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env("OP_PORT", opts.port.to_string())
+        .env("OP_CLIENT_ID", opts.client_id)
+        .env("OP_CLIENT_SECRET", opts.client_secret)
+        .env("OP_REDIRECT_URI", redirect_uri)
+        .env("OP_CLAIMS_IN", opts.claims_in)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `node` (install Node.js 20+): {e}"));
+    let stdout = child.stdout.take().expect("stdout piped");
+    let stdin = child.stdin.take().expect("stdin piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// Waits for `PREFIX <issuer>` on the provider's stdout.
+fn expect_line(child: &mut Child, lines: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let line = match lines.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the OpenID provider did not print `{prefix}` within 30 s (did it fail to bind its port?)");
+        }
+    };
+    match line.trim().strip_prefix(prefix) {
+        Some(issuer) => issuer.trim().to_owned(),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("unexpected provider output: {line:?}");
+        }
+    }
+}
+
 impl NodeProvider {
+    /// Starts the provider and waits until it serves.
     pub fn start(opts: NodeOptions<'_>) -> NodeProvider {
-        let dir = provider_dir();
-        assert!(
-            dir.join("node_modules/oidc-provider/package.json").is_file(),
-            "the test OpenID provider is not installed: run tests/oidc-provider/install.sh (needs node and npm) \
-             and run the tests again"
-        );
-        let mut child = Command::new("node")
-            .arg("server.mjs")
-            .current_dir(&dir)
-            .env("OP_PORT", opts.port.to_string())
-            .env("OP_CLIENT_ID", opts.client_id)
-            .env("OP_CLIENT_SECRET", opts.client_secret)
-            .env("OP_REDIRECT_URI", opts.redirect_uri)
-            .env("OP_CLAIMS_IN", opts.claims_in)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `node` (install Node.js 20+): {e}"));
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut provider = NodeProvider {
+        let (mut child, stdin, lines) = spawn(opts, opts.redirect_uri);
+        let issuer = expect_line(&mut child, &lines, "OIDC_PROVIDER_READY ");
+        NodeProvider {
             child,
-            issuer: String::new(),
-        };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the OpenID provider did not start within 30 s");
-        provider.issuer = line
-            .trim()
-            .strip_prefix("OIDC_PROVIDER_READY ")
-            .unwrap_or_else(|| panic!("unexpected provider output: {line:?}"))
-            .to_owned();
-        provider
+            _stdin: stdin,
+            issuer,
+        }
+    }
+
+    /// Starts the provider up to the point where it listens; [`ListeningProvider::serve`] then gives it the
+    /// callback URL. `opts.redirect_uri` is not used.
+    pub fn listen(opts: NodeOptions<'_>) -> ListeningProvider {
+        let (mut child, stdin, lines) = spawn(opts, "-");
+        let issuer = expect_line(&mut child, &lines, "OIDC_PROVIDER_LISTENING ");
+        ListeningProvider {
+            child,
+            stdin,
+            lines,
+            issuer,
+        }
+    }
+}
+
+impl ListeningProvider {
+    /// Registers `redirect_uri` as the client's only callback and waits until the provider serves.
+    pub fn serve(self, redirect_uri: &str) -> NodeProvider {
+        let ListeningProvider {
+            mut child,
+            mut stdin,
+            lines,
+            issuer: listening,
+        } = self;
+        writeln!(stdin, "{redirect_uri}").expect("hand the callback URL to the provider");
+        let issuer = expect_line(&mut child, &lines, "OIDC_PROVIDER_READY ");
+        assert_eq!(issuer, listening, "the provider moved");
+        NodeProvider {
+            child,
+            _stdin: stdin,
+            issuer,
+        }
     }
 }
 
@@ -198,14 +272,6 @@ pub fn callback_params(url: &reqwest::Url) -> CallbackParams {
     }
     params.extra = extra;
     params
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A secret in a temporary environment variable, as deployments pass `client_secret_env`.

@@ -1,21 +1,18 @@
 //! A throwaway OpenLDAP `slapd` for tests and benchmarks: its own config, data folder, certificates and loopback
-//! ports, loaded with `tests/ldap/directory.ldif`.
+//! ports, loaded with `tests/ldap/directory.ldif`. Used by the LDAP provider's tests and example, the `vestibule`
+//! binary's end-to-end tests, the LDAP benchmark and the conformance run, so all run against the same server setup.
+//! It never skips: when slapd is not installed it panics with the command that installs it.
 //!
-//! Included with `#[path = ".../tests/ldap/slapd.rs"] mod slapd;` by the LDAP provider's tests and its
-//! benchmark, so both run against the same server setup. It never skips: when slapd is not installed it panics
-//! with the command that installs it.
-//!
-//! Lifetime: slapd runs in the foreground under `run-slapd.sh`, which stops it as soon as our end of its
+//! Lifetime: slapd runs in the foreground under `tests/ldap/run-slapd.sh`, which stops it as soon as our end of its
 //! standard-input pipe closes: on [`Slapd::stop`], on drop, or when the test process exits or dies (the kernel
 //! closes the pipe). That is what lets [`Slapd::shared`] live in a `static` that is never dropped without leaving
 //! a stray slapd behind.
-
-#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -63,10 +60,13 @@ pub struct Slapd {
     pub ldaps_port: Option<u16>,
     child: Option<Child>,
     stdin: Option<ChildStdin>,
+    /// Reads of the bind counter so far: each is a bind of its own, left out of what [`Slapd::binds`] returns.
+    counter_reads: AtomicU64,
 }
 
-fn support_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ldap")
+/// `tests/ldap` in the workspace: the config template, schema, fixtures and scripts.
+pub fn support_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ldap")
 }
 
 fn find_slapd() -> PathBuf {
@@ -98,10 +98,14 @@ fn require_tool(name: &str) {
     }
 }
 
-/// A port nobody listens on right now (the kernel's pick). Racy by nature; [`Slapd::start`] retries.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+/// A port to offer slapd. slapd binds the ports named in its `-h` URLs itself and cannot be handed a listener, and
+/// with two URLs on port 0 we could not tell which port is which; so this is the kernel's pick of a free port,
+/// released at once, and [`Slapd::launch`] starts again on fresh ports when slapd reports it could not bind
+/// (another process took the port in between). For slapd only: never use a port from here for a server that
+/// cannot retry.
+fn candidate_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local address").port()
 }
 
 impl Slapd {
@@ -151,12 +155,8 @@ impl Slapd {
         }
         // Kept on disk by us; run-slapd.sh removes it when the server stops for good, which also covers a test
         // process killed before any destructor runs.
-        let dir = tempfile::Builder::new()
-            .prefix("vestibule-slapd-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let dir = std::env::temp_dir().join(format!("vestibule-slapd-{}", crate::random_suffix()));
+        std::fs::create_dir_all(dir.join("data")).expect("create the slapd folder");
         if opts.tls {
             let status = Command::new("sh")
                 .arg(support_dir().join("gen-cert.sh"))
@@ -192,19 +192,22 @@ impl Slapd {
             ldaps_port: if opts.tls { Some(0) } else { None },
             child: None,
             stdin: None,
+            counter_reads: AtomicU64::new(0),
         }
     }
 
-    /// Starts slapd on fresh ports (first start) or on the same ports again (restart), and waits until it
+    /// Starts slapd on fresh ports (first start, retried on fresh ports when a bind fails) or on the same ports
+    /// again (restart: the ports are part of the configuration the test already handed out, so no retry; the
+    /// window in which another process could take them is the test's stop-to-restart pause), and waits until it
     /// answers.
     fn launch(&mut self) {
         let first = self.ldap_port == 0;
         let mut last_log = String::new();
         for _attempt in 0..5 {
             if first {
-                self.ldap_port = free_port();
+                self.ldap_port = candidate_port();
                 if self.ldaps_port.is_some() {
-                    self.ldaps_port = Some(free_port());
+                    self.ldaps_port = Some(candidate_port());
                 }
             }
             let mut urls = format!("ldap://127.0.0.1:{}/", self.ldap_port);
@@ -305,6 +308,44 @@ impl Slapd {
         child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
         let status = child.wait().unwrap();
         assert!(status.success(), "{tool} failed: {err}");
+    }
+
+    /// How many binds this server has completed, from its monitor backend (`cn=Bind,cn=Operations,cn=Monitor`),
+    /// leaving out the binds made to read it: a structural measure of the work a source does per sign-in.
+    pub fn binds(&self) -> u64 {
+        let out = Command::new("ldapsearch")
+            .args([
+                "-x",
+                "-LLL",
+                "-H",
+                &self.ldap_url(),
+                "-D",
+                ADMIN_DN,
+                "-w",
+                ADMIN_PASSWORD,
+            ])
+            .args([
+                "-b",
+                "cn=Bind,cn=Operations,cn=Monitor",
+                "-s",
+                "base",
+                "monitorOpCompleted",
+            ])
+            .output()
+            .expect("run ldapsearch");
+        assert!(
+            out.status.success(),
+            "ldapsearch on cn=Monitor failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let reads = self.counter_reads.fetch_add(1, Ordering::SeqCst) + 1;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let completed: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("monitorOpCompleted: "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no monitorOpCompleted in {text}"));
+        completed - reads
     }
 
     /// Stops slapd and waits until it is gone; the data stays for [`Slapd::restart`].
