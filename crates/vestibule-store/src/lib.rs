@@ -36,7 +36,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
 pub use accounts::{Account, IdentityRecord, NewLocalAccount};
-pub use audit::{AuditEvent, AuditRecord};
+pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use database_url::DatabaseUrl;
 pub use error::StoreError;
 pub use linking::{PendingLink, Unlinked};

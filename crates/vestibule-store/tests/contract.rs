@@ -13,8 +13,8 @@ use vestibule_core::{
 };
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
 use vestibule_store::{
-    AuditEvent, Backend, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError, StoreOptions,
-    Unlinked,
+    AuditEvent, AuditKind, Backend, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError,
+    StoreOptions, Unlinked,
 };
 use vestibule_tests::pg::TempDatabase;
 
@@ -367,15 +367,14 @@ async fn pending_flows_are_single_use(store: Store) {
 }
 
 async fn audit_log_is_append_only(store: Store) {
-    for event in ["login_failure", "login_success"] {
+    for kind in [AuditKind::LoginFailure, AuditKind::LoginSuccess] {
         store
             .audit(
                 NOW,
                 &AuditEvent {
-                    event,
                     source: Some("local"),
                     ip: Some("127.0.0.1"),
-                    ..Default::default()
+                    ..AuditEvent::of(kind)
                 },
             )
             .await

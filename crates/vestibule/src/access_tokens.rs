@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use vestibule_core::SecretString;
-use vestibule_store::{AccessToken, AuditEvent, StoreError};
+use vestibule_store::{AccessToken, AuditEvent, AuditKind, StoreError};
 
 use crate::broker::Grant;
 use crate::secret::{hash_token, hex_of, plausible};
@@ -105,11 +105,10 @@ impl Broker {
             })
             .await?;
         self.audit(&AuditEvent {
-            event: "token_created",
             account_id: Some(session.account_id.as_str()),
             ip: client.ip.as_deref(),
             detail: Some(&id),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::TokenCreated)
         })
         .await;
         Ok(NewToken {
@@ -126,11 +125,10 @@ impl Broker {
         };
         self.forget(&[hash]).await;
         self.audit(&AuditEvent {
-            event: "token_revoked",
             account_id: Some(session.account_id.as_str()),
             ip: client.ip.as_deref(),
             detail: Some(id),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::TokenRevoked)
         })
         .await;
         Ok(())

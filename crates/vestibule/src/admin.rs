@@ -3,7 +3,7 @@
 //! layer over these, so the rules (resolution order, never guessing between accounts) live here once.
 
 use vestibule_core::{AccountId, SourceId, Subject};
-use vestibule_store::{Account, AuditEvent, NewLocalAccount};
+use vestibule_store::{Account, AuditEvent, AuditKind, NewLocalAccount};
 
 use crate::{AccountView, Broker, BrokerError};
 
@@ -150,14 +150,13 @@ impl Broker {
             return Ok(None);
         }
         self.audit(&AuditEvent {
-            event: if disabled {
-                "account_disabled"
-            } else {
-                "account_enabled"
-            },
             account_id: Some(account.as_str()),
             detail: Some(detail),
-            ..Default::default()
+            ..AuditEvent::of(if disabled {
+                AuditKind::AccountDisabled
+            } else {
+                AuditKind::AccountEnabled
+            })
         })
         .await;
         Ok(Some(sessions))
@@ -169,12 +168,11 @@ impl Broker {
     pub async fn create_local_account(&self, new: &NewLocalAccount, detail: &str) -> Result<AccountId, BrokerError> {
         let id = self.store.create_local_account(new, self.now()).await?;
         self.audit(&AuditEvent {
-            event: "account_created",
             account_id: Some(id.as_str()),
             source: Some(new.source.as_str()),
             subject: Some(id.as_str()),
             detail: Some(detail),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::AccountCreated)
         })
         .await;
         Ok(id)

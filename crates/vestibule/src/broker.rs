@@ -6,7 +6,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use rand::RngCore;
 use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, Subject, SystemClock, Timestamp};
-use vestibule_store::{AuditEvent, SessionRecord, Store};
+use vestibule_store::{AuditEvent, AuditKind, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
 use crate::secret::{hash_token, hex_of, plausible};
@@ -450,12 +450,11 @@ impl Broker {
                 self.forget(&ended).await;
                 tracing::info!(account = %account, source = %grant.source, "identity no longer admitted by its source: sessions ended");
                 self.audit(&AuditEvent {
-                    event: "identity_rechecked",
                     account_id: Some(account.as_str()),
                     source: Some(grant.source.as_str()),
                     subject: Some(grant.subject.as_str()),
                     detail: Some("gone_or_not_admitted: sessions, series and tokens ended"),
-                    ..Default::default()
+                    ..AuditEvent::of(AuditKind::IdentityRechecked)
                 })
                 .await;
                 Ok(false)
@@ -500,11 +499,10 @@ impl Broker {
                 tracing::info!(account = %session.account_id, ip = ?shown_ip, "session used from another client: ended");
                 self.end_session_by_key(&session.key).await?;
                 self.audit(&AuditEvent {
-                    event: "session_client_changed",
                     account_id: Some(session.account_id.as_str()),
                     ip: shown_ip.as_deref(),
                     detail: Some("strong: session ended"),
-                    ..Default::default()
+                    ..AuditEvent::of(AuditKind::SessionClientChanged)
                 })
                 .await;
                 Ok(false)
@@ -513,11 +511,10 @@ impl Broker {
                 if !session.stale.swap(true, Ordering::Relaxed) {
                     self.store.mark_session_stale(&hash).await?;
                     self.audit(&AuditEvent {
-                        event: "session_client_changed",
                         account_id: Some(session.account_id.as_str()),
                         ip: shown_ip.as_deref(),
                         detail: Some("basic: session no longer fresh"),
-                        ..Default::default()
+                        ..AuditEvent::of(AuditKind::SessionClientChanged)
                     })
                     .await;
                 }
@@ -537,11 +534,10 @@ impl Broker {
         self.end_session_by_key(&key).await?;
         if let Some(rec) = &record {
             self.audit(&AuditEvent {
-                event: "logout",
                 account_id: Some(rec.account_id.as_str()),
                 source: Some(rec.source.as_str()),
                 ip: client.ip.as_deref(),
-                ..Default::default()
+                ..AuditEvent::of(AuditKind::Logout)
             })
             .await;
         }
@@ -626,7 +622,7 @@ impl Broker {
     /// Appends to the audit log. A failure to audit is logged loudly but does not fail the request that caused it.
     pub async fn audit(&self, event: &AuditEvent<'_>) {
         if let Err(e) = self.store.audit(self.clock.now(), event).await {
-            tracing::error!(error = %e, event = event.event, "could not write the audit log");
+            tracing::error!(error = %e, event = event.event.as_str(), "could not write the audit log");
         }
     }
 

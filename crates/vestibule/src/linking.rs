@@ -4,7 +4,7 @@
 
 use secrecy::SecretString;
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject};
-use vestibule_store::{AuditEvent, StoreError, Unlinked};
+use vestibule_store::{AuditEvent, AuditKind, StoreError, Unlinked};
 
 use crate::secret::{hash_token, hex_of};
 use crate::{ActiveSession, Broker, BrokerError, ClientInfo, LoginError, LoginOutcome, RedirectBegin, SecretToken};
@@ -165,7 +165,7 @@ impl Broker {
         account: &AccountId,
         client: &ClientInfo,
     ) -> Result<(), LoginError> {
-        let audit = |event: &'static str, detail: Option<&'static str>| AuditEvent {
+        let audit = |event: AuditKind, detail: Option<&'static str>| AuditEvent {
             event,
             account_id: Some(account.as_str()),
             source: Some(identity.source.as_str()),
@@ -175,7 +175,7 @@ impl Broker {
         };
         match self.store.link_identity(identity, account, self.now()).await {
             Ok(()) => {
-                self.audit(&audit("identity_linked", None)).await;
+                self.audit(&audit(AuditKind::IdentityLinked, None)).await;
                 Ok(())
             }
             Err(StoreError::Conflict(_)) => {
@@ -183,8 +183,11 @@ impl Broker {
                 if owner.is_some_and(|o| &o.account_id == account) {
                     return Ok(());
                 }
-                self.audit(&audit("link_refused", Some("identity_linked_to_another_account")))
-                    .await;
+                self.audit(&audit(
+                    AuditKind::LinkRefused,
+                    Some("identity_linked_to_another_account"),
+                ))
+                .await;
                 Err(LoginError::AlreadyLinked)
             }
             Err(e) => Err(e.into()),
@@ -214,12 +217,12 @@ impl Broker {
             Unlinked::Done { ended } => {
                 self.forget(&ended).await;
                 self.audit(&AuditEvent {
-                    event: "identity_unlinked",
                     account_id: Some(session.account_id.as_str()),
                     source: Some(source.as_str()),
                     subject: Some(subject.as_str()),
                     ip: client.ip.as_deref(),
                     detail: None,
+                    ..AuditEvent::of(AuditKind::IdentityUnlinked)
                 })
                 .await;
                 Ok(())

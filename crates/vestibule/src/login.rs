@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use vestibule_core::{
     AccountId, CallbackParams, ExternalIdentity, Flow, PendingRedirect, RejectReason, SourceError, SourceId,
 };
-use vestibule_store::{AuditEvent, PendingLink, PendingRecord, StoreError};
+use vestibule_store::{AuditEvent, AuditKind, PendingLink, PendingRecord, StoreError};
 
 use crate::linking::LinkRequired;
 use crate::secret::{hash_token, hex_of};
@@ -283,11 +283,10 @@ impl Broker {
             None => why.to_owned(),
         };
         self.audit(&AuditEvent {
-            event: "login_failure",
             source: Some(source.as_str()),
             ip: client.ip.as_deref(),
             detail: Some(&detail),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::LoginFailure)
         })
         .await;
     }
@@ -334,12 +333,11 @@ impl Broker {
             .create_session_proven(&account, proven, client, previous_session)
             .await?;
         self.audit(&AuditEvent {
-            event: "login_success",
             account_id: Some(account.as_str()),
             source: Some(identity.source.as_str()),
             subject: Some(identity.subject.as_str()),
             ip: client.ip.as_deref(),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::LoginSuccess)
         })
         .await;
         Ok(LoginOutcome::SignedIn(session))
@@ -401,11 +399,10 @@ impl Broker {
                 })
                 .await?;
             self.audit(&AuditEvent {
-                event: "link_required",
                 source: Some(identity.source.as_str()),
                 subject: Some(identity.subject.as_str()),
                 ip: client.ip.as_deref(),
-                ..Default::default()
+                ..AuditEvent::of(AuditKind::LinkRequired)
             })
             .await;
             return Ok(Resolution::Link(LinkRequired {
@@ -439,12 +436,11 @@ impl Broker {
         {
             Ok(account) => {
                 self.audit(&AuditEvent {
-                    event: "account_created",
                     account_id: Some(account.as_str()),
                     source: Some(identity.source.as_str()),
                     subject: Some(identity.subject.as_str()),
                     ip: client.ip.as_deref(),
-                    ..Default::default()
+                    ..AuditEvent::of(AuditKind::AccountCreated)
                 })
                 .await;
                 Ok(account)

@@ -7,7 +7,7 @@
 
 use subtle::ConstantTimeEq;
 use vestibule_core::{AccountId, SecretString, Timestamp};
-use vestibule_store::{AuditEvent, RememberSeries};
+use vestibule_store::{AuditEvent, AuditKind, RememberSeries};
 
 use crate::secret::{hash_token, hex_of, plausible};
 use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};
@@ -136,12 +136,11 @@ impl Broker {
             .create_session_proven(&rec.account_id, proven, client, None)
             .await?;
         self.audit(&AuditEvent {
-            event: "session_restored",
             account_id: Some(rec.account_id.as_str()),
             source: Some(rec.source.as_str()),
             ip: client.ip.as_deref(),
             detail: Some("remember_me"),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::SessionRestored)
         })
         .await;
         Ok(session)
@@ -155,12 +154,11 @@ impl Broker {
         }
         tracing::warn!(account = %rec.account_id, ip = ?client.ip, "remember-me token reuse: cookie theft assumed");
         self.audit(&AuditEvent {
-            event: "remember_theft",
             account_id: Some(rec.account_id.as_str()),
             source: Some(rec.source.as_str()),
             ip: client.ip.as_deref(),
             detail: Some("old token of a live series; all sessions and series revoked"),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::RememberTheft)
         })
         .await;
         Ok(())

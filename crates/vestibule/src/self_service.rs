@@ -3,7 +3,7 @@
 
 use secrecy::SecretString;
 use vestibule_core::{PasswordChangeError, Timestamp};
-use vestibule_store::{AuditEvent, StoreError};
+use vestibule_store::{AuditEvent, AuditKind, StoreError};
 
 use crate::{ActiveSession, Broker, BrokerError, ClientInfo};
 
@@ -90,11 +90,10 @@ impl Broker {
             Revoke::All => "all",
         };
         self.audit(&AuditEvent {
-            event: "sessions_revoked",
             account_id: Some(account.as_str()),
             ip: client.ip.as_deref(),
             detail: Some(detail),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::SessionsRevoked)
         })
         .await;
         Ok(ended.len())
@@ -127,11 +126,10 @@ impl Broker {
         if let Err(e) = changer.change_password(account, current, new).await {
             if matches!(e, PasswordChangeError::WrongCurrent) {
                 self.audit(&AuditEvent {
-                    event: "password_change_failed",
                     account_id: Some(account.as_str()),
                     ip: client.ip.as_deref(),
                     detail: Some("wrong_current_password"),
-                    ..Default::default()
+                    ..AuditEvent::of(AuditKind::PasswordChangeFailed)
                 })
                 .await;
             }
@@ -149,10 +147,9 @@ impl Broker {
         };
         let renewed = self.create_session_proven(account, proven, client, None).await?;
         self.audit(&AuditEvent {
-            event: "password_changed",
             account_id: Some(account.as_str()),
             ip: client.ip.as_deref(),
-            ..Default::default()
+            ..AuditEvent::of(AuditKind::PasswordChanged)
         })
         .await;
         Ok(PasswordChanged {
