@@ -1,9 +1,12 @@
 //! Vestibule for axum: the only crate that knows HTTP.
 //!
 //! * [`router`] serves the broker's pages and endpoints (`/login`, `/login/{source}`, `/callback/{source}`,
-//!   `/logout`, `/account`, `/me`, `/healthz`); nest it wherever you like (`/auth`).
-//! * [`SessionLayer`] resolves the session cookie once per request for your own routes.
-//! * [`RequireUser`] and [`CurrentUser`] hand the signed-in account to your handlers; `RequireUser` redirects a
+//!   `/logout`, `/account`, `/me`, `/healthz`, `/verify`); [`Vestibule::nest_into`] nests it at the path of the
+//!   broker's base URL, the one place the mount path is given.
+//! * [`SessionLayer`] authenticates each request once for your own routes, through
+//!   [`vestibule::Broker::authenticate`].
+//! * [`RequireUser`], [`CurrentUser`], [`RequireFresh`] and [`RequireScope`] hand who is signed in (a
+//!   [`vestibule::Principal`]: a browser session or an access token) to your handlers; `RequireUser` redirects a
 //!   browser to the login page and answers 401 JSON to an API client.
 //!
 //! ```no_run
@@ -11,13 +14,12 @@
 //! use vestibule_axum::{HttpSettings, RequireUser, Vestibule};
 //!
 //! # async fn demo(broker: std::sync::Arc<vestibule::Broker>) {
-//! let auth = Vestibule::new(broker, HttpSettings { mount: "/auth".into(), ..HttpSettings::default() });
-//! let app: Router = Router::new()
-//!     .route("/", get(|RequireUser(user): RequireUser| async move {
-//!         format!("Hello, {}", user.display_name.as_deref().unwrap_or("you"))
-//!     }))
-//!     .nest("/auth", vestibule_axum::router(auth.clone()))
-//!     .layer(auth.layer());
+//! // The broker was built with the base URL `https://app.example.com/auth`: its routes go under `/auth`.
+//! let auth = Vestibule::new(broker, HttpSettings::default());
+//! let app = Router::new().route("/", get(|RequireUser(user): RequireUser| async move {
+//!     format!("Hello, {}", user.display_name.as_deref().unwrap_or("you"))
+//! }));
+//! let app: Router = auth.nest_into(app).layer(auth.layer());
 //! # let _ = app; }
 //! ```
 
