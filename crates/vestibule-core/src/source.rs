@@ -77,13 +77,26 @@ pub trait RedirectFlow: Send + Sync {
     ) -> Result<ExternalIdentity, SourceError>;
 }
 
-/// The start of a redirect sign-in: where to send the browser, and what to keep until it comes back.
-#[derive(Debug)]
+/// The start of a redirect sign-in: where to send the browser, and what to keep until it comes back. `Debug`
+/// shows the authorization URL without its query (which carries this sign-in's `state`).
 pub struct RedirectStart {
     /// The provider's authorization URL with `state`, `nonce` and the PKCE challenge in it.
     pub authorize_url: String,
     /// Kept server-side by the broker until the callback.
     pub pending: PendingRedirect,
+}
+
+impl std::fmt::Debug for RedirectStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match self.authorize_url.split_once('?') {
+            Some((base, _)) => format!("{base}?…"),
+            None => self.authorize_url.clone(),
+        };
+        f.debug_struct("RedirectStart")
+            .field("authorize_url", &shown)
+            .field("pending", &self.pending)
+            .finish()
+    }
 }
 
 /// Per-transaction secrets of a redirect sign-in (`state`, and inside `data` the nonce and PKCE verifier). The
@@ -134,5 +147,21 @@ mod tests {
         assert!(!shown.contains("state-8d1f0c"), "{shown}");
         assert!(!shown.contains("code-5be93a"), "{shown}");
         assert!(shown.contains("access_denied"), "{shown}");
+    }
+
+    #[test]
+    fn redirect_start_debug_hides_the_query() {
+        let start = RedirectStart {
+            authorize_url: "https://idp.example.com/authorize?state=st-41c9&nonce=no-77a2&code_challenge=cc".into(),
+            pending: PendingRedirect {
+                state: "st-41c9".into(),
+                data: "{\"nonce\":\"no-77a2\"}".into(),
+            },
+        };
+        let shown = format!("{start:?}");
+        assert!(shown.contains("https://idp.example.com/authorize?…"), "{shown}");
+        for secret in ["st-41c9", "no-77a2", "code_challenge"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 }
