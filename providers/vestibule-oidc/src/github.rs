@@ -185,13 +185,20 @@ impl GithubSource {
             Err(SourceError::Protocol(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let emails: Vec<GithubEmail> =
-            serde_json::from_slice(&fetched.body).map_err(|_| protocol("github emails: unexpected response"))?;
-        Ok(emails
-            .into_iter()
-            .find(|e| e.primary == Value::Bool(true) && e.verified == Value::Bool(true))
-            .map(|e| e.email))
+        primary_verified(&fetched.body)
     }
+}
+
+/// The primary, verified address in GitHub's `/user/emails` answer. Parsed strictly: `{"verified": false,
+/// "verified": true}` must not read as verified to one parser and not to another.
+fn primary_verified(body: &[u8]) -> Result<Option<String>, SourceError> {
+    let unexpected = |_| protocol("github emails: unexpected response");
+    let emails: Vec<GithubEmail> = serde_json::from_value(crate::json::parse_value(body).map_err(unexpected)?)
+        .map_err(|_| protocol("github emails: unexpected response"))?;
+    Ok(emails
+        .into_iter()
+        .find(|e| e.primary == Value::Bool(true) && e.verified == Value::Bool(true))
+        .map(|e| e.email))
 }
 
 impl AuthSource for GithubSource {
@@ -231,5 +238,30 @@ impl RedirectFlow for GithubSource {
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError> {
         finish_logged!(self, "GitHub", self.finish_inner(pending, callback, params))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn only_a_primary_verified_address_counts_and_duplicates_are_refused() {
+        let ok = br#"[{"email":"a@example.com","primary":false,"verified":true},
+                      {"email":"b@example.com","primary":true,"verified":true}]"#;
+        assert_eq!(primary_verified(ok).unwrap().as_deref(), Some("b@example.com"));
+        let unverified = br#"[{"email":"b@example.com","primary":true,"verified":false}]"#;
+        assert_eq!(primary_verified(unverified).unwrap(), None);
+        // A generic reader (serde_json's `Value`) keeps the last "verified" (true) and would vouch for this address;
+        // it is refused here however the answer is read afterwards.
+        let twice = br#"[{"email":"victim@example.com","primary":true,"verified":false,"verified":true}]"#;
+        let lenient: Value = serde_json::from_slice(twice).unwrap();
+        assert_eq!(
+            lenient[0]["verified"],
+            Value::Bool(true),
+            "a lenient reader takes the last one"
+        );
+        assert!(matches!(primary_verified(twice), Err(SourceError::Protocol(_))));
     }
 }

@@ -117,11 +117,34 @@ pub(crate) async fn get_json_object(
     parse_object(what, &fetched.body)
 }
 
-/// Parses a JSON object.
+/// Parses a JSON object strictly: a member named twice anywhere (which parsers resolve differently, first or last
+/// wins) is refused like malformed JSON, so no two readers of one answer can disagree on what it says.
 pub(crate) fn parse_object(what: &str, body: &[u8]) -> Result<serde_json::Map<String, Value>, SourceError> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(protocol(format!("{what}: response is not a JSON object"))),
+    match crate::json::parse_object(body) {
+        Ok(map) => Ok(map),
+        Err(crate::json::JsonError::NotAnObject) => Err(protocol(format!("{what}: response is not a JSON object"))),
+        Err(crate::json::JsonError::DuplicateName) => Err(protocol(format!("{what}: a member is named twice"))),
         Err(_) => Err(protocol(format!("{what}: response is not JSON"))),
+    }
+}
+
+#[cfg(test)]
+mod strict_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn provider_objects_naming_a_member_twice_are_refused() {
+        assert!(parse_object("userinfo", br#"{"sub":"1","email":"a@example.com"}"#).is_ok());
+        for body in [
+            &br#"{"sub":"1","sub":"2"}"#[..],
+            br#"{"sub":"1","address":{"country":"x","country":"y"}}"#,
+        ] {
+            assert!(matches!(parse_object("userinfo", body), Err(SourceError::Protocol(_))));
+        }
+        assert!(matches!(
+            parse_object("userinfo", b"[1]"),
+            Err(SourceError::Protocol(_))
+        ));
     }
 }

@@ -28,6 +28,15 @@ pub(crate) enum JsonError {
 
 /// Parses `bytes` as one JSON object, refusing a member name that appears twice in any object inside it.
 pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
+    match parse_value(bytes)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(JsonError::NotAnObject),
+    }
+}
+
+/// Parses `bytes` as one JSON value of any kind (an array of objects, say), refusing a member name that appears
+/// twice in any object inside it.
+pub(crate) fn parse_value(bytes: &[u8]) -> Result<Value, JsonError> {
     let duplicate = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let parsed = Strict { duplicate: &duplicate }
@@ -37,11 +46,7 @@ pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError
     if duplicate.get() {
         return Err(JsonError::DuplicateName);
     }
-    match parsed {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(JsonError::NotAnObject),
-        Err(_) => Err(JsonError::Malformed),
-    }
+    parsed.map_err(|_| JsonError::Malformed)
 }
 
 /// Builds a [`Value`] as `serde_json`'s own visitor does, except that a repeated name in an object stops the
