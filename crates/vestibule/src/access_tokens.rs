@@ -7,7 +7,7 @@ use std::sync::Arc;
 use vestibule_core::SecretString;
 use vestibule_store::{AccessToken, AuditEvent, AuditKind, StoreError};
 
-use crate::broker::Grant;
+use crate::broker::Touch;
 use crate::secret::{hash_token, hex_of, plausible};
 use crate::session::Liveness;
 use crate::{ActiveSession, ActiveToken, Broker, BrokerError, ClientInfo, Holder, Principal, SecretToken};
@@ -49,6 +49,11 @@ impl From<StoreError> for TokenError {
     fn from(e: StoreError) -> Self {
         TokenError::Broker(e.into())
     }
+}
+
+/// The scopes of a stored token (space-separated).
+pub(crate) fn split_scopes(stored: &str) -> Vec<String> {
+    stored.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
 /// Scope names: short, lowercase, `:`/`_`/`-` separated words.
@@ -167,12 +172,7 @@ impl Broker {
                         groups,
                     },
                     id: t.id,
-                    scopes: t
-                        .scopes
-                        .split(' ')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
+                    scopes: split_scopes(&t.scopes),
                     created_by: t.created_by,
                     created_at: t.created_at,
                     expires_at: t.expires_at,
@@ -189,26 +189,12 @@ impl Broker {
             self.cache.invalidate(&key);
             return Ok(None);
         }
-        if let Some((source, subject)) = &active.created_by {
-            let grant = Grant {
-                key: &key,
-                holder: &active.holder,
-                source,
-                subject,
-                live: &active.live,
-            };
-            if !self.recheck_if_due(grant, now).await? {
-                return Ok(None);
-            }
-        }
-        if active.live.seen(now) {
-            let store = self.store.clone();
-            let hash = hex_of(&key);
-            tokio::spawn(async move {
-                if let Err(e) = store.touch_token(&hash, now).await {
-                    tracing::warn!(error = %e, "could not record token use");
-                }
-            });
+        let identity = active.created_by.as_ref().map(|(source, subject)| (source, subject));
+        if !self
+            .still_admitted(&key, &active.holder, identity, &active.live, Touch::Token, now)
+            .await?
+        {
+            return Ok(None);
         }
         Ok(Some(active))
     }

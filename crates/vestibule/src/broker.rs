@@ -61,6 +61,13 @@ pub(crate) struct Grant<'a> {
     pub(crate) live: &'a Liveness,
 }
 
+/// Which kind of credential a use is recorded for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Touch {
+    Session,
+    Token,
+}
+
 /// What a new session was proven with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Proven<'a> {
@@ -262,28 +269,54 @@ impl Broker {
             self.end_session_by_key(&key).await?;
             return Ok(None);
         }
-        if let Some(subject) = &active.subject {
+        let identity = active.subject.as_ref().map(|subject| (&active.source, subject));
+        if !self
+            .still_admitted(&key, &active.holder, identity, &active.live, Touch::Session, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(active))
+    }
+
+    /// The checks every use of a live credential ends with: the source is asked again about the identity when its
+    /// interval has passed (see [`Broker::recheck_if_due`]), and the use is recorded — in memory always, in the
+    /// database at most once a minute per credential, in the background. Returns whether it may be used.
+    pub(crate) async fn still_admitted(
+        &self,
+        key: &[u8; 32],
+        holder: &Holder,
+        identity: Option<(&SourceId, &Subject)>,
+        live: &Liveness,
+        touch: Touch,
+        now: Timestamp,
+    ) -> Result<bool, BrokerError> {
+        if let Some((source, subject)) = identity {
             let grant = Grant {
-                key: &key,
-                holder: &active.holder,
-                source: &active.source,
+                key,
+                holder,
+                source,
                 subject,
-                live: &active.live,
+                live,
             };
             if !self.recheck_if_due(grant, now).await? {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        if active.live.seen(now) {
+        if live.seen(now) {
             let store = self.store.clone();
-            let hash = hex_of(&key);
+            let hash = hex_of(key);
             tokio::spawn(async move {
-                if let Err(e) = store.touch_session(&hash, now).await {
-                    tracing::warn!(error = %e, "could not record session activity");
+                let written = match touch {
+                    Touch::Session => store.touch_session(&hash, now).await,
+                    Touch::Token => store.touch_token(&hash, now).await,
+                };
+                if let Err(e) = written {
+                    tracing::warn!(error = %e, credential = ?touch, "could not record activity");
                 }
             });
         }
-        Ok(Some(active))
+        Ok(true)
     }
 
     /// The account's short group names, merged from its identities.

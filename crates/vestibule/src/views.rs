@@ -145,12 +145,7 @@ impl From<AccessToken> for TokenView {
         TokenView {
             id: t.id,
             name: t.name,
-            scopes: t
-                .scopes
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            scopes: crate::access_tokens::split_scopes(&t.scopes),
             created_at: t.created_at,
             expires_at: t.expires_at,
             last_used_at: t.last_used_at,
