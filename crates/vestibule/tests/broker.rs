@@ -10,6 +10,7 @@ use vestibule_core::{
 };
 use vestibule_store::Store;
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
+use vestibule_tests::server::TempDir;
 
 const T0: Timestamp = Timestamp(1_800_000_000);
 
@@ -25,17 +26,9 @@ struct Fixture {
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn fixture() -> Fixture {
-    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+    let dir = TempDir::new("vestibule-broker");
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -68,7 +61,7 @@ async fn fixture() -> Fixture {
         clock,
         password,
         idp,
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 
@@ -768,9 +761,8 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
 
 async fn fixture_with(protection: vestibule::Protection) -> Fixture {
     let f = fixture().await;
-    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+    let dir = TempDir::new("vestibule-broker");
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -788,7 +780,7 @@ async fn fixture_with(protection: vestibule::Protection) -> Fixture {
     Fixture {
         broker: Arc::new(broker),
         store,
-        _dir: TempDir(dir),
+        _dir: dir,
         ..f
     }
 }
