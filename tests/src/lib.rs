@@ -7,6 +7,7 @@
 //! - [`server`]: the `vestibule` binary on `127.0.0.1:0`, its CLI, and temporary folders;
 //! - [`pg`]: a PostgreSQL database per test; [`browser`]: a cookie-keeping HTTP client for end-to-end tests;
 //! - [`net`]: a loopback port that refuses connections, for "server down" tests;
+//! - [`fakes`]: in-process password and redirect sources whose answers the test chooses;
 //! - [`conformance`]: the generic [`AuthSource`](vestibule_core::AuthSource) contract, runnable on any source.
 //!
 //! Nothing here skips a test when a server is missing: it fails and says which setup script to run.
@@ -15,6 +16,7 @@
 
 pub mod browser;
 pub mod conformance;
+pub mod fakes;
 #[cfg(feature = "github")]
 pub mod github;
 pub mod ldap;

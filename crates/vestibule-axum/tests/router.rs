@@ -13,87 +13,32 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use vestibule::Broker;
 use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
-use vestibule_core::async_trait;
-use vestibule_core::{
-    AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect, RedirectFlow,
-    RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
-};
+use vestibule_core::{ExposeSecret, ExternalIdentity, SourceId, Subject};
 use vestibule_store::{Store, StoreOptions};
+use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 
-/// Password source: "ann"/"right password" works; "down" simulates an unreachable directory.
-struct Pw(SourceId);
-
-impl AuthSource for Pw {
-    fn id(&self) -> &SourceId {
-        &self.0
-    }
-    fn display_name(&self) -> &str {
-        "Directory"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Password(self)
-    }
-}
-
-#[async_trait]
-impl PasswordFlow for Pw {
-    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
-        match (login, password.expose_secret()) {
-            ("ann", "right password") => Ok(ExternalIdentity::new(self.0.clone(), Subject::new("ann-1").unwrap())
+/// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
+/// must not reach the page), "slow" one that hangs.
+fn directory() -> PasswordFake {
+    PasswordFake::new("dir")
+        .user(
+            "ann",
+            "right password",
+            ExternalIdentity::new(SourceId::new("dir").unwrap(), Subject::new("ann-1").unwrap())
                 .with_display_name("Ann <Admin>")
-                .with_groups(vec!["staff".into()])),
-            ("down", _) => Err(SourceError::Unavailable(
-                "secret-internal-detail: ldap://10.0.0.9 refused".into(),
-            )),
-            // A directory that hangs: only the request deadline ends this.
-            ("slow", _) => {
-                tokio::time::sleep(std::time::Duration::from_secs(600)).await;
-                Err(SourceError::Unavailable("too late".into()))
-            }
-            _ => Err(SourceError::Rejected(RejectReason::InvalidCredentials)),
-        }
-    }
+                .with_groups(vec!["staff".into()]),
+        )
+        .unavailable_for("down", "secret-internal-detail: ldap://10.0.0.9 refused")
+        .hangs_for("slow")
 }
 
-/// Redirect source: the "code" that proves the person is the nonce kept in the pending data.
-struct Idp(SourceId);
-
-impl AuthSource for Idp {
-    fn id(&self) -> &SourceId {
-        &self.0
-    }
-    fn display_name(&self) -> &str {
-        "Test IdP"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Redirect(self)
-    }
-}
-
-#[async_trait]
-impl RedirectFlow for Idp {
-    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
-        let state = vestibule::SecretToken::generate().expose().to_owned();
-        Ok(RedirectStart {
-            authorize_url: format!("https://idp.test/authorize?state={state}&redirect_uri={callback}"),
-            pending: PendingRedirect {
-                state: state.into(),
-                data: "the-code".to_owned().into(),
-            },
-        })
-    }
-    async fn finish(
-        &self,
-        pending: PendingRedirect,
-        _callback: &str,
-        params: &CallbackParams,
-    ) -> Result<ExternalIdentity, SourceError> {
-        if params.code.as_ref().map(ExposeSecret::expose_secret) == Some(pending.data.expose_secret()) {
-            Ok(ExternalIdentity::new(self.0.clone(), Subject::new("idp-sub").unwrap()))
-        } else {
-            Err(SourceError::Protocol("bad code".into()))
-        }
-    }
+/// Redirect source: the "code" that proves the person is "the-code".
+fn idp() -> RedirectFake {
+    RedirectFake::new(
+        "idp",
+        ExternalIdentity::new(SourceId::new("idp").unwrap(), Subject::new("idp-sub").unwrap()),
+    )
+    .code("the-code")
 }
 
 struct App {
@@ -120,8 +65,8 @@ async fn app_with(options: StoreOptions, request_timeout: std::time::Duration) -
         .unwrap();
     store.migrate().await.unwrap();
     let broker = Broker::builder(store.clone(), "https://app.example.com/auth")
-        .source(Arc::new(Pw(SourceId::new("dir").unwrap())))
-        .source(Arc::new(Idp(SourceId::new("idp").unwrap())))
+        .source(Arc::new(directory()))
+        .source(Arc::new(idp()))
         .build()
         .await
         .unwrap();
@@ -665,7 +610,7 @@ async fn the_mount_path_comes_from_the_base_url() {
     store.migrate().await.unwrap();
     let broker = Arc::new(
         Broker::builder(store, "https://app.example.com/sso/")
-            .source(Arc::new(Pw(SourceId::new("dir").unwrap())))
+            .source(Arc::new(directory()))
             .build()
             .await
             .unwrap(),

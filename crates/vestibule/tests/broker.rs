@@ -2,131 +2,47 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use vestibule::{Broker, ClientInfo, LoginError, LoginOutcome, SessionSettings};
 use vestibule_core::{
-    AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, Flow, PasswordFlow, PendingRedirect,
-    RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, Timestamp,
+    CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, RejectReason, SourceId, Subject, Timestamp,
 };
 use vestibule_store::Store;
+use vestibule_tests::fakes::{PasswordFake, RedirectFake};
+use vestibule_tests::server::TempDir;
 
 const T0: Timestamp = Timestamp(1_800_000_000);
-
-/// A password source with one user; counts calls so tests can prove the broker refused before asking it.
-struct OneUser {
-    id: SourceId,
-    calls: AtomicUsize,
-}
-
-impl AuthSource for OneUser {
-    fn id(&self) -> &SourceId {
-        &self.id
-    }
-    fn display_name(&self) -> &str {
-        "One user"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Password(self)
-    }
-}
-
-#[async_trait]
-impl PasswordFlow for OneUser {
-    async fn authenticate(&self, login: &str, password: &SecretString) -> Result<ExternalIdentity, SourceError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if login == "ann" && password.expose_secret() == "right password" {
-            Ok(ExternalIdentity::new(self.id.clone(), Subject::new("ann-uuid").unwrap()).with_login("ann"))
-        } else {
-            Err(SourceError::Rejected(RejectReason::InvalidCredentials))
-        }
-    }
-}
-
-/// A redirect source whose "provider" accepts any code equal to the nonce it was given.
-struct Idp {
-    id: SourceId,
-    finished: AtomicUsize,
-}
-
-impl AuthSource for Idp {
-    fn id(&self) -> &SourceId {
-        &self.id
-    }
-    fn display_name(&self) -> &str {
-        "Test IdP"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Redirect(self)
-    }
-}
-
-#[async_trait]
-impl RedirectFlow for Idp {
-    async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
-        let state = vestibule::SecretToken::generate().expose().to_owned();
-        let nonce = vestibule::SecretToken::generate().expose().to_owned();
-        Ok(RedirectStart {
-            authorize_url: format!("https://idp.test/authorize?state={state}&redirect_uri={callback}"),
-            pending: PendingRedirect {
-                state: state.into(),
-                data: nonce.into(),
-            },
-        })
-    }
-    async fn finish(
-        &self,
-        pending: PendingRedirect,
-        _callback: &str,
-        params: &CallbackParams,
-    ) -> Result<ExternalIdentity, SourceError> {
-        self.finished.fetch_add(1, Ordering::SeqCst);
-        if params.code.as_ref().map(ExposeSecret::expose_secret) == Some(pending.data.expose_secret()) {
-            Ok(
-                ExternalIdentity::new(self.id.clone(), Subject::new("idp-sub-1").unwrap())
-                    .with_email("x@example.org", true),
-            )
-        } else {
-            Err(SourceError::Protocol("bad code".into()))
-        }
-    }
-}
 
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
     store: Store,
     clock: Arc<FixedClock>,
-    password: Arc<OneUser>,
-    idp: Arc<Idp>,
+    /// One user, "ann" with "right password"; counts sign-ins so tests can prove the broker refused before asking.
+    password: Arc<PasswordFake>,
+    /// Honest about one person; the code it accepts is the nonce kept in the stored flow.
+    idp: Arc<RedirectFake>,
     _dir: TempDir,
 }
 
-struct TempDir(std::path::PathBuf);
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn fixture() -> Fixture {
-    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+    let dir = TempDir::new("vestibule-broker");
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
     let clock = Arc::new(FixedClock::new(T0));
-    let password = Arc::new(OneUser {
-        id: SourceId::new("dir").unwrap(),
-        calls: AtomicUsize::new(0),
-    });
-    let idp = Arc::new(Idp {
-        id: SourceId::new("idp").unwrap(),
-        finished: AtomicUsize::new(0),
-    });
+    let password = Arc::new(PasswordFake::new("dir").user(
+        "ann",
+        "right password",
+        ExternalIdentity::new(SourceId::new("dir").unwrap(), Subject::new("ann-uuid").unwrap()).with_login("ann"),
+    ));
+    let idp = Arc::new(RedirectFake::new(
+        "idp",
+        ExternalIdentity::new(SourceId::new("idp").unwrap(), Subject::new("idp-sub-1").unwrap())
+            .with_email("x@example.org", true),
+    ));
     let broker = Broker::builder(store.clone(), "https://id.example.com/auth")
         .source(password.clone())
         .source(idp.clone())
@@ -145,7 +61,7 @@ async fn fixture() -> Fixture {
         clock,
         password,
         idp,
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 
@@ -226,7 +142,7 @@ async fn bad_and_empty_passwords_are_rejected_and_audited() {
         matches!(wrong, Err(LoginError::Rejected(RejectReason::InvalidCredentials))),
         "{wrong:?}"
     );
-    let calls = f.password.calls.load(Ordering::SeqCst);
+    let calls = f.password.calls();
     for empty in ["", "\0", "\0right password"] {
         let r = f
             .broker
@@ -237,11 +153,7 @@ async fn bad_and_empty_passwords_are_rejected_and_audited() {
             "{r:?}"
         );
     }
-    assert_eq!(
-        f.password.calls.load(Ordering::SeqCst),
-        calls,
-        "empty passwords never reach the source"
-    );
+    assert_eq!(f.password.calls(), calls, "empty passwords never reach the source");
     let audit = f.store.recent_audit(10).await.unwrap();
     assert_eq!(audit.len(), 4);
     assert!(audit
@@ -413,11 +325,7 @@ async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
         )
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "a flow is single use: {r:?}");
-    assert_eq!(
-        f.idp.finished.load(Ordering::SeqCst),
-        0,
-        "refused before the source talked to the provider"
-    );
+    assert_eq!(f.idp.finished(), 0, "refused before the source talked to the provider");
 }
 
 async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken) {
@@ -468,7 +376,7 @@ async fn an_honest_redirect_flow_signs_in_once() {
         )
         .await;
     assert!(matches!(replay, Err(LoginError::InvalidFlow)));
-    assert_eq!(f.idp.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(f.idp.finished(), 1);
 }
 
 #[tokio::test]
@@ -551,11 +459,7 @@ async fn expired_missing_foreign_and_cancelled_flows_are_refused() {
         matches!(r, Err(LoginError::Rejected(_))),
         "provider answer failing verification: {r:?}"
     );
-    assert_eq!(
-        f.idp.finished.load(Ordering::SeqCst),
-        1,
-        "only the last flow reached the source"
-    );
+    assert_eq!(f.idp.finished(), 1, "only the last flow reached the source");
 }
 
 #[tokio::test]
@@ -857,9 +761,8 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
 
 async fn fixture_with(protection: vestibule::Protection) -> Fixture {
     let f = fixture().await;
-    let dir = std::env::temp_dir().join(format!("vestibule-broker-{}", vestibule_tests::random_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.display()))
+    let dir = TempDir::new("vestibule-broker");
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
@@ -877,7 +780,7 @@ async fn fixture_with(protection: vestibule::Protection) -> Fixture {
     Fixture {
         broker: Arc::new(broker),
         store,
-        _dir: TempDir(dir),
+        _dir: dir,
         ..f
     }
 }

@@ -10,132 +10,21 @@ use vestibule::{
     Broker, ClientInfo, LoginError, LoginOutcome, Provisioning, SessionSettings, SourcePolicy, UnlinkError,
 };
 use vestibule_core::{
-    async_trait, AccountId, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, Flow,
-    PendingRedirect, RedirectFlow, RedirectStart, SourceError, SourceId, Subject, Timestamp,
+    AccountId, CallbackParams, ExposeSecret, ExternalIdentity, FixedClock, SourceId, Subject, Timestamp,
 };
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher};
 use vestibule_store::{NewLocalAccount, Store};
+use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 
 const T0: Timestamp = Timestamp(1_800_000_000);
-
-/// An identity provider the test fully controls: the callback's `code` is the JSON of the identity it asserts
-/// (so a test can play an honest provider or one that lets anyone claim any email).
-struct Scripted(SourceId);
-
-impl AuthSource for Scripted {
-    fn id(&self) -> &SourceId {
-        &self.0
-    }
-    fn display_name(&self) -> &str {
-        "Scripted IdP"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Redirect(self)
-    }
-}
-
-#[async_trait]
-impl RedirectFlow for Scripted {
-    async fn start(&self, _callback: &str) -> Result<RedirectStart, SourceError> {
-        let state = vestibule::SecretToken::generate().expose().to_owned();
-        Ok(RedirectStart {
-            authorize_url: format!("https://idp.test/?state={state}"),
-            pending: PendingRedirect {
-                state: state.into(),
-                data: String::new().into(),
-            },
-        })
-    }
-    async fn finish(
-        &self,
-        _: PendingRedirect,
-        _: &str,
-        params: &CallbackParams,
-    ) -> Result<ExternalIdentity, SourceError> {
-        let mut identity: ExternalIdentity =
-            serde_json::from_str(params.code.as_ref().map_or("", ExposeSecret::expose_secret))
-                .map_err(|e| SourceError::Protocol(e.to_string()))?;
-        identity.source = self.0.clone();
-        Ok(identity)
-    }
-}
-
-/// A password source that can be asked again (like LDAP): `people` is the directory as it is now — `None` while the
-/// directory is down. Every person's password is "pw".
-struct Directory {
-    id: SourceId,
-    people: std::sync::Mutex<Option<std::collections::HashMap<String, ExternalIdentity>>>,
-    asked: std::sync::atomic::AtomicUsize,
-}
-
-impl Directory {
-    fn set(&self, subject: &str, person: Option<ExternalIdentity>) {
-        let mut people = self.people.lock().unwrap();
-        let map = people.get_or_insert_with(Default::default);
-        match person {
-            Some(p) => map.insert(subject.to_owned(), p),
-            None => map.remove(subject),
-        };
-    }
-    fn down(&self) {
-        *self.people.lock().unwrap() = None;
-    }
-    fn up(&self) {
-        self.people.lock().unwrap().get_or_insert_with(Default::default);
-    }
-}
-
-impl AuthSource for Directory {
-    fn id(&self) -> &SourceId {
-        &self.id
-    }
-    fn display_name(&self) -> &str {
-        "Directory"
-    }
-    fn flow(&self) -> Flow<'_> {
-        Flow::Password(self)
-    }
-    fn recheck(&self) -> Option<&dyn vestibule_core::Recheck> {
-        Some(self)
-    }
-}
-
-#[async_trait]
-impl vestibule_core::PasswordFlow for Directory {
-    async fn authenticate(
-        &self,
-        login: &str,
-        password: &vestibule_core::SecretString,
-    ) -> Result<ExternalIdentity, SourceError> {
-        use vestibule_core::ExposeSecret;
-        let people = self.people.lock().unwrap().clone().unwrap_or_default();
-        match people.get(login) {
-            Some(p) if password.expose_secret() == "pw" => Ok(p.clone()),
-            _ => Err(SourceError::Rejected(vestibule_core::RejectReason::InvalidCredentials)),
-        }
-    }
-}
-
-#[async_trait]
-impl vestibule_core::Recheck for Directory {
-    fn recheck_interval(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(300)
-    }
-    async fn recheck(&self, subject: &Subject) -> Result<Option<ExternalIdentity>, SourceError> {
-        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match self.people.lock().unwrap().as_ref() {
-            Some(people) => Ok(people.get(subject.as_str()).cloned()),
-            None => Err(SourceError::Unavailable("directory down".into())),
-        }
-    }
-}
 
 struct Fx {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
     store: Store,
     clock: Arc<FixedClock>,
-    dir: Arc<Directory>,
+    /// A password source that is asked again (like LDAP), every 300 s; everyone's password is "pw".
+    dir: Arc<PasswordFake>,
     _dir: vestibule_tests::server::TempDir,
 }
 
@@ -174,17 +63,15 @@ async fn fixture(google: SourcePolicy, github: SourcePolicy) -> Fx {
         Arc::new(store.clone()),
         Arc::new(PasswordHasher::new(cheap).unwrap()),
     ));
-    let directory = Arc::new(Directory {
-        id: id("dir"),
-        people: std::sync::Mutex::new(Some(Default::default())),
-        asked: Default::default(),
-    });
+    let directory = Arc::new(PasswordFake::new("dir").rechecked_every(std::time::Duration::from_secs(300)));
     let broker = Broker::builder(store.clone(), "https://id.example.com")
         .source(local.clone())
         .password_changer(local)
         .source(directory.clone())
-        .source_with_policy(Arc::new(Scripted(id("google"))), google)
-        .source_with_policy(Arc::new(Scripted(id("github"))), github)
+        // Providers the test fully controls: the callback's code is the identity they assert, so a test can play an
+        // honest provider or one that lets anyone claim any email.
+        .source_with_policy(Arc::new(RedirectFake::scripted("google")), google)
+        .source_with_policy(Arc::new(RedirectFake::scripted("github")), github)
         .clock(clock.clone())
         .settings(SessionSettings {
             fresh_secs: 300,
@@ -788,9 +675,10 @@ async fn adding_a_way_in_needs_a_fresh_sign_in() {
 
     let r = fx.broker.start_link_redirect(&id("google"), &stale).await;
     assert!(matches!(r, Err(LoginError::NotFresh)), "{r:?}");
-    fx.dir.set(
+    fx.dir.put(
         "bob",
-        Some(ExternalIdentity::new(id("dir"), Subject::new("bob").unwrap())),
+        "pw",
+        ExternalIdentity::new(id("dir"), Subject::new("bob").unwrap()),
     );
     let r = fx
         .broker
@@ -866,7 +754,7 @@ async fn long_sessions_and_restores_ask_the_source_again() {
             .with_login("carol")
             .with_groups(groups.iter().map(|g| g.to_string()).collect())
     };
-    fx.dir.set("carol", Some(person(&["staff"])));
+    fx.dir.put("carol", "pw", person(&["staff"]));
     let s = fx
         .broker
         .login_password(&id("dir"), "carol", &"pw".into(), &client(), None)
@@ -875,10 +763,10 @@ async fn long_sessions_and_restores_ask_the_source_again() {
         .session()
         .unwrap();
     let cookie = fx.broker.remember(&s).await.unwrap().expose_secret().to_owned();
-    let asked = || fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst);
+    let asked = || fx.dir.rechecks();
 
     // Within the interval nobody asks; after it, the directory is asked once and new groups are picked up.
-    fx.dir.set("carol", Some(person(&["staff", "admins"])));
+    fx.dir.put("carol", "pw", person(&["staff", "admins"]));
     fx.clock.advance(200);
     assert!(fx.broker.session(s.token.expose()).await.unwrap().is_some());
     assert_eq!(asked(), 0);
@@ -897,6 +785,7 @@ async fn long_sessions_and_restores_ask_the_source_again() {
 
     // Carol is removed from the directory: the session ends, and the remember-me cookie restores nothing usable.
     fx.dir.up();
+    fx.dir.remove("carol");
     fx.clock.advance(61);
     assert!(fx.broker.session(s.token.expose()).await.unwrap().is_none());
     let restored = fx.broker.restore(&cookie, &client()).await.unwrap();
@@ -912,9 +801,10 @@ async fn long_sessions_and_restores_ask_the_source_again() {
 #[tokio::test]
 async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
     let fx = default_fixture().await;
-    fx.dir.set(
+    fx.dir.put(
         "dan",
-        Some(ExternalIdentity::new(id("dir"), Subject::new("dan").unwrap())),
+        "pw",
+        ExternalIdentity::new(id("dir"), Subject::new("dan").unwrap()),
     );
     let s = fx
         .broker
@@ -926,11 +816,11 @@ async fn a_remember_me_restore_asks_the_source_before_the_session_is_used() {
     let cookie = fx.broker.remember(&s).await.unwrap().expose_secret().to_owned();
     // Days later, without the session cookie, Dan is disabled at the directory: the restore yields nothing usable.
     fx.clock.advance(3 * 86_400);
-    fx.dir.set("dan", None);
+    fx.dir.remove("dan");
     if let vestibule::Restored::Session { session, .. } = fx.broker.restore(&cookie, &client()).await.unwrap() {
         assert!(fx.broker.session(session.token.expose()).await.unwrap().is_none());
     }
-    assert_eq!(fx.dir.asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(fx.dir.rechecks(), 1);
 }
 
 #[tokio::test]

@@ -7,18 +7,19 @@
 //! ```
 //!
 //! Defaults: 2000 sign-ins per row, 8 concurrent tasks, 3 rounds; over `ldap://` and `ldaps://`. In each round the
-//! three rows run back to back, in turn:
+//! four rows run back to back, in turn:
 //!
 //! * `bare`: ldap3 alone, the work `LdapSource` does: one search on a kept, service-bound connection (one per
-//!   task, no pool) + one bind on a fresh connection. The same shape as the bare mode of
-//!   `providers/vestibule-ldap/examples/ldap_bench.rs` (copied: that file is not shared);
+//!   task, no pool) + one bind on a fresh connection;
+//! * `kept`: ldap3 alone, one search + one re-bind on kept connections (one pair per task): a lower bound no safe
+//!   source reaches, since a connection bound as a user must not be reused;
 //! * `source`: `PasswordFlow::authenticate` on the `LdapSource` (pooled service connection, fresh connection for
 //!   the user bind, groups from memberOf, identity mapping);
 //! * `broker`: `Broker::login_password` with that same source registered, over a SQLite store in a temporary
 //!   folder: the source's work plus identity resolution, an audit row and a session row per sign-in.
 //!
-//! Output: `ROW=VALUE` lines on stdout, `round=R scheme=S bare=.. source=.. broker=..` (sign-ins per second), then
-//! a summary (medians over the rounds). Traffic goes to 127.0.0.1 only; slapd stops when the launcher is dropped.
+//! Output: `ROW=VALUE` lines on stdout, `round=R scheme=S bare=.. kept=.. source=.. broker=..` (sign-ins per
+//! second), then a summary (medians over the rounds). Traffic goes to 127.0.0.1 only; slapd stops when the launcher is dropped.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -109,6 +110,7 @@ where
 
 struct Rows {
     bare: f64,
+    kept: f64,
     source: f64,
     broker: f64,
 }
@@ -161,6 +163,23 @@ async fn bench(
             }
         }
     };
+    // User connections for the kept row, re-bound at every sign-in (one per task).
+    let mut users = Vec::new();
+    for _ in 0..tasks {
+        users.push(connect(&t).await?);
+    }
+    let users = Arc::new(users);
+    let kept = {
+        let svcs = svcs.clone();
+        move |task: usize| {
+            let (mut svc, mut user) = (svcs[task].clone(), users[task].clone());
+            async move {
+                let dn = bare_search(&mut svc).await?;
+                user.simple_bind(&dn, PASSWORD).await?.success()?;
+                Ok(())
+            }
+        }
+    };
     let through_source = {
         let source = source.clone();
         move |_: usize| {
@@ -196,6 +215,7 @@ async fn bench(
     // Warm-up: the first broker sign-in creates the account; pools, caches and TLS sessions fill up.
     for _ in 0..20 {
         bare(0).await?;
+        kept(0).await?;
         through_source(0).await?;
         through_broker(0).await?;
     }
@@ -204,12 +224,13 @@ async fn bench(
     for round in 1..=rounds {
         let r = Rows {
             bare: run(total, tasks, bare.clone()).await?,
+            kept: run(total, tasks, kept.clone()).await?,
             source: run(total, tasks, through_source.clone()).await?,
             broker: run(total, tasks, through_broker.clone()).await?,
         };
         println!(
-            "round={round} scheme={scheme} bare={:.1} source={:.1} broker={:.1}",
-            r.bare, r.source, r.broker
+            "round={round} scheme={scheme} bare={:.1} kept={:.1} source={:.1} broker={:.1}",
+            r.bare, r.kept, r.source, r.broker
         );
         out.push(r);
     }
@@ -271,11 +292,13 @@ async fn main_inner() -> BenchResult<()> {
     drop(s);
     for (scheme, rows) in summary {
         let bare = median(rows.iter().map(|r| r.bare).collect());
+        let kept = median(rows.iter().map(|r| r.kept).collect());
         let source = median(rows.iter().map(|r| r.source).collect());
         let broker = median(rows.iter().map(|r| r.broker).collect());
         let ratio_source = median(rows.iter().map(|r| r.source / r.bare).collect());
         let ratio_broker = median(rows.iter().map(|r| r.broker / r.bare).collect());
         println!("{scheme}_bare={bare:.1}");
+        println!("{scheme}_kept={kept:.1}");
         println!("{scheme}_source={source:.1}");
         println!("{scheme}_broker={broker:.1}");
         println!("{scheme}_source_over_bare={ratio_source:.3}");
