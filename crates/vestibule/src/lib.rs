@@ -31,6 +31,7 @@ mod secret;
 mod self_service;
 mod session;
 mod settings;
+mod throttle;
 #[cfg(test)]
 mod test_support;
 mod views;
@@ -47,6 +48,7 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
+pub use throttle::{Attempt, Limiter, ThrottleLayer, ThrottleSettings, Throttled};
 pub use views::{AccountView, IdentityView, SessionView, TokenView};
 
 pub use vestibule_core as core;
