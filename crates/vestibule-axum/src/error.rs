@@ -55,6 +55,9 @@ pub enum AppError {
     /// is a store timeout is answered the same way.
     #[error("timed out")]
     Busy(#[source] BoxError),
+    /// Too many attempts at a credential: `429` with `Retry-After` (seconds).
+    #[error("too many attempts")]
+    Throttled(u32),
     /// Anything else.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -144,6 +147,7 @@ impl IntoResponse for AppError {
                 "The sign-in provider is not answering right now. Please try again in a moment, or use another way \
                  to sign in.",
             ),
+            AppError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", ""),
             AppError::Busy(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
@@ -167,17 +171,22 @@ impl IntoResponse for AppError {
                 None
             }
         };
-        let busy = matches!(this, AppError::Busy(_));
+        let retry_after = match &this {
+            AppError::Busy(_) => Some(RETRY_AFTER_SECS),
+            AppError::Throttled(secs) => Some(*secs),
+            _ => None,
+        };
         let message = match this {
+            AppError::Throttled(secs) => std::borrow::Cow::Owned(throttled_message(secs)),
             AppError::PasswordRejected(why) => {
                 std::borrow::Cow::Owned(format!("Your password was not changed: {why}."))
             }
             _ => std::borrow::Cow::Borrowed(message),
         };
         let mut res = status.into_response();
-        if busy {
+        if let Some(secs) = retry_after {
             res.headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(RETRY_AFTER_SECS));
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         res.extensions_mut().insert(ErrorPage {
             title,
@@ -186,6 +195,13 @@ impl IntoResponse for AppError {
         });
         res
     }
+}
+
+/// The words for a throttled attempt: the same whoever the account is, with the wait rounded up to minutes.
+pub(crate) fn throttled_message(retry_after_secs: u32) -> String {
+    let minutes = retry_after_secs.div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!("Too many attempts. Please try again in {minutes} {unit}.")
 }
 
 impl From<vestibule::BrokerError> for AppError {

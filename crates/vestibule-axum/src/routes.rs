@@ -184,6 +184,22 @@ async fn login_submit(
                         StatusCode::UNAUTHORIZED,
                     ))
                 }
+                Err(LoginError::Throttled { retry_after_secs }) => {
+                    // The form again, with words that are the same for every account, existing or not.
+                    let shown: String = username.chars().take(256).collect();
+                    let mut res = render_login(
+                        &v,
+                        &ctx,
+                        &headers,
+                        next.as_deref().unwrap_or(""),
+                        &shown,
+                        Some(&crate::error::throttled_message(retry_after_secs)),
+                        StatusCode::TOO_MANY_REQUESTS,
+                    );
+                    res.headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                    Ok(res)
+                }
                 Err(e) => Err(login_error(e)),
             }
         }

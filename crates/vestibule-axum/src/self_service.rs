@@ -81,6 +81,7 @@ impl From<SelfServiceError> for AppError {
             SelfServiceError::Password(PasswordChangeError::Unavailable(cause)) => AppError::Internal(cause),
             SelfServiceError::Password(p) => AppError::PasswordRejected(p.to_string()),
             SelfServiceError::NoPasswords => AppError::NotFound,
+            SelfServiceError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SelfServiceError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }

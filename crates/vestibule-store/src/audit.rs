@@ -46,11 +46,13 @@ pub enum AuditKind {
     TokenCreated,
     /// A personal access token was revoked. (`token_revoked`)
     TokenRevoked,
+    /// An attempt was refused before its credential was checked: too many attempts. (`throttled`)
+    Throttled,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 19] = [
+    pub const ALL: [AuditKind; 20] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -70,6 +72,7 @@ impl AuditKind {
         AuditKind::PasswordChangeFailed,
         AuditKind::TokenCreated,
         AuditKind::TokenRevoked,
+        AuditKind::Throttled,
     ];
 
     /// The name written to the `event` column.
@@ -94,6 +97,7 @@ impl AuditKind {
             AuditKind::PasswordChangeFailed => "password_change_failed",
             AuditKind::TokenCreated => "token_created",
             AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::Throttled => "throttled",
         }
     }
 

@@ -37,6 +37,8 @@ pub struct Broker {
     pub(crate) cache: Cache<[u8; 32], Principal>,
     pub(crate) callback_base: String,
     pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
+    /// Decides, before a credential is checked, whether the attempt may be made.
+    pub(crate) limiter: crate::Limiter,
 }
 
 impl std::fmt::Debug for Broker {
@@ -89,6 +91,7 @@ pub struct BrokerBuilder {
     clock: Arc<dyn Clock>,
     cache_capacity: u64,
     password_changer: Option<Arc<dyn PasswordChanger>>,
+    throttle: crate::ThrottleSettings,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -125,6 +128,11 @@ impl BrokerBuilder {
     /// What changes local passwords (the local source), for `POST /account/password`.
     pub fn password_changer(mut self, changer: Arc<dyn PasswordChanger>) -> Self {
         self.password_changer = Some(changer);
+        self
+    }
+    /// The limits on credential checks (default: [`crate::ThrottleSettings::default`]; always on).
+    pub fn throttle(mut self, settings: crate::ThrottleSettings) -> Self {
+        self.throttle = settings;
         self
     }
     /// How many sessions the in-process cache holds (default 100 000).
@@ -164,6 +172,7 @@ impl BrokerBuilder {
             cache,
             callback_base: self.base_url.trim_end_matches('/').to_owned(),
             password_changer: self.password_changer,
+            limiter: crate::Limiter::new(self.throttle),
         })
     }
 }
@@ -193,6 +202,7 @@ impl Broker {
             clock: Arc::new(SystemClock),
             cache_capacity: 100_000,
             password_changer: None,
+            throttle: crate::ThrottleSettings::default(),
         }
     }
 

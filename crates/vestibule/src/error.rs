@@ -37,6 +37,13 @@ pub enum LoginError {
     /// A change of the account's ways in needs a credential proven within `fresh_secs`: sign in again first.
     #[error("a recent sign-in is required")]
     NotFresh,
+    /// Too many attempts: refused before the credential was checked (nothing was asked of the source, and a
+    /// right password would be refused too). The same for existing and unknown names.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until an attempt may be made.
+        retry_after_secs: u32,
+    },
     /// The source is down or too slow.
     #[error("sign-in provider unavailable")]
     Unavailable(#[source] BoxError),

@@ -31,9 +31,9 @@ mod secret;
 mod self_service;
 mod session;
 mod settings;
-mod throttle;
 #[cfg(test)]
 mod test_support;
+mod throttle;
 mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};

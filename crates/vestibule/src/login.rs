@@ -11,6 +11,7 @@ use vestibule_store::{AuditEvent, AuditKind, PendingLink, PendingRecord, StoreEr
 
 use crate::linking::LinkRequired;
 use crate::secret::{hash_token, hex_of};
+use crate::Attempt;
 use crate::{Broker, ClientInfo, LoginError, NewSession, Provisioning, SecretToken};
 
 /// What a successful primary sign-in leads to.
@@ -94,6 +95,18 @@ impl Broker {
         let Flow::Password(flow) = source.flow() else {
             return Err(LoginError::UnknownSource);
         };
+        // The account key is the canonical name, existing or not, so throttling says nothing about which exist.
+        let canonical = vestibule_core::canonical_login(login).unwrap_or_else(|_| login.to_lowercase());
+        let key = format!("{source_id}:{canonical}");
+        let attempt = Attempt {
+            account: &key,
+            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        };
+        self.throttle_check(&attempt, source_id, client)
+            .await
+            .map_err(|t| LoginError::Throttled {
+                retry_after_secs: t.retry_after_secs,
+            })?;
         // Refused here for every source, whatever the source itself does: an empty password is an anonymous bind
         // on some directories.
         let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
@@ -101,7 +114,35 @@ impl Broker {
         } else {
             flow.authenticate(login, password).await
         };
+        match &result {
+            Ok(_) => self.limiter.succeeded(&attempt),
+            Err(SourceError::Rejected(_)) => self.limiter.failed(&attempt, self.now()),
+            // A source that cannot answer proved nothing either way.
+            Err(_) => {}
+        }
         self.checked(source_id, result, client, Some(login)).await
+    }
+
+    /// Refuses an attempt the limiter holds back, before any credential is checked, and audits the refusal.
+    pub(crate) async fn throttle_check(
+        &self,
+        attempt: &Attempt<'_>,
+        source: &SourceId,
+        client: &ClientInfo,
+    ) -> Result<(), crate::Throttled> {
+        let Err(t) = self.limiter.check(attempt, self.now()) else {
+            return Ok(());
+        };
+        tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
+        let detail = format!("{:?}: retry after {} s", t.layer, t.retry_after_secs).to_lowercase();
+        self.audit(&AuditEvent {
+            source: Some(source.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(&detail),
+            ..AuditEvent::of(AuditKind::Throttled)
+        })
+        .await;
+        Err(t)
     }
 
     /// Starts a redirect sign-in: stores the flow server-side for `redirect_timeout_secs`, bound to a fresh browser

@@ -34,6 +34,12 @@ pub enum SelfServiceError {
     /// No local password source is configured.
     #[error("passwords cannot be changed here")]
     NoPasswords,
+    /// Too many wrong current passwords: refused before the password was checked.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until an attempt may be made.
+        retry_after_secs: u32,
+    },
     /// Something broke.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -115,6 +121,17 @@ impl Broker {
         }
         let changer = self.password_changer.as_ref().ok_or(SelfServiceError::NoPasswords)?;
         let account = &session.account_id;
+        // The current password is a credential check like a sign-in: throttled per account and address.
+        let key = format!("account:{account}");
+        let attempt = crate::Attempt {
+            account: &key,
+            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        };
+        if let Err(t) = self.throttle_check(&attempt, &session.source, client).await {
+            return Err(SelfServiceError::Throttled {
+                retry_after_secs: t.retry_after_secs,
+            });
+        }
         // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
         let before: Vec<String> = self
             .store
@@ -125,6 +142,7 @@ impl Broker {
             .collect();
         if let Err(e) = changer.change_password(account, current, new).await {
             if matches!(e, PasswordChangeError::WrongCurrent) {
+                self.limiter.failed(&attempt, self.now());
                 self.audit(&AuditEvent {
                     account_id: Some(account.as_str()),
                     ip: client.ip.as_deref(),
@@ -135,6 +153,7 @@ impl Broker {
             }
             return Err(e.into());
         }
+        self.limiter.succeeded(&attempt);
         for hash in &before {
             self.evict(hash);
         }

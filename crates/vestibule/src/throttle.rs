@@ -330,7 +330,11 @@ mod tests {
         assert_eq!(refused.retry_after_secs, 2);
         assert_eq!(l.check(&a, at(7)), Ok(()), "after the delay");
         l.failed(&a, at(7));
-        assert_eq!(l.check(&a, at(8)).map_err(|t| t.retry_after_secs), Err(3), "4 s after the 7th failure");
+        assert_eq!(
+            l.check(&a, at(8)).map_err(|t| t.retry_after_secs),
+            Err(3),
+            "4 s after the 7th failure"
+        );
         // The delay never exceeds the cap, however many failures.
         let mut now = 10;
         for _ in 0..40 {
@@ -406,7 +410,10 @@ mod tests {
             for _ in 0..6 {
                 l.failed(&a, at(0));
             }
-            assert_eq!(l.check(&a, at(0)).map_err(|t| (t.layer, t.retry_after_secs)), Err((ThrottleLayer::Pair, 2)));
+            assert_eq!(
+                l.check(&a, at(0)).map_err(|t| (t.layer, t.retry_after_secs)),
+                Err((ThrottleLayer::Pair, 2))
+            );
         }
     }
 
@@ -420,10 +427,20 @@ mod tests {
         for (i, name) in ["local:a", "local:b", "local:c"].iter().enumerate() {
             assert_eq!(l.check(&attempt(name, "203.0.113.5"), at(0)), Ok(()), "{i}");
         }
-        let t = l.check(&attempt("local:d", "203.0.113.5"), at(0)).expect_err("burst spent");
+        let t = l
+            .check(&attempt("local:d", "203.0.113.5"), at(0))
+            .expect_err("burst spent");
         assert_eq!((t.layer, t.retry_after_secs), (ThrottleLayer::Address, 10));
-        assert_eq!(l.check(&attempt("local:d", "203.0.113.6"), at(0)), Ok(()), "another address");
-        assert_eq!(l.check(&attempt("local:d", "203.0.113.5"), at(10)), Ok(()), "one earned back");
+        assert_eq!(
+            l.check(&attempt("local:d", "203.0.113.6"), at(0)),
+            Ok(()),
+            "another address"
+        );
+        assert_eq!(
+            l.check(&attempt("local:d", "203.0.113.5"), at(10)),
+            Ok(()),
+            "one earned back"
+        );
         assert!(l.check(&attempt("local:e", "203.0.113.5"), at(10)).is_err());
     }
 
@@ -436,9 +453,14 @@ mod tests {
         });
         assert!(l.check(&attempt("local:a", "2001:db8:1:2::1"), at(0)).is_ok());
         assert!(l.check(&attempt("local:a", "2001:db8:1:2::2"), at(0)).is_ok());
-        let t = l.check(&attempt("local:a", "2001:db8:1:2::3"), at(0)).expect_err("the /64 is spent");
+        let t = l
+            .check(&attempt("local:a", "2001:db8:1:2::3"), at(0))
+            .expect_err("the /64 is spent");
         assert_eq!(t.layer, ThrottleLayer::Network);
-        assert!(l.check(&attempt("local:a", "2001:db8:1:3::1"), at(0)).is_ok(), "another /64");
+        assert!(
+            l.check(&attempt("local:a", "2001:db8:1:3::1"), at(0)).is_ok(),
+            "another /64"
+        );
     }
 
     #[test]
@@ -449,7 +471,10 @@ mod tests {
             l.failed(&a, at(0));
         }
         assert!(l.check(&a, at(1)).is_err());
-        assert!(l.check(&a, at(3600)).is_ok(), "forgotten after an hour without failures");
+        assert!(
+            l.check(&a, at(3600)).is_ok(),
+            "forgotten after an hour without failures"
+        );
         for _ in 0..12 {
             l.failed(&a, at(4000));
         }
@@ -466,7 +491,13 @@ mod tests {
         });
         for i in 0..20_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
-            let _ = l.check(&Attempt { account: "local:x", ip: Some(ip) }, at(0));
+            let _ = l.check(
+                &Attempt {
+                    account: "local:x",
+                    ip: Some(ip),
+                },
+                at(0),
+            );
         }
         l.entries.run_pending_tasks();
         assert!(l.entries.entry_count() <= 1_100, "{}", l.entries.entry_count());

@@ -937,3 +937,43 @@ async fn authenticate_decides_in_order_session_remember_bearer() {
     assert_eq!(t.id, token.id);
     assert!(api.session_token.is_none() && api.new_session_cookie.is_none());
 }
+
+/// Guessing is throttled before the credential is checked: after the free failures, the next attempt — even with
+/// the right password — is refused without asking the source and signs nobody in; after the delay it works. An
+/// unknown name is throttled the same way, and every refusal is audited.
+#[tokio::test]
+async fn repeated_failures_are_throttled_before_the_source_is_asked() {
+    let f = fixture().await;
+    let dir = SourceId::new("dir").unwrap();
+    let try_as = |login: &'static str, password: &'static str| {
+        let broker = f.broker.clone();
+        let dir = dir.clone();
+        async move {
+            broker
+                .login_password(&dir, login, &password.into(), &client(), None)
+                .await
+        }
+    };
+    for login in ["ann", "nobody"] {
+        for i in 0..6 {
+            let r = try_as(login, "wrong").await;
+            assert!(matches!(r, Err(LoginError::Rejected(_))), "{login} {i}: {r:?}");
+        }
+        let asked = f.password.calls();
+        let r = try_as(login, "right password").await;
+        let Err(LoginError::Throttled { retry_after_secs }) = r else {
+            panic!("{login}: throttled, even with the right password: {r:?}");
+        };
+        assert_eq!(retry_after_secs, 2, "{login}");
+        assert_eq!(f.password.calls(), asked, "{login}: the source was not asked");
+    }
+    let audit = f.store.recent_audit(50).await.unwrap();
+    assert_eq!(audit.iter().filter(|r| r.event == "throttled").count(), 2);
+    assert!(audit
+        .iter()
+        .all(|r| !r.detail.as_deref().unwrap_or("").contains("right password")));
+
+    f.clock.advance(2);
+    let done = try_as("ann", "right password").await.unwrap();
+    assert!(done.session().is_some(), "after the delay the right password signs in");
+}
