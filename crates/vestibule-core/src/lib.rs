@@ -60,6 +60,7 @@ mod ids;
 mod local;
 mod login;
 mod source;
+pub mod storage;
 
 pub use async_trait::async_trait;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};

@@ -71,3 +71,17 @@ impl From<vestibule_core::IdError> for StoreError {
         StoreError::Corrupt(e.to_string())
     }
 }
+
+/// What the broker can tell apart: a conflict, a bad login name, a timeout (still a timeout, so front ends answer
+/// "busy, retry"); the rest travels boxed, with its message and source chain.
+impl From<StoreError> for vestibule_core::storage::StorageError {
+    fn from(e: StoreError) -> Self {
+        use vestibule_core::storage::StorageError;
+        match e {
+            StoreError::Conflict(what) => StorageError::Conflict(what),
+            StoreError::InvalidLogin(e) => StorageError::InvalidLogin(e),
+            StoreError::Timeout(e) => StorageError::Timeout(Box::new(e)),
+            e => StorageError::Other(Box::new(e)),
+        }
+    }
+}
