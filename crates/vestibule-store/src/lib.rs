@@ -4,6 +4,9 @@
 //! integer timestamps), so every query exists once; only the migrations differ per backend, in
 //! `migrations/sqlite` and `migrations/postgres`. One contract test suite runs the same cases against both.
 //!
+//! [`Store`] implements the broker's storage trait, [`BrokerStore`](vestibule_core::storage::BrokerStore); the
+//! records it keeps are defined there and re-exported here.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), vestibule_store::StoreError> {
 //! let store = vestibule_store::Store::connect("sqlite://vestibule.db").await?;
