@@ -214,8 +214,9 @@ impl From<vestibule::BrokerError> for AppError {
 mod tests {
     use super::*;
 
-    fn timeout() -> vestibule_store::StoreError {
-        vestibule_store::StoreError::Timeout(sqlx::Error::PoolTimedOut)
+    /// The store's own timeout, as the broker sees it (through its storage trait).
+    fn timeout() -> vestibule::StorageError {
+        vestibule_store::StoreError::Timeout(sqlx::Error::PoolTimedOut).into()
     }
 
     fn retry_after(res: &Response) -> Option<&str> {
@@ -245,7 +246,7 @@ mod tests {
 
     #[test]
     fn other_failures_keep_their_status_and_no_retry_after() {
-        let db = vestibule::BrokerError::Store(vestibule_store::StoreError::Database(sqlx::Error::PoolClosed));
+        let db = vestibule::BrokerError::Store(vestibule_store::StoreError::Database(sqlx::Error::PoolClosed).into());
         let res = AppError::from(db).into_response();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(retry_after(&res), None);

@@ -1,6 +1,7 @@
 //! The smallest crate of Vestibule: the [`AuthSource`] trait every way of signing in implements, the
 //! [`ExternalIdentity`] a source proves, newtype ids, errors and an injectable [`Clock`]. No I/O lives here, so a
-//! third-party source depends on this crate alone.
+//! third-party source depends on this crate alone. [`storage`] holds the broker's storage trait and the records it
+//! keeps, implemented by `vestibule-store`.
 //!
 //! # Implementing a source
 //!
@@ -60,6 +61,7 @@ mod ids;
 mod local;
 mod login;
 mod source;
+pub mod storage;
 
 pub use async_trait::async_trait;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};

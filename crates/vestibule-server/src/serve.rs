@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use vestibule::Broker;
+use vestibule::{Broker, StorageError};
 use vestibule_axum::{HttpSettings, Vestibule};
 use vestibule_core::{AuthSource, CredentialRepository, ExposeSecret, PasswordChanger};
 use vestibule_local::{LocalSource, PasswordHasher};
-use vestibule_store::{NewLocalAccount, Store, StoreError};
+use vestibule_store::{NewLocalAccount, Store};
 
 use crate::config::{FileConfig, SourceConfig};
 
@@ -191,7 +191,7 @@ pub async fn add_user(
     broker.close().await;
     let id = match created {
         Ok(id) => id,
-        Err(vestibule::BrokerError::Store(StoreError::Conflict(_))) => {
+        Err(vestibule::BrokerError::Store(StorageError::Conflict(_))) => {
             return Err(format!("the username `{username}` is taken"))
         }
         Err(e) => {

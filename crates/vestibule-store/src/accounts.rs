@@ -1,69 +1,11 @@
 use async_trait::async_trait;
 use sqlx::Row;
 use vestibule_core::{
-    AccountId, BoxError, CredentialRepository, ExposeSecret, ExternalIdentity, SecretString, SourceId, StoredPassword,
-    Subject, Timestamp,
+    AccountId, BoxError, CredentialRepository, ExposeSecret, ExternalIdentity, SourceId, StoredPassword, Subject,
+    Timestamp,
 };
 
-use crate::{flag, random_id, Store, StoreError};
-
-/// A local account: the thing sessions belong to and identities point at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Opaque random id.
-    pub id: AccountId,
-    /// A human name.
-    pub display_name: Option<String>,
-    /// The account's own email.
-    pub email: Option<String>,
-    /// Whether that email was verified.
-    pub email_verified: bool,
-    /// A disabled account cannot sign in.
-    pub disabled: bool,
-    /// When it was created.
-    pub created_at: Timestamp,
-}
-
-/// One way into an account, as last seen from its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityRecord {
-    /// The source.
-    pub source: SourceId,
-    /// The stable id at the source.
-    pub subject: Subject,
-    /// The account it leads to.
-    pub account_id: AccountId,
-    /// The login name at the last sign-in.
-    pub login: Option<String>,
-    /// The email the source asserted at the last sign-in.
-    pub email: Option<String>,
-    /// Whether the source asserted it as verified.
-    pub email_verified: bool,
-    /// Short group names from the last sign-in.
-    pub groups: Vec<String>,
-    /// When the link was made.
-    pub created_at: Timestamp,
-    /// The last sign-in through it.
-    pub last_login_at: Option<Timestamp>,
-}
-
-/// What `vestibule user add` creates. `Debug` does not print the password hash (it could be cracked offline).
-#[derive(Debug, Clone)]
-pub struct NewLocalAccount {
-    /// The local source's id; the account gets the identity `(source, account id)`.
-    pub source: SourceId,
-    /// The login name as typed, kept for display; unique among local accounts by its canonical form
-    /// ([`vestibule_core::canonical_login`]), which is also what sign-in looks up.
-    pub username: String,
-    /// A human name (defaults to the username on pages).
-    pub display_name: Option<String>,
-    /// The account's email.
-    pub email: Option<String>,
-    /// Whether that email is known to be the person's.
-    pub email_verified: bool,
-    /// An argon2id PHC string.
-    pub password_hash: SecretString,
-}
+use crate::{flag, random_id, Account, IdentityRecord, NewLocalAccount, Store, StoreError};
 
 const ACCOUNT_COLUMNS: &str = "id, display_name, email, email_verified, disabled, created_at";
 const IDENTITY_COLUMNS: &str =
@@ -375,26 +317,5 @@ impl CredentialRepository for Store {
         tx.commit().await?;
         tracing::debug!(account = %account, sessions = ended.len(), "password changed; sessions and series ended");
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn new_local_account_debug_hides_the_password_hash() {
-        let hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
-        let new = NewLocalAccount {
-            source: SourceId::new("local").expect("valid id"),
-            username: "ann".into(),
-            display_name: None,
-            email: None,
-            email_verified: false,
-            password_hash: hash.into(),
-        };
-        let shown = format!("{new:?}");
-        assert!(!shown.contains("aGFzaA"), "{shown}");
-        assert!(shown.contains("ann"), "{shown}");
     }
 }

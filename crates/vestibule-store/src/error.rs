@@ -71,3 +71,41 @@ impl From<vestibule_core::IdError> for StoreError {
         StoreError::Corrupt(e.to_string())
     }
 }
+
+/// What the broker can tell apart: a conflict, a bad login name, a timeout (still a timeout, so front ends answer
+/// "busy, retry"); the rest travels boxed, with its message and source chain.
+impl From<StoreError> for vestibule_core::storage::StorageError {
+    fn from(e: StoreError) -> Self {
+        use vestibule_core::storage::StorageError;
+        match e {
+            StoreError::Conflict(what) => StorageError::Conflict(what),
+            StoreError::InvalidLogin(e) => StorageError::InvalidLogin(e),
+            StoreError::Timeout(e) => StorageError::Timeout(Box::new(e)),
+            e => StorageError::Other(Box::new(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vestibule_core::storage::StorageError;
+
+    use super::*;
+
+    /// What the broker acts on survives the mapping; the rest keeps its message and cause.
+    #[test]
+    fn storage_errors_keep_conflicts_and_timeouts_apart() {
+        let conflict = StorageError::from(StoreError::Conflict("username"));
+        assert!(matches!(conflict, StorageError::Conflict("username")), "{conflict:?}");
+        let timeout = StorageError::from(StoreError::Timeout(sqlx::Error::PoolTimedOut));
+        assert!(matches!(timeout, StorageError::Timeout(_)), "{timeout:?}");
+        let other = StorageError::from(StoreError::Database(sqlx::Error::PoolClosed));
+        assert!(matches!(other, StorageError::Other(_)), "{other:?}");
+        assert_eq!(other.to_string(), "database error");
+        assert!(
+            vestibule_core::error_chain(&other).contains("closed"),
+            "{}",
+            vestibule_core::error_chain(&other)
+        );
+    }
+}

@@ -4,6 +4,9 @@
 //! integer timestamps), so every query exists once; only the migrations differ per backend, in
 //! `migrations/sqlite` and `migrations/postgres`. One contract test suite runs the same cases against both.
 //!
+//! [`Store`] implements the broker's storage trait, [`BrokerStore`](vestibule_core::storage::BrokerStore); the
+//! records it keeps are defined there and re-exported here.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), vestibule_store::StoreError> {
 //! let store = vestibule_store::Store::connect("sqlite://vestibule.db").await?;
@@ -17,6 +20,7 @@
 
 mod accounts;
 mod audit;
+mod broker_store;
 mod database_url;
 mod error;
 mod keys;
@@ -35,18 +39,16 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
-pub use accounts::{Account, IdentityRecord, NewLocalAccount};
-pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use database_url::DatabaseUrl;
 pub use error::StoreError;
-pub use linking::{PendingLink, Unlinked};
 pub use logins::LoginNameProblems;
 pub use notify::{RevocationListener, REVOCATION_CHANNEL};
 pub use options::StoreOptions;
-pub use pending::PendingRecord;
-pub use remember::RememberSeries;
-pub use sessions::SessionRecord;
-pub use tokens::AccessToken;
+// The records are the broker's (its storage trait's); re-exported so that they read as the store's own.
+pub use vestibule_core::storage::{
+    AccessToken, Account, AuditEvent, AuditKind, AuditRecord, IdentityRecord, NewLocalAccount, PendingLink,
+    PendingRecord, RememberSeries, SessionRecord, Unlinked,
+};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,35 +1,8 @@
 use sqlx::Row;
-use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
+use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
 use crate::accounts::account_from;
-use crate::{Account, Store, StoreError};
-
-/// An identity waiting for its owner to prove they own the account it would join.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingLink {
-    /// Hex SHA-256 of the token in the browser's link cookie.
-    pub token_hash: String,
-    /// What the source proved.
-    pub identity: ExternalIdentity,
-    /// Whether the person may instead get a new account of its own (the source provisions).
-    pub may_create: bool,
-    /// After this the link is void.
-    pub expires_at: Timestamp,
-}
-
-/// What an unlink did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unlinked {
-    /// Removed, with the sessions, series and tokens it had opened.
-    Done {
-        /// Hex hashes of the ended sessions and tokens, to evict from caches on every node.
-        ended: Vec<String>,
-    },
-    /// The account has no such identity (or it belongs to someone else).
-    NotFound,
-    /// It is the account's last way in.
-    LastIdentity,
-}
+use crate::{Account, PendingLink, Store, StoreError, Unlinked};
 
 impl Store {
     /// Accounts whose own email equals `email`, ignoring ASCII case.

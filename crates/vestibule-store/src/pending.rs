@@ -1,26 +1,7 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, ExposeSecret, SecretString, SourceId, Timestamp};
 
-use crate::{Store, StoreError};
-
-/// A redirect sign-in waiting for its callback. `data` holds the flow's secrets, so `Debug` does not print it.
-#[derive(Debug, Clone)]
-pub struct PendingRecord {
-    /// Hex SHA-256 of the `state` value.
-    pub state_hash: String,
-    /// The source the flow was started for.
-    pub source: SourceId,
-    /// Hex SHA-256 of the browser-binding cookie set when the flow started.
-    pub browser_hash: String,
-    /// The source's own per-flow data (nonce, PKCE verifier...).
-    pub data: SecretString,
-    /// Where to land afterwards (already checked to be a safe relative path).
-    pub next_path: Option<String>,
-    /// After this the flow is void.
-    pub expires_at: Timestamp,
-    /// Set when the flow was started from the account page: link to this account instead of signing in.
-    pub link_account: Option<AccountId>,
-}
+use crate::{PendingRecord, Store, StoreError};
 
 impl Store {
     /// Stores a pending flow.
@@ -75,27 +56,5 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(n.rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_the_flow_data() {
-        let record = PendingRecord {
-            state_hash: "5fa3c0".into(),
-            source: SourceId::new("google").expect("valid id"),
-            browser_hash: "b1".into(),
-            data: r#"{"nonce":"nonce-77ab","pkce_verifier":"verifier-1c9e"}"#.into(),
-            next_path: Some("/after".into()),
-            expires_at: Timestamp(600),
-            link_account: None,
-        };
-        let shown = format!("{record:?}");
-        assert!(!shown.contains("nonce-77ab"), "{shown}");
-        assert!(!shown.contains("verifier-1c9e"), "{shown}");
-        assert!(shown.contains("5fa3c0") && shown.contains("google"), "{shown}");
     }
 }

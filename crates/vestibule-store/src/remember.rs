@@ -1,30 +1,7 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
-use crate::{Store, StoreError};
-
-/// A remember-me series.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RememberSeries {
-    /// Hex SHA-256 of the series id.
-    pub series_hash: String,
-    /// Whose.
-    pub account_id: AccountId,
-    /// The source of the sign-in that created it.
-    pub source: SourceId,
-    /// The identity that signed in (`None` for series from before this was recorded: any identity of `source`).
-    pub subject: Option<Subject>,
-    /// Hex SHA-256 of the current token.
-    pub token_hash: String,
-    /// Hex SHA-256 of the token before the last rotation.
-    pub previous_token_hash: Option<String>,
-    /// When the token was last rotated.
-    pub rotated_at: Timestamp,
-    /// When a credential was proven (the sign-in that ticked "remember me").
-    pub authenticated_at: Timestamp,
-    /// After this the series is void.
-    pub expires_at: Timestamp,
-}
+use crate::{RememberSeries, Store, StoreError};
 
 const COLUMNS: &str =
     "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, \

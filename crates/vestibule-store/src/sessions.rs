@@ -1,37 +1,7 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
-use crate::{Store, StoreError};
-
-/// A server-side session. `id_hash` is the hex SHA-256 of the cookie value; the value itself is never stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// Hex SHA-256 of the session id.
-    pub id_hash: String,
-    /// Whose session.
-    pub account_id: AccountId,
-    /// The source that signed it in.
-    pub source: SourceId,
-    /// The identity (subject at `source`) that signed it in; `None` for sessions from before this was recorded,
-    /// which count as opened by every identity of their source.
-    pub subject: Option<Subject>,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Last request seen (persisted coarsely).
-    pub last_seen_at: Timestamp,
-    /// When a credential was last proven in it (freshness).
-    pub authenticated_at: Timestamp,
-    /// Absolute expiry.
-    pub expires_at: Timestamp,
-    /// The browser's user agent at sign-in.
-    pub user_agent: Option<String>,
-    /// The client address at sign-in.
-    pub ip: Option<String>,
-    /// Hex SHA-256 of the client's user agent and coarse address at sign-in (session protection).
-    pub fingerprint: Option<String>,
-    /// When the source last confirmed the identity still exists and is admitted (`None`: at `created_at`).
-    pub checked_at: Option<Timestamp>,
-}
+use crate::{SessionRecord, Store, StoreError};
 
 const COLUMNS: &str =
     "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, \

@@ -1,33 +1,7 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
-use crate::{Store, StoreError};
-
-/// A personal access token as stored: never the token itself, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessToken {
-    /// Public id (shown on the account page, used to revoke).
-    pub id: String,
-    /// Hex SHA-256 of the token.
-    pub token_hash: String,
-    /// Whose.
-    pub account_id: AccountId,
-    /// The owner's label.
-    pub name: String,
-    /// Space-separated scopes.
-    pub scopes: String,
-    /// Creation time.
-    pub created_at: Timestamp,
-    /// Expiry (always set).
-    pub expires_at: Timestamp,
-    /// Last use, recorded coarsely.
-    pub last_used_at: Option<Timestamp>,
-    /// The identity whose session created it (`source`, `subject`): unlinking that identity revokes the token.
-    /// `None` for tokens from before this was recorded: unlinking leaves those alone.
-    pub created_by: Option<(SourceId, Subject)>,
-    /// When the source last confirmed `created_by` still exists and is admitted (`None`: at creation).
-    pub checked_at: Option<Timestamp>,
-}
+use crate::{AccessToken, Store, StoreError};
 
 const COLUMNS: &str =
     "id, token_hash, account_id, name, scopes, created_at, expires_at, last_used_at, source, subject, checked_at";

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use vestibule_core::storage::{AccessToken, AuditEvent, AuditKind, StorageError};
 use vestibule_core::SecretString;
-use vestibule_store::{AccessToken, AuditEvent, AuditKind, StoreError};
 
 use crate::broker::Touch;
 use crate::secret::{hash_token, hex_of, plausible};
@@ -45,8 +45,8 @@ pub enum TokenError {
     Broker(#[from] BrokerError),
 }
 
-impl From<StoreError> for TokenError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for TokenError {
+    fn from(e: StorageError) -> Self {
         TokenError::Broker(e.into())
     }
 }
@@ -93,7 +93,7 @@ impl Broker {
         let secret = SecretToken::generate();
         let value = format!("{TOKEN_PREFIX}{}", secret.expose());
         let now = self.now();
-        let id = vestibule_store::random_id();
+        let id = crate::secret::random_id();
         self.store
             .insert_token(&AccessToken {
                 id: id.clone(),

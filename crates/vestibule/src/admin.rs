@@ -2,8 +2,8 @@
 //! what an operator knows about it, showing it, and disabling or enabling it with an audit row. The CLI is a thin
 //! layer over these, so the rules (resolution order, never guessing between accounts) live here once.
 
+use vestibule_core::storage::{Account, AuditEvent, AuditKind, NewLocalAccount};
 use vestibule_core::{AccountId, SourceId, Subject};
-use vestibule_store::{Account, AuditEvent, AuditKind, NewLocalAccount};
 
 use crate::{AccountView, Broker, BrokerError};
 
@@ -164,7 +164,7 @@ impl Broker {
 
     /// Creates a local account with its password hash and its local identity (one transaction), and records
     /// `account_created` in the audit log with `detail` (who asked: `cli`, or the embedding app's own word). A
-    /// login name already taken (compared in canonical form) is `BrokerError::Store(StoreError::Conflict)`.
+    /// login name already taken (compared in canonical form) is `BrokerError::Store(StorageError::Conflict)`.
     pub async fn create_local_account(&self, new: &NewLocalAccount, detail: &str) -> Result<AccountId, BrokerError> {
         let id = self.store.create_local_account(new, self.now()).await?;
         self.audit(&AuditEvent {

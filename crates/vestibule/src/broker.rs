@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use rand::RngCore;
+use vestibule_core::storage::{AuditEvent, AuditKind, BrokerStore, SessionRecord};
 use vestibule_core::{AccountId, AuthSource, Clock, PasswordChanger, SourceId, Subject, SystemClock, Timestamp};
-use vestibule_store::{AuditEvent, AuditKind, SessionRecord, Store};
 
 use crate::csrf::CsrfKey;
 use crate::secret::{hash_token, hex_of, plausible};
@@ -24,7 +24,7 @@ pub struct ClientInfo {
 
 /// The broker. Cheap to share: hold it in an `Arc`.
 pub struct Broker {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn BrokerStore>,
     pub(crate) sources: Vec<Arc<dyn AuthSource>>,
     by_id: HashMap<SourceId, usize>,
     policies: HashMap<SourceId, SourcePolicy>,
@@ -83,7 +83,7 @@ pub(crate) struct Proven<'a> {
 
 /// Builds a [`Broker`].
 pub struct BrokerBuilder {
-    store: Store,
+    store: Arc<dyn BrokerStore>,
     base_url: String,
     sources: Vec<Arc<dyn AuthSource>>,
     policies: HashMap<SourceId, SourcePolicy>,
@@ -192,9 +192,9 @@ fn decode_key(hex: &str) -> Option<[u8; 32]> {
 impl Broker {
     /// Starts building a broker over `store`. `base_url` is the public URL of the broker's routes (with the mount
     /// path, e.g. `https://app.example.com/auth`): redirect callbacks are built from it, never from request headers.
-    pub fn builder(store: Store, base_url: impl Into<String>) -> BrokerBuilder {
+    pub fn builder(store: impl BrokerStore + 'static, base_url: impl Into<String>) -> BrokerBuilder {
         BrokerBuilder {
-            store,
+            store: Arc::new(store),
             base_url: base_url.into(),
             sources: Vec::new(),
             policies: HashMap::new(),

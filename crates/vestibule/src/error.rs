@@ -1,5 +1,5 @@
+use vestibule_core::storage::StorageError;
 use vestibule_core::{BoxError, RejectReason};
-use vestibule_store::StoreError;
 
 /// A broker operation failed for a reason that is not the person's fault: logged with a reference id, shown as a
 /// generic error.
@@ -8,7 +8,7 @@ use vestibule_store::StoreError;
 pub enum BrokerError {
     /// The database failed.
     #[error("store error")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     /// The configuration is unusable (duplicate source id...).
     #[error("configuration error: {0}")]
     Config(String),
@@ -52,8 +52,8 @@ pub enum LoginError {
     Internal(#[source] BoxError),
 }
 
-impl From<StoreError> for LoginError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for LoginError {
+    fn from(e: StorageError) -> Self {
         LoginError::Internal(Box::new(e))
     }
 }
@@ -64,13 +64,13 @@ impl From<BrokerError> for LoginError {
     }
 }
 
-/// Whether a store timeout (the database did not answer in time) is somewhere in `e`'s cause chain — as
-/// `BrokerError::Store`, inside a `LoginError`, or boxed by a front end. Front ends answer it as "busy, retry"
-/// rather than as a failure, without knowing the store's types.
+/// Whether a store timeout ([`StorageError::Timeout`]: the database did not answer in time) is somewhere in `e`'s
+/// cause chain — as `BrokerError::Store`, inside a `LoginError`, or boxed by a front end. Front ends answer it as
+/// "busy, retry" rather than as a failure, without knowing the store's types.
 pub fn is_store_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(e);
     while let Some(e) = current {
-        if matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Timeout(_))) {
+        if matches!(e.downcast_ref::<StorageError>(), Some(StorageError::Timeout(_))) {
             return true;
         }
         current = e.source();

@@ -1,6 +1,7 @@
 //! The Vestibule broker: it holds the configured [`AuthSource`](vestibule_core::AuthSource)s, turns what they prove into local accounts and
 //! sessions, protects forms with CSRF tokens, and writes every security event to the audit log. It knows nothing of
-//! HTTP (that is `vestibule-axum`), so all of it can be used and tested without a web server.
+//! HTTP (that is `vestibule-axum`), so all of it can be used and tested without a web server. It knows no SQL either:
+//! it keeps its data through a [`BrokerStore`] (`vestibule_store::Store` on SQLite or PostgreSQL).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -52,3 +53,5 @@ pub use throttle::{Attempt, Limiter, ThrottleLayer, ThrottleSettings, Throttled}
 pub use views::{AccountView, IdentityView, SessionView, TokenView};
 
 pub use vestibule_core as core;
+/// The broker's storage trait and its error (in [`vestibule_core::storage`], with the records it stores).
+pub use vestibule_core::storage::{BrokerStore, StorageError};

@@ -3,8 +3,8 @@
 //! [`Broker::resolve_account`](crate::Broker); the threats are in the README.
 
 use secrecy::SecretString;
+use vestibule_core::storage::{AuditEvent, AuditKind, StorageError, Unlinked};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject};
-use vestibule_store::{AuditEvent, AuditKind, StoreError, Unlinked};
 
 use crate::secret::{hash_token, hex_of};
 use crate::{ActiveSession, Broker, BrokerError, ClientInfo, LoginError, LoginOutcome, RedirectBegin, SecretToken};
@@ -54,8 +54,8 @@ pub enum UnlinkError {
     Broker(#[from] BrokerError),
 }
 
-impl From<StoreError> for UnlinkError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for UnlinkError {
+    fn from(e: StorageError) -> Self {
         UnlinkError::Broker(e.into())
     }
 }
@@ -178,7 +178,7 @@ impl Broker {
                 self.audit(&audit(AuditKind::IdentityLinked, None)).await;
                 Ok(())
             }
-            Err(StoreError::Conflict(_)) => {
+            Err(StorageError::Conflict(_)) => {
                 let owner = self.store.find_identity(&identity.source, &identity.subject).await?;
                 if owner.is_some_and(|o| &o.account_id == account) {
                     return Ok(());

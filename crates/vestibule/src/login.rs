@@ -4,10 +4,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+use vestibule_core::storage::{AuditEvent, AuditKind, PendingLink, PendingRecord, StorageError};
 use vestibule_core::{
     AccountId, CallbackParams, ExternalIdentity, Flow, PendingRedirect, RejectReason, SourceError, SourceId,
 };
-use vestibule_store::{AuditEvent, AuditKind, PendingLink, PendingRecord, StoreError};
 
 use crate::linking::LinkRequired;
 use crate::secret::{hash_token, hex_of};
@@ -486,7 +486,7 @@ impl Broker {
                 .await;
                 Ok(account)
             }
-            Err(StoreError::Conflict(_)) => {
+            Err(StorageError::Conflict(_)) => {
                 let found = self.store.find_identity(&identity.source, &identity.subject).await?;
                 found
                     .map(|f| f.account_id)

@@ -6,8 +6,8 @@
 //! rotation — the concurrency that broke Miller's original scheme — are not mistaken for theft.
 
 use subtle::ConstantTimeEq;
+use vestibule_core::storage::{AuditEvent, AuditKind, RememberSeries};
 use vestibule_core::{AccountId, SecretString, Timestamp};
-use vestibule_store::{AuditEvent, AuditKind, RememberSeries};
 
 use crate::secret::{hash_token, hex_of, plausible};
 use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};

@@ -38,9 +38,16 @@ pub fn hash_token(value: &str) -> [u8; 32] {
     Sha256::digest(value.as_bytes()).into()
 }
 
-pub(crate) fn hex_of(bytes: &[u8; 32]) -> String {
+/// 128 random bits as 32 lowercase hex characters: ids that reveal neither order nor count.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex_of(&bytes)
+}
+
+pub(crate) fn hex_of(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
+    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
         s.push(char::from(HEX[usize::from(b >> 4)]));
         s.push(char::from(HEX[usize::from(b & 15)]));

@@ -2,8 +2,8 @@
 //! (a credential proven within `fresh_secs`) and only ever touches the person's own account.
 
 use secrecy::SecretString;
+use vestibule_core::storage::{AuditEvent, AuditKind, StorageError};
 use vestibule_core::{PasswordChangeError, Timestamp};
-use vestibule_store::{AuditEvent, AuditKind, StoreError};
 
 use crate::{ActiveSession, Broker, BrokerError, ClientInfo};
 
@@ -45,8 +45,8 @@ pub enum SelfServiceError {
     Broker(#[from] BrokerError),
 }
 
-impl From<StoreError> for SelfServiceError {
-    fn from(e: StoreError) -> Self {
+impl From<StorageError> for SelfServiceError {
+    fn from(e: StorageError) -> Self {
         SelfServiceError::Broker(e.into())
     }
 }

@@ -2,8 +2,8 @@
 //! embedding app) never handle store rows, and the store can change behind the broker without breaking them.
 //! None of them holds a secret: session ids appear only as their SHA-256, tokens without their hash.
 
+use vestibule_core::storage::{AccessToken, Account, IdentityRecord, SessionRecord};
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
-use vestibule_store::{AccessToken, Account, IdentityRecord, SessionRecord};
 
 use crate::{ActiveSession, Broker, BrokerError};
 

@@ -60,7 +60,7 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
         password_hash: hasher.hash(DEMO_PASSWORD.into()).await?.into(),
     };
     match broker.create_local_account(&demo, "example-embed").await {
-        Ok(_) | Err(vestibule::BrokerError::Store(vestibule_store::StoreError::Conflict(_))) => {}
+        Ok(_) | Err(vestibule::BrokerError::Store(vestibule::StorageError::Conflict(_))) => {}
         Err(e) => return Err(e.into()),
     }
 

@@ -1,0 +1,182 @@
+//! The audit log's vocabulary: what happened ([`AuditKind`]), an event to append ([`AuditEvent`]) and a row read
+//! back ([`AuditRecord`]).
+
+use crate::Timestamp;
+
+/// What happened, in the audit log's own words: the `event` column holds [`AuditKind::as_str`], names that stay
+/// stable across versions (tools and operators search for them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditKind {
+    /// A sign-in proved a credential and opened a session. (`login_success`)
+    LoginSuccess,
+    /// A sign-in was refused (`detail` says why, in fixed words). (`login_failure`)
+    LoginFailure,
+    /// A session was signed out. (`logout`)
+    Logout,
+    /// An account was created (sign-in, link page, CLI or embedding app). (`account_created`)
+    AccountCreated,
+    /// An operator disabled an account. (`account_disabled`)
+    AccountDisabled,
+    /// An operator enabled an account again. (`account_enabled`)
+    AccountEnabled,
+    /// A sign-in found an account that may be the same person: ownership must be proven. (`link_required`)
+    LinkRequired,
+    /// An identity was linked to an account. (`identity_linked`)
+    IdentityLinked,
+    /// A link was refused (the identity belongs to another account). (`link_refused`)
+    LinkRefused,
+    /// An identity was removed from an account. (`identity_unlinked`)
+    IdentityUnlinked,
+    /// A source no longer admits an identity: what it opened was ended. (`identity_rechecked`)
+    IdentityRechecked,
+    /// A session was used from another client than the one that signed in. (`session_client_changed`)
+    SessionClientChanged,
+    /// A session was restored from a remember-me cookie. (`session_restored`)
+    SessionRestored,
+    /// The owner signed out sessions from the account page. (`sessions_revoked`)
+    SessionsRevoked,
+    /// A stolen remember-me cookie was presented: the account's sessions and series were ended. (`remember_theft`)
+    RememberTheft,
+    /// A password was changed. (`password_changed`)
+    PasswordChanged,
+    /// A password change was refused. (`password_change_failed`)
+    PasswordChangeFailed,
+    /// A personal access token was created. (`token_created`)
+    TokenCreated,
+    /// A personal access token was revoked. (`token_revoked`)
+    TokenRevoked,
+    /// An attempt was refused before its credential was checked: too many attempts. (`throttled`)
+    Throttled,
+}
+
+impl AuditKind {
+    /// Every kind, in no particular order.
+    pub const ALL: [AuditKind; 20] = [
+        AuditKind::LoginSuccess,
+        AuditKind::LoginFailure,
+        AuditKind::Logout,
+        AuditKind::AccountCreated,
+        AuditKind::AccountDisabled,
+        AuditKind::AccountEnabled,
+        AuditKind::LinkRequired,
+        AuditKind::IdentityLinked,
+        AuditKind::LinkRefused,
+        AuditKind::IdentityUnlinked,
+        AuditKind::IdentityRechecked,
+        AuditKind::SessionClientChanged,
+        AuditKind::SessionRestored,
+        AuditKind::SessionsRevoked,
+        AuditKind::RememberTheft,
+        AuditKind::PasswordChanged,
+        AuditKind::PasswordChangeFailed,
+        AuditKind::TokenCreated,
+        AuditKind::TokenRevoked,
+        AuditKind::Throttled,
+    ];
+
+    /// The name written to the `event` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::LoginSuccess => "login_success",
+            AuditKind::LoginFailure => "login_failure",
+            AuditKind::Logout => "logout",
+            AuditKind::AccountCreated => "account_created",
+            AuditKind::AccountDisabled => "account_disabled",
+            AuditKind::AccountEnabled => "account_enabled",
+            AuditKind::LinkRequired => "link_required",
+            AuditKind::IdentityLinked => "identity_linked",
+            AuditKind::LinkRefused => "link_refused",
+            AuditKind::IdentityUnlinked => "identity_unlinked",
+            AuditKind::IdentityRechecked => "identity_rechecked",
+            AuditKind::SessionClientChanged => "session_client_changed",
+            AuditKind::SessionRestored => "session_restored",
+            AuditKind::SessionsRevoked => "sessions_revoked",
+            AuditKind::RememberTheft => "remember_theft",
+            AuditKind::PasswordChanged => "password_changed",
+            AuditKind::PasswordChangeFailed => "password_change_failed",
+            AuditKind::TokenCreated => "token_created",
+            AuditKind::TokenRevoked => "token_revoked",
+            AuditKind::Throttled => "throttled",
+        }
+    }
+
+    /// The kind with this name, if any.
+    pub fn parse(name: &str) -> Option<AuditKind> {
+        AuditKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for AuditKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A security event to append to the audit log: `AuditEvent { account_id: Some(..), ..AuditEvent::of(kind) }`.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    /// What happened.
+    pub event: AuditKind,
+    /// The account concerned, when known.
+    pub account_id: Option<&'a str>,
+    /// The source involved.
+    pub source: Option<&'a str>,
+    /// The subject at that source.
+    pub subject: Option<&'a str>,
+    /// The client address.
+    pub ip: Option<&'a str>,
+    /// A short reason (`invalid_credentials`), never a secret.
+    pub detail: Option<&'a str>,
+}
+
+impl AuditEvent<'_> {
+    /// An event of `kind` with nothing else known yet.
+    pub fn of(kind: AuditKind) -> Self {
+        AuditEvent {
+            event: kind,
+            account_id: None,
+            source: None,
+            subject: None,
+            ip: None,
+            detail: None,
+        }
+    }
+}
+
+/// A row of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Insertion order.
+    pub id: i64,
+    /// When.
+    pub at: Timestamp,
+    /// What ([`AuditKind::as_str`]; kept as text, since older or newer versions may have written other names).
+    pub event: String,
+    /// Who.
+    pub account_id: Option<String>,
+    /// Through which source.
+    pub source: Option<String>,
+    /// As which subject.
+    pub subject: Option<String>,
+    /// From where.
+    pub ip: Option<String>,
+    /// Why.
+    pub detail: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_distinct_and_parse_back() {
+        let mut seen = std::collections::HashSet::new();
+        for k in AuditKind::ALL {
+            assert!(seen.insert(k.as_str()), "{k} twice");
+            assert_eq!(AuditKind::parse(k.as_str()), Some(k));
+            assert!(k.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{k}");
+        }
+        assert_eq!(AuditKind::parse("nope"), None);
+    }
+}

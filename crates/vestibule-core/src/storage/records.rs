@@ -1,0 +1,224 @@
+//! The rows the broker reads and writes, as plain values: what a [`BrokerStore`](super::BrokerStore) stores.
+
+use crate::{AccountId, ExternalIdentity, SecretString, SourceId, Subject, Timestamp};
+
+/// A local account: the thing sessions belong to and identities point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Opaque random id.
+    pub id: AccountId,
+    /// A human name.
+    pub display_name: Option<String>,
+    /// The account's own email.
+    pub email: Option<String>,
+    /// Whether that email was verified.
+    pub email_verified: bool,
+    /// A disabled account cannot sign in.
+    pub disabled: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One way into an account, as last seen from its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// The source.
+    pub source: SourceId,
+    /// The stable id at the source.
+    pub subject: Subject,
+    /// The account it leads to.
+    pub account_id: AccountId,
+    /// The login name at the last sign-in.
+    pub login: Option<String>,
+    /// The email the source asserted at the last sign-in.
+    pub email: Option<String>,
+    /// Whether the source asserted it as verified.
+    pub email_verified: bool,
+    /// Short group names from the last sign-in.
+    pub groups: Vec<String>,
+    /// When the link was made.
+    pub created_at: Timestamp,
+    /// The last sign-in through it.
+    pub last_login_at: Option<Timestamp>,
+}
+
+/// What `vestibule user add` creates. `Debug` does not print the password hash (it could be cracked offline).
+#[derive(Debug, Clone)]
+pub struct NewLocalAccount {
+    /// The local source's id; the account gets the identity `(source, account id)`.
+    pub source: SourceId,
+    /// The login name as typed, kept for display; unique among local accounts by its canonical form
+    /// ([`canonical_login`](crate::canonical_login)), which is also what sign-in looks up.
+    pub username: String,
+    /// A human name (defaults to the username on pages).
+    pub display_name: Option<String>,
+    /// The account's email.
+    pub email: Option<String>,
+    /// Whether that email is known to be the person's.
+    pub email_verified: bool,
+    /// An argon2id PHC string.
+    pub password_hash: SecretString,
+}
+
+/// A server-side session. `id_hash` is the hex SHA-256 of the cookie value; the value itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Hex SHA-256 of the session id.
+    pub id_hash: String,
+    /// Whose session.
+    pub account_id: AccountId,
+    /// The source that signed it in.
+    pub source: SourceId,
+    /// The identity (subject at `source`) that signed it in; `None` for sessions from before this was recorded,
+    /// which count as opened by every identity of their source.
+    pub subject: Option<Subject>,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last request seen (persisted coarsely).
+    pub last_seen_at: Timestamp,
+    /// When a credential was last proven in it (freshness).
+    pub authenticated_at: Timestamp,
+    /// Absolute expiry.
+    pub expires_at: Timestamp,
+    /// The browser's user agent at sign-in.
+    pub user_agent: Option<String>,
+    /// The client address at sign-in.
+    pub ip: Option<String>,
+    /// Hex SHA-256 of the client's user agent and coarse address at sign-in (session protection).
+    pub fingerprint: Option<String>,
+    /// When the source last confirmed the identity still exists and is admitted (`None`: at `created_at`).
+    pub checked_at: Option<Timestamp>,
+}
+
+/// A remember-me series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberSeries {
+    /// Hex SHA-256 of the series id.
+    pub series_hash: String,
+    /// Whose.
+    pub account_id: AccountId,
+    /// The source of the sign-in that created it.
+    pub source: SourceId,
+    /// The identity that signed in (`None` for series from before this was recorded: any identity of `source`).
+    pub subject: Option<Subject>,
+    /// Hex SHA-256 of the current token.
+    pub token_hash: String,
+    /// Hex SHA-256 of the token before the last rotation.
+    pub previous_token_hash: Option<String>,
+    /// When the token was last rotated.
+    pub rotated_at: Timestamp,
+    /// When a credential was proven (the sign-in that ticked "remember me").
+    pub authenticated_at: Timestamp,
+    /// After this the series is void.
+    pub expires_at: Timestamp,
+}
+
+/// A personal access token as stored: never the token itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// Public id (shown on the account page, used to revoke).
+    pub id: String,
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// Whose.
+    pub account_id: AccountId,
+    /// The owner's label.
+    pub name: String,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Expiry (always set).
+    pub expires_at: Timestamp,
+    /// Last use, recorded coarsely.
+    pub last_used_at: Option<Timestamp>,
+    /// The identity whose session created it (`source`, `subject`): unlinking that identity revokes the token.
+    /// `None` for tokens from before this was recorded: unlinking leaves those alone.
+    pub created_by: Option<(SourceId, Subject)>,
+    /// When the source last confirmed `created_by` still exists and is admitted (`None`: at creation).
+    pub checked_at: Option<Timestamp>,
+}
+
+/// A redirect sign-in waiting for its callback. `data` holds the flow's secrets, so `Debug` does not print it.
+#[derive(Debug, Clone)]
+pub struct PendingRecord {
+    /// Hex SHA-256 of the `state` value.
+    pub state_hash: String,
+    /// The source the flow was started for.
+    pub source: SourceId,
+    /// Hex SHA-256 of the browser-binding cookie set when the flow started.
+    pub browser_hash: String,
+    /// The source's own per-flow data (nonce, PKCE verifier...).
+    pub data: SecretString,
+    /// Where to land afterwards (already checked to be a safe relative path).
+    pub next_path: Option<String>,
+    /// After this the flow is void.
+    pub expires_at: Timestamp,
+    /// Set when the flow was started from the account page: link to this account instead of signing in.
+    pub link_account: Option<AccountId>,
+}
+
+/// An identity waiting for its owner to prove they own the account it would join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLink {
+    /// Hex SHA-256 of the token in the browser's link cookie.
+    pub token_hash: String,
+    /// What the source proved.
+    pub identity: ExternalIdentity,
+    /// Whether the person may instead get a new account of its own (the source provisions).
+    pub may_create: bool,
+    /// After this the link is void.
+    pub expires_at: Timestamp,
+}
+
+/// What an unlink did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlinked {
+    /// Removed, with the sessions, series and tokens it had opened.
+    Done {
+        /// Hex hashes of the ended sessions and tokens, to evict from caches on every node.
+        ended: Vec<String>,
+    },
+    /// The account has no such identity (or it belongs to someone else).
+    NotFound,
+    /// It is the account's last way in.
+    LastIdentity,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_local_account_debug_hides_the_password_hash() {
+        let hash = "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$aGFzaA";
+        let new = NewLocalAccount {
+            source: SourceId::new("local").expect("valid id"),
+            username: "ann".into(),
+            display_name: None,
+            email: None,
+            email_verified: false,
+            password_hash: hash.into(),
+        };
+        let shown = format!("{new:?}");
+        assert!(!shown.contains("aGFzaA"), "{shown}");
+        assert!(shown.contains("ann"), "{shown}");
+    }
+
+    #[test]
+    fn debug_hides_the_flow_data() {
+        let record = PendingRecord {
+            state_hash: "5fa3c0".into(),
+            source: SourceId::new("google").expect("valid id"),
+            browser_hash: "b1".into(),
+            data: r#"{"nonce":"nonce-77ab","pkce_verifier":"verifier-1c9e"}"#.into(),
+            next_path: Some("/after".into()),
+            expires_at: Timestamp(600),
+            link_account: None,
+        };
+        let shown = format!("{record:?}");
+        assert!(!shown.contains("nonce-77ab"), "{shown}");
+        assert!(!shown.contains("verifier-1c9e"), "{shown}");
+        assert!(shown.contains("5fa3c0") && shown.contains("google"), "{shown}");
+    }
+}
