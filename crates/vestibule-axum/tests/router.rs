@@ -706,3 +706,34 @@ async fn a_write_blocked_past_the_busy_timeout_is_503_with_retry_after() {
     let ok = submit_password(&app, "ann", "right+password").await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
 }
+
+/// Guessing over HTTP: after the free failures the login form answers 429 with `Retry-After` and the same words for
+/// an existing and an unknown name, and the right password then signs nobody in.
+#[tokio::test]
+async fn repeated_failures_get_429_with_retry_after_and_the_same_words_for_everyone() {
+    let app = app().await;
+    let mut pages = Vec::new();
+    for name in ["ann", "nobody"] {
+        for i in 0..11 {
+            let res = submit_password(&app, name, "wrong").await;
+            assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{name} {i}: {}", res.body);
+        }
+        let password = if name == "ann" { "right+password" } else { "wrong" };
+        let res = submit_password(&app, name, password).await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{name}: {}", res.body);
+        let wait: u32 = res.header("retry-after").parse().expect("Retry-After in seconds");
+        assert!((1..=2).contains(&wait), "{wait}");
+        assert!(
+            res.body.contains("Too many attempts. Please try again in 1 minute."),
+            "{}",
+            res.body
+        );
+        assert!(res.cookie("__Host-vestibule-session").is_none(), "nobody signed in");
+        pages.push(res.body.replace(name, "NAME"));
+    }
+    assert_eq!(
+        pages[0].len(),
+        pages[1].len(),
+        "the same page for an existing and an unknown name"
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use vestibule::{SessionSettings, SourcePolicy};
+use vestibule::{SessionSettings, SourcePolicy, ThrottleSettings};
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub session: SessionSettings,
+    pub throttle: ThrottleSettings,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -35,6 +36,8 @@ struct RawFile {
     database: DatabaseConfig,
     #[serde(default)]
     session: SessionSettings,
+    #[serde(default)]
+    throttle: ThrottleSettings,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -260,6 +263,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         server: raw.server,
         database: raw.database,
         session: raw.session,
+        throttle: raw.throttle,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -538,7 +542,51 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
     }
-    Ok(())
+    validate_throttle(&config.throttle).map_err(|issue| (None, issue))
+}
+
+/// `[throttle]`: every layer stays on; a value may tighten or loosen it within bounds, never switch it off.
+fn validate_throttle(t: &ThrottleSettings) -> Result<(), ConfigIssue> {
+    let within = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>, what: &str| {
+        if range.contains(&value) {
+            Ok(())
+        } else {
+            Err(ConfigIssue::new(
+                format!("throttle.{key}"),
+                format!("must be between {} and {} {what}", range.start(), range.end()),
+            ))
+        }
+    };
+    within("address_burst", t.address_burst.into(), 1..=10_000, "attempts")?;
+    within("address_refill_secs", t.address_refill_secs.into(), 1..=3600, "seconds")?;
+    within(
+        "account_free_failures",
+        t.account_free_failures.into(),
+        1..=100,
+        "failures",
+    )?;
+    within("pair_free_failures", t.pair_free_failures.into(), 1..=100, "failures")?;
+    within("first_delay_secs", t.first_delay_secs.into(), 1..=3600, "seconds")?;
+    within(
+        "max_delay_secs",
+        t.max_delay_secs.into(),
+        u64::from(t.first_delay_secs)..=86_400,
+        "seconds",
+    )?;
+    // ASVS 2.2.1: no more than 100 failed attempts per hour on a single account.
+    within(
+        "account_failures_per_hour",
+        t.account_failures_per_hour.into(),
+        1..=100,
+        "failures",
+    )?;
+    within(
+        "forget_after_secs",
+        t.forget_after_secs.into(),
+        60..=86_400 * 7,
+        "seconds",
+    )?;
+    within("max_tracked", t.max_tracked, 1_000..=100_000_000, "keys")
 }
 
 /// A Google source vouches for an address only within its Workspace domains: `allowed_domains` is checked against
@@ -672,6 +720,36 @@ mod tests {
         let e = parse("t.toml", "[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
         assert_eq!(e.line, Some(2), "validation problems are located too: {e}");
+    }
+
+    #[test]
+    fn throttle_limits_are_tunable_within_bounds_and_never_off() {
+        let c = parse("t.toml", "").unwrap();
+        assert_eq!(c.throttle, vestibule::ThrottleSettings::default());
+        let c = parse("t.toml", "[throttle]\npair_free_failures = 3\nmax_delay_secs = 60\n").unwrap();
+        assert_eq!((c.throttle.pair_free_failures, c.throttle.max_delay_secs), (3, 60));
+        for (text, key) in [
+            // ASVS 2.2.1: a ceiling above 100 failures an hour is refused, and so is switching a layer off.
+            (
+                "[throttle]\naccount_failures_per_hour = 500\n",
+                "throttle.account_failures_per_hour",
+            ),
+            ("[throttle]\naddress_burst = 0\n", "throttle.address_burst"),
+            (
+                "[throttle]\nfirst_delay_secs = 60\nmax_delay_secs = 10\n",
+                "throttle.max_delay_secs",
+            ),
+        ] {
+            let e = parse("t.toml", text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert_eq!(e.line, Some(text.lines().count()), "{e}");
+        }
+        let e = parse("t.toml", "[throttle]\nenabled = false\n").unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("throttle.enabled"),
+            "no switch to turn it off: {e}"
+        );
     }
 
     #[test]
@@ -818,6 +896,7 @@ mod reference_file {
         assert_eq!(documented.database.store_options(), defaults.database.store_options());
         assert_eq!(documented.server.request_timeout(), defaults.server.request_timeout());
         assert_eq!(documented.session, defaults.session);
+        assert_eq!(documented.throttle, defaults.throttle);
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {

@@ -95,7 +95,9 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .unwrap_or_else(|| format!("http://{bound}"));
     let store = open_store(&cfg).await?;
     let (sources, changer) = build_sources(&cfg, &store)?;
-    let mut builder = Broker::builder(store, public.trim_end_matches('/')).settings(cfg.session);
+    let mut builder = Broker::builder(store, public.trim_end_matches('/'))
+        .settings(cfg.session)
+        .throttle(cfg.throttle);
     if let Some(changer) = changer {
         builder = builder.password_changer(changer);
     }
