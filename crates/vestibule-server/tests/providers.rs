@@ -278,6 +278,37 @@ async fn ldap_failures_look_like_local_failures_and_set_no_session() {
     assert_eq!(me(&mut b).await["identities"][0]["source"], "local");
 }
 
+/// Throttling with the real binary in front of a real directory: after the free failures, an attempt is answered
+/// 429 with `Retry-After` before anything reaches the directory — slapd completes no bind for it, so the
+/// directory's own lockout counter could not move — even with the right password, and the same for an unknown name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_ldap_attempts_never_reach_the_directory() {
+    require_slapd();
+    let s = Slapd::start(Options {
+        tls: false,
+        allow_bind_anon_dn: false,
+    });
+    let env = ldap_env(&s, "");
+    for (user, right) in [("alice", "alice-password"), ("nobody", "whatever-password")] {
+        for i in 0..6 {
+            let what = format!("{user}: failure {i}");
+            assert_generic_failure(&mut env.browser(), "corp", user, "not-the-password", &what).await;
+        }
+        let binds = s.binds();
+        let mut b = env.browser();
+        let res = guarded("throttled sign-in", b.sign_in("corp", user, right, "/me")).await;
+        assert_eq!(res.status, 429, "{user}: {}", res.body);
+        let wait: u32 = res
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{user}: Retry-After in seconds"));
+        assert!(wait >= 1, "{wait}");
+        assert!(res.body.contains("Too many attempts."), "{user}: {}", res.body);
+        assert!(!sets_session(&res), "{user}: no session");
+        assert_eq!(s.binds(), binds, "{user}: the throttled attempt reached the directory");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ldap_require_group_refuses_non_members_with_the_generic_failure() {
     require_slapd();
