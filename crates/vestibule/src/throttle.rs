@@ -46,7 +46,8 @@ pub struct ThrottleSettings {
     pub account_failures_per_hour: u32,
     /// Seconds without a failure after which a key's failures are forgotten.
     pub forget_after_secs: u32,
-    /// Keys kept in memory at most (least recently used go first): bounds memory whatever the number of addresses.
+    /// Keys kept in memory at most, in each of the three kinds (address buckets, (name, address) pairs, names);
+    /// rarely used keys go first. Bounds memory whatever the number of addresses: about 330 bytes a key.
     pub max_tracked: u64,
 }
 
@@ -61,7 +62,7 @@ impl Default for ThrottleSettings {
             max_delay_secs: 900,
             account_failures_per_hour: 100,
             forget_after_secs: 3600,
-            max_tracked: 1_000_000,
+            max_tracked: 200_000,
         }
     }
 }
@@ -123,16 +124,23 @@ struct Entry {
 }
 
 /// The in-process limiter. Cheap to share (clone the `Arc` it lives in).
+///
+/// Three bounded caches, so that one kind of key cannot push out another: a flood from a million addresses (each
+/// a bucket, and a pair with the account it tries) must not evict the record of the account it is guessing.
 pub struct Limiter {
     settings: ThrottleSettings,
-    entries: Cache<Key, Arc<Mutex<Entry>>>,
+    buckets: Cache<Key, Arc<Mutex<Entry>>>,
+    pairs: Cache<Key, Arc<Mutex<Entry>>>,
+    accounts: Cache<Key, Arc<Mutex<Entry>>>,
 }
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Limiter")
             .field("settings", &self.settings)
-            .field("tracked", &self.entries.entry_count())
+            .field("buckets", &self.buckets.entry_count())
+            .field("pairs", &self.pairs.entry_count())
+            .field("accounts", &self.accounts.entry_count())
             .finish()
     }
 }
@@ -153,12 +161,25 @@ impl Limiter {
     /// A limiter with these settings.
     pub fn new(settings: ThrottleSettings) -> Self {
         let idle = u64::from(settings.forget_after_secs.max(settings.max_delay_secs).max(3600));
-        Limiter {
-            settings,
-            entries: Cache::builder()
+        let cache = || {
+            Cache::builder()
                 .max_capacity(settings.max_tracked)
                 .time_to_idle(Duration::from_secs(idle))
-                .build(),
+                .build()
+        };
+        Limiter {
+            settings,
+            buckets: cache(),
+            pairs: cache(),
+            accounts: cache(),
+        }
+    }
+
+    fn cache(&self, key: &Key) -> &Cache<Key, Arc<Mutex<Entry>>> {
+        match key {
+            Key::Address(_) | Key::Network(_) => &self.buckets,
+            Key::Pair(..) => &self.pairs,
+            Key::Account(_) => &self.accounts,
         }
     }
 
@@ -168,11 +189,12 @@ impl Limiter {
     }
 
     fn entry(&self, key: Key) -> Arc<Mutex<Entry>> {
-        self.entries.get_with(key, || Arc::new(Mutex::new(Entry::default())))
+        self.cache(&key)
+            .get_with(key.clone(), || Arc::new(Mutex::new(Entry::default())))
     }
 
     fn peek(&self, key: &Key) -> Option<Arc<Mutex<Entry>>> {
-        self.entries.get(key)
+        self.cache(key).get(key)
     }
 
     /// Decides whether an attempt may go on to check its credential, before it is checked. Draws one attempt from
@@ -266,19 +288,18 @@ impl Limiter {
     /// password of a shared machine must not wipe the account's history).
     pub fn succeeded(&self, attempt: &Attempt<'_>) {
         if let Some(ip) = attempt.ip {
-            self.entries.invalidate(&Key::Pair(attempt.account.to_owned(), ip));
+            self.pairs.invalidate(&Key::Pair(attempt.account.to_owned(), ip));
         }
     }
 
     /// Lifts every delay of an account (an operator's decision): its failures and those of its pairs are forgotten.
     pub fn lift(&self, account: &str) {
-        let key = Key::Account(account.to_owned());
-        self.entries.invalidate(&key);
-        let account = account.to_owned();
-        // Pairs are few per account; invalidate_entries_if needs support enabled, so scan instead.
-        for (k, _) in self.entries.iter() {
-            if matches!(&*k, Key::Pair(a, _) if *a == account) {
-                self.entries.invalidate(&*k);
+        self.accounts.invalidate(&Key::Account(account.to_owned()));
+        // invalidate_entries_if needs support enabled at build time; a scan of the pairs is enough for an
+        // operator's occasional command.
+        for (k, _) in self.pairs.iter() {
+            if matches!(&*k, Key::Pair(a, _) if a == account) {
+                self.pairs.invalidate(&*k);
             }
         }
     }
@@ -499,7 +520,36 @@ mod tests {
                 at(0),
             );
         }
-        l.entries.run_pending_tasks();
-        assert!(l.entries.entry_count() <= 1_100, "{}", l.entries.entry_count());
+        l.buckets.run_pending_tasks();
+        assert!(l.buckets.entry_count() <= 1_100, "{}", l.buckets.entry_count());
+    }
+
+    #[test]
+    fn a_flood_of_addresses_does_not_evict_the_account_being_guessed() {
+        let l = Limiter::new(ThrottleSettings {
+            max_tracked: 1_000,
+            address_burst: 10_000,
+            ..ThrottleSettings::default()
+        });
+        let a = attempt("local:ann", "192.0.2.1");
+        for _ in 0..12 {
+            l.failed(&a, at(0));
+        }
+        // Many one-off attempts from other addresses, at other names.
+        for i in 0..20_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            let _ = l.check(
+                &Attempt {
+                    account: "local:other",
+                    ip: Some(ip),
+                },
+                at(0),
+            );
+        }
+        l.buckets.run_pending_tasks();
+        let t = l
+            .check(&attempt("local:ann", "198.51.100.7"), at(1))
+            .expect_err("still delayed");
+        assert_eq!(t.layer, ThrottleLayer::Account);
     }
 }
