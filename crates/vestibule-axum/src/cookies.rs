@@ -74,6 +74,31 @@ pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
+/// [`get`] of two names in one pass over the `Cookie` headers: what the session layer reads on every request
+/// (the session cookie and, where a restore is allowed, the remember-me cookie).
+pub(crate) fn get_both<'a>(headers: &'a HeaderMap, first: &str, second: &str) -> (Option<&'a str>, Option<&'a str>) {
+    let (mut a, mut b) = (None, None);
+    let pairs = headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'));
+    for pair in pairs {
+        let Some((k, v)) = pair.trim().split_once('=') else {
+            continue;
+        };
+        if a.is_none() && k == first {
+            a = Some(v);
+        } else if b.is_none() && k == second {
+            b = Some(v);
+        }
+        if a.is_some() && b.is_some() {
+            break;
+        }
+    }
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
@@ -147,6 +172,28 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(get(&map, wanted).map(str::to_owned), expected);
+            }
+
+            /// `get_both` finds what two calls of `get` find.
+            #[test]
+            fn get_both_is_get_twice(
+                headers in prop::collection::vec((pairs(), any::<bool>()), 0..3),
+                first in prop::sample::select(NAMES),
+                second in prop::sample::select(NAMES),
+            ) {
+                let mut map = HeaderMap::new();
+                for (pairs, spaced) in &headers {
+                    let sep = if *spaced { "; " } else { ";" };
+                    let line = pairs.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(sep);
+                    if let Ok(v) = http::HeaderValue::from_str(&line) {
+                        map.append(COOKIE, v);
+                    }
+                }
+                let (a, b) = get_both(&map, first, second);
+                prop_assert_eq!(a, get(&map, first));
+                if first != second {
+                    prop_assert_eq!(b, get(&map, second));
+                }
             }
 
             /// Any bytes a client can put in `Cookie` headers, any name asked for: no panic, and a hit is a pair

@@ -1,15 +1,22 @@
-//! Security headers on every response of the broker's routes, and the rendering of error pages (one middleware,
-//! so no response leaves without both).
+//! Security headers on every response of the broker's routes, and the rendering of error pages (one layer, so no
+//! response leaves without both).
+//!
+//! A hand-written tower layer rather than `axum::middleware::from_fn`: `from_fn` boxes a clone of the inner
+//! service and the future on every request, which showed in the profile of `/verify` (BENCHMARKS.md).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use http::header::{
     CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+use tower::{Layer, Service};
 
 use crate::error::ErrorPage;
 use crate::{pages, Vestibule};
@@ -19,16 +26,92 @@ use crate::{pages, Vestibule};
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
-pub(crate) async fn finish(State(v): State<Vestibule>, req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
+const CROSS_ORIGIN_OPENER_POLICY: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
+
+/// Adds the security headers and renders error pages; see [`finish`].
+#[derive(Clone, Debug)]
+pub(crate) struct SecurityHeadersLayer {
+    v: Vestibule,
+}
+
+impl SecurityHeadersLayer {
+    pub(crate) fn new(v: Vestibule) -> Self {
+        SecurityHeadersLayer { v }
+    }
+}
+
+impl<S> Layer<S> for SecurityHeadersLayer {
+    type Service = SecurityHeaders<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SecurityHeaders {
+            inner,
+            v: self.v.clone(),
+        }
+    }
+}
+
+/// The service of [`SecurityHeadersLayer`].
+#[derive(Clone, Debug)]
+pub(crate) struct SecurityHeaders<S> {
+    inner: S,
+    v: Vestibule,
+}
+
+impl<S> Service<Request> for SecurityHeaders<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Finishing<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        Finishing {
+            inner: self.inner.call(req),
+            v: self.v.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's answer, then [`finish`].
+    #[derive(Debug)]
+    pub(crate) struct Finishing<F> {
+        #[pin]
+        inner: F,
+        v: Vestibule,
+    }
+}
+
+impl<F, E> Future for Finishing<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(finish(this.v, res)))
+    }
+}
+
+/// Renders an [`ErrorPage`] the handler asked for, then sets the security headers.
+fn finish(v: &Vestibule, mut res: Response) -> Response {
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
-        let html = pages::message(&v, page.title, &page.message, page.reference.as_deref());
+        let html = pages::message(v, page.title, &page.message, page.reference.as_deref());
         *res.body_mut() = Body::from(html);
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         res.headers_mut().remove(CONTENT_LENGTH);
     }
     let h = res.headers_mut();
+    // One growth of the map for all of them.
+    h.reserve(7);
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -37,7 +120,7 @@ pub(crate) async fn finish(State(v): State<Vestibule>, req: Request, next: Next)
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert(CROSS_ORIGIN_OPENER_POLICY, HeaderValue::from_static("same-origin"));
     if v.inner.cookies.secure() {
         h.insert(
             STRICT_TRANSPORT_SECURITY,

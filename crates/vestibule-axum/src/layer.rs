@@ -63,6 +63,46 @@ pub struct SessionService<S> {
     vestibule: Vestibule,
 }
 
+pin_project_lite::pin_project! {
+    /// The future of [`SessionService`]: the check, then the inner service; or only the inner service when the
+    /// request was already authenticated (the broker's router nested in an app that applied the layer too).
+    #[project = SessionFutureProj]
+    pub enum SessionFuture<F, E> {
+        /// Already authenticated: the inner service's own future, nothing boxed.
+        Passed {
+            #[pin]
+            inner: F,
+        },
+        /// The session check and then the inner service.
+        Checked {
+            inner: Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>,
+        },
+    }
+}
+
+impl<F, E> std::fmt::Debug for SessionFuture<F, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SessionFuture::Passed { .. } => "SessionFuture::Passed",
+            SessionFuture::Checked { .. } => "SessionFuture::Checked",
+        })
+    }
+}
+
+impl<F, E> Future for SessionFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            SessionFutureProj::Passed { inner } => inner.poll(cx),
+            SessionFutureProj::Checked { inner } => inner.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S> Service<Request> for SessionService<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
@@ -70,31 +110,36 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = SessionFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
+        // Nested under an app that already applied the layer: the request is authenticated once, and the service
+        // polled ready is called right here, with no clone and no box.
+        if req.extensions().get::<AuthContext>().is_some() {
+            return SessionFuture::Passed {
+                inner: self.inner.call(req),
+            };
+        }
         // The clone that was polled ready is the one that must be called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let vestibule = self.vestibule.clone();
-        Box::pin(async move {
-            // Nested under an app that already applied the layer: the request is authenticated once.
-            if req.extensions().get::<AuthContext>().is_some() {
-                return inner.call(req).await;
-            }
+        let inner = Box::pin(async move {
             let names = &vestibule.inner.cookies;
             let headers = req.headers();
+            // One pass over the cookies for both, when a restore is allowed at all.
+            let (session, remember) = if may_restore(&req, &vestibule.inner.mount) {
+                cookies::get_both(headers, names.session, names.remember)
+            } else {
+                (cookies::get(headers, names.session), None)
+            };
             let credentials = Credentials {
-                session: cookies::get(headers, names.session),
-                remember: if may_restore(&req, &vestibule.inner.mount) {
-                    cookies::get(headers, names.remember)
-                } else {
-                    None
-                },
+                session,
+                remember,
                 bearer: bearer_token(headers),
                 // Borrowed header and address: nothing is allocated for them on the hot path.
                 user_agent: client::user_agent(headers),
@@ -115,14 +160,15 @@ where
                 _ => {}
             }
             req.extensions_mut().insert(AuthContext {
-                vestibule: vestibule.clone(),
+                vestibule,
                 principal: auth.principal,
                 token: auth.session_token,
                 restored,
             });
             let res = inner.call(req).await?;
             Ok(respond::with_cookies(res, &set_cookies))
-        })
+        });
+        SessionFuture::Checked { inner }
     }
 }
 

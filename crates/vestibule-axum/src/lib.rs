@@ -42,7 +42,7 @@ mod state;
 
 pub use error::AppError;
 pub use extract::{CurrentUser, RequireFresh, RequireScope, RequireUser, Scope, Unauthenticated};
-pub use layer::{SessionLayer, SessionService};
+pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
 pub use routes::router;
 pub use state::{HttpSettings, Vestibule};

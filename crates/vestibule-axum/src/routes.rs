@@ -10,15 +10,18 @@ use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
+use tower::ServiceBuilder;
 use vestibule::{LoginError, LoginOutcome, Principal};
 use vestibule_core::{CallbackParams, ExposeSecret, Flow, SecretString, SourceId};
 
 use crate::client::Client;
 use crate::context::AuthContext;
 use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfForm};
+use crate::deadline::DeadlineLayer;
+use crate::headers::SecurityHeadersLayer;
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
 use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
-use crate::{cookies, deadline, headers, safe_next, AppError, SessionLayer, Vestibule};
+use crate::{cookies, safe_next, AppError, SessionLayer, Vestibule};
 
 /// The broker's router, with its state, security headers and session layer applied. Nest it under the path given
 /// as [`crate::HttpSettings::mount`].
@@ -46,9 +49,14 @@ pub fn router(v: Vestibule) -> Router {
         .fallback(|| async { AppError::NotFound })
         // Outermost first: security headers and error pages for every answer, the deadline's 503 included; the
         // deadline around everything that may wait on the database or a source, the session check included.
-        .layer(SessionLayer::new(v.clone()))
-        .layer(axum::middleware::from_fn_with_state(v.clone(), deadline::limit))
-        .layer(axum::middleware::from_fn_with_state(v.clone(), headers::finish))
+        // One `layer` call for the three: axum boxes each layer's service and clones the whole box below it on
+        // every request, so three calls meant three boxes and clones nested in each other (see BENCHMARKS.md).
+        .layer(
+            ServiceBuilder::new()
+                .layer(SecurityHeadersLayer::new(v.clone()))
+                .layer(DeadlineLayer::new(v.inner.request_timeout))
+                .layer(SessionLayer::new(v.clone())),
+        )
         .with_state(v)
 }
 

@@ -1,8 +1,8 @@
 //! Account self-service routes (sessions, password) and forward auth for reverse proxies.
 
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
 use vestibule::{Revoke, SelfServiceError, TokenError};
 use vestibule_core::{ExposeSecret, PasswordChangeError, SecretString};
@@ -153,40 +153,55 @@ pub(crate) async fn change_password(
 /// `?scope=a b` (or `scope` given several times) makes a bearer token acceptable here only when it carries every
 /// one of those scopes (403 otherwise); a token's scopes go to `X-Vestibule-Scopes`, space-separated. A browser
 /// session is the person themselves and passes, without that header.
-pub(crate) async fn verify(
-    Extension(ctx): Extension<AuthContext>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Response {
+///
+/// It reads the request in place (no extractor clones the context or the query): proxies call it on every request.
+pub(crate) async fn verify(req: axum::extract::Request) -> Result<Response, AppError> {
+    let ctx = req
+        .extensions()
+        .get::<AuthContext>()
+        .ok_or_else(|| AppError::Internal("a broker route without the session layer".into()))?;
     let Some(s) = &ctx.principal else {
-        return StatusCode::UNAUTHORIZED.into_response();
+        return Ok(StatusCode::UNAUTHORIZED.into_response());
     };
     if let Some(granted) = s.scopes() {
-        let required = required_scopes(query.as_deref().unwrap_or(""));
+        let required = required_scopes(req.uri().query().unwrap_or(""));
         if !required.iter().all(|r| granted.iter().any(|g| g == r)) {
-            return StatusCode::FORBIDDEN.into_response();
+            return Ok(StatusCode::FORBIDDEN.into_response());
         }
     }
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
-    let mut put = |name: &'static str, value: &str| {
+    // The five headers and the security headers added on the way out: one growth of the map.
+    h.reserve(12);
+    let mut put = |name: HeaderName, value: &str| {
         // Header values must be visible ASCII; anything else is left out rather than mangled.
         if let Ok(v) = HeaderValue::from_str(value) {
             h.insert(name, v);
         }
     };
-    put("x-vestibule-user", s.account_id.as_str());
+    put(X_VESTIBULE_USER, s.account_id.as_str());
     if let Some(name) = &s.display_name {
-        put("x-vestibule-name", name);
+        put(X_VESTIBULE_NAME, name);
     }
     if let Some(email) = &s.email {
-        put("x-vestibule-email", email);
+        put(X_VESTIBULE_EMAIL, email);
     }
-    put("x-vestibule-groups", &s.groups.join(","));
+    match s.groups.as_slice() {
+        [] => put(X_VESTIBULE_GROUPS, ""),
+        [one] => put(X_VESTIBULE_GROUPS, one),
+        many => put(X_VESTIBULE_GROUPS, &many.join(",")),
+    }
     if let Some(scopes) = s.scopes() {
-        put("x-vestibule-scopes", &scopes.join(" "));
+        put(X_VESTIBULE_SCOPES, &scopes.join(" "));
     }
-    res
+    Ok(res)
 }
+
+const X_VESTIBULE_USER: HeaderName = HeaderName::from_static("x-vestibule-user");
+const X_VESTIBULE_NAME: HeaderName = HeaderName::from_static("x-vestibule-name");
+const X_VESTIBULE_EMAIL: HeaderName = HeaderName::from_static("x-vestibule-email");
+const X_VESTIBULE_GROUPS: HeaderName = HeaderName::from_static("x-vestibule-groups");
+const X_VESTIBULE_SCOPES: HeaderName = HeaderName::from_static("x-vestibule-scopes");
 
 /// The scopes `/verify` was asked to require: every `scope` parameter, split on spaces and commas.
 fn required_scopes(query: &str) -> Vec<String> {

@@ -1,8 +1,13 @@
 //! Load benchmarks for Vestibule, run by `scripts/bench` (results in `BENCHMARKS.md`):
 //!
-//! * `bench_server` serves a trivial route twice, once bare (`/open`) and once behind the session layer and
-//!   [`vestibule_axum::RequireUser`] (`/protected`), over a SQLite store filled with N sessions; an external load
-//!   generator (wrk) measures both, so the ratio is the broker's cost on every request of an embedding app;
+//! * `bench_server` serves the routes of [`app`]: a trivial route bare (`/open`), behind the least a session check
+//!   can do (`/floor`: cookie, SHA-256, moka lookup, no broker), behind the session layer and
+//!   [`vestibule_axum::RequireUser`] (`/protected`), and the broker's forward auth (`/auth/verify`), over a SQLite
+//!   store filled with N sessions; an external load generator (wrk) measures them in the same rounds, so each ratio
+//!   has its limits beside it;
+//! * `bench_inproc` drives the same app in process with `tower::ServiceExt::oneshot` (no sockets): the CPU each
+//!   route adds per request, timed or counted by callgrind;
+//! * `bench_storm` sends bad passwords through the login form, many at a time, while wrk measures `/protected`;
 //! * `bench_login` measures password sign-ins per second through [`vestibule::Broker::login_password`] next to
 //!   raw argon2 verifications, at the default argon2 parameters;
 //! * `bench_revocation` starts two real `vestibule serve` processes on one fresh PostgreSQL database and measures
@@ -13,6 +18,8 @@
 //! Nothing here runs in CI except compilation and clippy.
 
 use std::error::Error;
+
+pub mod app;
 
 /// What the binaries return: any error, printed by `main`.
 pub type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
