@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 use vestibule::{Credentials, RememberCookie};
 use vestibule_core::ExposeSecret;
@@ -146,6 +146,17 @@ where
                 ip: client::client_ip(&vestibule.inner.trusted_proxies, headers, req.extensions()),
             };
             let auth = vestibule.broker().authenticate(&credentials).await;
+            if let Some(secs) = auth.throttled {
+                // Too many wrong bearer tokens from this address: answered here, before any handler.
+                let mut res = (
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(serde_json::json!({ "error": "too_many_requests" })),
+                )
+                    .into_response();
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+                return Ok(res);
+            }
             let mut set_cookies = Vec::new();
             let restored = auth.restored();
             if let Some(new) = &auth.new_session_cookie {

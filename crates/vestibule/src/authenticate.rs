@@ -63,6 +63,9 @@ pub struct Authentication {
     pub new_session_cookie: Option<SecretString>,
     /// What to do with the remember-me cookie.
     pub remember_cookie: RememberCookie,
+    /// The request presented a bearer token from an address that failed too many: answer `429` with this many
+    /// seconds in `Retry-After` (the token was not looked up).
+    pub throttled: Option<u32>,
 }
 
 impl Authentication {
@@ -122,11 +125,22 @@ impl Broker {
             }
         }
         if let Some(bearer) = credentials.bearer {
+            // Guessing tokens spends the address's allowance, like guessing passwords; a throttled address is not
+            // looked up at all, valid token or not (it must not learn which guess was right).
+            let now = self.now();
+            if let Some(t) = credentials.ip.and_then(|ip| self.limiter.address_blocked(ip, now)) {
+                out.throttled = Some(t.retry_after_secs);
+                return out;
+            }
             // API clients: a personal access token. It never binds CSRF tokens (no session_token), so a bearer
             // request cannot use the broker's forms.
             match self.bearer(bearer).await {
                 Ok(Some(token)) => out.principal = Some(Principal::Token(token)),
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Some(ip) = credentials.ip {
+                        self.limiter.address_failed(ip, now);
+                    }
+                }
                 Err(e) => tracing::error!(error = %e, "token check failed"),
             }
         }

@@ -214,27 +214,53 @@ impl Limiter {
                 let e = e.lock().unwrap_or_else(PoisonError::into_inner);
                 self.refuse_if_delayed(&e, s.pair_free_failures, ThrottleLayer::Pair, now)?;
             }
-            let mut buckets = vec![(Key::Address(ip), ThrottleLayer::Address)];
-            if let Some(net) = network_of(ip) {
-                buckets.push((Key::Network(net), ThrottleLayer::Network));
-            }
-            // All buckets must have room before any is drawn from.
-            let entries: Vec<_> = buckets.into_iter().map(|(k, l)| (self.entry(k), l)).collect();
-            let interval = i64::from(s.address_refill_secs.max(1));
-            let tolerance = interval * i64::from(s.address_burst.saturating_sub(1));
-            for (e, layer) in &entries {
-                let e = e.lock().unwrap_or_else(PoisonError::into_inner);
-                let tat = e.tat.max(now.0);
+            self.draw(ip, now, true)?;
+        }
+        Ok(())
+    }
+
+    /// The address buckets of `ip` (and of its /64): refused when one has no room; otherwise one attempt is drawn
+    /// from each when `spend` (all must have room before any is drawn from).
+    fn draw(&self, ip: IpAddr, now: Timestamp, spend: bool) -> Result<(), Throttled> {
+        let s = &self.settings;
+        let mut buckets = vec![(Key::Address(ip), ThrottleLayer::Address)];
+        if let Some(net) = network_of(ip) {
+            buckets.push((Key::Network(net), ThrottleLayer::Network));
+        }
+        let interval = i64::from(s.address_refill_secs.max(1));
+        let tolerance = interval * i64::from(s.address_burst.saturating_sub(1));
+        let mut entries = Vec::with_capacity(buckets.len());
+        for (key, layer) in buckets {
+            // Looking without spending creates nothing: an address that never failed costs no memory.
+            let entry = if spend { Some(self.entry(key)) } else { self.peek(&key) };
+            if let Some(e) = entry {
+                let tat = e.lock().unwrap_or_else(PoisonError::into_inner).tat.max(now.0);
                 if tat - now.0 > tolerance {
-                    return Err(throttled(*layer, tat - now.0 - tolerance));
+                    return Err(throttled(layer, tat - now.0 - tolerance));
                 }
+                entries.push(e);
             }
-            for (e, _) in &entries {
+        }
+        if spend {
+            for e in &entries {
                 let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
                 e.tat = e.tat.max(now.0) + interval;
             }
         }
         Ok(())
+    }
+
+    /// For a credential checked on every request (a bearer token): whether `ip` may present one now. Spends
+    /// nothing; [`Limiter::address_failed`] spends when the credential turns out wrong, so valid tokens are never
+    /// slowed by their own use, and guessing them is.
+    pub fn address_blocked(&self, ip: IpAddr, now: Timestamp) -> Option<Throttled> {
+        self.draw(ip, now, false).err()
+    }
+
+    /// Spends one attempt of `ip`'s buckets for a credential that failed (an unknown bearer token).
+    pub fn address_failed(&self, ip: IpAddr, now: Timestamp) {
+        // Refused or not, the failure is recorded in the buckets that had room; a full bucket stays full.
+        let _ = self.draw(ip, now, true);
     }
 
     fn refuse_if_delayed(&self, e: &Entry, free: u32, layer: ThrottleLayer, now: Timestamp) -> Result<(), Throttled> {
@@ -522,6 +548,26 @@ mod tests {
         }
         l.buckets.run_pending_tasks();
         assert!(l.buckets.entry_count() <= 1_100, "{}", l.buckets.entry_count());
+    }
+
+    #[test]
+    fn bearer_failures_spend_the_address_and_looking_costs_nothing() {
+        let l = Limiter::new(ThrottleSettings {
+            address_burst: 3,
+            address_refill_secs: 10,
+            ..ThrottleSettings::default()
+        });
+        let ip: IpAddr = "203.0.113.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        for _ in 0..100 {
+            assert_eq!(l.address_blocked(ip, at(0)), None, "looking spends nothing");
+        }
+        assert_eq!(l.buckets.entry_count(), 0);
+        for _ in 0..3 {
+            l.address_failed(ip, at(0));
+        }
+        let t = l.address_blocked(ip, at(0)).expect("three failures spent the burst");
+        assert_eq!((t.layer, t.retry_after_secs), (ThrottleLayer::Address, 10));
+        assert_eq!(l.address_blocked(ip, at(10)), None, "one earned back");
     }
 
     #[test]

@@ -977,3 +977,53 @@ async fn repeated_failures_are_throttled_before_the_source_is_asked() {
     let done = try_as("ann", "right password").await.unwrap();
     assert!(done.session().is_some(), "after the delay the right password signs in");
 }
+
+/// Guessing bearer tokens spends the address's allowance: after the burst, a token from that address — a valid
+/// one too — is not looked up and the front end is told to answer 429; other addresses are not affected, and a
+/// valid token's own use spends nothing.
+#[tokio::test]
+async fn bearer_guessing_is_throttled_per_address() {
+    use vestibule::{Credentials, Principal};
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let token = f
+        .broker
+        .create_token(&active, "api", 1, "read", &client())
+        .await
+        .unwrap();
+    let from = |ip: &str, bearer: String| {
+        let broker = f.broker.clone();
+        let ip = ip.parse().ok();
+        async move {
+            broker
+                .authenticate(&Credentials {
+                    bearer: Some(&bearer),
+                    ip,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let valid = token.value.expose_secret().to_owned();
+    for _ in 0..50 {
+        let ok = from("192.0.2.50", valid.clone()).await;
+        assert!(
+            matches!(ok.principal, Some(Principal::Token(_))),
+            "using a valid token spends nothing"
+        );
+    }
+    for i in 0..30 {
+        let guess = format!("vst_{}", vestibule::SecretToken::generate().expose());
+        let r = from("192.0.2.66", guess).await;
+        assert!(r.principal.is_none() && r.throttled.is_none(), "guess {i}");
+    }
+    let r = from("192.0.2.66", valid.clone()).await;
+    assert!(r.principal.is_none(), "not looked up, valid or not");
+    assert!(r.throttled.is_some_and(|s| s >= 1), "{r:?}");
+    let other = from("192.0.2.67", valid).await;
+    assert!(
+        matches!(other.principal, Some(Principal::Token(_))),
+        "another address is not affected"
+    );
+}
