@@ -134,7 +134,14 @@ impl Broker {
             return Ok(());
         };
         tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
-        let detail = format!("{:?}: retry after {} s", t.layer, t.retry_after_secs).to_lowercase();
+        // The name as a short hash, never as typed: what people type into the name field is sometimes their password.
+        // Enough for an operator to tell one guessed name from many; `vestibule user show` finds the real account.
+        let name = &crate::secret::hex_of(&crate::secret::hash_token(attempt.account))[..16];
+        let detail = format!(
+            "{}: retry after {} s; name sha256:{name}",
+            format!("{:?}", t.layer).to_lowercase(),
+            t.retry_after_secs
+        );
         self.audit(&AuditEvent {
             source: Some(source.as_str()),
             ip: client.ip.as_deref(),
