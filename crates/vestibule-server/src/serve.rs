@@ -63,6 +63,15 @@ fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) ->
         return Ok(https);
     }
     if https && cfg.server.behind_tls_proxy {
+        if cfg.server.trusted_proxies.is_empty() {
+            // Every request then comes from the proxy's address: sign-in throttling would count all clients as one
+            // (one bucket for everyone), and sessions, logs and the audit would show the proxy.
+            tracing::warn!(
+                "behind_tls_proxy = true but [server] trusted_proxies is empty: every client is seen as the proxy, \
+                 so sign-in throttling treats all of them as one address. List the proxy's address in \
+                 trusted_proxies"
+            );
+        }
         return Ok(true);
     }
     Err(format!(
