@@ -53,7 +53,25 @@ const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomBytes(6).toString('hex')}`, use: 'sig', alg: 'RS256' };
 
 const server = createServer();
-await new Promise((resolve) => server.listen(Number(process.env.OP_PORT ?? 0), '127.0.0.1', resolve));
+// A fixed OP_PORT was held by the test and released just before this start; in that instant an outgoing loopback
+// connection elsewhere on the machine may have picked it as its (ephemeral) source port. Such a connection is
+// short-lived, so a taken port is retried for a few seconds rather than failing the test.
+const port = Number(process.env.OP_PORT ?? 0);
+for (let attempt = 0; ; attempt++) {
+  try {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    break;
+  } catch (e) {
+    if (e.code !== 'EADDRINUSE' || port === 0 || attempt >= 50) throw e;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 // Our stdin is the parent's lifeline (see the end of this file); with OP_REDIRECT_URI=- its first line is the URI.
