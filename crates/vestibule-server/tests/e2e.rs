@@ -944,3 +944,84 @@ async fn disabling_an_account_from_the_cli_ends_its_sessions_on_a_running_server
     );
     env.finish().await;
 }
+
+/// One sign-in attempt through a trusted proxy claiming the client address `forwarded` (`X-Forwarded-For`): the
+/// login page for its CSRF token and cookie, then the post. Returns the status and `Retry-After`.
+async fn attempt_from(base: &str, forwarded: &str, username: &str, password: &str) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{base}/login"))
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap();
+    let cookie: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next().map(str::to_owned))
+        .collect();
+    let html = page.text().await.unwrap();
+    let token = vestibule_tests::browser::hidden_value(&html, "csrf_token").expect("csrf_token");
+    let body = format!(
+        "csrf_token={}&username={}&password={}",
+        urlencode(&token),
+        urlencode(username),
+        urlencode(password)
+    );
+    let res = client
+        .post(format!("{base}/login/local"))
+        .header("x-forwarded-for", forwarded)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie.join("; "))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let retry = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    (res.status().as_u16(), retry)
+}
+
+/// One name guessed from many addresses (each forwarded by a trusted proxy, each under its own allowances): the
+/// per-name layer still stops it, so spreading a guess over a botnet does not help; the addresses come from
+/// `X-Forwarded-For` only because the peer is a trusted proxy.
+#[tokio::test]
+async fn one_name_from_many_forwarded_addresses_is_throttled_per_name() {
+    // A first delay of a minute, so that a slow machine cannot outlast it between the steps below.
+    let env = Env::sqlite("[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[throttle]\nfirst_delay_secs = 60\n").await;
+    let base = env.server.base.clone();
+    for i in 0..10 {
+        let (status, _) = attempt_from(&base, &format!("198.51.100.{}", i + 1), "alice", "wrong horse").await;
+        assert_eq!(status, 401, "failure {i} is free");
+    }
+    // Five more from five more addresses: the name's allowance (10) is spent; each address has failed once.
+    let mut throttled = 0;
+    for i in 10..15 {
+        let (status, retry) = attempt_from(&base, &format!("198.51.100.{}", i + 1), "alice", "wrong horse").await;
+        if status == 429 {
+            assert!(retry.is_some_and(|r| r.parse::<u32>().is_ok_and(|s| s >= 1)));
+            throttled += 1;
+        } else {
+            assert_eq!(status, 401);
+        }
+    }
+    assert_eq!(
+        throttled, 4,
+        "after the 11th failure, the per-name layer answers 429 from fresh addresses"
+    );
+    // The right password from yet another address is refused while the name waits.
+    let (status, _) = attempt_from(&base, "203.0.113.77", "alice", PASSWORD).await;
+    assert_eq!(status, 429, "the right password during the delay");
+    // Another name from the same addresses is not affected.
+    let (status, _) = attempt_from(&base, "198.51.100.1", "nobody-else", "wrong horse").await;
+    assert_eq!(status, 401);
+    env.finish().await;
+}
