@@ -58,31 +58,33 @@ pub(crate) struct Inner {
 impl Vestibule {
     /// Wraps a broker. The routes are served under the path of the broker's base URL.
     ///
-    /// # Panics
-    ///
-    /// When `settings.mount` is set and is not the path of the broker's base URL: links, redirects and callbacks
-    /// would point to where the router is not, so this is refused at start-up rather than found by users.
+    /// When `settings.mount` is set and is not that path, the given mount is kept (as in earlier versions, where
+    /// it was given separately) and the disagreement is logged as an error at start-up: redirect callbacks built
+    /// from the base URL would miss the router. [`Vestibule::try_new`] refuses it instead.
     pub fn new(broker: Arc<Broker>, settings: HttpSettings) -> Self {
-        match Self::try_new(broker, settings) {
-            Ok(v) => v,
-            Err(message) => panic!("{message}"),
+        if let Some(message) = mount_mismatch(&broker, &settings) {
+            tracing::error!("{message}");
+        }
+        Self::build(broker, settings)
+    }
+
+    /// [`Vestibule::new`], refusing a `settings.mount` that is not the path of the broker's base URL.
+    pub fn try_new(broker: Arc<Broker>, settings: HttpSettings) -> Result<Self, String> {
+        match mount_mismatch(&broker, &settings) {
+            Some(message) => Err(message),
+            None => Ok(Self::build(broker, settings)),
         }
     }
 
-    /// [`Vestibule::new`], returning the mount mismatch as an error instead of panicking.
-    pub fn try_new(broker: Arc<Broker>, settings: HttpSettings) -> Result<Self, String> {
-        let from_base = broker.mount_path().trim_end_matches('/').to_owned();
+    fn build(broker: Arc<Broker>, settings: HttpSettings) -> Self {
         let given = settings.mount.trim_end_matches('/');
-        if !given.is_empty() && given != from_base {
-            return Err(format!(
-                "HttpSettings.mount is `{given}` but the broker's base URL `{}` puts its routes under `{from_base}`; \
-                 leave mount empty (the base URL says it once) or make them agree",
-                broker.base_url()
-            ));
-        }
-        let mount = from_base;
+        let mount = if given.is_empty() {
+            broker.mount_path().trim_end_matches('/').to_owned()
+        } else {
+            given.to_owned()
+        };
         let landing = settings.landing.clone().unwrap_or_else(|| format!("{mount}/account"));
-        Ok(Vestibule {
+        Vestibule {
             inner: Arc::new(Inner {
                 broker,
                 cookies: CookieNames::new(settings.secure_cookies),
@@ -91,7 +93,7 @@ impl Vestibule {
                 trusted_proxies: settings.trusted_proxies,
                 request_timeout: settings.request_timeout,
             }),
-        })
+        }
     }
 
     /// Where the broker's routes are mounted (`""` at the root).
@@ -108,4 +110,17 @@ impl Vestibule {
     pub fn login_path(&self) -> String {
         format!("{}/login", self.inner.mount)
     }
+}
+
+/// Why `settings.mount` cannot be the broker's mount: it is set, and it is not the path of the broker's base URL.
+fn mount_mismatch(broker: &Broker, settings: &HttpSettings) -> Option<String> {
+    let from_base = broker.mount_path().trim_end_matches('/');
+    let given = settings.mount.trim_end_matches('/');
+    (!given.is_empty() && given != from_base).then(|| {
+        format!(
+            "HttpSettings.mount is `{given}` but the broker's base URL `{}` puts its routes under `{from_base}`; \
+             leave mount empty (the base URL says it once) or make them agree",
+            broker.base_url()
+        )
+    })
 }

@@ -624,8 +624,10 @@ async fn the_mount_path_comes_from_the_base_url() {
         mount: "/auth".into(),
         ..HttpSettings::default()
     };
-    let err = Vestibule::try_new(broker.clone(), wrong).expect_err("a mount that disagrees with the base URL");
+    let err = Vestibule::try_new(broker.clone(), wrong.clone()).expect_err("a mount that disagrees with the base URL");
     assert!(err.contains("/auth") && err.contains("/sso"), "{err}");
+    // `new` keeps a mount given explicitly (as before), logging the disagreement rather than failing to start.
+    assert_eq!(Vestibule::new(broker.clone(), wrong).mount(), "/auth");
     let auth = Vestibule::new(broker, HttpSettings::default());
     assert_eq!(auth.mount(), "/sso");
     let app = auth.nest_into(Router::new()).layer(auth.layer());
