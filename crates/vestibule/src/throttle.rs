@@ -5,7 +5,8 @@
 //! Four layers, each with its own key:
 //!
 //! * **per client address** (and per IPv6 /64, since one host holds a whole /64): a GCRA token bucket that every
-//!   attempt draws from, failed or not — it caps the rate of guesses from one place whatever the accounts;
+//!   failed attempt draws from — it caps the rate of guesses from one place whatever the accounts, while an office
+//!   behind one NAT address signing people in correctly is never slowed;
 //! * **per account** (the canonical login name, also for names that do not exist, so that throttling reveals
 //!   nothing about which exist): failures beyond a free allowance bring a delay that doubles with each further
 //!   failure, up to a cap — never a permanent lockout;
@@ -30,7 +31,7 @@ use vestibule_core::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
-    /// Attempts a client address (and an IPv6 /64) may make at once before it must wait.
+    /// Failed attempts a client address (and an IPv6 /64) may make at once before it must wait.
     pub address_burst: u32,
     /// Seconds per attempt an address earns back (6: ten a minute, sustained).
     pub address_refill_secs: u32,
@@ -197,8 +198,8 @@ impl Limiter {
         self.cache(key).get(key)
     }
 
-    /// Decides whether an attempt may go on to check its credential, before it is checked. Draws one attempt from
-    /// the address buckets when it may; a refused attempt draws nothing and counts as no failure.
+    /// Decides whether an attempt may go on to check its credential, before it is checked. Spends nothing: a
+    /// failure spends (see [`Limiter::failed`]); a refused attempt counts as no failure.
     pub fn check(&self, attempt: &Attempt<'_>, now: Timestamp) -> Result<(), Throttled> {
         let s = &self.settings;
         // Failures first: a throttled account must not spend the address's allowance.
@@ -214,7 +215,9 @@ impl Limiter {
                 let e = e.lock().unwrap_or_else(PoisonError::into_inner);
                 self.refuse_if_delayed(&e, s.pair_free_failures, ThrottleLayer::Pair, now)?;
             }
-            self.draw(ip, now, true)?;
+            // Look only: the buckets are spent by failures (see `failed`), so a busy NAT or proxy address signing many
+            // people in correctly is never slowed, and guessing from it is.
+            self.draw(ip, now, false)?;
         }
         Ok(())
     }
@@ -307,6 +310,7 @@ impl Limiter {
         count(Key::Account(attempt.account.to_owned()), true);
         if let Some(ip) = attempt.ip {
             count(Key::Pair(attempt.account.to_owned(), ip), false);
+            self.address_failed(ip, now);
         }
     }
 
@@ -471,8 +475,13 @@ mod tests {
             address_refill_secs: 10,
             ..ThrottleSettings::default()
         });
+        // Successes spend nothing.
+        for _ in 0..10 {
+            assert_eq!(l.check(&attempt("local:a", "203.0.113.5"), at(0)), Ok(()));
+        }
         for (i, name) in ["local:a", "local:b", "local:c"].iter().enumerate() {
             assert_eq!(l.check(&attempt(name, "203.0.113.5"), at(0)), Ok(()), "{i}");
+            l.failed(&attempt(name, "203.0.113.5"), at(0));
         }
         let t = l
             .check(&attempt("local:d", "203.0.113.5"), at(0))
@@ -488,6 +497,7 @@ mod tests {
             Ok(()),
             "one earned back"
         );
+        l.failed(&attempt("local:d", "203.0.113.5"), at(10));
         assert!(l.check(&attempt("local:e", "203.0.113.5"), at(10)).is_err());
     }
 
@@ -498,8 +508,8 @@ mod tests {
             address_refill_secs: 60,
             ..ThrottleSettings::default()
         });
-        assert!(l.check(&attempt("local:a", "2001:db8:1:2::1"), at(0)).is_ok());
-        assert!(l.check(&attempt("local:a", "2001:db8:1:2::2"), at(0)).is_ok());
+        l.failed(&attempt("local:a", "2001:db8:1:2::1"), at(0));
+        l.failed(&attempt("local:b", "2001:db8:1:2::2"), at(0));
         let t = l
             .check(&attempt("local:a", "2001:db8:1:2::3"), at(0))
             .expect_err("the /64 is spent");
