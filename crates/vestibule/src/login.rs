@@ -115,12 +115,22 @@ impl Broker {
             flow.authenticate(login, password).await
         };
         match &result {
-            Ok(_) => self.limiter.succeeded(&attempt),
-            Err(SourceError::Rejected(_)) => self.limiter.failed(&attempt, self.now()),
+            Ok(_) => self.throttle_succeeded(&attempt).await,
+            Err(SourceError::Rejected(_)) => self.throttle_failed(&attempt).await,
             // A source that cannot answer proved nothing either way.
             Err(_) => {}
         }
         self.checked(source_id, result, client, Some(login)).await
+    }
+
+    /// Records a failed credential check of `attempt` (wrong, unknown or disabled alike) with the limiter.
+    pub(crate) async fn throttle_failed(&self, attempt: &Attempt<'_>) {
+        self.limiter.failed(attempt, self.now());
+    }
+
+    /// Records a successful credential check of `attempt`: its (name, address) pair starts over.
+    pub(crate) async fn throttle_succeeded(&self, attempt: &Attempt<'_>) {
+        self.limiter.succeeded(attempt);
     }
 
     /// Refuses an attempt the limiter holds back, before any credential is checked, and audits the refusal.

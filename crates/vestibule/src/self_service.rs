@@ -142,7 +142,7 @@ impl Broker {
             .collect();
         if let Err(e) = changer.change_password(account, current, new).await {
             if matches!(e, PasswordChangeError::WrongCurrent) {
-                self.limiter.failed(&attempt, self.now());
+                self.throttle_failed(&attempt).await;
                 self.audit(&AuditEvent {
                     account_id: Some(account.as_str()),
                     ip: client.ip.as_deref(),
@@ -153,7 +153,7 @@ impl Broker {
             }
             return Err(e.into());
         }
-        self.limiter.succeeded(&attempt);
+        self.throttle_succeeded(&attempt).await;
         for hash in &before {
             self.evict(hash);
         }
