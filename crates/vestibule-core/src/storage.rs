@@ -9,6 +9,7 @@
 
 mod audit;
 mod records;
+mod throttle;
 
 use async_trait::async_trait;
 
@@ -17,6 +18,7 @@ pub use records::{
     AccessToken, Account, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord, RememberSeries, SessionRecord,
     Unlinked,
 };
+pub use throttle::{CounterKey, CounterKind, CounterRecord, CounterValues, FailureStep, ThrottleCounters};
 
 use crate::{AccountId, BoxError, ExternalIdentity, LoginError, SourceId, Subject, Timestamp};
 
@@ -238,6 +240,12 @@ pub trait BrokerStore: Send + Sync {
     /// The key stored under `name`, inserting `candidate` first if there is none: every node sharing the database
     /// ends up with the same key, whichever inserted first.
     async fn get_or_insert_key(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String, StorageError>;
+
+    /// The throttling counters kept in this database, shared by every node using it; `None` when the store
+    /// cannot keep them (the broker's limiter then counts in process, per node).
+    fn throttle_counters(&self) -> Option<&dyn ThrottleCounters> {
+        None
+    }
 
     /// A cheap round trip, for health checks.
     async fn ping(&self) -> Result<(), StorageError>;

@@ -7,6 +7,7 @@ use vestibule_core::storage::{
     self, AccessToken, Account, AuditEvent, BrokerStore, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
     RememberSeries, SessionRecord, StorageError, Unlinked,
 };
+use vestibule_core::storage::{CounterKey, CounterRecord, FailureStep, ThrottleCounters};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
 
 use crate::{RevocationListener, Store};
@@ -21,6 +22,10 @@ impl storage::RevocationListener for RevocationListener {
 // Inherent methods win over trait methods of the same name, so `self.x(..)` below is the store's own.
 #[async_trait]
 impl BrokerStore for Store {
+    fn throttle_counters(&self) -> Option<&dyn ThrottleCounters> {
+        Some(self)
+    }
+
     async fn create_local_account(&self, new: &NewLocalAccount, now: Timestamp) -> Result<AccountId, StorageError> {
         Ok(self.create_local_account(new, now).await?)
     }
@@ -246,5 +251,32 @@ impl BrokerStore for Store {
 
     async fn close(&self) {
         self.close().await;
+    }
+}
+
+#[async_trait]
+impl ThrottleCounters for Store {
+    async fn counters(&self, keys: &[CounterKey]) -> Result<Vec<CounterRecord>, StorageError> {
+        Ok(self.counters(keys).await?)
+    }
+
+    async fn count_failure(&self, keys: &[CounterKey], step: &FailureStep) -> Result<(), StorageError> {
+        Ok(self.count_failure(keys, step).await?)
+    }
+
+    async fn forget_counters(&self, keys: &[CounterKey]) -> Result<u64, StorageError> {
+        Ok(self.forget_counters(keys).await?)
+    }
+
+    async fn forget_name(&self, name: &str) -> Result<u64, StorageError> {
+        Ok(self.forget_name(name).await?)
+    }
+
+    async fn recent_counters(&self, since: Timestamp, limit: u32) -> Result<Vec<CounterRecord>, StorageError> {
+        Ok(self.recent_counters(since, limit).await?)
+    }
+
+    async fn purge_counters(&self, now: Timestamp) -> Result<u64, StorageError> {
+        Ok(self.purge_counters(now).await?)
     }
 }

@@ -32,6 +32,7 @@ mod options;
 mod pending;
 mod remember;
 mod sessions;
+mod throttle;
 mod tokens;
 
 use std::str::FromStr;

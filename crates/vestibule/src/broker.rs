@@ -160,6 +160,7 @@ impl BrokerBuilder {
             .max_capacity(self.cache_capacity)
             .time_to_live(Duration::from_secs(self.settings.cache_ttl_secs))
             .build();
+        let limiter = crate::Limiter::new(self.throttle).with_store(self.store.clone());
         Ok(Broker {
             store: self.store,
             sources: self.sources,
@@ -172,7 +173,7 @@ impl BrokerBuilder {
             cache,
             callback_base: self.base_url.trim_end_matches('/').to_owned(),
             password_changer: self.password_changer,
-            limiter: crate::Limiter::new(self.throttle),
+            limiter,
         })
     }
 }
@@ -679,6 +680,9 @@ impl Broker {
         self.store.purge_pending_links(now).await?;
         self.store.purge_remember(now).await?;
         self.store.purge_tokens(now).await?;
+        if let Some(counters) = self.store.throttle_counters() {
+            counters.purge_counters(now).await?;
+        }
         Ok(())
     }
 

@@ -52,6 +52,17 @@ pub enum LoginError {
     Internal(#[source] BoxError),
 }
 
+impl From<crate::throttle::Held> for LoginError {
+    fn from(h: crate::throttle::Held) -> Self {
+        match h {
+            crate::throttle::Held::Throttled(t) => LoginError::Throttled {
+                retry_after_secs: t.retry_after_secs,
+            },
+            crate::throttle::Held::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StorageError> for LoginError {
     fn from(e: StorageError) -> Self {
         LoginError::Internal(Box::new(e))

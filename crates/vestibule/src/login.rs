@@ -102,11 +102,7 @@ impl Broker {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
-        self.throttle_check(&attempt, source_id, client)
-            .await
-            .map_err(|t| LoginError::Throttled {
-                retry_after_secs: t.retry_after_secs,
-            })?;
+        self.throttle_check(&attempt, source_id, client).await?;
         // Refused here for every source, whatever the source itself does: an empty password is an anonymous bind
         // on some directories.
         let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
@@ -123,24 +119,30 @@ impl Broker {
         self.checked(source_id, result, client, Some(login)).await
     }
 
-    /// Records a failed credential check of `attempt` (wrong, unknown or disabled alike) with the limiter.
+    /// Records a failed credential check of `attempt` (wrong, unknown or disabled alike) with the limiter. A failure
+    /// that could not be counted is logged loudly; the attempt itself has failed already.
     pub(crate) async fn throttle_failed(&self, attempt: &Attempt<'_>) {
-        self.limiter.failed(attempt, self.now());
+        if let Err(e) = self.limiter.failed(attempt, self.now()).await {
+            tracing::error!(error = %e, "could not count a failed attempt");
+        }
     }
 
     /// Records a successful credential check of `attempt`: its (name, address) pair starts over.
     pub(crate) async fn throttle_succeeded(&self, attempt: &Attempt<'_>) {
-        self.limiter.succeeded(attempt);
+        if let Err(e) = self.limiter.succeeded(attempt).await {
+            tracing::error!(error = %e, "could not reset a throttling counter");
+        }
     }
 
-    /// Refuses an attempt the limiter holds back, before any credential is checked, and audits the refusal.
+    /// Refuses an attempt the limiter holds back, before any credential is checked, and audits the refusal. When
+    /// the counters cannot be read, refuses too (fail closed), as a store error.
     pub(crate) async fn throttle_check(
         &self,
         attempt: &Attempt<'_>,
         source: &SourceId,
         client: &ClientInfo,
-    ) -> Result<(), crate::Throttled> {
-        let Err(t) = self.limiter.check(attempt, self.now()) else {
+    ) -> Result<(), crate::throttle::Held> {
+        let Some(t) = self.limiter.check(attempt, self.now()).await? else {
             return Ok(());
         };
         tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
@@ -149,7 +151,7 @@ impl Broker {
         let name = &crate::secret::hex_of(&crate::secret::hash_token(attempt.account))[..16];
         let detail = format!(
             "{}: retry after {} s; name sha256:{name}",
-            format!("{:?}", t.layer).to_lowercase(),
+            t.layer.as_str(),
             t.retry_after_secs
         );
         self.audit(&AuditEvent {
@@ -159,7 +161,7 @@ impl Broker {
             ..AuditEvent::of(AuditKind::Throttled)
         })
         .await;
-        Err(t)
+        Err(crate::throttle::Held::Throttled(t))
     }
 
     /// Starts a redirect sign-in: stores the flow server-side for `redirect_timeout_secs`, bound to a fresh browser

@@ -45,6 +45,17 @@ pub enum SelfServiceError {
     Broker(#[from] BrokerError),
 }
 
+impl From<crate::throttle::Held> for SelfServiceError {
+    fn from(h: crate::throttle::Held) -> Self {
+        match h {
+            crate::throttle::Held::Throttled(t) => SelfServiceError::Throttled {
+                retry_after_secs: t.retry_after_secs,
+            },
+            crate::throttle::Held::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StorageError> for SelfServiceError {
     fn from(e: StorageError) -> Self {
         SelfServiceError::Broker(e.into())
@@ -127,11 +138,7 @@ impl Broker {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
-        if let Err(t) = self.throttle_check(&attempt, &session.source, client).await {
-            return Err(SelfServiceError::Throttled {
-                retry_after_secs: t.retry_after_secs,
-            });
-        }
+        self.throttle_check(&attempt, &session.source, client).await?;
         // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
         let before: Vec<String> = self
             .store

@@ -1,6 +1,4 @@
-//! Throttling of credential checks, decided before a credential is checked (issue #11, first part: the decision
-//! logic and its in-process state; wiring into the sign-in paths, the shared PostgreSQL counters, the 429 answer
-//! and the operator commands come next).
+//! Throttling of credential checks, decided before a credential is checked (issue #11).
 //!
 //! Four layers, each with its own key:
 //!
@@ -15,16 +13,28 @@
 //! * **hourly ceiling per account** (ASVS 2.2.1: at most 100 failed attempts an hour), whatever the spread of
 //!   addresses.
 //!
-//! Time is whole seconds from the broker's clock (tests inject one), so the same arithmetic can run in SQL for
-//! the counters shared between nodes. The GCRA is a few lines of integer arithmetic over one timestamp per key;
-//! `governor` does the same in process but reads its own clock and keeps its state in its own types, which the
-//! shared (database) variant could not reuse.
+//! Where the counters live: in the database when the store keeps them
+//! ([`BrokerStore::throttle_counters`]; `vestibule-store` does, on SQLite and PostgreSQL), so every node sharing
+//! it enforces one limit and an operator's command sees and lifts them; otherwise in process, in three bounded
+//! caches. Both apply one failure with the same rules ([`FailureStep`], [`apply_failure`]) and decide with the
+//! same code ([`Limiter::verdict`]); a test runs one sequence through both and compares every answer.
+//!
+//! Bearer tokens (checked on every API request) spend in-process buckets only, per node: a database round trip
+//! on every request would cost more than guessing a 256-bit token could ever gain.
+//!
+//! Account names are kept as SHA-256 hashes, never as typed: people type their password into the name field.
+//! Time is whole seconds from the broker's clock (tests inject one), so the same arithmetic runs in SQL. The GCRA
+//! is a few lines of integer arithmetic over one timestamp per key; `governor` does the same in process but reads
+//! its own clock and keeps its state in its own types, which the database variant could not share.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use moka::sync::Cache;
+use vestibule_core::storage::{
+    BrokerStore, CounterKey, CounterKind, CounterRecord, CounterValues, FailureStep, StorageError, ThrottleCounters,
+};
 use vestibule_core::Timestamp;
 
 /// The limits. Every layer is on by default.
@@ -47,8 +57,9 @@ pub struct ThrottleSettings {
     pub account_failures_per_hour: u32,
     /// Seconds without a failure after which a key's failures are forgotten.
     pub forget_after_secs: u32,
-    /// Keys kept in memory at most, in each of the three kinds (address buckets, (name, address) pairs, names);
-    /// rarely used keys go first. Bounds memory whatever the number of addresses: about 330 bytes a key.
+    /// Keys kept in memory at most, in each of the three kinds (address buckets, (name, address) pairs, names),
+    /// when the counters are kept in process; rarely used keys go first. Bounds memory whatever the number of
+    /// addresses: about 330 bytes a key.
     pub max_tracked: u64,
 }
 
@@ -84,6 +95,19 @@ pub enum ThrottleLayer {
     Hourly,
 }
 
+impl ThrottleLayer {
+    /// The layer's name in audit events and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleLayer::Address => "address",
+            ThrottleLayer::Network => "network",
+            ThrottleLayer::Account => "account",
+            ThrottleLayer::Pair => "pair",
+            ThrottleLayer::Hourly => "hourly",
+        }
+    }
+}
+
 /// An attempt refused before the credential was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
@@ -102,48 +126,82 @@ pub struct Attempt<'a> {
     pub ip: Option<IpAddr>,
 }
 
+/// One counter as an operator sees it ([`Limiter::current`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ThrottleEntry {
+    /// What it counts: `Address`, `Network`, `Account` or `Pair`.
+    pub layer: ThrottleLayer,
+    /// The account name's SHA-256, lowercase hex (the audit log shows its first 16 characters).
+    pub name_hash: Option<String>,
+    /// The client address, or the IPv6 network as `prefix/64`.
+    pub address: Option<String>,
+    /// Failures counted (buckets: attempts waiting to be earned back).
+    pub failures: i64,
+    /// When the counter refuses attempts now: the seconds to wait and the layer that refuses (for an account
+    /// counter, `Hourly` when the hourly ceiling is the reason).
+    pub refusing: Option<Throttled>,
+}
+
+/// Why an attempt may not go on: the limiter holds it back, or its counters could not be read (fail closed).
+#[derive(Debug)]
+pub(crate) enum Held {
+    /// Too many attempts.
+    Throttled(Throttled),
+    /// The counters could not be read.
+    Store(StorageError),
+}
+
+impl From<StorageError> for Held {
+    fn from(e: StorageError) -> Self {
+        Held::Store(e)
+    }
+}
+
+/// A name's hash: what the counters are keyed by.
+fn name_hash(account: &str) -> [u8; 32] {
+    crate::secret::hash_token(account)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Address(IpAddr),
     Network([u8; 8]),
-    Account(String),
-    Pair(String, IpAddr),
+    Account([u8; 32]),
+    Pair([u8; 32], IpAddr),
 }
 
-/// What is kept per key: a GCRA arrival time for buckets, failure counts for accounts and pairs.
-#[derive(Debug, Default)]
-struct Entry {
-    /// Theoretical arrival time of the next attempt (buckets).
-    tat: i64,
-    /// Failures since the key was last forgotten.
-    failures: u32,
-    /// The last failure.
-    last_failure: i64,
-    /// Start of the current hour window, and the failures in it.
-    hour_start: i64,
-    hour_failures: u32,
-}
-
-/// The in-process limiter. Cheap to share (clone the `Arc` it lives in).
-///
-/// Three bounded caches, so that one kind of key cannot push out another: a flood from a million addresses (each
-/// a bucket, and a pair with the account it tries) must not evict the record of the account it is guessing.
-pub struct Limiter {
-    settings: ThrottleSettings,
-    buckets: Cache<Key, Arc<Mutex<Entry>>>,
-    pairs: Cache<Key, Arc<Mutex<Entry>>>,
-    accounts: Cache<Key, Arc<Mutex<Entry>>>,
-}
-
-impl std::fmt::Debug for Limiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Limiter")
-            .field("settings", &self.settings)
-            .field("buckets", &self.buckets.entry_count())
-            .field("pairs", &self.pairs.entry_count())
-            .field("accounts", &self.accounts.entry_count())
-            .finish()
+impl Key {
+    fn kind(&self) -> CounterKind {
+        match self {
+            Key::Address(_) => CounterKind::Address,
+            Key::Network(_) => CounterKind::Network,
+            Key::Account(_) => CounterKind::Account,
+            Key::Pair(..) => CounterKind::Pair,
+        }
     }
+
+    /// The key as the database keeps it.
+    fn stored(&self) -> CounterKey {
+        let hex = |h: &[u8; 32]| crate::secret::hex_of(h);
+        let (name, address) = match self {
+            Key::Address(ip) => (String::new(), ip.to_string()),
+            Key::Network(net) => (String::new(), network_text(net)),
+            Key::Account(h) => (hex(h), String::new()),
+            Key::Pair(h, ip) => (hex(h), ip.to_string()),
+        };
+        CounterKey {
+            kind: self.kind(),
+            name,
+            address,
+        }
+    }
+}
+
+fn network_text(net: &[u8; 8]) -> String {
+    let mut octets = [0u8; 16];
+    octets[..8].copy_from_slice(net);
+    format!("{}/64", Ipv6Addr::from(octets))
 }
 
 /// The /64 an IPv6 address belongs to; `None` for IPv4 (limited per address).
@@ -158,29 +216,139 @@ fn network_of(ip: IpAddr) -> Option<[u8; 8]> {
     }
 }
 
-impl Limiter {
-    /// A limiter with these settings.
-    pub fn new(settings: ThrottleSettings) -> Self {
-        let idle = u64::from(settings.forget_after_secs.max(settings.max_delay_secs).max(3600));
-        let cache = || {
-            Cache::builder()
-                .max_capacity(settings.max_tracked)
-                .time_to_idle(Duration::from_secs(idle))
-                .build()
-        };
-        Limiter {
-            settings,
-            buckets: cache(),
-            pairs: cache(),
-            accounts: cache(),
+/// One failure applied to a counter: the rules of [`FailureStep`], which the database applies in SQL.
+pub(crate) fn apply_failure(v: &mut CounterValues, kind: CounterKind, step: &FailureStep) {
+    let now = step.now.0;
+    if kind.is_bucket() {
+        // Refused or not, a failure is drawn from a bucket that has room; a full bucket stays full.
+        let tat = v.tat.max(now);
+        if tat - now <= step.tolerance {
+            v.tat = tat + step.interval;
+        }
+        return;
+    }
+    v.failures = if now - v.last_failure >= step.forget_after {
+        1
+    } else {
+        v.failures.saturating_add(1)
+    };
+    v.last_failure = now;
+    if kind == CounterKind::Account {
+        if now - v.hour_start >= 3600 {
+            v.hour_start = now;
+            v.hour_failures = 1;
+        } else {
+            v.hour_failures = v.hour_failures.saturating_add(1);
         }
     }
+}
 
-    fn cache(&self, key: &Key) -> &Cache<Key, Arc<Mutex<Entry>>> {
+/// The in-process counters: three bounded caches, so that one kind of key cannot push out another (a flood from a
+/// million addresses, each a bucket and a pair with the account it tries, must not evict the record of the account
+/// it is guessing).
+struct Memory {
+    buckets: Cache<Key, Arc<Mutex<CounterValues>>>,
+    pairs: Cache<Key, Arc<Mutex<CounterValues>>>,
+    accounts: Cache<Key, Arc<Mutex<CounterValues>>>,
+}
+
+impl Memory {
+    fn cache(&self, key: &Key) -> &Cache<Key, Arc<Mutex<CounterValues>>> {
         match key {
             Key::Address(_) | Key::Network(_) => &self.buckets,
             Key::Pair(..) => &self.pairs,
             Key::Account(_) => &self.accounts,
+        }
+    }
+
+    fn peek(&self, key: &Key) -> Option<CounterValues> {
+        self.cache(key)
+            .get(key)
+            .map(|e| *e.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn fail(&self, key: Key, step: &FailureStep) {
+        let kind = key.kind();
+        let e = self
+            .cache(&key)
+            .get_with(key, || Arc::new(Mutex::new(CounterValues::default())));
+        apply_failure(&mut e.lock().unwrap_or_else(PoisonError::into_inner), kind, step);
+    }
+}
+
+/// The limiter. Shared by the broker's sign-in, linking, password change and bearer paths.
+pub struct Limiter {
+    settings: ThrottleSettings,
+    memory: Memory,
+    /// The store whose counters are used for sign-in attempts, when it keeps them.
+    shared: Option<Arc<dyn BrokerStore>>,
+}
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limiter")
+            .field("settings", &self.settings)
+            .field("shared", &self.shared.is_some())
+            .field("buckets", &self.memory.buckets.entry_count())
+            .field("pairs", &self.memory.pairs.entry_count())
+            .field("accounts", &self.memory.accounts.entry_count())
+            .finish()
+    }
+}
+
+impl Limiter {
+    /// A limiter counting in process, with these settings.
+    pub fn new(settings: ThrottleSettings) -> Self {
+        let cache = || {
+            Cache::builder()
+                .max_capacity(settings.max_tracked)
+                .time_to_idle(Duration::from_secs(Self::idle_secs(&settings)))
+                .build()
+        };
+        Limiter {
+            settings,
+            memory: Memory {
+                buckets: cache(),
+                pairs: cache(),
+                accounts: cache(),
+            },
+            shared: None,
+        }
+    }
+
+    /// Counts sign-in attempts in `store`'s database when it keeps throttling counters (shared by every node using
+    /// it); otherwise keeps counting in process.
+    pub fn with_store(mut self, store: Arc<dyn BrokerStore>) -> Self {
+        if store.throttle_counters().is_some() {
+            self.shared = Some(store);
+        }
+        self
+    }
+
+    /// Whether sign-in attempts are counted in the database.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    fn counters(&self) -> Option<&dyn ThrottleCounters> {
+        self.shared.as_deref().and_then(|s| s.throttle_counters())
+    }
+
+    /// How long a counter matters after its last failure.
+    fn idle_secs(s: &ThrottleSettings) -> u64 {
+        let bucket = u64::from(s.address_refill_secs.max(1)) * u64::from(s.address_burst);
+        u64::from(s.forget_after_secs.max(s.max_delay_secs).max(3600)) + bucket
+    }
+
+    fn step(&self, now: Timestamp) -> FailureStep {
+        let s = &self.settings;
+        let interval = i64::from(s.address_refill_secs.max(1));
+        FailureStep {
+            now,
+            interval,
+            tolerance: interval * i64::from(s.address_burst.saturating_sub(1)),
+            forget_after: i64::from(s.forget_after_secs),
+            expires_at: now.plus_secs(i64::try_from(Self::idle_secs(s)).unwrap_or(i64::MAX / 4)),
         }
     }
 
@@ -189,88 +357,85 @@ impl Limiter {
         &self.settings
     }
 
-    fn entry(&self, key: Key) -> Arc<Mutex<Entry>> {
-        self.cache(&key)
-            .get_with(key.clone(), || Arc::new(Mutex::new(Entry::default())))
-    }
-
-    fn peek(&self, key: &Key) -> Option<Arc<Mutex<Entry>>> {
-        self.cache(key).get(key)
-    }
-
-    /// Decides whether an attempt may go on to check its credential, before it is checked. Spends nothing: a
-    /// failure spends (see [`Limiter::failed`]); a refused attempt counts as no failure.
-    pub fn check(&self, attempt: &Attempt<'_>, now: Timestamp) -> Result<(), Throttled> {
-        let s = &self.settings;
-        // Failures first: a throttled account must not spend the address's allowance.
-        if let Some(e) = self.peek(&Key::Account(attempt.account.to_owned())) {
-            let e = e.lock().unwrap_or_else(PoisonError::into_inner);
-            self.refuse_if_delayed(&e, s.account_free_failures, ThrottleLayer::Account, now)?;
-            if e.hour_failures >= s.account_failures_per_hour && now.0 - e.hour_start < 3600 {
-                return Err(throttled(ThrottleLayer::Hourly, e.hour_start + 3600 - now.0));
-            }
-        }
+    /// The keys an attempt touches: account, pair, address, network (those that apply).
+    fn keys(attempt: &Attempt<'_>) -> Vec<Key> {
+        let name = name_hash(attempt.account);
+        let mut keys = vec![Key::Account(name)];
         if let Some(ip) = attempt.ip {
-            if let Some(e) = self.peek(&Key::Pair(attempt.account.to_owned(), ip)) {
-                let e = e.lock().unwrap_or_else(PoisonError::into_inner);
-                self.refuse_if_delayed(&e, s.pair_free_failures, ThrottleLayer::Pair, now)?;
+            keys.push(Key::Pair(name, ip));
+            keys.push(Key::Address(ip));
+            if let Some(net) = network_of(ip) {
+                keys.push(Key::Network(net));
             }
-            // Look only: the buckets are spent by failures (see `failed`), so a busy NAT or proxy address signing many
-            // people in correctly is never slowed, and guessing from it is.
-            self.draw(ip, now, false)?;
         }
-        Ok(())
+        keys
     }
 
-    /// The address buckets of `ip` (and of its /64): refused when one has no room; otherwise one attempt is drawn
-    /// from each when `spend` (all must have room before any is drawn from).
-    fn draw(&self, ip: IpAddr, now: Timestamp, spend: bool) -> Result<(), Throttled> {
+    /// Decides whether an attempt may go on to check its credential, before it is checked: `Some` when it must
+    /// wait. Spends nothing: a failure spends (see [`Limiter::failed`]); a refused attempt counts as no failure.
+    pub async fn check(&self, attempt: &Attempt<'_>, now: Timestamp) -> Result<Option<Throttled>, StorageError> {
+        let keys = Self::keys(attempt);
+        let values: Vec<(Key, CounterValues)> = match self.counters() {
+            Some(db) => {
+                let stored: Vec<CounterKey> = keys.iter().map(Key::stored).collect();
+                let found = db.counters(&stored).await?;
+                keys.into_iter()
+                    .zip(stored)
+                    .filter_map(|(k, sk)| found.iter().find(|r| r.key == sk).map(|r| (k, r.values)))
+                    .collect()
+            }
+            None => keys
+                .into_iter()
+                .filter_map(|k| self.memory.peek(&k).map(|v| (k, v)))
+                .collect(),
+        };
+        Ok(values.iter().find_map(|(k, v)| self.verdict(k.kind(), v, now).err()))
+    }
+
+    /// Whether one counter refuses an attempt now.
+    fn verdict(&self, kind: CounterKind, v: &CounterValues, now: Timestamp) -> Result<(), Throttled> {
         let s = &self.settings;
-        let mut buckets = vec![(Key::Address(ip), ThrottleLayer::Address)];
-        if let Some(net) = network_of(ip) {
-            buckets.push((Key::Network(net), ThrottleLayer::Network));
-        }
-        let interval = i64::from(s.address_refill_secs.max(1));
-        let tolerance = interval * i64::from(s.address_burst.saturating_sub(1));
-        let mut entries = Vec::with_capacity(buckets.len());
-        for (key, layer) in buckets {
-            // Looking without spending creates nothing: an address that never failed costs no memory.
-            let entry = if spend { Some(self.entry(key)) } else { self.peek(&key) };
-            if let Some(e) = entry {
-                let tat = e.lock().unwrap_or_else(PoisonError::into_inner).tat.max(now.0);
-                if tat - now.0 > tolerance {
-                    return Err(throttled(layer, tat - now.0 - tolerance));
+        match kind {
+            CounterKind::Account => {
+                let delayed = self.refuse_if_delayed(v, s.account_free_failures, ThrottleLayer::Account, now);
+                if v.hour_failures >= i64::from(s.account_failures_per_hour) && now.0 - v.hour_start < 3600 {
+                    // Both may hold it back: the longer wait is the true `Retry-After`.
+                    let hourly = throttled(ThrottleLayer::Hourly, v.hour_start + 3600 - now.0);
+                    return Err(match delayed {
+                        Err(d) if d.retry_after_secs > hourly.retry_after_secs => d,
+                        _ => hourly,
+                    });
                 }
-                entries.push(e);
+                delayed
+            }
+            CounterKind::Pair => self.refuse_if_delayed(v, s.pair_free_failures, ThrottleLayer::Pair, now),
+            _ => {
+                let layer = if kind == CounterKind::Network {
+                    ThrottleLayer::Network
+                } else {
+                    ThrottleLayer::Address
+                };
+                let step = self.step(now);
+                let ahead = v.tat.max(now.0) - now.0;
+                if ahead > step.tolerance {
+                    return Err(throttled(layer, ahead - step.tolerance));
+                }
+                Ok(())
             }
         }
-        if spend {
-            for e in &entries {
-                let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
-                e.tat = e.tat.max(now.0) + interval;
-            }
-        }
-        Ok(())
     }
 
-    /// For a credential checked on every request (a bearer token): whether `ip` may present one now. Spends
-    /// nothing; [`Limiter::address_failed`] spends when the credential turns out wrong, so valid tokens are never
-    /// slowed by their own use, and guessing them is.
-    pub fn address_blocked(&self, ip: IpAddr, now: Timestamp) -> Option<Throttled> {
-        self.draw(ip, now, false).err()
-    }
-
-    /// Spends one attempt of `ip`'s buckets for a credential that failed (an unknown bearer token).
-    pub fn address_failed(&self, ip: IpAddr, now: Timestamp) {
-        // Refused or not, the failure is recorded in the buckets that had room; a full bucket stays full.
-        let _ = self.draw(ip, now, true);
-    }
-
-    fn refuse_if_delayed(&self, e: &Entry, free: u32, layer: ThrottleLayer, now: Timestamp) -> Result<(), Throttled> {
-        if now.0 - e.last_failure >= i64::from(self.settings.forget_after_secs) {
+    fn refuse_if_delayed(
+        &self,
+        v: &CounterValues,
+        free: u32,
+        layer: ThrottleLayer,
+        now: Timestamp,
+    ) -> Result<(), Throttled> {
+        if now.0 - v.last_failure >= i64::from(self.settings.forget_after_secs) {
             return Ok(());
         }
-        let until = e.last_failure + self.delay_after(e.failures, free);
+        let until = v.last_failure + self.delay_after(v.failures, free);
         if until > now.0 {
             return Err(throttled(layer, until - now.0));
         }
@@ -279,58 +444,137 @@ impl Limiter {
 
     /// The delay after `failures` failures with `free` of them allowed: none within the allowance, then the first
     /// delay, doubling, capped.
-    fn delay_after(&self, failures: u32, free: u32) -> i64 {
+    fn delay_after(&self, failures: i64, free: u32) -> i64 {
         let s = &self.settings;
-        let Some(over) = failures.checked_sub(free).filter(|o| *o > 0) else {
+        let over = failures - i64::from(free);
+        if over <= 0 {
             return 0;
-        };
-        let doubled = u64::from(s.first_delay_secs).saturating_mul(1u64 << (over - 1).min(32));
+        }
+        let shift = u32::try_from(over - 1).unwrap_or(u32::MAX).min(32);
+        let doubled = u64::from(s.first_delay_secs).saturating_mul(1u64 << shift);
         i64::try_from(doubled.min(u64::from(s.max_delay_secs))).unwrap_or(i64::MAX)
     }
 
     /// Records a failed credential check (a wrong password, an unknown name, a disabled account alike).
-    pub fn failed(&self, attempt: &Attempt<'_>, now: Timestamp) {
-        let forget = i64::from(self.settings.forget_after_secs);
-        let count = |key: Key, hourly: bool| {
-            let e = self.entry(key);
-            let mut e = e.lock().unwrap_or_else(PoisonError::into_inner);
-            if now.0 - e.last_failure >= forget {
-                e.failures = 0;
+    pub async fn failed(&self, attempt: &Attempt<'_>, now: Timestamp) -> Result<(), StorageError> {
+        let step = self.step(now);
+        let keys = Self::keys(attempt);
+        match self.counters() {
+            Some(db) => {
+                let stored: Vec<CounterKey> = keys.iter().map(Key::stored).collect();
+                db.count_failure(&stored, &step).await
             }
-            e.failures = e.failures.saturating_add(1);
-            e.last_failure = now.0;
-            if hourly {
-                if now.0 - e.hour_start >= 3600 {
-                    e.hour_start = now.0;
-                    e.hour_failures = 0;
+            None => {
+                for key in keys {
+                    self.memory.fail(key, &step);
                 }
-                e.hour_failures = e.hour_failures.saturating_add(1);
+                Ok(())
             }
-        };
-        count(Key::Account(attempt.account.to_owned()), true);
-        if let Some(ip) = attempt.ip {
-            count(Key::Pair(attempt.account.to_owned(), ip), false);
-            self.address_failed(ip, now);
         }
     }
 
     /// Records a successful sign-in: the pair starts over; the account's record stays (someone who knows one
     /// password of a shared machine must not wipe the account's history).
-    pub fn succeeded(&self, attempt: &Attempt<'_>) {
-        if let Some(ip) = attempt.ip {
-            self.pairs.invalidate(&Key::Pair(attempt.account.to_owned(), ip));
+    pub async fn succeeded(&self, attempt: &Attempt<'_>) -> Result<(), StorageError> {
+        let Some(ip) = attempt.ip else { return Ok(()) };
+        let pair = Key::Pair(name_hash(attempt.account), ip);
+        match self.counters() {
+            Some(db) => db.forget_counters(&[pair.stored()]).await.map(|_| ()),
+            None => {
+                self.memory.pairs.invalidate(&pair);
+                Ok(())
+            }
         }
     }
 
-    /// Lifts every delay of an account (an operator's decision): its failures and those of its pairs are forgotten.
-    pub fn lift(&self, account: &str) {
-        self.accounts.invalidate(&Key::Account(account.to_owned()));
+    /// Lifts every delay of an account name (`source:canonical name`), an operator's decision: its failures and
+    /// those of its pairs are forgotten. Returns how many counters were.
+    pub async fn lift(&self, account: &str) -> Result<u64, StorageError> {
+        let name = name_hash(account);
+        if let Some(db) = self.counters() {
+            return db.forget_name(&crate::secret::hex_of(&name)).await;
+        }
+        let mut n = u64::from(self.memory.accounts.contains_key(&Key::Account(name)));
+        self.memory.accounts.invalidate(&Key::Account(name));
         // invalidate_entries_if needs support enabled at build time; a scan of the pairs is enough for an
         // operator's occasional command.
-        for (k, _) in self.pairs.iter() {
-            if matches!(&*k, Key::Pair(a, _) if a == account) {
-                self.pairs.invalidate(&*k);
+        for (k, _) in self.memory.pairs.iter() {
+            if matches!(&*k, Key::Pair(a, _) if *a == name) {
+                self.memory.pairs.invalidate(&*k);
+                n += 1;
             }
+        }
+        Ok(n)
+    }
+
+    /// The counters that counted a failure in the last `forget_after_secs`, at most `limit`, most recent first,
+    /// with whether each refuses attempts now.
+    pub async fn current(&self, now: Timestamp, limit: u32) -> Result<Vec<ThrottleEntry>, StorageError> {
+        let since = now.plus_secs(-i64::try_from(Self::idle_secs(&self.settings)).unwrap_or(i64::MAX / 4));
+        let records: Vec<CounterRecord> = match self.counters() {
+            Some(db) => db.recent_counters(since, limit).await?,
+            None => {
+                let mut all: Vec<CounterRecord> = [&self.memory.accounts, &self.memory.pairs, &self.memory.buckets]
+                    .into_iter()
+                    .flat_map(|c| c.iter())
+                    .map(|(k, v)| CounterRecord {
+                        key: k.stored(),
+                        values: *v.lock().unwrap_or_else(PoisonError::into_inner),
+                    })
+                    .collect();
+                all.sort_by_key(|r| std::cmp::Reverse(r.values.last_failure.max(r.values.tat)));
+                all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                all
+            }
+        };
+        let step = self.step(now);
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let refusing = self.verdict(r.key.kind, &r.values, now).err();
+                let layer = match r.key.kind {
+                    CounterKind::Address => ThrottleLayer::Address,
+                    CounterKind::Network => ThrottleLayer::Network,
+                    CounterKind::Pair => ThrottleLayer::Pair,
+                    _ => ThrottleLayer::Account,
+                };
+                let failures = if r.key.kind.is_bucket() {
+                    // Attempts not yet earned back.
+                    {
+                        let interval = step.interval.max(1);
+                        ((r.values.tat - now.0).max(0) + interval - 1) / interval
+                    }
+                } else {
+                    r.values.failures
+                };
+                ThrottleEntry {
+                    layer,
+                    name_hash: Some(r.key.name).filter(|n| !n.is_empty()),
+                    address: Some(r.key.address).filter(|a| !a.is_empty()),
+                    failures,
+                    refusing,
+                }
+            })
+            .collect())
+    }
+
+    /// For a credential checked on every request (a bearer token): whether `ip` may present one now. Spends
+    /// nothing; [`Limiter::address_failed`] spends when the credential turns out wrong, so valid tokens are never
+    /// slowed by their own use, and guessing them is. In process, per node (see the module's documentation).
+    pub fn address_blocked(&self, ip: IpAddr, now: Timestamp) -> Option<Throttled> {
+        // Looking without spending creates nothing: an address that never failed costs no memory.
+        let keys = [Some(Key::Address(ip)), network_of(ip).map(Key::Network)];
+        keys.iter()
+            .flatten()
+            .find_map(|k| self.memory.peek(k).and_then(|v| self.verdict(k.kind(), &v, now).err()))
+    }
+
+    /// Spends one attempt of `ip`'s buckets (in process) for a credential that failed (an unknown bearer token).
+    pub fn address_failed(&self, ip: IpAddr, now: Timestamp) {
+        let step = self.step(now);
+        self.memory.fail(Key::Address(ip), &step);
+        if let Some(net) = network_of(ip) {
+            self.memory.fail(Key::Network(net), &step);
         }
     }
 }
@@ -360,6 +604,14 @@ mod tests {
     }
 
     /// Plenty of address allowance, so that only the failure layers speak.
+    /// The limiter's answer, with a store error failing the test.
+    async fn check(l: &Limiter, a: &Attempt<'_>, now: Timestamp) -> Result<(), Throttled> {
+        match l.check(a, now).await.expect("counters") {
+            None => Ok(()),
+            Some(t) => Err(t),
+        }
+    }
+
     fn only_failures() -> ThrottleSettings {
         ThrottleSettings {
             address_burst: 10_000,
@@ -367,63 +619,66 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pair_delays_double_up_to_the_cap_and_end() {
+    #[tokio::test]
+    async fn pair_delays_double_up_to_the_cap_and_end() {
         let l = Limiter::new(only_failures());
         let a = attempt("local:ann", "192.0.2.1");
         // Five failures are free, and so is the attempt after them; the sixth failure brings the first delay.
         for i in 0..6 {
-            assert_eq!(l.check(&a, at(i)), Ok(()), "attempt {i} is free");
-            l.failed(&a, at(i));
+            assert_eq!(check(&l, &a, at(i)).await, Ok(()), "attempt {i} is free");
+            l.failed(&a, at(i)).await.expect("counted");
         }
-        let refused = l.check(&a, at(5)).expect_err("the seventh attempt waits");
+        let refused = check(&l, &a, at(5)).await.expect_err("the seventh attempt waits");
         assert_eq!(refused.layer, ThrottleLayer::Pair);
         assert_eq!(refused.retry_after_secs, 2);
-        assert_eq!(l.check(&a, at(7)), Ok(()), "after the delay");
-        l.failed(&a, at(7));
+        assert_eq!(check(&l, &a, at(7)).await, Ok(()), "after the delay");
+        l.failed(&a, at(7)).await.expect("counted");
         assert_eq!(
-            l.check(&a, at(8)).map_err(|t| t.retry_after_secs),
+            check(&l, &a, at(8)).await.map_err(|t| t.retry_after_secs),
             Err(3),
             "4 s after the 7th failure"
         );
         // The delay never exceeds the cap, however many failures.
         let mut now = 10;
         for _ in 0..40 {
-            while l.check(&a, at(now)).is_err() {
+            while check(&l, &a, at(now)).await.is_err() {
                 now += 1;
             }
-            l.failed(&a, at(now));
+            l.failed(&a, at(now)).await.expect("counted");
         }
-        let wait = l.check(&a, at(now)).expect_err("delayed").retry_after_secs;
+        let wait = check(&l, &a, at(now)).await.expect_err("delayed").retry_after_secs;
         assert!(wait <= 900 && wait > 400, "{wait}");
         // Never a permanent lockout: after the cap, an attempt may be made.
-        assert!(l.check(&a, at(now + 900)).is_ok());
+        assert!(check(&l, &a, at(now + 900)).await.is_ok());
     }
 
-    #[test]
-    fn success_resets_the_pair_not_the_account() {
+    #[tokio::test]
+    async fn success_resets_the_pair_not_the_account() {
         let l = Limiter::new(ThrottleSettings {
             pair_free_failures: 2,
             account_free_failures: 3,
             ..only_failures()
         });
         let a = attempt("local:ann", "192.0.2.1");
-        l.failed(&a, at(0));
-        l.failed(&a, at(0));
-        l.failed(&a, at(0));
-        assert_eq!(l.check(&a, at(0)).map_err(|t| t.layer), Err(ThrottleLayer::Pair));
-        l.succeeded(&a);
-        assert_eq!(l.check(&a, at(0)), Ok(()), "the pair starts over");
-        l.failed(&a, at(0));
+        l.failed(&a, at(0)).await.expect("counted");
+        l.failed(&a, at(0)).await.expect("counted");
+        l.failed(&a, at(0)).await.expect("counted");
         assert_eq!(
-            l.check(&a, at(0)).map_err(|t| t.layer),
+            check(&l, &a, at(0)).await.map_err(|t| t.layer),
+            Err(ThrottleLayer::Pair)
+        );
+        l.succeeded(&a).await.expect("counted");
+        assert_eq!(check(&l, &a, at(0)).await, Ok(()), "the pair starts over");
+        l.failed(&a, at(0)).await.expect("counted");
+        assert_eq!(
+            check(&l, &a, at(0)).await.map_err(|t| t.layer),
             Err(ThrottleLayer::Account),
             "the account kept its four failures"
         );
     }
 
-    #[test]
-    fn one_account_from_many_addresses_hits_the_account_layer_and_the_hourly_ceiling() {
+    #[tokio::test]
+    async fn one_account_from_many_addresses_hits_the_account_layer_and_the_hourly_ceiling() {
         let l = Limiter::new(ThrottleSettings {
             max_delay_secs: 1,
             first_delay_secs: 1,
@@ -434,8 +689,8 @@ mod tests {
         for i in 0..200u32 {
             let ip = format!("198.51.{}.{}", i / 250, i % 250 + 1);
             let a = attempt("local:ann", &ip);
-            match l.check(&a, at(now)) {
-                Ok(()) => l.failed(&a, at(now)),
+            match check(&l, &a, at(now)).await {
+                Ok(()) => l.failed(&a, at(now)).await.expect("counted"),
                 Err(t) if t.layer == ThrottleLayer::Hourly => {
                     hourly = Some((i, t));
                     break;
@@ -450,26 +705,26 @@ mod tests {
         assert!(tried >= 100, "{tried}");
         assert!(t.retry_after_secs <= 3600);
         // Other accounts are not affected.
-        assert_eq!(l.check(&attempt("local:bob", "198.51.0.1"), at(now)), Ok(()));
+        assert_eq!(check(&l, &attempt("local:bob", "198.51.0.1"), at(now)).await, Ok(()));
     }
 
-    #[test]
-    fn unknown_and_known_names_are_throttled_alike() {
+    #[tokio::test]
+    async fn unknown_and_known_names_are_throttled_alike() {
         let l = Limiter::new(only_failures());
         for name in ["local:ann", "local:nobody-by-this-name"] {
             let a = attempt(name, "192.0.2.9");
             for _ in 0..6 {
-                l.failed(&a, at(0));
+                l.failed(&a, at(0)).await.expect("counted");
             }
             assert_eq!(
-                l.check(&a, at(0)).map_err(|t| (t.layer, t.retry_after_secs)),
+                check(&l, &a, at(0)).await.map_err(|t| (t.layer, t.retry_after_secs)),
                 Err((ThrottleLayer::Pair, 2))
             );
         }
     }
 
-    #[test]
-    fn an_address_bucket_caps_guesses_across_accounts_and_refills() {
+    #[tokio::test]
+    async fn an_address_bucket_caps_guesses_across_accounts_and_refills() {
         let l = Limiter::new(ThrottleSettings {
             address_burst: 3,
             address_refill_secs: 10,
@@ -477,91 +732,98 @@ mod tests {
         });
         // Successes spend nothing.
         for _ in 0..10 {
-            assert_eq!(l.check(&attempt("local:a", "203.0.113.5"), at(0)), Ok(()));
+            assert_eq!(check(&l, &attempt("local:a", "203.0.113.5"), at(0)).await, Ok(()));
         }
         for (i, name) in ["local:a", "local:b", "local:c"].iter().enumerate() {
-            assert_eq!(l.check(&attempt(name, "203.0.113.5"), at(0)), Ok(()), "{i}");
-            l.failed(&attempt(name, "203.0.113.5"), at(0));
+            assert_eq!(check(&l, &attempt(name, "203.0.113.5"), at(0)).await, Ok(()), "{i}");
+            l.failed(&attempt(name, "203.0.113.5"), at(0)).await.expect("counted");
         }
-        let t = l
-            .check(&attempt("local:d", "203.0.113.5"), at(0))
+        let t = check(&l, &attempt("local:d", "203.0.113.5"), at(0))
+            .await
             .expect_err("burst spent");
         assert_eq!((t.layer, t.retry_after_secs), (ThrottleLayer::Address, 10));
         assert_eq!(
-            l.check(&attempt("local:d", "203.0.113.6"), at(0)),
+            check(&l, &attempt("local:d", "203.0.113.6"), at(0)).await,
             Ok(()),
             "another address"
         );
         assert_eq!(
-            l.check(&attempt("local:d", "203.0.113.5"), at(10)),
+            check(&l, &attempt("local:d", "203.0.113.5"), at(10)).await,
             Ok(()),
             "one earned back"
         );
-        l.failed(&attempt("local:d", "203.0.113.5"), at(10));
-        assert!(l.check(&attempt("local:e", "203.0.113.5"), at(10)).is_err());
+        l.failed(&attempt("local:d", "203.0.113.5"), at(10))
+            .await
+            .expect("counted");
+        assert!(check(&l, &attempt("local:e", "203.0.113.5"), at(10)).await.is_err());
     }
 
-    #[test]
-    fn ipv6_addresses_share_their_64() {
+    #[tokio::test]
+    async fn ipv6_addresses_share_their_64() {
         let l = Limiter::new(ThrottleSettings {
             address_burst: 2,
             address_refill_secs: 60,
             ..ThrottleSettings::default()
         });
-        l.failed(&attempt("local:a", "2001:db8:1:2::1"), at(0));
-        l.failed(&attempt("local:b", "2001:db8:1:2::2"), at(0));
-        let t = l
-            .check(&attempt("local:a", "2001:db8:1:2::3"), at(0))
+        l.failed(&attempt("local:a", "2001:db8:1:2::1"), at(0))
+            .await
+            .expect("counted");
+        l.failed(&attempt("local:b", "2001:db8:1:2::2"), at(0))
+            .await
+            .expect("counted");
+        let t = check(&l, &attempt("local:a", "2001:db8:1:2::3"), at(0))
+            .await
             .expect_err("the /64 is spent");
         assert_eq!(t.layer, ThrottleLayer::Network);
         assert!(
-            l.check(&attempt("local:a", "2001:db8:1:3::1"), at(0)).is_ok(),
+            check(&l, &attempt("local:a", "2001:db8:1:3::1"), at(0)).await.is_ok(),
             "another /64"
         );
     }
 
-    #[test]
-    fn failures_are_forgotten_and_an_operator_can_lift_a_delay() {
+    #[tokio::test]
+    async fn failures_are_forgotten_and_an_operator_can_lift_a_delay() {
         let l = Limiter::new(only_failures());
         let a = attempt("local:ann", "192.0.2.1");
         for _ in 0..12 {
-            l.failed(&a, at(0));
+            l.failed(&a, at(0)).await.expect("counted");
         }
-        assert!(l.check(&a, at(1)).is_err());
+        assert!(check(&l, &a, at(1)).await.is_err());
         assert!(
-            l.check(&a, at(3600)).is_ok(),
+            check(&l, &a, at(3600)).await.is_ok(),
             "forgotten after an hour without failures"
         );
         for _ in 0..12 {
-            l.failed(&a, at(4000));
+            l.failed(&a, at(4000)).await.expect("counted");
         }
-        assert!(l.check(&a, at(4001)).is_err());
-        l.lift("local:ann");
-        assert_eq!(l.check(&a, at(4001)), Ok(()));
+        assert!(check(&l, &a, at(4001)).await.is_err());
+        l.lift("local:ann").await.expect("lifted");
+        assert_eq!(check(&l, &a, at(4001)).await, Ok(()));
     }
 
-    #[test]
-    fn memory_is_bounded() {
+    #[tokio::test]
+    async fn memory_is_bounded() {
         let l = Limiter::new(ThrottleSettings {
             max_tracked: 1_000,
             ..ThrottleSettings::default()
         });
         for i in 0..20_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
-            let _ = l.check(
-                &Attempt {
-                    account: "local:x",
-                    ip: Some(ip),
-                },
-                at(0),
-            );
+            let a = Attempt {
+                account: "local:x",
+                ip: Some(ip),
+            };
+            l.failed(&a, at(0)).await.expect("counted");
         }
-        l.buckets.run_pending_tasks();
-        assert!(l.buckets.entry_count() <= 1_100, "{}", l.buckets.entry_count());
+        for cache in [&l.memory.buckets, &l.memory.pairs, &l.memory.accounts] {
+            cache.run_pending_tasks();
+            assert!(cache.entry_count() <= 1_100, "{}", cache.entry_count());
+        }
+        assert!(l.memory.buckets.entry_count() >= 500, "the cache was used");
     }
 
-    #[test]
-    fn bearer_failures_spend_the_address_and_looking_costs_nothing() {
+    #[tokio::test]
+    async fn bearer_failures_spend_the_address_and_looking_costs_nothing() {
         let l = Limiter::new(ThrottleSettings {
             address_burst: 3,
             address_refill_secs: 10,
@@ -571,7 +833,7 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(l.address_blocked(ip, at(0)), None, "looking spends nothing");
         }
-        assert_eq!(l.buckets.entry_count(), 0);
+        assert_eq!(l.memory.buckets.entry_count(), 0);
         for _ in 0..3 {
             l.address_failed(ip, at(0));
         }
@@ -580,8 +842,8 @@ mod tests {
         assert_eq!(l.address_blocked(ip, at(10)), None, "one earned back");
     }
 
-    #[test]
-    fn a_flood_of_addresses_does_not_evict_the_account_being_guessed() {
+    #[tokio::test]
+    async fn a_flood_of_addresses_does_not_evict_the_account_being_guessed() {
         let l = Limiter::new(ThrottleSettings {
             max_tracked: 1_000,
             address_burst: 10_000,
@@ -589,22 +851,21 @@ mod tests {
         });
         let a = attempt("local:ann", "192.0.2.1");
         for _ in 0..12 {
-            l.failed(&a, at(0));
+            l.failed(&a, at(0)).await.expect("counted");
         }
         // Many one-off attempts from other addresses, at other names.
         for i in 0..20_000u32 {
             let ip = IpAddr::from(i.to_be_bytes());
-            let _ = l.check(
-                &Attempt {
-                    account: "local:other",
-                    ip: Some(ip),
-                },
-                at(0),
-            );
+            let a = Attempt {
+                account: "local:other",
+                ip: Some(ip),
+            };
+            l.failed(&a, at(0)).await.expect("counted");
         }
-        l.buckets.run_pending_tasks();
-        let t = l
-            .check(&attempt("local:ann", "198.51.100.7"), at(1))
+        l.memory.buckets.run_pending_tasks();
+        l.memory.pairs.run_pending_tasks();
+        let t = check(&l, &attempt("local:ann", "198.51.100.7"), at(1))
+            .await
             .expect_err("still delayed");
         assert_eq!(t.layer, ThrottleLayer::Account);
     }

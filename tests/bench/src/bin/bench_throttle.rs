@@ -1,7 +1,9 @@
 //! The limiter's cost (see BENCHMARKS.md, "Throttling"): the CPU added to one sign-in attempt by
 //! `Limiter::check` + `Limiter::failed` (what a failed password sign-in costs it), next to one argon2id verification
 //! at the default parameters measured in the same run (the work it sits in front of), and the resident memory of
-//! the limiter holding one million distinct client addresses (`max_tracked` raised to a million for it).
+//! the limiter holding one million distinct client addresses (`max_tracked` raised to a million for it). Then the
+//! same attempt with the counters in the database (how the server runs: shared by every node): a SQLite file, and
+//! PostgreSQL when `VESTIBULE_BENCH_PG` names a database to use (its `throttle_counters` table is written to).
 //!
 //! `cargo run --release -p vestibule-bench --bin bench_throttle` (or `scripts/bench` with `BENCH_PARTS=throttle`).
 
@@ -28,6 +30,10 @@ fn address(i: u32) -> IpAddr {
 }
 
 fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let now = Timestamp(1_800_000_000);
     // Per attempt: check then failed, for distinct names from a few addresses (the pattern of a guessing script),
     // with allowances large enough that nothing is refused (a refusal is cheaper: it stops at the first layer).
@@ -41,25 +47,44 @@ fn main() {
     let rounds = 5;
     let mut per_attempt = Vec::new();
     for _ in 0..rounds {
-        let start = Instant::now();
-        for (i, name) in names.iter().enumerate() {
-            let attempt = Attempt {
-                account: name,
-                ip: Some(address(u32::try_from(i % 64).unwrap_or(0))),
-            };
-            let _ = black_box(limiter.check(&attempt, now));
-            limiter.failed(&attempt, now);
-        }
-        per_attempt.push(start.elapsed().as_nanos() as f64 / names.len() as f64);
+        per_attempt.push(rt.block_on(attempts(&limiter, &names, now)));
     }
     per_attempt.sort_by(f64::total_cmp);
 
+    // The counters in the database: fewer attempts, each a round trip or two.
+    let dir = std::env::temp_dir().join(format!("vestibule-bench-throttle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let sqlite_url = format!("sqlite://{}", dir.join("bench.db").display());
+    let mut shared = vec![("SQLite file".to_owned(), sqlite_url)];
+    if let Ok(pg) = std::env::var("VESTIBULE_BENCH_PG") {
+        shared.push(("PostgreSQL".to_owned(), pg));
+    }
+    let mut shared_rows = Vec::new();
+    for (label, url) in shared {
+        let per = rt.block_on(async {
+            let store = vestibule_store::Store::connect(&url).await.expect("store");
+            store.migrate().await.expect("migrate");
+            let limiter = Limiter::new(ThrottleSettings {
+                address_burst: 10_000,
+                account_free_failures: 100,
+                pair_free_failures: 100,
+                ..ThrottleSettings::default()
+            })
+            .with_store(std::sync::Arc::new(store));
+            assert!(limiter.is_shared());
+            let mut per = Vec::new();
+            for _ in 0..rounds {
+                per.push(attempts(&limiter, &names[..2_000], now).await);
+            }
+            per.sort_by(f64::total_cmp);
+            per
+        });
+        shared_rows.push((label, per));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
     // The work it sits in front of: one argon2id verification at the defaults (m=19456 KiB, t=2, p=1).
     let hasher = vestibule_local::PasswordHasher::new(vestibule_local::Argon2Settings::default()).expect("hasher");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let hash = rt.block_on(hasher.hash("correct horse".into())).expect("hash");
     let mut argon = Vec::new();
     for _ in 0..rounds {
@@ -99,6 +124,15 @@ fn main() {
         "limiter / argon2 = {:.4} %",
         100.0 * median(&per_attempt) / median(&argon)
     );
+    for (label, per) in &shared_rows {
+        println!(
+            "counters in a {label}: check+failed per attempt: median {:.0} µs (min {:.0}, max {:.0}); / argon2 = {:.1} %",
+            median(per) / 1e3,
+            per[0] / 1e3,
+            per[per.len() - 1] / 1e3,
+            100.0 * median(per) / median(&argon)
+        );
+    }
     println!(
         "resident memory for 1 000 000 addresses: {:.0} MiB ({} KiB before, {} KiB after; {:?})",
         (after.saturating_sub(before)) as f64 / 1024.0,
@@ -106,4 +140,18 @@ fn main() {
         after,
         limiter
     );
+}
+
+/// Nanoseconds per attempt of `check` then `failed` for each name, from 64 addresses.
+async fn attempts(limiter: &Limiter, names: &[String], now: Timestamp) -> f64 {
+    let start = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        let attempt = Attempt {
+            account: name,
+            ip: Some(address(u32::try_from(i % 64).unwrap_or(0))),
+        };
+        let _ = black_box(limiter.check(&attempt, now).await.expect("counters"));
+        limiter.failed(&attempt, now).await.expect("counted");
+    }
+    start.elapsed().as_nanos() as f64 / names.len() as f64
 }
