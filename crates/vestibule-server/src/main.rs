@@ -44,6 +44,36 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// See and lift the brute-force throttling (counters kept in the database, shared by every node).
+    Throttle {
+        #[command(subcommand)]
+        command: ThrottleCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ThrottleCommand {
+    /// List the counters that counted a failure lately, most recent first, and whether each holds attempts back.
+    /// Names are shown as the first 16 hex digits of their SHA-256 (as in the audit log), never as typed.
+    List {
+        /// Only the counters of this login name (at every source, and its account's own).
+        #[arg(long)]
+        name: Option<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// At most this many counters.
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Lift every delay of a login name, at every source and from every address (audited). Address buckets stay.
+    Lift {
+        login: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// TARGET, for the commands that act on one account.
@@ -181,7 +211,101 @@ async fn run(command: Command) -> Result<(), String> {
         Command::User {
             command: UserCommand::Show { target, config },
         } => show(&load(config.as_ref())?, &target).await,
+        Command::Throttle {
+            command:
+                ThrottleCommand::List {
+                    name,
+                    json,
+                    limit,
+                    config,
+                },
+        } => list_throttles(&load(config.as_ref())?, name.as_deref(), json, limit).await,
+        Command::Throttle {
+            command: ThrottleCommand::Lift { login, config },
+        } => lift_throttles(&load(config.as_ref())?, &login).await,
     }
+}
+
+/// `vestibule throttle list`.
+async fn list_throttles(cfg: &config::FileConfig, name: Option<&str>, json: bool, limit: u32) -> Result<(), String> {
+    let broker = operator_broker(cfg).await?;
+    let result = async {
+        let failed =
+            |e: vestibule::BrokerError| format!("cannot read the counters: {}", vestibule_core::error_chain(&e));
+        // A name's own hashes, to pick its counters out and to show them with the name the operator typed.
+        let names = match name {
+            Some(n) => broker.throttle_names(n).await.map_err(failed)?,
+            None => Vec::new(),
+        };
+        let mut entries = broker.throttles(limit).await.map_err(failed)?;
+        if name.is_some() {
+            entries.retain(|e| names.iter().any(|(_, h)| e.name_hash.as_deref() == Some(h.as_str())));
+        }
+        let known = |hash: &Option<String>| -> Option<&str> {
+            let hash = hash.as_deref()?;
+            names.iter().find(|(_, h)| h == hash).map(|(k, _)| k.as_str())
+        };
+        if json {
+            for e in &entries {
+                let line = serde_json::json!({
+                    "layer": e.layer.as_str(),
+                    "name_sha256": e.name_hash,
+                    "name": known(&e.name_hash),
+                    "address": e.address,
+                    "failures": e.failures,
+                    "refusing": e.refusing.map(|t| t.layer.as_str()),
+                    "retry_after_secs": e.refusing.map(|t| t.retry_after_secs),
+                });
+                println!("{line}");
+            }
+            return Ok(());
+        }
+        if entries.is_empty() {
+            println!("no counter has counted a failure lately");
+            return Ok(());
+        }
+        println!(
+            "{:<8} {:<24} {:<28} {:>8}  state",
+            "layer", "name", "address", "failures"
+        );
+        for e in &entries {
+            let shown = known(&e.name_hash)
+                .map(str::to_owned)
+                .or_else(|| {
+                    e.name_hash
+                        .as_ref()
+                        .map(|h| format!("sha256:{}", &h[..16.min(h.len())]))
+                })
+                .unwrap_or_else(|| "-".into());
+            let state = match e.refusing {
+                Some(t) => format!("refusing ({}) for {} s", t.layer.as_str(), t.retry_after_secs),
+                None => "counting".into(),
+            };
+            println!(
+                "{:<8} {:<24} {:<28} {:>8}  {state}",
+                e.layer.as_str(),
+                shown,
+                e.address.as_deref().unwrap_or("-"),
+                e.failures
+            );
+        }
+        Ok(())
+    }
+    .await;
+    broker.close().await;
+    result
+}
+
+/// `vestibule throttle lift LOGIN`.
+async fn lift_throttles(cfg: &config::FileConfig, login: &str) -> Result<(), String> {
+    let broker = operator_broker(cfg).await?;
+    let result = broker
+        .lift_throttles(login, "cli")
+        .await
+        .map(|n| println!("lifted {n} counter(s) of `{login}`"))
+        .map_err(|e| format!("cannot lift: {}", vestibule_core::error_chain(&e)));
+    broker.close().await;
+    result
 }
 
 /// A configured source known by its id only. The operator commands' broker never signs anyone in: it needs the

@@ -1025,3 +1025,75 @@ async fn one_name_from_many_forwarded_addresses_is_throttled_per_name() {
     assert_eq!(status, 401);
     env.finish().await;
 }
+
+/// Two servers on one PostgreSQL database enforce one limit: failures from one address at one name, spread over
+/// both, hold both back (each alone would still allow them), and `vestibule throttle lift` frees the name on both.
+#[tokio::test]
+async fn two_servers_on_one_postgres_share_the_throttle_and_an_operator_lifts_it() {
+    let extra = "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[throttle]\nfirst_delay_secs = 60\n";
+    let env = Env::postgres(extra).await;
+    let dir_b = TempDir::new("vestibule-e2e-b");
+    let config = std::fs::read_to_string(&env.server.config).unwrap();
+    let mut b = Server::start(Path::new(BIN), &dir_b.0, &config);
+    let (a_base, b_base) = (env.server.base.clone(), b.base.clone());
+    // The pair's allowance is five failures: three on A and three on B make six, counted together.
+    for i in 0..6 {
+        let base = if i % 2 == 0 { &a_base } else { &b_base };
+        let (status, _) = attempt_from(base, "198.51.100.60", "alice", "wrong horse").await;
+        assert_eq!(status, 401, "failure {i}");
+    }
+    for base in [&a_base, &b_base] {
+        let (status, retry) = attempt_from(base, "198.51.100.60", "alice", PASSWORD).await;
+        assert_eq!(status, 429, "the right password waits on {base}");
+        assert!(retry.is_some());
+    }
+    // What the operator sees: the name as typed next to its counters, the pair refusing.
+    let out = env.server.cli(&["throttle", "list", "--name", "alice", "--json"], None);
+    assert!(out.success, "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let pair = lines
+        .iter()
+        .find(|l| l["layer"] == "pair")
+        .unwrap_or_else(|| panic!("a pair counter in {}", out.stdout));
+    assert_eq!(pair["name"], "local:alice");
+    assert_eq!(pair["address"], "198.51.100.60");
+    assert_eq!(pair["failures"], 6);
+    assert_eq!(pair["refusing"], "pair");
+    // The table never shows a name it was not given.
+    let table = env.server.cli(&["throttle", "list"], None);
+    assert!(table.success && !table.stdout.contains("alice"), "{}", table.stdout);
+    assert!(table.stdout.contains("198.51.100.60"), "{}", table.stdout);
+
+    let out = env.server.cli(&["throttle", "lift", "alice"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("lifted 2 counter(s)"), "{}", out.stdout);
+    let (status, _) = attempt_from(&b_base, "198.51.100.60", "alice", PASSWORD).await;
+    assert_eq!(status, 303, "signed in on B after the lift on the shared database");
+    b.stop();
+    env.finish().await;
+}
+
+/// The hourly ceiling (ASVS 2.2.1): one name fails from many addresses, each within its own allowances and with
+/// the per-name delays set out of the way; once the hour's failures are spent, even the right password from a new
+/// address waits for the hour to end.
+#[tokio::test]
+async fn the_hourly_ceiling_holds_a_name_whatever_the_spread_of_addresses() {
+    let env = Env::sqlite(
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+         [throttle]\naccount_free_failures = 100\naccount_failures_per_hour = 6\n",
+    )
+    .await;
+    let base = env.server.base.clone();
+    for i in 0..6 {
+        let (status, _) = attempt_from(&base, &format!("203.0.113.{}", i + 1), "alice", "wrong horse").await;
+        assert_eq!(status, 401, "failure {i}");
+    }
+    let (status, retry) = attempt_from(&base, "203.0.113.100", "alice", PASSWORD).await;
+    assert_eq!(status, 429);
+    let retry: u32 = retry.expect("Retry-After").parse().unwrap();
+    assert!((3000..=3600).contains(&retry), "until the hour ends: {retry}");
+    // Another name is not held.
+    let (status, _) = attempt_from(&base, "203.0.113.100", "bob", "wrong horse").await;
+    assert_eq!(status, 401);
+    env.finish().await;
+}

@@ -177,4 +177,51 @@ impl Broker {
         .await;
         Ok(id)
     }
+
+    /// The throttling counters that counted a failure lately, most recent first, at most `limit`, each with whether
+    /// it refuses attempts now (`vestibule throttle list`). Names appear as hashes; [`Broker::throttle_names`]
+    /// gives the hashes of a name an operator knows.
+    pub async fn throttles(&self, limit: u32) -> Result<Vec<crate::ThrottleEntry>, BrokerError> {
+        Ok(self.limiter.current(self.now(), limit).await?)
+    }
+
+    /// The hashes under which attempts at `login` are counted, one per source (`source:canonical name`), and the
+    /// account's own when `login` names an account (its password changes): what [`Broker::throttles`] lists.
+    pub async fn throttle_names(&self, login: &str) -> Result<Vec<(String, String)>, BrokerError> {
+        let mut keys: Vec<String> = self
+            .sources
+            .iter()
+            .map(|s| crate::throttle::name_key(s.id(), login))
+            .collect();
+        if let AccountLookup::Found { id, .. } = self.find_accounts(login).await? {
+            keys.push(crate::throttle::account_key(&id));
+        }
+        Ok(keys
+            .into_iter()
+            .map(|k| {
+                let hash = crate::throttle::name_hash_hex(&k);
+                (k, hash)
+            })
+            .collect())
+    }
+
+    /// Lifts every throttling delay of `login` (an operator's decision, `vestibule throttle lift`): its failures
+    /// at every source, from every address, are forgotten, and the account's own when `login` names one. The
+    /// address buckets stay (they count guesses from a place, not at a name). Audited as `throttle_lifted` with
+    /// `detail` and the hashes lifted. Returns how many counters were removed.
+    pub async fn lift_throttles(&self, login: &str, detail: &str) -> Result<u64, BrokerError> {
+        let mut lifted = 0;
+        let names = self.throttle_names(login).await?;
+        for (key, _) in &names {
+            lifted += self.limiter.lift(key).await?;
+        }
+        let hashes: Vec<&str> = names.iter().map(|(_, h)| &h[..16]).collect();
+        let detail = format!("{detail}; {lifted} counter(s); names sha256:{}", hashes.join(","));
+        self.audit(&AuditEvent {
+            detail: Some(&detail),
+            ..AuditEvent::of(AuditKind::ThrottleLifted)
+        })
+        .await;
+        Ok(lifted)
+    }
 }

@@ -49,7 +49,7 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
-pub use throttle::{Attempt, Limiter, ThrottleLayer, ThrottleSettings, Throttled};
+pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
 pub use views::{AccountView, IdentityView, SessionView, TokenView};
 
 pub use vestibule_core as core;

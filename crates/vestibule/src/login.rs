@@ -96,8 +96,7 @@ impl Broker {
             return Err(LoginError::UnknownSource);
         };
         // The account key is the canonical name, existing or not, so throttling says nothing about which exist.
-        let canonical = vestibule_core::canonical_login(login).unwrap_or_else(|_| login.to_lowercase());
-        let key = format!("{source_id}:{canonical}");
+        let key = crate::throttle::name_key(source_id, login);
         let attempt = Attempt {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
@@ -148,7 +147,7 @@ impl Broker {
         tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
         // The name as a short hash, never as typed: what people type into the name field is sometimes their password.
         // Enough for an operator to tell one guessed name from many; `vestibule user show` finds the real account.
-        let name = &crate::secret::hex_of(&crate::secret::hash_token(attempt.account))[..16];
+        let name = &crate::throttle::name_hash_hex(attempt.account)[..16];
         let detail = format!(
             "{}: retry after {} s; name sha256:{name}",
             t.layer.as_str(),

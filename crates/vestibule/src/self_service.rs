@@ -133,7 +133,7 @@ impl Broker {
         let changer = self.password_changer.as_ref().ok_or(SelfServiceError::NoPasswords)?;
         let account = &session.account_id;
         // The current password is a credential check like a sign-in: throttled per account and address.
-        let key = format!("account:{account}");
+        let key = crate::throttle::account_key(account);
         let attempt = crate::Attempt {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),

@@ -158,6 +158,23 @@ impl From<StorageError> for Held {
     }
 }
 
+/// The name a password attempt at `source` is counted under: the canonical login name, existing or not, so that
+/// throttling says nothing about which exist.
+pub(crate) fn name_key(source: &vestibule_core::SourceId, login: &str) -> String {
+    let canonical = vestibule_core::canonical_login(login).unwrap_or_else(|_| login.to_lowercase());
+    format!("{source}:{canonical}")
+}
+
+/// The name a signed-in account's own credential checks (its current password) are counted under.
+pub(crate) fn account_key(account: &vestibule_core::AccountId) -> String {
+    format!("account:{account}")
+}
+
+/// The hash of a counted name, as listings and the audit log show it (lowercase hex).
+pub(crate) fn name_hash_hex(key: &str) -> String {
+    crate::secret::hex_of(&name_hash(key))
+}
+
 /// A name's hash: what the counters are keyed by.
 fn name_hash(account: &str) -> [u8; 32] {
     crate::secret::hash_token(account)

@@ -12,6 +12,8 @@
 //!   raw argon2 verifications, at the default argon2 parameters;
 //! * `bench_revocation` starts two real `vestibule serve` processes on one fresh PostgreSQL database and measures
 //!   the time from a sign-out on one to refusal on the other (`/verify` → 401).
+//! * `bench_throttle` and `bench_timing` measure the sign-in limiter's cost per attempt and memory, and that
+//!   refused sign-ins take the same time with it in front;
 //! * `bench_ldap` measures LDAP sign-ins per second through `Broker::login_password` with an `LdapSource`, next
 //!   to the source alone and the bare ldap3 operations, against a throwaway local slapd.
 //!
@@ -51,4 +53,22 @@ where
 /// The number of CPUs this process may run on (after `taskset`).
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The local password source `local` over `store`, with `hasher` at `settings`.
+pub fn local_source(
+    store: &vestibule_store::Store,
+    hasher: std::sync::Arc<vestibule_local::PasswordHasher>,
+    settings: vestibule_local::Argon2Settings,
+) -> BenchResult<vestibule_local::LocalSource> {
+    Ok(vestibule_local::LocalSource::new(
+        &vestibule_local::LocalConfig {
+            id: vestibule_core::SourceId::new("local")?,
+            display_name: None,
+            argon2: settings,
+            password: Default::default(),
+        },
+        std::sync::Arc::new(store.clone()),
+        hasher,
+    ))
 }

@@ -48,11 +48,13 @@ pub enum AuditKind {
     TokenRevoked,
     /// An attempt was refused before its credential was checked: too many attempts. (`throttled`)
     Throttled,
+    /// An operator lifted the throttling delays of a name. (`throttle_lifted`)
+    ThrottleLifted,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 20] = [
+    pub const ALL: [AuditKind; 21] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -73,6 +75,7 @@ impl AuditKind {
         AuditKind::TokenCreated,
         AuditKind::TokenRevoked,
         AuditKind::Throttled,
+        AuditKind::ThrottleLifted,
     ];
 
     /// The name written to the `event` column.
@@ -98,6 +101,7 @@ impl AuditKind {
             AuditKind::TokenCreated => "token_created",
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::Throttled => "throttled",
+            AuditKind::ThrottleLifted => "throttle_lifted",
         }
     }
 

@@ -22,7 +22,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordVerifier as _, Version};
 use vestibule::{Broker, ClientInfo, LoginOutcome};
 use vestibule_bench::{arg, cpus, open_store, BenchResult, LOGIN, PASSWORD};
 use vestibule_core::{SecretString, SourceId, Timestamp};
-use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher};
+use vestibule_local::{Argon2Settings, PasswordHasher};
 use vestibule_store::NewLocalAccount;
 
 struct Row {
@@ -101,16 +101,7 @@ async fn run() -> BenchResult<()> {
             Timestamp(vestibule_core::Clock::now(&vestibule_core::SystemClock).0),
         )
         .await?;
-    let local = LocalSource::new(
-        &LocalConfig {
-            id: local_id.clone(),
-            display_name: None,
-            argon2: settings,
-            password: Default::default(),
-        },
-        Arc::new(store.clone()),
-        hasher.clone(),
-    );
+    let local = vestibule_bench::local_source(&store, hasher.clone(), settings)?;
     let broker = Arc::new(
         Broker::builder(store, "http://127.0.0.1/auth")
             .source(Arc::new(local))
