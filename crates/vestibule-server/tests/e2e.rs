@@ -1097,3 +1097,24 @@ async fn the_hourly_ceiling_holds_a_name_whatever_the_spread_of_addresses() {
     assert_eq!(status, 401);
     env.finish().await;
 }
+
+/// A delay ends by itself: after the pair's free failures the right password is answered 429 with `Retry-After`,
+/// and once that wait has passed it signs in (no operator, no lockout).
+#[tokio::test]
+async fn a_throttling_delay_ends_by_itself() {
+    let env = Env::sqlite("[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").await;
+    let base = env.server.base.clone();
+    for i in 0..6 {
+        let (status, _) = attempt_from(&base, "192.0.2.80", "alice", "wrong horse").await;
+        assert_eq!(status, 401, "failure {i}");
+    }
+    let (status, retry) = attempt_from(&base, "192.0.2.80", "alice", PASSWORD).await;
+    assert_eq!(status, 429, "the right password during the delay");
+    let wait: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&wait), "the first delay: {wait}");
+    // Retry-After is whole seconds, rounded up; one more second covers a clock tick between the two reads.
+    tokio::time::sleep(std::time::Duration::from_secs(wait + 1)).await;
+    let (status, _) = attempt_from(&base, "192.0.2.80", "alice", PASSWORD).await;
+    assert_eq!(status, 303, "signed in once the delay has passed");
+    env.finish().await;
+}

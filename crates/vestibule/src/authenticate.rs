@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 
+use vestibule_core::storage::{AuditEvent, AuditKind};
 use vestibule_core::SecretString;
 
 use crate::{Broker, ClientInfo, Principal, Restored};
@@ -128,8 +129,26 @@ impl Broker {
             // Guessing tokens spends the address's allowance, like guessing passwords; a throttled address is not
             // looked up at all, valid token or not (it must not learn which guess was right).
             let now = self.now();
-            if let Some(t) = credentials.ip.and_then(|ip| self.limiter.address_blocked(ip, now)) {
+            if let Some((ip, t)) = credentials
+                .ip
+                .and_then(|ip| self.limiter.address_blocked(ip, now).map(|t| (ip, t)))
+            {
                 out.throttled = Some(t.retry_after_secs);
+                if self.limiter.worth_auditing(Some(ip), "bearer") {
+                    let detail = format!(
+                        "bearer {}: retry after {} s; further refusals of this address within a minute are not \
+                         audited",
+                        t.layer.as_str(),
+                        t.retry_after_secs
+                    );
+                    let ip = ip.to_string();
+                    self.audit(&AuditEvent {
+                        ip: Some(&ip),
+                        detail: Some(&detail),
+                        ..AuditEvent::of(AuditKind::Throttled)
+                    })
+                    .await;
+                }
                 return out;
             }
             // API clients: a personal access token. It never binds CSRF tokens (no session_token), so a bearer

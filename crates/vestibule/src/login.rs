@@ -145,11 +145,15 @@ impl Broker {
             return Ok(());
         };
         tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
+        if !self.limiter.worth_auditing(attempt.ip, attempt.account) {
+            return Err(crate::throttle::Held::Throttled(t));
+        }
         // The name as a short hash, never as typed: what people type into the name field is sometimes their password.
         // Enough for an operator to tell one guessed name from many; `vestibule user show` finds the real account.
         let name = &crate::throttle::name_hash_hex(attempt.account)[..16];
         let detail = format!(
-            "{}: retry after {} s; name sha256:{name}",
+            "{}: retry after {} s; name sha256:{name}; further refusals of this name and address within a minute \
+             are not audited",
             t.layer.as_str(),
             t.retry_after_secs
         );

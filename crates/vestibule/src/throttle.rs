@@ -299,6 +299,8 @@ pub struct Limiter {
     memory: Memory,
     /// The store whose counters are used for sign-in attempts, when it keeps them.
     shared: Option<Arc<dyn BrokerStore>>,
+    /// Refusals audited in the last minute, by (address, name hash): see [`Limiter::worth_auditing`].
+    audited: Cache<(Option<IpAddr>, [u8; 32]), ()>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -330,7 +332,21 @@ impl Limiter {
                 accounts: cache(),
             },
             shared: None,
+            audited: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// Whether a refusal of `name` from `ip` is the first on this node in a minute: only those are written to the
+    /// audit log, so that hammering a throttled name (a refusal costs the attacker a fraction of a millisecond)
+    /// cannot flood it — one row a minute per name and address, each saying the rest were not written.
+    pub(crate) fn worth_auditing(&self, ip: Option<IpAddr>, name: &str) -> bool {
+        self.audited
+            .entry((ip, name_hash(name)))
+            .or_insert_with(|| ())
+            .is_fresh()
     }
 
     /// Counts sign-in attempts in `store`'s database when it keeps throttling counters (shared by every node using

@@ -967,8 +967,19 @@ async fn repeated_failures_are_throttled_before_the_source_is_asked() {
         assert_eq!(retry_after_secs, 2, "{login}");
         assert_eq!(f.password.calls(), asked, "{login}: the source was not asked");
     }
+    // Hammering a throttled name costs the attacker little; it must not cost one audit row per request.
+    for _ in 0..20 {
+        assert!(matches!(
+            try_as("ann", "wrong").await,
+            Err(LoginError::Throttled { .. })
+        ));
+    }
     let audit = f.store.recent_audit(50).await.unwrap();
-    assert_eq!(audit.iter().filter(|r| r.event == "throttled").count(), 2);
+    assert_eq!(
+        audit.iter().filter(|r| r.event == "throttled").count(),
+        2,
+        "the first refusal of each name and address in a minute is audited"
+    );
     assert!(audit
         .iter()
         .all(|r| !r.detail.as_deref().unwrap_or("").contains("right password")));
@@ -1021,6 +1032,17 @@ async fn bearer_guessing_is_throttled_per_address() {
     let r = from("192.0.2.66", valid.clone()).await;
     assert!(r.principal.is_none(), "not looked up, valid or not");
     assert!(r.throttled.is_some_and(|s| s >= 1), "{r:?}");
+    for _ in 0..10 {
+        assert!(from("192.0.2.66", valid.clone()).await.throttled.is_some());
+    }
+    let audit = f.store.recent_audit(50).await.unwrap();
+    let throttled: Vec<_> = audit.iter().filter(|r| r.event == "throttled").collect();
+    assert_eq!(throttled.len(), 1, "audited once a minute per address: {throttled:?}");
+    assert_eq!(throttled[0].ip.as_deref(), Some("192.0.2.66"));
+    assert!(throttled[0]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.starts_with("bearer address")));
     let other = from("192.0.2.67", valid).await;
     assert!(
         matches!(other.principal, Some(Principal::Token(_))),
