@@ -1118,3 +1118,31 @@ async fn a_throttling_delay_ends_by_itself() {
     assert_eq!(status, 303, "signed in once the delay has passed");
     env.finish().await;
 }
+
+/// Many names guessed from one address: each name stays within its own allowances, and the address's bucket
+/// stops the spray once its burst is spent (a 429 naming no account), while another address is not affected.
+#[tokio::test]
+async fn many_names_from_one_address_hit_the_address_bucket() {
+    let env = Env::sqlite(
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[throttle]\naddress_burst = 8\naddress_refill_secs = 600\n",
+    )
+    .await;
+    let base = env.server.base.clone();
+    for i in 0..8 {
+        let (status, _) = attempt_from(&base, "198.51.100.99", &format!("user{i}"), "wrong horse").await;
+        assert_eq!(status, 401, "name {i}: one failure each");
+    }
+    let (status, retry) = attempt_from(&base, "198.51.100.99", "alice", PASSWORD).await;
+    assert_eq!(
+        status, 429,
+        "a ninth name from the spent address, the right password too"
+    );
+    let wait: u32 = retry.expect("Retry-After").parse().unwrap();
+    assert!(
+        (500..=600).contains(&wait),
+        "one attempt earned back every 600 s: {wait}"
+    );
+    let (status, _) = attempt_from(&base, "198.51.100.100", "alice", PASSWORD).await;
+    assert_eq!(status, 303, "another address signs alice in");
+    env.finish().await;
+}
