@@ -3,11 +3,14 @@
 //! cookies it says to set; any other front end can do the same.
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use vestibule_core::storage::{AuditEvent, AuditKind};
-use vestibule_core::SecretString;
+use vestibule_core::{SecretString, Timestamp};
 
-use crate::{Broker, ClientInfo, Principal, Restored};
+use crate::secret::{hash_token, plausible};
+use crate::{ActiveSession, Broker, ClientInfo, Principal, Protection, Restored};
 
 /// The credentials one request carries, borrowed from it. Build it per request; nothing is copied.
 #[derive(Clone, Copy, Default)]
@@ -83,6 +86,11 @@ impl Broker {
     /// "somebody". A cache hit costs one SHA-256 and a map lookup, and allocates only the returned session id.
     pub async fn authenticate(&self, credentials: &Credentials<'_>) -> Authentication {
         let mut out = Authentication::default();
+        if let (Some(token), Some(session)) = (credentials.session, self.authenticate_cached(credentials)) {
+            out.session_token = Some(SecretString::from(token));
+            out.principal = Some(Principal::Session(session));
+            return out;
+        }
         if let Some(token) = credentials.session {
             match self.session(token).await {
                 Ok(Some(session)) => {
@@ -164,6 +172,71 @@ impl Broker {
             }
         }
         out
+    }
+}
+
+impl Broker {
+    /// [`Broker::authenticate`]'s answer when memory alone gives it, with no I/O, no `.await` and no allocation:
+    /// what a front end calls first on every request. `Some(session)` when the session cookie names a session in
+    /// this node's cache that is within its absolute and idle timeouts, whose source is not due to be asked about
+    /// its identity again, whose client passes session protection with nothing to record, and whose use needs no
+    /// database write this minute. `authenticate` would then answer exactly that session (the cookie's id binds
+    /// CSRF tokens, no cookie to set), because it makes the same checks in the same order and each passes without
+    /// side effects. `None`: not decided here (no session cookie, a miss, an ended session, a recheck or a write
+    /// due, a changed client); call `authenticate`, which repeats the checks and does what they require.
+    ///
+    /// Why serving from the cache is safe: every way a session ends on this node (sign-out, revocation, account
+    /// disabled, identity unlinked or refused by its source, `strong` protection) removes it from the cache before
+    /// it returns, other nodes' revocations arrive as notifications that do the same, and the cache's lifetime
+    /// (`cache_ttl_secs`) bounds how long a missed notification can be served, exactly as on the async path,
+    /// which reads the same cache.
+    pub fn authenticate_cached(&self, credentials: &Credentials<'_>) -> Option<Arc<ActiveSession>> {
+        let token = credentials.session?;
+        if !plausible(token) {
+            return None;
+        }
+        let active = match self.cache.get(&hash_token(token))? {
+            Principal::Session(active) => active,
+            Principal::Token(_) => return None,
+        };
+        let now = self.clock.now();
+        if active.expired(now, self.settings.idle_timeout_secs)
+            || self.recheck_due(&active, now)
+            || !self.client_unchanged(&active, credentials)
+        {
+            return None;
+        }
+        // Last, so that nothing is recorded for a request this path does not serve.
+        active.live.seen_in_memory(now).then_some(active)
+    }
+
+    /// Whether the session's source is to be asked about its identity at `now` ([`Broker::recheck_if_due`] would
+    /// ask). Read-only: the claim of the question is left to the async path.
+    fn recheck_due(&self, active: &ActiveSession, now: Timestamp) -> bool {
+        if active.subject.is_none() {
+            return false;
+        }
+        let Some(recheck) = self.source_by_id(&active.source).and_then(|s| s.recheck()) else {
+            return false;
+        };
+        let last = active.live.checked_at.load(Ordering::Relaxed);
+        now.0.saturating_sub(last) >= crate::broker::recheck_interval_secs(recheck)
+    }
+
+    /// Whether [`Broker::check_client_parts`] would let the session through without ending it or recording
+    /// anything: protection off, no fingerprint, the same client, or — under `basic` — a changed client on a
+    /// session already marked stale (the mark and its audit row were written by the first such request).
+    fn client_unchanged(&self, active: &ActiveSession, credentials: &Credentials<'_>) -> bool {
+        let Some(expected) = &active.fingerprint else {
+            return true;
+        };
+        match self.settings.protection {
+            Protection::Off => true,
+            protection => {
+                crate::session::fingerprint_parts(credentials.user_agent, credentials.ip) == *expected
+                    || (protection == Protection::Basic && active.stale.load(Ordering::Relaxed))
+            }
+        }
     }
 }
 

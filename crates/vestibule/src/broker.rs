@@ -178,6 +178,11 @@ impl BrokerBuilder {
     }
 }
 
+/// A source's recheck interval in seconds (saturating: an interval too long to count is never due).
+pub(crate) fn recheck_interval_secs(recheck: &dyn vestibule_core::Recheck) -> i64 {
+    i64::try_from(recheck.recheck_interval().as_secs()).unwrap_or(i64::MAX)
+}
+
 fn decode_key(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
@@ -227,7 +232,13 @@ impl Broker {
     /// A source by id.
     pub fn source(&self, id: &str) -> Option<&Arc<dyn AuthSource>> {
         let id = SourceId::new(id).ok()?;
-        self.by_id.get(&id).and_then(|i| self.sources.get(*i))
+        self.source_by_id(&id)
+    }
+
+    /// [`Broker::source`] for an id already validated: no copy of it (the per-request recheck looks up the
+    /// session's source on every use).
+    pub(crate) fn source_by_id(&self, id: &SourceId) -> Option<&Arc<dyn AuthSource>> {
+        self.by_id.get(id).and_then(|i| self.sources.get(*i))
     }
 
     /// The linking policy of a source.
@@ -451,13 +462,10 @@ impl Broker {
     /// The source cannot answer: the session goes on and the question is asked again in a minute, so an outage
     /// does not sign everyone out.
     pub(crate) async fn recheck_if_due(&self, grant: Grant<'_>, now: Timestamp) -> Result<bool, BrokerError> {
-        let Some(source) = self.source(grant.source.as_str()) else {
+        let Some(recheck) = self.source_by_id(grant.source).and_then(|s| s.recheck()) else {
             return Ok(true);
         };
-        let Some(recheck) = source.recheck() else {
-            return Ok(true);
-        };
-        let interval = i64::try_from(recheck.recheck_interval().as_secs()).unwrap_or(i64::MAX);
+        let interval = recheck_interval_secs(recheck);
         let checked_at = &grant.live.checked_at;
         let last = checked_at.load(Ordering::Relaxed);
         if now.0.saturating_sub(last) < interval {

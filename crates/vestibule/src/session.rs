@@ -149,6 +149,20 @@ impl Liveness {
                 .compare_exchange(persisted, now.0, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
     }
+
+    /// [`Liveness::seen`] for the path that cannot write: records the request in memory and returns `true`, or,
+    /// when the database is due to be told, records nothing and returns `false` (the caller then takes the path
+    /// that calls [`Liveness::seen`] and writes). The store is skipped when `last_seen` already holds this second,
+    /// so concurrent requests of one session read the counter's cache line instead of taking it in turn.
+    pub(crate) fn seen_in_memory(&self, now: Timestamp) -> bool {
+        if now.0 - self.persisted_seen.load(Ordering::Relaxed) >= TOUCH_EVERY_SECS {
+            return false;
+        }
+        if self.last_seen.load(Ordering::Relaxed) < now.0 {
+            self.last_seen.fetch_max(now.0, Ordering::Relaxed);
+        }
+        true
+    }
 }
 
 /// Who a request authenticated as, and with what kind of credential. Dereferences to the [`Holder`], so

@@ -1049,3 +1049,142 @@ async fn bearer_guessing_is_throttled_per_address() {
         "another address is not affected"
     );
 }
+
+/// `Broker::authenticate_cached`, the answer from memory the layer tries first: the session `authenticate` gives,
+/// when nothing has to be loaded, ended, asked or written; otherwise nothing, and never a session that ended
+/// (signed out, idle, disabled, refused by protection) even though it was cached a moment before.
+#[tokio::test]
+async fn the_cached_answer_is_authenticates_own_and_never_an_ended_session() {
+    use vestibule::Credentials;
+    let f = fixture().await;
+    let s = sign_in(&f).await;
+    let ip = Some("127.0.0.1".parse().unwrap());
+    let here = Credentials {
+        session: Some(s.token.expose()),
+        user_agent: Some("test"),
+        ip,
+        ..Default::default()
+    };
+    let cached = |c: &Credentials<'_>| f.broker.authenticate_cached(c).map(|a| a.account_id.clone());
+    assert_eq!(cached(&here), None, "not loaded yet: a miss is not decided from memory");
+    assert!(f.broker.authenticate(&here).await.principal.is_some());
+    assert_eq!(cached(&here), Some(s.account_id.clone()));
+    assert_eq!(
+        cached(&Credentials {
+            session: Some("x"),
+            ..here
+        }),
+        None
+    );
+
+    // Another client under `basic`: the first request marks the session stale (a write), so it is not answered
+    // from memory; once marked, the same answer (the session, not fresh) comes from memory.
+    let elsewhere = Credentials {
+        user_agent: Some("other"),
+        ..here
+    };
+    assert_eq!(cached(&elsewhere), None);
+    assert!(f.broker.authenticate(&elsewhere).await.principal.is_some());
+    assert_eq!(cached(&elsewhere), Some(s.account_id.clone()));
+
+    // The minute's write of `last_seen` is due: left to `authenticate`, then memory again.
+    f.clock.advance(61);
+    assert_eq!(cached(&here), None);
+    assert!(f.broker.authenticate(&here).await.principal.is_some());
+    assert_eq!(cached(&here), Some(s.account_id.clone()));
+
+    // Idle past the timeout (600 s): ended, not served from the cache that still holds it.
+    f.clock.advance(601);
+    assert_eq!(cached(&here), None);
+    assert!(f.broker.authenticate(&here).await.principal.is_none());
+
+    // Signed out, or the account disabled: gone from memory at once.
+    let s = sign_in(&f).await;
+    let here = Credentials {
+        session: Some(s.token.expose()),
+        ..here
+    };
+    assert!(f.broker.authenticate(&here).await.principal.is_some());
+    assert!(cached(&here).is_some());
+    f.broker.logout(s.token.expose(), &client()).await.unwrap();
+    assert_eq!(cached(&here), None);
+    let s = sign_in(&f).await;
+    let here = Credentials {
+        session: Some(s.token.expose()),
+        ..here
+    };
+    assert!(f.broker.authenticate(&here).await.principal.is_some());
+    f.broker.set_account_disabled(&s.account_id, true).await.unwrap();
+    assert_eq!(cached(&here), None);
+    assert!(f.broker.authenticate(&here).await.principal.is_none());
+
+    // `strong`: another client is never answered from memory, and `authenticate` ends the session.
+    let f = fixture_with(vestibule::Protection::Strong).await;
+    let s = sign_in(&f).await;
+    let here = Credentials {
+        session: Some(s.token.expose()),
+        ..here
+    };
+    assert!(f.broker.authenticate(&here).await.principal.is_some());
+    assert!(f.broker.authenticate_cached(&here).is_some());
+    let elsewhere = Credentials {
+        user_agent: Some("other"),
+        ..here
+    };
+    assert!(f.broker.authenticate_cached(&elsewhere).is_none());
+    assert!(f.broker.authenticate(&elsewhere).await.principal.is_none());
+    assert!(f.broker.authenticate_cached(&here).is_none(), "ended for everyone");
+}
+
+/// A source that is asked about its identities again: when the question is due, the cached answer steps aside so
+/// that `authenticate` asks (once), and comes back after.
+#[tokio::test]
+async fn the_cached_answer_leaves_a_due_recheck_to_authenticate() {
+    use vestibule::Credentials;
+    let f = fixture().await;
+    let clock = f.clock.clone();
+    let source = Arc::new(
+        PasswordFake::new("dir")
+            .rechecked_every(std::time::Duration::from_secs(300))
+            .user(
+                "ann",
+                "right password",
+                ExternalIdentity::new(SourceId::new("dir").unwrap(), Subject::new("ann-uuid").unwrap()),
+            ),
+    );
+    let broker = Broker::builder(f.store.clone(), "https://id.example.com/auth")
+        .source(source.clone())
+        .clock(clock.clone())
+        .build()
+        .await
+        .unwrap();
+    let s = broker
+        .login_password(
+            &SourceId::new("dir").unwrap(),
+            "ann",
+            &"right password".into(),
+            &client(),
+            None,
+        )
+        .await
+        .unwrap()
+        .session()
+        .unwrap();
+    let here = Credentials {
+        session: Some(s.token.expose()),
+        user_agent: Some("test"),
+        ip: Some("127.0.0.1".parse().unwrap()),
+        ..Default::default()
+    };
+    assert!(broker.authenticate(&here).await.principal.is_some());
+    // At 250 s the minute's write happens (through `authenticate`); at 305 s only the recheck is due.
+    clock.advance(250);
+    assert!(broker.authenticate(&here).await.principal.is_some());
+    assert!(broker.authenticate_cached(&here).is_some());
+    clock.advance(55);
+    assert!(broker.authenticate_cached(&here).is_none());
+    assert_eq!(source.rechecks(), 0);
+    assert!(broker.authenticate(&here).await.principal.is_some());
+    assert_eq!(source.rechecks(), 1);
+    assert!(broker.authenticate_cached(&here).is_some());
+}
