@@ -101,7 +101,7 @@ where
 }
 
 /// Renders an [`ErrorPage`] the handler asked for, then sets the security headers.
-fn finish(v: &Vestibule, mut res: Response) -> Response {
+pub(crate) fn finish(v: &Vestibule, mut res: Response) -> Response {
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
         let html = pages::message(v, page.title, &page.message, page.reference.as_deref());
         *res.body_mut() = Body::from(html);

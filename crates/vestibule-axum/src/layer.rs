@@ -6,11 +6,14 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use tower::{Layer, Service};
-use vestibule::{Credentials, RememberCookie};
+use tower::layer::util::{Identity, Stack};
+use tower::{Layer, Service, ServiceBuilder};
+use vestibule::{Credentials, Principal, RememberCookie};
 use vestibule_core::ExposeSecret;
 
-use crate::context::AuthContext;
+use crate::context::{AuthContext, SessionId};
+use crate::deadline::DeadlineLayer;
+use crate::headers::SecurityHeadersLayer;
 use crate::{client, cookies, respond, Vestibule};
 
 /// Whether a request may restore a session from the remember-me cookie. Only a plain page load (GET or HEAD) may:
@@ -65,10 +68,11 @@ pub struct SessionService<S> {
 
 pin_project_lite::pin_project! {
     /// The future of [`SessionService`]: the check, then the inner service; or only the inner service when the
-    /// request was already authenticated (the broker's router nested in an app that applied the layer too).
+    /// check needed no waiting (a live session in the broker's cache) or was already made (the broker's router
+    /// nested in an app that applied the layer too).
     #[project = SessionFutureProj]
     pub enum SessionFuture<F, E> {
-        /// Already authenticated: the inner service's own future, nothing boxed.
+        /// Authenticated without waiting, or already: the inner service's own future, nothing boxed.
         Passed {
             #[pin]
             inner: F,
@@ -103,6 +107,57 @@ where
     }
 }
 
+/// The layers of [`broker_stack`], named.
+pub(crate) type BrokerStack =
+    ServiceBuilder<Stack<SessionLayer, Stack<DeadlineLayer, Stack<SecurityHeadersLayer, Identity>>>>;
+
+/// What the broker's routes run in, outermost first: security headers and error pages for every answer, the
+/// deadline's 503 included; the deadline around everything that may wait on the database or a source, the session
+/// check included; the session check. One `Router::layer` call for the three: axum boxes each layer's service and
+/// clones the whole box below it on every request, so three calls meant three boxes and clones nested in each
+/// other (see BENCHMARKS.md).
+pub(crate) fn broker_stack(v: &Vestibule) -> BrokerStack {
+    ServiceBuilder::new()
+        .layer(SecurityHeadersLayer::new(v.clone()))
+        .layer(DeadlineLayer::new(v.inner.request_timeout))
+        .layer(SessionLayer::new(v.clone()))
+}
+
+/// The session of a request when [`vestibule::Broker::authenticate_cached`] decides it: a session cookie naming
+/// a live cached session. Only the session cookie is read: with a good one, `authenticate` looks at nothing else.
+pub(crate) fn cached_session(v: &Vestibule, req: &Request) -> Option<std::sync::Arc<vestibule::ActiveSession>> {
+    Some(cached(v, req)?.0)
+}
+
+/// [`cached_session`] and the session cookie's value it was found with.
+fn cached<'r>(v: &Vestibule, req: &'r Request) -> Option<(std::sync::Arc<vestibule::ActiveSession>, &'r str)> {
+    let v = &v.inner;
+    let headers = req.headers();
+    let token = cookies::get(headers, v.cookies.session)?;
+    let credentials = Credentials {
+        session: Some(token),
+        remember: None,
+        bearer: None,
+        user_agent: client::user_agent(headers),
+        ip: client::client_ip(&v.trusted_proxies, headers, req.extensions()),
+    };
+    Some((v.broker.authenticate_cached(&credentials)?, token))
+}
+
+impl<S> SessionService<S> {
+    /// The request's context when [`cached_session`] finds its session.
+    fn cached(&self, req: &Request) -> Option<AuthContext> {
+        let (session, token) = cached(&self.vestibule, req)?;
+        Some(AuthContext {
+            vestibule: self.vestibule.clone(),
+            principal: Some(Principal::Session(session)),
+            // Always `Some`: the broker only finds sessions for ids of this shape.
+            token: Some(SessionId::new(token)?),
+            restored: false,
+        })
+    }
+}
+
 impl<S> Service<Request> for SessionService<S>
 where
     S: Service<Request, Response = Response> + Clone + Send + 'static,
@@ -120,6 +175,15 @@ where
         // Nested under an app that already applied the layer: the request is authenticated once, and the service
         // polled ready is called right here, with no clone and no box.
         if req.extensions().get::<AuthContext>().is_some() {
+            return SessionFuture::Passed {
+                inner: self.inner.call(req),
+            };
+        }
+        // The common case, decided from memory (see `Broker::authenticate_cached`): a live session in the
+        // broker's cache. No cookie is set afterwards, so there is nothing to do after the inner service: it is
+        // called right here, with no clone, no box and no future of ours.
+        if let Some(ctx) = self.cached(&req) {
+            req.extensions_mut().insert(ctx);
             return SessionFuture::Passed {
                 inner: self.inner.call(req),
             };
@@ -173,7 +237,7 @@ where
             req.extensions_mut().insert(AuthContext {
                 vestibule,
                 principal: auth.principal,
-                token: auth.session_token,
+                token: auth.session_token.and_then(|t| SessionId::new(t.expose_secret())),
                 restored,
             });
             let res = inner.call(req).await?;

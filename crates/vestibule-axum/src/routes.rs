@@ -5,27 +5,35 @@ use std::collections::HashMap;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{any_service, get, post};
 use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use tower::ServiceBuilder;
 use vestibule::{LoginError, LoginOutcome, Principal};
 use vestibule_core::{CallbackParams, ExposeSecret, Flow, SecretString, SourceId};
 
 use crate::client::Client;
 use crate::context::AuthContext;
 use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfForm};
-use crate::deadline::DeadlineLayer;
-use crate::headers::SecurityHeadersLayer;
+use crate::layer::broker_stack;
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
 use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
-use crate::{cookies, safe_next, AppError, SessionLayer, Vestibule};
+use crate::self_service::VerifyService;
+use crate::{cookies, safe_next, AppError, Vestibule};
 
 /// The broker's router, with its state, security headers and session layer applied. Nest it under the path given
 /// as [`crate::HttpSettings::mount`].
 pub fn router(v: Vestibule) -> Router {
+    broker_routes(&v)
+        .route("/verify", any_service(VerifyService::new(v.clone(), "/verify")))
+        .with_state(v)
+}
+
+/// Every route of the broker's but `/verify`, behind [`broker_stack`]. `/verify` is added by the caller, after
+/// the stack (it applies the stack itself when it needs it): at `/verify` in [`router`], or beside the nest, at
+/// the full path, in [`Vestibule::nest_into`], where it is then not behind the nest's prefix stripping either.
+fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
     Router::new()
         .route("/login", get(login_page))
         .route("/login/{source}", post(login_submit))
@@ -36,7 +44,6 @@ pub fn router(v: Vestibule) -> Router {
         .route("/account/unlink", post(crate::linking::account_unlink))
         .route("/account/sessions/revoke", post(crate::self_service::revoke_sessions))
         .route("/account/password", post(crate::self_service::change_password))
-        .route("/verify", get(crate::self_service::verify))
         .route("/account/tokens", post(crate::self_service::create_token))
         .route("/account/tokens/{id}/revoke", post(crate::self_service::revoke_token))
         .route("/link", get(crate::linking::link_page))
@@ -47,17 +54,7 @@ pub fn router(v: Vestibule) -> Router {
         .route("/healthz", get(healthz))
         .route("/static/vestibule.css", get(stylesheet))
         .fallback(|| async { AppError::NotFound })
-        // Outermost first: security headers and error pages for every answer, the deadline's 503 included; the
-        // deadline around everything that may wait on the database or a source, the session check included.
-        // One `layer` call for the three: axum boxes each layer's service and clones the whole box below it on
-        // every request, so three calls meant three boxes and clones nested in each other (see BENCHMARKS.md).
-        .layer(
-            ServiceBuilder::new()
-                .layer(SecurityHeadersLayer::new(v.clone()))
-                .layer(DeadlineLayer::new(v.inner.request_timeout))
-                .layer(SessionLayer::new(v.clone())),
-        )
-        .with_state(v)
+        .layer(broker_stack(v))
 }
 
 impl Vestibule {
@@ -65,12 +62,12 @@ impl Vestibule {
     /// mount path comes from the broker's base URL, so it cannot disagree with the links the broker builds. Apply
     /// [`Vestibule::layer`] to the result so the app's own routes see who is signed in.
     pub fn nest_into(&self, app: axum::Router) -> axum::Router {
-        let routes = router(self.clone());
         if self.inner.mount.is_empty() {
-            app.merge(routes)
-        } else {
-            app.nest(&self.inner.mount, routes)
+            return app.merge(router(self.clone()));
         }
+        let verify = format!("{}/verify", self.inner.mount);
+        app.route(&verify, any_service(VerifyService::new(self.clone(), &verify)))
+            .nest(&self.inner.mount, broker_routes(self).with_state(self.clone()))
     }
 }
 

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{Revoke, SelfServiceError, TokenError};
+use vestibule::{Principal, Revoke, SelfServiceError, TokenError};
 use vestibule_core::{ExposeSecret, PasswordChangeError, SecretString};
 
 use crate::client::Client;
@@ -160,13 +160,19 @@ pub(crate) async fn verify(req: axum::extract::Request) -> Result<Response, AppE
         .extensions()
         .get::<AuthContext>()
         .ok_or_else(|| AppError::Internal("a broker route without the session layer".into()))?;
-    let Some(s) = &ctx.principal else {
-        return Ok(StatusCode::UNAUTHORIZED.into_response());
+    Ok(verify_answer(ctx.principal.as_ref(), req.uri().query()))
+}
+
+/// `/verify`'s answer for who the request is (see [`verify`]), without the security headers added on the way
+/// out. Synchronous, so that [`VerifyService`] can answer in place.
+fn verify_answer(principal: Option<&Principal>, query: Option<&str>) -> Response {
+    let Some(s) = principal else {
+        return StatusCode::UNAUTHORIZED.into_response();
     };
     if let Some(granted) = s.scopes() {
-        let required = required_scopes(req.uri().query().unwrap_or(""));
+        let required = required_scopes(query.unwrap_or(""));
         if !required.iter().all(|r| granted.iter().any(|g| g == r)) {
-            return Ok(StatusCode::FORBIDDEN.into_response());
+            return StatusCode::FORBIDDEN.into_response();
         }
     }
     let mut res = StatusCode::OK.into_response();
@@ -194,7 +200,102 @@ pub(crate) async fn verify(req: axum::extract::Request) -> Result<Response, AppE
     if let Some(scopes) = s.scopes() {
         put(X_VESTIBULE_SCOPES, &scopes.join(" "));
     }
-    Ok(res)
+    res
+}
+
+/// The `/verify` route. A reverse proxy asks it on every request it passes on, so it answers without the broker
+/// router's stack whenever it can: a GET or HEAD whose session the app's [`crate::SessionLayer`] already found, or
+/// whose session cookie names a live cached session ([`vestibule::Broker::authenticate_cached`]), is answered in
+/// place with [`verify_answer`] and the security headers of [`crate::headers`]. That is the response the stack
+/// gives (its deadline has nothing to bound when nothing waits, and its session layer passes a request that is
+/// already authenticated or would take the same cached session). Everything else (no session, a cache miss, a
+/// restore or a write due, another method) goes through `stack`: the same handler behind the security headers,
+/// the deadline and the session layer, at the same path, exactly as the other routes.
+#[derive(Clone, Debug)]
+pub(crate) struct VerifyService {
+    v: Vestibule,
+    stack: axum::Router,
+}
+
+impl VerifyService {
+    /// The route for `/verify` served at `path` (with the mount prefix when it is not nested).
+    pub(crate) fn new(v: Vestibule, path: &str) -> Self {
+        let stack = axum::Router::new()
+            .route(path, axum::routing::get(verify))
+            .layer(crate::layer::broker_stack(&v))
+            .with_state(());
+        VerifyService { v, stack }
+    }
+
+    /// The answer without the stack, when the request's session is known without waiting.
+    fn in_place(&self, req: &axum::extract::Request) -> Option<Response> {
+        if !matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+            return None;
+        }
+        let res = match req.extensions().get::<AuthContext>() {
+            Some(ctx) => verify_answer(ctx.principal.as_ref(), req.uri().query()),
+            None => {
+                let session = crate::layer::cached_session(&self.v, req)?;
+                verify_answer(Some(&Principal::Session(session)), req.uri().query())
+            }
+        };
+        Some(crate::headers::finish(&self.v, res))
+    }
+}
+
+impl tower::Service<axum::extract::Request> for VerifyService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = VerifyFuture;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // The in-place answer needs nothing; the stack is a `Router`, always ready (and called through `oneshot`).
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        match self.in_place(&req) {
+            Some(res) => VerifyFuture::Ready { res: Some(res) },
+            None => VerifyFuture::Stack {
+                inner: tower::ServiceExt::oneshot(self.stack.clone(), req),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`VerifyService`]: an answer already made, or the stack's.
+    #[project = VerifyFutureProj]
+    pub(crate) enum VerifyFuture {
+        /// Answered in place.
+        Ready { res: Option<Response> },
+        /// Through the stack.
+        Stack {
+            #[pin]
+            inner: tower::util::Oneshot<axum::Router, axum::extract::Request>,
+        },
+    }
+}
+
+impl std::fmt::Debug for VerifyFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerifyFuture::Ready { .. } => "VerifyFuture::Ready",
+            VerifyFuture::Stack { .. } => "VerifyFuture::Stack",
+        })
+    }
+}
+
+impl std::future::Future for VerifyFuture {
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            // Polled once: a future is not polled again after it is ready.
+            VerifyFutureProj::Ready { res } => std::task::Poll::Ready(Ok(res.take().unwrap_or_default())),
+            VerifyFutureProj::Stack { inner } => inner.poll(cx),
+        }
+    }
 }
 
 const X_VESTIBULE_USER: HeaderName = HeaderName::from_static("x-vestibule-user");

@@ -599,6 +599,73 @@ async fn tokens_are_for_apis_with_their_scopes() {
     assert!(app.broker.bearer(token.value.expose_secret()).await.unwrap().is_some());
 }
 
+/// `/verify` answers the same whichever way it goes: through the app's layer (the session already found), in place
+/// from the session cache (no layer in front, as the binary serves it), or through the broker's stack (a cache
+/// miss, no session, another method); nested by `nest_into` or by hand.
+#[tokio::test]
+async fn verify_answers_the_same_every_way() {
+    let app = app().await;
+    let auth = Vestibule::new(app.broker.clone(), HttpSettings::default());
+    let shapes = [
+        ("nest by hand + layer", app.router.clone()),
+        ("nest_into + layer", auth.nest_into(Router::new()).layer(auth.layer())),
+        ("nest_into", auth.nest_into(Router::new())),
+        (
+            "nest by hand",
+            Router::new().nest("/auth", vestibule_axum::router(auth.clone())),
+        ),
+    ];
+    let answer = |router: Router, req: Request<Body>| async move {
+        let res = router.oneshot(req).await.unwrap();
+        let mut headers: Vec<(String, String)> = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        headers.sort();
+        (res.status(), headers)
+    };
+    let req = |method: &str, cookie: &str| {
+        Request::builder()
+            .method(method)
+            .uri("/auth/verify?scope=read")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut seen = Vec::new();
+    for (shape, router) in shapes {
+        // A session of its own per shape, so that the first request is a cache miss (the stack) and the next ones
+        // hits (in place, or through the layer).
+        let session = sign_in(&app).await;
+        for (what, method, cookie) in [
+            ("miss", "GET", session.as_str()),
+            ("hit", "GET", session.as_str()),
+            ("head", "HEAD", session.as_str()),
+            ("nobody", "GET", ""),
+            ("post", "POST", session.as_str()),
+        ] {
+            let got = answer(router.clone(), req(method, cookie)).await;
+            seen.push((shape, what, got));
+        }
+    }
+    let (ok, headers) = &seen[0].2;
+    assert_eq!(*ok, StatusCode::OK);
+    for name in [
+        "x-vestibule-user",
+        "x-vestibule-name",
+        "x-vestibule-groups",
+        "content-security-policy",
+    ] {
+        assert!(headers.iter().any(|(k, _)| k == name), "{name}: {headers:?}");
+    }
+    let statuses: Vec<_> = seen[..5].iter().map(|(_, _, (s, _))| s.as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 200, 401, 405]);
+    for (i, (shape, what, got)) in seen.iter().enumerate() {
+        assert_eq!(*got, seen[i % 5].2, "{shape}, {what}");
+    }
+}
+
 /// The mount path is said once, in the broker's base URL: a different `HttpSettings.mount` is refused at start-up
 /// (it would send every link and callback where the router is not), and `nest_into` nests the routes there.
 #[tokio::test]
