@@ -37,6 +37,7 @@ mod next;
 mod pages;
 mod respond;
 mod routes;
+mod second_factor;
 mod self_service;
 mod state;
 

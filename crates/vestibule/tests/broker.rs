@@ -901,7 +901,12 @@ async fn authenticate_decides_in_order_session_remember_bearer() {
     };
     assert!(moved.restored());
     assert!(!f.broker.is_fresh(restored));
-    assert_eq!(restored.methods, [vestibule::AuthMethod::RememberMe]);
+    // Restored: nothing proven now, and the assurance of the sign-in that started the series (a password) — no more.
+    assert_eq!(
+        restored.methods,
+        [vestibule::AuthMethod::RememberMe, vestibule::AuthMethod::Password]
+    );
+    assert_eq!(restored.assurance, vestibule::Assurance::Single);
     assert!(matches!(moved.remember_cookie, RememberCookie::Set(_)));
     assert_ne!(
         moved.new_session_cookie.as_ref().map(|c| c.expose_secret().to_owned()),

@@ -48,11 +48,23 @@ pub enum AuditKind {
     TokenRevoked,
     /// An attempt was refused before its credential was checked: too many attempts. (`throttled`)
     Throttled,
+    /// A second factor was added (a TOTP authenticator confirmed). (`second_factor_added`)
+    SecondFactorAdded,
+    /// A second factor was removed by its owner. (`second_factor_removed`)
+    SecondFactorRemoved,
+    /// An operator removed every second factor of an account (`vestibule user reset-2fa`). (`second_factor_reset`)
+    SecondFactorReset,
+    /// A wrong second-factor code (a replayed one included). (`second_factor_failed`)
+    SecondFactorFailed,
+    /// The recovery codes were regenerated; the old set no longer works. (`recovery_codes_regenerated`)
+    RecoveryCodesRegenerated,
+    /// A recovery code was spent. (`recovery_code_used`)
+    RecoveryCodeUsed,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 20] = [
+    pub const ALL: [AuditKind; 26] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -73,6 +85,12 @@ impl AuditKind {
         AuditKind::TokenCreated,
         AuditKind::TokenRevoked,
         AuditKind::Throttled,
+        AuditKind::SecondFactorAdded,
+        AuditKind::SecondFactorRemoved,
+        AuditKind::SecondFactorReset,
+        AuditKind::SecondFactorFailed,
+        AuditKind::RecoveryCodesRegenerated,
+        AuditKind::RecoveryCodeUsed,
     ];
 
     /// The name written to the `event` column.
@@ -98,6 +116,12 @@ impl AuditKind {
             AuditKind::TokenCreated => "token_created",
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::Throttled => "throttled",
+            AuditKind::SecondFactorAdded => "second_factor_added",
+            AuditKind::SecondFactorRemoved => "second_factor_removed",
+            AuditKind::SecondFactorReset => "second_factor_reset",
+            AuditKind::SecondFactorFailed => "second_factor_failed",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
