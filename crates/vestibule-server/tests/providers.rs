@@ -777,3 +777,44 @@ async fn an_sso_first_login_matching_a_local_email_asks_for_proof_before_linking
     sign_in_ok(&mut d, "local", "bob.local", LOCAL_PASSWORD).await;
     assert_ne!(me(&mut d).await["id"], bob["id"], "bob.local was not taken over");
 }
+
+/// The provider reports how each person signed in (`amr`: carol with `mfa`, alice with `pwd` only). With a second
+/// factor required for everyone, carol's provider MFA counts as it only where the source has
+/// `trust_upstream_mfa = true`; elsewhere, and for alice, the person is sent to set up an authenticator and holds
+/// no session until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
+    for trusted in [true, false] {
+        // The first line belongs to the `sso` source's table, the rest is a table of its own.
+        let extra = format!("trust_upstream_mfa = {trusted}\n\n[second_factor]\npolicy = \"required\"\n");
+        let o = oidc_env(&extra);
+        let mut b = o.env.browser();
+        let back = o.to_provider_and_back(&mut b, node::Person::SignIn("carol")).await;
+        let res = guarded("callback", b.get(&back)).await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        if trusted {
+            assert_eq!(res.location(), Some("/me"), "trusted: signed in");
+            assert!(sets_session(&res), "{:?}", res.set_cookies());
+            let who = me(&mut b).await;
+            assert_eq!(who["assurance"], "multi", "{who}");
+            assert_eq!(who["amr"], json!(["fed", "mfa"]), "{who}");
+            let verify = b.get("/verify").await;
+            assert_eq!(verify.status, 200);
+            assert_eq!(verify.header("x-vestibule-amr"), Some("fed mfa"));
+        } else {
+            assert_eq!(res.location(), Some("/login/second-factor"), "not trusted: enrolment");
+            assert!(!sets_session(&res), "{:?}", res.set_cookies());
+            assert_eq!(b.get_json("/me").await.status, 401);
+            let page = b.get("/login/second-factor").await;
+            assert_eq!(page.status, 200);
+            assert!(page.body.contains("otpauth://totp/"), "{}", page.body);
+        }
+        // A password-only sign-in at the provider is no second factor, trusted or not.
+        let mut a = o.env.browser();
+        let back = o.to_provider_and_back(&mut a, node::Person::SignIn("alice")).await;
+        let res = guarded("callback", a.get(&back)).await;
+        assert_eq!(res.location(), Some("/login/second-factor"), "{}", res.body);
+        assert!(!sets_session(&res));
+        assert_eq!(a.get_json("/me").await.status, 401);
+    }
+}
