@@ -48,6 +48,7 @@ const ACCOUNTS = {
   },
   carol: {
     email: 'carol@example.com', email_verified: true, name: 'Carol Twofactor', preferred_username: 'carol.t',
+    groups: ['admins'],
   },
 };
 
@@ -118,7 +119,7 @@ const provider = new Provider(issuer, {
     // claims parameter) names it.
     openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', 'groups'],
   },
   conformIdTokenClaims: claimsIn === 'userinfo',
   cookies: { keys: [randomBytes(32).toString('hex')] },

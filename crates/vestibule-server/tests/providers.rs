@@ -818,3 +818,53 @@ async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
         assert_eq!(a.get_json("/me").await.status, 401);
     }
 }
+
+/// A second factor required for the `admins` group only: carol (an admin at the provider, whose own MFA is not
+/// trusted here) is sent to set up an authenticator right after the provider's sign-in, with no session until its
+/// first code; alice (no group) is signed in as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_for_a_group_sends_its_members_to_enrolment() {
+    let o = oidc_env(
+        "groups_claim = \"groups\"\n\n[second_factor]\npolicy = \"required_for_groups\"\ngroups = [\"admins\"]\n",
+    );
+    let mut a = o.env.browser();
+    let back = o.to_provider_and_back(&mut a, node::Person::SignIn("alice")).await;
+    let res = guarded("callback", a.get(&back)).await;
+    assert_eq!(res.location(), Some("/me"), "{}", res.body);
+    assert_eq!(me(&mut a).await["assurance"], "single");
+
+    let mut c = o.env.browser();
+    let back = o.to_provider_and_back(&mut c, node::Person::SignIn("carol")).await;
+    let res = guarded("callback", c.get(&back)).await;
+    assert_eq!(res.location(), Some("/login/second-factor"), "{}", res.body);
+    assert!(!sets_session(&res));
+    assert_eq!(c.get_json("/me").await.status, 401);
+    assert_eq!(c.get("/verify").await.status, 401);
+    let page = c.get("/login/second-factor").await;
+    assert_eq!(page.status, 200);
+    let key = page
+        .body
+        .split("<code class=\"token\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .unwrap()
+        .to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = page.csrf_token().unwrap();
+    let done = c
+        .post(
+            "/login/second-factor",
+            &[
+                ("csrf_token", &token),
+                ("code", &vestibule_tests::totp::code(&key, now)),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 200, "recovery codes shown once: {}", done.body);
+    let who = me(&mut c).await;
+    assert_eq!(who["assurance"], "multi", "{who}");
+    assert_eq!(who["groups"], json!(["admins"]), "{who}");
+}
