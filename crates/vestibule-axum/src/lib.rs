@@ -42,7 +42,10 @@ mod self_service;
 mod state;
 
 pub use error::AppError;
-pub use extract::{CurrentUser, RequireFresh, RequireScope, RequireUser, Scope, Unauthenticated};
+pub use extract::{
+    CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,
+    Unauthenticated,
+};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
 pub use routes::router;
