@@ -1062,9 +1062,9 @@ async fn post_code(b: &mut Browser, code: &str) -> vestibule_tests::browser::Pag
         .await
 }
 
-/// Enrols TOTP from the account page reading the key from the page, then signs in with password and code; the
-/// half-signed-in state grants nothing; a recovery code works once; wrong codes are throttled (429).
-async fn totp_end_to_end(env: &Env) {
+/// Enrols TOTP for alice from the account page, reading the key from the page; returns the key and the recovery
+/// codes shown.
+async fn enrol_totp(env: &Env) -> (String, Vec<String>) {
     let mut owner = signed_in_browser(env, "owner").await;
     let account = owner.get("/account").await;
     assert!(account.body.contains("/account/totp"), "{}", account.body);
@@ -1098,6 +1098,13 @@ async fn totp_end_to_end(env: &Env) {
     assert_eq!(recovery.len(), 10, "{}", codes_page.body);
     let me = owner.get_json("/me").await.json();
     assert_eq!(me["amr"], serde_json::json!(["pwd", "otp"]), "{me}");
+    (key, recovery)
+}
+
+/// Enrols TOTP, then signs in with password and code; the half-signed-in state grants nothing; a recovery code
+/// works once; wrong codes are throttled (429).
+async fn totp_end_to_end(env: &Env) {
+    let (key, recovery) = enrol_totp(env).await;
 
     // Password alone: the half-signed-in state, which grants nothing.
     let mut b = half_signed_in(env).await;
@@ -1171,5 +1178,32 @@ async fn required_policy_sends_to_enrolment_before_any_page() {
     assert_eq!(code_elements(&done.body).len(), 10);
     assert!(done.body.contains("href=\"/me\""), "{}", done.body);
     assert_eq!(b.get_json("/me").await.json()["assurance"], "multi");
+    env.finish().await;
+}
+
+/// `vestibule user reset-2fa alice` (the operator helping a locked-out person): every factor goes, and the password
+/// alone signs in again.
+#[tokio::test]
+async fn reset_2fa_from_the_cli_removes_every_factor() {
+    let env = Env::sqlite("").await;
+    enrol_totp(&env).await;
+    half_signed_in(&env).await;
+    let out = env.server.cli(&["user", "reset-2fa", "alice"], None);
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("removed every second factor"), "{}", out.stdout);
+    let mut b = env.browser();
+    let res = b.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(res.location(), Some("/me"), "no code asked any more: {}", res.body);
+    assert_eq!(b.get_json("/me").await.json()["assurance"], "single");
+    // The recovery codes went with the authenticator.
+    assert!(!b.get("/account").await.body.contains("recovery codes left"));
+    let again = env.server.cli(&["user", "reset-2fa", "alice"], None);
+    assert!(
+        again.success && again.stdout.contains("had no second factor"),
+        "{}",
+        again.stdout
+    );
+    let missing = env.server.cli(&["user", "reset-2fa", "nobody@example.org"], None);
+    assert!(!missing.success);
     env.finish().await;
 }
