@@ -10,20 +10,21 @@ pub fn code(base32_key: &str, unix_secs: i64) -> String {
     totp.generate(u64::try_from(unix_secs).unwrap())
 }
 
-/// The code of `base32_key` now, by the system clock (for tests against the real binary).
-pub fn code_now(base32_key: &str) -> String {
+/// Now, in Unix seconds, by the system clock (what a server started by a test reads).
+pub fn now_secs() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    code(base32_key, i64::try_from(now).unwrap())
+    i64::try_from(now).unwrap()
 }
 
-/// The Unix time at which the next 30-second step starts (to wait for a fresh code without guessing).
-pub fn next_step_at() -> std::time::SystemTime {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    std::time::UNIX_EPOCH + std::time::Duration::from_secs((now / 30 + 1) * 30)
+/// What each `<code class="token">` of a page holds, in order: the key and the URI of an enrolment page, the
+/// recovery codes of the page that shows them.
+pub fn code_elements(html: &str) -> Vec<String> {
+    html.split("<code class=\"token\">")
+        .skip(1)
+        .filter_map(|rest| rest.split("</code>").next())
+        .map(str::to_owned)
+        .collect()
 }

@@ -16,6 +16,7 @@ use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
 use vestibule_core::{ExposeSecret, ExternalIdentity, SourceId, Subject};
 use vestibule_store::{Store, StoreOptions};
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
+use vestibule_tests::totp::{code_elements, now_secs};
 
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
 /// must not reach the page), "slow" one that hangs.
@@ -754,22 +755,6 @@ async fn repeated_failures_get_429_with_retry_after_and_the_same_words_for_every
         pages[1].len(),
         "the same page for an existing and an unknown name"
     );
-}
-
-/// The text of each `<code class="token">` on a page: the key and URI of an enrolment, the recovery codes.
-fn code_elements(html: &str) -> Vec<String> {
-    html.split("<code class=\"token\">")
-        .skip(1)
-        .filter_map(|rest| rest.split("</code>").next())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 #[tokio::test]

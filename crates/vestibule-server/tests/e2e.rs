@@ -8,6 +8,7 @@ use std::path::Path;
 use vestibule_tests::browser::{urlencode, Browser};
 use vestibule_tests::pg::TempDatabase;
 use vestibule_tests::server::{cli, Server, TempDir};
+use vestibule_tests::totp::{code_elements, now_secs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 const PASSWORD: &str = "correct horse battery";
@@ -1024,22 +1025,6 @@ async fn one_name_from_many_forwarded_addresses_is_throttled_per_name() {
     let (status, _) = attempt_from(&base, "198.51.100.1", "nobody-else", "wrong horse").await;
     assert_eq!(status, 401);
     env.finish().await;
-}
-
-/// What a code element on a page holds, in order (the key and URI on an enrolment page, the recovery codes).
-fn code_elements(html: &str) -> Vec<String> {
-    html.split("<code class=\"token\">")
-        .skip(1)
-        .filter_map(|rest| rest.split("</code>").next())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// Signs alice in with her password in a new browser: the second step is due, and nothing is granted yet.
