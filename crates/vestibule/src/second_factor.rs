@@ -404,6 +404,8 @@ impl Broker {
                 _ => None,
             }
         } else if let Some(recovery) = normalize_recovery(code) {
+            // Looked up by its keyed hash, spent in the same statement: the database compares HMAC outputs, whose
+            // timing says nothing about the code typed, so no constant-time comparison is needed here.
             let hash = self.sealer.recovery_hash(account, &recovery);
             self.store
                 .use_recovery_code(account, &hash, now)
