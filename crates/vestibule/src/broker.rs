@@ -408,6 +408,11 @@ impl Broker {
         } else {
             self.primary_methods(&rec.source)
         };
+        if !self.policy_allows(&methods, &groups) {
+            // Single-factor, from before a second factor was required of this account: it ends here.
+            self.store.delete_session(&rec.id_hash).await?;
+            return Ok(None);
+        }
         Ok(Some(Arc::new(ActiveSession {
             key,
             holder: Holder {

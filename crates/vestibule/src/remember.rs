@@ -87,7 +87,9 @@ impl Broker {
             return Ok(Restored::Invalid);
         };
         let now = self.now();
-        if rec.expires_at <= now {
+        let allowed = self.policy_allows(&restored_methods(&rec.methods), &self.groups_of(&rec.account_id).await?);
+        if rec.expires_at <= now || !allowed {
+            // Expired, or single-factor for an account that now must have a second factor: sign in again.
             self.store.delete_remember(&series_hash).await?;
             return Ok(Restored::Invalid);
         }

@@ -172,6 +172,13 @@ impl Broker {
         }))
     }
 
+    /// Whether a sign-in proven with `methods` may stand for an account in `groups` under the policy: one with a
+    /// second factor always; one without only where no factor is required. A session or remember-me series from
+    /// before the policy required one is refused by this, so the person signs in again and enrols.
+    pub(crate) fn policy_allows(&self, methods: &[AuthMethod], groups: &[String]) -> bool {
+        methods.iter().any(AuthMethod::is_second_factor) || !self.second_factor.required_for(groups)
+    }
+
     /// Whether the account has a confirmed second factor.
     pub async fn has_second_factor(&self, account: &AccountId) -> Result<bool, BrokerError> {
         Ok(self

@@ -502,3 +502,38 @@ async fn step_up_and_removal_and_reset() {
     assert!(t.broker.session(stepped.token.expose()).await.unwrap().is_none());
     assert!(primary(&t, "ann").await.session().is_some(), "no code asked any more");
 }
+
+#[tokio::test]
+async fn single_factor_sessions_and_series_end_when_policy_requires_a_factor() {
+    // Before the policy: root has a password session and a remember-me series.
+    let before = tf(SecondFactorSettings::default(), false).await;
+    let s = primary(&before, "root").await.session().unwrap();
+    let series = before.broker.remember(&s).await.unwrap();
+    let account = s.account_id.clone();
+    assert!(before.broker.session(s.token.expose()).await.unwrap().is_some());
+    // The same database under a broker that requires a factor of admins.
+    let required = Broker::builder(before.store.clone(), "https://id.example.com")
+        .source(Arc::new(PasswordFake::new("dir")))
+        .clock(before.clock.clone())
+        .second_factor(SecondFactorSettings {
+            policy: SecondFactorPolicy::RequiredForGroups,
+            groups: vec!["admins".into()],
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    assert!(required.session(s.token.expose()).await.unwrap().is_none());
+    assert!(
+        before.store.sessions_of(&account).await.unwrap().is_empty(),
+        "ended, not just refused"
+    );
+    let restored = required.restore(series.expose_secret(), &client()).await.unwrap();
+    assert!(matches!(restored, vestibule::Restored::Invalid), "{restored:?}");
+    // Under the old broker too, the series is gone.
+    let gone = before.broker.restore(series.expose_secret(), &client()).await.unwrap();
+    assert!(matches!(gone, vestibule::Restored::Invalid), "{gone:?}");
+    // Not an admin: nothing changes for ann.
+    let ann = primary(&before, "ann").await.session().unwrap();
+    assert!(required.session(ann.token.expose()).await.unwrap().is_some());
+}
