@@ -78,7 +78,7 @@ pub(crate) async fn page(
     let next = q.get("next").and_then(|n| safe_next(n)).unwrap_or_default();
     match purpose(&v, &headers, &ctx) {
         Purpose::Pending(token) => match v.broker().second_factor_prompt(&token).await? {
-            Some(prompt) => Ok(render(&v, &ctx, &headers, &next, prompt, false, None, StatusCode::OK)),
+            Some(prompt) => Ok(render(&v, &ctx, &headers, CodeView::ask(&next, prompt, false))),
             None => Ok(start_over(&v)),
         },
         Purpose::StepUp => {
@@ -93,11 +93,7 @@ pub(crate) async fn page(
                 &v,
                 &ctx,
                 &headers,
-                &next,
-                SecondFactorPrompt::Code,
-                true,
-                None,
-                StatusCode::OK,
+                CodeView::ask(&next, SecondFactorPrompt::Code, true),
             ))
         }
         Purpose::None => Ok(Redirect::to(&v.login_path()).into_response()),
@@ -137,16 +133,8 @@ pub(crate) async fn submit(
                         .await?
                         .unwrap_or(SecondFactorPrompt::Code);
                     let next = next.unwrap_or_default();
-                    Ok(render(
-                        &v,
-                        &ctx,
-                        &headers,
-                        &next,
-                        prompt,
-                        false,
-                        Some(WRONG_CODE),
-                        StatusCode::UNAUTHORIZED,
-                    ))
+                    let view = CodeView::ask(&next, prompt, false).refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                    Ok(render(&v, &ctx, &headers, view))
                 }
                 // Too many wrong codes, or the state expired or was used: sign in again.
                 Err(SecondFactorError::WrongCode { discarded: true } | SecondFactorError::Expired) => {
@@ -155,16 +143,9 @@ pub(crate) async fn submit(
                 Err(SecondFactorError::Throttled { retry_after_secs }) => {
                     let next = next.unwrap_or_default();
                     let message = crate::error::throttled_message(retry_after_secs);
-                    let mut res = render(
-                        &v,
-                        &ctx,
-                        &headers,
-                        &next,
-                        SecondFactorPrompt::Code,
-                        false,
-                        Some(&message),
-                        StatusCode::TOO_MANY_REQUESTS,
-                    );
+                    let view = CodeView::ask(&next, SecondFactorPrompt::Code, false)
+                        .refused(&message, StatusCode::TOO_MANY_REQUESTS);
+                    let mut res = render(&v, &ctx, &headers, view);
                     res.headers_mut()
                         .insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                     Ok(res)
@@ -184,16 +165,9 @@ pub(crate) async fn submit(
                 }
                 Err(SecondFactorError::WrongCode { .. }) => {
                     let next = next.unwrap_or_default();
-                    Ok(render(
-                        &v,
-                        &ctx,
-                        &headers,
-                        &next,
-                        SecondFactorPrompt::Code,
-                        true,
-                        Some(WRONG_CODE),
-                        StatusCode::UNAUTHORIZED,
-                    ))
+                    let view = CodeView::ask(&next, SecondFactorPrompt::Code, true)
+                        .refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                    Ok(render(&v, &ctx, &headers, view))
                 }
                 Err(e) => Err(e.into()),
             }
@@ -211,31 +185,51 @@ fn start_over(v: &Vestibule) -> Response {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn render(
-    v: &Vestibule,
-    ctx: &AuthContext,
-    headers: &HeaderMap,
-    next: &str,
+/// What the code page says: for which `next`, asking for a code or showing an enrolment, for a sign-in or a
+/// step-up, with which error and status.
+struct CodeView<'a> {
+    next: &'a str,
     prompt: SecondFactorPrompt,
     step_up: bool,
-    error: Option<&str>,
+    error: Option<&'a str>,
     status: StatusCode,
-) -> Response {
+}
+
+impl<'a> CodeView<'a> {
+    /// The plain code page (`200`, no error).
+    fn ask(next: &'a str, prompt: SecondFactorPrompt, step_up: bool) -> Self {
+        CodeView {
+            next,
+            prompt,
+            step_up,
+            error: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// The same page again after a refusal.
+    fn refused(mut self, error: &'a str, status: StatusCode) -> Self {
+        self.error = Some(error);
+        self.status = status;
+        self
+    }
+}
+
+fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<'_>) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let enrolment = match &prompt {
+    let enrolment = match &view.prompt {
         SecondFactorPrompt::Enrol(e) => Some(EnrolmentView::of(e)),
         _ => None,
     };
     let html = pages::render(&SecondFactorPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
-        next,
-        error,
+        next: view.next,
+        error: view.error,
         enrolment,
-        step_up,
+        step_up: view.step_up,
     });
-    with_cookies((status, html_headers(), html).into_response(), &set)
+    with_cookies((view.status, html_headers(), html).into_response(), &set)
 }
 
 fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
