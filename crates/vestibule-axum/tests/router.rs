@@ -868,15 +868,9 @@ async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
     let forged = send(&app, post_req("/auth/login/second-factor", &half, "code=123456")).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let next_step = vestibule_tests::totp::code(&key, now_secs() + 30);
-    let done = send(
-        &app,
-        post_req(
-            "/auth/login/second-factor",
-            &half,
-            &format!("csrf_token={}&code={next_step}", page.csrf()),
-        ),
-    )
-    .await;
+    let code_form = format!("csrf_token={}&code={next_step}", page.csrf());
+    let post_code = || send(&app, post_req("/auth/login/second-factor", &half, &code_form));
+    let done = post_code().await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.header("location"), "/mfa", "next survives the second step");
     assert!(done
@@ -888,15 +882,25 @@ async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
         StatusCode::OK
     );
     // The state was single use.
-    let again = send(
-        &app,
-        post_req(
-            "/auth/login/second-factor",
-            &half,
-            &format!("csrf_token={}&code={next_step}", page.csrf()),
-        ),
-    )
-    .await;
+    let again = post_code().await;
     assert_eq!(again.status, StatusCode::SEE_OTHER);
     assert_eq!(again.header("location"), "/auth/login");
+
+    // The fresh, multi-factor session manages its factors: new recovery codes (shown once, a new set), then the
+    // authenticator removed; both through CSRF-checked forms.
+    let account = send(&app, get_req("/auth/account", &signed, "text/html")).await;
+    let form = format!("csrf_token={}", account.csrf());
+    let codes = send(&app, post_req("/auth/account/recovery-codes", &signed, &form)).await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
+    assert_eq!(code_elements(&codes.body).len(), 10);
+    let removed = send(&app, post_req("/auth/account/totp/remove", &signed, &form)).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(removed.header("location"), "/auth/account?done=totp_removed");
+    let account = send(&app, get_req("/auth/account", &signed, "text/html")).await;
+    assert!(account.body.contains("Set up an authenticator app"), "{}", account.body);
+    assert!(!account.body.contains("recovery codes left"), "{}", account.body);
+    // Nothing left to regenerate or remove.
+    let form = format!("csrf_token={}", account.csrf());
+    let none = send(&app, post_req("/auth/account/recovery-codes", &signed, &form)).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
 }
