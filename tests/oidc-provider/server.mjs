@@ -46,7 +46,15 @@ const ACCOUNTS = {
   bob: {
     email: 'bob@example.com', email_verified: false, name: 'Bob Unverified', preferred_username: 'bob.u',
   },
+  carol: {
+    email: 'carol@example.com', email_verified: true, name: 'Carol Twofactor', preferred_username: 'carol.t',
+    groups: ['admins'],
+  },
 };
+
+// How the provider says each person signed in (the ID token's `amr`, RFC 8176): carol with a second factor, for
+// the broker's `trust_upstream_mfa`; the others with a password only.
+const AMR = { alice: ['pwd'], bob: ['pwd'], carol: ['pwd', 'otp', 'mfa'] };
 
 // A fresh signing key per run: no key material is committed.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -107,9 +115,11 @@ const provider = new Provider(issuer, {
     return { accountId: id, async claims() { return { sub: id, ...account }; } };
   },
   claims: {
-    openid: ['sub'],
+    // `amr` with the openid scope: oidc-provider puts a claim in the ID token only when a requested scope (or the
+    // claims parameter) names it.
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', 'groups'],
   },
   conformIdTokenClaims: claimsIn === 'userinfo',
   cookies: { keys: [randomBytes(32).toString('hex')] },
@@ -117,6 +127,16 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   features: { devInteractions: { enabled: true } },
 });
+
+// devInteractions finish a login with `{ login: { accountId } }` only; the `amr` a real login screen would record
+// is added here, so that it reaches the session and the ID token as a real provider's would.
+const interactionFinished = provider.interactionFinished.bind(provider);
+provider.interactionFinished = (req, res, result, options) => {
+  if (result?.login && AMR[result.login.accountId]) {
+    result.login.amr = AMR[result.login.accountId];
+  }
+  return interactionFinished(req, res, result, options);
+};
 
 server.on('request', provider.callback());
 process.stdout.write(`OIDC_PROVIDER_READY ${issuer}\n`);

@@ -8,6 +8,7 @@
 //! - [`pg`]: a PostgreSQL database per test; [`browser`]: a cookie-keeping HTTP client for end-to-end tests;
 //! - [`net`]: a loopback port that refuses connections, for "server down" tests;
 //! - [`fakes`]: in-process password and redirect sources whose answers the test chooses;
+//! - [`totp`]: an authenticator app: codes from the base32 key an enrolment page shows;
 //! - [`conformance`]: the generic [`AuthSource`](vestibule_core::AuthSource) contract, runnable on any source.
 //!
 //! Nothing here skips a test when a server is missing: it fails and says which setup script to run.
@@ -24,6 +25,7 @@ pub mod net;
 pub mod oidc;
 pub mod pg;
 pub mod server;
+pub mod totp;
 
 /// A random lowercase suffix for names that must not collide between concurrent tests.
 pub fn random_suffix() -> String {

@@ -12,6 +12,8 @@ pub(crate) struct CookieNames {
     pub(crate) flow: &'static str,
     pub(crate) link: &'static str,
     pub(crate) remember: &'static str,
+    /// The half-signed-in state between a primary proof and the second step.
+    pub(crate) second_factor: &'static str,
     secure: bool,
 }
 
@@ -24,6 +26,7 @@ impl CookieNames {
                 flow: "__Host-vestibule-flow",
                 link: "__Host-vestibule-link",
                 remember: "__Host-vestibule-remember",
+                second_factor: "__Host-vestibule-2fa",
                 secure,
             }
         } else {
@@ -33,6 +36,7 @@ impl CookieNames {
                 flow: "vestibule-flow",
                 link: "vestibule-link",
                 remember: "vestibule-remember",
+                second_factor: "vestibule-2fa",
                 secure,
             }
         }

@@ -25,6 +25,19 @@ pub struct RequireUser(pub Principal);
 #[derive(Debug, Clone)]
 pub struct RequireFresh(pub Arc<ActiveSession>);
 
+/// The signed-in session, if it was proven with a second factor (a TOTP or recovery code, or a trusted provider's
+/// MFA): for routes only multi-factor sessions may use. Otherwise a browser is sent to the second-factor page
+/// (step-up: a code for a session whose account has a factor; the account page to set one up when it has none),
+/// then back; any other client gets `401 {"error":"second_factor_required"}`. A token is never multi-factor.
+#[derive(Debug, Clone)]
+pub struct RequireMultiFactor(pub Arc<ActiveSession>);
+
+/// The signed-in session, if a second factor was proven in it within `fresh_secs`: for sensitive routes, so that a
+/// session restored from remember-me, or an old one, proves its second factor again (step-up). Refused like
+/// [`RequireMultiFactor`].
+#[derive(Debug, Clone)]
+pub struct RequireFreshMultiFactor(pub Arc<ActiveSession>);
+
 /// Who is signed in, if anyone.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Option<Principal>);
@@ -72,6 +85,10 @@ pub enum Unauthenticated {
     Stale,
     /// 403: a token without the scope the route requires.
     InsufficientScope,
+    /// Go prove a second factor (browsers): the step-up page, returning to where the request was going.
+    StepUp(String),
+    /// 401 asking for a second factor (API clients).
+    SecondFactor,
     /// The app forgot `.layer(vestibule.layer())`: a programming error, answered with 500 rather than letting
     /// anyone through.
     MissingLayer,
@@ -91,6 +108,12 @@ impl IntoResponse for Unauthenticated {
                 Json(serde_json::json!({ "error": "reauthentication_required" })),
             )
                 .into_response(),
+            Unauthenticated::StepUp(to) => Redirect::to(&to).into_response(),
+            Unauthenticated::SecondFactor => (
+                StatusCode::UNAUTHORIZED,
+                Json(serde_json::json!({ "error": "second_factor_required" })),
+            )
+                .into_response(),
             Unauthenticated::InsufficientScope => (
                 StatusCode::FORBIDDEN,
                 Json(serde_json::json!({ "error": "insufficient_scope" })),
@@ -106,14 +129,23 @@ impl IntoResponse for Unauthenticated {
 
 /// The login page with `next` set to where the request was going (the full path, nest prefix included).
 fn login_redirect(parts: &Parts, v: &crate::Vestibule) -> String {
+    format!("{}?next={}", v.login_path(), here_encoded(parts))
+}
+
+/// The step-up page with `next` set to where the request was going.
+fn step_up_redirect(parts: &Parts, v: &crate::Vestibule) -> String {
+    format!("{}/login/second-factor?next={}", v.mount(), here_encoded(parts))
+}
+
+/// Where the request was going, percent-encoded for a `next` parameter.
+fn here_encoded(parts: &Parts) -> String {
     let here = parts
         .extensions
         .get::<axum::extract::OriginalUri>()
         .and_then(|u| u.0.path_and_query().map(|p| p.as_str().to_owned()))
         .or_else(|| parts.uri.path_and_query().map(|p| p.as_str().to_owned()))
         .unwrap_or_else(|| "/".to_owned());
-    let next = percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC);
-    format!("{}?next={next}", v.login_path())
+    percent_encoding::utf8_percent_encode(&here, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 fn wants_html(parts: &Parts) -> bool {
@@ -158,6 +190,48 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireFresh {
             return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
         }
         Err(Unauthenticated::Stale)
+    }
+}
+
+/// The session behind a request that needs a second factor, when `enough` says it has proven one; else a refusal
+/// that sends a browser to step up.
+async fn multi_factor<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    enough: impl Fn(&vestibule::Broker, &ActiveSession) -> bool,
+) -> Result<Arc<ActiveSession>, Unauthenticated> {
+    let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
+    let Some(ctx) = parts.extensions.get::<AuthContext>() else {
+        return Err(Unauthenticated::MissingLayer);
+    };
+    if let Principal::Session(session) = principal {
+        if enough(ctx.vestibule.broker(), &session) {
+            return Ok(session);
+        }
+        if wants_html(parts) {
+            return Err(Unauthenticated::StepUp(step_up_redirect(parts, &ctx.vestibule)));
+        }
+    }
+    Err(Unauthenticated::SecondFactor)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireMultiFactor {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        multi_factor(parts, state, |_, s| s.assurance == vestibule::Assurance::Multi)
+            .await
+            .map(RequireMultiFactor)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireFreshMultiFactor {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        multi_factor(parts, state, |broker, s| broker.is_fresh_multi_factor(s))
+            .await
+            .map(RequireFreshMultiFactor)
     }
 }
 

@@ -1,13 +1,16 @@
 //! Vestibule for axum: the only crate that knows HTTP.
 //!
 //! * [`router`] serves the broker's pages and endpoints (`/login`, `/login/{source}`, `/callback/{source}`,
-//!   `/logout`, `/account`, `/me`, `/healthz`, `/verify`); [`Vestibule::nest_into`] nests it at the path of the
+//!   `/logout`, `/account`, `/me`, `/healthz`, `/verify`, the second factor's `/login/second-factor` and
+//!   `/account/totp...`); [`Vestibule::nest_into`] nests it at the path of the
 //!   broker's base URL, the one place the mount path is given.
 //! * [`SessionLayer`] authenticates each request once for your own routes, through
 //!   [`vestibule::Broker::authenticate`].
 //! * [`RequireUser`], [`CurrentUser`], [`RequireFresh`] and [`RequireScope`] hand who is signed in (a
 //!   [`vestibule::Principal`]: a browser session or an access token) to your handlers; `RequireUser` redirects a
-//!   browser to the login page and answers 401 JSON to an API client.
+//!   browser to the login page and answers 401 JSON to an API client. [`RequireMultiFactor`] and
+//!   [`RequireFreshMultiFactor`] want a session proven with a second factor (fresh, for the second); a browser
+//!   that falls short is sent to step up at `/login/second-factor` and comes back.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -37,11 +40,15 @@ mod next;
 mod pages;
 mod respond;
 mod routes;
+mod second_factor;
 mod self_service;
 mod state;
 
 pub use error::AppError;
-pub use extract::{CurrentUser, RequireFresh, RequireScope, RequireUser, Scope, Unauthenticated};
+pub use extract::{
+    CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,
+    Unauthenticated,
+};
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
 pub use routes::router;

@@ -85,7 +85,7 @@ pub(crate) async fn link_new(
     let clear = v.inner.cookies.clear(v.inner.cookies.link);
     let res = match v.broker().create_from_link(token, &client, previous).await {
         // The link cookie is being cleared: land where a plain sign-in would.
-        Ok(outcome) => signed_in(&v, &HeaderMap::new(), outcome, None),
+        Ok(outcome) => signed_in(&v, &HeaderMap::new(), outcome, None, false).await?,
         Err(e) => login_error(e).into_response(),
     };
     Ok(with_cookies(res, &[clear]))

@@ -48,6 +48,8 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) email: Option<&'a str>,
     pub(crate) notice: Option<&'a str>,
     pub(crate) has_password: bool,
+    pub(crate) has_totp: bool,
+    pub(crate) recovery_codes_left: u32,
     pub(crate) identities: Vec<IdentityRow>,
     pub(crate) sessions: Vec<SessionRow>,
     pub(crate) tokens: Vec<TokenRow>,
@@ -85,6 +87,68 @@ pub(crate) struct LinkPage<'a> {
     pub(crate) may_create: bool,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+}
+
+/// A TOTP authenticator being set up, as a page shows it: the QR code (SVG made here, from the URI), the
+/// base32 key and the URI as text.
+pub(crate) struct EnrolmentView {
+    pub(crate) qr_svg: String,
+    pub(crate) secret: String,
+    pub(crate) uri: String,
+}
+
+impl EnrolmentView {
+    pub(crate) fn of(e: &vestibule::TotpEnrolment) -> EnrolmentView {
+        use vestibule_core::ExposeSecret;
+        let uri = e.uri.expose_secret();
+        // The SVG is the library's own markup (paths and a viewBox) of the URI's bits: nothing in it is text from a
+        // request, so it is inserted unescaped. Without its XML prolog, which does not belong inside HTML.
+        let qr_svg = qrcode::QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M)
+            .map(|code| {
+                code.render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(200, 200)
+                    .quiet_zone(true)
+                    .build()
+            })
+            .map(|svg| match svg.find("<svg") {
+                Some(i) => svg[i..].to_owned(),
+                None => svg,
+            })
+            .unwrap_or_default();
+        EnrolmentView {
+            qr_svg,
+            secret: e.secret_base32.expose_secret().to_owned(),
+            uri: uri.to_owned(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "second_factor.html")]
+pub(crate) struct SecondFactorPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) next: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) enrolment: Option<EnrolmentView>,
+    pub(crate) step_up: bool,
+}
+
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub(crate) struct TotpEnrolPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) enrolment: Option<EnrolmentView>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub(crate) struct RecoveryCodesPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) codes: Vec<String>,
+    pub(crate) continue_to: &'a str,
 }
 
 /// The configured sources, split by flow, for the forms and buttons of a page.

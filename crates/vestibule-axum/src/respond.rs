@@ -4,7 +4,8 @@
 use axum::response::{IntoResponse, Redirect, Response};
 use http::header::{CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
-use vestibule::{LoginError, LoginOutcome};
+use vestibule::{LoginError, LoginOutcome, NewSession};
+use vestibule_core::{ExposeSecret, SecretString};
 
 use crate::{cookies, safe_next, AppError, Vestibule};
 
@@ -36,15 +37,19 @@ pub(crate) enum Done {
     Revoked,
     Password,
     TokenRevoked,
+    TotpAdded,
+    TotpRemoved,
 }
 
 impl Done {
-    const ALL: [Done; 5] = [
+    const ALL: [Done; 7] = [
         Done::Linked,
         Done::Unlinked,
         Done::Revoked,
         Done::Password,
         Done::TokenRevoked,
+        Done::TotpAdded,
+        Done::TotpRemoved,
     ];
 
     fn key(self) -> &'static str {
@@ -54,6 +59,8 @@ impl Done {
             Done::Revoked => "revoked",
             Done::Password => "password",
             Done::TokenRevoked => "token_revoked",
+            Done::TotpAdded => "totp_added",
+            Done::TotpRemoved => "totp_removed",
         }
     }
 
@@ -69,6 +76,8 @@ impl Done {
             Done::Revoked => "The sessions were signed out.",
             Done::Password => "Your password was changed, and your other sessions were signed out.",
             Done::TokenRevoked => "The token was revoked.",
+            Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
+            Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
         }
     }
 
@@ -78,20 +87,58 @@ impl Done {
     }
 }
 
-/// The response to a finished sign-in step: a session cookie and the landing page, or the page asking to prove
-/// account ownership, or back to the account page after a link.
-pub(crate) fn signed_in(v: &Vestibule, headers: &HeaderMap, outcome: LoginOutcome, next: Option<&str>) -> Response {
+/// Where a completed sign-in goes: to confirm a waiting link (the sign-in proved ownership of an account), else
+/// `next` when it is safe, else the landing page.
+pub(crate) fn after_sign_in(v: &Vestibule, headers: &HeaderMap, next: Option<&str>) -> String {
+    if cookies::get(headers, v.inner.cookies.link).is_some() {
+        format!("{}/link", v.inner.mount)
+    } else {
+        landing(v, next)
+    }
+}
+
+/// The `Set-Cookie` values for a new session, and for a remember-me series when one was started.
+pub(crate) fn session_cookies(v: &Vestibule, session: &NewSession, remember: Option<&SecretString>) -> Vec<String> {
     let c = &v.inner.cookies;
-    match outcome {
+    let mut set = vec![c.set(c.session, session.token.expose(), None)];
+    if let Some(value) = remember {
+        let age = v.broker().settings().remember_days.saturating_mul(86_400);
+        set.push(c.set(c.remember, value.expose_secret(), Some(age)));
+    }
+    set
+}
+
+/// The response to a finished sign-in step: a session cookie and the landing page; or the second step (the
+/// half-signed-in state is stored, its cookie set, and the browser sent to the code page); or the page asking to
+/// prove account ownership; or back to the account page after a link. `remember` is the "remember me" box: a
+/// series starts only with a session, here or after the second step.
+pub(crate) async fn signed_in(
+    v: &Vestibule,
+    headers: &HeaderMap,
+    outcome: LoginOutcome,
+    next: Option<&str>,
+    remember: bool,
+) -> Result<Response, AppError> {
+    let c = &v.inner.cookies;
+    Ok(match outcome {
         LoginOutcome::SignedIn(session) => {
-            let cookie = c.set(c.session, session.token.expose(), None);
-            // Signing in to prove ownership of an account: go confirm the waiting link rather than `next`.
-            let to = if cookies::get(headers, c.link).is_some() {
-                format!("{}/link", v.inner.mount)
+            let series = if remember {
+                Some(v.broker().remember(&session).await?)
             } else {
-                landing(v, next)
+                None
             };
-            with_cookies(Redirect::to(&to).into_response(), &[cookie])
+            let set = session_cookies(v, &session, series.as_ref());
+            with_cookies(Redirect::to(&after_sign_in(v, headers, next)).into_response(), &set)
+        }
+        LoginOutcome::SecondFactorRequired(challenge) => {
+            let next = next.and_then(safe_next);
+            let token = v.broker().hold_for_second_factor(challenge, next, remember).await?;
+            let age = v.broker().second_factor_settings().pending_timeout_secs;
+            let cookie = c.set(c.second_factor, token.expose(), Some(age));
+            with_cookies(
+                Redirect::to(&format!("{}/login/second-factor", v.inner.mount)).into_response(),
+                &[cookie],
+            )
         }
         LoginOutcome::LinkRequired(link) => {
             let cookie = c.set(
@@ -107,7 +154,7 @@ pub(crate) fn signed_in(v: &Vestibule, headers: &HeaderMap, outcome: LoginOutcom
         LoginOutcome::Linked { .. } => Done::Linked.redirect(v),
         // An outcome this version does not know: nothing was granted that it could hand over.
         _ => AppError::Internal("a sign-in outcome this front end does not handle".into()).into_response(),
-    }
+    })
 }
 
 /// How a sign-in failure is answered.

@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{LoginError, LoginOutcome, Principal};
-use vestibule_core::{CallbackParams, ExposeSecret, Flow, SecretString, SourceId};
+use vestibule::{LoginError, Principal};
+use vestibule_core::{CallbackParams, Flow, SecretString, SourceId};
 
 use crate::client::Client;
 use crate::context::AuthContext;
@@ -46,6 +46,14 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/account/password", post(crate::self_service::change_password))
         .route("/account/tokens", post(crate::self_service::create_token))
         .route("/account/tokens/{id}/revoke", post(crate::self_service::revoke_token))
+        .route(
+            "/login/second-factor",
+            get(crate::second_factor::page).post(crate::second_factor::submit),
+        )
+        .route("/account/totp", post(crate::second_factor::begin_totp))
+        .route("/account/totp/confirm", post(crate::second_factor::confirm_totp))
+        .route("/account/totp/remove", post(crate::second_factor::remove_totp))
+        .route("/account/recovery-codes", post(crate::second_factor::regenerate_codes))
         .route("/link", get(crate::linking::link_page))
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
@@ -159,22 +167,10 @@ async fn login_submit(
                 .await
             {
                 Ok(outcome) => {
-                    // "Remember me" starts a series only for a completed sign-in, never for a pending link.
-                    let remember = match (&outcome, form.remember_me.as_deref()) {
-                        (LoginOutcome::SignedIn(session), Some("on" | "true" | "1")) => {
-                            Some(v.broker().remember(session).await?)
-                        }
-                        _ => None,
-                    };
-                    let res = signed_in(&v, &headers, outcome, next.as_deref());
-                    Ok(match remember {
-                        Some(value) => {
-                            let c = &v.inner.cookies;
-                            let age = v.broker().settings().remember_days.saturating_mul(86_400);
-                            with_cookies(res, &[c.set(c.remember, value.expose_secret(), Some(age))])
-                        }
-                        None => res,
-                    })
+                    // "Remember me" starts a series only with a session (now, or after the second step), never
+                    // for a pending link.
+                    let remember = matches!(form.remember_me.as_deref(), Some("on" | "true" | "1"));
+                    signed_in(&v, &headers, outcome, next.as_deref(), remember).await
                 }
                 Err(LoginError::Rejected(_)) => {
                     // The old session (if any) is untouched; the same generic words for every cause.
@@ -239,7 +235,7 @@ async fn callback(
         .await
     {
         Ok(done) => Ok(with_cookies(
-            signed_in(&v, &headers, done.outcome, done.next_path.as_deref()),
+            signed_in(&v, &headers, done.outcome, done.next_path.as_deref(), false).await?,
             &[clear_flow],
         )),
         Err(e) => Ok(with_cookies(login_error(e).into_response(), &[clear_flow])),
@@ -315,6 +311,12 @@ async fn account(
     let current = session.id_hash();
     let sessions = v.broker().sessions(session).await?;
     let tokens = v.broker().tokens(session).await?;
+    let has_totp = v.broker().has_second_factor(&session.account_id).await?;
+    let recovery_codes_left = if has_totp {
+        v.broker().recovery_codes_left(&session.account_id).await?
+    } else {
+        0
+    };
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
     let (password_sources, redirect_sources) = pages::source_links(&v);
     let page = AccountPage {
@@ -327,6 +329,8 @@ async fn account(
         password_sources,
         redirect_sources,
         has_password: account.has_password(),
+        has_totp,
+        recovery_codes_left,
         identities: account
             .identities
             .iter()
@@ -373,7 +377,7 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
     let Some(account) = v.broker().account_view(&session.account_id).await? else {
         return Err(AppError::Internal("session of a deleted account".into()));
     };
-    Ok(Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "id": account.id.as_str(),
         "display_name": account.display_name,
         "email": account.email,
@@ -383,8 +387,16 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
             .map(|i| serde_json::json!({ "source": i.source.as_str(), "subject": i.subject.as_str() }))
             .collect::<Vec<_>>(),
         "groups": account.groups(),
-    }))
-    .into_response())
+    });
+    // How the session was proven; a token proves no sign-in, so it has neither.
+    if let (Some(s), Some(map)) = (session.session(), body.as_object_mut()) {
+        map.insert("assurance".into(), s.assurance.as_str().into());
+        map.insert(
+            "amr".into(),
+            s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().into(),
+        );
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn healthz(State(v): State<Vestibule>) -> Response {

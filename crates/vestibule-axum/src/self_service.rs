@@ -177,7 +177,7 @@ fn verify_answer(principal: Option<&Principal>, query: Option<&str>) -> Response
     }
     let mut res = StatusCode::OK.into_response();
     let h = res.headers_mut();
-    // The five headers and the security headers added on the way out: one growth of the map.
+    // The six headers and the security headers added on the way out: one growth of the map.
     h.reserve(12);
     let mut put = |name: HeaderName, value: &str| {
         // Header values must be visible ASCII; anything else is left out rather than mangled.
@@ -199,6 +199,12 @@ fn verify_answer(principal: Option<&Principal>, query: Option<&str>) -> Response
     }
     if let Some(scopes) = s.scopes() {
         put(X_VESTIBULE_SCOPES, &scopes.join(" "));
+    }
+    if let Some(session) = s.session() {
+        // Space-separated `amr` names (`pwd otp`): how the session was proven, for apps behind the proxy that
+        // require a second factor.
+        let amr: Vec<&str> = session.methods.iter().map(|m| m.as_str()).collect();
+        put(X_VESTIBULE_AMR, &amr.join(" "));
     }
     res
 }
@@ -303,6 +309,7 @@ const X_VESTIBULE_NAME: HeaderName = HeaderName::from_static("x-vestibule-name")
 const X_VESTIBULE_EMAIL: HeaderName = HeaderName::from_static("x-vestibule-email");
 const X_VESTIBULE_GROUPS: HeaderName = HeaderName::from_static("x-vestibule-groups");
 const X_VESTIBULE_SCOPES: HeaderName = HeaderName::from_static("x-vestibule-scopes");
+const X_VESTIBULE_AMR: HeaderName = HeaderName::from_static("x-vestibule-amr");
 
 /// The scopes `/verify` was asked to require: every `scope` parameter, split on spaces and commas.
 fn required_scopes(query: &str) -> Vec<String> {

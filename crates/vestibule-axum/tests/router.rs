@@ -16,6 +16,7 @@ use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
 use vestibule_core::{ExposeSecret, ExternalIdentity, SourceId, Subject};
 use vestibule_store::{Store, StoreOptions};
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
+use vestibule_tests::totp::{code_elements, now_secs};
 
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
 /// must not reach the page), "slow" one that hangs.
@@ -99,6 +100,22 @@ async fn app_with(options: StoreOptions, request_timeout: std::time::Duration) -
             get(
                 |vestibule_axum::RequireScope(u, ..): vestibule_axum::RequireScope<ReportsRead>| async move {
                     format!("reports for {}", u.account_id)
+                },
+            ),
+        )
+        .route(
+            "/mfa",
+            get(
+                |vestibule_axum::RequireMultiFactor(s): vestibule_axum::RequireMultiFactor| async move {
+                    format!("mfa {}", s.account_id)
+                },
+            ),
+        )
+        .route(
+            "/mfa-fresh",
+            get(
+                |vestibule_axum::RequireFreshMultiFactor(s): vestibule_axum::RequireFreshMultiFactor| async move {
+                    format!("fresh mfa {}", s.account_id)
                 },
             ),
         )
@@ -805,4 +822,152 @@ async fn repeated_failures_get_429_with_retry_after_and_the_same_words_for_every
         pages[1].len(),
         "the same page for an existing and an unknown name"
     );
+}
+
+#[tokio::test]
+async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
+    let app = app().await;
+    let session = sign_in(&app).await;
+    // A password session is not multi-factor: browsers go to the step-up page and come back, APIs get 401.
+    let res = send(&app, get_req("/mfa", &session, "text/html")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header("location"), "/auth/login/second-factor?next=%2Fmfa");
+    let res = send(&app, get_req("/mfa-fresh", &session, "application/json")).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.body.contains("second_factor_required"), "{}", res.body);
+    // With no factor to step up with, the step-up page sends the person to set one up.
+    let res = send(
+        &app,
+        get_req("/auth/login/second-factor?next=%2Fmfa", &session, "text/html"),
+    )
+    .await;
+    assert_eq!(res.header("location"), "/auth/account");
+
+    // Enrol from the account page (forms carry the CSRF token; the page draws the QR code itself, no script).
+    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    let forged = send(&app, post_req("/auth/account/totp", &session, "csrf_token=nope")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let page = send(
+        &app,
+        post_req(
+            "/auth/account/totp",
+            &session,
+            &format!("csrf_token={}", account.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<svg") && !page.body.contains("<script"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<?xml"));
+    assert!(page.header("content-security-policy").contains("default-src 'none'"));
+    let key = code_elements(&page.body)[0].clone();
+    let code = vestibule_tests::totp::code(&key, now_secs());
+    let done = send(
+        &app,
+        post_req(
+            "/auth/account/totp/confirm",
+            &session,
+            &format!("csrf_token={}&code={code}", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(code_elements(&done.body).len(), 10);
+    let multi = done.cookie_pair("__Host-vestibule-session");
+    assert_ne!(multi, session, "the session goes on under a new id");
+    assert_eq!(
+        send(&app, get_req("/auth/me", &session, "application/json"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let res = send(&app, get_req("/mfa", &multi, "text/html")).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        send(&app, get_req("/mfa-fresh", &multi, "text/html")).await.status,
+        StatusCode::OK
+    );
+    let me = send(&app, get_req("/auth/me", &multi, "application/json")).await;
+    assert!(me.body.contains(r#""amr":["pwd","otp"]"#), "{}", me.body);
+    let account = send(&app, get_req("/auth/account", &multi, "text/html")).await;
+    assert!(account.body.contains("10 recovery codes left"), "{}", account.body);
+
+    // The password alone now leads to the half-signed-in state: a cookie that nothing but the code page reads.
+    let login = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = login.cookie_pair("__Host-vestibule-csrf");
+    let res = send(
+        &app,
+        post_req(
+            "/auth/login/dir",
+            &pre,
+            &format!(
+                "csrf_token={}&username=ann&password=right+password&next=%2Fmfa",
+                login.csrf()
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.header("location"), "/auth/login/second-factor");
+    assert!(res.cookie("__Host-vestibule-session").is_none());
+    let half = format!("{pre}; {}", res.cookie_pair("__Host-vestibule-2fa"));
+    // Presented as a session cookie too: still nobody.
+    let as_session = half.replace("__Host-vestibule-2fa", "__Host-vestibule-session");
+    for cookie in [&half, &as_session] {
+        assert_eq!(
+            send(&app, get_req("/auth/me", cookie, "application/json")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            send(&app, get_req("/auth/verify", cookie, "text/html")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(send(&app, get_req("/maybe", cookie, "text/html")).await.body, "nobody");
+    }
+    let page = send(&app, get_req("/auth/login/second-factor", &half, "text/html")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("name=\"code\""), "{}", page.body);
+    // No CSRF token: refused before the code is looked at.
+    let forged = send(&app, post_req("/auth/login/second-factor", &half, "code=123456")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let next_step = vestibule_tests::totp::code(&key, now_secs() + 30);
+    let code_form = format!("csrf_token={}&code={next_step}", page.csrf());
+    let post_code = || send(&app, post_req("/auth/login/second-factor", &half, &code_form));
+    let done = post_code().await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.header("location"), "/mfa", "next survives the second step");
+    assert!(done
+        .cookie("__Host-vestibule-2fa")
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    let signed = done.cookie_pair("__Host-vestibule-session");
+    assert_eq!(
+        send(&app, get_req("/mfa", &signed, "text/html")).await.status,
+        StatusCode::OK
+    );
+    // The state was single use.
+    let again = post_code().await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER);
+    assert_eq!(again.header("location"), "/auth/login");
+
+    // The fresh, multi-factor session manages its factors: new recovery codes (shown once, a new set), then the
+    // authenticator removed; both through CSRF-checked forms.
+    let account = send(&app, get_req("/auth/account", &signed, "text/html")).await;
+    let form = format!("csrf_token={}", account.csrf());
+    let codes = send(&app, post_req("/auth/account/recovery-codes", &signed, &form)).await;
+    assert_eq!(codes.status, StatusCode::OK, "{}", codes.body);
+    assert_eq!(code_elements(&codes.body).len(), 10);
+    let removed = send(&app, post_req("/auth/account/totp/remove", &signed, &form)).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(removed.header("location"), "/auth/account?done=totp_removed");
+    let account = send(&app, get_req("/auth/account", &signed, "text/html")).await;
+    assert!(account.body.contains("Set up an authenticator app"), "{}", account.body);
+    assert!(!account.body.contains("recovery codes left"), "{}", account.body);
+    // Nothing left to regenerate or remove.
+    let form = format!("csrf_token={}", account.csrf());
+    let none = send(&app, post_req("/auth/account/recovery-codes", &signed, &form)).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
 }

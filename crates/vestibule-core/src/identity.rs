@@ -20,6 +20,10 @@ pub struct ExternalIdentity {
     pub email_verified: bool,
     /// Short group names (`admins`, not a DN).
     pub groups: Vec<String>,
+    /// How the source says the person authenticated, as RFC 8176 `amr` names (an OpenID provider's `amr`
+    /// claim); empty when it does not say. The broker counts it as a second factor only where configured to.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 impl ExternalIdentity {
@@ -33,6 +37,7 @@ impl ExternalIdentity {
             email: None,
             email_verified: false,
             groups: Vec::new(),
+            amr: Vec::new(),
         }
     }
     /// Sets the login name.
@@ -49,6 +54,11 @@ impl ExternalIdentity {
     pub fn with_email(mut self, email: impl Into<String>, verified: bool) -> Self {
         self.email = Some(email.into());
         self.email_verified = verified;
+        self
+    }
+    /// Sets the authentication methods the source reports (`amr`).
+    pub fn with_amr(mut self, amr: Vec<String>) -> Self {
+        self.amr = amr;
         self
     }
     /// Sets the groups.

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use records::{
-    AccessToken, Account, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord, RememberSeries, SessionRecord,
-    Unlinked,
+    AccessToken, Account, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor,
+    RememberSeries, SessionRecord, TotpFactor, Unlinked,
 };
 pub use throttle::{CounterKey, CounterKind, CounterRecord, CounterValues, FailureStep, ThrottleCounters};
 
@@ -231,6 +231,66 @@ pub trait BrokerStore: Send + Sync {
 
     /// Deletes pending links that expired before `now`; returns how many.
     async fn purge_pending_links(&self, now: Timestamp) -> Result<u64, StorageError>;
+
+    // Second factors.
+
+    /// Stores an unconfirmed TOTP factor for an account, replacing an unconfirmed one; `false` (nothing written)
+    /// when the account already has a confirmed one, which must be removed first.
+    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError>;
+
+    /// The account's TOTP factor, confirmed or not.
+    async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError>;
+
+    /// Records that a code of time step `step` was accepted: confirms the factor when `confirm` (enrolment) and
+    /// moves `last_step` forward — only if `step` is later than it (compare-and-set), so of two requests with the
+    /// same code one wins. `false` when the step was already used (replay) or the factor is gone, or is not in the
+    /// state asked for (confirmed for a sign-in, unconfirmed for enrolment).
+    async fn accept_totp_step(
+        &self,
+        account: &AccountId,
+        step: i64,
+        confirm: bool,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
+
+    /// Removes every second factor of an account (its TOTP factor and recovery codes) in one transaction; `true`
+    /// when there was something to remove.
+    async fn delete_second_factors(&self, account: &AccountId) -> Result<bool, StorageError>;
+
+    /// Replaces the account's recovery codes with these (keyed hashes), in one transaction.
+    async fn replace_recovery_codes(
+        &self,
+        account: &AccountId,
+        code_hashes: &[String],
+        now: Timestamp,
+    ) -> Result<(), StorageError>;
+
+    /// Spends one recovery code: `true` when it was the account's and unused (and is now used), in one statement,
+    /// so two requests cannot both spend it.
+    async fn use_recovery_code(
+        &self,
+        account: &AccountId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
+
+    /// How many unused recovery codes the account has.
+    async fn recovery_codes_left(&self, account: &AccountId) -> Result<u32, StorageError>;
+
+    /// Stores a half-signed-in state.
+    async fn insert_pending_second_factor(&self, p: &PendingSecondFactor) -> Result<(), StorageError>;
+
+    /// Reads a half-signed-in state without using it up.
+    async fn get_pending_second_factor(&self, token_hash: &str) -> Result<Option<PendingSecondFactor>, StorageError>;
+
+    /// Counts one wrong code; returns the failures so far (`None`: no such state).
+    async fn fail_pending_second_factor(&self, token_hash: &str) -> Result<Option<u32>, StorageError>;
+
+    /// Removes and returns a half-signed-in state at once: single use even under concurrent requests.
+    async fn take_pending_second_factor(&self, token_hash: &str) -> Result<Option<PendingSecondFactor>, StorageError>;
+
+    /// Deletes half-signed-in states that expired before `now`; returns how many.
+    async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError>;
 
     // The audit log, keys and the connection.
 

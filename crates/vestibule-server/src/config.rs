@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use vestibule::{SessionSettings, SourcePolicy, ThrottleSettings};
+use vestibule::{
+    SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, ThrottleSettings,
+};
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
@@ -21,6 +23,7 @@ pub struct FileConfig {
     pub database: DatabaseConfig,
     pub session: SessionSettings,
     pub throttle: ThrottleSettings,
+    pub second_factor: SecondFactorConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -38,6 +41,8 @@ struct RawFile {
     session: SessionSettings,
     #[serde(default)]
     throttle: ThrottleSettings,
+    #[serde(default)]
+    second_factor: SecondFactorConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -83,6 +88,67 @@ impl ServerConfig {
     /// The per-request deadline.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// `[second_factor]`: the broker's [`SecondFactorSettings`] and the key that seals TOTP secrets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecondFactorConfig {
+    /// `optional` (default), `required`, or `required_for_groups`.
+    pub policy: SecondFactorPolicy,
+    /// With `required_for_groups`: the short group names whose members must have a second factor.
+    pub groups: Vec<String>,
+    /// Lifetime of the half-signed-in state, in seconds (default 300).
+    pub pending_timeout_secs: i64,
+    /// Wrong codes one half-signed-in state allows (default 5).
+    pub max_failures: u32,
+    /// The name authenticator apps show (default `Vestibule`).
+    pub issuer: String,
+    /// A file holding the 32-byte key (64 hex characters, or base64) that seals TOTP secrets and keys the
+    /// recovery-code hashes. Without it (or `key_env`), a key is generated once and kept in the database.
+    pub key_file: Option<std::path::PathBuf>,
+    /// The environment variable holding that key.
+    pub key_env: Option<String>,
+}
+
+impl Default for SecondFactorConfig {
+    fn default() -> Self {
+        let d = SecondFactorSettings::default();
+        SecondFactorConfig {
+            policy: d.policy,
+            groups: d.groups,
+            pending_timeout_secs: d.pending_timeout_secs,
+            max_failures: d.max_failures,
+            issuer: d.issuer,
+            key_file: None,
+            key_env: None,
+        }
+    }
+}
+
+impl SecondFactorConfig {
+    /// The broker's settings.
+    pub fn settings(&self) -> SecondFactorSettings {
+        SecondFactorSettings {
+            policy: self.policy,
+            groups: self.groups.clone(),
+            pending_timeout_secs: self.pending_timeout_secs,
+            max_failures: self.max_failures,
+            issuer: self.issuer.clone(),
+        }
+    }
+
+    /// The configured key, read and parsed; `None` when neither `key_file` nor `key_env` is set.
+    pub fn key(&self) -> Result<Option<SecondFactorKey>, ConfigIssue> {
+        if self.key_file.is_none() && self.key_env.is_none() {
+            return Ok(None);
+        }
+        let text = vestibule_core::read_secret("key", self.key_file.as_ref(), self.key_env.as_deref())?;
+        let which = if self.key_file.is_some() { "key_file" } else { "key_env" };
+        SecondFactorKey::parse(vestibule_core::ExposeSecret::expose_secret(&text))
+            .map(Some)
+            .map_err(|why| ConfigIssue::new(which, why))
     }
 }
 
@@ -264,6 +330,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         database: raw.database,
         session: raw.session,
         throttle: raw.throttle,
+        second_factor: raw.second_factor,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -542,7 +609,17 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
     }
-    validate_throttle(&config.throttle).map_err(|issue| (None, issue))
+    validate_throttle(&config.throttle).map_err(|issue| (None, issue))?;
+    let prefixed = |issue: ConfigIssue| {
+        (
+            None,
+            ConfigIssue::new(format!("second_factor.{}", issue.key), issue.message),
+        )
+    };
+    if let Some((key, message)) = config.second_factor.settings().problem() {
+        return Err(prefixed(ConfigIssue::new(key, message)));
+    }
+    config.second_factor.key().map(|_| ()).map_err(prefixed)
 }
 
 /// `[throttle]`: every layer stays on; a value may tighten or loosen it within bounds, never switch it off.
@@ -897,12 +974,62 @@ mod reference_file {
         assert_eq!(documented.server.request_timeout(), defaults.server.request_timeout());
         assert_eq!(documented.session, defaults.session);
         assert_eq!(documented.throttle, defaults.throttle);
+        assert_eq!(documented.second_factor.settings(), defaults.second_factor.settings());
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {
             panic!("local source expected")
         };
         assert_eq!((a.argon2, a.password), (b.argon2, b.password));
+    }
+}
+
+#[cfg(test)]
+mod second_factor_keys {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn the_policy_is_validated_and_named_by_key() {
+        let c = super::parse(
+            "t.toml",
+            "[second_factor]\npolicy = \"required_for_groups\"\ngroups = [\"admins\"]\n",
+        )
+        .unwrap();
+        assert!(c.second_factor.settings().required_for(&["admins".into()]));
+        assert!(!c.second_factor.settings().required_for(&["staff".into()]));
+        let e = super::parse("t.toml", "[second_factor]\npolicy = \"required_for_groups\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("second_factor.groups"), "{e}");
+        let e = super::parse("t.toml", "[second_factor]\npolicy = \"sometimes\"\n").unwrap_err();
+        assert!(e.message.contains("unknown variant `sometimes`"), "{e}");
+        let e = super::parse("t.toml", "[second_factor]\nissuer = \"x\"\nperiod = 60\n").unwrap_err();
+        assert!(e.message.contains("unknown field `period`"), "{e}");
+        assert_eq!((e.line, e.column), (Some(3), Some(1)), "{e}");
+        let e = super::parse(
+            "t.toml",
+            "[second_factor]\nkey_env = \"VESTIBULE_TEST_NO_SUCH_VAR_2FA\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("second_factor.key_env"), "{e}");
+    }
+
+    #[test]
+    fn the_key_comes_from_a_file_and_must_be_32_bytes() {
+        let dir = std::env::temp_dir().join(format!("vestibule-2fa-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good");
+        std::fs::write(&good, format!("{}\n", "ab".repeat(32))).unwrap();
+        let bad = dir.join("bad");
+        std::fs::write(&bad, "too short\n").unwrap();
+        let text = |p: &std::path::Path| format!("[second_factor]\nkey_file = {:?}\n", p.display().to_string());
+        let c = super::parse("t.toml", &text(&good)).unwrap();
+        assert!(c.second_factor.key().unwrap().is_some());
+        let e = super::parse("t.toml", &text(&bad)).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("second_factor.key_file"), "{e}");
+        assert!(
+            !e.message.contains("too short"),
+            "the message never shows the secret: {e}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

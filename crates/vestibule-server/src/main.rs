@@ -96,6 +96,15 @@ enum UserCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Remove every second factor of an account (authenticator and recovery codes), for a person locked out;
+    /// its sessions and remember-me series end too.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        #[arg(help = TARGET_HELP)]
+        target: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print an account, its identities and how many sessions it holds.
     Show {
         #[arg(help = TARGET_HELP)]
@@ -223,6 +232,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Throttle {
             command: ThrottleCommand::Lift { login, config },
         } => lift_throttles(&load(config.as_ref())?, &login).await,
+        Command::User {
+            command: UserCommand::Reset2fa { target, config },
+        } => reset_2fa(&load(config.as_ref())?, &target).await,
     }
 }
 
@@ -343,7 +355,16 @@ pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, 
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
-    let mut builder = Broker::builder(store, base).settings(cfg.session);
+    let mut builder = Broker::builder(store, base)
+        .settings(cfg.session)
+        .second_factor(cfg.second_factor.settings());
+    if let Some(key) = cfg
+        .second_factor
+        .key()
+        .map_err(|e| format!("second_factor.{}: {}", e.key, e.message))?
+    {
+        builder = builder.second_factor_key(key);
+    }
     for entry in &cfg.sources {
         builder = builder.source(Arc::new(NamedSource(entry.config.id().clone())));
     }
@@ -391,6 +412,29 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
             println!("disabled account {id} ({matched_by} `{target}`); {ended} session(s) ended");
         } else {
             println!("enabled account {id} ({matched_by} `{target}`)");
+        }
+        Ok(())
+    }
+    .await;
+    broker.close().await;
+    result
+}
+
+/// `vestibule user reset-2fa TARGET`: every second factor of the account goes, audited (`second_factor_reset`,
+/// detail `cli`), with its sessions and remember-me series; the person signs in with their primary proof next
+/// (and is sent to enrolment if policy requires a factor).
+async fn reset_2fa(cfg: &config::FileConfig, target: &str) -> Result<(), String> {
+    let broker = operator_broker(cfg).await?;
+    let result = async {
+        let (id, matched_by) = resolve(&broker, target).await?;
+        let removed = broker
+            .reset_second_factors(&id, "cli")
+            .await
+            .map_err(|e| format!("cannot update the account: {}", vestibule_core::error_chain(&e)))?;
+        if removed {
+            println!("removed every second factor of account {id} ({matched_by} `{target}`); its sessions ended");
+        } else {
+            println!("account {id} ({matched_by} `{target}`) had no second factor; its sessions ended");
         }
         Ok(())
     }

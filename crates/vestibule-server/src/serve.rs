@@ -106,7 +106,21 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     let (sources, changer) = build_sources(&cfg, &store)?;
     let mut builder = Broker::builder(store, public.trim_end_matches('/'))
         .settings(cfg.session)
-        .throttle(cfg.throttle);
+        .throttle(cfg.throttle)
+        .second_factor(cfg.second_factor.settings());
+    match cfg
+        .second_factor
+        .key()
+        .map_err(|e| format!("second_factor.{}: {}", e.key, e.message))?
+    {
+        Some(key) => builder = builder.second_factor_key(key),
+        // The key then sits in the database next to what it seals: a stolen database opens the secrets.
+        None if secure => tracing::warn!(
+            "second_factor.key_file / key_env not set: TOTP secrets are sealed with a key kept in the database; \
+             set a key so that a copy of the database alone does not reveal them"
+        ),
+        None => tracing::info!("second_factor: TOTP secrets sealed with a key kept in the database (development)"),
+    }
     if let Some(changer) = changer {
         builder = builder.password_changer(changer);
     }

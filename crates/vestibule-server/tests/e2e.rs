@@ -8,6 +8,7 @@ use std::path::Path;
 use vestibule_tests::browser::{urlencode, Browser};
 use vestibule_tests::pg::TempDatabase;
 use vestibule_tests::server::{cli, Server, TempDir};
+use vestibule_tests::totp::{code_elements, now_secs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 const PASSWORD: &str = "correct horse battery";
@@ -1144,5 +1145,171 @@ async fn many_names_from_one_address_hit_the_address_bucket() {
     );
     let (status, _) = attempt_from(&base, "198.51.100.100", "alice", PASSWORD).await;
     assert_eq!(status, 303, "another address signs alice in");
+    env.finish().await;
+}
+
+/// Signs alice in with her password in a new browser: the second step is due, and nothing is granted yet.
+async fn half_signed_in(env: &Env) -> Browser {
+    let mut b = env.browser();
+    let res = b.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    assert_eq!(res.location(), Some("/login/second-factor"));
+    assert!(b.cookies.contains_key("vestibule-2fa"), "{:?}", res.set_cookies());
+    assert!(!b.cookies.contains_key("vestibule-session"), "{:?}", res.set_cookies());
+    b
+}
+
+/// Posts a code on the second-factor page.
+async fn post_code(b: &mut Browser, code: &str) -> vestibule_tests::browser::Page {
+    let page = b.get("/login/second-factor").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = page.csrf_token().unwrap();
+    b.post("/login/second-factor", &[("csrf_token", &token), ("code", code)])
+        .await
+}
+
+/// Enrols TOTP for alice from the account page, reading the key from the page; returns the key and the recovery
+/// codes shown.
+async fn enrol_totp(env: &Env) -> (String, Vec<String>) {
+    let mut owner = signed_in_browser(env, "owner").await;
+    let account = owner.get("/account").await;
+    assert!(account.body.contains("/account/totp"), "{}", account.body);
+    let token = account.csrf_token().unwrap();
+    let page = owner.post("/account/totp", &[("csrf_token", &token)]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<svg"), "a QR code drawn on the page");
+    let shown = code_elements(&page.body);
+    let (key, uri) = (shown[0].clone(), shown[1].clone());
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={key}")),
+        "{uri}"
+    );
+    let confirm_token = page.csrf_token().unwrap();
+    let wrong = owner
+        .post(
+            "/account/totp/confirm",
+            &[("csrf_token", &confirm_token), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    let code = vestibule_tests::totp::code(&key, now_secs());
+    let codes_page = owner
+        .post(
+            "/account/totp/confirm",
+            &[("csrf_token", &confirm_token), ("code", &code)],
+        )
+        .await;
+    assert_eq!(codes_page.status, 200, "{}", codes_page.body);
+    let recovery = code_elements(&codes_page.body);
+    assert_eq!(recovery.len(), 10, "{}", codes_page.body);
+    let me = owner.get_json("/me").await.json();
+    assert_eq!(me["amr"], serde_json::json!(["pwd", "otp"]), "{me}");
+    (key, recovery)
+}
+
+/// Enrols TOTP, then signs in with password and code; the half-signed-in state grants nothing; a recovery code
+/// works once; wrong codes are throttled (429).
+async fn totp_end_to_end(env: &Env) {
+    let (key, recovery) = enrol_totp(env).await;
+
+    // Password alone: the half-signed-in state, which grants nothing.
+    let mut b = half_signed_in(env).await;
+    assert_eq!(b.get_json("/me").await.status, 401);
+    assert_eq!(b.get("/verify").await.status, 401);
+    assert_eq!(b.get("/account").await.status, 303);
+    let wrong = post_code(&mut b, "123456").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+    // The code the enrolment used is spent for its step; the next step's is accepted (one step of drift).
+    let next = vestibule_tests::totp::code(&key, now_secs() + 30);
+    let done = post_code(&mut b, &next).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), Some("/me"));
+    assert!(!b.cookies.contains_key("vestibule-2fa"));
+    let me = b.get_json("/me").await.json();
+    assert_eq!(me["assurance"], "multi", "{me}");
+    let verify = b.get("/verify").await;
+    assert_eq!(verify.status, 200);
+    assert_eq!(verify.header("x-vestibule-amr"), Some("pwd otp"));
+
+    // A recovery code works once.
+    let mut r = half_signed_in(env).await;
+    assert_eq!(post_code(&mut r, &recovery[3]).await.status, 303);
+    assert_eq!(
+        r.get_json("/me").await.json()["amr"],
+        serde_json::json!(["pwd", "recovery"])
+    );
+    let mut again = half_signed_in(env).await;
+    assert_eq!(post_code(&mut again, &recovery[3]).await.status, 401);
+
+    // Wrong codes are throttled per account: past the free failures (two from one address here), 429.
+    let mut t = half_signed_in(env).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(post_code(&mut t, "999999").await.status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 429], "{statuses:?}");
+    let throttled = post_code(&mut t, &recovery[4]).await;
+    assert_eq!(throttled.status, 429, "even the right code: {}", throttled.body);
+    assert!(throttled.header("retry-after").is_some());
+}
+
+const TOTP_CONFIG: &str = "[throttle]\npair_free_failures = 2\nfirst_delay_secs = 120\n";
+
+#[tokio::test]
+async fn totp_end_to_end_on_sqlite() {
+    let env = Env::sqlite(TOTP_CONFIG).await;
+    totp_end_to_end(&env).await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn totp_end_to_end_on_postgres() {
+    let env = Env::postgres(TOTP_CONFIG).await;
+    totp_end_to_end(&env).await;
+    env.finish().await;
+}
+
+/// With a second factor required for everyone, the password leads straight to setting one up: the page shows
+/// the key, and its first code issues the session (and the recovery codes, once).
+#[tokio::test]
+async fn required_policy_sends_to_enrolment_before_any_page() {
+    let env = Env::sqlite("[second_factor]\npolicy = \"required\"\n").await;
+    let mut b = half_signed_in(&env).await;
+    assert_eq!(b.get_json("/me").await.status, 401);
+    let page = b.get("/login/second-factor").await;
+    assert_eq!(page.status, 200);
+    let key = code_elements(&page.body)[0].clone();
+    let done = post_code(&mut b, &vestibule_tests::totp::code(&key, now_secs())).await;
+    assert_eq!(done.status, 200, "the recovery codes, then on: {}", done.body);
+    assert_eq!(code_elements(&done.body).len(), 10);
+    assert!(done.body.contains("href=\"/me\""), "{}", done.body);
+    assert_eq!(b.get_json("/me").await.json()["assurance"], "multi");
+    env.finish().await;
+}
+
+/// `vestibule user reset-2fa alice` (the operator helping a locked-out person): every factor goes, and the password
+/// alone signs in again.
+#[tokio::test]
+async fn reset_2fa_from_the_cli_removes_every_factor() {
+    let env = Env::sqlite("").await;
+    enrol_totp(&env).await;
+    half_signed_in(&env).await;
+    let out = env.server.cli(&["user", "reset-2fa", "alice"], None);
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("removed every second factor"), "{}", out.stdout);
+    let mut b = env.browser();
+    let res = b.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(res.location(), Some("/me"), "no code asked any more: {}", res.body);
+    assert_eq!(b.get_json("/me").await.json()["assurance"], "single");
+    // The recovery codes went with the authenticator.
+    assert!(!b.get("/account").await.body.contains("recovery codes left"));
+    let again = env.server.cli(&["user", "reset-2fa", "alice"], None);
+    assert!(
+        again.success && again.stdout.contains("had no second factor"),
+        "{}",
+        again.stdout
+    );
+    let missing = env.server.cli(&["user", "reset-2fa", "nobody@example.org"], None);
+    assert!(!missing.success);
     env.finish().await;
 }

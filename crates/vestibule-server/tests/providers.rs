@@ -777,3 +777,79 @@ async fn an_sso_first_login_matching_a_local_email_asks_for_proof_before_linking
     sign_in_ok(&mut d, "local", "bob.local", LOCAL_PASSWORD).await;
     assert_ne!(me(&mut d).await["id"], bob["id"], "bob.local was not taken over");
 }
+
+/// The provider reports how each person signed in (`amr`: carol with `mfa`, alice with `pwd` only). With a second
+/// factor required for everyone, carol's provider MFA counts as it only where the source has
+/// `trust_upstream_mfa = true`; elsewhere, and for alice, the person is sent to set up an authenticator and holds
+/// no session until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
+    for trusted in [true, false] {
+        // The first line belongs to the `sso` source's table, the rest is a table of its own.
+        let extra = format!("trust_upstream_mfa = {trusted}\n\n[second_factor]\npolicy = \"required\"\n");
+        let o = oidc_env(&extra);
+        let mut b = o.env.browser();
+        let back = o.to_provider_and_back(&mut b, node::Person::SignIn("carol")).await;
+        let res = guarded("callback", b.get(&back)).await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        if trusted {
+            assert_eq!(res.location(), Some("/me"), "trusted: signed in");
+            assert!(sets_session(&res), "{:?}", res.set_cookies());
+            let who = me(&mut b).await;
+            assert_eq!(who["assurance"], "multi", "{who}");
+            assert_eq!(who["amr"], json!(["fed", "mfa"]), "{who}");
+            let verify = b.get("/verify").await;
+            assert_eq!(verify.status, 200);
+            assert_eq!(verify.header("x-vestibule-amr"), Some("fed mfa"));
+        } else {
+            assert_eq!(res.location(), Some("/login/second-factor"), "not trusted: enrolment");
+            assert!(!sets_session(&res), "{:?}", res.set_cookies());
+            assert_eq!(b.get_json("/me").await.status, 401);
+            let page = b.get("/login/second-factor").await;
+            assert_eq!(page.status, 200);
+            assert!(page.body.contains("otpauth://totp/"), "{}", page.body);
+        }
+        // A password-only sign-in at the provider is no second factor, trusted or not.
+        let mut a = o.env.browser();
+        let back = o.to_provider_and_back(&mut a, node::Person::SignIn("alice")).await;
+        let res = guarded("callback", a.get(&back)).await;
+        assert_eq!(res.location(), Some("/login/second-factor"), "{}", res.body);
+        assert!(!sets_session(&res));
+        assert_eq!(a.get_json("/me").await.status, 401);
+    }
+}
+
+/// A second factor required for the `admins` group only: carol (an admin at the provider, whose own MFA is not
+/// trusted here) is sent to set up an authenticator right after the provider's sign-in, with no session until its
+/// first code; alice (no group) is signed in as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_for_a_group_sends_its_members_to_enrolment() {
+    let o = oidc_env(
+        "groups_claim = \"groups\"\n\n[second_factor]\npolicy = \"required_for_groups\"\ngroups = [\"admins\"]\n",
+    );
+    let mut a = o.env.browser();
+    let back = o.to_provider_and_back(&mut a, node::Person::SignIn("alice")).await;
+    let res = guarded("callback", a.get(&back)).await;
+    assert_eq!(res.location(), Some("/me"), "{}", res.body);
+    assert_eq!(me(&mut a).await["assurance"], "single");
+
+    let mut c = o.env.browser();
+    let back = o.to_provider_and_back(&mut c, node::Person::SignIn("carol")).await;
+    let res = guarded("callback", c.get(&back)).await;
+    assert_eq!(res.location(), Some("/login/second-factor"), "{}", res.body);
+    assert!(!sets_session(&res));
+    assert_eq!(c.get_json("/me").await.status, 401);
+    assert_eq!(c.get("/verify").await.status, 401);
+    let page = c.get("/login/second-factor").await;
+    assert_eq!(page.status, 200);
+    let key = vestibule_tests::totp::code_elements(&page.body)[0].clone();
+    let code = vestibule_tests::totp::code(&key, vestibule_tests::totp::now_secs());
+    let token = page.csrf_token().unwrap();
+    let done = c
+        .post("/login/second-factor", &[("csrf_token", &token), ("code", &code)])
+        .await;
+    assert_eq!(done.status, 200, "recovery codes shown once: {}", done.body);
+    let who = me(&mut c).await;
+    assert_eq!(who["assurance"], "multi", "{who}");
+    assert_eq!(who["groups"], json!(["admins"]), "{who}");
+}

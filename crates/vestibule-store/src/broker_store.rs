@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use vestibule_core::storage::{
     self, AccessToken, Account, AuditEvent, BrokerStore, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
-    RememberSeries, SessionRecord, StorageError, Unlinked,
+    PendingSecondFactor, RememberSeries, SessionRecord, StorageError, TotpFactor, Unlinked,
 };
 use vestibule_core::storage::{CounterKey, CounterRecord, FailureStep, ThrottleCounters};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
@@ -235,6 +235,70 @@ impl BrokerStore for Store {
 
     async fn purge_pending_links(&self, now: Timestamp) -> Result<u64, StorageError> {
         Ok(self.purge_pending_links(now).await?)
+    }
+
+    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError> {
+        Ok(self.put_totp(account, sealed_secret, now).await?)
+    }
+
+    async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError> {
+        Ok(self.get_totp(account).await?)
+    }
+
+    async fn accept_totp_step(
+        &self,
+        account: &AccountId,
+        step: i64,
+        confirm: bool,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.accept_totp_step(account, step, confirm, now).await?)
+    }
+
+    async fn delete_second_factors(&self, account: &AccountId) -> Result<bool, StorageError> {
+        Ok(self.delete_second_factors(account).await?)
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        account: &AccountId,
+        code_hashes: &[String],
+        now: Timestamp,
+    ) -> Result<(), StorageError> {
+        Ok(self.replace_recovery_codes(account, code_hashes, now).await?)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        account: &AccountId,
+        code_hash: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.use_recovery_code(account, code_hash, now).await?)
+    }
+
+    async fn recovery_codes_left(&self, account: &AccountId) -> Result<u32, StorageError> {
+        Ok(self.recovery_codes_left(account).await?)
+    }
+
+    async fn insert_pending_second_factor(&self, p: &PendingSecondFactor) -> Result<(), StorageError> {
+        Ok(self.insert_pending_second_factor(p).await?)
+    }
+
+    async fn get_pending_second_factor(&self, token_hash: &str) -> Result<Option<PendingSecondFactor>, StorageError> {
+        Ok(self.get_pending_second_factor(token_hash).await?)
+    }
+
+    async fn fail_pending_second_factor(&self, token_hash: &str) -> Result<Option<u32>, StorageError> {
+        Ok(self.fail_pending_second_factor(token_hash).await?)
+    }
+
+    async fn take_pending_second_factor(&self, token_hash: &str) -> Result<Option<PendingSecondFactor>, StorageError> {
+        Ok(self.take_pending_second_factor(token_hash).await?)
+    }
+
+    async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError> {
+        Ok(self.purge_pending_second_factor(now).await?)
     }
 
     async fn audit(&self, at: Timestamp, e: &AuditEvent<'_>) -> Result<(), StorageError> {

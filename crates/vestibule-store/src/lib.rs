@@ -31,6 +31,7 @@ mod notify;
 mod options;
 mod pending;
 mod remember;
+mod second_factor;
 mod sessions;
 mod throttle;
 mod tokens;
@@ -48,7 +49,7 @@ pub use options::StoreOptions;
 // The records are the broker's (its storage trait's); re-exported so that they read as the store's own.
 pub use vestibule_core::storage::{
     AccessToken, Account, AuditEvent, AuditKind, AuditRecord, IdentityRecord, NewLocalAccount, PendingLink,
-    PendingRecord, RememberSeries, SessionRecord, Unlinked,
+    PendingRecord, PendingSecondFactor, RememberSeries, SessionRecord, TotpFactor, Unlinked,
 };
 
 /// Which database a [`Store`] talks to.

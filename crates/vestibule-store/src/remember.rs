@@ -1,11 +1,12 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
+use crate::second_factor::{join_methods, split_methods};
 use crate::{RememberSeries, Store, StoreError};
 
 const COLUMNS: &str =
     "series_hash, account_id, source, token_hash, previous_token_hash, rotated_at, authenticated_at, \
-     expires_at, subject";
+     expires_at, subject, methods";
 
 fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
     Ok(RememberSeries {
@@ -21,13 +22,14 @@ fn series_from(row: &sqlx::any::AnyRow) -> Result<RememberSeries, StoreError> {
             .try_get::<Option<String>, _>("subject")?
             .map(Subject::new)
             .transpose()?,
+        methods: split_methods(&row.try_get::<String, _>("methods")?),
     })
 }
 
 impl Store {
     /// Stores a new series.
     pub async fn insert_remember(&self, s: &RememberSeries) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO remember_series ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+        let sql = format!("INSERT INTO remember_series ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
         sqlx::query(&sql)
             .bind(&s.series_hash)
             .bind(s.account_id.as_str())
@@ -38,6 +40,7 @@ impl Store {
             .bind(s.authenticated_at.0)
             .bind(s.expires_at.0)
             .bind(s.subject.as_ref().map(|x| x.as_str()))
+            .bind(join_methods(&s.methods))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -1,11 +1,12 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
+use crate::second_factor::{join_methods, split_methods};
 use crate::{SessionRecord, Store, StoreError};
 
 const COLUMNS: &str =
     "id_hash, account_id, source, created_at, last_seen_at, authenticated_at, expires_at, user_agent, \
-     ip, fingerprint, subject, checked_at";
+     ip, fingerprint, subject, checked_at, methods, second_factor_at";
 
 fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
@@ -24,14 +25,17 @@ fn session_from(row: &sqlx::any::AnyRow) -> Result<SessionRecord, StoreError> {
             .map(Subject::new)
             .transpose()?,
         checked_at: row.try_get::<Option<i64>, _>("checked_at")?.map(Timestamp),
+        methods: split_methods(&row.try_get::<String, _>("methods")?),
+        second_factor_at: row.try_get::<Option<i64>, _>("second_factor_at")?.map(Timestamp),
     })
 }
 
 impl Store {
     /// Stores a new session.
     pub async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        let sql =
-            format!("INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let sql = format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        );
         sqlx::query(&sql)
             .bind(&s.id_hash)
             .bind(s.account_id.as_str())
@@ -45,6 +49,8 @@ impl Store {
             .bind(s.fingerprint.as_deref())
             .bind(s.subject.as_ref().map(|x| x.as_str()))
             .bind(s.checked_at.map(|t| t.0))
+            .bind(join_methods(&s.methods))
+            .bind(s.second_factor_at.map(|t| t.0))
             .execute(&self.pool)
             .await
             .map_err(|e| StoreError::conflict_on(e, "session"))?;

@@ -13,8 +13,8 @@ use vestibule_core::{
 };
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
 use vestibule_store::{
-    AuditEvent, AuditKind, Backend, NewLocalAccount, PendingLink, PendingRecord, SessionRecord, Store, StoreError,
-    StoreOptions, Unlinked,
+    AuditEvent, AuditKind, Backend, NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor, SessionRecord,
+    Store, StoreError, StoreOptions, Unlinked,
 };
 use vestibule_tests::pg::TempDatabase;
 
@@ -104,7 +104,11 @@ contract!(
     email_lookup_and_pending_links,
     unlinking_keeps_one_way_in,
     unlinking_ends_what_the_identity_opened,
-    local_login_names_are_canonical;
+    local_login_names_are_canonical,
+    sessions_and_series_keep_their_methods,
+    totp_steps_are_accepted_once,
+    recovery_codes_are_single_use,
+    pending_second_factor_is_single_use;
     unmigrated: colliding_login_names_refuse_to_migrate,
 );
 
@@ -145,6 +149,8 @@ fn session(hash: &str, account: &AccountId) -> SessionRecord {
         fingerprint: None,
         subject: None,
         checked_at: None,
+        methods: Vec::new(),
+        second_factor_at: None,
     }
 }
 
@@ -585,6 +591,7 @@ async fn unlinking_ends_what_the_identity_opened(store: Store) {
         rotated_at: NOW,
         authenticated_at: NOW,
         expires_at: NOW.plus_secs(3600),
+        methods: vec!["fed".into()],
     };
     store.insert_remember(&series("r1", "g-1")).await.unwrap();
     store.insert_remember(&series("r2", "g-2")).await.unwrap();
@@ -858,4 +865,127 @@ async fn colliding_login_names_refuse_to_migrate(store: Store) {
     }
     let dup = store.create_local_account(&new_local("CAROL"), NOW).await;
     assert!(matches!(dup, Err(StoreError::Conflict("username"))), "{dup:?}");
+}
+
+async fn sessions_and_series_keep_their_methods(store: Store) {
+    let id = store.create_local_account(&new_local("meg"), NOW).await.unwrap();
+    let with_methods = SessionRecord {
+        methods: vec!["pwd".into(), "otp".into()],
+        second_factor_at: Some(NOW.plus_secs(5)),
+        ..session("m1", &id)
+    };
+    store.insert_session(&with_methods).await.unwrap();
+    store.insert_session(&session("m2", &id)).await.unwrap();
+    assert_eq!(store.get_session("m1").await.unwrap().unwrap(), with_methods);
+    let plain = store.get_session("m2").await.unwrap().unwrap();
+    assert!(plain.methods.is_empty());
+    assert_eq!(plain.second_factor_at, None);
+    let series = vestibule_store::RememberSeries {
+        series_hash: "s1".into(),
+        account_id: id.clone(),
+        source: src("local"),
+        subject: None,
+        token_hash: "t".into(),
+        previous_token_hash: None,
+        rotated_at: NOW,
+        authenticated_at: NOW,
+        expires_at: NOW.plus_secs(3600),
+        methods: vec!["pwd".into(), "otp".into()],
+    };
+    store.insert_remember(&series).await.unwrap();
+    assert_eq!(store.get_remember("s1").await.unwrap().unwrap(), series);
+}
+
+async fn totp_steps_are_accepted_once(store: Store) {
+    let id = store.create_local_account(&new_local("tia"), NOW).await.unwrap();
+    assert!(store.get_totp(&id).await.unwrap().is_none());
+    assert!(store.put_totp(&id, "sealed-1", NOW).await.unwrap());
+    // Unconfirmed: replaced by a new enrolment; a sign-in step is not accepted for it.
+    assert!(store.put_totp(&id, "sealed-2", NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 100, false, NOW).await.unwrap());
+    let f = store.get_totp(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (f.sealed_secret.as_str(), f.confirmed_at, f.last_step),
+        ("sealed-2", None, 0)
+    );
+    // Confirmed by a code of step 100: that step is used.
+    assert!(store.accept_totp_step(&id, 100, true, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 100, true, NOW).await.unwrap());
+    let f = store.get_totp(&id).await.unwrap().unwrap();
+    assert_eq!((f.confirmed_at, f.last_step), (Some(NOW), 100));
+    // Replay and earlier steps are refused; a later step once.
+    assert!(!store.accept_totp_step(&id, 100, false, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 99, false, NOW).await.unwrap());
+    assert!(store.accept_totp_step(&id, 101, false, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 101, false, NOW).await.unwrap());
+    // A confirmed factor is not replaced by a new enrolment.
+    assert!(!store.put_totp(&id, "sealed-3", NOW).await.unwrap());
+    assert_eq!(store.get_totp(&id).await.unwrap().unwrap().sealed_secret, "sealed-2");
+    // Two concurrent uses of one step: exactly one wins.
+    let (a, b) = tokio::join!(
+        store.accept_totp_step(&id, 102, false, NOW),
+        store.accept_totp_step(&id, 102, false, NOW)
+    );
+    assert!(a.unwrap() ^ b.unwrap());
+    assert!(store.delete_second_factors(&id).await.unwrap());
+    assert!(store.get_totp(&id).await.unwrap().is_none());
+    assert!(!store.delete_second_factors(&id).await.unwrap());
+}
+
+async fn recovery_codes_are_single_use(store: Store) {
+    let id = store.create_local_account(&new_local("rob"), NOW).await.unwrap();
+    let other = store.create_local_account(&new_local("sam"), NOW).await.unwrap();
+    let hashes: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    store.replace_recovery_codes(&id, &hashes, NOW).await.unwrap();
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 10);
+    // Never another account's code.
+    assert!(!store.use_recovery_code(&other, "h1", NOW).await.unwrap());
+    assert!(store.use_recovery_code(&id, "h1", NOW).await.unwrap());
+    assert!(!store.use_recovery_code(&id, "h1", NOW).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 9);
+    // Regenerating revokes the old set.
+    store
+        .replace_recovery_codes(&id, &["n1".to_owned()], NOW)
+        .await
+        .unwrap();
+    assert!(!store.use_recovery_code(&id, "h2", NOW).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 1);
+    assert!(store.delete_second_factors(&id).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 0);
+}
+
+async fn pending_second_factor_is_single_use(store: Store) {
+    let id = store.create_local_account(&new_local("pia"), NOW).await.unwrap();
+    let pending = PendingSecondFactor {
+        token_hash: "p1".into(),
+        account_id: id.clone(),
+        source: src("local"),
+        subject: Subject::new(id.as_str()).unwrap(),
+        methods: vec!["pwd".into()],
+        next_path: Some("/after".into()),
+        remember: true,
+        enrol: false,
+        failures: 0,
+        expires_at: NOW.plus_secs(300),
+    };
+    store.insert_pending_second_factor(&pending).await.unwrap();
+    assert!(matches!(
+        store.insert_pending_second_factor(&pending).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.get_pending_second_factor("p1").await.unwrap().unwrap(), pending);
+    assert_eq!(store.fail_pending_second_factor("p1").await.unwrap(), Some(1));
+    assert_eq!(store.fail_pending_second_factor("p1").await.unwrap(), Some(2));
+    assert_eq!(store.fail_pending_second_factor("nope").await.unwrap(), None);
+    let taken = store.take_pending_second_factor("p1").await.unwrap().unwrap();
+    assert_eq!(taken.failures, 2);
+    assert!(store.take_pending_second_factor("p1").await.unwrap().is_none());
+    let old = PendingSecondFactor {
+        token_hash: "p2".into(),
+        expires_at: NOW,
+        ..pending
+    };
+    store.insert_pending_second_factor(&old).await.unwrap();
+    assert_eq!(store.purge_pending_second_factor(NOW).await.unwrap(), 1);
+    assert!(store.get_pending_second_factor("p2").await.unwrap().is_none());
 }

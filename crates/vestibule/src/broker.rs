@@ -39,6 +39,10 @@ pub struct Broker {
     pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
     /// Decides, before a credential is checked, whether the attempt may be made.
     pub(crate) limiter: crate::Limiter,
+    /// Who needs a second factor, and how the second step behaves.
+    pub(crate) second_factor: crate::SecondFactorSettings,
+    /// Seals TOTP secrets and hashes recovery codes.
+    pub(crate) sealer: crate::totp::Sealer,
 }
 
 impl std::fmt::Debug for Broker {
@@ -71,7 +75,7 @@ pub(crate) enum Touch {
 }
 
 /// What a new session was proven with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Proven<'a> {
     pub(crate) source: &'a SourceId,
     pub(crate) subject: Option<&'a Subject>,
@@ -79,6 +83,10 @@ pub(crate) struct Proven<'a> {
     pub(crate) at: Timestamp,
     /// When the source last confirmed the identity (`None`: now, at sign-in).
     pub(crate) checked_at: Option<Timestamp>,
+    /// How it was proven.
+    pub(crate) methods: Vec<AuthMethod>,
+    /// When a second factor was proven (`None`: not in this session).
+    pub(crate) second_factor_at: Option<Timestamp>,
 }
 
 /// Builds a [`Broker`].
@@ -92,6 +100,8 @@ pub struct BrokerBuilder {
     cache_capacity: u64,
     password_changer: Option<Arc<dyn PasswordChanger>>,
     throttle: crate::ThrottleSettings,
+    second_factor: crate::SecondFactorSettings,
+    second_factor_key: Option<crate::SecondFactorKey>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -125,6 +135,18 @@ impl BrokerBuilder {
         self.clock = clock;
         self
     }
+    /// Who needs a second factor, and how the second step behaves (default: optional).
+    pub fn second_factor(mut self, settings: crate::SecondFactorSettings) -> Self {
+        self.second_factor = settings;
+        self
+    }
+    /// The key TOTP secrets are sealed and recovery codes hashed with. Without one, a key is generated once and
+    /// kept in the database (like the CSRF key): the secrets are then encrypted, but with a key that whoever reads
+    /// the database also has — fine for development, not against a stolen database. Give one in production.
+    pub fn second_factor_key(mut self, key: crate::SecondFactorKey) -> Self {
+        self.second_factor_key = Some(key);
+        self
+    }
     /// What changes local passwords (the local source), for `POST /account/password`.
     pub fn password_changer(mut self, changer: Arc<dyn PasswordChanger>) -> Self {
         self.password_changer = Some(changer);
@@ -156,6 +178,21 @@ impl BrokerBuilder {
             .get_or_insert_key("csrf", &hex_of(&candidate), self.clock.now())
             .await?;
         let key = decode_key(&stored).ok_or_else(|| BrokerError::Config("stored csrf key is malformed".into()))?;
+        if let Some((key, problem)) = self.second_factor.problem() {
+            return Err(BrokerError::Config(format!("second_factor.{key}: {problem}")));
+        }
+        let second_factor_key = match self.second_factor_key {
+            Some(k) => k,
+            None => {
+                let candidate = crate::SecondFactorKey::generate().to_hex();
+                let stored = self
+                    .store
+                    .get_or_insert_key("second_factor", &candidate, self.clock.now())
+                    .await?;
+                crate::SecondFactorKey::parse(&stored)
+                    .map_err(|_| BrokerError::Config("stored second_factor key is malformed".into()))?
+            }
+        };
         let cache = Cache::builder()
             .max_capacity(self.cache_capacity)
             .time_to_live(Duration::from_secs(self.settings.cache_ttl_secs))
@@ -174,6 +211,8 @@ impl BrokerBuilder {
             callback_base: self.base_url.trim_end_matches('/').to_owned(),
             password_changer: self.password_changer,
             limiter,
+            second_factor: self.second_factor,
+            sealer: crate::totp::Sealer::new(&second_factor_key),
         })
     }
 }
@@ -209,6 +248,8 @@ impl Broker {
             cache_capacity: 100_000,
             password_changer: None,
             throttle: crate::ThrottleSettings::default(),
+            second_factor: crate::SecondFactorSettings::default(),
+            second_factor_key: None,
         }
     }
 
@@ -249,6 +290,11 @@ impl Broker {
     /// Session settings.
     pub fn settings(&self) -> &SessionSettings {
         &self.settings
+    }
+
+    /// Second-factor settings.
+    pub fn second_factor_settings(&self) -> &crate::SecondFactorSettings {
+        &self.second_factor
     }
 
     /// Now, from the injected clock.
@@ -366,15 +412,19 @@ impl Broker {
             return Ok(None);
         }
         let groups = self.groups_of(&rec.account_id).await?;
-        let methods = if rec.authenticated_at.0 == 0 {
+        let methods = if !rec.methods.is_empty() {
+            crate::session::parse_methods(&rec.methods)
+        } else if rec.authenticated_at.0 == 0 {
+            // Recorded before methods were: derived as then.
             vec![AuthMethod::RememberMe]
         } else {
-            match self.source(rec.source.as_str()).map(|s| s.flow()) {
-                Some(vestibule_core::Flow::Password(_)) => vec![AuthMethod::Password],
-                Some(_) => vec![AuthMethod::Federated],
-                None => Vec::new(),
-            }
+            self.primary_methods(&rec.source)
         };
+        if !self.policy_allows(&methods, &groups) {
+            // Single-factor, from before a second factor was required of this account: it ends here.
+            self.store.delete_session(&rec.id_hash).await?;
+            return Ok(None);
+        }
         Ok(Some(Arc::new(ActiveSession {
             key,
             holder: Holder {
@@ -385,11 +435,12 @@ impl Broker {
             },
             source: rec.source,
             subject: rec.subject,
-            assurance: crate::Assurance::Single,
+            assurance: crate::Assurance::of(&methods),
             methods,
             live: Liveness::new(rec.last_seen_at, rec.checked_at.unwrap_or(rec.created_at)),
             created_at: rec.created_at,
             authenticated_at: rec.authenticated_at,
+            second_factor_at: rec.second_factor_at.unwrap_or(Timestamp(0)),
             expires_at: rec.expires_at,
             fingerprint: rec.fingerprint.as_deref().and_then(decode_key),
             stale: AtomicBool::new(false),
@@ -412,8 +463,20 @@ impl Broker {
             subject: None,
             at: self.clock.now(),
             checked_at: None,
+            methods: self.primary_methods(source),
+            second_factor_at: None,
         };
         self.create_session_proven(account, proven, client, previous).await
+    }
+
+    /// What a primary proof through `source` is called: a password for a password source, a federated sign-in
+    /// for any other kind.
+    pub(crate) fn primary_methods(&self, source: &SourceId) -> Vec<AuthMethod> {
+        match self.source(source.as_str()).map(|s| s.flow()) {
+            Some(vestibule_core::Flow::Password(_)) => vec![AuthMethod::Password],
+            Some(_) => vec![AuthMethod::Federated],
+            None => Vec::new(),
+        }
     }
 
     /// Creates a session for a credential proven through `proven.source` / `proven.subject` at `proven.at`
@@ -445,6 +508,8 @@ impl Broker {
                 user_agent: client.user_agent.clone(),
                 ip: client.ip.clone(),
                 fingerprint: Some(hex_of(&crate::session::fingerprint(client))),
+                methods: crate::session::method_names(&proven.methods),
+                second_factor_at: proven.second_factor_at,
             })
             .await?;
         Ok(NewSession {
@@ -453,6 +518,7 @@ impl Broker {
             source: proven.source.clone(),
             subject: proven.subject.cloned(),
             expires_at,
+            methods: proven.methods,
         })
     }
 
@@ -596,7 +662,7 @@ impl Broker {
         Ok(record.map(|r| r.account_id))
     }
 
-    async fn end_session_by_key(&self, key: &[u8; 32]) -> Result<(), BrokerError> {
+    pub(crate) async fn end_session_by_key(&self, key: &[u8; 32]) -> Result<(), BrokerError> {
         let hash = hex_of(key);
         self.cache.invalidate(key);
         if self.store.delete_session(&hash).await? {
@@ -691,6 +757,7 @@ impl Broker {
         if let Some(counters) = self.store.throttle_counters() {
             counters.purge_counters(now).await?;
         }
+        self.purge_second_factor(now).await?;
         Ok(())
     }
 

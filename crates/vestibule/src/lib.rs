@@ -28,6 +28,7 @@ mod error;
 mod linking;
 mod login;
 mod remember;
+mod second_factor;
 mod secret;
 mod self_service;
 mod session;
@@ -35,6 +36,7 @@ mod settings;
 #[cfg(test)]
 mod test_support;
 mod throttle;
+mod totp;
 mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
@@ -45,11 +47,18 @@ pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use remember::Restored;
+pub use second_factor::{
+    FactorAdded, RecoveryCodes, SecondFactorChallenge, SecondFactorError, SecondFactorPrompt, SecondStepDone,
+    TotpEnrolment,
+};
 pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
-pub use settings::{Protection, Provisioning, SessionSettings, SourcePolicy};
+pub use settings::{
+    Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, UPSTREAM_MFA_AMR,
+};
 pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
+pub use totp::SecondFactorKey;
 pub use views::{AccountView, IdentityView, SessionView, TokenView};
 
 pub use vestibule_core as core;

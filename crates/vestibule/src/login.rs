@@ -23,6 +23,10 @@ pub enum LoginOutcome {
     /// The identity is new, and an account with its email exists: the person must prove they own that account
     /// (sign in to it, then confirm) or choose a separate account. No session yet.
     LinkRequired(LinkRequired),
+    /// The primary proof passed, and a second step is due (a code, or enrolment when policy requires a factor the
+    /// account lacks). No session yet: hold it with [`Broker::hold_for_second_factor`] and send the browser to
+    /// the second-factor page.
+    SecondFactorRequired(crate::SecondFactorChallenge),
     /// A flow started from the account page added this identity to the signed-in account.
     Linked {
         /// The account that gained a way in.
@@ -386,11 +390,23 @@ impl Broker {
                 .await;
             return Err(LoginError::Rejected(RejectReason::AccountDisabled));
         }
+        let (methods, second_factor_at) = match self.second_step(identity, &account).await? {
+            crate::second_factor::SecondStep::Challenge(challenge) => {
+                return Ok(LoginOutcome::SecondFactorRequired(challenge));
+            }
+            // A trusted provider's MFA is a second factor proven now.
+            crate::second_factor::SecondStep::None(methods) => {
+                let at = methods.iter().any(|m| m.is_second_factor()).then(|| self.now());
+                (methods, at)
+            }
+        };
         let proven = crate::broker::Proven {
             source: &identity.source,
             subject: Some(&identity.subject),
             at: self.now(),
             checked_at: None,
+            methods,
+            second_factor_at,
         };
         let session = self
             .create_session_proven(&account, proven, client, previous_session)

@@ -10,7 +10,7 @@ use vestibule_core::storage::{AuditEvent, AuditKind, RememberSeries};
 use vestibule_core::{AccountId, SecretString, Timestamp};
 
 use crate::secret::{hash_token, hex_of, plausible};
-use crate::{Broker, BrokerError, ClientInfo, NewSession, SecretToken};
+use crate::{AuthMethod, Broker, BrokerError, ClientInfo, NewSession, SecretToken};
 
 /// What a remember-me cookie led to. `Debug` does not print the new cookie value.
 #[derive(Debug)]
@@ -28,6 +28,18 @@ pub enum Restored {
     Invalid,
     /// A stolen copy was presented: everything of the account was revoked; clear the cookie.
     Theft,
+}
+
+/// A restored session's methods: `remember`, then those of the sign-in that started the series — the assurance
+/// it had and no more (a series from before this was recorded: a single proof).
+fn restored_methods(series_methods: &[String]) -> Vec<AuthMethod> {
+    let mut methods = vec![AuthMethod::RememberMe];
+    methods.extend(
+        crate::session::parse_methods(series_methods)
+            .into_iter()
+            .filter(|m| *m != AuthMethod::RememberMe),
+    );
+    methods
 }
 
 fn split(cookie: &str) -> Option<(&str, &str)> {
@@ -59,6 +71,7 @@ impl Broker {
                 rotated_at: now,
                 authenticated_at: now,
                 expires_at: now.plus_secs(self.settings.remember_days.saturating_mul(86_400)),
+                methods: crate::session::method_names(&session.methods),
             })
             .await?;
         Ok(format!("{}.{}", series.expose(), token.expose()).into())
@@ -74,7 +87,9 @@ impl Broker {
             return Ok(Restored::Invalid);
         };
         let now = self.now();
-        if rec.expires_at <= now {
+        let allowed = self.policy_allows(&restored_methods(&rec.methods), &self.groups_of(&rec.account_id).await?);
+        if rec.expires_at <= now || !allowed {
+            // Expired, or single-factor for an account that now must have a second factor: sign in again.
             self.store.delete_remember(&series_hash).await?;
             return Ok(Restored::Invalid);
         }
@@ -131,6 +146,9 @@ impl Broker {
             // Never confirmed by the source since the series began, perhaps weeks ago: the first check of the new
             // session asks the source again (an LDAP search) before the session is used.
             checked_at: Some(Timestamp(0)),
+            methods: restored_methods(&rec.methods),
+            // Whatever the series began with, no second factor was proven now: step-up asks again.
+            second_factor_at: None,
         };
         let session = self
             .create_session_proven(&rec.account_id, proven, client, None)
@@ -181,6 +199,7 @@ mod tests {
             source: SourceId::new("local").expect("valid id"),
             subject: None,
             expires_at: Timestamp(3600),
+            methods: vec![AuthMethod::Password],
         };
         let restored = Restored::Session {
             session,

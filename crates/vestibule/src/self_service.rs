@@ -167,9 +167,11 @@ impl Broker {
         let proven = crate::broker::Proven {
             source: &session.source,
             subject: session.subject.as_ref(),
-            // The current password was just proven.
+            // The current password was just proven; the session goes on with what it had proven before.
             at: self.now(),
             checked_at: None,
+            methods: session.methods.clone(),
+            second_factor_at: Some(session.second_factor_at).filter(|t| t.0 != 0),
         };
         let renewed = self.create_session_proven(account, proven, client, None).await?;
         self.audit(&AuditEvent {

@@ -18,6 +18,8 @@ pub struct NewSession {
     pub subject: Option<Subject>,
     /// Absolute expiry, for the cookie's `Max-Age`.
     pub expires_at: Timestamp,
+    /// How it was proven: what a remember-me series started from it restores, and no more.
+    pub methods: Vec<AuthMethod>,
 }
 
 /// The account a credential belongs to, as loaded with the credential (and then served from memory): what a
@@ -35,8 +37,8 @@ pub struct Holder {
     pub groups: Vec<String>,
 }
 
-/// How sure the broker is of who signed a session in: one proof, or more than one. Sessions are single-factor
-/// until second factors exist; step-up checks compare against this.
+/// How sure the broker is of who signed a session in: one proof, or more than one (a primary proof and a second
+/// factor). Step-up checks compare against this.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Assurance {
@@ -56,17 +58,79 @@ pub enum AuthMethod {
     Federated,
     /// Restored from a remember-me cookie: nothing was proven in this session.
     RememberMe,
+    /// A one-time code from an authenticator app (`otp`, RFC 6238 TOTP).
+    Otp,
+    /// A single-use recovery code (`recovery`; RFC 8176 has no name for it).
+    RecoveryCode,
+    /// The identity provider reported a multi-factor sign-in (`mfa`) and the source is configured to trust it
+    /// (`trust_upstream_mfa`).
+    UpstreamMfa,
 }
 
 impl AuthMethod {
-    /// The method's `amr`-style name (`pwd`, `fed`, `remember`).
+    const ALL: [AuthMethod; 6] = [
+        AuthMethod::Password,
+        AuthMethod::Federated,
+        AuthMethod::RememberMe,
+        AuthMethod::Otp,
+        AuthMethod::RecoveryCode,
+        AuthMethod::UpstreamMfa,
+    ];
+
+    /// The method's `amr`-style name (`pwd`, `fed`, `remember`, `otp`, `recovery`, `mfa`): what `/me`,
+    /// `X-Vestibule-AMR` and the database show.
     pub fn as_str(&self) -> &'static str {
         match self {
             AuthMethod::Password => "pwd",
             AuthMethod::Federated => "fed",
             AuthMethod::RememberMe => "remember",
+            AuthMethod::Otp => "otp",
+            AuthMethod::RecoveryCode => "recovery",
+            AuthMethod::UpstreamMfa => "mfa",
         }
     }
+
+    /// The method named `name` (as [`AuthMethod::as_str`] writes it), if any.
+    pub fn parse(name: &str) -> Option<AuthMethod> {
+        AuthMethod::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// Whether the method is a second factor: its presence makes a session [`Assurance::Multi`].
+    pub fn is_second_factor(&self) -> bool {
+        matches!(
+            self,
+            AuthMethod::Otp | AuthMethod::RecoveryCode | AuthMethod::UpstreamMfa
+        )
+    }
+}
+
+impl Assurance {
+    /// The assurance of a sign-in proven with `methods`.
+    pub fn of(methods: &[AuthMethod]) -> Assurance {
+        if methods.iter().any(AuthMethod::is_second_factor) {
+            Assurance::Multi
+        } else {
+            Assurance::Single
+        }
+    }
+
+    /// `single` or `multi`, as `/me` shows it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Assurance::Single => "single",
+            Assurance::Multi => "multi",
+        }
+    }
+}
+
+/// Methods as stored (`amr` names); unknown names (from a newer version) are skipped, never guessed at.
+pub(crate) fn parse_methods(names: &[String]) -> Vec<AuthMethod> {
+    names.iter().filter_map(|n| AuthMethod::parse(n)).collect()
+}
+
+/// Methods as stored.
+pub(crate) fn method_names(methods: &[AuthMethod]) -> Vec<String> {
+    methods.iter().map(|m| m.as_str().to_owned()).collect()
 }
 
 /// A live browser session as the per-request check sees it: what an extractor hands to a handler. Built from the
@@ -88,6 +152,8 @@ pub struct ActiveSession {
     pub created_at: Timestamp,
     /// When a credential was last proven in it (`Timestamp(0)`: never, a session restored from remember-me).
     pub authenticated_at: Timestamp,
+    /// When a second factor was last proven in it (`Timestamp(0)`: never, or restored from remember-me).
+    pub second_factor_at: Timestamp,
     /// Absolute expiry.
     pub expires_at: Timestamp,
     /// What the broker checks on every use (activity, identity rechecks).

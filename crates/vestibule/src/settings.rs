@@ -83,6 +83,89 @@ pub struct SourcePolicy {
     /// operator controls, such as the company directory). Empty (the default): this source vouches for nothing,
     /// and every address it asserts is stored as unverified.
     pub authoritative_email_domains: Vec<String>,
+    /// Accept the identity provider's own multi-factor sign-in as the second factor: when the identity's `amr`
+    /// names one of [`UPSTREAM_MFA_AMR`], no code is asked for and the session counts as multi-factor. Off by
+    /// default (the provider's word is then not enough); only for a provider you trust to enforce its MFA.
+    pub trust_upstream_mfa: bool,
+}
+
+/// The `amr` values (RFC 8176) from an identity provider that count as a second factor under
+/// `trust_upstream_mfa`: `mfa` (several factors), `otp` (a one-time code), `hwk` (a hardware key), `swk` (a
+/// software-held key, such as a passkey), `sc` (a smart card). A password (`pwd`), a knowledge question (`kba`),
+/// `sms`, `tel` and biometrics alone do not.
+pub const UPSTREAM_MFA_AMR: [&str; 5] = ["mfa", "otp", "hwk", "swk", "sc"];
+
+/// Who must have a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactorPolicy {
+    /// Nobody must; whoever enrols one is asked for it (the default).
+    #[default]
+    Optional,
+    /// Everyone: a person without one is sent to enrolment right after the primary proof.
+    Required,
+    /// Members of [`SecondFactorSettings::groups`] (short group names, as in `/me`).
+    RequiredForGroups,
+}
+
+/// Second factors: who needs one and how the second step behaves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecondFactorSettings {
+    /// `optional` (default), `required`, or `required_for_groups`.
+    pub policy: SecondFactorPolicy,
+    /// The groups whose members must have a second factor, with `required_for_groups` (and only with it).
+    pub groups: Vec<String>,
+    /// How long the half-signed-in state between the primary proof and the second step lives (default 300 s).
+    pub pending_timeout_secs: i64,
+    /// Wrong codes one half-signed-in state allows; the next one discards it, and the person signs in again
+    /// (default 5). Attempts are throttled per account as well, across states.
+    pub max_failures: u32,
+    /// The name authenticator apps show for the account (`issuer` of the `otpauth://` URI; default `Vestibule`).
+    pub issuer: String,
+}
+
+impl Default for SecondFactorSettings {
+    fn default() -> Self {
+        SecondFactorSettings {
+            policy: SecondFactorPolicy::Optional,
+            groups: Vec::new(),
+            pending_timeout_secs: 300,
+            max_failures: 5,
+            issuer: "Vestibule".into(),
+        }
+    }
+}
+
+impl SecondFactorSettings {
+    /// Whether an account with these groups must have a second factor.
+    pub fn required_for(&self, groups: &[String]) -> bool {
+        match self.policy {
+            SecondFactorPolicy::Optional => false,
+            SecondFactorPolicy::Required => true,
+            SecondFactorPolicy::RequiredForGroups => groups.iter().any(|g| self.groups.contains(g)),
+        }
+    }
+
+    /// What is wrong with these settings, as (key, message).
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        if self.policy == SecondFactorPolicy::RequiredForGroups && self.groups.is_empty() {
+            return Some(("groups", "`required_for_groups` needs at least one group"));
+        }
+        if self.policy != SecondFactorPolicy::RequiredForGroups && !self.groups.is_empty() {
+            return Some(("groups", "`groups` is only read with policy = \"required_for_groups\""));
+        }
+        if !(30..=3600).contains(&self.pending_timeout_secs) {
+            return Some(("pending_timeout_secs", "must be between 30 and 3600"));
+        }
+        if !(1..=100).contains(&self.max_failures) {
+            return Some(("max_failures", "must be between 1 and 100"));
+        }
+        if self.issuer.trim().is_empty() || self.issuer.len() > 64 {
+            return Some(("issuer", "must be 1 to 64 characters"));
+        }
+        None
+    }
 }
 
 impl SourcePolicy {
@@ -106,6 +189,12 @@ impl SourcePolicy {
                 None => domain == pattern,
             }
         })
+    }
+
+    /// Whether the identity provider's sign-in counts as the second factor: trusted by configuration, and its
+    /// `amr` names one of [`UPSTREAM_MFA_AMR`].
+    pub fn upstream_mfa(&self, identity: &vestibule_core::ExternalIdentity) -> bool {
+        self.trust_upstream_mfa && identity.amr.iter().any(|a| UPSTREAM_MFA_AMR.contains(&a.as_str()))
     }
 
     /// Whether `identity`'s email counts as verified: asserted as verified by this source, and within what the

@@ -14,6 +14,9 @@ use vestibule_tests::server::TempDir;
 
 const T0: Timestamp = Timestamp(1_800_000_000);
 
+#[path = "broker/second_factor.rs"]
+mod second_factor;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
@@ -329,13 +332,18 @@ async fn redirect_flows_are_bound_to_the_browser_and_single_use() {
 }
 
 async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken) {
+    begin_with_code_for(&f.broker, &f.store).await
+}
+
+/// Starts a sign-in at the fake IdP `idp` and learns the code it will accept.
+async fn begin_with_code_for(broker: &Broker, store: &Store) -> (String, String, vestibule::SecretToken) {
     let idp = SourceId::new("idp").unwrap();
-    let begin = f.broker.start_redirect(&idp, Some("/after".into())).await.unwrap();
+    let begin = broker.start_redirect(&idp, Some("/after".into())).await.unwrap();
     let state = query_param(&begin.authorize_url, "state");
     // Peek at the stored flow to learn the nonce the fake IdP expects as its code, then put it back.
     let key = hex(&vestibule::hash_token(&state));
-    let rec = f.store.take_pending(&key).await.unwrap().unwrap();
-    f.store.insert_pending(&rec).await.unwrap();
+    let rec = store.take_pending(&key).await.unwrap().unwrap();
+    store.insert_pending(&rec).await.unwrap();
     (state, rec.data.expose_secret().to_owned(), begin.browser_token)
 }
 
@@ -901,7 +909,12 @@ async fn authenticate_decides_in_order_session_remember_bearer() {
     };
     assert!(moved.restored());
     assert!(!f.broker.is_fresh(restored));
-    assert_eq!(restored.methods, [vestibule::AuthMethod::RememberMe]);
+    // Restored: nothing proven now, and the assurance of the sign-in that started the series (a password) — no more.
+    assert_eq!(
+        restored.methods,
+        [vestibule::AuthMethod::RememberMe, vestibule::AuthMethod::Password]
+    );
+    assert_eq!(restored.assurance, vestibule::Assurance::Single);
     assert!(matches!(moved.remember_cookie, RememberCookie::Set(_)));
     assert_ne!(
         moved.new_session_cookie.as_ref().map(|c| c.expose_secret().to_owned()),

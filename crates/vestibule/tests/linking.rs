@@ -99,6 +99,7 @@ fn trusting() -> SourcePolicy {
         provisioning: Provisioning::Create,
         trust_email: true,
         authoritative_email_domains: vec!["example.org".into()],
+        ..Default::default()
     }
 }
 

@@ -569,6 +569,15 @@ impl OidcSource {
                 _ => Vec::new(),
             };
         }
+        // How the provider authenticated the person (RFC 8176 names), from the signed ID token only: it describes
+        // this sign-in, which a userinfo document does not. Strings only; anything else is ignored.
+        if let Some(Value::Array(amr)) = id.get("amr") {
+            who.amr = amr
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .take(16)
+                .collect();
+        }
         Ok(who)
     }
 }

@@ -50,11 +50,23 @@ pub enum AuditKind {
     Throttled,
     /// An operator lifted the throttling delays of a name. (`throttle_lifted`)
     ThrottleLifted,
+    /// A second factor was added (a TOTP authenticator confirmed). (`second_factor_added`)
+    SecondFactorAdded,
+    /// A second factor was removed by its owner. (`second_factor_removed`)
+    SecondFactorRemoved,
+    /// An operator removed every second factor of an account (`vestibule user reset-2fa`). (`second_factor_reset`)
+    SecondFactorReset,
+    /// A wrong second-factor code (a replayed one included). (`second_factor_failed`)
+    SecondFactorFailed,
+    /// The recovery codes were regenerated; the old set no longer works. (`recovery_codes_regenerated`)
+    RecoveryCodesRegenerated,
+    /// A recovery code was spent. (`recovery_code_used`)
+    RecoveryCodeUsed,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -76,6 +88,12 @@ impl AuditKind {
         AuditKind::TokenRevoked,
         AuditKind::Throttled,
         AuditKind::ThrottleLifted,
+        AuditKind::SecondFactorAdded,
+        AuditKind::SecondFactorRemoved,
+        AuditKind::SecondFactorReset,
+        AuditKind::SecondFactorFailed,
+        AuditKind::RecoveryCodesRegenerated,
+        AuditKind::RecoveryCodeUsed,
     ];
 
     /// The name written to the `event` column.
@@ -102,6 +120,12 @@ impl AuditKind {
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::Throttled => "throttled",
             AuditKind::ThrottleLifted => "throttle_lifted",
+            AuditKind::SecondFactorAdded => "second_factor_added",
+            AuditKind::SecondFactorRemoved => "second_factor_removed",
+            AuditKind::SecondFactorReset => "second_factor_reset",
+            AuditKind::SecondFactorFailed => "second_factor_failed",
+            AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            AuditKind::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 

@@ -88,6 +88,11 @@ pub struct SessionRecord {
     pub fingerprint: Option<String>,
     /// When the source last confirmed the identity still exists and is admitted (`None`: at `created_at`).
     pub checked_at: Option<Timestamp>,
+    /// How the sign-in was proven, as RFC 8176 style `amr` names (`pwd`, `otp`, ...). Empty for sessions from
+    /// before this was recorded: the broker derives them from the source then.
+    pub methods: Vec<String>,
+    /// When a second factor was last proven in the session (`None`: never); step-up compares against it.
+    pub second_factor_at: Option<Timestamp>,
 }
 
 /// A remember-me series.
@@ -111,6 +116,9 @@ pub struct RememberSeries {
     pub authenticated_at: Timestamp,
     /// After this the series is void.
     pub expires_at: Timestamp,
+    /// How the sign-in that started the series was proven (`amr` names): a restored session has that assurance
+    /// and no more. Empty for series from before this was recorded.
+    pub methods: Vec<String>,
 }
 
 /// A personal access token as stored: never the token itself, only its hash.
@@ -168,6 +176,47 @@ pub struct PendingLink {
     /// Whether the person may instead get a new account of its own (the source provisions).
     pub may_create: bool,
     /// After this the link is void.
+    pub expires_at: Timestamp,
+}
+
+/// A TOTP authenticator of an account. `sealed_secret` is the secret encrypted by the broker (never the secret
+/// itself); the store does not interpret it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// Whose.
+    pub account_id: AccountId,
+    /// The sealed secret, as the broker wrote it.
+    pub sealed_secret: String,
+    /// When a correct code confirmed it; `None`: enrolment not finished, so it does not count.
+    pub confirmed_at: Option<Timestamp>,
+    /// The last accepted time step (0: none): a code of this step or an earlier one is refused (replay).
+    pub last_step: i64,
+    /// When enrolment started.
+    pub created_at: Timestamp,
+}
+
+/// The half-signed-in state: a primary proof succeeded and the second step is due. Not a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSecondFactor {
+    /// Hex SHA-256 of the token in the browser's cookie.
+    pub token_hash: String,
+    /// The account the primary proof resolved to.
+    pub account_id: AccountId,
+    /// The source of the primary proof.
+    pub source: SourceId,
+    /// The identity that proved it.
+    pub subject: Subject,
+    /// How the primary proof was made (`amr` names).
+    pub methods: Vec<String>,
+    /// Where to land afterwards (already checked to be a safe relative path).
+    pub next_path: Option<String>,
+    /// Whether "remember me" was asked for.
+    pub remember: bool,
+    /// The account has no factor and policy requires one: the second step is enrolment.
+    pub enrol: bool,
+    /// Wrong codes so far.
+    pub failures: u32,
+    /// After this it is void.
     pub expires_at: Timestamp,
 }
 

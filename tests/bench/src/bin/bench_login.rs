@@ -13,6 +13,10 @@
 //!   one hash per CPU run, on `spawn_blocking`);
 //! * `login_password`: the whole sign-in from CONCURRENT_TASKS tasks: credential lookup, the same verification,
 //!   identity resolution, audit row, session row.
+//! * `login_password_seq` and `login_totp_seq`, one after the other, from one task each, on a broker whose clock
+//!   moves 30 s before every sign-in (a TOTP code is accepted once per step): the password-only sign-in, and the
+//!   sign-in of an account with an authenticator — the same password check, then the half-signed-in state held,
+//!   and the code checked (its secret opened, three HMAC-SHA-1, the step recorded) before the session is issued.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,8 +25,8 @@ use argon2::password_hash::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordVerifier as _, Version};
 use vestibule::{Broker, ClientInfo, LoginOutcome};
 use vestibule_bench::{arg, cpus, open_store, BenchResult, LOGIN, PASSWORD};
-use vestibule_core::{SecretString, SourceId, Timestamp};
-use vestibule_local::{Argon2Settings, PasswordHasher};
+use vestibule_core::{Clock, ExposeSecret, FixedClock, SecretString, SourceId, Timestamp};
+use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher};
 use vestibule_store::NewLocalAccount;
 
 struct Row {
@@ -187,7 +191,98 @@ async fn run() -> BenchResult<()> {
     let l = measure(seconds, tasks, login).await?;
     print("login_password", &l);
     println!("login_over_verify={:.3}", l.rate / v.rate);
+
+    let (seq, totp) = second_factor_rows(&path, seconds, settings, hasher, &hash).await?;
+    print("login_password_seq", &seq);
+    print("login_totp_seq", &totp);
+    println!("totp_over_password={:.3}", totp.rate / seq.rate);
     Ok(())
+}
+
+/// The password-only and password + TOTP sign-ins, one task each, on a broker over the same database whose clock
+/// moves one TOTP step before every sign-in.
+async fn second_factor_rows(
+    path: &str,
+    seconds: f64,
+    settings: Argon2Settings,
+    hasher: Arc<PasswordHasher>,
+    hash: &str,
+) -> BenchResult<(Row, Row)> {
+    const TOTP_LOGIN: &str = "bench-totp";
+    let store = open_store(path).await?;
+    let local_id = SourceId::new("local")?;
+    let clock = Arc::new(FixedClock::new(Timestamp(1_800_000_000)));
+    let account = store
+        .create_local_account(
+            &NewLocalAccount {
+                source: local_id.clone(),
+                username: TOTP_LOGIN.into(),
+                display_name: None,
+                email: None,
+                email_verified: false,
+                password_hash: hash.to_owned().into(),
+            },
+            clock.now(),
+        )
+        .await?;
+    let local = LocalSource::new(
+        &LocalConfig {
+            id: local_id.clone(),
+            display_name: None,
+            argon2: settings,
+            password: Default::default(),
+        },
+        Arc::new(store.clone()),
+        hasher,
+    );
+    let broker = Arc::new(
+        Broker::builder(store, "http://127.0.0.1/auth")
+            .source(Arc::new(local))
+            .clock(clock.clone())
+            .build()
+            .await?,
+    );
+    // Enrol the authenticator as its owner would, from a fresh session.
+    let client = ClientInfo::default();
+    let s = broker.create_session(&account, &local_id, &client, None).await?;
+    let active = broker.session(s.token.expose()).await?.ok_or("no session")?;
+    let key = broker
+        .begin_totp(&active)
+        .await?
+        .secret_base32
+        .expose_secret()
+        .to_owned();
+    let code = vestibule_tests::totp::code(&key, clock.now().0);
+    broker.confirm_totp(&active, &code, &client).await?;
+
+    let sign_in = |login: &'static str, with_code: bool| {
+        let (broker, clock, local_id, key) = (broker.clone(), clock.clone(), local_id.clone(), key.clone());
+        move || {
+            let (broker, clock, local_id, key) = (broker.clone(), clock.clone(), local_id.clone(), key.clone());
+            async move {
+                clock.advance(30);
+                let client = ClientInfo::default();
+                let out = broker
+                    .login_password(&local_id, login, &SecretString::from(PASSWORD), &client, None)
+                    .await?;
+                match (out, with_code) {
+                    (LoginOutcome::SignedIn(_), false) => Ok(()),
+                    (LoginOutcome::SecondFactorRequired(challenge), true) => {
+                        let token = broker.hold_for_second_factor(challenge, None, false).await?;
+                        let code = vestibule_tests::totp::code(&key, clock.now().0);
+                        broker
+                            .finish_second_factor(token.expose(), &code, &client, None)
+                            .await?;
+                        Ok(())
+                    }
+                    (other, _) => Err(format!("unexpected outcome: {other:?}").into()),
+                }
+            }
+        }
+    };
+    let seq = measure(seconds, 1, sign_in(LOGIN, false)).await?;
+    let totp = measure(seconds, 1, sign_in(TOTP_LOGIN, true)).await?;
+    Ok((seq, totp))
 }
 
 #[tokio::main]

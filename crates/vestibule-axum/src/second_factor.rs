@@ -1,0 +1,343 @@
+//! The second step of sign-in (`/login/second-factor`), step-up for a signed-in session, and the account's own
+//! second factors (`/account/totp...`, `/account/recovery-codes`).
+
+use std::collections::HashMap;
+
+use axum::extract::{Extension, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use vestibule::{RecoveryCodes, SecondFactorError, SecondFactorPrompt};
+use vestibule_core::ExposeSecret;
+
+use crate::client::Client;
+use crate::context::AuthContext;
+use crate::csrf::{binding, csrf_forms, form_binding, Checked, CsrfForm};
+use crate::extract::SignedIn;
+use crate::pages::{self, EnrolmentView, RecoveryCodesPage, SecondFactorPage, TotpEnrolPage};
+use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
+use crate::{cookies, safe_next, AppError, Vestibule};
+
+const WRONG_CODE: &str = "That code is not valid. Check your authenticator app and try again.";
+
+impl From<SecondFactorError> for AppError {
+    fn from(e: SecondFactorError) -> Self {
+        match e {
+            SecondFactorError::Expired => AppError::InvalidFlow,
+            SecondFactorError::WrongCode { .. } => AppError::InvalidInput("That code is not valid."),
+            SecondFactorError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
+            SecondFactorError::NotFresh => AppError::NotFresh,
+            SecondFactorError::AlreadyEnrolled => {
+                AppError::InvalidInput("An authenticator is already set up; remove it first.")
+            }
+            SecondFactorError::NoFactor => AppError::InvalidInput("No authenticator is set up."),
+            SecondFactorError::Broker(b) => b.into(),
+            other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CodeForm {
+    pub(crate) csrf_token: Option<String>,
+    code: Option<String>,
+    next: Option<String>,
+}
+
+csrf_forms!(CodeForm);
+
+/// What the code page is for.
+enum Purpose {
+    /// The half-signed-in state behind this cookie value.
+    Pending(String),
+    /// A signed-in session proving its second factor again (step-up).
+    StepUp,
+    /// Neither: go sign in.
+    None,
+}
+
+fn purpose(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext) -> Purpose {
+    if let Some(token) = cookies::get(headers, v.inner.cookies.second_factor) {
+        return Purpose::Pending(token.to_owned());
+    }
+    if ctx.browser_session().is_some() {
+        return Purpose::StepUp;
+    }
+    Purpose::None
+}
+
+/// The code page (or, when policy requires a factor the account lacks, the enrolment page) for the browser's
+/// half-signed-in state; for a signed-in session whose account has a factor, the step-up page. Anyone else goes
+/// to the login page.
+pub(crate) async fn page(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let next = q.get("next").and_then(|n| safe_next(n)).unwrap_or_default();
+    match purpose(&v, &headers, &ctx) {
+        Purpose::Pending(token) => match v.broker().second_factor_prompt(&token).await? {
+            Some(prompt) => Ok(render(&v, &ctx, &headers, CodeView::ask(&next, prompt, false))),
+            None => Ok(start_over(&v)),
+        },
+        Purpose::StepUp => {
+            let has = match ctx.browser_session() {
+                Some(s) => v.broker().has_second_factor(&s.account_id).await?,
+                None => false,
+            };
+            if !has {
+                return Ok(Redirect::to(&format!("{}/account", v.inner.mount)).into_response());
+            }
+            Ok(render(
+                &v,
+                &ctx,
+                &headers,
+                CodeView::ask(&next, SecondFactorPrompt::Code, true),
+            ))
+        }
+        Purpose::None => Ok(Redirect::to(&v.login_path()).into_response()),
+    }
+}
+
+/// Checks the code: for a half-signed-in state, the session is issued (with the recovery codes shown once when
+/// the step was enrolment); for a signed-in session, step-up renews it under a new id.
+pub(crate) async fn submit(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Checked(form): Checked<CodeForm>,
+) -> Result<Response, AppError> {
+    let code = form.code.unwrap_or_default();
+    let next = form.next.as_deref().and_then(safe_next);
+    let c = &v.inner.cookies;
+    match purpose(&v, &headers, &ctx) {
+        Purpose::Pending(token) => {
+            let previous = cookies::get(&headers, c.session);
+            match v.broker().finish_second_factor(&token, &code, &client, previous).await {
+                Ok(done) => {
+                    let mut set = session_cookies(&v, &done.session, done.remember.as_ref());
+                    set.push(c.clear(c.second_factor));
+                    let to = after_sign_in(&v, &headers, done.next_path.as_deref());
+                    let res = match done.recovery_codes {
+                        Some(codes) => codes_page(&v, &codes, &to),
+                        None => Redirect::to(&to).into_response(),
+                    };
+                    Ok(with_cookies(res, &set))
+                }
+                Err(SecondFactorError::WrongCode { discarded: false }) => {
+                    let prompt = v
+                        .broker()
+                        .second_factor_prompt(&token)
+                        .await?
+                        .unwrap_or(SecondFactorPrompt::Code);
+                    let next = next.unwrap_or_default();
+                    let view = CodeView::ask(&next, prompt, false).refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                    Ok(render(&v, &ctx, &headers, view))
+                }
+                // Too many wrong codes, or the state expired or was used: sign in again.
+                Err(SecondFactorError::WrongCode { discarded: true } | SecondFactorError::Expired) => {
+                    Ok(start_over(&v))
+                }
+                Err(SecondFactorError::Throttled { retry_after_secs }) => {
+                    let next = next.unwrap_or_default();
+                    let message = crate::error::throttled_message(retry_after_secs);
+                    let view = CodeView::ask(&next, SecondFactorPrompt::Code, false)
+                        .refused(&message, StatusCode::TOO_MANY_REQUESTS);
+                    let mut res = render(&v, &ctx, &headers, view);
+                    res.headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                    Ok(res)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Purpose::StepUp => {
+            let Some(session) = ctx.browser_session() else {
+                return Ok(start_over(&v));
+            };
+            match v.broker().step_up(session, &code, &client).await {
+                Ok(renewed) => {
+                    let set = session_cookies(&v, &renewed, None);
+                    let to = crate::respond::landing(&v, next.as_deref());
+                    Ok(with_cookies(Redirect::to(&to).into_response(), &set))
+                }
+                Err(SecondFactorError::WrongCode { .. }) => {
+                    let next = next.unwrap_or_default();
+                    let view = CodeView::ask(&next, SecondFactorPrompt::Code, true)
+                        .refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                    Ok(render(&v, &ctx, &headers, view))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Purpose::None => Ok(start_over(&v)),
+    }
+}
+
+/// Back to the login page, dropping the half-signed-in cookie.
+fn start_over(v: &Vestibule) -> Response {
+    let c = &v.inner.cookies;
+    with_cookies(
+        Redirect::to(&v.login_path()).into_response(),
+        &[c.clear(c.second_factor)],
+    )
+}
+
+/// What the code page says: for which `next`, asking for a code or showing an enrolment, for a sign-in or a
+/// step-up, with which error and status.
+struct CodeView<'a> {
+    next: &'a str,
+    prompt: SecondFactorPrompt,
+    step_up: bool,
+    error: Option<&'a str>,
+    status: StatusCode,
+}
+
+impl<'a> CodeView<'a> {
+    /// The plain code page (`200`, no error).
+    fn ask(next: &'a str, prompt: SecondFactorPrompt, step_up: bool) -> Self {
+        CodeView {
+            next,
+            prompt,
+            step_up,
+            error: None,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// The same page again after a refusal.
+    fn refused(mut self, error: &'a str, status: StatusCode) -> Self {
+        self.error = Some(error);
+        self.status = status;
+        self
+    }
+}
+
+fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<'_>) -> Response {
+    let (bound, set) = form_binding(v, headers, ctx);
+    let enrolment = match &view.prompt {
+        SecondFactorPrompt::Enrol(e) => Some(EnrolmentView::of(e)),
+        _ => None,
+    };
+    let html = pages::render(&SecondFactorPage {
+        mount: &v.inner.mount,
+        csrf_token: &v.broker().csrf_token(&bound),
+        next: view.next,
+        error: view.error,
+        enrolment,
+        step_up: view.step_up,
+    });
+    with_cookies((view.status, html_headers(), html).into_response(), &set)
+}
+
+fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
+    let html = pages::render(&RecoveryCodesPage {
+        mount: &v.inner.mount,
+        codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
+        continue_to,
+    });
+    (html_headers(), html).into_response()
+}
+
+fn enrol_page(
+    v: &Vestibule,
+    ctx: &AuthContext,
+    headers: &HeaderMap,
+    enrolment: Option<EnrolmentView>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let bound = binding(v, headers, ctx).unwrap_or_default();
+    let html = pages::render(&TotpEnrolPage {
+        mount: &v.inner.mount,
+        csrf_token: &v.broker().csrf_token(bound),
+        error,
+        enrolment,
+    });
+    (status, html_headers(), html).into_response()
+}
+
+/// `POST /account/totp`: a new authenticator to set up (fresh sign-in), shown with its QR code, key and URI.
+pub(crate) async fn begin_totp(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
+    headers: HeaderMap,
+    _: Checked<CsrfForm>,
+) -> Result<Response, AppError> {
+    let enrolment = v.broker().begin_totp(&session).await?;
+    Ok(enrol_page(
+        &v,
+        &ctx,
+        &headers,
+        Some(EnrolmentView::of(&enrolment)),
+        None,
+        StatusCode::OK,
+    ))
+}
+
+/// `POST /account/totp/confirm`: the authenticator's first code turns it on; the recovery codes are shown once,
+/// the other sessions end and this one goes on under a new id.
+pub(crate) async fn confirm_totp(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    SignedIn(session): SignedIn,
+    Client(client): Client,
+    headers: HeaderMap,
+    Checked(form): Checked<CodeForm>,
+) -> Result<Response, AppError> {
+    let code = form.code.unwrap_or_default();
+    match v.broker().confirm_totp(&session, &code, &client).await {
+        Ok(added) => {
+            let c = &v.inner.cookies;
+            let mut set = session_cookies(&v, &added.session, None);
+            // Every remember-me series ended with the change.
+            set.push(c.clear(c.remember));
+            let to = format!("{}/account?done=totp_added", v.inner.mount);
+            Ok(with_cookies(codes_page(&v, &added.recovery_codes, &to), &set))
+        }
+        Err(SecondFactorError::WrongCode { .. }) => {
+            let enrolment = v
+                .broker()
+                .totp_under_way(&session.account_id)
+                .await?
+                .map(|e| EnrolmentView::of(&e));
+            Ok(enrol_page(
+                &v,
+                &ctx,
+                &headers,
+                enrolment,
+                Some(WRONG_CODE),
+                StatusCode::UNAUTHORIZED,
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /account/totp/remove`: removes the authenticator and the recovery codes (fresh sign-in).
+pub(crate) async fn remove_totp(
+    State(v): State<Vestibule>,
+    SignedIn(session): SignedIn,
+    Client(client): Client,
+    _: Checked<CsrfForm>,
+) -> Result<Response, AppError> {
+    v.broker().remove_totp(&session, &client).await?;
+    let c = &v.inner.cookies;
+    Ok(with_cookies(Done::TotpRemoved.redirect(&v), &[c.clear(c.remember)]))
+}
+
+/// `POST /account/recovery-codes`: a new set, shown once; the old set stops working (fresh sign-in).
+pub(crate) async fn regenerate_codes(
+    State(v): State<Vestibule>,
+    SignedIn(session): SignedIn,
+    Client(client): Client,
+    _: Checked<CsrfForm>,
+) -> Result<Response, AppError> {
+    let codes = v.broker().regenerate_recovery_codes(&session, &client).await?;
+    let c = &v.inner.cookies;
+    let to = format!("{}/account", v.inner.mount);
+    Ok(with_cookies(codes_page(&v, &codes, &to), &[c.clear(c.remember)]))
+}

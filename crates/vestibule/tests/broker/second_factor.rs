@@ -1,0 +1,539 @@
+//! The second factor at the broker: enrolment, the half-signed-in state, replay, recovery codes, failures,
+//! policy, a trusted provider's MFA, and sealing at rest.
+
+use std::sync::Arc;
+
+use vestibule::core::storage::AuditKind;
+use vestibule::{
+    Assurance, AuthMethod, Broker, Credentials, LoginOutcome, SecondFactorError, SecondFactorPolicy,
+    SecondFactorPrompt, SecondFactorSettings, SessionSettings, SourcePolicy,
+};
+use vestibule_core::{Clock, ExposeSecret, ExternalIdentity, FixedClock, SourceId, Subject, Timestamp};
+use vestibule_store::Store;
+use vestibule_tests::fakes::{PasswordFake, RedirectFake};
+use vestibule_tests::server::TempDir;
+
+use super::{begin_with_code_for, client, params};
+
+const T0: Timestamp = Timestamp(1_800_000_000);
+
+pub(super) struct Tf {
+    pub(super) broker: Arc<Broker>,
+    pub(super) store: Store,
+    pub(super) clock: Arc<FixedClock>,
+    pub(super) dir: TempDir,
+}
+
+/// "ann" (password "right password", groups `staff`) and "root" (groups `admins`) at the password source `dir`;
+/// one person at the redirect source `idp` whose provider says `amr: ["pwd", "mfa"]`, trusted or not.
+async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
+    let dir = TempDir::new("vestibule-2fa");
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let clock = Arc::new(FixedClock::new(T0));
+    let src = SourceId::new("dir").unwrap();
+    let password = PasswordFake::new("dir")
+        .user(
+            "ann",
+            "right password",
+            ExternalIdentity::new(src.clone(), Subject::new("ann-uuid").unwrap())
+                .with_login("ann")
+                .with_groups(vec!["staff".into()]),
+        )
+        .user(
+            "root",
+            "right password",
+            ExternalIdentity::new(src, Subject::new("root-uuid").unwrap())
+                .with_login("root")
+                .with_groups(vec!["admins".into()]),
+        );
+    let idp = RedirectFake::new(
+        "idp",
+        ExternalIdentity::new(SourceId::new("idp").unwrap(), Subject::new("idp-sub-1").unwrap())
+            .with_amr(vec!["pwd".into(), "mfa".into()]),
+    );
+    let broker = Broker::builder(store.clone(), "https://id.example.com")
+        .source(Arc::new(password))
+        .source_with_policy(
+            Arc::new(idp),
+            SourcePolicy {
+                trust_upstream_mfa: trust_idp,
+                ..Default::default()
+            },
+        )
+        .clock(clock.clone())
+        .settings(SessionSettings {
+            idle_timeout_secs: 3000,
+            absolute_timeout_secs: 7200,
+            ..Default::default()
+        })
+        .second_factor(settings)
+        .build()
+        .await
+        .unwrap();
+    Tf {
+        broker: Arc::new(broker),
+        store,
+        clock,
+        dir,
+    }
+}
+
+async fn primary(t: &Tf, login: &str) -> LoginOutcome {
+    t.broker
+        .login_password(
+            &SourceId::new("dir").unwrap(),
+            login,
+            &"right password".into(),
+            &client(),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+/// Enrols a TOTP authenticator for `login` from the account page; returns its base32 key.
+async fn enrol(t: &Tf, login: &str) -> String {
+    let s = primary(t, login).await.session().expect("no factor yet: a session");
+    let active = t.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let enrolment = t.broker.begin_totp(&active).await.unwrap();
+    let key = enrolment.secret_base32.expose_secret().to_owned();
+    assert!(enrolment.uri.expose_secret().contains(&format!("secret={key}")));
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    t.broker.confirm_totp(&active, &code, &client()).await.unwrap();
+    key
+}
+
+async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
+    match primary(t, login).await {
+        LoginOutcome::SecondFactorRequired(challenge) => t
+            .broker
+            .hold_for_second_factor(challenge, Some("/after".into()), false)
+            .await
+            .unwrap(),
+        other => panic!("expected the second step, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn enrolment_needs_a_confirming_code_and_ends_other_sessions() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let first = primary(&t, "ann").await.session().unwrap();
+    let second = primary(&t, "ann").await.session().unwrap();
+    let active = t.broker.session(second.token.expose()).await.unwrap().unwrap();
+    assert_eq!(active.assurance, Assurance::Single);
+    assert_eq!(active.methods, [AuthMethod::Password]);
+    let enrolment = t.broker.begin_totp(&active).await.unwrap();
+    assert_eq!(format!("{enrolment:?}"), "TotpEnrolment(..)");
+    let key = enrolment.secret_base32.expose_secret().to_owned();
+    // Not yet a factor: signing in still needs no code.
+    assert!(!t.broker.has_second_factor(&active.account_id).await.unwrap());
+    let wrong = t.broker.confirm_totp(&active, "000000", &client()).await;
+    assert!(matches!(wrong, Err(SecondFactorError::WrongCode { .. })), "{wrong:?}");
+    let code = vestibule_tests::totp::code(&key, T0.0);
+    let added = t.broker.confirm_totp(&active, &code, &client()).await.unwrap();
+    assert_eq!(added.recovery_codes.0.len(), 10);
+    assert!(t.broker.has_second_factor(&active.account_id).await.unwrap());
+    // Every session of the account ended; the person's own goes on under a new id, multi-factor.
+    assert!(t.broker.session(first.token.expose()).await.unwrap().is_none());
+    assert!(t.broker.session(second.token.expose()).await.unwrap().is_none());
+    let renewed = t.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+    assert_eq!(renewed.assurance, Assurance::Multi);
+    assert_eq!(renewed.methods, [AuthMethod::Password, AuthMethod::Otp]);
+    assert!(t.broker.is_fresh_multi_factor(&renewed));
+    // Not fresh: no enrolment.
+    t.clock.advance(700);
+    let stale = t.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+    assert!(matches!(
+        t.broker.begin_totp(&stale).await,
+        Err(SecondFactorError::NotFresh)
+    ));
+    assert!(!t.broker.is_fresh_multi_factor(&stale));
+    let events: Vec<AuditKind> = t
+        .store
+        .recent_audit(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| AuditKind::parse(&r.event))
+        .collect();
+    assert!(events.contains(&AuditKind::SecondFactorAdded), "{events:?}");
+    assert!(events.contains(&AuditKind::SecondFactorFailed), "{events:?}");
+}
+
+#[tokio::test]
+async fn the_half_signed_in_state_grants_nothing_and_a_code_makes_a_session() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let key = enrol(&t, "ann").await;
+    t.clock.advance(60);
+    let token = half(&t, "ann").await;
+    // Not a session, however it is presented.
+    assert!(t.broker.session(token.expose()).await.unwrap().is_none());
+    let auth = t
+        .broker
+        .authenticate(&Credentials {
+            session: Some(token.expose()),
+            remember: Some(token.expose()),
+            ..Default::default()
+        })
+        .await;
+    assert!(auth.principal.is_none());
+    assert!(matches!(
+        t.broker.second_factor_prompt(token.expose()).await.unwrap(),
+        Some(SecondFactorPrompt::Code)
+    ));
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    let done = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await
+        .unwrap();
+    assert_eq!(done.next_path.as_deref(), Some("/after"));
+    assert!(done.recovery_codes.is_none() && done.remember.is_none());
+    let s = t.broker.session(done.session.token.expose()).await.unwrap().unwrap();
+    assert_eq!(s.methods, [AuthMethod::Password, AuthMethod::Otp]);
+    assert_eq!(s.assurance, Assurance::Multi);
+    assert_eq!(s.second_factor_at, t.clock.now());
+    // Single use: the state is gone.
+    let again = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await;
+    assert!(matches!(again, Err(SecondFactorError::Expired)), "{again:?}");
+    assert!(t.broker.second_factor_prompt(token.expose()).await.unwrap().is_none());
+
+    // The same code in its step, for a new sign-in: replay, refused.
+    let token = half(&t, "ann").await;
+    let replay = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await;
+    assert!(
+        matches!(replay, Err(SecondFactorError::WrongCode { discarded: false })),
+        "{replay:?}"
+    );
+    // The next step's code works.
+    t.clock.advance(30);
+    let next = vestibule_tests::totp::code(&key, t.clock.now().0);
+    assert!(t
+        .broker
+        .finish_second_factor(token.expose(), &next, &client(), None)
+        .await
+        .is_ok());
+
+    // The state expires.
+    let token = half(&t, "ann").await;
+    t.clock.advance(301);
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    let late = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await;
+    assert!(matches!(late, Err(SecondFactorError::Expired)), "{late:?}");
+}
+
+#[tokio::test]
+async fn recovery_codes_work_once_and_regenerating_revokes_them() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let s = primary(&t, "ann").await.session().unwrap();
+    let active = t.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let key = t
+        .broker
+        .begin_totp(&active)
+        .await
+        .unwrap()
+        .secret_base32
+        .expose_secret()
+        .to_owned();
+    let added = t
+        .broker
+        .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+        .await
+        .unwrap();
+    let codes: Vec<String> = added
+        .recovery_codes
+        .0
+        .iter()
+        .map(|c| c.expose_secret().to_owned())
+        .collect();
+    assert_eq!(format!("{:?}", added.recovery_codes), "RecoveryCodes(10 codes)");
+
+    let token = half(&t, "ann").await;
+    // Typed in upper case with spaces: still the code.
+    let typed = codes[0].to_uppercase().replace('-', " ");
+    let done = t
+        .broker
+        .finish_second_factor(token.expose(), &typed, &client(), None)
+        .await
+        .unwrap();
+    let s = t.broker.session(done.session.token.expose()).await.unwrap().unwrap();
+    assert_eq!(s.methods, [AuthMethod::Password, AuthMethod::RecoveryCode]);
+    assert_eq!(t.broker.recovery_codes_left(&s.account_id).await.unwrap(), 9);
+    // Used once: never again.
+    let token = half(&t, "ann").await;
+    let reused = t
+        .broker
+        .finish_second_factor(token.expose(), &codes[0], &client(), None)
+        .await;
+    assert!(matches!(reused, Err(SecondFactorError::WrongCode { .. })), "{reused:?}");
+
+    // Regenerating (fresh session) revokes the old set.
+    let fresh = t.broker.session(added.session.token.expose()).await.unwrap();
+    assert!(
+        fresh.is_none(),
+        "using a recovery code ended the account's other sessions"
+    );
+    let renewed = t.broker.regenerate_recovery_codes(&s, &client()).await.unwrap();
+    let token = half(&t, "ann").await;
+    let old = t
+        .broker
+        .finish_second_factor(token.expose(), &codes[1], &client(), None)
+        .await;
+    assert!(matches!(old, Err(SecondFactorError::WrongCode { .. })), "{old:?}");
+    let new = renewed.0[0].expose_secret().to_owned();
+    assert!(t
+        .broker
+        .finish_second_factor(token.expose(), &new, &client(), None)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn wrong_codes_discard_the_state_and_are_throttled_per_account() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let key = enrol(&t, "ann").await;
+    t.clock.advance(60);
+    let token = half(&t, "ann").await;
+    for i in 1..=5 {
+        let r = t
+            .broker
+            .finish_second_factor(token.expose(), "123456", &client(), None)
+            .await;
+        assert!(
+            matches!(r, Err(SecondFactorError::WrongCode { discarded }) if discarded == (i == 5)),
+            "attempt {i}: {r:?}"
+        );
+    }
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    let gone = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await;
+    assert!(matches!(gone, Err(SecondFactorError::Expired)), "{gone:?}");
+    // A new sign-in does not reset the account's count: past the limiter's free failures (5 from one address),
+    // the next code is held back before it is checked, right or wrong.
+    let token = half(&t, "ann").await;
+    let sixth = t
+        .broker
+        .finish_second_factor(token.expose(), "123456", &client(), None)
+        .await;
+    assert!(
+        matches!(sixth, Err(SecondFactorError::WrongCode { discarded: false })),
+        "{sixth:?}"
+    );
+    let held = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await;
+    assert!(matches!(held, Err(SecondFactorError::Throttled { .. })), "{held:?}");
+    // Once the delay has passed, the right code works.
+    t.clock.advance(30);
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    assert!(t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn policy_sends_members_of_required_groups_to_enrolment() {
+    let t = tf(
+        SecondFactorSettings {
+            policy: SecondFactorPolicy::RequiredForGroups,
+            groups: vec!["admins".into()],
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    // Not in the group: signed in as before.
+    assert!(primary(&t, "ann").await.session().is_some());
+    let LoginOutcome::SecondFactorRequired(challenge) = primary(&t, "root").await else {
+        panic!("an admin without a factor must enrol");
+    };
+    assert!(challenge.enrol());
+    let token = t.broker.hold_for_second_factor(challenge, None, true).await.unwrap();
+    let Some(SecondFactorPrompt::Enrol(e)) = t.broker.second_factor_prompt(token.expose()).await.unwrap() else {
+        panic!("enrolment page");
+    };
+    let key = e.secret_base32.expose_secret().to_owned();
+    // Reloading the page shows the same key (the app already scanned it).
+    let Some(SecondFactorPrompt::Enrol(again)) = t.broker.second_factor_prompt(token.expose()).await.unwrap() else {
+        panic!("enrolment page");
+    };
+    assert_eq!(again.secret_base32.expose_secret(), key);
+    let done = t
+        .broker
+        .finish_second_factor(
+            token.expose(),
+            &vestibule_tests::totp::code(&key, T0.0),
+            &client(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.recovery_codes.map(|c| c.0.len()), Some(10));
+    assert!(done.remember.is_some(), "remember me asked for at the primary proof");
+    let s = t.broker.session(done.session.token.expose()).await.unwrap().unwrap();
+    assert_eq!(s.assurance, Assurance::Multi);
+    // From now on, a code.
+    t.clock.advance(30);
+    let token = half(&t, "root").await;
+    assert!(matches!(
+        t.broker.second_factor_prompt(token.expose()).await.unwrap(),
+        Some(SecondFactorPrompt::Code)
+    ));
+}
+
+#[tokio::test]
+async fn a_providers_mfa_counts_only_where_trusted() {
+    let required = SecondFactorSettings {
+        policy: SecondFactorPolicy::Required,
+        ..Default::default()
+    };
+    for trusted in [true, false] {
+        let t = tf(required.clone(), trusted).await;
+        let idp = SourceId::new("idp").unwrap();
+        let (state, code, browser) = begin_with_code_for(&t.broker, &t.store).await;
+        let done = t
+            .broker
+            .finish_redirect(
+                &idp,
+                &params(Some(&state), Some(&code)),
+                Some(browser.expose()),
+                &client(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        match done.outcome {
+            LoginOutcome::SignedIn(s) if trusted => {
+                let s = t.broker.session(s.token.expose()).await.unwrap().unwrap();
+                assert_eq!(s.methods, [AuthMethod::Federated, AuthMethod::UpstreamMfa]);
+                assert_eq!(s.assurance, Assurance::Multi);
+            }
+            LoginOutcome::SecondFactorRequired(c) if !trusted => assert!(c.enrol()),
+            other => panic!("trusted={trusted}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn secrets_are_sealed_at_rest() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let key = enrol(&t, "ann").await;
+    t.store.close().await;
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&t.dir.0).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let haystack = String::from_utf8_lossy(&bytes);
+    assert!(!haystack.contains(&key), "the base32 key is in the database files");
+    assert!(!haystack.contains(&key.to_lowercase()));
+    let raw = totp_bytes(&key);
+    assert!(
+        !bytes.windows(raw.len()).any(|w| w == raw),
+        "the raw key is in the database files"
+    );
+}
+
+fn totp_bytes(base32: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buffer, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in base32.bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn step_up_and_removal_and_reset() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let key = enrol(&t, "ann").await;
+    t.clock.advance(30);
+    let token = half(&t, "ann").await;
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    let done = t
+        .broker
+        .finish_second_factor(token.expose(), &code, &client(), None)
+        .await
+        .unwrap();
+    let s = t.broker.session(done.session.token.expose()).await.unwrap().unwrap();
+    t.clock.advance(1200);
+    let s_later = t.broker.session(done.session.token.expose()).await.unwrap().unwrap();
+    assert!(!t.broker.is_fresh_multi_factor(&s_later));
+    let code = vestibule_tests::totp::code(&key, t.clock.now().0);
+    let stepped = t.broker.step_up(&s_later, &code, &client()).await.unwrap();
+    assert!(
+        t.broker.session(done.session.token.expose()).await.unwrap().is_none(),
+        "old id ended"
+    );
+    let s2 = t.broker.session(stepped.token.expose()).await.unwrap().unwrap();
+    assert!(t.broker.is_fresh_multi_factor(&s2));
+    drop(s);
+    // Removing needs a fresh sign-in; this one proved its password long ago.
+    assert!(matches!(
+        t.broker.remove_totp(&s2, &client()).await,
+        Err(SecondFactorError::NotFresh)
+    ));
+    // The operator's reset removes every factor and ends the sessions.
+    assert!(t.broker.reset_second_factors(&s2.account_id, "cli").await.unwrap());
+    assert!(!t.broker.has_second_factor(&s2.account_id).await.unwrap());
+    assert!(t.broker.session(stepped.token.expose()).await.unwrap().is_none());
+    assert!(primary(&t, "ann").await.session().is_some(), "no code asked any more");
+}
+
+#[tokio::test]
+async fn single_factor_sessions_and_series_end_when_policy_requires_a_factor() {
+    // Before the policy: root has a password session and a remember-me series.
+    let before = tf(SecondFactorSettings::default(), false).await;
+    let s = primary(&before, "root").await.session().unwrap();
+    let series = before.broker.remember(&s).await.unwrap();
+    let account = s.account_id.clone();
+    assert!(before.broker.session(s.token.expose()).await.unwrap().is_some());
+    // The same database under a broker that requires a factor of admins.
+    let required = Broker::builder(before.store.clone(), "https://id.example.com")
+        .source(Arc::new(PasswordFake::new("dir")))
+        .clock(before.clock.clone())
+        .second_factor(SecondFactorSettings {
+            policy: SecondFactorPolicy::RequiredForGroups,
+            groups: vec!["admins".into()],
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    assert!(required.session(s.token.expose()).await.unwrap().is_none());
+    assert!(
+        before.store.sessions_of(&account).await.unwrap().is_empty(),
+        "ended, not just refused"
+    );
+    let restored = required.restore(series.expose_secret(), &client()).await.unwrap();
+    assert!(matches!(restored, vestibule::Restored::Invalid), "{restored:?}");
+    // Under the old broker too, the series is gone.
+    let gone = before.broker.restore(series.expose_secret(), &client()).await.unwrap();
+    assert!(matches!(gone, vestibule::Restored::Invalid), "{gone:?}");
+    // Not an admin: nothing changes for ann.
+    let ann = primary(&before, "ann").await.session().unwrap();
+    assert!(required.session(ann.token.expose()).await.unwrap().is_some());
+}
