@@ -304,6 +304,13 @@ impl Broker {
             return Err(SecondFactorError::Expired);
         };
         let account = pending.account_id.clone();
+        // Each attempt is counted before its code is looked at (one `UPDATE … RETURNING`), so that codes sent at
+        // once with one state cannot outnumber its allowance; past it the state is discarded unchecked.
+        let attempts = self.store.fail_pending_second_factor(&pending.token_hash).await?;
+        let Some(attempts) = attempts.filter(|n| *n <= self.second_factor.max_failures) else {
+            self.store.take_pending_second_factor(&pending.token_hash).await?;
+            return Err(SecondFactorError::WrongCode { discarded: true });
+        };
         let enrolling = pending.enrol && !self.has_second_factor(&account).await?;
         let proven = if enrolling {
             self.confirm_code(&account, code, client, &pending.source)
@@ -313,8 +320,7 @@ impl Broker {
             self.check_code(&account, code, client, &pending.source).await?
         };
         let Some(method) = proven else {
-            let failures = self.store.fail_pending_second_factor(&pending.token_hash).await?;
-            let discarded = failures.is_none_or(|n| n >= self.second_factor.max_failures);
+            let discarded = attempts >= self.second_factor.max_failures;
             if discarded {
                 self.store.take_pending_second_factor(&pending.token_hash).await?;
             }
@@ -389,7 +395,7 @@ impl Broker {
         source: &SourceId,
     ) -> Result<Option<AuthMethod>, SecondFactorError> {
         let key = code_key(account);
-        let attempt = self.code_attempt(&key, client, source).await?;
+        let (attempt, _turn) = self.code_attempt(&key, client, source).await?;
         let now = self.now();
         let proven = if let Some(totp) = normalize_totp(code) {
             match self.store.get_totp(account).await? {
@@ -426,17 +432,20 @@ impl Broker {
         Ok(proven)
     }
 
-    /// The attempt a code check is, refused before any code is looked at when the limiter holds it back.
+    /// The attempt a code check is, refused before any code is looked at when the limiter holds it back. The guard
+    /// is this node's turn for the account's codes (see `Limiter::one_at_a_time`): hold it until the outcome is
+    /// recorded.
     async fn code_attempt<'a>(
         &self,
         key: &'a str,
         client: &ClientInfo,
         source: &SourceId,
-    ) -> Result<crate::Attempt<'a>, SecondFactorError> {
+    ) -> Result<(crate::Attempt<'a>, tokio::sync::OwnedMutexGuard<()>), SecondFactorError> {
         let attempt = crate::Attempt {
             account: key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
+        let turn = self.limiter.one_at_a_time(key).await;
         self.throttle_check(&attempt, source, client)
             .await
             .map_err(|held| match held {
@@ -445,7 +454,7 @@ impl Broker {
                 },
                 crate::throttle::Held::Store(e) => e.into(),
             })?;
-        Ok(attempt)
+        Ok((attempt, turn))
     }
 
     /// Checks the first code of an authenticator being enrolled (unconfirmed); confirms it when right. Throttled
@@ -458,7 +467,7 @@ impl Broker {
         source: &SourceId,
     ) -> Result<bool, SecondFactorError> {
         let key = code_key(account);
-        let attempt = self.code_attempt(&key, client, source).await?;
+        let (attempt, _turn) = self.code_attempt(&key, client, source).await?;
         let Some(factor) = self.store.get_totp(account).await?.filter(|f| f.confirmed_at.is_none()) else {
             return Err(SecondFactorError::NoFactor);
         };

@@ -301,6 +301,8 @@ pub struct Limiter {
     shared: Option<Arc<dyn BrokerStore>>,
     /// Refusals audited in the last minute, by (address, name hash): see [`Limiter::worth_auditing`].
     audited: Cache<(Option<IpAddr>, [u8; 32]), ()>,
+    /// One credential check at a time per name on this node: see [`Limiter::one_at_a_time`].
+    turns: Cache<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Limiter {
@@ -336,7 +338,23 @@ impl Limiter {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            turns: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    /// Waits for this node's turn to check a credential of `name`, and holds it while the guard lives. For
+    /// credentials that someone already past the first proof could guess many at once (second-factor codes):
+    /// [`Limiter::check`] only reads the counters and a failure is counted after the check, so codes sent in
+    /// parallel would all pass the check before the first failure is counted. In turn, each check sees the failures
+    /// before it; across N nodes at most N run at once.
+    pub(crate) async fn one_at_a_time(&self, name: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turns
+            .get_with(name_hash(name), || Arc::new(tokio::sync::Mutex::new(())))
+            .lock_owned()
+            .await
     }
 
     /// Whether a refusal of `name` from `ip` is the first on this node in a minute: only those are written to the

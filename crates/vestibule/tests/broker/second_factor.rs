@@ -348,6 +348,39 @@ async fn wrong_codes_discard_the_state_and_are_throttled_per_account() {
         .is_ok());
 }
 
+/// Someone who knows the password sends many codes at once with one half-signed-in state: each attempt is counted
+/// before its code is looked at, and the account's codes are checked in turn, so no more codes are checked than the
+/// allowances permit (without both, all thirty were checked: every one passed the limiter's look before the first
+/// failure was counted).
+#[tokio::test]
+async fn codes_sent_at_once_cannot_outnumber_the_allowance() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    enrol(&t, "ann").await;
+    t.clock.advance(60);
+    let token = half(&t, "ann").await;
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let (broker, token) = (t.broker.clone(), token.expose().to_owned());
+        tasks.push(tokio::spawn(async move {
+            broker
+                .finish_second_factor(&token, &format!("{:06}", 100_000 + i), &client(), None)
+                .await
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().is_err());
+    }
+    let checked = t
+        .store
+        .recent_audit(200)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event == "second_factor_failed")
+        .count();
+    assert!((1..=5).contains(&checked), "{checked} codes were checked");
+}
+
 #[tokio::test]
 async fn policy_sends_members_of_required_groups_to_enrolment() {
     let t = tf(
