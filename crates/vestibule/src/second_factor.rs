@@ -243,8 +243,18 @@ impl Broker {
             return Ok(Some(SecondFactorPrompt::Code));
         }
         let account = &pending.account_id;
-        if let Some(under_way) = self.totp_under_way(account).await? {
-            return Ok(Some(SecondFactorPrompt::Enrol(under_way)));
+        // Shown again only when this state's own life started it: an unconfirmed secret left by an earlier sign-in
+        // (perhaps someone else's, who knew the password) must not be the one this person enrols.
+        let started = pending.expires_at.plus_secs(-self.second_factor.pending_timeout_secs);
+        let ours = self
+            .store
+            .get_totp(account)
+            .await?
+            .is_some_and(|f| f.confirmed_at.is_none() && f.created_at >= started);
+        if ours {
+            if let Some(under_way) = self.totp_under_way(account).await? {
+                return Ok(Some(SecondFactorPrompt::Enrol(under_way)));
+            }
         }
         let secret = self.store_new_totp(account).await?;
         Ok(Some(SecondFactorPrompt::Enrol(

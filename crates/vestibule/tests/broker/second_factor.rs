@@ -431,6 +431,59 @@ async fn policy_sends_members_of_required_groups_to_enrolment() {
     ));
 }
 
+/// Someone who knows the password of an account that must enrol opens the enrolment page and leaves, keeping the
+/// secret it showed. When the owner signs in later, a new secret is made for them: the one left behind is not
+/// shown again (it was, before: the owner would have enrolled the other person's authenticator).
+#[tokio::test]
+async fn a_secret_left_by_an_earlier_sign_in_is_not_the_one_enrolled() {
+    let t = tf(
+        SecondFactorSettings {
+            policy: SecondFactorPolicy::Required,
+            ..Default::default()
+        },
+        false,
+    )
+    .await;
+    let enrolment_key = |t: &Tf| {
+        let broker = t.broker.clone();
+        async move {
+            let LoginOutcome::SecondFactorRequired(challenge) = broker
+                .login_password(
+                    &SourceId::new("dir").unwrap(),
+                    "ann",
+                    &"right password".into(),
+                    &client(),
+                    None,
+                )
+                .await
+                .unwrap()
+            else {
+                panic!("must enrol");
+            };
+            let token = broker.hold_for_second_factor(challenge, None, false).await.unwrap();
+            let Some(SecondFactorPrompt::Enrol(e)) = broker.second_factor_prompt(token.expose()).await.unwrap() else {
+                panic!("enrolment page");
+            };
+            (token, e.secret_base32.expose_secret().to_owned())
+        }
+    };
+    let (_, planted) = enrolment_key(&t).await;
+    t.clock.advance(3600);
+    let (token, key) = enrolment_key(&t).await;
+    assert_ne!(key, planted, "the owner gets a secret of their own");
+    // The planted secret's codes do not confirm the owner's enrolment.
+    let r = t
+        .broker
+        .finish_second_factor(
+            token.expose(),
+            &vestibule_tests::totp::code(&planted, t.clock.now().0),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(r.is_err(), "{r:?}");
+}
+
 #[tokio::test]
 async fn a_providers_mfa_counts_only_where_trusted() {
     let required = SecondFactorSettings {
