@@ -668,7 +668,20 @@ impl Broker {
         let Some(method) = self.check_code(account, code, client, &session.source).await? else {
             return Err(SecondFactorError::WrongCode { discarded: false });
         };
+        if method == AuthMethod::RecoveryCode {
+            // As at sign-in: someone who needs a recovery code may have lost a device to someone else.
+            self.end_grants_of(account, None).await?;
+        }
         let renewed = self.renew_with_factor(session, method, client).await?;
+        let detail = format!("step-up: {}", method.as_str());
+        self.audit(&AuditEvent {
+            account_id: Some(account.as_str()),
+            source: Some(session.source.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some(&detail),
+            ..AuditEvent::of(AuditKind::LoginSuccess)
+        })
+        .await;
         // The old id ends: the session goes on only under the new one.
         self.end_session_by_key(&session.key).await?;
         Ok(renewed)

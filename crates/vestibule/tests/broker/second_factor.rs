@@ -589,6 +589,51 @@ async fn step_up_and_removal_and_reset() {
     assert!(primary(&t, "ann").await.session().is_some(), "no code asked any more");
 }
 
+/// A step-up with a recovery code ends the account's other sessions, as the same code at sign-in does, and every
+/// successful step-up is audited.
+#[tokio::test]
+async fn a_recovery_code_at_step_up_ends_other_sessions_and_is_audited() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let s = primary(&t, "ann").await.session().unwrap();
+    let active = t.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let key = t
+        .broker
+        .begin_totp(&active)
+        .await
+        .unwrap()
+        .secret_base32
+        .expose_secret()
+        .to_owned();
+    let added = t
+        .broker
+        .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+        .await
+        .unwrap();
+    let code = added.recovery_codes.0[0].expose_secret().to_owned();
+    t.clock.advance(60);
+    let other = t
+        .broker
+        .finish_second_factor(
+            half(&t, "ann").await.expose(),
+            &vestibule_tests::totp::code(&key, t.clock.now().0),
+            &client(),
+            None,
+        )
+        .await
+        .unwrap();
+    let mine = t.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+    let stepped = t.broker.step_up(&mine, &code, &client()).await.unwrap();
+    assert!(t.broker.session(stepped.token.expose()).await.unwrap().is_some());
+    assert!(
+        t.broker.session(other.session.token.expose()).await.unwrap().is_none(),
+        "the other session ended"
+    );
+    let audit = t.store.recent_audit(50).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|r| r.event == "login_success" && r.detail.as_deref() == Some("step-up: recovery")));
+}
+
 #[tokio::test]
 async fn single_factor_sessions_and_series_end_when_policy_requires_a_factor() {
     // Before the policy: root has a password session and a remember-me series.
