@@ -35,6 +35,7 @@ mod layer;
 mod linking;
 mod next;
 mod pages;
+mod reset;
 mod respond;
 mod routes;
 mod self_service;

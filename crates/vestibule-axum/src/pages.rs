@@ -21,6 +21,8 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) error: Option<&'a str>,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    /// Whether to offer "Forgot your password?" (a mailer and a local password source).
+    pub(crate) reset: bool,
 }
 
 pub(crate) struct IdentityRow {
@@ -111,6 +113,25 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
 pub(crate) struct LogoutPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
+}
+
+/// `GET /reset` and the same page after `POST /reset`, whatever was typed.
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub(crate) struct ResetPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) sent: bool,
+}
+
+/// `GET /reset/{token}`: the new password form.
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub(crate) struct ResetPasswordPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) error: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -43,6 +43,15 @@ pub fn router(v: Vestibule) -> Router {
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
         .route("/link/cancel", post(crate::linking::link_cancel))
+        .route(
+            "/reset",
+            get(crate::reset::request_page).post(crate::reset::request_submit),
+        )
+        .route(
+            "/reset/{token}",
+            get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
+        )
+        .route("/email/verify/{token}", get(crate::reset::verify_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
         .route("/static/vestibule.css", get(stylesheet))
@@ -111,6 +120,7 @@ fn render_login(
         error,
         password_sources,
         redirect_sources,
+        reset: v.broker().reset_available(),
     });
     with_cookies((status, html_headers(), html).into_response(), &set)
 }

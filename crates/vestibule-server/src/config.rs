@@ -11,6 +11,7 @@ use vestibule::{SessionSettings, SourcePolicy, ThrottleSettings};
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
+use vestibule_mail::MailConfig;
 use vestibule_oidc::{GithubConfig, GoogleConfig, OidcConfig};
 use vestibule_store::StoreOptions;
 
@@ -21,6 +22,7 @@ pub struct FileConfig {
     pub database: DatabaseConfig,
     pub session: SessionSettings,
     pub throttle: ThrottleSettings,
+    pub email: MailConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -38,6 +40,8 @@ struct RawFile {
     session: SessionSettings,
     #[serde(default)]
     throttle: ThrottleSettings,
+    #[serde(default)]
+    email: MailConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -264,6 +268,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         database: raw.database,
         session: raw.session,
         throttle: raw.throttle,
+        email: raw.email,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -542,7 +547,11 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     if s.idle_timeout_secs <= 0 || s.absolute_timeout_secs <= 0 || s.redirect_timeout_secs <= 0 {
         return Err((None, ConfigIssue::new("session", "timeouts must be positive")));
     }
-    validate_throttle(&config.throttle).map_err(|issue| (None, issue))
+    validate_throttle(&config.throttle).map_err(|issue| (None, issue))?;
+    config
+        .email
+        .check()
+        .map_err(|issue| (None, ConfigIssue::new(format!("email.{}", issue.key), issue.message)))
 }
 
 /// `[throttle]`: every layer stays on; a value may tighten or loosen it within bounds, never switch it off.

@@ -336,6 +336,28 @@ impl PasswordFlow for NamedSource {
 
 /// The broker over the configured database, for the operator commands.
 pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
+    operator_broker_with(cfg, None).await
+}
+
+/// The operator broker with the configured mailer, for commands that mail (a confirmation, a notice). Drain the
+/// queue before exiting: [`mail_and_close`].
+pub(crate) async fn operator_broker_mailing(
+    cfg: &config::FileConfig,
+) -> Result<(Broker, Arc<vestibule_mail::MailQueue>), String> {
+    let mailer = serve::start_mailer(cfg)?;
+    Ok((operator_broker_with(cfg, Some(mailer.clone())).await?, mailer))
+}
+
+/// Lets the queued messages go out (at most 30 s), then closes the broker's store.
+pub(crate) async fn mail_and_close(broker: Broker, mailer: &vestibule_mail::MailQueue) {
+    mailer.drain(std::time::Duration::from_secs(30)).await;
+    broker.close().await;
+}
+
+async fn operator_broker_with(
+    cfg: &config::FileConfig,
+    mailer: Option<Arc<vestibule_mail::MailQueue>>,
+) -> Result<Broker, String> {
     let store = serve::open_store(cfg).await?;
     // Never used for a redirect here; the configured public URL keeps the broker what `serve` would build.
     let base = cfg
@@ -343,7 +365,12 @@ pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, 
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
-    let mut builder = Broker::builder(store, base).settings(cfg.session);
+    let mut builder = Broker::builder(store, base)
+        .settings(cfg.session)
+        .mail_settings(cfg.email.link_settings());
+    if let Some(mailer) = mailer {
+        builder = builder.mailer(mailer);
+    }
     for entry in &cfg.sources {
         builder = builder.source(Arc::new(NamedSource(entry.config.id().clone())));
     }
@@ -379,7 +406,8 @@ async fn resolve(broker: &Broker, target: &str) -> Result<(AccountId, MatchedBy)
 /// one transaction and announces the sessions to running nodes (PostgreSQL NOTIFY); with SQLite a running server
 /// stops honouring them within `session.cache_ttl_secs`.
 async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
-    let broker = operator_broker(cfg).await?;
+    // Disabling mails a notice to the account's verified address.
+    let (broker, mailer) = operator_broker_mailing(cfg).await?;
     let result = async {
         let (id, matched_by) = resolve(&broker, target).await?;
         let ended = broker
@@ -395,7 +423,7 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
         Ok(())
     }
     .await;
-    broker.close().await;
+    mail_and_close(broker, &mailer).await;
     result
 }
 

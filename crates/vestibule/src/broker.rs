@@ -39,6 +39,9 @@ pub struct Broker {
     pub(crate) password_changer: Option<Arc<dyn PasswordChanger>>,
     /// Decides, before a credential is checked, whether the attempt may be made.
     pub(crate) limiter: crate::Limiter,
+    /// Takes reset links, confirmations and notices; `None`: nothing is mailed and reset is not offered.
+    pub(crate) mailer: Option<Arc<dyn crate::Mailer>>,
+    pub(crate) mail_settings: crate::MailSettings,
 }
 
 impl std::fmt::Debug for Broker {
@@ -92,6 +95,8 @@ pub struct BrokerBuilder {
     cache_capacity: u64,
     password_changer: Option<Arc<dyn PasswordChanger>>,
     throttle: crate::ThrottleSettings,
+    mailer: Option<Arc<dyn crate::Mailer>>,
+    mail_settings: crate::MailSettings,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -135,6 +140,16 @@ impl BrokerBuilder {
         self.throttle = settings;
         self
     }
+    /// What mails reset links, address confirmations and security notices (default: none, and no reset).
+    pub fn mailer(mut self, mailer: Arc<dyn crate::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+    /// How long mailed links work (default: [`crate::MailSettings::default`]).
+    pub fn mail_settings(mut self, settings: crate::MailSettings) -> Self {
+        self.mail_settings = settings;
+        self
+    }
     /// How many sessions the in-process cache holds (default 100 000).
     pub fn cache_capacity(mut self, n: u64) -> Self {
         self.cache_capacity = n;
@@ -174,6 +189,8 @@ impl BrokerBuilder {
             callback_base: self.base_url.trim_end_matches('/').to_owned(),
             password_changer: self.password_changer,
             limiter,
+            mailer: self.mailer,
+            mail_settings: self.mail_settings,
         })
     }
 }
@@ -204,6 +221,8 @@ impl Broker {
             cache_capacity: 100_000,
             password_changer: None,
             throttle: crate::ThrottleSettings::default(),
+            mailer: None,
+            mail_settings: crate::MailSettings::default(),
         }
     }
 
@@ -680,6 +699,7 @@ impl Broker {
         self.store.purge_pending_links(now).await?;
         self.store.purge_remember(now).await?;
         self.store.purge_tokens(now).await?;
+        self.store.purge_email_tokens(now).await?;
         if let Some(counters) = self.store.throttle_counters() {
             counters.purge_counters(now).await?;
         }

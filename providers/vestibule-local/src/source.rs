@@ -191,6 +191,44 @@ impl PasswordChanger for LocalSource {
             false => Err(PasswordChangeError::WrongCurrent),
         }
     }
+
+    async fn has_password(&self, account: &vestibule_core::AccountId) -> Result<bool, PasswordChangeError> {
+        let record = self.repo.find_password_of(account).await;
+        Ok(record.map_err(PasswordChangeError::Unavailable)?.is_some())
+    }
+
+    async fn reset_password(
+        &self,
+        account: &vestibule_core::AccountId,
+        new: &SecretString,
+    ) -> Result<(), PasswordChangeError> {
+        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
+        let record = self.repo.find_password_of(account).await.map_err(unavailable)?;
+        let Some(record) = record else {
+            return Err(PasswordChangeError::NoPassword);
+        };
+        self.policy
+            .check(new.expose_secret())
+            .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
+        let hash = self
+            .hasher
+            .hash(new.clone())
+            .await
+            .map_err(|e| unavailable(Box::new(e)))?;
+        // The same transaction as a change (sessions and series end with it); a change that won a race since the
+        // record was read makes this one fail rather than silently overwrite it.
+        match self
+            .repo
+            .change_password_hash(account, &record.password_hash, &hash)
+            .await
+            .map_err(unavailable)?
+        {
+            true => Ok(()),
+            false => Err(PasswordChangeError::Unavailable(
+                "the password changed meanwhile".into(),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

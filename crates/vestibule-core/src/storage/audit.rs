@@ -50,11 +50,19 @@ pub enum AuditKind {
     Throttled,
     /// An operator lifted the throttling delays of a name. (`throttle_lifted`)
     ThrottleLifted,
+    /// A password reset was asked for an account (the request names one; requests naming none are not audited
+    /// per account). (`password_reset_requested`)
+    PasswordResetRequested,
+    /// A password was set from a reset link: every session, series and token of the account ended.
+    /// (`password_reset_completed`)
+    PasswordResetCompleted,
+    /// An account's own address was confirmed from a mailed link. (`email_verified`)
+    EmailVerified,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 21] = [
+    pub const ALL: [AuditKind; 24] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -76,6 +84,9 @@ impl AuditKind {
         AuditKind::TokenRevoked,
         AuditKind::Throttled,
         AuditKind::ThrottleLifted,
+        AuditKind::PasswordResetRequested,
+        AuditKind::PasswordResetCompleted,
+        AuditKind::EmailVerified,
     ];
 
     /// The name written to the `event` column.
@@ -102,6 +113,9 @@ impl AuditKind {
             AuditKind::TokenRevoked => "token_revoked",
             AuditKind::Throttled => "throttled",
             AuditKind::ThrottleLifted => "throttle_lifted",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordResetCompleted => "password_reset_completed",
+            AuditKind::EmailVerified => "email_verified",
         }
     }
 
