@@ -13,9 +13,15 @@ use vestibule_tests::smtp::{link_in, wait_for_eml, SinkOptions, SmtpSink};
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new password";
+/// The public URL configured where a test sets one: the server binds a free port, and links must name this URL
+/// (never the `Host` a request came with).
+const PUBLIC: &str = "http://id.example.test";
 
+/// The path of a link under `base`, to follow it on the test's own server address.
 fn path_of(link: &str, base: &str) -> String {
-    link.strip_prefix(base).unwrap().to_owned()
+    link.strip_prefix(base)
+        .unwrap_or_else(|| panic!("{link} is not under {base}"))
+        .to_owned()
 }
 
 /// `user add NAME --email E` (not verified: a confirmation link is mailed).
@@ -39,9 +45,9 @@ async fn ask_reset(server: &Server, login: &str, extra_headers: &[(&str, &str)])
 }
 
 /// Follows a reset link: the form, then the new password. Returns the final page.
-async fn finish_reset(server: &Server, link: &str, password: &str) -> vestibule_tests::browser::Page {
+async fn finish_reset(server: &Server, public: &str, link: &str, password: &str) -> vestibule_tests::browser::Page {
     let mut b = Browser::new(&server.base);
-    let path = path_of(link, &server.base);
+    let path = path_of(link, public);
     let form = b.get(&path).await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert_eq!(form.header("referrer-policy"), Some("no-referrer"));
@@ -60,28 +66,27 @@ async fn confirm_then_reset_over_smtp_ends_every_session() {
     let sink = SmtpSink::start(SinkOptions::default());
     let dir = TempDir::new("vestibule-mail");
     let config = format!(
-        "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[email]\nfrom = \"Vestibule <id@example.org>\"\n\
-         smtp_url = \"smtp://127.0.0.1:{}?tls=none\"\n",
+        "[server]\npublic_url = \"{PUBLIC}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n\
+         [email]\nfrom = \"Vestibule <id@example.org>\"\nsmtp_url = \"smtp://127.0.0.1:{}?tls=none\"\n",
         sink.port
     );
     let server = Server::start(Path::new(BIN), &dir.0, &config);
     add_unverified(&server, "alice", "alice@example.org");
 
-    // Before the address is confirmed, a reset mails nothing to it.
-    let page = ask_reset(&server, "alice", &[]).await;
-    assert_eq!(page.status, 200, "{}", page.body);
+    // (That an unconfirmed address gets no reset link is the broker test `a_confirmation_link_verifies_the_address_once`:
+    // here the lookup runs after the answer, so a race with the confirmation below could not be ruled out.)
     let confirm = sink.wait_for(|m| m.contains("Subject: Confirm your email address"));
     assert!(confirm.contains("X-Envelope-To: alice@example.org"), "{confirm}");
-    let link = link_in(&confirm, &server.base, "email/verify").unwrap();
+    let link = link_in(&confirm, PUBLIC, "email/verify").unwrap_or_else(|| panic!("{confirm}"));
     let mut b = Browser::new(&server.base);
-    let confirmed = b.get(&path_of(&link, &server.base)).await;
+    let confirmed = b.get(&path_of(&link, PUBLIC)).await;
     assert_eq!(confirmed.status, 200, "{}", confirmed.body);
     assert!(
         confirmed.body.contains("alice@example.org is confirmed"),
         "{}",
         confirmed.body
     );
-    assert_eq!(b.get(&path_of(&link, &server.base)).await.status, 400, "single use");
+    assert_eq!(b.get(&path_of(&link, PUBLIC)).await.status, 400, "single use");
     assert!(!sink
         .messages()
         .iter()
@@ -96,22 +101,19 @@ async fn confirm_then_reset_over_smtp_ends_every_session() {
     assert_eq!(ask_reset(&server, "alice@example.org", &forged).await.status, 200);
     let mail = sink.wait_for(|m| m.contains("Subject: Reset your password"));
     assert!(!mail.contains("evil.example"), "{mail}");
-    let link = link_in(&mail, &server.base, "reset").expect("a link under the public URL");
+    let link = link_in(&mail, PUBLIC, "reset").unwrap_or_else(|| panic!("a link under the public URL: {mail}"));
 
     // A password the policy refuses keeps the link; a good one sets it and ends both sessions.
-    let short = finish_reset(&server, &link, "short").await;
+    let short = finish_reset(&server, PUBLIC, &link, "short").await;
     assert_eq!(short.status, 400);
     assert!(short.body.contains("at least 8 characters"), "{}", short.body);
-    let done = finish_reset(&server, &link, NEW_PASSWORD).await;
+    let done = finish_reset(&server, PUBLIC, &link, NEW_PASSWORD).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Password set"), "{}", done.body);
     assert_eq!(here.get_json("/me").await.status, 401);
     assert_eq!(there.get_json("/me").await.status, 401);
     assert_eq!(
-        Browser::new(&server.base)
-            .get(&path_of(&link, &server.base))
-            .await
-            .status,
+        Browser::new(&server.base).get(&path_of(&link, PUBLIC)).await.status,
         400,
         "used up"
     );
@@ -218,7 +220,10 @@ async fn the_embedded_defaults_reset_through_the_outbox() {
     let outbox = dir.0.join("vestibule-outbox");
     let mail = wait_for_eml(&outbox, |m| m.contains("Subject: Reset your password"));
     let link = link_in(&mail, &server.base, "reset").unwrap();
-    assert_eq!(finish_reset(&server, &link, NEW_PASSWORD).await.status, 200);
+    assert_eq!(
+        finish_reset(&server, &server.base, &link, NEW_PASSWORD).await.status,
+        200
+    );
     assert!(signs_in(&server, NEW_PASSWORD).await);
     wait_for_eml(&outbox, |m| m.contains("Subject: Your password was reset"));
 }
