@@ -906,6 +906,7 @@ mod reference_file {
         assert_eq!(documented.server.request_timeout(), defaults.server.request_timeout());
         assert_eq!(documented.session, defaults.session);
         assert_eq!(documented.throttle, defaults.throttle);
+        assert_eq!(format!("{:?}", documented.email), format!("{:?}", defaults.email));
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {

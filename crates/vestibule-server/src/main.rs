@@ -198,8 +198,11 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
-            let id = serve::add_user(&cfg, &username, email, email_verified, display_name, password).await?;
+            let (id, note) = serve::add_user(&cfg, &username, email, email_verified, display_name, password).await?;
             println!("created account {id} for {username}");
+            if let Some(note) = note {
+                println!("{note}");
+            }
             Ok(())
         }
         Command::User {

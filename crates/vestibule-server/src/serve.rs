@@ -173,6 +173,8 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
+/// Creates a local account; returns its id and, when a confirmation link was mailed (or could not be), a line
+/// saying so.
 pub async fn add_user(
     cfg: &FileConfig,
     username: &str,
@@ -180,7 +182,7 @@ pub async fn add_user(
     email_verified: bool,
     display_name: Option<String>,
     password: String,
-) -> Result<String, String> {
+) -> Result<(String, Option<String>), String> {
     let has_email = email.is_some();
     let local = cfg
         .sources
@@ -223,14 +225,14 @@ pub async fn add_user(
         Err(_) => Ok(false),
     };
     crate::mail_and_close(broker, &mailer).await;
-    match verification {
-        Ok(true) => println!("a confirmation link was sent to the account's email address"),
-        Ok(false) => {}
-        Err(e) => eprintln!(
+    let note = match verification {
+        Ok(true) => Some("a confirmation link was sent to the account's email address".to_owned()),
+        Ok(false) => None,
+        Err(e) => Some(format!(
             "the confirmation link could not be sent: {}",
             vestibule_core::error_chain(&e)
-        ),
-    }
+        )),
+    };
     let id = match created {
         Ok(id) => id,
         Err(vestibule::BrokerError::Store(StorageError::Conflict(_))) => {
@@ -243,7 +245,7 @@ pub async fn add_user(
             ))
         }
     };
-    Ok(id.to_string())
+    Ok((id.to_string(), note))
 }
 
 #[cfg(test)]
