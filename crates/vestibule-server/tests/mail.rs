@@ -34,6 +34,24 @@ fn add_unverified(server: &Server, name: &str, email: &str) {
     assert!(out.stdout.contains("confirmation link was sent"), "{}", out.stdout);
 }
 
+/// `user add alice --email alice@example.org --email-verified`: nothing is mailed.
+fn add_verified(server: &Server) {
+    let out = server.cli(
+        &[
+            "user",
+            "add",
+            "alice",
+            "--email",
+            "alice@example.org",
+            "--email-verified",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert!(!out.stdout.contains("confirmation"), "{}", out.stdout);
+}
+
 /// Asks for a reset of `login` from a fresh browser; returns the page.
 async fn ask_reset(server: &Server, login: &str, extra_headers: &[(&str, &str)]) -> vestibule_tests::browser::Page {
     let mut b = Browser::new(&server.base);
@@ -132,19 +150,7 @@ async fn the_reset_answer_is_the_same_for_every_input() {
         sink.port
     );
     let server = Server::start(Path::new(BIN), &dir.0, &config);
-    let out = server.cli(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.org",
-            "--email-verified",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.success, "{}", out.stderr);
+    add_verified(&server);
     // One browser, so that the CSRF token in the page is the same too: the whole body must match.
     let mut b = Browser::new(&server.base);
     let token = b.get("/reset").await.csrf_token().unwrap();
@@ -201,19 +207,7 @@ async fn starttls_with_authentication_and_a_private_ca() {
 async fn the_embedded_defaults_reset_through_the_outbox() {
     let dir = TempDir::new("vestibule-outbox");
     let server = Server::start_embedded(Path::new(BIN), &dir.0);
-    let out = server.cli(
-        &[
-            "user",
-            "add",
-            "alice",
-            "--email",
-            "alice@example.org",
-            "--email-verified",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.success, "{}", out.stderr);
+    add_verified(&server);
     let login = Browser::new(&server.base).get("/login").await;
     assert!(login.body.contains("/reset\">Forgot your password?"), "{}", login.body);
     assert_eq!(ask_reset(&server, "alice", &[]).await.status, 200);

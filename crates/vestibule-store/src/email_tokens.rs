@@ -43,12 +43,7 @@ impl Store {
         purpose: EmailTokenPurpose,
     ) -> Result<Option<EmailToken>, StoreError> {
         let sql = format!("DELETE FROM email_tokens WHERE token_hash = $1 AND purpose = $2 RETURNING {COLUMNS}");
-        let row = sqlx::query(&sql)
-            .bind(token_hash)
-            .bind(purpose.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| email_token_from(&r, purpose)).transpose()
+        self.one_email_token(&sql, token_hash, purpose).await
     }
 
     /// Reads a token without using it up.
@@ -58,7 +53,17 @@ impl Store {
         purpose: EmailTokenPurpose,
     ) -> Result<Option<EmailToken>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM email_tokens WHERE token_hash = $1 AND purpose = $2");
-        let row = sqlx::query(&sql)
+        self.one_email_token(&sql, token_hash, purpose).await
+    }
+
+    /// Runs `sql` (a statement over `token_hash` = $1 and `purpose` = $2 that yields at most one row).
+    async fn one_email_token(
+        &self,
+        sql: &str,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Option<EmailToken>, StoreError> {
+        let row = sqlx::query(sql)
             .bind(token_hash)
             .bind(purpose.as_str())
             .fetch_optional(&self.pool)

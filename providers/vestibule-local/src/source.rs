@@ -172,21 +172,7 @@ impl PasswordChanger for LocalSource {
         if !check.map_err(|e| unavailable(Box::new(e)))?.is_match() {
             return Err(PasswordChangeError::WrongCurrent);
         }
-        self.policy
-            .check(new.expose_secret())
-            .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
-        let hash = self
-            .hasher
-            .hash(new.clone())
-            .await
-            .map_err(|e| unavailable(Box::new(e)))?;
-        // Compare-and-swap on the hash that was verified: two concurrent changes cannot both win.
-        match self
-            .repo
-            .change_password_hash(account, &record.password_hash, &hash)
-            .await
-            .map_err(unavailable)?
-        {
+        match self.replace_checked(account, &record.password_hash, new).await? {
             true => Ok(()),
             false => Err(PasswordChangeError::WrongCurrent),
         }
@@ -207,6 +193,27 @@ impl PasswordChanger for LocalSource {
         let Some(record) = record else {
             return Err(PasswordChangeError::NoPassword);
         };
+        // A change that won a race since the record was read makes this one fail rather than be overwritten.
+        match self.replace_checked(account, &record.password_hash, new).await? {
+            true => Ok(()),
+            false => Err(PasswordChangeError::Unavailable(
+                "the password changed meanwhile".into(),
+            )),
+        }
+    }
+}
+
+impl LocalSource {
+    /// Applies the policy to `new`, hashes it, and swaps it for `old_hash` in the transaction that also ends the
+    /// account's sessions ([`CredentialRepository::change_password_hash`]): compare-and-swap on the hash that was
+    /// read, so two concurrent changes cannot both win. `false` when the hash is no longer `old_hash`.
+    async fn replace_checked(
+        &self,
+        account: &vestibule_core::AccountId,
+        old_hash: &str,
+        new: &SecretString,
+    ) -> Result<bool, PasswordChangeError> {
+        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
         self.policy
             .check(new.expose_secret())
             .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
@@ -215,19 +222,10 @@ impl PasswordChanger for LocalSource {
             .hash(new.clone())
             .await
             .map_err(|e| unavailable(Box::new(e)))?;
-        // The same transaction as a change (sessions and series end with it); a change that won a race since the
-        // record was read makes this one fail rather than silently overwrite it.
-        match self
-            .repo
-            .change_password_hash(account, &record.password_hash, &hash)
+        self.repo
+            .change_password_hash(account, old_hash, &hash)
             .await
-            .map_err(unavailable)?
-        {
-            true => Ok(()),
-            false => Err(PasswordChangeError::Unavailable(
-                "the password changed meanwhile".into(),
-            )),
-        }
+            .map_err(unavailable)
     }
 }
 
