@@ -48,6 +48,8 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) csrf_token: &'a str,
     pub(crate) display_name: &'a str,
     pub(crate) email: Option<&'a str>,
+    /// Shown next to the address: an unconfirmed one is used neither for reset nor for linking.
+    pub(crate) email_verified: bool,
     pub(crate) notice: Option<&'a str>,
     pub(crate) has_password: bool,
     pub(crate) identities: Vec<IdentityRow>,

@@ -335,6 +335,7 @@ async fn account(
         csrf_token: &v.broker().csrf_token(bound),
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
+        email_verified: account.email_verified,
         // Fixed words chosen by a key: nothing from the URL is echoed.
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,

@@ -90,6 +90,10 @@ async fn confirm_then_reset_over_smtp_ends_every_session() {
     );
     let server = Server::start(Path::new(BIN), &dir.0, &config);
     add_unverified(&server, "alice", "alice@example.org");
+    let mut early = Browser::new(&server.base);
+    assert_eq!(early.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let page = early.get("/account").await.body;
+    assert!(page.contains("alice@example.org (not confirmed"), "{page}");
 
     // (That an unconfirmed address gets no reset link is the broker test `a_confirmation_link_verifies_the_address_once`:
     // here the lookup runs after the answer, so a race with the confirmation below could not be ruled out.)
@@ -105,6 +109,11 @@ async fn confirm_then_reset_over_smtp_ends_every_session() {
         confirmed.body
     );
     assert_eq!(b.get(&path_of(&link, PUBLIC)).await.status, 400, "single use");
+    let page = early.get("/account").await.body;
+    assert!(
+        page.contains("alice@example.org") && !page.contains("not confirmed"),
+        "{page}"
+    );
     assert!(!sink
         .messages()
         .iter()
@@ -129,6 +138,7 @@ async fn confirm_then_reset_over_smtp_ends_every_session() {
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Password set"), "{}", done.body);
     assert_eq!(here.get_json("/me").await.status, 401);
+    assert_eq!(early.get_json("/me").await.status, 401);
     assert_eq!(there.get_json("/me").await.status, 401);
     assert_eq!(
         Browser::new(&server.base).get(&path_of(&link, PUBLIC)).await.status,
