@@ -1119,8 +1119,26 @@ mod reset {
         let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
         let local = Arc::new(LocalSource::new(&config, repo, hasher.clone()));
         let mail = Arc::new(Outbox::default());
+        // A directory that is authoritative for its people's addresses: its accounts have no local password.
+        let directory = Arc::new(
+            vestibule_tests::fakes::PasswordFake::new("dir").user(
+                "joe",
+                "directory password",
+                vestibule_core::ExternalIdentity::new(
+                    SourceId::new("dir").unwrap(),
+                    vestibule_core::Subject::new("joe-uuid").unwrap(),
+                )
+                .with_login("joe")
+                .with_email("joe@example.org", true),
+            ),
+        );
+        let policy = vestibule::SourcePolicy {
+            authoritative_email_domains: vec!["example.org".into()],
+            ..Default::default()
+        };
         let broker = Broker::builder(store.clone(), BASE)
             .source(local.clone())
+            .source_with_policy(directory, policy)
             .password_changer(local as Arc<dyn PasswordChanger>)
             .mailer(mail.clone())
             .clock(clock.clone())
@@ -1357,5 +1375,73 @@ mod reset {
             "nothing left to confirm"
         );
         assert_eq!(reset_token(&ask(&f, "gus").await).len(), 43);
+    }
+
+    #[tokio::test]
+    async fn a_directory_account_is_told_where_its_password_is_kept() {
+        let f = fixture().await;
+        let dir = SourceId::new("dir").unwrap();
+        let outcome = f
+            .broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap();
+        let joe = outcome.session().unwrap().account_id;
+        assert!(f.store.get_account(&joe).await.unwrap().unwrap().email_verified);
+        let mails = ask(&f, "joe@example.org").await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(mails[0].to, "joe@example.org");
+        let Message::ResetElsewhere { sources } = &mails[0].message else {
+            panic!("{mails:?}")
+        };
+        assert_eq!(
+            sources,
+            &vec!["Directory".to_owned()],
+            "the directory, by its display name"
+        );
+        // No link: nothing stored that a reset could use.
+        let events: Vec<String> = f
+            .store
+            .recent_audit(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert!(events.contains(&"password_reset_requested".to_owned()), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn notices_go_to_a_verified_address_only() {
+        let f = fixture().await;
+        let hal = add(&f, "hal", Some("hal@example.org"), true).await;
+        let ivy = add(&f, "ivy", Some("ivy@example.org"), false).await;
+        for id in [&hal, &ivy] {
+            f.broker
+                .set_account_disabled_by_operator(id, true, "test")
+                .await
+                .unwrap();
+        }
+        let mails = f.mail.take();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(
+            (mails[0].to.as_str(), &mails[0].message),
+            ("hal@example.org", &Message::AccountDisabled)
+        );
+        // A disabled account's link no longer works either.
+        f.broker
+            .set_account_disabled_by_operator(&hal, false, "test")
+            .await
+            .unwrap();
+        let token = reset_token(&ask(&f, "hal").await);
+        f.broker
+            .set_account_disabled_by_operator(&hal, true, "test")
+            .await
+            .unwrap();
+        let r = f
+            .broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await;
+        assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
     }
 }
