@@ -939,3 +939,26 @@ mod policy_keys {
         assert_eq!((e.line, e.column), (Some(4), Some(16)), "{e}");
     }
 }
+
+#[cfg(test)]
+mod email_keys {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn email_mistakes_name_their_key() {
+        let e = super::parse("t.toml", "[email]\nfrom = \"not an address\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.from"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = super::parse("t.toml", "[email]\nsmtp_password = \"inline\"\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e = super::parse("t.toml", "[email]\nsmtp_url = \"smtps://u:pw@mail.example.com\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.smtp_url"), "{e}");
+        let ok = super::parse(
+            "t.toml",
+            "[email]\nsmtp_url = \"smtps://vestibule@mail.example.com\"\npassword_env = \"SMTP_PW\"\n\
+             reset_link_minutes = 15\n",
+        )
+        .unwrap();
+        assert_eq!(ok.email.link_settings().reset_ttl_secs, 900);
+    }
+}
