@@ -154,6 +154,24 @@ impl Browser {
         self.read(res).await
     }
 
+    /// POST a form with extra request headers (a forged `Host`, say).
+    pub async fn post_with(&mut self, path: &str, fields: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header(COOKIE, self.cookie_header())
+            .header("user-agent", &self.user_agent);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req
+            .form(fields)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        self.read(res).await
+    }
+
     /// Loads `/login` and signs in through a password source. Returns the final response (303 on success).
     pub async fn sign_in(&mut self, source: &str, username: &str, password: &str, next: &str) -> Page {
         let login = self.get(&format!("/login?next={}", urlencode(next))).await;

@@ -7,6 +7,7 @@
 //! - [`server`]: the `vestibule` binary on `127.0.0.1:0`, its CLI, and temporary folders;
 //! - [`pg`]: a PostgreSQL database per test; [`browser`]: a cookie-keeping HTTP client for end-to-end tests;
 //! - [`net`]: a loopback port that refuses connections, for "server down" tests;
+//! - [`smtp`]: a throwaway SMTP server (Python aiosmtpd) whose received messages the tests read;
 //! - [`fakes`]: in-process password and redirect sources whose answers the test chooses;
 //! - [`totp`]: an authenticator app: codes from the base32 key an enrolment page shows;
 //! - [`conformance`]: the generic [`AuthSource`](vestibule_core::AuthSource) contract, runnable on any source.
@@ -26,6 +27,7 @@ pub mod oidc;
 pub mod pg;
 pub mod server;
 pub mod totp;
+pub mod smtp;
 
 /// A random lowercase suffix for names that must not collide between concurrent tests.
 pub fn random_suffix() -> String {

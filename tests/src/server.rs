@@ -84,8 +84,21 @@ impl Server {
         let config_path = dir.join("vestibule.toml");
         std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
         let config_arg = config_path.display().to_string();
+        Server::launch(bin, dir, &["--config", &config_arg], config_path)
+    }
+
+    /// Starts `vestibule serve` with no configuration file (the embedded defaults: `./vestibule.db`, the local
+    /// source, the development outbox `./vestibule-outbox`) in `dir`, on 127.0.0.1:0. [`Server::cli`] then runs
+    /// commands without `--config` too.
+    pub fn start_embedded(bin: &Path, dir: &Path) -> Server {
+        Server::launch(bin, dir, &[], PathBuf::new())
+    }
+
+    fn launch(bin: &Path, dir: &Path, config_args: &[&str], config_path: PathBuf) -> Server {
         let mut child = Command::new(bin)
-            .args(["serve", "--config", &config_arg, "--bind", "127.0.0.1:0"])
+            .arg("serve")
+            .args(config_args)
+            .args(["--bind", "127.0.0.1:0"])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -125,7 +138,9 @@ impl Server {
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
         let mut all: Vec<&str> = args.to_vec();
         let config = self.config.display().to_string();
-        all.extend(["--config", &config]);
+        if !config.is_empty() {
+            all.extend(["--config", &config]);
+        }
         cli(&self.bin, &all, stdin, &self.dir)
     }
 

@@ -38,6 +38,7 @@ mod layer;
 mod linking;
 mod next;
 mod pages;
+mod reset;
 mod respond;
 mod routes;
 mod second_factor;

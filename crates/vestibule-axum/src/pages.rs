@@ -21,6 +21,8 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) error: Option<&'a str>,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    /// Whether to offer "Forgot your password?" (a mailer and a local password source).
+    pub(crate) reset: bool,
 }
 
 pub(crate) struct IdentityRow {
@@ -46,6 +48,8 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) csrf_token: &'a str,
     pub(crate) display_name: &'a str,
     pub(crate) email: Option<&'a str>,
+    /// Shown next to the address: an unconfirmed one is used neither for reset nor for linking.
+    pub(crate) email_verified: bool,
     pub(crate) notice: Option<&'a str>,
     pub(crate) has_password: bool,
     pub(crate) has_totp: bool,
@@ -175,6 +179,25 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
 pub(crate) struct LogoutPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
+}
+
+/// `GET /reset` and the same page after `POST /reset`, whatever was typed.
+#[derive(Template)]
+#[template(path = "reset.html")]
+pub(crate) struct ResetPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) sent: bool,
+}
+
+/// `GET /reset/{token}`: the new password form.
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub(crate) struct ResetPasswordPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) error: Option<&'a str>,
 }
 
 #[derive(Template)]

@@ -58,6 +58,15 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
         .route("/link/cancel", post(crate::linking::link_cancel))
+        .route(
+            "/reset",
+            get(crate::reset::request_page).post(crate::reset::request_submit),
+        )
+        .route(
+            "/reset/{token}",
+            get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
+        )
+        .route("/email/verify/{token}", get(crate::reset::verify_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
         .route("/static/vestibule.css", get(stylesheet))
@@ -116,6 +125,7 @@ fn render_login(
         error,
         password_sources,
         redirect_sources,
+        reset: v.broker().reset_available(),
     });
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
@@ -324,6 +334,7 @@ async fn account(
         csrf_token: &v.broker().csrf_token(bound),
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
+        email_verified: account.email_verified,
         // Fixed words chosen by a key: nothing from the URL is echoed.
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,

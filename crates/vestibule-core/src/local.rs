@@ -52,8 +52,9 @@ pub trait CredentialRepository: Send + Sync {
         new_hash: &str,
     ) -> Result<bool, BoxError>;
     /// A password change: [`replace_password_hash`](Self::replace_password_hash) and, in the same transaction,
-    /// the end of every session and remember-me series of the account — a change made because a password was
-    /// stolen must not half happen. The default only replaces the hash (for repositories that keep no sessions).
+    /// the end of every session and remember-me series of the account and of its password reset tokens (a link
+    /// mailed before the change must not undo it) — a change made because a password was stolen must not half
+    /// happen. The default only replaces the hash (for repositories that keep no sessions).
     async fn change_password_hash(
         &self,
         account: &AccountId,
@@ -93,4 +94,18 @@ pub trait PasswordChanger: Send + Sync {
         current: &SecretString,
         new: &SecretString,
     ) -> Result<(), PasswordChangeError>;
+
+    /// Whether the account has a password here (only such accounts may reset one). The default: none.
+    async fn has_password(&self, account: &AccountId) -> Result<bool, PasswordChangeError> {
+        let _ = account;
+        Ok(false)
+    }
+
+    /// Sets a new password without the current one, for a reset whose emailed token the broker has already
+    /// checked: applies the same policy as [`change_password`](Self::change_password) and ends the account's
+    /// sessions the same way. The default refuses ([`PasswordChangeError::NoPassword`]).
+    async fn reset_password(&self, account: &AccountId, new: &SecretString) -> Result<(), PasswordChangeError> {
+        let _ = (account, new);
+        Err(PasswordChangeError::NoPassword)
+    }
 }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
 pub use records::{
-    AccessToken, Account, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor,
-    RememberSeries, SessionRecord, TotpFactor, Unlinked,
+    AccessToken, Account, EmailToken, EmailTokenPurpose, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
+    PendingSecondFactor, RememberSeries, SessionRecord, TotpFactor, Unlinked,
 };
 pub use throttle::{CounterKey, CounterKind, CounterRecord, CounterValues, FailureStep, ThrottleCounters};
 
@@ -291,6 +291,44 @@ pub trait BrokerStore: Send + Sync {
 
     /// Deletes half-signed-in states that expired before `now`; returns how many.
     async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError>;
+    // Mailed tokens (password reset, address confirmation).
+
+    /// Stores a new mailed token.
+    async fn insert_email_token(&self, t: &EmailToken) -> Result<(), StorageError>;
+
+    /// Removes and returns a token of this purpose at once: single use even under concurrent requests. Expiry is
+    /// the caller's to check.
+    async fn take_email_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Option<EmailToken>, StorageError>;
+
+    /// Reads a token of this purpose without using it up (to show the form it opens).
+    async fn get_email_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Option<EmailToken>, StorageError>;
+
+    /// Deletes every token of this purpose of an account; returns how many. (A local password change also deletes
+    /// the account's reset tokens in its own transaction: see
+    /// [`CredentialRepository::change_password_hash`](crate::CredentialRepository::change_password_hash).)
+    async fn delete_email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<u64, StorageError>;
+
+    /// Marks the account's own address as verified if it is still `email` (ignoring ASCII case); `false` when the
+    /// account has another address now (or is gone).
+    async fn confirm_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError>;
+
+    /// Deletes tokens that expired before `now`; returns how many.
+    async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError>;
+
+    /// Deletes every personal access token of an account (after a password reset); returns their hashes.
+    async fn delete_tokens_of(&self, account: &AccountId) -> Result<Vec<String>, StorageError>;
 
     // The audit log, keys and the connection.
 

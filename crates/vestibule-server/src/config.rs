@@ -13,6 +13,7 @@ use vestibule::{
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
 use vestibule_local::LocalConfig;
+use vestibule_mail::MailConfig;
 use vestibule_oidc::{GithubConfig, GoogleConfig, OidcConfig};
 use vestibule_store::StoreOptions;
 
@@ -24,6 +25,7 @@ pub struct FileConfig {
     pub session: SessionSettings,
     pub throttle: ThrottleSettings,
     pub second_factor: SecondFactorConfig,
+    pub email: MailConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -43,6 +45,8 @@ struct RawFile {
     throttle: ThrottleSettings,
     #[serde(default)]
     second_factor: SecondFactorConfig,
+    #[serde(default)]
+    email: MailConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -331,6 +335,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         session: raw.session,
         throttle: raw.throttle,
         second_factor: raw.second_factor,
+        email: raw.email,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -619,7 +624,11 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     if let Some((key, message)) = config.second_factor.settings().problem() {
         return Err(prefixed(ConfigIssue::new(key, message)));
     }
-    config.second_factor.key().map(|_| ()).map_err(prefixed)
+    config.second_factor.key().map(|_| ()).map_err(prefixed)?;
+    config
+        .email
+        .check()
+        .map_err(|issue| (None, ConfigIssue::new(format!("email.{}", issue.key), issue.message)))
 }
 
 /// `[throttle]`: every layer stays on; a value may tighten or loosen it within bounds, never switch it off.
@@ -975,6 +984,7 @@ mod reference_file {
         assert_eq!(documented.session, defaults.session);
         assert_eq!(documented.throttle, defaults.throttle);
         assert_eq!(documented.second_factor.settings(), defaults.second_factor.settings());
+        assert_eq!(format!("{:?}", documented.email), format!("{:?}", defaults.email));
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {
@@ -1054,5 +1064,28 @@ mod policy_keys {
         assert!(e.message.contains("unknown variant `always`"), "{e}");
         assert_eq!(e.key.as_deref(), Some("sources[0].provisioning"), "{e}");
         assert_eq!((e.line, e.column), (Some(4), Some(16)), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod email_keys {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn email_mistakes_name_their_key() {
+        let e = super::parse("t.toml", "[email]\nfrom = \"not an address\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.from"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        let e = super::parse("t.toml", "[email]\nsmtp_password = \"inline\"\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e = super::parse("t.toml", "[email]\nsmtp_url = \"smtps://u:pw@mail.example.com\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.smtp_url"), "{e}");
+        let ok = super::parse(
+            "t.toml",
+            "[email]\nsmtp_url = \"smtps://vestibule@mail.example.com\"\npassword_env = \"SMTP_PW\"\n\
+             reset_link_minutes = 15\n",
+        )
+        .unwrap();
+        assert_eq!(ok.email.link_settings().reset_ttl_secs, 900);
     }
 }

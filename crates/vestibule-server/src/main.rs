@@ -207,8 +207,11 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("cannot read standard input: {e}"))?;
             let password = line.strip_suffix('\n').unwrap_or(&line);
             let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
-            let id = serve::add_user(&cfg, &username, email, email_verified, display_name, password).await?;
+            let (id, note) = serve::add_user(&cfg, &username, email, email_verified, display_name, password).await?;
             println!("created account {id} for {username}");
+            if let Some(note) = note {
+                println!("{note}");
+            }
             Ok(())
         }
         Command::User {
@@ -348,6 +351,28 @@ impl PasswordFlow for NamedSource {
 
 /// The broker over the configured database, for the operator commands.
 pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
+    operator_broker_with(cfg, None).await
+}
+
+/// The operator broker with the configured mailer, for commands that mail (a confirmation, a notice). Drain the
+/// queue before exiting: [`mail_and_close`].
+pub(crate) async fn operator_broker_mailing(
+    cfg: &config::FileConfig,
+) -> Result<(Broker, Arc<vestibule_mail::MailQueue>), String> {
+    let mailer = serve::start_mailer(cfg)?;
+    Ok((operator_broker_with(cfg, Some(mailer.clone())).await?, mailer))
+}
+
+/// Lets the queued messages go out (at most 30 s), then closes the broker's store.
+pub(crate) async fn mail_and_close(broker: Broker, mailer: &vestibule_mail::MailQueue) {
+    mailer.drain(std::time::Duration::from_secs(30)).await;
+    broker.close().await;
+}
+
+async fn operator_broker_with(
+    cfg: &config::FileConfig,
+    mailer: Option<Arc<vestibule_mail::MailQueue>>,
+) -> Result<Broker, String> {
     let store = serve::open_store(cfg).await?;
     // Never used for a redirect here; the configured public URL keeps the broker what `serve` would build.
     let base = cfg
@@ -357,7 +382,11 @@ pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, 
         .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
     let mut builder = Broker::builder(store, base)
         .settings(cfg.session)
-        .second_factor(cfg.second_factor.settings());
+        .second_factor(cfg.second_factor.settings())
+        .mail_settings(cfg.email.link_settings());
+    if let Some(mailer) = mailer {
+        builder = builder.mailer(mailer);
+    }
     if let Some(key) = cfg
         .second_factor
         .key()
@@ -400,7 +429,8 @@ async fn resolve(broker: &Broker, target: &str) -> Result<(AccountId, MatchedBy)
 /// one transaction and announces the sessions to running nodes (PostgreSQL NOTIFY); with SQLite a running server
 /// stops honouring them within `session.cache_ttl_secs`.
 async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
-    let broker = operator_broker(cfg).await?;
+    // Disabling mails a notice to the account's verified address.
+    let (broker, mailer) = operator_broker_mailing(cfg).await?;
     let result = async {
         let (id, matched_by) = resolve(&broker, target).await?;
         let ended = broker
@@ -416,7 +446,7 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
         Ok(())
     }
     .await;
-    broker.close().await;
+    mail_and_close(broker, &mailer).await;
     result
 }
 

@@ -104,10 +104,13 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .unwrap_or_else(|| format!("http://{bound}"));
     let store = open_store(&cfg).await?;
     let (sources, changer) = build_sources(&cfg, &store)?;
+    let mailer = start_mailer(&cfg)?;
     let mut builder = Broker::builder(store, public.trim_end_matches('/'))
         .settings(cfg.session)
         .throttle(cfg.throttle)
-        .second_factor(cfg.second_factor.settings());
+        .second_factor(cfg.second_factor.settings())
+        .mailer(mailer.clone())
+        .mail_settings(cfg.email.link_settings());
     match cfg
         .second_factor
         .key()
@@ -148,7 +151,21 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await
-        .map_err(|e| format!("server error: {e}"))
+        .map_err(|e| format!("server error: {e}"))?;
+    // Reset links and notices queued by the last requests still go out.
+    mailer.drain(std::time::Duration::from_secs(10)).await;
+    Ok(())
+}
+
+/// The mail queue of `[email]`: SMTP when `smtp_url` is set, else the development outbox folder.
+pub fn start_mailer(cfg: &FileConfig) -> Result<Arc<vestibule_mail::MailQueue>, String> {
+    if cfg.email.smtp_url.is_none() {
+        tracing::warn!(
+            outbox = %cfg.email.outbox_dir.display(),
+            "no [email] smtp_url: reset links and notices are written to the development outbox, not mailed"
+        );
+    }
+    vestibule_mail::MailQueue::start(&cfg.email).map_err(|e| format!("email: {e}"))
 }
 
 async fn shutdown() {
@@ -170,6 +187,8 @@ async fn shutdown() {
     tracing::info!("shutting down");
 }
 
+/// Creates a local account; returns its id and, when a confirmation link was mailed (or could not be), a line
+/// saying so.
 pub async fn add_user(
     cfg: &FileConfig,
     username: &str,
@@ -177,7 +196,7 @@ pub async fn add_user(
     email_verified: bool,
     display_name: Option<String>,
     password: String,
-) -> Result<String, String> {
+) -> Result<(String, Option<String>), String> {
     let has_email = email.is_some();
     let local = cfg
         .sources
@@ -198,7 +217,7 @@ pub async fn add_user(
     local.password.check(&password).map_err(|e| e.to_string())?;
     let hasher = PasswordHasher::new(local.argon2).map_err(|e| e.to_string())?;
     let hash = hasher.hash(password.into()).await.map_err(|e| e.to_string())?;
-    let broker = crate::operator_broker(cfg).await?;
+    let (broker, mailer) = crate::operator_broker_mailing(cfg).await?;
     let created = broker
         .create_local_account(
             &NewLocalAccount {
@@ -213,7 +232,21 @@ pub async fn add_user(
             "cli",
         )
         .await;
-    broker.close().await;
+    // An address the operator did not vouch for gets a confirmation link; until it is used, the address is not
+    // used for reset or linking.
+    let verification = match &created {
+        Ok(id) => broker.send_email_verification(id).await,
+        Err(_) => Ok(false),
+    };
+    crate::mail_and_close(broker, &mailer).await;
+    let note = match verification {
+        Ok(true) => Some("a confirmation link was sent to the account's email address".to_owned()),
+        Ok(false) => None,
+        Err(e) => Some(format!(
+            "the confirmation link could not be sent: {}",
+            vestibule_core::error_chain(&e)
+        )),
+    };
     let id = match created {
         Ok(id) => id,
         Err(vestibule::BrokerError::Store(StorageError::Conflict(_))) => {
@@ -226,7 +259,7 @@ pub async fn add_user(
             ))
         }
     };
-    Ok(id.to_string())
+    Ok((id.to_string(), note))
 }
 
 #[cfg(test)]

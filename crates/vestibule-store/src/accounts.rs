@@ -314,6 +314,7 @@ impl CredentialRepository for Store {
             return Ok(false);
         }
         let ended = crate::linking::end_sessions_and_series(&mut tx, account, self.backend()).await?;
+        crate::email_tokens::void_reset_tokens(&mut tx, account).await?;
         tx.commit().await?;
         tracing::debug!(account = %account, sessions = ended.len(), "password changed; sessions and series ended");
         Ok(true)

@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use vestibule_core::storage::{
-    self, AccessToken, Account, AuditEvent, BrokerStore, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
-    PendingSecondFactor, RememberSeries, SessionRecord, StorageError, TotpFactor, Unlinked,
+    self, AccessToken, Account, AuditEvent, BrokerStore, EmailToken, EmailTokenPurpose, IdentityRecord,
+    NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor, RememberSeries, SessionRecord, StorageError,
+    TotpFactor, Unlinked,
 };
 use vestibule_core::storage::{CounterKey, CounterRecord, FailureStep, ThrottleCounters};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
@@ -299,6 +300,46 @@ impl BrokerStore for Store {
 
     async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError> {
         Ok(self.purge_pending_second_factor(now).await?)
+    }
+
+    async fn insert_email_token(&self, t: &EmailToken) -> Result<(), StorageError> {
+        Ok(self.insert_email_token(t).await?)
+    }
+
+    async fn take_email_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Option<EmailToken>, StorageError> {
+        Ok(self.take_email_token(token_hash, purpose).await?)
+    }
+
+    async fn get_email_token(
+        &self,
+        token_hash: &str,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Option<EmailToken>, StorageError> {
+        Ok(self.get_email_token(token_hash, purpose).await?)
+    }
+
+    async fn delete_email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<u64, StorageError> {
+        Ok(self.delete_email_tokens_of(account, purpose).await?)
+    }
+
+    async fn confirm_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError> {
+        Ok(self.confirm_email(account, email).await?)
+    }
+
+    async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError> {
+        Ok(self.purge_email_tokens(now).await?)
+    }
+
+    async fn delete_tokens_of(&self, account: &AccountId) -> Result<Vec<String>, StorageError> {
+        Ok(self.delete_tokens_of(account).await?)
     }
 
     async fn audit(&self, at: Timestamp, e: &AuditEvent<'_>) -> Result<(), StorageError> {

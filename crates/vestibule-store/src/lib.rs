@@ -22,6 +22,7 @@ mod accounts;
 mod audit;
 mod broker_store;
 mod database_url;
+mod email_tokens;
 mod error;
 mod keys;
 mod linking;

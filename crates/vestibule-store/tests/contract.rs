@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+use vestibule_core::storage::{BrokerStore, EmailToken, EmailTokenPurpose};
 use vestibule_core::{
     AccountId, CredentialRepository, ExposeSecret, ExternalIdentity, PasswordFlow, SecretString, SourceId, Subject,
     Timestamp,
@@ -108,7 +109,8 @@ contract!(
     sessions_and_series_keep_their_methods,
     totp_steps_are_accepted_once,
     recovery_codes_are_single_use,
-    pending_second_factor_is_single_use;
+    pending_second_factor_is_single_use,
+    email_tokens_are_single_use_and_void_after_a_password_change;
     unmigrated: colliding_login_names_refuse_to_migrate,
 );
 
@@ -988,4 +990,62 @@ async fn pending_second_factor_is_single_use(store: Store) {
     store.insert_pending_second_factor(&old).await.unwrap();
     assert_eq!(store.purge_pending_second_factor(NOW).await.unwrap(), 1);
     assert!(store.get_pending_second_factor("p2").await.unwrap().is_none());
+}
+
+fn email_token(hash: &str, account: &AccountId, purpose: EmailTokenPurpose) -> EmailToken {
+    EmailToken {
+        token_hash: hash.into(),
+        purpose,
+        account_id: account.clone(),
+        email: "dana@example.org".into(),
+        created_at: NOW,
+        expires_at: NOW.plus_secs(1800),
+    }
+}
+
+async fn email_tokens_are_single_use_and_void_after_a_password_change(store: Store) {
+    let id = store.create_local_account(&new_local("dana"), NOW).await.unwrap();
+    let reset = EmailTokenPurpose::PasswordReset;
+    let verify = EmailTokenPurpose::VerifyEmail;
+    store.insert_email_token(&email_token("r1", &id, reset)).await.unwrap();
+    store.insert_email_token(&email_token("v1", &id, verify)).await.unwrap();
+
+    // A reset token cannot confirm an address, nor the other way round.
+    assert!(store.take_email_token("r1", verify).await.unwrap().is_none());
+    assert!(store.get_email_token("v1", reset).await.unwrap().is_none());
+    // Reading leaves it; taking uses it up, once.
+    assert_eq!(
+        store.get_email_token("r1", reset).await.unwrap().unwrap().email,
+        "dana@example.org"
+    );
+    let taken = store.take_email_token("r1", reset).await.unwrap().unwrap();
+    assert_eq!(taken, email_token("r1", &id, reset));
+    assert!(store.take_email_token("r1", reset).await.unwrap().is_none());
+
+    // Two requests racing with one link: one gets it.
+    store.insert_email_token(&email_token("r2", &id, reset)).await.unwrap();
+    let (a, b) = tokio::join!(store.take_email_token("r2", reset), store.take_email_token("r2", reset));
+    assert_eq!(usize::from(a.unwrap().is_some()) + usize::from(b.unwrap().is_some()), 1);
+
+    // A password change by any route voids the reset links mailed before it, not the address confirmation.
+    store.insert_email_token(&email_token("r3", &id, reset)).await.unwrap();
+    let old = store.find_password("dana").await.unwrap().unwrap().password_hash;
+    assert!(store.change_password_hash(&id, &old, "new-hash").await.unwrap());
+    assert!(store.get_email_token("r3", reset).await.unwrap().is_none());
+    assert!(store.get_email_token("v1", verify).await.unwrap().is_some());
+
+    // A confirmation confirms the address it was mailed to, and only while the account still has it.
+    assert!(!store.get_account(&id).await.unwrap().unwrap().email_verified);
+    assert!(!store.confirm_email(&id, "someone-else@example.org").await.unwrap());
+    assert!(store.confirm_email(&id, "DANA@example.org").await.unwrap());
+    assert!(store.get_account(&id).await.unwrap().unwrap().email_verified);
+
+    // Expired tokens are purged; the rest of an account's go on request.
+    store.insert_email_token(&email_token("r4", &id, reset)).await.unwrap();
+    assert_eq!(store.purge_email_tokens(NOW.plus_secs(1799)).await.unwrap(), 0);
+    assert_eq!(store.delete_email_tokens_of(&id, reset).await.unwrap(), 1);
+    assert_eq!(store.purge_email_tokens(NOW.plus_secs(1800)).await.unwrap(), 1);
+
+    // Personal access tokens all end at once (after a reset).
+    assert!(BrokerStore::delete_tokens_of(&store, &id).await.unwrap().is_empty());
 }

@@ -159,6 +159,9 @@ impl Broker {
             })
         })
         .await;
+        if disabled {
+            self.notify(account, crate::Message::AccountDisabled).await;
+        }
         Ok(Some(sessions))
     }
 

@@ -43,6 +43,9 @@ pub struct Broker {
     pub(crate) second_factor: crate::SecondFactorSettings,
     /// Seals TOTP secrets and hashes recovery codes.
     pub(crate) sealer: crate::totp::Sealer,
+    /// Takes reset links, confirmations and notices; `None`: nothing is mailed and reset is not offered.
+    pub(crate) mailer: Option<Arc<dyn crate::Mailer>>,
+    pub(crate) mail_settings: crate::MailSettings,
 }
 
 impl std::fmt::Debug for Broker {
@@ -102,6 +105,8 @@ pub struct BrokerBuilder {
     throttle: crate::ThrottleSettings,
     second_factor: crate::SecondFactorSettings,
     second_factor_key: Option<crate::SecondFactorKey>,
+    mailer: Option<Arc<dyn crate::Mailer>>,
+    mail_settings: crate::MailSettings,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -155,6 +160,16 @@ impl BrokerBuilder {
     /// The limits on credential checks (default: [`crate::ThrottleSettings::default`]; always on).
     pub fn throttle(mut self, settings: crate::ThrottleSettings) -> Self {
         self.throttle = settings;
+        self
+    }
+    /// What mails reset links, address confirmations and security notices (default: none, and no reset).
+    pub fn mailer(mut self, mailer: Arc<dyn crate::Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+    /// How long mailed links work (default: [`crate::MailSettings::default`]).
+    pub fn mail_settings(mut self, settings: crate::MailSettings) -> Self {
+        self.mail_settings = settings;
         self
     }
     /// How many sessions the in-process cache holds (default 100 000).
@@ -213,6 +228,8 @@ impl BrokerBuilder {
             limiter,
             second_factor: self.second_factor,
             sealer: crate::totp::Sealer::new(&second_factor_key),
+            mailer: self.mailer,
+            mail_settings: self.mail_settings,
         })
     }
 }
@@ -250,6 +267,8 @@ impl Broker {
             throttle: crate::ThrottleSettings::default(),
             second_factor: crate::SecondFactorSettings::default(),
             second_factor_key: None,
+            mailer: None,
+            mail_settings: crate::MailSettings::default(),
         }
     }
 
@@ -754,6 +773,7 @@ impl Broker {
         self.store.purge_pending_links(now).await?;
         self.store.purge_remember(now).await?;
         self.store.purge_tokens(now).await?;
+        self.store.purge_email_tokens(now).await?;
         if let Some(counters) = self.store.throttle_counters() {
             counters.purge_counters(now).await?;
         }

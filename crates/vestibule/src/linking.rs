@@ -176,6 +176,8 @@ impl Broker {
         match self.store.link_identity(identity, account, self.now()).await {
             Ok(()) => {
                 self.audit(&audit(AuditKind::IdentityLinked, None)).await;
+                let source = self.source_name(&identity.source);
+                self.notify(account, crate::Message::IdentityLinked { source }).await;
                 Ok(())
             }
             Err(StorageError::Conflict(_)) => {
@@ -225,6 +227,9 @@ impl Broker {
                     ..AuditEvent::of(AuditKind::IdentityUnlinked)
                 })
                 .await;
+                let source = self.source_name(&source);
+                self.notify(&session.account_id, crate::Message::IdentityUnlinked { source })
+                    .await;
                 Ok(())
             }
             Unlinked::NotFound => Err(UnlinkError::NotFound),

@@ -179,6 +179,7 @@ impl Broker {
             ..AuditEvent::of(AuditKind::RememberTheft)
         })
         .await;
+        self.notify(&rec.account_id, crate::Message::RememberTheft).await;
         Ok(())
     }
 }

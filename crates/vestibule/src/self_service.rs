@@ -180,6 +180,7 @@ impl Broker {
             ..AuditEvent::of(AuditKind::PasswordChanged)
         })
         .await;
+        self.notify(account, crate::Message::PasswordChanged).await;
         Ok(PasswordChanged {
             session: renewed,
             others_ended: before.len().saturating_sub(1),

@@ -1201,3 +1201,399 @@ async fn the_cached_answer_leaves_a_due_recheck_to_authenticate() {
     assert_eq!(source.rechecks(), 1);
     assert!(broker.authenticate_cached(&here).is_some());
 }
+
+/// Password reset by a mailed link, address confirmation and notices, over the real local source and store, with
+/// a mailer that keeps what it is given.
+mod reset {
+    use std::sync::{Arc, Mutex};
+
+    use vestibule::{Broker, Mail, MailError, Mailer, Message, ResetError};
+    use vestibule_core::{
+        AccountId, CredentialRepository, ExposeSecret, FixedClock, PasswordChangeError, PasswordChanger, SourceId,
+    };
+    use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
+    use vestibule_store::{NewLocalAccount, Store};
+    use vestibule_tests::server::TempDir;
+
+    use super::{client, T0};
+
+    #[derive(Debug, Default)]
+    struct Outbox(Mutex<Vec<Mail>>);
+
+    impl Mailer for Outbox {
+        fn queue(&self, mail: Mail) -> Result<(), MailError> {
+            self.0.lock().unwrap().push(mail);
+            Ok(())
+        }
+        fn has_room(&self) -> bool {
+            true
+        }
+    }
+
+    impl Outbox {
+        fn take(&self) -> Vec<Mail> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+
+    struct F {
+        broker: Arc<Broker>,
+        store: Store,
+        clock: Arc<FixedClock>,
+        mail: Arc<Outbox>,
+        hasher: Arc<PasswordHasher>,
+        _dir: TempDir,
+    }
+
+    const BASE: &str = "https://id.example.com/auth";
+
+    async fn fixture() -> F {
+        let dir = TempDir::new("vestibule-reset");
+        let store = Store::connect(&format!("sqlite://{}/r.db", dir.0.display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let clock = Arc::new(FixedClock::new(T0));
+        let hasher = Arc::new(
+            PasswordHasher::new(Argon2Settings {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            })
+            .unwrap(),
+        );
+        let config = LocalConfig {
+            id: SourceId::new("local").unwrap(),
+            display_name: None,
+            argon2: Default::default(),
+            password: PasswordPolicy::default(),
+        };
+        let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
+        let local = Arc::new(LocalSource::new(&config, repo, hasher.clone()));
+        let mail = Arc::new(Outbox::default());
+        // A directory that is authoritative for its people's addresses: its accounts have no local password.
+        let directory = Arc::new(
+            vestibule_tests::fakes::PasswordFake::new("dir").user(
+                "joe",
+                "directory password",
+                vestibule_core::ExternalIdentity::new(
+                    SourceId::new("dir").unwrap(),
+                    vestibule_core::Subject::new("joe-uuid").unwrap(),
+                )
+                .with_login("joe")
+                .with_email("joe@example.org", true),
+            ),
+        );
+        let policy = vestibule::SourcePolicy {
+            authoritative_email_domains: vec!["example.org".into()],
+            ..Default::default()
+        };
+        let broker = Broker::builder(store.clone(), BASE)
+            .source(local.clone())
+            .source_with_policy(directory, policy)
+            .password_changer(local as Arc<dyn PasswordChanger>)
+            .mailer(mail.clone())
+            .clock(clock.clone())
+            .build()
+            .await
+            .unwrap();
+        F {
+            broker: Arc::new(broker),
+            store,
+            clock,
+            mail,
+            hasher,
+            _dir: dir,
+        }
+    }
+
+    async fn add(f: &F, name: &str, email: Option<&str>, verified: bool) -> AccountId {
+        let hash = f.hasher.hash("old password".into()).await.unwrap();
+        f.broker
+            .create_local_account(
+                &NewLocalAccount {
+                    source: SourceId::new("local").unwrap(),
+                    username: name.into(),
+                    display_name: Some(name.into()),
+                    email: email.map(str::to_owned),
+                    email_verified: verified,
+                    password_hash: hash.into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn ask(f: &F, login: &str) -> Vec<Mail> {
+        f.broker
+            .request_password_reset(login, &client())
+            .await
+            .unwrap()
+            .delivered()
+            .await;
+        f.mail.take()
+    }
+
+    fn reset_token(mails: &[Mail]) -> String {
+        let links: Vec<&str> = mails
+            .iter()
+            .filter_map(|m| match &m.message {
+                Message::PasswordReset { link, .. } => Some(link.expose()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links.len(), 1, "{mails:?}");
+        let token = links[0]
+            .strip_prefix(&format!("{BASE}/reset/"))
+            .expect("built from the configured public URL");
+        token.to_owned()
+    }
+
+    async fn sign_in(f: &F, login: &str, password: &str) -> Option<vestibule::NewSession> {
+        let local = SourceId::new("local").unwrap();
+        match f
+            .broker
+            .login_password(&local, login, &password.into(), &client(), None)
+            .await
+        {
+            Ok(o) => o.session(),
+            Err(_) => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_mailed_link_sets_the_password_once_and_ends_every_session() {
+        let f = fixture().await;
+        let ann = add(&f, "ann", Some("ann@example.org"), true).await;
+        let s1 = sign_in(&f, "ann", "old password").await.unwrap();
+        let s2 = sign_in(&f, "ann", "old password").await.unwrap();
+        let series = f.broker.remember(&s1).await.unwrap();
+        assert!(series.expose_secret().len() > 10);
+
+        let mails = ask(&f, "ann").await;
+        assert_eq!(mails[0].to, "ann@example.org");
+        let token = reset_token(&mails);
+        assert!(token.len() >= 43, "256 random bits, base64url");
+        f.broker.check_reset_link(&token).await.unwrap();
+
+        // A password the policy refuses: refused, and the link still works.
+        let short = f
+            .broker
+            .complete_password_reset(&token, &"short".into(), &client())
+            .await;
+        assert!(
+            matches!(short, Err(ResetError::Password(PasswordChangeError::Policy(_)))),
+            "{short:?}"
+        );
+        let done = f
+            .broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await
+            .unwrap();
+        assert_eq!(done.account_id, ann);
+        assert_eq!(done.sessions_ended, 2);
+
+        // Every session and remember-me series has ended; nobody is signed in by the reset.
+        for s in [&s1, &s2] {
+            assert!(f.broker.session(s.token.expose()).await.unwrap().is_none());
+        }
+        assert!(f.store.sessions_of(&ann).await.unwrap().is_empty());
+        let restored = f.broker.restore(series.expose_secret(), &client()).await.unwrap();
+        assert!(matches!(restored, vestibule::Restored::Invalid), "{restored:?}");
+
+        // Single use.
+        let again = f
+            .broker
+            .complete_password_reset(&token, &"another password".into(), &client())
+            .await;
+        assert!(matches!(again, Err(ResetError::InvalidLink)), "{again:?}");
+
+        // The new password signs in, the old one no longer; the owner was told.
+        assert!(sign_in(&f, "ann", "old password").await.is_none());
+        assert!(sign_in(&f, "ann", "brand new password").await.is_some());
+        assert!(f.mail.take().iter().any(|m| m.message == Message::PasswordWasReset));
+        let events: Vec<String> = f
+            .store
+            .recent_audit(50)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert!(events.contains(&"password_reset_requested".to_owned()), "{events:?}");
+        assert!(events.contains(&"password_reset_completed".to_owned()), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn only_a_known_verified_address_gets_a_message() {
+        let f = fixture().await;
+        add(&f, "bea", Some("bea@example.org"), false).await;
+        add(&f, "cid", Some("cid@example.org"), true).await;
+        add(&f, "dot", None, false).await;
+        // Unknown names, unverified or missing addresses: the same Ok, and nothing mailed.
+        for login in ["nobody", "nobody@example.org", "bea", "bea@example.org", "dot"] {
+            assert!(ask(&f, login).await.is_empty(), "{login}");
+        }
+        // The verified address finds its account as the login name does.
+        assert_eq!(reset_token(&ask(&f, "CID@example.org").await).len(), 43);
+        assert_eq!(reset_token(&ask(&f, "cid").await).len(), 43);
+    }
+
+    #[tokio::test]
+    async fn a_link_expires_and_only_the_newest_works() {
+        let f = fixture().await;
+        add(&f, "eve", Some("eve@example.org"), true).await;
+        let first = reset_token(&ask(&f, "eve").await);
+        let second = reset_token(&ask(&f, "eve").await);
+        assert!(
+            f.broker.check_reset_link(&first).await.is_err(),
+            "replaced by the newer link"
+        );
+        f.clock.advance(30 * 60);
+        let late = f
+            .broker
+            .complete_password_reset(&second, &"brand new password".into(), &client())
+            .await;
+        assert!(matches!(late, Err(ResetError::InvalidLink)), "{late:?}");
+        assert!(sign_in(&f, "eve", "old password").await.is_some(), "nothing changed");
+    }
+
+    #[tokio::test]
+    async fn a_password_change_voids_a_link_mailed_before_it() {
+        let f = fixture().await;
+        add(&f, "fay", Some("fay@example.org"), true).await;
+        let token = reset_token(&ask(&f, "fay").await);
+        let s = sign_in(&f, "fay", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        f.broker
+            .change_password(&active, &"old password".into(), &"changed password".into(), &client())
+            .await
+            .unwrap();
+        assert!(
+            f.mail.take().iter().any(|m| m.message == Message::PasswordChanged),
+            "notice mailed"
+        );
+        let r = f
+            .broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await;
+        assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
+        assert!(sign_in(&f, "fay", "changed password").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn reset_requests_are_throttled_per_address() {
+        let f = fixture().await;
+        let mut refused = None;
+        for i in 0..200 {
+            match f.broker.request_password_reset(&format!("name{i}"), &client()).await {
+                Ok(_) => {}
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(matches!(refused, Some(ResetError::Throttled { .. })), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_link_verifies_the_address_once() {
+        let f = fixture().await;
+        let gus = add(&f, "gus", Some("gus@example.org"), false).await;
+        assert!(f.broker.send_email_verification(&gus).await.unwrap());
+        let mails = f.mail.take();
+        let link = match &mails[0].message {
+            Message::VerifyEmail { link, .. } => link.expose().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        let token = link.strip_prefix(&format!("{BASE}/email/verify/")).unwrap();
+        assert!(
+            ask(&f, "gus").await.is_empty(),
+            "not used for reset before it is confirmed"
+        );
+        assert_eq!(
+            f.broker.confirm_email(token, &client()).await.unwrap(),
+            "gus@example.org"
+        );
+        assert!(f.store.get_account(&gus).await.unwrap().unwrap().email_verified);
+        assert!(matches!(
+            f.broker.confirm_email(token, &client()).await,
+            Err(ResetError::InvalidLink)
+        ));
+        assert!(
+            !f.broker.send_email_verification(&gus).await.unwrap(),
+            "nothing left to confirm"
+        );
+        assert_eq!(reset_token(&ask(&f, "gus").await).len(), 43);
+    }
+
+    #[tokio::test]
+    async fn a_directory_account_is_told_where_its_password_is_kept() {
+        let f = fixture().await;
+        let dir = SourceId::new("dir").unwrap();
+        let outcome = f
+            .broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap();
+        let joe = outcome.session().unwrap().account_id;
+        assert!(f.store.get_account(&joe).await.unwrap().unwrap().email_verified);
+        let mails = ask(&f, "joe@example.org").await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(mails[0].to, "joe@example.org");
+        let Message::ResetElsewhere { sources } = &mails[0].message else {
+            panic!("{mails:?}")
+        };
+        assert_eq!(
+            sources,
+            &vec!["Directory".to_owned()],
+            "the directory, by its display name"
+        );
+        // No link: nothing stored that a reset could use.
+        let events: Vec<String> = f
+            .store
+            .recent_audit(10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert!(events.contains(&"password_reset_requested".to_owned()), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn notices_go_to_a_verified_address_only() {
+        let f = fixture().await;
+        let hal = add(&f, "hal", Some("hal@example.org"), true).await;
+        let ivy = add(&f, "ivy", Some("ivy@example.org"), false).await;
+        for id in [&hal, &ivy] {
+            f.broker
+                .set_account_disabled_by_operator(id, true, "test")
+                .await
+                .unwrap();
+        }
+        let mails = f.mail.take();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert_eq!(
+            (mails[0].to.as_str(), &mails[0].message),
+            ("hal@example.org", &Message::AccountDisabled)
+        );
+        // A disabled account's link no longer works either.
+        f.broker
+            .set_account_disabled_by_operator(&hal, false, "test")
+            .await
+            .unwrap();
+        let token = reset_token(&ask(&f, "hal").await);
+        f.broker
+            .set_account_disabled_by_operator(&hal, true, "test")
+            .await
+            .unwrap();
+        let r = f
+            .broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await;
+        assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
+    }
+}

@@ -172,6 +172,48 @@ impl PasswordChanger for LocalSource {
         if !check.map_err(|e| unavailable(Box::new(e)))?.is_match() {
             return Err(PasswordChangeError::WrongCurrent);
         }
+        match self.replace_checked(account, &record.password_hash, new).await? {
+            true => Ok(()),
+            false => Err(PasswordChangeError::WrongCurrent),
+        }
+    }
+
+    async fn has_password(&self, account: &vestibule_core::AccountId) -> Result<bool, PasswordChangeError> {
+        let record = self.repo.find_password_of(account).await;
+        Ok(record.map_err(PasswordChangeError::Unavailable)?.is_some())
+    }
+
+    async fn reset_password(
+        &self,
+        account: &vestibule_core::AccountId,
+        new: &SecretString,
+    ) -> Result<(), PasswordChangeError> {
+        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
+        let record = self.repo.find_password_of(account).await.map_err(unavailable)?;
+        let Some(record) = record else {
+            return Err(PasswordChangeError::NoPassword);
+        };
+        // A change that won a race since the record was read makes this one fail rather than be overwritten.
+        match self.replace_checked(account, &record.password_hash, new).await? {
+            true => Ok(()),
+            false => Err(PasswordChangeError::Unavailable(
+                "the password changed meanwhile".into(),
+            )),
+        }
+    }
+}
+
+impl LocalSource {
+    /// Applies the policy to `new`, hashes it, and swaps it for `old_hash` in the transaction that also ends the
+    /// account's sessions ([`CredentialRepository::change_password_hash`]): compare-and-swap on the hash that was
+    /// read, so two concurrent changes cannot both win. `false` when the hash is no longer `old_hash`.
+    async fn replace_checked(
+        &self,
+        account: &vestibule_core::AccountId,
+        old_hash: &str,
+        new: &SecretString,
+    ) -> Result<bool, PasswordChangeError> {
+        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
         self.policy
             .check(new.expose_secret())
             .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
@@ -180,16 +222,10 @@ impl PasswordChanger for LocalSource {
             .hash(new.clone())
             .await
             .map_err(|e| unavailable(Box::new(e)))?;
-        // Compare-and-swap on the hash that was verified: two concurrent changes cannot both win.
-        match self
-            .repo
-            .change_password_hash(account, &record.password_hash, &hash)
+        self.repo
+            .change_password_hash(account, old_hash, &hash)
             .await
-            .map_err(unavailable)?
-        {
-            true => Ok(()),
-            false => Err(PasswordChangeError::WrongCurrent),
-        }
+            .map_err(unavailable)
     }
 }
 

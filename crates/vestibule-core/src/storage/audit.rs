@@ -62,11 +62,19 @@ pub enum AuditKind {
     RecoveryCodesRegenerated,
     /// A recovery code was spent. (`recovery_code_used`)
     RecoveryCodeUsed,
+    /// A password reset was asked for an account (the request names one; requests naming none are not audited
+    /// per account). (`password_reset_requested`)
+    PasswordResetRequested,
+    /// A password was set from a reset link: every session, series and token of the account ended.
+    /// (`password_reset_completed`)
+    PasswordResetCompleted,
+    /// An account's own address was confirmed from a mailed link. (`email_verified`)
+    EmailVerified,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 30] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -94,6 +102,9 @@ impl AuditKind {
         AuditKind::SecondFactorFailed,
         AuditKind::RecoveryCodesRegenerated,
         AuditKind::RecoveryCodeUsed,
+        AuditKind::PasswordResetRequested,
+        AuditKind::PasswordResetCompleted,
+        AuditKind::EmailVerified,
     ];
 
     /// The name written to the `event` column.
@@ -126,6 +137,9 @@ impl AuditKind {
             AuditKind::SecondFactorFailed => "second_factor_failed",
             AuditKind::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             AuditKind::RecoveryCodeUsed => "recovery_code_used",
+            AuditKind::PasswordResetRequested => "password_reset_requested",
+            AuditKind::PasswordResetCompleted => "password_reset_completed",
+            AuditKind::EmailVerified => "email_verified",
         }
     }
 

@@ -220,6 +220,43 @@ pub struct PendingSecondFactor {
     pub expires_at: Timestamp,
 }
 
+/// What a mailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTokenPurpose {
+    /// A password reset link (`/reset/{token}`).
+    PasswordReset,
+    /// An address confirmation link (`/email/verify/{token}`).
+    VerifyEmail,
+}
+
+impl EmailTokenPurpose {
+    /// The name stored in the `purpose` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailTokenPurpose::PasswordReset => "reset",
+            EmailTokenPurpose::VerifyEmail => "verify",
+        }
+    }
+}
+
+/// A single-use token mailed to an account's address. Only the hash of the token is stored; the link in the mail
+/// carries the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailToken {
+    /// Hex SHA-256 of the token.
+    pub token_hash: String,
+    /// What it may be used for (a reset token cannot confirm an address, nor the other way round).
+    pub purpose: EmailTokenPurpose,
+    /// Whose.
+    pub account_id: AccountId,
+    /// The address it was mailed to: a confirmation confirms this address only, not one changed since.
+    pub email: String,
+    /// When it was mailed.
+    pub created_at: Timestamp,
+    /// After this it is void.
+    pub expires_at: Timestamp,
+}
+
 /// What an unlink did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unlinked {

@@ -1,0 +1,172 @@
+//! Password reset by a mailed link, and address confirmation: `GET/POST /reset`, `GET/POST /reset/{token}`,
+//! `GET /email/verify/{token}`. No route here says whether an account exists.
+
+use axum::extract::{Extension, Path, State};
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, REFERRER_POLICY};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use vestibule::ResetError;
+use vestibule_core::{PasswordChangeError, SecretString};
+
+use crate::client::Client;
+use crate::context::AuthContext;
+use crate::csrf::{csrf_forms, form_binding, Checked};
+use crate::respond::{html_headers, with_cookies};
+use crate::{AppError, Vestibule};
+
+impl From<ResetError> for AppError {
+    fn from(e: ResetError) -> Self {
+        match e {
+            ResetError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
+            ResetError::InvalidLink => AppError::InvalidInput(INVALID_LINK),
+            ResetError::Unavailable => AppError::Unavailable("password reset by mail is not available".into()),
+            ResetError::Password(PasswordChangeError::Policy(why)) => AppError::PasswordRejected(why),
+            ResetError::Broker(b) => b.into(),
+            other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+const INVALID_LINK: &str = "This link is not valid: it was used already, has expired, was replaced by a newer one, or \
+                            the password changed since. Ask for a new link from the sign-in page.";
+
+/// Pages that carry a token in their URL: no `Referer` leaves them, and no cache keeps them.
+fn private_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn reset_page(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, sent: bool) -> Response {
+    let (bound, set) = form_binding(v, headers, ctx);
+    let html = crate::pages::render(&crate::pages::ResetPage {
+        mount: &v.inner.mount,
+        csrf_token: &v.broker().csrf_token(&bound),
+        sent,
+    });
+    with_cookies((html_headers(), html).into_response(), &set)
+}
+
+pub(crate) async fn request_page(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if !v.broker().reset_available() {
+        return Err(AppError::NotFound);
+    }
+    Ok(reset_page(&v, &ctx, &headers, false))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResetForm {
+    csrf_token: Option<String>,
+    login: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewPasswordForm {
+    csrf_token: Option<String>,
+    new_password: Option<String>,
+}
+
+csrf_forms!(ResetForm, NewPasswordForm);
+
+pub(crate) async fn request_submit(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Checked(form): Checked<ResetForm>,
+) -> Result<Response, AppError> {
+    let login = form.login.unwrap_or_default();
+    // The lookup and the mail run on after the answer (the handle is dropped): the page is the same, after the
+    // same work, whether or not an account matched.
+    v.broker().request_password_reset(&login, &client).await?;
+    Ok(reset_page(&v, &ctx, &headers, true))
+}
+
+fn new_password_page(
+    v: &Vestibule,
+    ctx: &AuthContext,
+    headers: &HeaderMap,
+    token: &str,
+    error: Option<&str>,
+) -> Response {
+    let (bound, set) = form_binding(v, headers, ctx);
+    let html = crate::pages::render(&crate::pages::ResetPasswordPage {
+        mount: &v.inner.mount,
+        csrf_token: &v.broker().csrf_token(&bound),
+        token,
+        error,
+    });
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    private_headers(with_cookies((status, html_headers(), html).into_response(), &set))
+}
+
+pub(crate) async fn new_password_page_get(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    if let Err(e) = v.broker().check_reset_link(&token).await {
+        return Err(e.into());
+    }
+    Ok(new_password_page(&v, &ctx, &headers, &token, None))
+}
+
+pub(crate) async fn new_password_submit(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Checked(form): Checked<NewPasswordForm>,
+) -> Result<Response, AppError> {
+    let new = SecretString::from(form.new_password.unwrap_or_default());
+    match v.broker().complete_password_reset(&token, &new, &client).await {
+        Ok(_) => {
+            let html = crate::pages::message(
+                &v,
+                "Password set",
+                "Your new password is set, and every session of the account was signed out. Sign in with the new \
+                 password.",
+                None,
+            );
+            // The browser's own session, if any, ended with the others: its cookie goes too.
+            let c = &v.inner.cookies;
+            let res = (html_headers(), html).into_response();
+            Ok(private_headers(with_cookies(
+                res,
+                &[c.clear(c.session), c.clear(c.remember)],
+            )))
+        }
+        // A refused password: the form again (the link still works), with the policy's words.
+        Err(ResetError::Password(PasswordChangeError::Policy(why))) => {
+            Ok(new_password_page(&v, &ctx, &headers, &token, Some(&why)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn verify_email(
+    State(v): State<Vestibule>,
+    Client(client): Client,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let email = v.broker().confirm_email(&token, &client).await?;
+    let html = crate::pages::message(
+        &v,
+        "Address confirmed",
+        &format!("Thank you: {email} is confirmed."),
+        None,
+    );
+    Ok(private_headers((html_headers(), html).into_response()))
+}

@@ -1,0 +1,162 @@
+//! `[email]` in the server's TOML.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use vestibule_core::{ConfigIssue, SecretString};
+
+/// `[email]`: who messages come from, how they leave (SMTP, or the development outbox when `smtp_url` is not
+/// set), and how long mailed links work. Unknown keys are errors.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The `From` address, optionally with a name: `Vestibule <id@example.com>`.
+    pub from: String,
+    /// `smtp://host:587` (STARTTLS required), `smtps://host:465` (implicit TLS), with the user name in the URL
+    /// (`smtps://user@host`). Not set: messages go to `outbox_dir` instead (development). Plain SMTP without TLS
+    /// is `smtp://host:25?tls=none`, for a relay on loopback only.
+    pub smtp_url: Option<String>,
+    /// The SMTP password in a file (one line), for the user named in `smtp_url`.
+    pub password_file: Option<PathBuf>,
+    /// The SMTP password in an environment variable.
+    pub password_env: Option<String>,
+    /// A PEM file of extra root certificates to trust for the SMTP server (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// The development outbox: each message is written there as an `.eml` file (when `smtp_url` is not set).
+    pub outbox_dir: PathBuf,
+    /// The longest one SMTP exchange may take, in seconds.
+    pub timeout_secs: u64,
+    /// How many messages may wait for delivery; when full, new ones are refused and the refusal is logged.
+    pub queue_capacity: usize,
+    /// Delivery attempts per message before it is given up (logged and counted).
+    pub max_attempts: u32,
+    /// How long a password reset link works, in minutes.
+    pub reset_link_minutes: u32,
+    /// How long an address confirmation link works, in hours.
+    pub verify_link_hours: u32,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "Vestibule <vestibule@localhost>".into(),
+            smtp_url: None,
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            outbox_dir: PathBuf::from("vestibule-outbox"),
+            timeout_secs: 10,
+            queue_capacity: 1000,
+            max_attempts: 5,
+            reset_link_minutes: 30,
+            verify_link_hours: 24,
+        }
+    }
+}
+
+/// What the SMTP transport needs, read from a [`MailConfig`] (the password from its file or variable).
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// The parsed `smtp_url`.
+    pub url: url::Url,
+    /// The password, when one is configured.
+    pub password: Option<SecretString>,
+    /// Extra trusted roots (PEM).
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl MailConfig {
+    /// Checks what can be checked without connecting; the issue names the key (under `email.`).
+    pub fn check(&self) -> Result<(), ConfigIssue> {
+        let issue = |key: &str, message: String| ConfigIssue::new(key, message);
+        self.from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| issue("from", format!("not a mail address: {e}")))?;
+        if let Some(u) = &self.smtp_url {
+            let url = url::Url::parse(u).map_err(|e| issue("smtp_url", e.to_string()))?;
+            if !matches!(url.scheme(), "smtp" | "smtps") {
+                return Err(issue("smtp_url", "the scheme must be smtp or smtps".into()));
+            }
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err(issue("smtp_url", "the URL names no host".into()));
+            }
+            if url.password().is_some() {
+                return Err(issue(
+                    "smtp_url",
+                    "put the password in `password_file` or `password_env`, not in the URL".into(),
+                ));
+            }
+        }
+        if self.password_file.is_some() && self.password_env.is_some() {
+            return Err(issue(
+                "password_file",
+                "set only one of `password_file` and `password_env`".into(),
+            ));
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 600 {
+            return Err(issue("timeout_secs", "must be between 1 and 600".into()));
+        }
+        if self.queue_capacity == 0 {
+            return Err(issue("queue_capacity", "must be at least 1".into()));
+        }
+        if self.max_attempts == 0 {
+            return Err(issue("max_attempts", "must be at least 1".into()));
+        }
+        if !(5..=1440).contains(&self.reset_link_minutes) {
+            return Err(issue("reset_link_minutes", "must be between 5 and 1440".into()));
+        }
+        if !(1..=720).contains(&self.verify_link_hours) {
+            return Err(issue("verify_link_hours", "must be between 1 and 720".into()));
+        }
+        Ok(())
+    }
+
+    /// The SMTP settings, reading the password and the CA file; `None` when messages go to the outbox.
+    pub fn smtp(&self) -> Result<Option<SmtpSettings>, ConfigIssue> {
+        let Some(u) = &self.smtp_url else { return Ok(None) };
+        let url = url::Url::parse(u).map_err(|e| ConfigIssue::new("smtp_url", e.to_string()))?;
+        let password = match (&self.password_file, &self.password_env) {
+            (None, None) => None,
+            (file, env) => Some(vestibule_core::read_secret("password", file.as_ref(), env.as_deref())?),
+        };
+        let ca_pem =
+            match &self.ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    ConfigIssue::new("ca_file", format!("cannot read {}: {}", path.display(), e.kind()))
+                })?),
+                None => None,
+            };
+        Ok(Some(SmtpSettings { url, password, ca_pem }))
+    }
+
+    /// The broker's link lifetimes.
+    pub fn link_settings(&self) -> vestibule::MailSettings {
+        vestibule::MailSettings {
+            reset_ttl_secs: i64::from(self.reset_link_minutes) * 60,
+            verify_ttl_secs: i64::from(self.verify_link_hours) * 3600,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_pass_and_mistakes_name_their_key() {
+        assert!(MailConfig::default().check().is_ok());
+        let bad = |f: fn(&mut MailConfig)| {
+            let mut c = MailConfig::default();
+            f(&mut c);
+            c.check().expect_err("refused").key
+        };
+        assert_eq!(bad(|c| c.from = "not an address".into()), "from");
+        assert_eq!(bad(|c| c.smtp_url = Some("http://mail.example.com".into())), "smtp_url");
+        assert_eq!(
+            bad(|c| c.smtp_url = Some("smtps://u:secret@mail.example.com".into())),
+            "smtp_url"
+        );
+        assert_eq!(bad(|c| c.reset_link_minutes = 0), "reset_link_minutes");
+        assert_eq!(bad(|c| c.queue_capacity = 0), "queue_capacity");
+    }
+}

@@ -1,0 +1,30 @@
+//! Vestibule's [`Mailer`]: each [`Mail`] is rendered from askama templates (plain text and HTML, in the
+//! workspace's `templates/mail/`), put on a bounded queue, and delivered by one background task, over SMTP (lettre
+//! on rustls: STARTTLS or implicit TLS, with authentication) or into a development outbox (one `.eml` file a
+//! message). Queuing never waits; a failed delivery is retried with a growing pause, then logged and counted.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vestibule_mail::{MailConfig, MailQueue};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config: MailConfig = toml_like_defaults();
+//! let queue = MailQueue::start(&config)?; // must run inside a tokio runtime
+//! // `Broker::builder(..).mailer(queue.clone())`; at shutdown:
+//! queue.drain(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! # fn toml_like_defaults() -> MailConfig { MailConfig::default() }
+//! ```
+
+mod config;
+mod queue;
+mod render;
+mod transport;
+
+pub use config::{MailConfig, SmtpSettings};
+pub use queue::{MailQueue, MailStats};
+pub use render::{render, Rendered};
+pub use transport::TransportError;
+
+#[doc(no_inline)]
+pub use vestibule::{Mail, MailError, Mailer, Message};

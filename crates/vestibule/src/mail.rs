@@ -1,0 +1,140 @@
+//! What the broker mails, and the [`Mailer`] it hands messages to. The broker decides who gets which message; a
+//! mailer renders it (templates) and delivers it (SMTP, or a development outbox) — `vestibule-mail` is one.
+//! Queuing never waits: a request that mails something is never held up by a slow mail server.
+
+use std::fmt;
+
+/// A link carrying a single-use token. `Debug` does not print it: whoever reads a log must not be able to reset
+/// a password with it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MailLink(String);
+
+impl MailLink {
+    /// A link (built by the broker from its configured public URL, never from request headers).
+    pub fn new(url: impl Into<String>) -> Self {
+        MailLink(url.into())
+    }
+    /// The URL, to write into the message.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MailLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MailLink(..)")
+    }
+}
+
+/// What a message says. Each kind has its own templates (plain text and HTML).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// A password reset link.
+    PasswordReset {
+        /// `{public URL}/reset/{token}`.
+        link: MailLink,
+        /// How long it works.
+        valid_minutes: i64,
+    },
+    /// A reset was asked for an account whose password is kept elsewhere (a directory): where to change it.
+    ResetElsewhere {
+        /// The display names of the sources that keep the account's passwords.
+        sources: Vec<String>,
+    },
+    /// Confirm this address.
+    VerifyEmail {
+        /// `{public URL}/email/verify/{token}`.
+        link: MailLink,
+        /// How long it works.
+        valid_hours: i64,
+    },
+    /// Notice: the password was changed from the account page.
+    PasswordChanged,
+    /// Notice: the password was set from a reset link; every session ended.
+    PasswordWasReset,
+    /// Notice: a way in was added to the account.
+    IdentityLinked {
+        /// The source's display name.
+        source: String,
+    },
+    /// Notice: a way in was removed from the account.
+    IdentityUnlinked {
+        /// The source's display name.
+        source: String,
+    },
+    /// Notice: a stolen remember-me cookie was presented; every session ended.
+    RememberTheft,
+    /// Notice: an operator disabled the account.
+    AccountDisabled,
+}
+
+impl Message {
+    /// A short name for logs and counters (`password_reset`), never a secret.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::PasswordReset { .. } => "password_reset",
+            Message::ResetElsewhere { .. } => "reset_elsewhere",
+            Message::VerifyEmail { .. } => "verify_email",
+            Message::PasswordChanged => "password_changed",
+            Message::PasswordWasReset => "password_was_reset",
+            Message::IdentityLinked { .. } => "identity_linked",
+            Message::IdentityUnlinked { .. } => "identity_unlinked",
+            Message::RememberTheft => "remember_theft",
+            Message::AccountDisabled => "account_disabled",
+        }
+    }
+}
+
+/// One message to one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// The recipient's address (an account's own, verified unless the message is what verifies it).
+    pub to: String,
+    /// The recipient's display name, for the greeting.
+    pub name: Option<String>,
+    /// What to say.
+    pub message: Message,
+}
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailError {
+    /// The queue is full: mail is not going out fast enough (or at all).
+    #[error("the mail queue is full")]
+    QueueFull,
+    /// The mailer has stopped.
+    #[error("the mailer has stopped")]
+    Closed,
+    /// The message could not be built (a malformed address...).
+    #[error("the message could not be built: {0}")]
+    Invalid(String),
+}
+
+/// Takes messages for delivery. Held as `Arc<dyn Mailer>`; [`Mailer::queue`] returns at once.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use vestibule::{Mail, MailError, Mailer};
+///
+/// /// Keeps every message in memory (a test double).
+/// #[derive(Debug, Default)]
+/// struct Memory(Mutex<Vec<Mail>>);
+///
+/// impl Mailer for Memory {
+///     fn queue(&self, mail: Mail) -> Result<(), MailError> {
+///         self.0.lock().map_err(|_| MailError::Closed)?.push(mail);
+///         Ok(())
+///     }
+///     fn has_room(&self) -> bool {
+///         true
+///     }
+/// }
+/// ```
+pub trait Mailer: Send + Sync + fmt::Debug {
+    /// Queues a message without waiting for its delivery; failures after this point are the mailer's to log.
+    fn queue(&self, mail: Mail) -> Result<(), MailError>;
+    /// Whether a message queued now would be taken: asked before a request promises one.
+    fn has_room(&self) -> bool;
+}
