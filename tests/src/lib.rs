@@ -26,8 +26,8 @@ pub mod net;
 pub mod oidc;
 pub mod pg;
 pub mod server;
-pub mod totp;
 pub mod smtp;
+pub mod totp;
 
 /// A random lowercase suffix for names that must not collide between concurrent tests.
 pub fn random_suffix() -> String {

@@ -194,7 +194,12 @@ impl Broker {
         let mut keys: Vec<String> = self
             .sources
             .iter()
-            .map(|s| crate::throttle::name_key(s.id(), login))
+            .map(|s| crate::throttle::name_key(s.id().as_str(), login))
+            // Reset requests for the name, counted apart from sign-ins.
+            .chain(std::iter::once(crate::throttle::name_key(
+                crate::reset::RESET_COUNTER,
+                login,
+            )))
             .collect();
         if let AccountLookup::Found { id, .. } = self.find_accounts(login).await? {
             keys.push(crate::throttle::account_key(&id));

@@ -29,8 +29,8 @@ mod linking;
 mod login;
 mod mail;
 mod remember;
-mod second_factor;
 mod reset;
+mod second_factor;
 mod secret;
 mod self_service;
 mod session;
@@ -50,11 +50,11 @@ pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use mail::{Mail, MailError, MailLink, Mailer, Message};
 pub use remember::Restored;
+pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
 pub use second_factor::{
     FactorAdded, RecoveryCodes, SecondFactorChallenge, SecondFactorError, SecondFactorPrompt, SecondStepDone,
     TotpEnrolment,
 };
-pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
 pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};

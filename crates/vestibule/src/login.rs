@@ -100,12 +100,12 @@ impl Broker {
             return Err(LoginError::UnknownSource);
         };
         // The account key is the canonical name, existing or not, so throttling says nothing about which exist.
-        let key = crate::throttle::name_key(source_id, login);
+        let key = crate::throttle::name_key(source_id.as_str(), login);
         let attempt = Attempt {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
-        self.throttle_check(&attempt, source_id, client).await?;
+        self.throttle_check(&attempt, source_id.as_str(), client).await?;
         // Refused here for every source, whatever the source itself does: an empty password is an anonymous bind
         // on some directories.
         let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
@@ -142,7 +142,7 @@ impl Broker {
     pub(crate) async fn throttle_check(
         &self,
         attempt: &Attempt<'_>,
-        source: &SourceId,
+        source: &str,
         client: &ClientInfo,
     ) -> Result<(), crate::throttle::Held> {
         let Some(t) = self.limiter.check(attempt, self.now()).await? else {
@@ -162,7 +162,7 @@ impl Broker {
             t.retry_after_secs
         );
         self.audit(&AuditEvent {
-            source: Some(source.as_str()),
+            source: Some(source),
             ip: client.ip.as_deref(),
             detail: Some(&detail),
             ..AuditEvent::of(AuditKind::Throttled)

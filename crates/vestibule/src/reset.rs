@@ -101,9 +101,8 @@ pub struct ResetDone {
     pub sessions_ended: usize,
 }
 
-fn reset_source() -> SourceId {
-    SourceId::new("reset").unwrap_or_else(|_| unreachable!("`reset` is a valid source id"))
-}
+/// What reset requests are counted under by the limiter (`reset:NAME`), apart from sign-ins at any source.
+pub(crate) const RESET_COUNTER: &str = "reset";
 
 impl Broker {
     /// Whether password reset by mail can be offered at all (a mailer and a local password source).
@@ -125,12 +124,12 @@ impl Broker {
             _ => return Err(ResetError::Unavailable),
         };
         let login: String = login.trim().chars().take(vestibule_core::MAX_LOGIN_CHARS).collect();
-        let key = crate::throttle::name_key(&reset_source(), &login);
+        let key = crate::throttle::name_key(RESET_COUNTER, &login);
         let attempt = crate::Attempt {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
-        self.throttle_check(&attempt, &reset_source(), client).await?;
+        self.throttle_check(&attempt, RESET_COUNTER, client).await?;
         self.throttle_failed(&attempt).await;
         // Whether the queue has room says nothing about the account: honest, and the same for every input.
         if !mailer.has_room() {

@@ -456,7 +456,7 @@ impl Broker {
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
         let turn = self.limiter.one_at_a_time(key).await;
-        self.throttle_check(&attempt, source, client)
+        self.throttle_check(&attempt, source.as_str(), client)
             .await
             .map_err(|held| match held {
                 crate::throttle::Held::Throttled(t) => SecondFactorError::Throttled {

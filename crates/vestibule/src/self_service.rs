@@ -138,7 +138,7 @@ impl Broker {
             account: &key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
-        self.throttle_check(&attempt, &session.source, client).await?;
+        self.throttle_check(&attempt, session.source.as_str(), client).await?;
         // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
         let before: Vec<String> = self
             .store

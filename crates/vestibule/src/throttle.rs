@@ -160,7 +160,7 @@ impl From<StorageError> for Held {
 
 /// The name a password attempt at `source` is counted under: the canonical login name, existing or not, so that
 /// throttling says nothing about which exist.
-pub(crate) fn name_key(source: &vestibule_core::SourceId, login: &str) -> String {
+pub(crate) fn name_key(source: &str, login: &str) -> String {
     let canonical = vestibule_core::canonical_login(login).unwrap_or_else(|_| login.to_lowercase());
     format!("{source}:{canonical}")
 }
