@@ -46,6 +46,7 @@ message_templates! {
     identity_unlinked("mail/identity_unlinked.txt", "mail/identity_unlinked.html") { source: &'a str },
     remember_theft("mail/remember_theft.txt", "mail/remember_theft.html") {},
     account_disabled("mail/account_disabled.txt", "mail/account_disabled.html") {},
+    second_factor_changed("mail/second_factor_changed.txt", "mail/second_factor_changed.html") { sentence: &'a str },
 }
 
 /// Renders both parts of a message.
@@ -88,6 +89,12 @@ pub fn render(mail: &Mail) -> Result<Rendered, askama::Error> {
         }
         Message::RememberTheft => both!(remember_theft, "Your sessions were signed out", name),
         Message::AccountDisabled => both!(account_disabled, "Your account was disabled", name),
+        Message::SecondFactorChanged { change } => both!(
+            second_factor_changed,
+            "Your account's second sign-in step changed",
+            name,
+            sentence: change.sentence()
+        ),
         // `Message` may grow; a kind this version does not know is not sent rather than sent empty.
         _ => return Err(askama::Error::Custom("no template for this message".into())),
     })
@@ -145,6 +152,9 @@ mod tests {
             },
             Message::RememberTheft,
             Message::AccountDisabled,
+            Message::SecondFactorChanged {
+                change: vestibule::FactorChange::RecoveryCodeUsed,
+            },
         ];
         for m in all {
             let r = render(&mail(m.clone())).expect("renders");

@@ -48,7 +48,7 @@ pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
-pub use mail::{Mail, MailError, MailLink, Mailer, Message};
+pub use mail::{FactorChange, Mail, MailError, MailLink, Mailer, Message};
 pub use remember::Restored;
 pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
 pub use second_factor::{

@@ -67,6 +67,50 @@ pub enum Message {
     RememberTheft,
     /// Notice: an operator disabled the account.
     AccountDisabled,
+    /// Notice: the account's second factors changed.
+    SecondFactorChanged {
+        /// What changed.
+        change: FactorChange,
+    },
+}
+
+/// What a [`Message::SecondFactorChanged`] notice reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FactorChange {
+    /// An authenticator app was set up (with new recovery codes).
+    AuthenticatorAdded,
+    /// The owner removed the authenticator app and the recovery codes.
+    AuthenticatorRemoved,
+    /// An operator removed every second factor of the account.
+    RemovedByOperator,
+    /// New recovery codes were made; the old ones stopped working.
+    RecoveryCodesRegenerated,
+    /// A recovery code was used to sign in; every other session ended.
+    RecoveryCodeUsed,
+}
+
+impl FactorChange {
+    /// The sentence a notice says.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            FactorChange::AuthenticatorAdded => {
+                "An authenticator app was set up as a second step for signing in to your account, with new recovery codes."
+            }
+            FactorChange::AuthenticatorRemoved => {
+                "The authenticator app and the recovery codes of your account were removed: signing in no longer asks for a code."
+            }
+            FactorChange::RemovedByOperator => {
+                "An administrator removed every second step of your account (authenticator app and recovery codes)."
+            }
+            FactorChange::RecoveryCodesRegenerated => {
+                "New recovery codes were made for your account; the old ones no longer work."
+            }
+            FactorChange::RecoveryCodeUsed => {
+                "A recovery code was used to sign in to your account, and every other session was signed out."
+            }
+        }
+    }
 }
 
 impl Message {
@@ -82,6 +126,7 @@ impl Message {
             Message::IdentityUnlinked { .. } => "identity_unlinked",
             Message::RememberTheft => "remember_theft",
             Message::AccountDisabled => "account_disabled",
+            Message::SecondFactorChanged { .. } => "second_factor_changed",
         }
     }
 }

@@ -353,6 +353,13 @@ impl Broker {
                 ..AuditEvent::of(AuditKind::SecondFactorAdded)
             })
             .await;
+            self.notify(
+                &account,
+                crate::Message::SecondFactorChanged {
+                    change: crate::FactorChange::AuthenticatorAdded,
+                },
+            )
+            .await;
             Some(codes)
         } else {
             None
@@ -512,6 +519,13 @@ impl Broker {
                     ..AuditEvent::of(AuditKind::RecoveryCodeUsed)
                 })
                 .await;
+                self.notify(
+                    account,
+                    crate::Message::SecondFactorChanged {
+                        change: crate::FactorChange::RecoveryCodeUsed,
+                    },
+                )
+                .await;
             }
         } else {
             self.throttle_failed(attempt).await;
@@ -585,6 +599,13 @@ impl Broker {
             ..AuditEvent::of(AuditKind::SecondFactorAdded)
         })
         .await;
+        self.notify(
+            account,
+            crate::Message::SecondFactorChanged {
+                change: crate::FactorChange::AuthenticatorAdded,
+            },
+        )
+        .await;
         Ok(FactorAdded {
             session: renewed,
             recovery_codes,
@@ -608,6 +629,13 @@ impl Broker {
             detail: Some("totp and recovery codes"),
             ..AuditEvent::of(AuditKind::SecondFactorRemoved)
         })
+        .await;
+        self.notify(
+            account,
+            crate::Message::SecondFactorChanged {
+                change: crate::FactorChange::AuthenticatorRemoved,
+            },
+        )
         .await;
         Ok(())
     }
@@ -634,6 +662,13 @@ impl Broker {
             ..AuditEvent::of(AuditKind::RecoveryCodesRegenerated)
         })
         .await;
+        self.notify(
+            account,
+            crate::Message::SecondFactorChanged {
+                change: crate::FactorChange::RecoveryCodesRegenerated,
+            },
+        )
+        .await;
         Ok(codes)
     }
 
@@ -649,6 +684,15 @@ impl Broker {
             ..AuditEvent::of(AuditKind::SecondFactorReset)
         })
         .await;
+        if removed {
+            self.notify(
+                account,
+                crate::Message::SecondFactorChanged {
+                    change: crate::FactorChange::RemovedByOperator,
+                },
+            )
+            .await;
+        }
         Ok(removed)
     }
 

@@ -1596,4 +1596,54 @@ mod reset {
             .await;
         assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
     }
+
+    /// Second-factor changes are mailed to the owner (#12 with #13): set up, new recovery codes, removed, and an
+    /// operator's reset; each says what changed.
+    #[tokio::test]
+    async fn second_factor_changes_are_noticed() {
+        use vestibule::{FactorChange, Message};
+        let f = fixture().await;
+        add(&f, "kim", Some("kim@example.org"), true).await;
+        let s = sign_in(&f, "kim", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let key = f
+            .broker
+            .begin_totp(&active)
+            .await
+            .unwrap()
+            .secret_base32
+            .expose_secret()
+            .to_owned();
+        let added = f
+            .broker
+            .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+            .await
+            .unwrap();
+        let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+        f.broker.regenerate_recovery_codes(&active, &client()).await.unwrap();
+        f.broker.remove_totp(&active, &client()).await.unwrap();
+        let id = active.account_id.clone();
+        // Nothing left to remove: no notice for an empty reset.
+        assert!(!f.broker.reset_second_factors(&id, "test").await.unwrap());
+        let changes: Vec<FactorChange> = f
+            .mail
+            .take()
+            .into_iter()
+            .filter_map(|m| match m.message {
+                Message::SecondFactorChanged { change } => {
+                    assert_eq!(m.to, "kim@example.org");
+                    Some(change)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                FactorChange::AuthenticatorAdded,
+                FactorChange::RecoveryCodesRegenerated,
+                FactorChange::AuthenticatorRemoved
+            ]
+        );
+    }
 }
