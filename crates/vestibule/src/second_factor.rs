@@ -342,7 +342,7 @@ impl Broker {
         };
         if method == AuthMethod::RecoveryCode {
             // Someone who needs a recovery code may have lost a device to someone else: end what it held.
-            self.end_grants_of(&account, None).await?;
+            self.end_all_grants_of(&account).await?;
         }
         let recovery_codes = if enrolling {
             let codes = self.new_recovery_codes(&account).await?;
@@ -558,6 +558,16 @@ impl Broker {
         Ok(())
     }
 
+    /// [`Broker::end_grants_of`] with every personal access token too: for the changes that say a factor may be in
+    /// someone else's hands (a recovery code used, an operator's reset), after which a token minted by whoever had
+    /// it must not go on working.
+    async fn end_all_grants_of(&self, account: &AccountId) -> Result<(), BrokerError> {
+        self.end_grants_of(account, None).await?;
+        let tokens = self.store.delete_tokens_of(account).await?;
+        self.forget(&tokens).await;
+        Ok(())
+    }
+
     /// Starts enrolling a TOTP authenticator from the account page (fresh sign-in required): a new secret,
     /// stored sealed and unconfirmed until [`Broker::confirm_totp`]. Starting again replaces an unconfirmed one.
     pub async fn begin_totp(&self, session: &ActiveSession) -> Result<TotpEnrolment, SecondFactorError> {
@@ -677,7 +687,7 @@ impl Broker {
     /// Returns whether there was anything to remove.
     pub async fn reset_second_factors(&self, account: &AccountId, detail: &str) -> Result<bool, BrokerError> {
         let removed = self.store.delete_second_factors(account).await?;
-        self.end_grants_of(account, None).await?;
+        self.end_all_grants_of(account).await?;
         self.audit(&AuditEvent {
             account_id: Some(account.as_str()),
             detail: Some(detail),
@@ -714,7 +724,7 @@ impl Broker {
         };
         if method == AuthMethod::RecoveryCode {
             // As at sign-in: someone who needs a recovery code may have lost a device to someone else.
-            self.end_grants_of(account, None).await?;
+            self.end_all_grants_of(account).await?;
         }
         let renewed = self.renew_with_factor(session, method, client).await?;
         let detail = format!("step-up: {}", method.as_str());

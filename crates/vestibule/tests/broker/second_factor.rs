@@ -622,7 +622,27 @@ async fn a_recovery_code_at_step_up_ends_other_sessions_and_is_audited() {
         .await
         .unwrap();
     let mine = t.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+    // A token minted before: whoever holds a lost device may have made it.
+    let token = t.broker.create_token(&mine, "api", 1, "read", &client()).await.unwrap();
+    let bearer = |value: String| {
+        let broker = t.broker.clone();
+        async move {
+            broker
+                .authenticate(&vestibule::Credentials {
+                    bearer: Some(&value),
+                    ..Default::default()
+                })
+                .await
+                .principal
+                .is_some()
+        }
+    };
+    assert!(bearer(token.value.expose_secret().to_owned()).await);
     let stepped = t.broker.step_up(&mine, &code, &client()).await.unwrap();
+    assert!(
+        !bearer(token.value.expose_secret().to_owned()).await,
+        "a recovery code ends the account's tokens too"
+    );
     assert!(t.broker.session(stepped.token.expose()).await.unwrap().is_some());
     assert!(
         t.broker.session(other.session.token.expose()).await.unwrap().is_none(),
