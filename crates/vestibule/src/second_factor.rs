@@ -625,7 +625,9 @@ impl Broker {
     /// Removes the account's authenticator and recovery codes (fresh sign-in required); every other session and
     /// every remember-me series of the account end.
     pub async fn remove_totp(&self, session: &ActiveSession, client: &ClientInfo) -> Result<(), SecondFactorError> {
-        if !self.is_fresh(session) {
+        // A factor is taken away or replaced only by someone who proved it just now (ASVS 7.5.1): a fresh
+        // password alone is what a thief of the password has.
+        if !self.is_fresh(session) || !self.is_fresh_multi_factor(session) {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;
@@ -657,7 +659,9 @@ impl Broker {
         session: &ActiveSession,
         client: &ClientInfo,
     ) -> Result<RecoveryCodes, SecondFactorError> {
-        if !self.is_fresh(session) {
+        // A factor is taken away or replaced only by someone who proved it just now (ASVS 7.5.1): a fresh
+        // password alone is what a thief of the password has.
+        if !self.is_fresh(session) || !self.is_fresh_multi_factor(session) {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;

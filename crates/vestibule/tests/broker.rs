@@ -1646,4 +1646,49 @@ mod reset {
             ]
         );
     }
+
+    /// Removing the authenticator or replacing the recovery codes needs a second factor proven just now, not only a
+    /// fresh password (ASVS 7.5.1): a password change renews the session's password time, and someone holding the
+    /// session and the password must not be able to take the factor away with that alone.
+    #[tokio::test]
+    async fn a_fresh_password_alone_does_not_remove_a_factor() {
+        use vestibule::SecondFactorError;
+        let f = fixture().await;
+        add(&f, "lou", Some("lou@example.org"), true).await;
+        let s = sign_in(&f, "lou", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let key = f
+            .broker
+            .begin_totp(&active)
+            .await
+            .unwrap()
+            .secret_base32
+            .expose_secret()
+            .to_owned();
+        let added = f
+            .broker
+            .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+            .await
+            .unwrap();
+        f.clock.advance(500);
+        let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+        let changed = f
+            .broker
+            .change_password(&active, &"old password".into(), &"a newer password".into(), &client())
+            .await
+            .unwrap();
+        // 200 s later: the password was proven 200 s ago, the second factor 700 s ago (fresh means 600).
+        f.clock.advance(200);
+        let active = f.broker.session(changed.session.token.expose()).await.unwrap().unwrap();
+        assert!(f.broker.is_fresh(&active) && !f.broker.is_fresh_multi_factor(&active));
+        assert!(matches!(
+            f.broker.remove_totp(&active, &client()).await,
+            Err(SecondFactorError::NotFresh)
+        ));
+        assert!(matches!(
+            f.broker.regenerate_recovery_codes(&active, &client()).await,
+            Err(SecondFactorError::NotFresh)
+        ));
+        assert!(f.broker.has_second_factor(&active.account_id).await.unwrap());
+    }
 }
