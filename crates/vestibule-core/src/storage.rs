@@ -241,15 +241,17 @@ pub trait BrokerStore: Send + Sync {
     /// The account's TOTP factor, confirmed or not.
     async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError>;
 
-    /// Records that a code of time step `step` was accepted: confirms the factor when `confirm` (enrolment) and
-    /// moves `last_step` forward — only if `step` is later than it (compare-and-set), so of two requests with the
-    /// same code one wins. `false` when the step was already used (replay) or the factor is gone, or is not in the
-    /// state asked for (confirmed for a sign-in, unconfirmed for enrolment).
+    /// Records that a code of time step `step` was accepted: confirms the factor when `confirm` names the sealed
+    /// secret the code was checked against (enrolment) and moves `last_step` forward — only if `step` is later than
+    /// it (compare-and-set), so of two requests with the same code one wins, and, when confirming, only if the
+    /// unconfirmed secret is still that one (a concurrent re-enrolment cannot slip another secret in). `false`
+    /// when the step was already used (replay), the factor is gone or replaced, or is not in the state asked for
+    /// (confirmed for a sign-in, unconfirmed for enrolment).
     async fn accept_totp_step(
         &self,
         account: &AccountId,
         step: i64,
-        confirm: bool,
+        confirm: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, StorageError>;
 

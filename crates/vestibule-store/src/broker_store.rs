@@ -250,7 +250,7 @@ impl BrokerStore for Store {
         &self,
         account: &AccountId,
         step: i64,
-        confirm: bool,
+        confirm: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, StorageError> {
         Ok(self.accept_totp_step(account, step, confirm, now).await?)

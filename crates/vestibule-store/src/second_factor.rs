@@ -77,24 +77,36 @@ impl Store {
         &self,
         account: &AccountId,
         step: i64,
-        confirm: bool,
+        confirm: Option<&str>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let sql = if confirm {
-            "UPDATE totp_factors SET last_step = $1, confirmed_at = $2 \
-             WHERE account_id = $3 AND last_step < $4 AND confirmed_at IS NULL"
-        } else {
-            // $2 is bound for the same parameter count; a confirmed factor keeps its confirmation time.
-            "UPDATE totp_factors SET last_step = $1, confirmed_at = COALESCE(confirmed_at, $2) \
-             WHERE account_id = $3 AND last_step < $4 AND confirmed_at IS NOT NULL"
+        let n = match confirm {
+            Some(sealed_secret) => {
+                sqlx::query(
+                    "UPDATE totp_factors SET last_step = $1, confirmed_at = $2 \
+                     WHERE account_id = $3 AND last_step < $4 AND confirmed_at IS NULL AND sealed_secret = $5",
+                )
+                .bind(step)
+                .bind(now.0)
+                .bind(account.as_str())
+                .bind(step)
+                .bind(sealed_secret)
+                .execute(&self.pool)
+                .await?
+            }
+            // A confirmed factor keeps its confirmation time.
+            None => {
+                sqlx::query(
+                    "UPDATE totp_factors SET last_step = $1 \
+                     WHERE account_id = $2 AND last_step < $3 AND confirmed_at IS NOT NULL",
+                )
+                .bind(step)
+                .bind(account.as_str())
+                .bind(step)
+                .execute(&self.pool)
+                .await?
+            }
         };
-        let n = sqlx::query(sql)
-            .bind(step)
-            .bind(now.0)
-            .bind(account.as_str())
-            .bind(step)
-            .execute(&self.pool)
-            .await?;
         Ok(n.rows_affected() > 0)
     }
 

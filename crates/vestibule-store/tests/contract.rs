@@ -904,29 +904,31 @@ async fn totp_steps_are_accepted_once(store: Store) {
     assert!(store.put_totp(&id, "sealed-1", NOW).await.unwrap());
     // Unconfirmed: replaced by a new enrolment; a sign-in step is not accepted for it.
     assert!(store.put_totp(&id, "sealed-2", NOW).await.unwrap());
-    assert!(!store.accept_totp_step(&id, 100, false, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 100, None, NOW).await.unwrap());
     let f = store.get_totp(&id).await.unwrap().unwrap();
     assert_eq!(
         (f.sealed_secret.as_str(), f.confirmed_at, f.last_step),
         ("sealed-2", None, 0)
     );
+    // A code checked against another secret (replaced meanwhile by a new enrolment) confirms nothing.
+    assert!(!store.accept_totp_step(&id, 100, Some("sealed-1"), NOW).await.unwrap());
     // Confirmed by a code of step 100: that step is used.
-    assert!(store.accept_totp_step(&id, 100, true, NOW).await.unwrap());
-    assert!(!store.accept_totp_step(&id, 100, true, NOW).await.unwrap());
+    assert!(store.accept_totp_step(&id, 100, Some("sealed-2"), NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 100, Some("sealed-2"), NOW).await.unwrap());
     let f = store.get_totp(&id).await.unwrap().unwrap();
     assert_eq!((f.confirmed_at, f.last_step), (Some(NOW), 100));
     // Replay and earlier steps are refused; a later step once.
-    assert!(!store.accept_totp_step(&id, 100, false, NOW).await.unwrap());
-    assert!(!store.accept_totp_step(&id, 99, false, NOW).await.unwrap());
-    assert!(store.accept_totp_step(&id, 101, false, NOW).await.unwrap());
-    assert!(!store.accept_totp_step(&id, 101, false, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 100, None, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 99, None, NOW).await.unwrap());
+    assert!(store.accept_totp_step(&id, 101, None, NOW).await.unwrap());
+    assert!(!store.accept_totp_step(&id, 101, None, NOW).await.unwrap());
     // A confirmed factor is not replaced by a new enrolment.
     assert!(!store.put_totp(&id, "sealed-3", NOW).await.unwrap());
     assert_eq!(store.get_totp(&id).await.unwrap().unwrap().sealed_secret, "sealed-2");
     // Two concurrent uses of one step: exactly one wins.
     let (a, b) = tokio::join!(
-        store.accept_totp_step(&id, 102, false, NOW),
-        store.accept_totp_step(&id, 102, false, NOW)
+        store.accept_totp_step(&id, 102, None, NOW),
+        store.accept_totp_step(&id, 102, None, NOW)
     );
     assert!(a.unwrap() ^ b.unwrap());
     assert!(store.delete_second_factors(&id).await.unwrap());

@@ -425,7 +425,7 @@ impl Broker {
                         // The store moves the last step forward only if this one is later: a replay fails here.
                         Some(step) => self
                             .store
-                            .accept_totp_step(account, step, false, now)
+                            .accept_totp_step(account, step, None, now)
                             .await?
                             .then_some(AuthMethod::Otp),
                         None => None,
@@ -494,7 +494,11 @@ impl Broker {
             .open(account, &factor.sealed_secret)
             .and_then(|secret| normalize_totp(code).and_then(|c| secret.matching_step(&c, now.0)));
         let ok = match step {
-            Some(step) => self.store.accept_totp_step(account, step, true, now).await?,
+            Some(step) => {
+                self.store
+                    .accept_totp_step(account, step, Some(&factor.sealed_secret), now)
+                    .await?
+            }
             None => false,
         };
         self.record_code_outcome(&attempt, account, client, ok, ok.then_some(AuthMethod::Otp))
