@@ -1691,4 +1691,38 @@ mod reset {
         ));
         assert!(f.broker.has_second_factor(&active.account_id).await.unwrap());
     }
+
+    /// Linking a way in and removing it are mailed to the account's verified address, naming the source as people
+    /// see it (its display name).
+    #[tokio::test]
+    async fn linking_and_unlinking_are_noticed() {
+        let f = fixture().await;
+        add(&f, "max", Some("max@example.org"), true).await;
+        let s = sign_in(&f, "max", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let dir = SourceId::new("dir").unwrap();
+        f.broker
+            .link_password(&dir, &active, "joe", &"directory password".into(), &client())
+            .await
+            .unwrap();
+        f.broker.unlink(&active, "dir", "joe-uuid", &client()).await.unwrap();
+        let notices: Vec<(String, Message)> = f.mail.take().into_iter().map(|m| (m.to, m.message)).collect();
+        assert_eq!(
+            notices,
+            [
+                (
+                    "max@example.org".to_owned(),
+                    Message::IdentityLinked {
+                        source: "Directory".into()
+                    }
+                ),
+                (
+                    "max@example.org".to_owned(),
+                    Message::IdentityUnlinked {
+                        source: "Directory".into()
+                    }
+                ),
+            ]
+        );
+    }
 }
