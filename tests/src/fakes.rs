@@ -219,7 +219,7 @@ impl Recheck for PasswordFake {
 enum Asserts {
     /// This person, when the callback's `code` is the nonce kept for the sign-in; a fixed code when given.
     One {
-        identity: ExternalIdentity,
+        identity: Box<ExternalIdentity>,
         code: Option<String>,
     },
     /// Whoever the callback's `code` names, as the JSON of an [`ExternalIdentity`].
@@ -244,7 +244,13 @@ impl RedirectFake {
     /// (a test reads it from the stored flow), or, with [`code`](Self::code), that fixed value; any other code is
     /// `Protocol("bad code")`. Panics on an invalid id.
     pub fn new(id: &str, identity: ExternalIdentity) -> RedirectFake {
-        RedirectFake::asserting(id, Asserts::One { identity, code: None })
+        RedirectFake::asserting(
+            id,
+            Asserts::One {
+                identity: Box::new(identity),
+                code: None,
+            },
+        )
     }
 
     /// A provider that asserts whatever the callback's `code` says: the JSON of an [`ExternalIdentity`] (its
@@ -319,7 +325,7 @@ impl RedirectFlow for RedirectFake {
         self.finished.fetch_add(1, Ordering::SeqCst);
         let code = params.code.as_ref().map(ExposeSecret::expose_secret);
         let mut identity = match &self.asserts {
-            Asserts::One { identity, .. } if code == Some(pending.data.expose_secret()) => identity.clone(),
+            Asserts::One { identity, .. } if code == Some(pending.data.expose_secret()) => (**identity).clone(),
             Asserts::One { .. } => return Err(SourceError::Protocol("bad code".into())),
             Asserts::WhatTheCodeSays => serde_json::from_str::<ExternalIdentity>(code.unwrap_or(""))
                 .map_err(|e| SourceError::Protocol(e.to_string()))?,

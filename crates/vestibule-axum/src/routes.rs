@@ -406,6 +406,10 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
             "amr".into(),
             s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().into(),
         );
+        // When a second factor was last proven (Unix seconds), or null: an app can tell an old provider login
+        // from a fresh one before asking for step-up.
+        let at = Some(s.second_factor_at.0).filter(|t| *t != 0);
+        map.insert("second_factor_at".into(), at.into());
     }
     Ok(Json(body).into_response())
 }

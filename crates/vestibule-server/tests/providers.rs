@@ -801,6 +801,23 @@ async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
             let verify = b.get("/verify").await;
             assert_eq!(verify.status, 200);
             assert_eq!(verify.header("x-vestibule-amr"), Some("fed mfa"));
+            // The provider's `auth_time` is when its second factor was proven: carol just signed in there, dave's
+            // sign-in is answered from a login two hours old (the provider's single sign-on), so his session is
+            // multi-factor with a second factor two hours old, which step-up will not take as fresh.
+            let now = vestibule_tests::totp::now_secs();
+            let at = who["second_factor_at"].as_i64().expect("a time");
+            assert!((now - 120..=now + 5).contains(&at), "carol: {at} vs {now}");
+            let mut d = o.env.browser();
+            let back = o.to_provider_and_back(&mut d, node::Person::SignIn("dave")).await;
+            let res = guarded("callback", d.get(&back)).await;
+            assert_eq!(res.location(), Some("/me"), "{}", res.body);
+            let dave = me(&mut d).await;
+            assert_eq!(dave["assurance"], "multi", "{dave}");
+            let at = dave["second_factor_at"].as_i64().expect("a time");
+            assert!(
+                (now - 7200 - 120..=now - 7200 + 120).contains(&at),
+                "dave: {at} vs {now}"
+            );
         } else {
             assert_eq!(res.location(), Some("/login/second-factor"), "not trusted: enrolment");
             assert!(!sets_session(&res), "{:?}", res.set_cookies());

@@ -578,6 +578,17 @@ impl OidcSource {
                 .take(16)
                 .collect();
         }
+        // When the person last authenticated (OIDC Core 2: a JSON number of seconds), from the signed ID token
+        // only, like `amr`. A provider may answer from an old single sign-on session; the broker uses this time,
+        // not the callback's, for a trusted upstream second factor. Anything but a non-negative number is ignored.
+        who.auth_time = id
+            .get("auth_time")
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            })
+            .filter(|t| *t >= 0)
+            .map(vestibule_core::Timestamp);
         Ok(who)
     }
 }
