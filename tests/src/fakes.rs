@@ -31,7 +31,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use vestibule_core::{
     async_trait, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect,
-    Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
+    Probe, Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
 };
 
 /// What signing in as one login does.
@@ -67,6 +67,7 @@ pub struct PasswordFake {
     directory: Mutex<Directory>,
     calls: AtomicUsize,
     rechecks: AtomicUsize,
+    probes: AtomicUsize,
 }
 
 impl PasswordFake {
@@ -78,6 +79,7 @@ impl PasswordFake {
             directory: Mutex::default(),
             calls: AtomicUsize::new(0),
             rechecks: AtomicUsize::new(0),
+            probes: AtomicUsize::new(0),
         }
     }
 
@@ -129,6 +131,11 @@ impl PasswordFake {
         self.lock().down = true;
     }
 
+    /// How many readiness probes reached the directory.
+    pub fn probes(&self) -> usize {
+        self.probes.load(Ordering::SeqCst)
+    }
+
     /// Ends an outage; the people are those there were before it.
     pub fn up(&self) {
         self.lock().down = false;
@@ -165,6 +172,23 @@ impl AuthSource for PasswordFake {
     }
     fn recheck(&self) -> Option<&dyn Recheck> {
         self.recheck_interval.map(|_| self as &dyn Recheck)
+    }
+    fn probe(&self) -> Option<&dyn Probe> {
+        Some(self)
+    }
+}
+
+/// Readiness: up unless [`PasswordFake::down`]; each probe takes 50 ms (a directory's round trip), so requests
+/// that overlap one can be told apart from requests that each run their own.
+#[async_trait]
+impl Probe for PasswordFake {
+    async fn probe(&self) -> Result<(), SourceError> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.lock().down {
+            return Err(down());
+        }
+        Ok(())
     }
 }
 

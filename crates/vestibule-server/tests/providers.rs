@@ -330,10 +330,21 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
         allow_bind_anon_dn: false,
     });
     let env = ldap_env(&s, "");
-    // Up: signs in (the service connection is now open and pooled).
+    // Up: signs in (the service connection is now open and pooled), and the node says it is ready.
     sign_in_ok(&mut env.browser(), "corp", "alice", "alice-password").await;
+    let ready = readyz_until(&mut env.browser(), 200).await;
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "store": "up", "sources": {"local": "not_checked", "corp": "up"}})
+    );
 
     s.stop();
+    // Not ready while the directory is down; the answer names it and nothing internal.
+    let down = readyz_until(&mut env.browser(), 503).await;
+    assert_eq!(
+        down,
+        json!({"status": "unavailable", "store": "up", "sources": {"local": "not_checked", "corp": "down"}})
+    );
     for attempt in 0..2 {
         let mut b = env.browser();
         let res = guarded(
@@ -356,11 +367,28 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
     sign_in_ok(&mut local, "local", LOCAL_USER, LOCAL_PASSWORD).await;
     assert_eq!(me(&mut local).await["identities"][0]["source"], "local");
 
-    // The directory comes back on the same port: the next sign-in works, vestibule untouched.
+    // The directory comes back on the same port: the next sign-in works, vestibule untouched, and ready again.
     s.restart();
     let mut b = env.browser();
     sign_in_ok(&mut b, "corp", "alice", "alice-password").await;
     assert_eq!(me(&mut b).await["identities"][0]["source"], "corp");
+    assert_eq!(readyz_until(&mut b, 200).await["sources"]["corp"], "up");
+}
+
+/// Asks `/readyz` until it answers `status` (its answer is shared for two seconds, so a change shows within a few
+/// of them), for at most 30 s; returns the JSON body.
+async fn readyz_until(b: &mut Browser, status: u16) -> serde_json::Value {
+    let mut last = None;
+    for _ in 0..60 {
+        let res = guarded("readyz", b.get_json("/readyz")).await;
+        if res.status == status {
+            assert!(!res.body.contains("127.0.0.1"), "no internal detail: {}", res.body);
+            return serde_json::from_str(&res.body).expect("JSON");
+        }
+        last = Some((res.status, res.body));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("/readyz never answered {status}: last {last:?}");
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -542,6 +570,10 @@ async fn oidc_provider_down_is_a_503_page_and_local_still_works() {
         dead.addr()
     ));
     let mut b = o.env.browser();
+    // The node is not ready: one provider's discovery cannot be fetched; the real one answers.
+    let down = readyz_until(&mut b, 503).await;
+    assert_eq!(down["sources"]["down"], "down", "{down}");
+    assert_eq!(down["sources"]["sso"], "up", "{down}");
     let login = b.get("/login").await;
     let token = login.csrf_token().unwrap();
     let res = guarded(
