@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub throttle: ThrottleSettings,
     pub second_factor: SecondFactorConfig,
     pub email: MailConfig,
+    pub log: LogConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -47,6 +48,8 @@ struct RawFile {
     second_factor: SecondFactorConfig,
     #[serde(default)]
     email: MailConfig,
+    #[serde(default)]
+    log: LogConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -56,6 +59,26 @@ struct RawFile {
 pub struct SourceEntry {
     pub policy: SourcePolicy,
     pub config: SourceConfig,
+}
+
+/// `[log]`: how `serve` writes its log (to standard error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default: one readable line per event) or `json` (one JSON object per line, for a log pipeline).
+    pub format: LogFormat,
+}
+
+/// The log's line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with `message`), and `span` /
+    /// `spans` naming the request (`request_id`).
+    Json,
 }
 
 /// `[server]`.
@@ -74,6 +97,9 @@ pub struct ServerConfig {
     /// The longest the broker works on one request, in seconds, before answering 503 with `Retry-After`
     /// (default 30; between 1 and 3600).
     pub request_timeout_secs: u64,
+    /// On SIGTERM or Ctrl-C: how long requests already being answered may still run, in seconds, before the
+    /// process exits anyway (default 30; between 1 and 3600). New connections are refused at once.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +110,7 @@ impl Default for ServerConfig {
             behind_tls_proxy: false,
             trusted_proxies: Vec::new(),
             request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -336,6 +363,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         throttle: raw.throttle,
         second_factor: raw.second_factor,
         email: raw.email,
+        log: raw.log,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -603,6 +631,11 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
     in_range(
         "server.request_timeout_secs",
         config.server.request_timeout_secs,
+        1..=3600,
+    )?;
+    in_range(
+        "server.shutdown_grace_secs",
+        config.server.shutdown_grace_secs,
         1..=3600,
     )?;
     let db = &config.database;

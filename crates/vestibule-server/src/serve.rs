@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use vestibule::{Broker, StorageError};
 use vestibule_axum::{HttpSettings, Vestibule};
@@ -144,16 +145,32 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             ..HttpSettings::default()
         },
     )
-    .nest_into(axum::Router::new());
+    .nest_into(axum::Router::new())
+    // Outermost: every log line of a request, and its error page's reference, carry the request's id.
+    .layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
     tracing::info!(address = %bound, public_url = %public, "vestibule listening");
     // Tests and scripts read this line to learn the port when binding to :0.
     println!("vestibule listening on {bound}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
+    // On SIGTERM: stop accepting at once, let the requests under way finish, but no longer than the grace period
+    // (a request stuck on a dead directory must not keep the process from being replaced).
+    let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
+            shutdown().await;
+            let _ = stopping_tx.send(true);
+        },
+    );
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    tokio::select! {
+        served = server => served.map_err(|e| format!("server error: {e}"))?,
+        () = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(grace_secs = grace.as_secs(), "requests still running after the grace period: stopping"),
+    }
     // Reset links and notices queued by the last requests still go out.
-    mailer.drain(std::time::Duration::from_secs(10)).await;
+    mailer.drain(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -184,7 +201,7 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new connections; finishing the requests under way");
 }
 
 /// Creates a local account; returns its id and, when a confirmation link was mailed (or could not be), a line
