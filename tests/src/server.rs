@@ -16,6 +16,8 @@ pub struct Server {
     /// The config file.
     pub config: PathBuf,
     bin: PathBuf,
+    /// Every line it printed on standard output so far.
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A temporary folder, removed on drop.
@@ -135,11 +137,14 @@ impl Server {
             .expect("spawn vestibule serve");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("vestibule listening on ") {
                     let _ = tx.send(addr.trim().to_owned());
                 }
+                keep.lock().expect("stdout lines").push(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -158,6 +163,26 @@ impl Server {
             dir: dir.to_owned(),
             config: config_path,
             bin: bin.to_owned(),
+            printed,
+        }
+    }
+
+    /// What follows `prefix` on the first line of standard output that starts with it, waiting up to 10 s for it
+    /// (`"vestibule redirecting http on "` gives that listener's address).
+    pub fn printed(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .printed
+                .lock()
+                .expect("stdout lines")
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_owned()));
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "vestibule never printed {prefix:?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

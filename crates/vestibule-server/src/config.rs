@@ -100,6 +100,8 @@ pub struct ServerConfig {
     /// On SIGTERM or Ctrl-C: how long requests already being answered may still run, in seconds, before the
     /// process exits anyway (default 30; between 1 and 3600). New connections are refused at once.
     pub shutdown_grace_secs: u64,
+    /// `[server.tls]`: serve HTTPS here (see [`crate::tls::TlsConfig`]).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -111,6 +113,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            tls: None,
         }
     }
 }
@@ -638,6 +641,9 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
         config.server.shutdown_grace_secs,
         1..=3600,
     )?;
+    if let Some(tls) = &config.server.tls {
+        in_range("server.tls.reload_interval_secs", tls.reload_interval_secs, 1..=86400)?;
+    }
     let db = &config.database;
     in_range("database.acquire_timeout_secs", db.acquire_timeout_secs, 1..=3600)?;
     // 0 is PostgreSQL's own "no limit"; a busy timeout of 0 would make every concurrent write fail at once.

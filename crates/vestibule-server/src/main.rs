@@ -3,6 +3,7 @@
 
 mod config;
 mod serve;
+mod tls;
 
 use std::io::BufRead;
 use std::path::PathBuf;

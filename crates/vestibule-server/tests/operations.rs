@@ -182,3 +182,156 @@ async fn sigterm_lets_a_slow_request_finish_and_refuses_new_ones() {
         .expect("exited after its last request");
     assert!(status.success(), "{status}");
 }
+
+/// A throwaway CA and a certificate for 127.0.0.1 signed by it (tests/ldap/gen-cert.sh), in a folder of `dir`.
+fn certificates(dir: &Path, name: &str) -> std::path::PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ldap/gen-cert.sh");
+    let ok = std::process::Command::new("sh").arg(script).arg(&out).status().unwrap();
+    assert!(ok.success(), "gen-cert.sh failed");
+    out
+}
+
+/// A client that trusts only the CA in `certs` (and verifies host names, as browsers do).
+fn client_trusting(certs: &Path) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.crt")).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// `[server.tls]`: HTTPS on the main port with the configured certificate (a client that verifies it signs in;
+/// plain HTTP there gets no answer), `Secure` cookies, the plain listener redirecting to the https URL, and a
+/// certificate renewed on disk served to new connections within the reload interval, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_served_directly_with_a_renewed_certificate() {
+    let dir = TempDir::new("vestibule-tls");
+    let first = certificates(&dir.0, "first");
+    let renewed = certificates(&dir.0, "renewed");
+    let live = dir.0.join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(first.join(f), live.join(f)).unwrap();
+    }
+    let config = format!(
+        "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[server.tls]\ncert_file = \"{0}/server.crt\"\n\
+         key_file = \"{0}/server.key\"\nreload_interval_secs = 1\nredirect_http_bind = \"127.0.0.1:0\"\n",
+        live.display()
+    );
+    let server = Server::start(Path::new(BIN), &dir.0, &config);
+    server.add_user("alice", "alice@example.org", PASSWORD);
+    let https = server.base.replace("http://", "https://");
+    let trusts_first = client_trusting(&first);
+    let res = trusts_first.get(format!("{https}/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("strict-transport-security"));
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !cookies.is_empty() && cookies.iter().all(|c| c.starts_with("__Host-") && c.contains("Secure")),
+        "{cookies:?}"
+    );
+    // Plain HTTP on the TLS port gets no page.
+    let plain = reqwest::Client::new()
+        .get(format!("{}/login", server.base))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(
+        plain.map(|r| r.status() != 200).unwrap_or(true),
+        "plain http answered on the https port"
+    );
+    // The redirect listener sends GETs to the same path at the https URL, and refuses anything else.
+    let redirect = server.printed("vestibule redirecting http on ");
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_follow
+        .get(format!("http://{redirect}/login?next=%2Fme"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 301);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        format!("{https}/login?next=%2Fme"),
+        "built from public_url, never from Host"
+    );
+    let res = no_follow
+        .post(format!("http://{redirect}/login/local"))
+        .body("username=alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Renewal: new files on disk; new connections get the new certificate within the interval.
+    let trusts_renewed = client_trusting(&renewed);
+    assert!(
+        trusts_renewed.get(format!("{https}/healthz")).send().await.is_err(),
+        "not yet renewed"
+    );
+    for f in ["server.key", "server.crt"] {
+        std::fs::copy(renewed.join(f), live.join(f)).unwrap();
+    }
+    let mut served = false;
+    for _ in 0..40 {
+        if let Ok(r) = client_trusting(&renewed).get(format!("{https}/healthz")).send().await {
+            assert_eq!(r.status(), 200);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(served, "the renewed certificate was never served");
+    assert!(
+        client_trusting(&first)
+            .get(format!("{https}/healthz"))
+            .send()
+            .await
+            .is_err(),
+        "the old certificate is still served to new connections"
+    );
+}
+
+/// A certificate file that does not load stops the start with a message naming the key and the file; an http
+/// public_url with `[server.tls]` is refused too.
+#[test]
+fn a_bad_certificate_or_an_http_public_url_refuses_to_start() {
+    let dir = TempDir::new("vestibule-tls");
+    std::fs::write(dir.0.join("bad.crt"), "not a certificate").unwrap();
+    std::fs::write(dir.0.join("bad.key"), "not a key").unwrap();
+    let run = |extra: &str| {
+        let config = format!(
+            "[database]\nurl = \"sqlite://{0}/v.db\"\n[server]\n{extra}[server.tls]\ncert_file = \"{0}/bad.crt\"\n\
+             key_file = \"{0}/bad.key\"\n",
+            dir.0.display()
+        );
+        std::fs::write(dir.0.join("v.toml"), config).unwrap();
+        std::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(dir.0.join("v.toml"))
+            .args(["--bind", "127.0.0.1:0"])
+            .output()
+            .unwrap()
+    };
+    let out = run("");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.tls.cert_file") && err.contains("bad.crt"), "{err}");
+    let out = run("public_url = \"http://id.example.com\"\n");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("public_url") && err.contains("https"), "{err}");
+}
