@@ -197,8 +197,10 @@ mod tests {
             c.outbox_max_files = 0;
         };
         assert_eq!(bad(unbounded), "outbox_max_age_hours");
-        let mut by_count_only = MailConfig::default();
-        by_count_only.outbox_max_age_hours = 0;
+        let by_count_only = MailConfig {
+            outbox_max_age_hours: 0,
+            ..MailConfig::default()
+        };
         assert!(by_count_only.check().is_ok());
     }
 }

@@ -187,6 +187,8 @@ impl OutboxRetention {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const HOUR_MS: u128 = 3_600_000;
