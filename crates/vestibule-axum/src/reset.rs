@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, REFERRER_POLICY};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{EmailChangeError, ResetError};
+use vestibule::ResetError;
 use vestibule_core::{PasswordChangeError, SecretString};
 
 use crate::client::Client;
@@ -174,22 +174,6 @@ pub(crate) async fn verify_email(
         None,
     );
     Ok(private_headers((html_headers(), html).into_response()))
-}
-
-impl From<EmailChangeError> for AppError {
-    fn from(e: EmailChangeError) -> Self {
-        match e {
-            EmailChangeError::NotFresh => AppError::NotFresh,
-            EmailChangeError::Invalid(why) => AppError::InvalidInput(why),
-            EmailChangeError::Gone => AppError::NotFound,
-            EmailChangeError::Unavailable => {
-                AppError::Unavailable("changing the address by mail is not available".into())
-            }
-            EmailChangeError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
-            EmailChangeError::Broker(b) => b.into(),
-            other => AppError::Internal(Box::new(other)),
-        }
-    }
 }
 
 #[derive(Deserialize)]

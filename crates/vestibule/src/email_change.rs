@@ -11,12 +11,12 @@
 //! answer, the account page and the work done are the same either way; only the mailbox learns it (it receives a
 //! message saying the address is taken instead of a link), and whoever reads that mailbox may know.
 
-use vestibule_core::storage::{AuditEvent, AuditKind, EmailTokenPurpose, StorageError};
+use vestibule_core::storage::{AuditEvent, AuditKind, EmailTokenPurpose};
 use vestibule_core::AccountId;
 
 use crate::mail::{Mail, Message};
 use crate::reset::ResetError;
-use crate::{ActiveSession, Broker, BrokerError, ClientInfo};
+use crate::{ActiveSession, Broker, BrokerError, ClientInfo, SelfServiceError};
 
 /// What change requests are counted under by the limiter (`email-change:ACCOUNT`): each one mails a stranger's
 /// address, so a session cannot be used to flood a mailbox.
@@ -24,50 +24,6 @@ const EMAIL_CHANGE_COUNTER: &str = "email-change";
 
 /// The longest address accepted (RFC 5321's limit on a path).
 const MAX_ADDRESS_LEN: usize = 254;
-
-/// Why an address change was not started.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EmailChangeError {
-    /// The last proof of a credential is older than `fresh_secs`: sign in again first.
-    #[error("a recent sign-in is required")]
-    NotFresh,
-    /// The address cannot be used; the words are fixed and safe to show.
-    #[error("{0}")]
-    Invalid(&'static str),
-    /// No mailer is configured, or the mail queue is full: no link can be sent now.
-    #[error("changing the address by mail is not available")]
-    Unavailable,
-    /// The session's account no longer exists.
-    #[error("no such account")]
-    Gone,
-    /// Too many change requests from this account or address.
-    #[error("too many attempts; retry in {retry_after_secs} s")]
-    Throttled {
-        /// Seconds until a request may be made.
-        retry_after_secs: u32,
-    },
-    /// Something broke.
-    #[error(transparent)]
-    Broker(#[from] BrokerError),
-}
-
-impl From<crate::throttle::Held> for EmailChangeError {
-    fn from(h: crate::throttle::Held) -> Self {
-        match h {
-            crate::throttle::Held::Throttled(t) => EmailChangeError::Throttled {
-                retry_after_secs: t.retry_after_secs,
-            },
-            crate::throttle::Held::Store(e) => EmailChangeError::Broker(e.into()),
-        }
-    }
-}
-
-impl From<StorageError> for EmailChangeError {
-    fn from(e: StorageError) -> Self {
-        EmailChangeError::Broker(e.into())
-    }
-}
 
 /// A change request taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,29 +49,24 @@ impl Broker {
         session: &ActiveSession,
         new_email: &str,
         client: &ClientInfo,
-    ) -> Result<EmailChangeStarted, EmailChangeError> {
+    ) -> Result<EmailChangeStarted, SelfServiceError> {
         if !self.is_fresh(session) {
-            return Err(EmailChangeError::NotFresh);
+            return Err(SelfServiceError::NotFresh);
         }
-        let mailer = self.mailer.as_ref().ok_or(EmailChangeError::Unavailable)?;
+        let mailer = self.mailer.as_ref().ok_or(SelfServiceError::MailUnavailable)?;
         let new_email = check_address(new_email)?;
         let id = &session.account_id;
-        let key = crate::throttle::name_key(EMAIL_CHANGE_COUNTER, id.as_str());
-        let attempt = crate::Attempt {
-            account: &key,
-            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
-        };
-        self.throttle_check(&attempt, EMAIL_CHANGE_COUNTER, client).await?;
-        self.throttle_failed(&attempt).await;
-        if !mailer.has_room() {
-            tracing::warn!("mail queue full: an address change was refused");
-            return Err(EmailChangeError::Unavailable);
+        if !self
+            .admit_mail_request(mailer.as_ref(), &throttle_key(id), EMAIL_CHANGE_COUNTER, client)
+            .await?
+        {
+            return Err(SelfServiceError::MailUnavailable);
         }
-        let account = self.store.get_account(id).await?.ok_or(EmailChangeError::Gone)?;
+        let account = self.store.get_account(id).await?.ok_or(SelfServiceError::NotFound)?;
         if let Some(current) = &account.email {
             if current.eq_ignore_ascii_case(&new_email) {
                 if account.email_verified {
-                    return Err(EmailChangeError::Invalid("That is already your address."));
+                    return Err(SelfServiceError::Invalid("That is already your address."));
                 }
                 self.send_email_verification(id).await?;
                 return Ok(EmailChangeStarted::ConfirmationResent);
@@ -239,10 +190,15 @@ impl Broker {
     }
 }
 
+/// What an account's change requests are counted under (`vestibule throttle lift` lifts it with the account's).
+pub(crate) fn throttle_key(id: &AccountId) -> String {
+    crate::throttle::name_key(EMAIL_CHANGE_COUNTER, id.as_str())
+}
+
 /// The address as typed, trimmed, if it can be an address: one `@`, a local part and a domain, no spaces,
 /// control characters or the characters that would make it a list or a display name.
-fn check_address(raw: &str) -> Result<String, EmailChangeError> {
-    let bad = || EmailChangeError::Invalid("Enter an email address such as name@example.org.");
+fn check_address(raw: &str) -> Result<String, SelfServiceError> {
+    let bad = || SelfServiceError::Invalid("Enter an email address such as name@example.org.");
     let email = raw.trim();
     if email.is_empty() || email.len() > MAX_ADDRESS_LEN {
         return Err(bad());

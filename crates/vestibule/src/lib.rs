@@ -46,7 +46,7 @@ pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
 pub use admin::{AccountDetails, AccountLookup, MatchedBy};
 pub use authenticate::{Authentication, Credentials, RememberCookie};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
-pub use email_change::{mask_address, EmailChangeError, EmailChangeStarted};
+pub use email_change::{mask_address, EmailChangeStarted};
 pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};

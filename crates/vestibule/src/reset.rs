@@ -129,15 +129,11 @@ impl Broker {
         };
         let login: String = login.trim().chars().take(vestibule_core::MAX_LOGIN_CHARS).collect();
         let key = crate::throttle::name_key(RESET_COUNTER, &login);
-        let attempt = crate::Attempt {
-            account: &key,
-            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
-        };
-        self.throttle_check(&attempt, RESET_COUNTER, client).await?;
-        self.throttle_failed(&attempt).await;
         // Whether the queue has room says nothing about the account: honest, and the same for every input.
-        if !mailer.has_room() {
-            tracing::warn!("mail queue full: a password reset request was refused");
+        if !self
+            .admit_mail_request(mailer.as_ref(), &key, RESET_COUNTER, client)
+            .await?
+        {
             return Err(ResetError::Unavailable);
         }
         let broker = Arc::clone(self);
@@ -148,6 +144,30 @@ impl Broker {
             }
         });
         Ok(ResetRequested { delivery })
+    }
+
+    /// Admits a request that mails an address of the requester's choosing (a reset, an address change): the
+    /// limiter may hold it back (per `key`, counted under `counter`, and per client address), and every request
+    /// counts as a failure, so that none can be used to flood a mailbox. `false` when the mail queue is full
+    /// (logged): nothing could be sent now.
+    pub(crate) async fn admit_mail_request(
+        &self,
+        mailer: &dyn crate::Mailer,
+        key: &str,
+        counter: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, crate::throttle::Held> {
+        let attempt = crate::Attempt {
+            account: key,
+            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        };
+        self.throttle_check(&attempt, counter, client).await?;
+        self.throttle_failed(&attempt).await;
+        if !mailer.has_room() {
+            tracing::warn!(request = counter, "mail queue full: a request that mails was refused");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The accounts a reset request names: the local login, and the accounts whose own address it is (verified).

@@ -1788,7 +1788,7 @@ mod reset {
             f.broker
                 .request_email_change(&active, "ivy.new@example.org", &client())
                 .await,
-            Err(vestibule::EmailChangeError::NotFresh)
+            Err(vestibule::SelfServiceError::NotFresh)
         ));
         assert!(f.mail.take().is_empty());
     }
@@ -1802,7 +1802,7 @@ mod reset {
         for bad in ["jo", "jo@example.org, eve@example.org", "Jo <jo@example.org>"] {
             assert!(matches!(
                 f.broker.request_email_change(&active, bad, &client()).await,
-                Err(vestibule::EmailChangeError::Invalid(_))
+                Err(vestibule::SelfServiceError::Invalid(_))
             ));
         }
         // Its own verified address is no change.
@@ -1810,7 +1810,7 @@ mod reset {
             f.broker
                 .request_email_change(&active, "JO@example.org", &client())
                 .await,
-            Err(vestibule::EmailChangeError::Invalid(_))
+            Err(vestibule::SelfServiceError::Invalid(_))
         ));
         // Each request mails a stranger's address: past the allowance, refused before anything is mailed.
         let mut sent = 0;
@@ -1821,7 +1821,7 @@ mod reset {
                 .await
             {
                 Ok(_) => sent += 1,
-                Err(vestibule::EmailChangeError::Throttled { retry_after_secs }) => break retry_after_secs,
+                Err(vestibule::SelfServiceError::Throttled { retry_after_secs }) => break retry_after_secs,
                 Err(e) => panic!("{e:?}"),
             }
             assert!(sent <= 10, "never throttled");
