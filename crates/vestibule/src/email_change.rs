@@ -72,7 +72,9 @@ impl Broker {
                 return Ok(EmailChangeStarted::ConfirmationResent);
             }
         }
-        // Only the newest request can be confirmed: an older link lying in some mailbox opens nothing.
+        // Only the newest request can be confirmed: an older link lying in some mailbox opens nothing. (Two
+        // requests at the same instant may both leave a link; the first one opened voids the other, since a change
+        // deletes every mailed token of the account.)
         self.store
             .delete_email_tokens_of(id, EmailTokenPurpose::ChangeEmail)
             .await?;
