@@ -1833,4 +1833,54 @@ mod reset {
             "a link and a notice per request taken, nothing after"
         );
     }
+
+    #[tokio::test]
+    async fn a_directory_account_changes_its_own_address_and_the_identity_keeps_the_directorys() {
+        let f = fixture().await;
+        let dir = SourceId::new("dir").unwrap();
+        let s = f
+            .broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap()
+            .session()
+            .unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let joe = active.account_id.clone();
+        f.mail.take();
+        f.broker
+            .request_email_change(&active, "joe@home.example", &client())
+            .await
+            .unwrap();
+        let token = change_token(&f.mail.take(), "joe@home.example");
+        // Opened without any session: the token is the proof.
+        assert_eq!(
+            f.broker.confirm_email(&token, &client()).await.unwrap(),
+            "joe@home.example"
+        );
+        let account = f.store.get_account(&joe).await.unwrap().unwrap();
+        assert_eq!(
+            (account.email.as_deref(), account.email_verified),
+            (Some("joe@home.example"), true)
+        );
+        // What the directory asserted stays on its identity, and a new sign-in does not write it back.
+        f.broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap();
+        let identities = f.store.identities_of(&joe).await.unwrap();
+        assert_eq!(identities[0].email.as_deref(), Some("joe@example.org"));
+        let account = f.store.get_account(&joe).await.unwrap().unwrap();
+        assert_eq!(account.email.as_deref(), Some("joe@home.example"));
+        let notices: Vec<(String, Message)> = f.mail.take().into_iter().map(|m| (m.to, m.message)).collect();
+        assert_eq!(
+            notices,
+            [(
+                "joe@example.org".to_owned(),
+                Message::EmailChanged {
+                    new_address: "j***@home.example".into()
+                }
+            )]
+        );
+    }
 }
