@@ -46,6 +46,8 @@ pub struct Broker {
     /// Takes reset links, confirmations and notices; `None`: nothing is mailed and reset is not offered.
     pub(crate) mailer: Option<Arc<dyn crate::Mailer>>,
     pub(crate) mail_settings: crate::MailSettings,
+    /// The last readiness run, shared by the requests that follow it.
+    pub(crate) readiness: crate::readiness::ReadinessCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -230,6 +232,7 @@ impl BrokerBuilder {
             sealer: crate::totp::Sealer::new(&second_factor_key),
             mailer: self.mailer,
             mail_settings: self.mail_settings,
+            readiness: Default::default(),
         })
     }
 }
