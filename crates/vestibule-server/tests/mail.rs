@@ -68,6 +68,21 @@ fn sink_config(sink: &SmtpSink, extra: &str) -> String {
     )
 }
 
+/// A server mailing a sink of its own, in a folder of its own.
+struct Mailed {
+    dir: TempDir,
+    sink: SmtpSink,
+    server: Server,
+}
+
+/// Starts a sink and a server mailing it ([`sink_config`] with `extra`).
+fn mailed(extra: &str) -> Mailed {
+    let sink = SmtpSink::start(SinkOptions::default());
+    let dir = TempDir::new("vestibule-mail");
+    let server = Server::start(Path::new(BIN), &dir.0, &sink_config(&sink, extra));
+    Mailed { dir, sink, server }
+}
+
 /// A new browser signed in as `name` with [`PASSWORD`]: a fresh session.
 async fn signed_in_as(server: &Server, name: &str) -> Browser {
     let mut b = Browser::new(&server.base);
@@ -129,9 +144,11 @@ async fn signs_in(server: &Server, password: &str) -> bool {
 
 #[tokio::test]
 async fn confirm_then_reset_over_smtp_ends_every_session() {
-    let sink = SmtpSink::start(SinkOptions::default());
-    let dir = TempDir::new("vestibule-mail");
-    let server = Server::start(Path::new(BIN), &dir.0, &sink_config(&sink, ""));
+    let Mailed {
+        dir: _dir,
+        sink,
+        server,
+    } = mailed("");
     add_unverified(&server, "alice", "alice@example.org");
     let mut early = Browser::new(&server.base);
     assert_eq!(early.sign_in("local", "alice", PASSWORD, "").await.status, 303);
@@ -266,9 +283,7 @@ async fn the_embedded_defaults_reset_through_the_outbox() {
 
 #[tokio::test]
 async fn an_address_change_waits_for_the_new_address_and_tells_the_old_one() {
-    let sink = SmtpSink::start(SinkOptions::default());
-    let dir = TempDir::new("vestibule-mail");
-    let server = Server::start(Path::new(BIN), &dir.0, &sink_config(&sink, ""));
+    let Mailed { dir, sink, server } = mailed("");
     add_verified(&server);
     let mut b = signed_in_as(&server, "alice").await;
     assert!(b.get("/account").await.body.contains("/account/email\""));
@@ -354,9 +369,11 @@ async fn an_address_change_waits_for_the_new_address_and_tells_the_old_one() {
 
 #[tokio::test]
 async fn a_stale_session_cannot_change_the_address() {
-    let sink = SmtpSink::start(SinkOptions::default());
-    let dir = TempDir::new("vestibule-mail");
-    let server = Server::start(Path::new(BIN), &dir.0, &sink_config(&sink, ""));
+    let Mailed {
+        dir: _dir,
+        sink,
+        server,
+    } = mailed("");
     add_verified(&server);
     // A session restored from remember-me is not fresh.
     let mut b = Browser::new(&server.base);
@@ -387,9 +404,11 @@ async fn a_stale_session_cannot_change_the_address() {
 
 #[tokio::test]
 async fn another_accounts_address_is_not_revealed_to_the_requester() {
-    let sink = SmtpSink::start(SinkOptions::default());
-    let dir = TempDir::new("vestibule-mail");
-    let server = Server::start(Path::new(BIN), &dir.0, &sink_config(&sink, ""));
+    let Mailed {
+        dir: _dir,
+        sink,
+        server,
+    } = mailed("");
     add_verified(&server);
     add_verified_as(&server, "bob", "bob@example.org");
     let mut b = signed_in_as(&server, "alice").await;
@@ -424,14 +443,8 @@ async fn another_accounts_address_is_not_revealed_to_the_requester() {
 
 #[tokio::test]
 async fn a_replayed_remember_me_cookie_is_reported_to_the_verified_address() {
-    let sink = SmtpSink::start(SinkOptions::default());
-    let dir = TempDir::new("vestibule-mail");
     // No grace window: the replay right after the owner's use counts as theft.
-    let server = Server::start(
-        Path::new(BIN),
-        &dir.0,
-        &sink_config(&sink, "[session]\nremember_grace_secs = 0\n"),
-    );
+    let Mailed { dir, sink, server } = mailed("[session]\nremember_grace_secs = 0\n");
     add_verified(&server);
     let mut owner = Browser::new(&server.base);
     assert_eq!(owner.sign_in_remembered("local", "alice", PASSWORD).await.status, 303);

@@ -1362,6 +1362,15 @@ mod reset {
         }
     }
 
+    /// Joe signs in through the directory (his account has no local password).
+    async fn sign_in_joe(f: &F) -> vestibule::LoginOutcome {
+        let dir = SourceId::new("dir").unwrap();
+        f.broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_mailed_link_sets_the_password_once_and_ends_every_session() {
         let f = fixture().await;
@@ -1532,12 +1541,7 @@ mod reset {
     #[tokio::test]
     async fn a_directory_account_is_told_where_its_password_is_kept() {
         let f = fixture().await;
-        let dir = SourceId::new("dir").unwrap();
-        let outcome = f
-            .broker
-            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
-            .await
-            .unwrap();
+        let outcome = sign_in_joe(&f).await;
         let joe = outcome.session().unwrap().account_id;
         assert!(f.store.get_account(&joe).await.unwrap().unwrap().email_verified);
         let mails = ask(&f, "joe@example.org").await;
@@ -1837,14 +1841,7 @@ mod reset {
     #[tokio::test]
     async fn a_directory_account_changes_its_own_address_and_the_identity_keeps_the_directorys() {
         let f = fixture().await;
-        let dir = SourceId::new("dir").unwrap();
-        let s = f
-            .broker
-            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
-            .await
-            .unwrap()
-            .session()
-            .unwrap();
+        let s = sign_in_joe(&f).await.session().unwrap();
         let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
         let joe = active.account_id.clone();
         f.mail.take();
@@ -1864,10 +1861,7 @@ mod reset {
             (Some("joe@home.example"), true)
         );
         // What the directory asserted stays on its identity, and a new sign-in does not write it back.
-        f.broker
-            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
-            .await
-            .unwrap();
+        sign_in_joe(&f).await;
         let identities = f.store.identities_of(&joe).await.unwrap();
         assert_eq!(identities[0].email.as_deref(), Some("joe@example.org"));
         let account = f.store.get_account(&joe).await.unwrap().unwrap();
