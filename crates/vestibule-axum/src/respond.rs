@@ -82,7 +82,7 @@ impl Done {
             Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
             Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
             Done::EmailChangeSent => {
-                "A confirmation link is on its way to the new address. Your address changes only once it is opened."
+                "A confirmation link is on its way to the address you entered; nothing changes until it is opened."
             }
         }
     }
