@@ -1877,6 +1877,24 @@ mod reset {
             )]
         );
     }
+
+    #[tokio::test]
+    async fn an_unconfirmed_address_entered_again_gets_its_confirmation_again() {
+        let f = fixture().await;
+        let kim = add(&f, "kim", Some("kim@example.org"), false).await;
+        let s = sign_in(&f, "kim", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let started = f
+            .broker
+            .request_email_change(&active, "KIM@example.org", &client())
+            .await
+            .unwrap();
+        assert_eq!(started, vestibule::EmailChangeStarted::ConfirmationResent);
+        let mails = f.mail.take();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert!(matches!(&mails[0].message, Message::VerifyEmail { .. }) && mails[0].to == "kim@example.org");
+        assert_eq!(f.broker.pending_email_change(&kim).await.unwrap(), None);
+    }
 }
 
 /// `/readyz`'s answer at the broker: the store and each source, a source that is down makes the node not ready,
@@ -1927,22 +1945,4 @@ async fn readiness_names_each_check_and_shares_one_probe_run() {
     tokio::time::sleep(vestibule::FRESH_FOR + std::time::Duration::from_millis(100)).await;
     let r = f.broker.readiness().await;
     assert_eq!((r.ready, r.store), (false, CheckState::Down));
-
-    #[tokio::test]
-    async fn an_unconfirmed_address_entered_again_gets_its_confirmation_again() {
-        let f = fixture().await;
-        let kim = add(&f, "kim", Some("kim@example.org"), false).await;
-        let s = sign_in(&f, "kim", "old password").await.unwrap();
-        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
-        let started = f
-            .broker
-            .request_email_change(&active, "KIM@example.org", &client())
-            .await
-            .unwrap();
-        assert_eq!(started, vestibule::EmailChangeStarted::ConfirmationResent);
-        let mails = f.mail.take();
-        assert_eq!(mails.len(), 1, "{mails:?}");
-        assert!(matches!(&mails[0].message, Message::VerifyEmail { .. }) && mails[0].to == "kim@example.org");
-        assert_eq!(f.broker.pending_email_change(&kim).await.unwrap(), None);
-    }
 }
