@@ -1,5 +1,6 @@
-//! Password reset by a mailed link, and address confirmation: `GET/POST /reset`, `GET/POST /reset/{token}`,
-//! `GET /email/verify/{token}`. No route here says whether an account exists.
+//! Password reset by a mailed link, address confirmation and change: `GET/POST /reset`, `GET/POST /reset/{token}`,
+//! `GET /email/verify/{token}`, `POST /account/email`. No route here says whether an account exists, nor
+//! whether an address is another account's.
 
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,8 @@ use vestibule_core::{PasswordChangeError, SecretString};
 use crate::client::Client;
 use crate::context::AuthContext;
 use crate::csrf::{csrf_forms, form_binding, Checked};
-use crate::respond::{html_headers, with_cookies};
+use crate::extract::SignedIn;
+use crate::respond::{html_headers, with_cookies, Done};
 use crate::{AppError, Vestibule};
 
 impl From<ResetError> for AppError {
@@ -20,6 +22,9 @@ impl From<ResetError> for AppError {
         match e {
             ResetError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             ResetError::InvalidLink => AppError::InvalidInput(INVALID_LINK),
+            ResetError::AddressInUse => {
+                AppError::InvalidInput("This address is already another account's address: nothing was changed.")
+            }
             ResetError::Unavailable => AppError::Unavailable("password reset by mail is not available".into()),
             ResetError::Password(PasswordChangeError::Policy(why)) => AppError::PasswordRejected(why),
             ResetError::Broker(b) => b.into(),
@@ -169,4 +174,25 @@ pub(crate) async fn verify_email(
         None,
     );
     Ok(private_headers((html_headers(), html).into_response()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    pub(crate) csrf_token: Option<String>,
+    email: Option<String>,
+}
+
+csrf_forms!(EmailForm);
+
+/// `POST /account/email`: asks to change the signed-in account's address. The same answer whether or not the
+/// address is another account's (see `Broker::request_email_change`).
+pub(crate) async fn change_email(
+    State(v): State<Vestibule>,
+    SignedIn(session): SignedIn,
+    Client(client): Client,
+    Checked(form): Checked<EmailForm>,
+) -> Result<Response, AppError> {
+    let email = form.email.unwrap_or_default();
+    v.broker().request_email_change(&session, &email, &client).await?;
+    Ok(Done::EmailChangeSent.redirect(&v))
 }

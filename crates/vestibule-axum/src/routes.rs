@@ -67,6 +67,7 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
         )
         .route("/email/verify/{token}", get(crate::reset::verify_email))
+        .route("/account/email", post(crate::reset::change_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -323,6 +324,7 @@ async fn account(
     let sessions = v.broker().sessions(session).await?;
     let tokens = v.broker().tokens(session).await?;
     let has_totp = v.broker().has_second_factor(&session.account_id).await?;
+    let pending_email = v.broker().pending_email_change(&session.account_id).await?;
     let recovery_codes_left = if has_totp {
         v.broker().recovery_codes_left(&session.account_id).await?
     } else {
@@ -336,6 +338,8 @@ async fn account(
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
         email_verified: account.email_verified,
+        pending_email: pending_email.as_deref(),
+        email_change: v.broker().email_change_available(),
         // Fixed words chosen by a key: nothing from the URL is echoed.
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,

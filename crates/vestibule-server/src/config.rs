@@ -1126,5 +1126,15 @@ mod email_keys {
         )
         .unwrap();
         assert_eq!(ok.email.link_settings().reset_ttl_secs, 900);
+        // The outbox must keep a bound: both limits off is refused, naming the key and its line.
+        let e = super::parse("t.toml", "[email]\noutbox_max_age_hours = 0\noutbox_max_files = 0\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.outbox_max_age_hours"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("without bound"), "{e}");
+        let e = super::parse("t.toml", "[email]\noutbox_max_files = -1\n").unwrap_err();
+        assert!(
+            e.message.contains("outbox_max_files") || e.key.as_deref() == Some("email.outbox_max_files"),
+            "{e}"
+        );
     }
 }

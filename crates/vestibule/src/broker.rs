@@ -779,7 +779,8 @@ impl Broker {
         }
     }
 
-    /// Deletes expired sessions and abandoned redirect flows; run it periodically (see [`Broker::spawn_janitor`]).
+    /// Deletes expired sessions, abandoned redirect flows and everything else that expired, and lets the mailer
+    /// tidy up (the development outbox's retention); run it periodically (see [`Broker::spawn_janitor`]).
     pub async fn purge_expired(&self) -> Result<(), BrokerError> {
         let now = self.clock.now();
         self.store
@@ -794,6 +795,9 @@ impl Broker {
             counters.purge_counters(now).await?;
         }
         self.purge_second_factor(now).await?;
+        if let Some(mailer) = &self.mailer {
+            mailer.tidy().await;
+        }
         Ok(())
     }
 
