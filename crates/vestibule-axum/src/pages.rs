@@ -194,6 +194,16 @@ pub(crate) struct ResetPage<'a> {
     pub(crate) sent: bool,
 }
 
+/// `GET /email/verify/{token}` for a change of address: the button that confirms it.
+#[derive(Template)]
+#[template(path = "email_change_confirm.html")]
+pub(crate) struct EmailChangeConfirmPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) email: &'a str,
+}
+
 /// `GET /reset/{token}`: the new password form.
 #[derive(Template)]
 #[template(path = "reset_password.html")]

@@ -161,14 +161,47 @@ pub(crate) async fn new_password_submit(
     }
 }
 
+/// `GET /email/verify/{token}`: a new account's address is confirmed by opening the link. A change of address is
+/// not: the page asks for a press of a button (`POST` to the same path), because mail scanners and link previews
+/// open links by themselves, and a change confirmed by a scanner in a mistyped mailbox would hand the account's
+/// reset mail to a stranger.
 pub(crate) async fn verify_email(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    if let Some(email) = v.broker().email_change_link(&token).await? {
+        let (bound, set) = form_binding(&v, &headers, &ctx);
+        let html = crate::pages::render(&crate::pages::EmailChangeConfirmPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            token: &token,
+            email: &email,
+        });
+        return Ok(private_headers(with_cookies(
+            (html_headers(), html).into_response(),
+            &set,
+        )));
+    }
+    confirmed(&v, &token, &client).await
+}
+
+/// `POST /email/verify/{token}` (`csrf_token`): confirms the change of address the link stands for.
+pub(crate) async fn verify_email_submit(
     State(v): State<Vestibule>,
     Client(client): Client,
     Path(token): Path<String>,
+    _: Checked<crate::csrf::CsrfForm>,
 ) -> Result<Response, AppError> {
-    let email = v.broker().confirm_email(&token, &client).await?;
+    confirmed(&v, &token, &client).await
+}
+
+async fn confirmed(v: &Vestibule, token: &str, client: &vestibule::ClientInfo) -> Result<Response, AppError> {
+    let email = v.broker().confirm_email(token, client).await?;
     let html = crate::pages::message(
-        &v,
+        v,
         "Address confirmed",
         &format!("Thank you: {email} is confirmed."),
         None,

@@ -66,7 +66,10 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             "/reset/{token}",
             get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
         )
-        .route("/email/verify/{token}", get(crate::reset::verify_email))
+        .route(
+            "/email/verify/{token}",
+            get(crate::reset::verify_email).post(crate::reset::verify_email_submit),
+        )
         .route("/account/email", post(crate::reset::change_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))

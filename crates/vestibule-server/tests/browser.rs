@@ -506,6 +506,13 @@ async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
     });
     let link = vestibule_tests::smtp::link_in(&mail, &env.server.base, "email/verify").unwrap();
     b.goto(&link).await.unwrap();
+    // Opening it asks; the button confirms.
+    b.find(Locator::XPath("//button[contains(., 'Confirm the change')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(body.contains("nora@example.org is confirmed"), "{body}");
     b.goto(&env.url("/me")).await.unwrap();

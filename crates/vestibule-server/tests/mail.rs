@@ -332,10 +332,37 @@ async fn an_address_change_waits_for_the_new_address_and_tells_the_old_one() {
     let mut elsewhere = Browser::new(&server.base);
     let superseded = elsewhere.get(&path_of(&first_link, PUBLIC)).await;
     assert_eq!(superseded.status, 400, "{}", superseded.body);
-    let done = elsewhere.get(&path_of(&link, PUBLIC)).await;
+    // Opening the link (as a mail scanner or a link preview would) changes nothing: it shows a button.
+    let path = path_of(&link, PUBLIC);
+    let opened = elsewhere.get(&path).await;
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert!(
+        opened.body.contains("Confirm the change") && opened.body.contains("olga@example.org"),
+        "{}",
+        opened.body
+    );
+    assert_eq!(
+        elsewhere.get(&path).await.status,
+        200,
+        "opening it again still shows the button"
+    );
+    assert_eq!(
+        b.get_json("/me").await.json()["email"],
+        "alice@example.org",
+        "changed by a GET"
+    );
+    let forged = elsewhere.post(&path, &[]).await;
+    assert_eq!(forged.status, 403, "without its CSRF token: {}", forged.body);
+    let done = elsewhere
+        .post(&path, &[("csrf_token", &opened.csrf_token().unwrap())])
+        .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("olga@example.org is confirmed"), "{}", done.body);
-    assert_eq!(elsewhere.get(&path_of(&link, PUBLIC)).await.status, 400, "single use");
+    assert_eq!(elsewhere.get(&path).await.status, 400, "single use");
+    let again = elsewhere
+        .post(&path, &[("csrf_token", &opened.csrf_token().unwrap())])
+        .await;
+    assert_eq!(again.status, 400, "single use: {}", again.body);
 
     // The old address hears of it; the account has the new one, verified; this session goes on and shows it.
     let changed = sink.wait_for_mail("Your email address was changed", "alice@example.org");
@@ -434,7 +461,12 @@ async fn another_accounts_address_is_not_revealed_to_the_requester() {
     let confirm = sink.wait_for_mail("Confirm your new email address", "carol@example.org");
     let link = link_in(&confirm, PUBLIC, "email/verify").unwrap_or_else(|| panic!("{confirm}"));
     add_verified_as(&server, "carol", "carol@example.org");
-    let refused = Browser::new(&server.base).get(&path_of(&link, PUBLIC)).await;
+    let mut elsewhere = Browser::new(&server.base);
+    let path = path_of(&link, PUBLIC);
+    let opened = elsewhere.get(&path).await;
+    let refused = elsewhere
+        .post(&path, &[("csrf_token", &opened.csrf_token().unwrap())])
+        .await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.body.contains("already another account"), "{}", refused.body);
     assert_eq!(b.get_json("/me").await.json()["email"], "alice@example.org");

@@ -283,6 +283,20 @@ impl Broker {
         Ok(MailLink::new(format!("{}/{path}/{}", self.base_url(), token.expose())))
     }
 
+    /// The new address a change-of-address link stands for, without using the link (to show its confirm
+    /// button); `None` when the token is no live change link (a new account's confirmation link, or nothing).
+    pub async fn email_change_link(&self, token: &str) -> Result<Option<String>, ResetError> {
+        let Ok(hash) = token_hash(token) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_email_token(&hash, EmailTokenPurpose::ChangeEmail)
+            .await?
+            .filter(|t| t.expires_at > self.now())
+            .map(|t| t.email))
+    }
+
     /// Checks a reset link without using it (to show its form).
     pub async fn check_reset_link(&self, token: &str) -> Result<(), ResetError> {
         let hash = token_hash(token)?;
