@@ -774,6 +774,7 @@ impl Broker {
             detail = event.detail,
             "audit"
         );
+        crate::metrics::audited(event.event, event.source);
         if let Err(e) = self.store.audit(self.clock.now(), event).await {
             tracing::error!(error = %e, event = event.event.as_str(), "could not write the audit log");
         }
