@@ -39,10 +39,11 @@ pub(crate) enum Done {
     TokenRevoked,
     TotpAdded,
     TotpRemoved,
+    EmailChangeSent,
 }
 
 impl Done {
-    const ALL: [Done; 7] = [
+    const ALL: [Done; 8] = [
         Done::Linked,
         Done::Unlinked,
         Done::Revoked,
@@ -50,6 +51,7 @@ impl Done {
         Done::TokenRevoked,
         Done::TotpAdded,
         Done::TotpRemoved,
+        Done::EmailChangeSent,
     ];
 
     fn key(self) -> &'static str {
@@ -61,6 +63,7 @@ impl Done {
             Done::TokenRevoked => "token_revoked",
             Done::TotpAdded => "totp_added",
             Done::TotpRemoved => "totp_removed",
+            Done::EmailChangeSent => "email_change_sent",
         }
     }
 
@@ -78,6 +81,9 @@ impl Done {
             Done::TokenRevoked => "The token was revoked.",
             Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
             Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
+            Done::EmailChangeSent => {
+                "A confirmation link is on its way to the address you entered; nothing changes until it is opened."
+            }
         }
     }
 

@@ -66,9 +66,14 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             "/reset/{token}",
             get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
         )
-        .route("/email/verify/{token}", get(crate::reset::verify_email))
+        .route(
+            "/email/verify/{token}",
+            get(crate::reset::verify_email).post(crate::reset::verify_email_submit),
+        )
+        .route("/account/email", post(crate::reset::change_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/static/vestibule.css", get(stylesheet))
         .fallback(|| async { AppError::NotFound })
         .layer(broker_stack(v))
@@ -322,6 +327,7 @@ async fn account(
     let sessions = v.broker().sessions(session).await?;
     let tokens = v.broker().tokens(session).await?;
     let has_totp = v.broker().has_second_factor(&session.account_id).await?;
+    let pending_email = v.broker().pending_email_change(&session.account_id).await?;
     let recovery_codes_left = if has_totp {
         v.broker().recovery_codes_left(&session.account_id).await?
     } else {
@@ -335,6 +341,8 @@ async fn account(
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
         email_verified: account.email_verified,
+        pending_email: pending_email.as_deref(),
+        email_change: v.broker().email_change_available(),
         // Fixed words chosen by a key: nothing from the URL is echoed.
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,
@@ -406,6 +414,10 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
             "amr".into(),
             s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().into(),
         );
+        // When a second factor was last proven (Unix seconds), or null: an app can tell an old provider login
+        // from a fresh one before asking for step-up.
+        let at = Some(s.second_factor_at.0).filter(|t| *t != 0);
+        map.insert("second_factor_at".into(), at.into());
     }
     Ok(Json(body).into_response())
 }
@@ -422,6 +434,29 @@ async fn healthz(State(v): State<Vestibule>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// `GET /readyz`: 200 when the store and every source answer (shared probe runs, see
+/// [`vestibule::Broker::readiness`]), else 503; the body names each check (`up`, `down`, `not_checked`), never
+/// why one is down (the log says, as it may name internal hosts).
+async fn readyz(State(v): State<Vestibule>) -> Response {
+    let r = v.broker().readiness().await;
+    let sources: serde_json::Map<String, serde_json::Value> = r
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), serde_json::json!(s.state)))
+        .collect();
+    let body = serde_json::json!({
+        "status": if r.ready { "ready" } else { "unavailable" },
+        "store": r.store,
+        "sources": sources,
+    });
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -234,9 +234,17 @@ pub trait BrokerStore: Send + Sync {
 
     // Second factors.
 
-    /// Stores an unconfirmed TOTP factor for an account, replacing an unconfirmed one; `false` (nothing written)
-    /// when the account already has a confirmed one, which must be removed first.
-    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError>;
+    /// Stores an unconfirmed TOTP factor for an account, begun by `begun_by` (an opaque hash of the session or
+    /// half-signed-in state that started the enrolment, returned as [`TotpFactor::begun_by`]), replacing an
+    /// unconfirmed one; `false` (nothing written) when the account already has a confirmed one, which must be
+    /// removed first.
+    async fn put_totp(
+        &self,
+        account: &AccountId,
+        sealed_secret: &str,
+        begun_by: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
 
     /// The account's TOTP factor, confirmed or not.
     async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError>;
@@ -325,6 +333,19 @@ pub trait BrokerStore: Send + Sync {
     /// Marks the account's own address as verified if it is still `email` (ignoring ASCII case); `false` when the
     /// account has another address now (or is gone).
     async fn confirm_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError>;
+
+    /// Every token of this purpose of an account, newest first (the account page shows a pending address change).
+    async fn email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Vec<EmailToken>, StorageError>;
+
+    /// Sets the account's own address to `email`, verified, unless another account has `email` (ignoring ASCII
+    /// case) as its verified address; deletes every mailed token of the account in the same transaction (links
+    /// mailed to the old address, or for an older change, open nothing afterwards). `false` when refused or when
+    /// the account is gone.
+    async fn change_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError>;
 
     /// Deletes tokens that expired before `now`; returns how many.
     async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError>;

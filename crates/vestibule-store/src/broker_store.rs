@@ -238,8 +238,14 @@ impl BrokerStore for Store {
         Ok(self.purge_pending_links(now).await?)
     }
 
-    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError> {
-        Ok(self.put_totp(account, sealed_secret, now).await?)
+    async fn put_totp(
+        &self,
+        account: &AccountId,
+        sealed_secret: &str,
+        begun_by: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.put_totp(account, sealed_secret, begun_by, now).await?)
     }
 
     async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError> {
@@ -332,6 +338,18 @@ impl BrokerStore for Store {
 
     async fn confirm_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError> {
         Ok(self.confirm_email(account, email).await?)
+    }
+
+    async fn email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Vec<EmailToken>, StorageError> {
+        Ok(self.email_tokens_of(account, purpose).await?)
+    }
+
+    async fn change_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError> {
+        Ok(self.change_email(account, email).await?)
     }
 
     async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError> {

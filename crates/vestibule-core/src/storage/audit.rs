@@ -70,11 +70,18 @@ pub enum AuditKind {
     PasswordResetCompleted,
     /// An account's own address was confirmed from a mailed link. (`email_verified`)
     EmailVerified,
+    /// The owner asked, from the account page, to change the account's address: a link went to the new address
+    /// (or, when another account has it verified, a message saying so), a notice to the old one.
+    /// (`email_change_requested`)
+    EmailChangeRequested,
+    /// An address change was confirmed from the new address: the account's address is the new one, verified.
+    /// (`email_changed`)
+    EmailChanged,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 30] = [
+    pub const ALL: [AuditKind; 32] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -105,6 +112,8 @@ impl AuditKind {
         AuditKind::PasswordResetRequested,
         AuditKind::PasswordResetCompleted,
         AuditKind::EmailVerified,
+        AuditKind::EmailChangeRequested,
+        AuditKind::EmailChanged,
     ];
 
     /// The name written to the `event` column.
@@ -140,6 +149,8 @@ impl AuditKind {
             AuditKind::PasswordResetRequested => "password_reset_requested",
             AuditKind::PasswordResetCompleted => "password_reset_completed",
             AuditKind::EmailVerified => "email_verified",
+            AuditKind::EmailChangeRequested => "email_change_requested",
+            AuditKind::EmailChanged => "email_changed",
         }
     }
 

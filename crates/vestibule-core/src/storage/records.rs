@@ -193,6 +193,10 @@ pub struct TotpFactor {
     pub last_step: i64,
     /// When enrolment started.
     pub created_at: Timestamp,
+    /// Who started the enrolment (the hash the broker passed to `put_totp`): only the same session or
+    /// half-signed-in state may see the unconfirmed secret again or confirm it. `None` for rows from before it
+    /// was recorded.
+    pub begun_by: Option<String>,
 }
 
 /// The half-signed-in state: a primary proof succeeded and the second step is due. Not a session.
@@ -227,6 +231,10 @@ pub enum EmailTokenPurpose {
     PasswordReset,
     /// An address confirmation link (`/email/verify/{token}`).
     VerifyEmail,
+    /// A link confirming a change of the account's address, mailed to the new address (also
+    /// `/email/verify/{token}`); the token's `email` is the new address. Until it is used the account keeps its
+    /// old address for everything.
+    ChangeEmail,
 }
 
 impl EmailTokenPurpose {
@@ -235,6 +243,7 @@ impl EmailTokenPurpose {
         match self {
             EmailTokenPurpose::PasswordReset => "reset",
             EmailTokenPurpose::VerifyEmail => "verify",
+            EmailTokenPurpose::ChangeEmail => "change",
         }
     }
 }
