@@ -87,9 +87,14 @@ impl Done {
         }
     }
 
-    /// The account page with this notice.
+    /// The account page's path with this notice.
+    pub(crate) fn location(self, v: &Vestibule) -> String {
+        format!("{}/account?done={}", v.inner.mount, self.key())
+    }
+
+    /// A redirect to the account page with this notice.
     pub(crate) fn redirect(self, v: &Vestibule) -> Response {
-        Redirect::to(&format!("{}/account?done={}", v.inner.mount, self.key())).into_response()
+        Redirect::to(&self.location(v)).into_response()
     }
 }
 
