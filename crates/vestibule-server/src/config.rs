@@ -621,6 +621,22 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
                 ConfigIssue::new("server.public_url", "must be an http:// or https:// URL"),
             ));
         }
+        // Callback URLs are public_url + "/callback/{id}": a query, a fragment or credentials in it would make
+        // URLs no provider can match (and a fragment never reaches the server).
+        if parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty()
+            || parsed.password().is_some()
+        {
+            return Err((
+                None,
+                ConfigIssue::new(
+                    "server.public_url",
+                    "must be scheme, host, port and path only (no ?query, #fragment or user@): callback URLs are \
+                     built by appending /callback/{id} to it",
+                ),
+            ));
+        }
         // Serving HTTPS while announcing http: callbacks registered at providers and cookies would not match.
         if config.server.tls.is_some() && parsed.scheme() != "https" {
             return Err((
@@ -860,6 +876,15 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
         assert!(e.message.contains("https"), "{e}");
+        for bad in [
+            "https://id.example.com/?x=1",
+            "https://id.example.com/#f",
+            "https://u@id.example.com",
+        ] {
+            let e = parse("t.toml", &format!("[server]\npublic_url = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("server.public_url"), "{bad}: {e}");
+            assert!(e.message.contains("/callback/"), "{e}");
+        }
         let e = parse("t.toml", "[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
         assert_eq!(e.line, Some(2), "validation problems are located too: {e}");
