@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{
-    SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, ThrottleSettings,
+    PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, ThrottleSettings,
 };
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
@@ -107,8 +107,10 @@ pub struct SecondFactorConfig {
     pub pending_timeout_secs: i64,
     /// Wrong codes one half-signed-in state allows (default 5).
     pub max_failures: u32,
-    /// The name authenticator apps show (default `Vestibule`).
+    /// The name authenticator apps and passkey prompts show (default `Vestibule`).
     pub issuer: String,
+    /// Passkeys: `auto` (default; on when public_url's host is a name), `on`, or `off`.
+    pub passkeys: PasskeyMode,
     /// A file holding the 32-byte key (64 hex characters, or base64) that seals TOTP secrets and keys the
     /// recovery-code hashes. Without it (or `key_env`), a key is generated once and kept in the database.
     pub key_file: Option<std::path::PathBuf>,
@@ -125,6 +127,7 @@ impl Default for SecondFactorConfig {
             pending_timeout_secs: d.pending_timeout_secs,
             max_failures: d.max_failures,
             issuer: d.issuer,
+            passkeys: d.passkeys,
             key_file: None,
             key_env: None,
         }
@@ -140,6 +143,7 @@ impl SecondFactorConfig {
             pending_timeout_secs: self.pending_timeout_secs,
             max_failures: self.max_failures,
             issuer: self.issuer.clone(),
+            passkeys: self.passkeys,
         }
     }
 

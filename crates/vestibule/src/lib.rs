@@ -28,6 +28,7 @@ mod error;
 mod linking;
 mod login;
 mod mail;
+mod passkey;
 mod remember;
 mod reset;
 mod second_factor;
@@ -49,6 +50,7 @@ pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use mail::{FactorChange, Mail, MailError, MailLink, Mailer, Message};
+pub use passkey::{PasskeyAdded, PasskeyChallenge, PasskeyView, PasswordlessDone};
 pub use remember::Restored;
 pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
 pub use second_factor::{
@@ -59,7 +61,7 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{
-    Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, UPSTREAM_MFA_AMR,
+    PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, UPSTREAM_MFA_AMR,
 };
 pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
 pub use totp::SecondFactorKey;

@@ -70,11 +70,14 @@ pub enum AuditKind {
     PasswordResetCompleted,
     /// An account's own address was confirmed from a mailed link. (`email_verified`)
     EmailVerified,
+    /// A passkey signed with a counter not above the one recorded (a cloned authenticator, or a replay): refused.
+    /// (`passkey_counter_regressed`)
+    PasskeyCounterRegressed,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 30] = [
+    pub const ALL: [AuditKind; 31] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -105,6 +108,7 @@ impl AuditKind {
         AuditKind::PasswordResetRequested,
         AuditKind::PasswordResetCompleted,
         AuditKind::EmailVerified,
+        AuditKind::PasskeyCounterRegressed,
     ];
 
     /// The name written to the `event` column.
@@ -140,6 +144,7 @@ impl AuditKind {
             AuditKind::PasswordResetRequested => "password_reset_requested",
             AuditKind::PasswordResetCompleted => "password_reset_completed",
             AuditKind::EmailVerified => "email_verified",
+            AuditKind::PasskeyCounterRegressed => "passkey_counter_regressed",
         }
     }
 
