@@ -39,10 +39,12 @@ pub(crate) enum Done {
     TokenRevoked,
     TotpAdded,
     TotpRemoved,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl Done {
-    const ALL: [Done; 7] = [
+    const ALL: [Done; 9] = [
         Done::Linked,
         Done::Unlinked,
         Done::Revoked,
@@ -50,9 +52,11 @@ impl Done {
         Done::TokenRevoked,
         Done::TotpAdded,
         Done::TotpRemoved,
+        Done::PasskeyAdded,
+        Done::PasskeyRemoved,
     ];
 
-    fn key(self) -> &'static str {
+    pub(crate) fn key(self) -> &'static str {
         match self {
             Done::Linked => "linked",
             Done::Unlinked => "unlinked",
@@ -61,6 +65,8 @@ impl Done {
             Done::TokenRevoked => "token_revoked",
             Done::TotpAdded => "totp_added",
             Done::TotpRemoved => "totp_removed",
+            Done::PasskeyAdded => "passkey_added",
+            Done::PasskeyRemoved => "passkey_removed",
         }
     }
 
@@ -78,6 +84,8 @@ impl Done {
             Done::TokenRevoked => "The token was revoked.",
             Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
             Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
+            Done::PasskeyAdded => "Your passkey was added, and your other sessions were signed out.",
+            Done::PasskeyRemoved => "The passkey was removed, and your other sessions were signed out.",
         }
     }
 

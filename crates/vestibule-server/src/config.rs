@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{
-    PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, ThrottleSettings,
+    PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
+    ThrottleSettings,
 };
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;

@@ -8,8 +8,8 @@ use vestibule_core::storage::{
     NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor, RememberSeries, SessionRecord, StorageError,
     TotpFactor, Unlinked,
 };
-use vestibule_core::storage::{PasskeyCeremony, PasskeyRecord};
 use vestibule_core::storage::{CounterKey, CounterRecord, FailureStep, ThrottleCounters};
+use vestibule_core::storage::{PasskeyCeremony, PasskeyRecord};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
 
 use crate::{RevocationListener, Store};

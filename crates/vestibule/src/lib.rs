@@ -61,7 +61,8 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{
-    PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, UPSTREAM_MFA_AMR,
+    PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
+    UPSTREAM_MFA_AMR,
 };
 pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
 pub use totp::SecondFactorKey;

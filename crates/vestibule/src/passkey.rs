@@ -25,9 +25,8 @@ use secrecy::SecretString;
 use vestibule_core::storage::{AuditEvent, AuditKind, PasskeyCeremony, PasskeyRecord};
 use vestibule_core::{AccountId, SourceId, Timestamp};
 use webauthn_rs::prelude::{
-    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
-    WebauthnError,
+    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use crate::second_factor::{code_key, Proof};
@@ -65,8 +64,8 @@ pub(crate) fn relying_party(base_url: &str, settings: &SecondFactorSettings) -> 
         return Ok(None);
     };
     // The origin is the URL's scheme, host and port; its path (a mount point) is not part of it.
-    let origin = Url::parse(&url.origin().ascii_serialization())
-        .map_err(|e| BrokerError::Config(format!("public URL: {e}")))?;
+    let origin =
+        Url::parse(&url.origin().ascii_serialization()).map_err(|e| BrokerError::Config(format!("public URL: {e}")))?;
     let wa = WebauthnBuilder::new(host, &origin)
         .and_then(|b| b.rp_name(&settings.issuer).build())
         .map_err(|e| BrokerError::Config(format!("second_factor.passkeys: WebAuthn refused {base_url}: {e}")))?;
@@ -91,6 +90,21 @@ impl Purpose {
             Purpose::Passwordless => "passwordless",
         }
     }
+}
+
+/// What a ceremony being finished must have been started for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub(crate) purpose: Purpose,
+    /// The hash of what it must be bound to.
+    pub(crate) bound_to: &'a str,
+}
+
+/// A browser's answer: the ceremony id and the authenticator's `PublicKeyCredential` as JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Answer<'a> {
+    pub(crate) ceremony: &'a str,
+    pub(crate) credential: &'a str,
 }
 
 /// A ceremony for the browser: its id (for the form) and the options for `navigator.credentials` (JSON, for the
@@ -155,12 +169,21 @@ fn b64(bytes: &[u8]) -> String {
 /// only form we store) names it `cred.counter`.
 fn stored_counter(credential_json: &str) -> Option<u32> {
     let value: serde_json::Value = serde_json::from_str(credential_json).ok()?;
-    value.get("cred")?.get("counter")?.as_u64().and_then(|n| u32::try_from(n).ok())
+    value
+        .get("cred")?
+        .get("counter")?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// A passkey's name as given, trimmed and bounded; empty becomes "Passkey".
 fn clean_name(name: &str) -> String {
-    let name: String = name.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+    let name: String = name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
     if name.is_empty() {
         "Passkey".to_owned()
     } else {
@@ -258,7 +281,11 @@ impl Broker {
         }
         let account = &session.account_id;
         let name = match self.store.get_account(account).await? {
-            Some(a) => a.email.clone().or(a.display_name.clone()).unwrap_or_else(|| account.to_string()),
+            Some(a) => a
+                .email
+                .clone()
+                .or(a.display_name.clone())
+                .unwrap_or_else(|| account.to_string()),
             None => account.to_string(),
         };
         let display = match self.store.get_account(account).await? {
@@ -435,7 +462,8 @@ impl Broker {
             .start_passkey_authentication(&passkeys)
             .map_err(|e| BrokerError::Config(format!("passkey authentication: {e}")))?;
         Ok(Some(
-            self.hold_ceremony(purpose, bound_to, Some(account), &state, &options).await?,
+            self.hold_ceremony(purpose, bound_to, Some(account), &state, &options)
+                .await?,
         ))
     }
 
@@ -450,7 +478,10 @@ impl Broker {
     }
 
     /// A passkey ceremony for step-up of a signed-in session; `None` when passkeys are off or the account has none.
-    pub async fn begin_passkey_step_up(&self, session: &ActiveSession) -> Result<Option<PasskeyChallenge>, BrokerError> {
+    pub async fn begin_passkey_step_up(
+        &self,
+        session: &ActiveSession,
+    ) -> Result<Option<PasskeyChallenge>, BrokerError> {
         self.begin_assertion(Purpose::StepUp, session.id_hash(), &session.account_id)
             .await
     }
@@ -465,8 +496,13 @@ impl Broker {
         client: &ClientInfo,
         previous_session: Option<&str>,
     ) -> Result<crate::SecondStepDone, SecondFactorError> {
-        self.finish_second_step(token, Proof::Passkey { ceremony, credential }, client, previous_session)
-            .await
+        self.finish_second_step(
+            token,
+            Proof::Passkey(Answer { ceremony, credential }),
+            client,
+            previous_session,
+        )
+        .await
     }
 
     /// Step-up with a passkey: as [`Broker::step_up`], with the authenticator's answer to the ceremony.
@@ -477,7 +513,7 @@ impl Broker {
         credential: &str,
         client: &ClientInfo,
     ) -> Result<NewSession, SecondFactorError> {
-        self.step_up_with(session, Proof::Passkey { ceremony, credential }, client)
+        self.step_up_with(session, Proof::Passkey(Answer { ceremony, credential }), client)
             .await
     }
 
@@ -486,18 +522,14 @@ impl Broker {
     pub(crate) async fn check_passkey(
         &self,
         account: &AccountId,
-        purpose: Purpose,
-        bound_to: &str,
-        ceremony: &str,
-        credential: &str,
+        expected: Expected<'_>,
+        answer: Answer<'_>,
         client: &ClientInfo,
         source: &SourceId,
     ) -> Result<Option<AuthMethod>, SecondFactorError> {
         let key = code_key(account);
         let (attempt, _turn) = self.code_attempt(&key, client, source.as_str()).await?;
-        let ok = self
-            .verify_assertion(account, purpose, bound_to, ceremony, credential, client)
-            .await?;
+        let ok = self.verify_assertion(account, expected, answer, client).await?;
         let method = ok.then_some(AuthMethod::Passkey);
         self.record_code_outcome(&attempt, account, client, ok, method).await;
         Ok(method)
@@ -506,21 +538,22 @@ impl Broker {
     async fn verify_assertion(
         &self,
         account: &AccountId,
-        purpose: Purpose,
-        bound_to: &str,
-        ceremony: &str,
-        credential: &str,
+        expected: Expected<'_>,
+        answer: Answer<'_>,
         client: &ClientInfo,
     ) -> Result<bool, SecondFactorError> {
         let Some(wa) = self.webauthn.as_ref() else {
             return Ok(false);
         };
-        let Some(state) = self.take_ceremony(ceremony, purpose, bound_to, Some(account)).await? else {
+        let Some(state) = self
+            .take_ceremony(answer.ceremony, expected.purpose, expected.bound_to, Some(account))
+            .await?
+        else {
             return Ok(false);
         };
         let state: PasskeyAuthentication =
             serde_json::from_str(&state).map_err(|e| BrokerError::Config(format!("passkey state: {e}")))?;
-        let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(credential) else {
+        let Ok(answer) = serde_json::from_str::<PublicKeyCredential>(answer.credential) else {
             return Ok(false);
         };
         let result = match wa.finish_passkey_authentication(&answer, &state) {
@@ -632,22 +665,22 @@ impl Broker {
         };
         let (attempt, _turn) = self.code_attempt(&key, client, PASSKEY_SOURCE).await?;
         let bound_to = crate::secret::hex_of(&crate::secret::hash_token(binding));
-        let state = self.take_ceremony(ceremony, Purpose::Passwordless, &bound_to, None).await?;
+        let state = self
+            .take_ceremony(ceremony, Purpose::Passwordless, &bound_to, None)
+            .await?;
         let verified = match (answer, claimed, state) {
             (Some(answer), Some(record), Some(state)) => {
                 let state: DiscoverableAuthentication =
                     serde_json::from_str(&state).map_err(|e| BrokerError::Config(format!("passkey state: {e}")))?;
                 match serde_json::from_str::<Passkey>(&record.credential) {
-                    Ok(passkey) => {
-                        match wa.finish_discoverable_authentication_v2(&answer, state, &passkey) {
-                            Ok(result) if self.accept_assertion(&record, &result, client).await? => Some(record),
-                            Ok(_) => None,
-                            Err(e) => {
-                                self.assertion_refused(Some(&record.account_id), &e, client).await;
-                                None
-                            }
+                    Ok(passkey) => match wa.finish_discoverable_authentication_v2(&answer, state, &passkey) {
+                        Ok(result) if self.accept_assertion(&record, &result, client).await? => Some(record),
+                        Ok(_) => None,
+                        Err(e) => {
+                            self.assertion_refused(Some(&record.account_id), &e, client).await;
+                            None
                         }
-                    }
+                    },
                     Err(_) => None,
                 }
             }

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use vestibule_core::storage::{AuditEvent, AuditKind, PendingSecondFactor, StorageError};
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
-use crate::passkey::Purpose;
+use crate::passkey::{Answer, Expected, Purpose};
 use crate::session::{method_names, parse_methods};
 use crate::totp::{new_recovery_codes, normalize_recovery, normalize_totp, TotpSecret};
 use crate::{ActiveSession, AuthMethod, Broker, BrokerError, ClientInfo, NewSession, SecretToken};
@@ -150,8 +150,8 @@ pub(crate) fn code_key(account: &AccountId) -> String {
 pub(crate) enum Proof<'a> {
     /// A TOTP or recovery code.
     Code(&'a str),
-    /// A passkey's answer (`PublicKeyCredential` JSON) to the ceremony with this id.
-    Passkey { ceremony: &'a str, credential: &'a str },
+    /// A passkey's answer to a ceremony.
+    Passkey(Answer<'a>),
 }
 
 /// What a primary proof still needs.
@@ -362,17 +362,13 @@ impl Broker {
                 .await?
                 .then_some(AuthMethod::Otp),
             Proof::Code(code) => self.check_code(&account, code, client, &pending.source).await?,
-            Proof::Passkey { ceremony, credential } => {
-                self.check_passkey(
-                    &account,
-                    Purpose::SecondFactor,
-                    &pending.token_hash,
-                    ceremony,
-                    credential,
-                    client,
-                    &pending.source,
-                )
-                .await?
+            Proof::Passkey(answer) => {
+                let expected = Expected {
+                    purpose: Purpose::SecondFactor,
+                    bound_to: &pending.token_hash,
+                };
+                self.check_passkey(&account, expected, answer, client, &pending.source)
+                    .await?
             }
         };
         let Some(method) = proven else {
@@ -787,17 +783,14 @@ impl Broker {
         }
         let proven = match proof {
             Proof::Code(code) => self.check_code(account, code, client, &session.source).await?,
-            Proof::Passkey { ceremony, credential } => {
-                self.check_passkey(
-                    account,
-                    Purpose::StepUp,
-                    &session.id_hash(),
-                    ceremony,
-                    credential,
-                    client,
-                    &session.source,
-                )
-                .await?
+            Proof::Passkey(answer) => {
+                let bound_to = session.id_hash();
+                let expected = Expected {
+                    purpose: Purpose::StepUp,
+                    bound_to: &bound_to,
+                };
+                self.check_passkey(account, expected, answer, client, &session.source)
+                    .await?
             }
         };
         let Some(method) = proven else {
