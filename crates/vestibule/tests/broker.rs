@@ -17,6 +17,9 @@ const T0: Timestamp = Timestamp(1_800_000_000);
 #[path = "broker/second_factor.rs"]
 mod second_factor;
 
+#[path = "broker/passkey.rs"]
+mod passkey;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.

@@ -26,7 +26,7 @@ pub(super) struct Tf {
 
 /// "ann" (password "right password", groups `staff`) and "root" (groups `admins`) at the password source `dir`;
 /// one person at the redirect source `idp` whose provider says `amr: ["pwd", "mfa"]`, trusted or not.
-async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
+pub(super) async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
     let dir = TempDir::new("vestibule-2fa");
     let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
@@ -81,7 +81,7 @@ async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
     }
 }
 
-async fn primary(t: &Tf, login: &str) -> LoginOutcome {
+pub(super) async fn primary(t: &Tf, login: &str) -> LoginOutcome {
     t.broker
         .login_password(
             &SourceId::new("dir").unwrap(),
@@ -106,7 +106,7 @@ async fn enrol(t: &Tf, login: &str) -> String {
     key
 }
 
-async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
+pub(super) async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
     match primary(t, login).await {
         LoginOutcome::SecondFactorRequired(challenge) => t
             .broker
