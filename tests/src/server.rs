@@ -84,21 +84,31 @@ impl Server {
         let config_path = dir.join("vestibule.toml");
         std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
         let config_arg = config_path.display().to_string();
-        Server::launch(bin, dir, &["--config", &config_arg], config_path)
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, "127.0.0.1:0")
+    }
+
+    /// As [`Server::start`], listening on `bind`: for a public URL that must name the port before the server
+    /// starts (a passkey's origin is checked against it). The caller reserved the port and released it just
+    /// before; should another process take it in that instant, the server exits and this panics.
+    pub fn start_at(bin: &Path, dir: &Path, config: &str, bind: &str) -> Server {
+        let config_path = dir.join("vestibule.toml");
+        std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
+        let config_arg = config_path.display().to_string();
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, bind)
     }
 
     /// Starts `vestibule serve` with no configuration file (the embedded defaults: `./vestibule.db`, the local
     /// source, the development outbox `./vestibule-outbox`) in `dir`, on 127.0.0.1:0. [`Server::cli`] then runs
     /// commands without `--config` too.
     pub fn start_embedded(bin: &Path, dir: &Path) -> Server {
-        Server::launch(bin, dir, &[], PathBuf::new())
+        Server::launch(bin, dir, &[], PathBuf::new(), "127.0.0.1:0")
     }
 
-    fn launch(bin: &Path, dir: &Path, config_args: &[&str], config_path: PathBuf) -> Server {
+    fn launch(bin: &Path, dir: &Path, config_args: &[&str], config_path: PathBuf, bind: &str) -> Server {
         let mut child = Command::new(bin)
             .arg("serve")
             .args(config_args)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
