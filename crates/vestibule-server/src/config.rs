@@ -630,6 +630,23 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
         return Err(prefixed(ConfigIssue::new(key, message)));
     }
     config.second_factor.key().map(|_| ()).map_err(prefixed)?;
+    if config.second_factor.passkeys == PasskeyMode::On {
+        // WebAuthn takes the relying party id from the public URL's host and accepts no IP address; without a
+        // public URL, the default one is the bind address, an IP address.
+        let host_is_a_name = config
+            .server
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.domain().is_some());
+        if !host_is_a_name {
+            return Err(prefixed(ConfigIssue::new(
+                "passkeys",
+                "\"on\" needs [server] public_url with a host name, not an IP address (WebAuthn accepts no IP \
+                 address as relying party id); for development use public_url = \"http://localhost:PORT\"",
+            )));
+        }
+    }
     config
         .email
         .check()
@@ -1014,6 +1031,14 @@ mod second_factor_keys {
         assert!(!c.second_factor.settings().required_for(&["staff".into()]));
         let e = super::parse("t.toml", "[second_factor]\npolicy = \"required_for_groups\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("second_factor.groups"), "{e}");
+        let e = super::parse("t.toml", "[second_factor]\npasskeys = \"on\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("second_factor.passkeys"), "{e}");
+        assert!(e.to_string().contains("localhost"), "{e}");
+        let ip = "[server]\npublic_url = \"http://127.0.0.1:8080\"\n[second_factor]\npasskeys = \"on\"\n";
+        assert!(super::parse("t.toml", ip).is_err());
+        let named = "[server]\npublic_url = \"http://localhost:8080\"\n[second_factor]\npasskeys = \"on\"\n";
+        assert!(super::parse("t.toml", named).is_ok());
+        assert!(super::parse("t.toml", "[second_factor]\npasskeys = \"maybe\"\n").is_err());
         let e = super::parse("t.toml", "[second_factor]\npolicy = \"sometimes\"\n").unwrap_err();
         assert!(e.message.contains("unknown variant `sometimes`"), "{e}");
         let e = super::parse("t.toml", "[second_factor]\nissuer = \"x\"\nperiod = 60\n").unwrap_err();

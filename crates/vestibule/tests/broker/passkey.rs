@@ -450,3 +450,54 @@ async fn removing_passkeys_and_reset_follow_the_factor_rules() {
     assert!(t.broker.passkeys(&s.account_id).await.unwrap().is_empty());
     assert!(!t.broker.has_second_factor(&s.account_id).await.unwrap());
 }
+
+#[tokio::test]
+async fn passkey_failures_are_throttled_with_the_accounts_codes() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let auth = SoftAuthenticator::new(ORIGIN);
+    let (mut cred, _) = register(&t, "ann", &auth).await;
+    // Six answers that fail (signed by ann's passkey, finished from another browser): counted under ann's
+    // second-factor key, like wrong codes.
+    for i in 1..=6 {
+        let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
+        let answer = auth.get(&mut cred, &c.options);
+        let r = t
+            .broker
+            .finish_passwordless(OTHER_BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
+            .await;
+        assert!(
+            matches!(r, Err(SecondFactorError::WrongCode { .. })),
+            "attempt {i}: {r:?}"
+        );
+    }
+    // Past the free failures, a right answer is held back before it is checked ...
+    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
+    let answer = auth.get(&mut cred, &c.options);
+    let held = t
+        .broker
+        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
+        .await;
+    assert!(matches!(held, Err(SecondFactorError::Throttled { .. })), "{held:?}");
+    // ... and so is the account's second step with a passkey: one count for every second-factor check.
+    let token = half(&t, "ann").await;
+    let c = t
+        .broker
+        .begin_passkey_second_factor(token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = auth.get(&mut cred, &c.options);
+    let held = t
+        .broker
+        .finish_second_factor_passkey(token.expose(), c.ceremony.expose_secret(), &answer, &client(), None)
+        .await;
+    assert!(matches!(held, Err(SecondFactorError::Throttled { .. })), "{held:?}");
+    // Once the delay has passed, the passkey works.
+    t.clock.advance(60);
+    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
+    let answer = auth.get(&mut cred, &c.options);
+    t.broker
+        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
+        .await
+        .unwrap();
+}
