@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::Deserialize;
-use vestibule::{PasskeyChallenge, SecondFactorError};
+use vestibule::SecondFactorError;
 
 use crate::client::Client;
 use crate::context::AuthContext;
@@ -75,19 +75,23 @@ fn ceremony_page(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext, c: Cerem
     (c.status, html_headers(), html).into_response()
 }
 
-fn passwordless_page(
+/// The passwordless page with a new ceremony bound to what the browser holds now (its pre-session cookie, or the
+/// session a sign-in just replaced); `error` after a refusal, when the person clicks again rather than being
+/// prompted at once.
+async fn passwordless_page(
     v: &Vestibule,
     headers: &HeaderMap,
     ctx: &AuthContext,
-    challenge: &PasskeyChallenge,
     next: &str,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
-    let mut form = PasskeyForm::new(challenge, "/login/passkey/finish", "get");
-    // The person clicked "Sign in with a passkey" to get here; after a refusal they click again.
+) -> Result<Response, AppError> {
+    let bound = binding(v, headers, ctx).ok_or(AppError::BadRequest)?;
+    let challenge = v.broker().begin_passwordless(bound).await?;
+    let mut form = PasskeyForm::new(&challenge, "/login/passkey/finish", "get");
+    // The person clicked "Sign in with a passkey" to get here.
     form.autostart = error.is_none();
-    ceremony_page(
+    Ok(ceremony_page(
         v,
         headers,
         ctx,
@@ -100,7 +104,7 @@ fn passwordless_page(
             error,
             status,
         },
-    )
+    ))
 }
 
 /// `POST /login/passkey`: starts a passwordless sign-in for this browser (bound to its CSRF cookie).
@@ -110,18 +114,8 @@ pub(crate) async fn passwordless_start(
     headers: HeaderMap,
     Checked(form): Checked<NextForm>,
 ) -> Result<Response, AppError> {
-    let bound = binding(&v, &headers, &ctx).ok_or(AppError::BadRequest)?;
-    let challenge = v.broker().begin_passwordless(bound).await?;
     let next = form.next.as_deref().and_then(safe_next).unwrap_or_default();
-    Ok(passwordless_page(
-        &v,
-        &headers,
-        &ctx,
-        &challenge,
-        &next,
-        None,
-        StatusCode::OK,
-    ))
+    passwordless_page(&v, &headers, &ctx, &next, None, StatusCode::OK).await
 }
 
 /// `POST /login/passkey/finish`: the passkey's answer; a session when it passes, the page again (with a new
@@ -149,20 +143,8 @@ pub(crate) async fn passwordless_finish(
             Ok(with_cookies(Redirect::to(&to).into_response(), &set))
         }
         Err(SecondFactorError::WrongCode { .. }) => {
-            // A signed-in browser's binding was its session, which a new sign-in replaced: bind the new ceremony to
-            // what the browser holds now.
-            let bound = binding(&v, &headers, &ctx).ok_or(AppError::BadRequest)?;
-            let challenge = v.broker().begin_passwordless(bound).await?;
             let next = next.unwrap_or_default();
-            Ok(passwordless_page(
-                &v,
-                &headers,
-                &ctx,
-                &challenge,
-                &next,
-                Some(NOT_ACCEPTED),
-                StatusCode::UNAUTHORIZED,
-            ))
+            passwordless_page(&v, &headers, &ctx, &next, Some(NOT_ACCEPTED), StatusCode::UNAUTHORIZED).await
         }
         Err(e) => Err(e.into()),
     }

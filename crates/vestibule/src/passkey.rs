@@ -372,18 +372,12 @@ impl Broker {
         self.end_grants_of(account, None).await?;
         let renewed = self.renew_with_factor(session, AuthMethod::Passkey, client).await?;
         let detail = format!("passkey: {name}");
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some(&detail),
-            ..AuditEvent::of(AuditKind::SecondFactorAdded)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::PasskeyAdded,
-            },
+            client,
+            AuditKind::SecondFactorAdded,
+            Some(&detail),
+            crate::FactorChange::PasskeyAdded,
         )
         .await;
         Ok(PasskeyAdded {
@@ -420,18 +414,12 @@ impl Broker {
         }
         self.end_grants_of(account, Some(&session.id_hash())).await?;
         let detail = format!("passkey: {name}");
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some(&detail),
-            ..AuditEvent::of(AuditKind::SecondFactorRemoved)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::PasskeyRemoved,
-            },
+            client,
+            AuditKind::SecondFactorRemoved,
+            Some(&detail),
+            crate::FactorChange::PasskeyRemoved,
         )
         .await;
         Ok(())

@@ -388,18 +388,12 @@ impl Broker {
         }
         let recovery_codes = if enrolling {
             let codes = self.new_recovery_codes(&account).await?;
-            self.audit(&AuditEvent {
-                account_id: Some(account.as_str()),
-                ip: client.ip.as_deref(),
-                detail: Some("totp; at sign-in (required by policy)"),
-                ..AuditEvent::of(AuditKind::SecondFactorAdded)
-            })
-            .await;
-            self.notify(
+            self.factor_changed(
                 &account,
-                crate::Message::SecondFactorChanged {
-                    change: crate::FactorChange::AuthenticatorAdded,
-                },
+                client,
+                AuditKind::SecondFactorAdded,
+                Some("totp; at sign-in (required by policy)"),
+                crate::FactorChange::AuthenticatorAdded,
             )
             .await;
             Some(codes)
@@ -559,17 +553,12 @@ impl Broker {
         if ok {
             self.throttle_succeeded(attempt).await;
             if method == Some(AuthMethod::RecoveryCode) {
-                self.audit(&AuditEvent {
-                    account_id: Some(account.as_str()),
-                    ip: client.ip.as_deref(),
-                    ..AuditEvent::of(AuditKind::RecoveryCodeUsed)
-                })
-                .await;
-                self.notify(
+                self.factor_changed(
                     account,
-                    crate::Message::SecondFactorChanged {
-                        change: crate::FactorChange::RecoveryCodeUsed,
-                    },
+                    client,
+                    AuditKind::RecoveryCodeUsed,
+                    None,
+                    crate::FactorChange::RecoveryCodeUsed,
                 )
                 .await;
             }
@@ -593,6 +582,26 @@ impl Broker {
             .collect();
         self.store.replace_recovery_codes(account, &hashes, self.now()).await?;
         Ok(RecoveryCodes(codes.into_iter().map(SecretString::from).collect()))
+    }
+
+    /// Audits a change of an account's factors and mails its owner the notice saying which.
+    pub(crate) async fn factor_changed(
+        &self,
+        account: &AccountId,
+        client: &ClientInfo,
+        kind: AuditKind,
+        detail: Option<&str>,
+        change: crate::FactorChange,
+    ) {
+        self.audit(&AuditEvent {
+            account_id: Some(account.as_str()),
+            ip: client.ip.as_deref(),
+            detail,
+            ..AuditEvent::of(kind)
+        })
+        .await;
+        self.notify(account, crate::Message::SecondFactorChanged { change })
+            .await;
     }
 
     /// Ends every session of the account but `keep` (a session id hash), and every remember-me series, on every
@@ -649,18 +658,12 @@ impl Broker {
         let recovery_codes = self.new_recovery_codes(account).await?;
         self.end_grants_of(account, None).await?;
         let renewed = self.renew_with_factor(session, AuthMethod::Otp, client).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some("totp"),
-            ..AuditEvent::of(AuditKind::SecondFactorAdded)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::AuthenticatorAdded,
-            },
+            client,
+            AuditKind::SecondFactorAdded,
+            Some("totp"),
+            crate::FactorChange::AuthenticatorAdded,
         )
         .await;
         Ok(FactorAdded {
@@ -683,18 +686,12 @@ impl Broker {
             return Err(SecondFactorError::NoFactor);
         }
         self.end_grants_of(account, Some(&session.id_hash())).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some("totp"),
-            ..AuditEvent::of(AuditKind::SecondFactorRemoved)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::AuthenticatorRemoved,
-            },
+            client,
+            AuditKind::SecondFactorRemoved,
+            Some("totp"),
+            crate::FactorChange::AuthenticatorRemoved,
         )
         .await;
         Ok(())
@@ -718,17 +715,12 @@ impl Broker {
         }
         let codes = self.new_recovery_codes(account).await?;
         self.end_grants_of(account, Some(&session.id_hash())).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            ..AuditEvent::of(AuditKind::RecoveryCodesRegenerated)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::RecoveryCodesRegenerated,
-            },
+            client,
+            AuditKind::RecoveryCodesRegenerated,
+            None,
+            crate::FactorChange::RecoveryCodesRegenerated,
         )
         .await;
         Ok(codes)

@@ -41,6 +41,42 @@ async fn register(t: &Tf, login: &str, auth: &SoftAuthenticator) -> (SoftCredent
     (cred, added.session)
 }
 
+/// A passwordless sign-in started in the browser `started_in`, answered by `cred`, finished from `finished_in`.
+async fn passwordless(
+    t: &Tf,
+    auth: &SoftAuthenticator,
+    cred: &mut SoftCredential,
+    started_in: &str,
+    finished_in: &str,
+) -> Result<vestibule::PasswordlessDone, SecondFactorError> {
+    let c = t.broker.begin_passwordless(started_in).await.unwrap();
+    let answer = auth.get(cred, &c.options);
+    t.broker
+        .finish_passwordless(finished_in, c.ceremony.expose_secret(), &answer, &client(), None)
+        .await
+}
+
+/// A passkey second step started for the half-signed-in state `started_for`, answered by `cred`, finished with the
+/// state `finished_with`.
+async fn second_step(
+    t: &Tf,
+    auth: &SoftAuthenticator,
+    cred: &mut SoftCredential,
+    started_for: &str,
+    finished_with: &str,
+) -> Result<vestibule::SecondStepDone, SecondFactorError> {
+    let c = t
+        .broker
+        .begin_passkey_second_factor(started_for)
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = auth.get(cred, &c.options);
+    t.broker
+        .finish_second_factor_passkey(finished_with, c.ceremony.expose_secret(), &answer, &client(), None)
+        .await
+}
+
 async fn audit_kinds(t: &Tf) -> Vec<AuditKind> {
     t.store
         .recent_audit(200)
@@ -319,12 +355,7 @@ async fn a_counter_that_does_not_move_forward_is_refused_and_audited() {
         "{refused:?}"
     );
     // The real authenticator, moving on, still works.
-    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
-    let answer = auth.get(&mut cred, &c.options);
-    t.broker
-        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
-        .await
-        .unwrap();
+    passwordless(&t, &auth, &mut cred, BROWSER, BROWSER).await.unwrap();
 }
 
 #[tokio::test]
@@ -333,12 +364,7 @@ async fn passwordless_without_user_verification_is_refused() {
     let mut auth = SoftAuthenticator::new(ORIGIN);
     let (mut cred, _) = register(&t, "ann", &auth).await;
     auth.user_verified = false;
-    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
-    let answer = auth.get(&mut cred, &c.options);
-    let refused = t
-        .broker
-        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
-        .await;
+    let refused = passwordless(&t, &auth, &mut cred, BROWSER, BROWSER).await;
     assert!(
         matches!(refused, Err(SecondFactorError::WrongCode { .. })),
         "{refused:?}"
@@ -355,45 +381,13 @@ async fn one_accounts_passkey_cannot_finish_anothers_second_step() {
     let root_state = half(&t, "root").await;
     let ann_state = half(&t, "ann").await;
     // Ann's passkey answering root's ceremony.
-    let c = t
-        .broker
-        .begin_passkey_second_factor(root_state.expose())
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = auth.get(&mut ann, &c.options);
-    let refused = t
-        .broker
-        .finish_second_factor_passkey(
-            root_state.expose(),
-            c.ceremony.expose_secret(),
-            &answer,
-            &client(),
-            None,
-        )
-        .await;
+    let refused = second_step(&t, &auth, &mut ann, root_state.expose(), root_state.expose()).await;
     assert!(
         matches!(refused, Err(SecondFactorError::WrongCode { .. })),
         "{refused:?}"
     );
     // Ann's own ceremony and answer, presented with root's half-signed-in state.
-    let c = t
-        .broker
-        .begin_passkey_second_factor(ann_state.expose())
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = auth.get(&mut ann, &c.options);
-    let refused = t
-        .broker
-        .finish_second_factor_passkey(
-            root_state.expose(),
-            c.ceremony.expose_secret(),
-            &answer,
-            &client(),
-            None,
-        )
-        .await;
+    let refused = second_step(&t, &auth, &mut ann, ann_state.expose(), root_state.expose()).await;
     assert!(
         matches!(refused, Err(SecondFactorError::WrongCode { .. })),
         "{refused:?}"
@@ -459,45 +453,20 @@ async fn passkey_failures_are_throttled_with_the_accounts_codes() {
     // Six answers that fail (signed by ann's passkey, finished from another browser): counted under ann's
     // second-factor key, like wrong codes.
     for i in 1..=6 {
-        let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
-        let answer = auth.get(&mut cred, &c.options);
-        let r = t
-            .broker
-            .finish_passwordless(OTHER_BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
-            .await;
+        let r = passwordless(&t, &auth, &mut cred, BROWSER, OTHER_BROWSER).await;
         assert!(
             matches!(r, Err(SecondFactorError::WrongCode { .. })),
             "attempt {i}: {r:?}"
         );
     }
     // Past the free failures, a right answer is held back before it is checked ...
-    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
-    let answer = auth.get(&mut cred, &c.options);
-    let held = t
-        .broker
-        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
-        .await;
+    let held = passwordless(&t, &auth, &mut cred, BROWSER, BROWSER).await;
     assert!(matches!(held, Err(SecondFactorError::Throttled { .. })), "{held:?}");
     // ... and so is the account's second step with a passkey: one count for every second-factor check.
     let token = half(&t, "ann").await;
-    let c = t
-        .broker
-        .begin_passkey_second_factor(token.expose())
-        .await
-        .unwrap()
-        .unwrap();
-    let answer = auth.get(&mut cred, &c.options);
-    let held = t
-        .broker
-        .finish_second_factor_passkey(token.expose(), c.ceremony.expose_secret(), &answer, &client(), None)
-        .await;
+    let held = second_step(&t, &auth, &mut cred, token.expose(), token.expose()).await;
     assert!(matches!(held, Err(SecondFactorError::Throttled { .. })), "{held:?}");
     // Once the delay has passed, the passkey works.
     t.clock.advance(60);
-    let c = t.broker.begin_passwordless(BROWSER).await.unwrap();
-    let answer = auth.get(&mut cred, &c.options);
-    t.broker
-        .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
-        .await
-        .unwrap();
+    passwordless(&t, &auth, &mut cred, BROWSER, BROWSER).await.unwrap();
 }
