@@ -50,11 +50,18 @@ const ACCOUNTS = {
     email: 'carol@example.com', email_verified: true, name: 'Carol Twofactor', preferred_username: 'carol.t',
     groups: ['admins'],
   },
+  dave: {
+    email: 'dave@example.com', email_verified: true, name: 'Dave Earlier', preferred_username: 'dave.e',
+  },
 };
 
 // How the provider says each person signed in (the ID token's `amr`, RFC 8176): carol with a second factor, for
 // the broker's `trust_upstream_mfa`; the others with a password only.
-const AMR = { alice: ['pwd'], bob: ['pwd'], carol: ['pwd', 'otp', 'mfa'] };
+const AMR = { alice: ['pwd'], bob: ['pwd'], carol: ['pwd', 'otp', 'mfa'], dave: ['pwd', 'otp', 'mfa'] };
+
+// How long ago each person's login at the provider was (the ID token's `auth_time`): dave's sign-in is answered
+// from a single sign-on session two hours old, as a provider with a remembered login would.
+const AUTH_AGE_SECS = { dave: 2 * 3600 };
 
 // A fresh signing key per run: no key material is committed.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -108,6 +115,8 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    // Every ID token says when the person authenticated (`auth_time`), as Google's and most providers' do.
+    require_auth_time: true,
   }],
   async findAccount(ctx, id) {
     const account = ACCOUNTS[id];
@@ -134,6 +143,9 @@ const interactionFinished = provider.interactionFinished.bind(provider);
 provider.interactionFinished = (req, res, result, options) => {
   if (result?.login && AMR[result.login.accountId]) {
     result.login.amr = AMR[result.login.accountId];
+  }
+  if (result?.login && AUTH_AGE_SECS[result.login.accountId]) {
+    result.login.ts = Math.floor(Date.now() / 1000) - AUTH_AGE_SECS[result.login.accountId];
   }
   return interactionFinished(req, res, result, options);
 };

@@ -31,7 +31,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use vestibule_core::{
     async_trait, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect,
-    Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
+    Probe, Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
 };
 
 /// What signing in as one login does.
@@ -67,6 +67,7 @@ pub struct PasswordFake {
     directory: Mutex<Directory>,
     calls: AtomicUsize,
     rechecks: AtomicUsize,
+    probes: AtomicUsize,
 }
 
 impl PasswordFake {
@@ -78,6 +79,7 @@ impl PasswordFake {
             directory: Mutex::default(),
             calls: AtomicUsize::new(0),
             rechecks: AtomicUsize::new(0),
+            probes: AtomicUsize::new(0),
         }
     }
 
@@ -129,6 +131,11 @@ impl PasswordFake {
         self.lock().down = true;
     }
 
+    /// How many readiness probes reached the directory.
+    pub fn probes(&self) -> usize {
+        self.probes.load(Ordering::SeqCst)
+    }
+
     /// Ends an outage; the people are those there were before it.
     pub fn up(&self) {
         self.lock().down = false;
@@ -165,6 +172,23 @@ impl AuthSource for PasswordFake {
     }
     fn recheck(&self) -> Option<&dyn Recheck> {
         self.recheck_interval.map(|_| self as &dyn Recheck)
+    }
+    fn probe(&self) -> Option<&dyn Probe> {
+        Some(self)
+    }
+}
+
+/// Readiness: up unless [`PasswordFake::down`]; each probe takes 50 ms (a directory's round trip), so requests
+/// that overlap one can be told apart from requests that each run their own.
+#[async_trait]
+impl Probe for PasswordFake {
+    async fn probe(&self) -> Result<(), SourceError> {
+        self.probes.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.lock().down {
+            return Err(down());
+        }
+        Ok(())
     }
 }
 
@@ -219,7 +243,7 @@ impl Recheck for PasswordFake {
 enum Asserts {
     /// This person, when the callback's `code` is the nonce kept for the sign-in; a fixed code when given.
     One {
-        identity: ExternalIdentity,
+        identity: Box<ExternalIdentity>,
         code: Option<String>,
     },
     /// Whoever the callback's `code` names, as the JSON of an [`ExternalIdentity`].
@@ -244,7 +268,13 @@ impl RedirectFake {
     /// (a test reads it from the stored flow), or, with [`code`](Self::code), that fixed value; any other code is
     /// `Protocol("bad code")`. Panics on an invalid id.
     pub fn new(id: &str, identity: ExternalIdentity) -> RedirectFake {
-        RedirectFake::asserting(id, Asserts::One { identity, code: None })
+        RedirectFake::asserting(
+            id,
+            Asserts::One {
+                identity: Box::new(identity),
+                code: None,
+            },
+        )
     }
 
     /// A provider that asserts whatever the callback's `code` says: the JSON of an [`ExternalIdentity`] (its
@@ -319,7 +349,7 @@ impl RedirectFlow for RedirectFake {
         self.finished.fetch_add(1, Ordering::SeqCst);
         let code = params.code.as_ref().map(ExposeSecret::expose_secret);
         let mut identity = match &self.asserts {
-            Asserts::One { identity, .. } if code == Some(pending.data.expose_secret()) => identity.clone(),
+            Asserts::One { identity, .. } if code == Some(pending.data.expose_secret()) => (**identity).clone(),
             Asserts::One { .. } => return Err(SourceError::Protocol("bad code".into())),
             Asserts::WhatTheCodeSays => serde_json::from_str::<ExternalIdentity>(code.unwrap_or(""))
                 .map_err(|e| SourceError::Protocol(e.to_string()))?,

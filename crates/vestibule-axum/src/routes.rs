@@ -75,6 +75,7 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/email/verify/{token}", get(crate::reset::verify_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/static/vestibule.css", get(stylesheet))
         .fallback(|| async { AppError::NotFound })
         .layer(broker_stack(v))
@@ -426,6 +427,10 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
             "amr".into(),
             s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().into(),
         );
+        // When a second factor was last proven (Unix seconds), or null: an app can tell an old provider login
+        // from a fresh one before asking for step-up.
+        let at = Some(s.second_factor_at.0).filter(|t| *t != 0);
+        map.insert("second_factor_at".into(), at.into());
     }
     Ok(Json(body).into_response())
 }
@@ -442,6 +447,29 @@ async fn healthz(State(v): State<Vestibule>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// `GET /readyz`: 200 when the store and every source answer (shared probe runs, see
+/// [`vestibule::Broker::readiness`]), else 503; the body names each check (`up`, `down`, `not_checked`), never
+/// why one is down (the log says, as it may name internal hosts).
+async fn readyz(State(v): State<Vestibule>) -> Response {
+    let r = v.broker().readiness().await;
+    let sources: serde_json::Map<String, serde_json::Value> = r
+        .sources
+        .iter()
+        .map(|s| (s.id.clone(), serde_json::json!(s.state)))
+        .collect();
+    let body = serde_json::json!({
+        "status": if r.ready { "ready" } else { "unavailable" },
+        "store": r.store,
+        "sources": sources,
+    });
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -366,7 +366,7 @@ pub(crate) async fn confirm_totp(
         Err(SecondFactorError::WrongCode { .. }) => {
             let enrolment = v
                 .broker()
-                .totp_under_way(&session.account_id)
+                .totp_under_way(&session)
                 .await?
                 .map(|e| EnrolmentView::of(&e));
             Ok(enrol_page(

@@ -24,6 +24,11 @@ pub struct ExternalIdentity {
     /// claim); empty when it does not say. The broker counts it as a second factor only where configured to.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// When the person last actively authenticated at the source (an OpenID provider's `auth_time`), if it says;
+    /// a provider may answer from a single sign-on session that is hours old. A trusted upstream second factor
+    /// counts as proven at this time, not at the callback, so step-up is not satisfied by an old provider login.
+    #[serde(default)]
+    pub auth_time: Option<crate::Timestamp>,
 }
 
 impl ExternalIdentity {
@@ -38,6 +43,7 @@ impl ExternalIdentity {
             email_verified: false,
             groups: Vec::new(),
             amr: Vec::new(),
+            auth_time: None,
         }
     }
     /// Sets the login name.
@@ -59,6 +65,11 @@ impl ExternalIdentity {
     /// Sets the authentication methods the source reports (`amr`).
     pub fn with_amr(mut self, amr: Vec<String>) -> Self {
         self.amr = amr;
+        self
+    }
+    /// Sets when the person last authenticated at the source (`auth_time`).
+    pub fn with_auth_time(mut self, at: crate::Timestamp) -> Self {
+        self.auth_time = Some(at);
         self
     }
     /// Sets the groups.

@@ -73,5 +73,5 @@ pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, Stor
 pub use login::{canonical_login, LoginError, MAX_LOGIN_CHARS};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
-    AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, Recheck, RedirectFlow, RedirectStart,
+    AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, Probe, Recheck, RedirectFlow, RedirectStart,
 };

@@ -20,6 +20,21 @@ pub trait AuthSource: Send + Sync {
     fn recheck(&self) -> Option<&dyn Recheck> {
         None
     }
+    /// Whether the source can be asked if it answers at all, for a readiness check (`/readyz`): an LDAP service
+    /// bind, an identity provider's discovery document. `None` (the default): nothing to ask (the source lives in
+    /// the store, or has no endpoint that answers without a person); readiness then counts it as ready.
+    fn probe(&self) -> Option<&dyn Probe> {
+        None
+    }
+}
+
+/// Asks a source whether it answers, without a person's credential.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// `Ok(())` when the source answered as it should; an error saying what failed otherwise (for the log: it may
+    /// name internal hosts, so readiness answers over HTTP only say which source is down). Implementations bound
+    /// their own time (their configured timeouts); the broker adds an overall deadline.
+    async fn probe(&self) -> Result<(), SourceError>;
 }
 
 /// Asks a source again about an identity it proved earlier (an LDAP search by the stored subject, no password).

@@ -236,9 +236,17 @@ pub trait BrokerStore: Send + Sync {
 
     // Second factors.
 
-    /// Stores an unconfirmed TOTP factor for an account, replacing an unconfirmed one; `false` (nothing written)
-    /// when the account already has a confirmed one, which must be removed first.
-    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError>;
+    /// Stores an unconfirmed TOTP factor for an account, begun by `begun_by` (an opaque hash of the session or
+    /// half-signed-in state that started the enrolment, returned as [`TotpFactor::begun_by`]), replacing an
+    /// unconfirmed one; `false` (nothing written) when the account already has a confirmed one, which must be
+    /// removed first.
+    async fn put_totp(
+        &self,
+        account: &AccountId,
+        sealed_secret: &str,
+        begun_by: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
 
     /// The account's TOTP factor, confirmed or not.
     async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError>;

@@ -330,10 +330,21 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
         allow_bind_anon_dn: false,
     });
     let env = ldap_env(&s, "");
-    // Up: signs in (the service connection is now open and pooled).
+    // Up: signs in (the service connection is now open and pooled), and the node says it is ready.
     sign_in_ok(&mut env.browser(), "corp", "alice", "alice-password").await;
+    let ready = readyz_until(&mut env.browser(), 200).await;
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "store": "up", "sources": {"local": "not_checked", "corp": "up"}})
+    );
 
     s.stop();
+    // Not ready while the directory is down; the answer names it and nothing internal.
+    let down = readyz_until(&mut env.browser(), 503).await;
+    assert_eq!(
+        down,
+        json!({"status": "unavailable", "store": "up", "sources": {"local": "not_checked", "corp": "down"}})
+    );
     for attempt in 0..2 {
         let mut b = env.browser();
         let res = guarded(
@@ -356,11 +367,28 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
     sign_in_ok(&mut local, "local", LOCAL_USER, LOCAL_PASSWORD).await;
     assert_eq!(me(&mut local).await["identities"][0]["source"], "local");
 
-    // The directory comes back on the same port: the next sign-in works, vestibule untouched.
+    // The directory comes back on the same port: the next sign-in works, vestibule untouched, and ready again.
     s.restart();
     let mut b = env.browser();
     sign_in_ok(&mut b, "corp", "alice", "alice-password").await;
     assert_eq!(me(&mut b).await["identities"][0]["source"], "corp");
+    assert_eq!(readyz_until(&mut b, 200).await["sources"]["corp"], "up");
+}
+
+/// Asks `/readyz` until it answers `status` (its answer is shared for two seconds, so a change shows within a few
+/// of them), for at most 30 s; returns the JSON body.
+async fn readyz_until(b: &mut Browser, status: u16) -> serde_json::Value {
+    let mut last = None;
+    for _ in 0..60 {
+        let res = guarded("readyz", b.get_json("/readyz")).await;
+        if res.status == status {
+            assert!(!res.body.contains("127.0.0.1"), "no internal detail: {}", res.body);
+            return serde_json::from_str(&res.body).expect("JSON");
+        }
+        last = Some((res.status, res.body));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("/readyz never answered {status}: last {last:?}");
 }
 
 // ------------------------------------------------------------------------------------------------------------
@@ -542,6 +570,10 @@ async fn oidc_provider_down_is_a_503_page_and_local_still_works() {
         dead.addr()
     ));
     let mut b = o.env.browser();
+    // The node is not ready: one provider's discovery cannot be fetched; the real one answers.
+    let down = readyz_until(&mut b, 503).await;
+    assert_eq!(down["sources"]["down"], "down", "{down}");
+    assert_eq!(down["sources"]["sso"], "up", "{down}");
     let login = b.get("/login").await;
     let token = login.csrf_token().unwrap();
     let res = guarded(
@@ -801,6 +833,23 @@ async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
             let verify = b.get("/verify").await;
             assert_eq!(verify.status, 200);
             assert_eq!(verify.header("x-vestibule-amr"), Some("fed mfa"));
+            // The provider's `auth_time` is when its second factor was proven: carol just signed in there, dave's
+            // sign-in is answered from a login two hours old (the provider's single sign-on), so his session is
+            // multi-factor with a second factor two hours old, which step-up will not take as fresh.
+            let now = vestibule_tests::totp::now_secs();
+            let at = who["second_factor_at"].as_i64().expect("a time");
+            assert!((now - 120..=now + 5).contains(&at), "carol: {at} vs {now}");
+            let mut d = o.env.browser();
+            let back = o.to_provider_and_back(&mut d, node::Person::SignIn("dave")).await;
+            let res = guarded("callback", d.get(&back)).await;
+            assert_eq!(res.location(), Some("/me"), "{}", res.body);
+            let dave = me(&mut d).await;
+            assert_eq!(dave["assurance"], "multi", "{dave}");
+            let at = dave["second_factor_at"].as_i64().expect("a time");
+            assert!(
+                (now - 7200 - 120..=now - 7200 + 120).contains(&at),
+                "dave: {at} vs {now}"
+            );
         } else {
             assert_eq!(res.location(), Some("/login/second-factor"), "not trusted: enrolment");
             assert!(!sets_session(&res), "{:?}", res.set_cookies());

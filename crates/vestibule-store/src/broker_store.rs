@@ -239,8 +239,14 @@ impl BrokerStore for Store {
         Ok(self.purge_pending_links(now).await?)
     }
 
-    async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StorageError> {
-        Ok(self.put_totp(account, sealed_secret, now).await?)
+    async fn put_totp(
+        &self,
+        account: &AccountId,
+        sealed_secret: &str,
+        begun_by: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.put_totp(account, sealed_secret, begun_by, now).await?)
     }
 
     async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StorageError> {

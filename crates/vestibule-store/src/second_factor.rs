@@ -34,19 +34,28 @@ fn pending_from(row: &sqlx::any::AnyRow) -> Result<PendingSecondFactor, StoreErr
 }
 
 impl Store {
-    /// Stores an unconfirmed TOTP factor, replacing an unconfirmed one; `false` when a confirmed one exists.
-    pub async fn put_totp(&self, account: &AccountId, sealed_secret: &str, now: Timestamp) -> Result<bool, StoreError> {
+    /// Stores an unconfirmed TOTP factor begun by `begun_by` (a hash of the session or half-signed-in state that
+    /// started it), replacing an unconfirmed one; `false` when a confirmed one exists.
+    pub async fn put_totp(
+        &self,
+        account: &AccountId,
+        sealed_secret: &str,
+        begun_by: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let n = sqlx::query(
-            "INSERT INTO totp_factors (account_id, sealed_secret, confirmed_at, last_step, created_at) \
-             VALUES ($1, $2, NULL, 0, $3) \
-             ON CONFLICT (account_id) DO UPDATE SET sealed_secret = $4, last_step = 0, created_at = $5 \
+            "INSERT INTO totp_factors (account_id, sealed_secret, confirmed_at, last_step, created_at, begun_by) \
+             VALUES ($1, $2, NULL, 0, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET sealed_secret = $5, last_step = 0, created_at = $6, begun_by = $7 \
              WHERE totp_factors.confirmed_at IS NULL",
         )
         .bind(account.as_str())
         .bind(sealed_secret)
         .bind(now.0)
+        .bind(begun_by)
         .bind(sealed_secret)
         .bind(now.0)
+        .bind(begun_by)
         .execute(&self.pool)
         .await?;
         Ok(n.rows_affected() > 0)
@@ -55,7 +64,7 @@ impl Store {
     /// The account's TOTP factor, confirmed or not.
     pub async fn get_totp(&self, account: &AccountId) -> Result<Option<TotpFactor>, StoreError> {
         let row = sqlx::query(
-            "SELECT account_id, sealed_secret, confirmed_at, last_step, created_at FROM totp_factors \
+            "SELECT account_id, sealed_secret, confirmed_at, last_step, created_at, begun_by FROM totp_factors \
              WHERE account_id = $1",
         )
         .bind(account.as_str())
@@ -68,6 +77,7 @@ impl Store {
             confirmed_at: row.try_get::<Option<i64>, _>("confirmed_at")?.map(Timestamp),
             last_step: row.try_get("last_step")?,
             created_at: Timestamp(row.try_get("created_at")?),
+            begun_by: row.try_get("begun_by")?,
         }))
     }
 

@@ -903,14 +903,23 @@ async fn sessions_and_series_keep_their_methods(store: Store) {
 async fn totp_steps_are_accepted_once(store: Store) {
     let id = store.create_local_account(&new_local("tia"), NOW).await.unwrap();
     assert!(store.get_totp(&id).await.unwrap().is_none());
-    assert!(store.put_totp(&id, "sealed-1", NOW).await.unwrap());
-    // Unconfirmed: replaced by a new enrolment; a sign-in step is not accepted for it.
-    assert!(store.put_totp(&id, "sealed-2", NOW).await.unwrap());
+    assert!(store.put_totp(&id, "sealed-1", "session-a", NOW).await.unwrap());
+    assert_eq!(
+        store.get_totp(&id).await.unwrap().unwrap().begun_by.as_deref(),
+        Some("session-a")
+    );
+    // Unconfirmed: replaced by a new enrolment (with who began it); a sign-in step is not accepted for it.
+    assert!(store.put_totp(&id, "sealed-2", "session-b", NOW).await.unwrap());
     assert!(!store.accept_totp_step(&id, 100, None, NOW).await.unwrap());
     let f = store.get_totp(&id).await.unwrap().unwrap();
     assert_eq!(
-        (f.sealed_secret.as_str(), f.confirmed_at, f.last_step),
-        ("sealed-2", None, 0)
+        (
+            f.sealed_secret.as_str(),
+            f.confirmed_at,
+            f.last_step,
+            f.begun_by.as_deref()
+        ),
+        ("sealed-2", None, 0, Some("session-b"))
     );
     // A code checked against another secret (replaced meanwhile by a new enrolment) confirms nothing.
     assert!(!store.accept_totp_step(&id, 100, Some("sealed-1"), NOW).await.unwrap());
@@ -925,7 +934,7 @@ async fn totp_steps_are_accepted_once(store: Store) {
     assert!(store.accept_totp_step(&id, 101, None, NOW).await.unwrap());
     assert!(!store.accept_totp_step(&id, 101, None, NOW).await.unwrap());
     // A confirmed factor is not replaced by a new enrolment.
-    assert!(!store.put_totp(&id, "sealed-3", NOW).await.unwrap());
+    assert!(!store.put_totp(&id, "sealed-3", "session-c", NOW).await.unwrap());
     assert_eq!(store.get_totp(&id).await.unwrap().unwrap().sealed_secret, "sealed-2");
     // Two concurrent uses of one step: exactly one wins.
     let (a, b) = tokio::join!(
@@ -1046,7 +1055,7 @@ async fn passkeys_are_unique_and_recorded_with_compare_and_set(store: Store) {
     assert!(store.delete_passkey(&id, "k1").await.unwrap());
     assert!(!store.delete_passkey(&id, "k1").await.unwrap());
     assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 2);
-    assert!(store.put_totp(&id, "sealed", NOW).await.unwrap());
+    assert!(store.put_totp(&id, "sealed", "begun-by", NOW).await.unwrap());
     assert!(store.accept_totp_step(&id, 1, Some("sealed"), NOW).await.unwrap());
     assert!(store.delete_passkey(&id, "k2").await.unwrap());
     assert_eq!(
@@ -1063,7 +1072,7 @@ async fn passkeys_are_unique_and_recorded_with_compare_and_set(store: Store) {
         .replace_recovery_codes(&id, &["c3".to_owned()], NOW)
         .await
         .unwrap();
-    assert!(store.put_totp(&id, "sealed-2", NOW).await.unwrap());
+    assert!(store.put_totp(&id, "sealed-2", "begun-by", NOW).await.unwrap());
     assert!(store.delete_totp(&id).await.unwrap());
     assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 1);
     assert!(store.delete_second_factors(&id).await.unwrap());

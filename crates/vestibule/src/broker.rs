@@ -48,6 +48,8 @@ pub struct Broker {
     pub(crate) mail_settings: crate::MailSettings,
     /// The WebAuthn relying party (`None`: passkeys are off). Built once from the base URL.
     pub(crate) webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
+    /// The last readiness run, shared by the requests that follow it.
+    pub(crate) readiness: crate::readiness::ReadinessCache,
 }
 
 impl std::fmt::Debug for Broker {
@@ -234,6 +236,7 @@ impl BrokerBuilder {
             webauthn,
             mailer: self.mailer,
             mail_settings: self.mail_settings,
+            readiness: Default::default(),
         })
     }
 }

@@ -29,6 +29,7 @@ mod linking;
 mod login;
 mod mail;
 mod passkey;
+mod readiness;
 mod remember;
 mod reset;
 mod second_factor;
@@ -51,6 +52,7 @@ pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use mail::{FactorChange, Mail, MailError, MailLink, Mailer, Message};
 pub use passkey::{PasskeyAdded, PasskeyChallenge, PasskeyView, PasswordlessDone};
+pub use readiness::{CheckState, Readiness, SourceCheck, FRESH_FOR, PROBE_DEADLINE};
 pub use remember::Restored;
 pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
 pub use second_factor::{

@@ -394,9 +394,14 @@ impl Broker {
             crate::second_factor::SecondStep::Challenge(challenge) => {
                 return Ok(LoginOutcome::SecondFactorRequired(challenge));
             }
-            // A trusted provider's MFA is a second factor proven now.
+            // A trusted provider's MFA is a second factor proven when the provider says the person authenticated
+            // (`auth_time`, never later than now), not at this callback: a provider's single sign-on may answer
+            // from a login hours old, which must not pass a step-up. Without `auth_time` the session is
+            // multi-factor but its second factor has no time, so step-up asks for one.
             crate::second_factor::SecondStep::None(methods) => {
-                let at = methods.iter().any(|m| m.is_second_factor()).then(|| self.now());
+                let now = self.now();
+                let mfa = methods.iter().any(|m| m.is_second_factor());
+                let at = identity.auth_time.map(|t| t.min(now)).filter(|_| mfa);
                 (methods, at)
             }
         };

@@ -369,7 +369,12 @@ impl Broker {
         } else {
             None
         };
-        self.end_grants_of(account, None).await?;
+        if first {
+            // As for the first authenticator app: the personal access tokens, minted on the password alone, end too.
+            self.end_grants_of_unprotected(account).await?;
+        } else {
+            self.end_grants_of(account, None).await?;
+        }
         let renewed = self.renew_with_factor(session, AuthMethod::Passkey, client).await?;
         let detail = format!("passkey: {name}");
         self.factor_changed(

@@ -265,30 +265,29 @@ impl Broker {
             return Ok(Some(SecondFactorPrompt::Code));
         }
         let account = &pending.account_id;
-        // Shown again only when this state's own life started it: an unconfirmed secret left by an earlier sign-in
-        // (perhaps someone else's, who knew the password) must not be the one this person enrols.
-        let started = pending.expires_at.plus_secs(-self.second_factor.pending_timeout_secs);
-        let ours = self
-            .store
-            .get_totp(account)
-            .await?
-            .is_some_and(|f| f.confirmed_at.is_none() && f.created_at >= started);
-        if ours {
-            if let Some(under_way) = self.totp_under_way(account).await? {
-                return Ok(Some(SecondFactorPrompt::Enrol(under_way)));
-            }
+        // Shown again only when this state started it: an unconfirmed secret begun by another sign-in (perhaps
+        // someone else's, who knew the password, at the same time) must not be the one this person enrols.
+        if let Some(under_way) = self.under_way(account, &pending.token_hash).await? {
+            return Ok(Some(SecondFactorPrompt::Enrol(under_way)));
         }
-        let secret = self.store_new_totp(account).await?;
+        let secret = self.store_new_totp(account, &pending.token_hash).await?;
         Ok(Some(SecondFactorPrompt::Enrol(
             self.enrolment_view(account, &secret).await?,
         )))
     }
 
-    /// The authenticator being enrolled for an account (not yet confirmed), to show again after a wrong first
-    /// code; `None` when there is none.
-    pub async fn totp_under_way(&self, account: &AccountId) -> Result<Option<TotpEnrolment>, BrokerError> {
+    /// The authenticator this session began enrolling from the account page (not yet confirmed), to show again
+    /// after a wrong first code; `None` when there is none, or when another session of the account began it: the
+    /// secret is shown only to the sign-in that made it, never to a second one with the same password.
+    pub async fn totp_under_way(&self, session: &ActiveSession) -> Result<Option<TotpEnrolment>, BrokerError> {
+        self.under_way(&session.account_id, &session.id_hash()).await
+    }
+
+    async fn under_way(&self, account: &AccountId, begun_by: &str) -> Result<Option<TotpEnrolment>, BrokerError> {
         let secret = match self.store.get_totp(account).await? {
-            Some(f) if f.confirmed_at.is_none() => self.sealer.open(account, &f.sealed_secret),
+            Some(f) if f.confirmed_at.is_none() && begun_by_matches(&f, begun_by) => {
+                self.sealer.open(account, &f.sealed_secret)
+            }
             _ => None,
         };
         match secret {
@@ -297,13 +296,15 @@ impl Broker {
         }
     }
 
-    async fn store_new_totp(&self, account: &AccountId) -> Result<TotpSecret, BrokerError> {
+    /// A new unconfirmed secret for `account`, begun by `begun_by` (the hash of a session id or of a
+    /// half-signed-in state's token): only that one may see it again or confirm it.
+    async fn store_new_totp(&self, account: &AccountId, begun_by: &str) -> Result<TotpSecret, BrokerError> {
         let secret = TotpSecret::generate();
         let sealed = self
             .sealer
             .seal(account, secret.bytes())
             .ok_or_else(|| BrokerError::Config("could not seal a TOTP secret".into()))?;
-        self.store.put_totp(account, &sealed, self.now()).await?;
+        self.store.put_totp(account, &sealed, begun_by, self.now()).await?;
         Ok(secret)
     }
 
@@ -358,7 +359,7 @@ impl Broker {
         let enrolling = pending.enrol && !self.has_second_factor(&account).await?;
         let proven = match proof {
             Proof::Code(code) if enrolling => self
-                .confirm_code(&account, code, client, &pending.source)
+                .confirm_code(&account, code, client, &pending.source, &pending.token_hash)
                 .await?
                 .then_some(AuthMethod::Otp),
             Proof::Code(code) => self.check_code(&account, code, client, &pending.source).await?,
@@ -388,6 +389,7 @@ impl Broker {
         }
         let recovery_codes = if enrolling {
             let codes = self.new_recovery_codes(&account).await?;
+            self.end_grants_of_unprotected(&account).await?;
             self.factor_changed(
                 &account,
                 client,
@@ -518,10 +520,18 @@ impl Broker {
         code: &str,
         client: &ClientInfo,
         source: &SourceId,
+        begun_by: &str,
     ) -> Result<bool, SecondFactorError> {
         let key = code_key(account);
         let (attempt, _turn) = self.code_attempt(&key, client, source.as_str()).await?;
-        let Some(factor) = self.store.get_totp(account).await?.filter(|f| f.confirmed_at.is_none()) else {
+        // Only the sign-in that began this enrolment confirms it: another session (someone else's, with the same
+        // password) must not turn on a secret the owner is scanning, nor the owner one somebody else planted.
+        let Some(factor) = self
+            .store
+            .get_totp(account)
+            .await?
+            .filter(|f| f.confirmed_at.is_none() && begun_by_matches(f, begun_by))
+        else {
             return Err(SecondFactorError::NoFactor);
         };
         let now = self.now();
@@ -623,6 +633,14 @@ impl Broker {
         Ok(())
     }
 
+    /// What the account's first second factor ends: every session (the caller renews its own with the factor),
+    /// every remember-me series and every personal access token, on every node. All of them were granted on the
+    /// primary proof alone; a token minted by someone who knew the password before the owner turned the factor on
+    /// must not outlive it, or the factor protects nothing against that person.
+    pub(crate) async fn end_grants_of_unprotected(&self, account: &AccountId) -> Result<(), BrokerError> {
+        self.end_all_grants_of(account).await
+    }
+
     /// Starts enrolling a TOTP authenticator from the account page (fresh sign-in required): a new secret,
     /// stored sealed and unconfirmed until [`Broker::confirm_totp`]. Starting again replaces an unconfirmed one.
     pub async fn begin_totp(&self, session: &ActiveSession) -> Result<TotpEnrolment, SecondFactorError> {
@@ -634,14 +652,14 @@ impl Broker {
         if self.has_totp(account).await? {
             return Err(SecondFactorError::AlreadyEnrolled);
         }
-        let secret = self.store_new_totp(account).await?;
+        let secret = self.store_new_totp(account, &session.id_hash()).await?;
         Ok(self.enrolment_view(account, &secret).await?)
     }
 
     /// Confirms the authenticator being enrolled with its first code (fresh sign-in required): it becomes the
-    /// account's second factor, a new set of recovery codes is made, every other session and every remember-me
-    /// series of the account end, and this session goes on under a new id as multi-factor (it just proved the
-    /// factor).
+    /// account's second factor, a new set of recovery codes is made, every other session, every remember-me
+    /// series and every personal access token of the account end (all were granted on the password alone), and
+    /// this session goes on under a new id as multi-factor (it just proved the factor).
     pub async fn confirm_totp(
         &self,
         session: &ActiveSession,
@@ -652,11 +670,14 @@ impl Broker {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;
-        if !self.confirm_code(account, code, client, &session.source).await? {
+        if !self
+            .confirm_code(account, code, client, &session.source, &session.id_hash())
+            .await?
+        {
             return Err(SecondFactorError::WrongCode { discarded: false });
         }
         let recovery_codes = self.new_recovery_codes(account).await?;
-        self.end_grants_of(account, None).await?;
+        self.end_grants_of_unprotected(account).await?;
         let renewed = self.renew_with_factor(session, AuthMethod::Otp, client).await?;
         self.factor_changed(
             account,
@@ -844,4 +865,13 @@ impl Broker {
         self.store.purge_pending_second_factor(now).await?;
         self.purge_passkey_ceremonies(now).await
     }
+}
+
+/// Whether the unconfirmed factor `f` was begun by `begun_by` (compared in constant time; a row from before the
+/// column existed belongs to nobody).
+fn begun_by_matches(f: &vestibule_core::storage::TotpFactor, begun_by: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    f.begun_by
+        .as_deref()
+        .is_some_and(|b| bool::from(b.as_bytes().ct_eq(begun_by.as_bytes())))
 }

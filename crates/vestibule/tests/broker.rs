@@ -1729,3 +1729,53 @@ mod reset {
         );
     }
 }
+
+/// `/readyz`'s answer at the broker: the store and each source, a source that is down makes the node not ready,
+/// and one run of the probes is shared: requests at the same time wait for it, and requests within
+/// `FRESH_FOR` get its answer, so anyone polling the open route cannot make the broker hammer the directory.
+#[tokio::test]
+async fn readiness_names_each_check_and_shares_one_probe_run() {
+    use vestibule::{CheckState, SourceCheck};
+    let f = fixture().await;
+    let mut at_once = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let broker = f.broker.clone();
+        at_once.spawn(async move { broker.readiness().await });
+    }
+    let all = at_once.join_all().await;
+    assert_eq!(f.password.probes(), 1, "eight requests at once, one probe");
+    let r = &all[0];
+    assert!(all.iter().all(|x| x == r));
+    assert!(r.ready);
+    assert_eq!(r.store, CheckState::Up);
+    assert_eq!(
+        r.sources,
+        [
+            SourceCheck {
+                id: "dir".into(),
+                state: CheckState::Up
+            },
+            SourceCheck {
+                id: "idp".into(),
+                state: CheckState::NotChecked
+            },
+        ]
+    );
+    f.password.down();
+    // Within FRESH_FOR: the same answer, no new probe.
+    assert!(f.broker.readiness().await.ready);
+    assert_eq!(f.password.probes(), 1);
+    tokio::time::sleep(vestibule::FRESH_FOR + std::time::Duration::from_millis(100)).await;
+    let r = f.broker.readiness().await;
+    assert_eq!(f.password.probes(), 2);
+    assert!(!r.ready);
+    assert_eq!(r.sources[0].state, CheckState::Down);
+    f.password.up();
+    tokio::time::sleep(vestibule::FRESH_FOR + std::time::Duration::from_millis(100)).await;
+    assert!(f.broker.readiness().await.ready);
+    // The store gone: not ready.
+    f.store.close().await;
+    tokio::time::sleep(vestibule::FRESH_FOR + std::time::Duration::from_millis(100)).await;
+    let r = f.broker.readiness().await;
+    assert_eq!((r.ready, r.store), (false, CheckState::Down));
+}

@@ -11,7 +11,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Mutex, Semaphore};
 use vestibule_core::{
-    AuthSource, ConfigIssue, ExternalIdentity, Flow, IdError, PasswordFlow, Recheck, RejectReason, SourceError,
+    AuthSource, ConfigIssue, ExternalIdentity, Flow, IdError, PasswordFlow, Probe, Recheck, RejectReason, SourceError,
     SourceId, Subject,
 };
 
@@ -913,6 +913,24 @@ impl AuthSource for LdapSource {
     }
     fn recheck(&self) -> Option<&dyn Recheck> {
         self.recheck.as_ref().map(|_| self as &dyn Recheck)
+    }
+    fn probe(&self) -> Option<&dyn Probe> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Probe for LdapSource {
+    /// A new connection (TCP, TLS or StartTLS as configured) and the service bind when one is configured, outside
+    /// the pool: a pooled connection could still look alive after the directory went away. Unbound at once.
+    async fn probe(&self) -> Result<(), SourceError> {
+        let work = async {
+            let mut ldap = self.service_connect().await.map_err(OpError::into_failure)?;
+            // The answer to the unbind does not matter: the bind above was the check.
+            let _ = ldap.unbind().await;
+            Ok(())
+        };
+        Ok(self.bounded("readiness probe", work).await?)
     }
 }
 

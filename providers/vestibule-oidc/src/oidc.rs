@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 use url::Url;
 use vestibule_core::{
-    AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect,
+    AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect, Probe,
     RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, SystemClock,
 };
 
@@ -578,6 +578,17 @@ impl OidcSource {
                 .take(16)
                 .collect();
         }
+        // When the person last authenticated (OIDC Core 2: a JSON number of seconds), from the signed ID token
+        // only, like `amr`. A provider may answer from an old single sign-on session; the broker uses this time,
+        // not the callback's, for a trusted upstream second factor. Anything but a non-negative number is ignored.
+        who.auth_time = id
+            .get("auth_time")
+            .and_then(|v| {
+                v.as_i64()
+                    .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            })
+            .filter(|t| *t >= 0)
+            .map(vestibule_core::Timestamp);
         Ok(who)
     }
 }
@@ -623,6 +634,30 @@ impl AuthSource for OidcSource {
     }
     fn flow(&self) -> Flow<'_> {
         Flow::Redirect(self)
+    }
+    fn probe(&self) -> Option<&dyn Probe> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Probe for OidcSource {
+    /// Discovery afresh (the document must still name this issuer and its endpoints), which also renews the
+    /// cached endpoints; with endpoints configured by hand, their key set (JWKS). Within the source's timeout.
+    async fn probe(&self) -> Result<(), SourceError> {
+        let work = async {
+            match &self.explicit {
+                Some(e) => {
+                    http::get_json_object(&self.http, "jwks", &e.jwks, None, HeaderMap::new()).await?;
+                }
+                None => {
+                    let fresh = Arc::new(self.discover().await?);
+                    self.discovery.insert((), fresh);
+                }
+            }
+            Ok(())
+        };
+        flow::bounded(self.timeout, "readiness probe timed out", work).await
     }
 }
 

@@ -193,6 +193,10 @@ pub struct TotpFactor {
     pub last_step: i64,
     /// When enrolment started.
     pub created_at: Timestamp,
+    /// Who started the enrolment (the hash the broker passed to `put_totp`): only the same session or
+    /// half-signed-in state may see the unconfirmed secret again or confirm it. `None` for rows from before it
+    /// was recorded.
+    pub begun_by: Option<String>,
 }
 
 /// The half-signed-in state: a primary proof succeeded and the second step is due. Not a session.

@@ -27,6 +27,11 @@ pub(super) struct Tf {
 /// "ann" (password "right password", groups `staff`) and "root" (groups `admins`) at the password source `dir`;
 /// one person at the redirect source `idp` whose provider says `amr: ["pwd", "mfa"]`, trusted or not.
 pub(super) async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
+    tf_at(settings, trust_idp, None).await
+}
+
+/// [`tf`] with the provider saying when the person authenticated there (`auth_time`).
+async fn tf_at(settings: SecondFactorSettings, trust_idp: bool, auth_time: Option<Timestamp>) -> Tf {
     let dir = TempDir::new("vestibule-2fa");
     let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
         .await
@@ -49,11 +54,10 @@ pub(super) async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
                 .with_login("root")
                 .with_groups(vec!["admins".into()]),
         );
-    let idp = RedirectFake::new(
-        "idp",
-        ExternalIdentity::new(SourceId::new("idp").unwrap(), Subject::new("idp-sub-1").unwrap())
-            .with_amr(vec!["pwd".into(), "mfa".into()]),
-    );
+    let mut asserted = ExternalIdentity::new(SourceId::new("idp").unwrap(), Subject::new("idp-sub-1").unwrap())
+        .with_amr(vec!["pwd".into(), "mfa".into()]);
+    asserted.auth_time = auth_time;
+    let idp = RedirectFake::new("idp", asserted);
     let broker = Broker::builder(store.clone(), "https://id.example.com")
         .source(Arc::new(password))
         .source_with_policy(
@@ -117,6 +121,46 @@ pub(super) async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
     }
 }
 
+/// A second factor required for everyone.
+fn required() -> SecondFactorSettings {
+    SecondFactorSettings {
+        policy: SecondFactorPolicy::Required,
+        ..Default::default()
+    }
+}
+
+/// Signs "ann" in with her password where she must enrol, and opens the enrolment page of that half-signed-in
+/// state: its token and the key shown.
+async fn enrolment_at_sign_in(t: &Tf) -> (vestibule::SecretToken, String) {
+    let LoginOutcome::SecondFactorRequired(challenge) = primary(t, "ann").await else {
+        panic!("must enrol");
+    };
+    let token = t.broker.hold_for_second_factor(challenge, None, false).await.unwrap();
+    let Some(SecondFactorPrompt::Enrol(e)) = t.broker.second_factor_prompt(token.expose()).await.unwrap() else {
+        panic!("enrolment page");
+    };
+    (token, e.secret_base32.expose_secret().to_owned())
+}
+
+/// Signs the provider's person in at the redirect source `idp` (start, then the callback with the right state and
+/// code).
+async fn provider_sign_in(t: &Tf) -> LoginOutcome {
+    let idp = SourceId::new("idp").unwrap();
+    let (state, code, browser) = begin_with_code_for(&t.broker, &t.store).await;
+    t.broker
+        .finish_redirect(
+            &idp,
+            &params(Some(&state), Some(&code)),
+            Some(browser.expose()),
+            &client(),
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .outcome
+}
+
 #[tokio::test]
 async fn enrolment_needs_a_confirming_code_and_ends_other_sessions() {
     let t = tf(SecondFactorSettings::default(), false).await;
@@ -125,6 +169,13 @@ async fn enrolment_needs_a_confirming_code_and_ends_other_sessions() {
     let active = t.broker.session(second.token.expose()).await.unwrap().unwrap();
     assert_eq!(active.assurance, Assurance::Single);
     assert_eq!(active.methods, [AuthMethod::Password]);
+    // A token minted on the password alone, as someone who knew it could have before the factor was turned on.
+    let minted = t
+        .broker
+        .create_token(&active, "ci", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(t.broker.bearer(minted.value.expose_secret()).await.unwrap().is_some());
     let enrolment = t.broker.begin_totp(&active).await.unwrap();
     assert_eq!(format!("{enrolment:?}"), "TotpEnrolment(..)");
     let key = enrolment.secret_base32.expose_secret().to_owned();
@@ -139,6 +190,11 @@ async fn enrolment_needs_a_confirming_code_and_ends_other_sessions() {
     // Every session of the account ended; the person's own goes on under a new id, multi-factor.
     assert!(t.broker.session(first.token.expose()).await.unwrap().is_none());
     assert!(t.broker.session(second.token.expose()).await.unwrap().is_none());
+    // So did every access token: all were granted on the password alone.
+    assert!(
+        t.broker.bearer(minted.value.expose_secret()).await.unwrap().is_none(),
+        "a token minted before the first factor outlived its enrolment"
+    );
     let renewed = t.broker.session(added.session.token.expose()).await.unwrap().unwrap();
     assert_eq!(renewed.assurance, Assurance::Multi);
     assert_eq!(renewed.methods, [AuthMethod::Password, AuthMethod::Otp]);
@@ -436,40 +492,10 @@ async fn policy_sends_members_of_required_groups_to_enrolment() {
 /// shown again (it was, before: the owner would have enrolled the other person's authenticator).
 #[tokio::test]
 async fn a_secret_left_by_an_earlier_sign_in_is_not_the_one_enrolled() {
-    let t = tf(
-        SecondFactorSettings {
-            policy: SecondFactorPolicy::Required,
-            ..Default::default()
-        },
-        false,
-    )
-    .await;
-    let enrolment_key = |t: &Tf| {
-        let broker = t.broker.clone();
-        async move {
-            let LoginOutcome::SecondFactorRequired(challenge) = broker
-                .login_password(
-                    &SourceId::new("dir").unwrap(),
-                    "ann",
-                    &"right password".into(),
-                    &client(),
-                    None,
-                )
-                .await
-                .unwrap()
-            else {
-                panic!("must enrol");
-            };
-            let token = broker.hold_for_second_factor(challenge, None, false).await.unwrap();
-            let Some(SecondFactorPrompt::Enrol(e)) = broker.second_factor_prompt(token.expose()).await.unwrap() else {
-                panic!("enrolment page");
-            };
-            (token, e.secret_base32.expose_secret().to_owned())
-        }
-    };
-    let (_, planted) = enrolment_key(&t).await;
+    let t = tf(required(), false).await;
+    let (_, planted) = enrolment_at_sign_in(&t).await;
     t.clock.advance(3600);
-    let (token, key) = enrolment_key(&t).await;
+    let (token, key) = enrolment_at_sign_in(&t).await;
     assert_ne!(key, planted, "the owner gets a secret of their own");
     // The planted secret's codes do not confirm the owner's enrolment.
     let r = t
@@ -484,6 +510,71 @@ async fn a_secret_left_by_an_earlier_sign_in_is_not_the_one_enrolled() {
     assert!(r.is_err(), "{r:?}");
 }
 
+/// The owner starts enrolling from the account page; someone else signed in with the same password (a session
+/// of the same account) can neither read the secret under way (the page shown again after a wrong code) nor
+/// confirm it. The same at sign-in, for two half-signed-in states at the same time: the earlier, timing-based rule
+/// let the second see the first's secret.
+#[tokio::test]
+async fn a_secret_under_way_belongs_to_the_sign_in_that_began_it() {
+    let t = tf(SecondFactorSettings::default(), false).await;
+    let owner = primary(&t, "ann").await.session().unwrap();
+    let owner = t.broker.session(owner.token.expose()).await.unwrap().unwrap();
+    let thief = primary(&t, "ann").await.session().unwrap();
+    let thief = t.broker.session(thief.token.expose()).await.unwrap().unwrap();
+    let key = t
+        .broker
+        .begin_totp(&owner)
+        .await
+        .unwrap()
+        .secret_base32
+        .expose_secret()
+        .to_owned();
+    assert!(
+        t.broker.totp_under_way(&thief).await.unwrap().is_none(),
+        "shown to another session"
+    );
+    let code = vestibule_tests::totp::code(&key, T0.0);
+    let r = t.broker.confirm_totp(&thief, &code, &client()).await;
+    assert!(matches!(r, Err(SecondFactorError::NoFactor)), "{r:?}");
+    assert!(!t.broker.has_second_factor(&owner.account_id).await.unwrap());
+    // The owner's own session sees it again and confirms it.
+    let again = t
+        .broker
+        .totp_under_way(&owner)
+        .await
+        .unwrap()
+        .expect("the owner's enrolment");
+    assert_eq!(again.secret_base32.expose_secret(), key);
+    t.broker.confirm_totp(&owner, &code, &client()).await.unwrap();
+
+    // At sign-in, with a factor required: two half-signed-in states of one account at once.
+    let t = tf(required(), false).await;
+    let (owner, owners_key) = enrolment_at_sign_in(&t).await;
+    t.clock.advance(5);
+    let (_thief, thiefs_key) = enrolment_at_sign_in(&t).await;
+    assert_ne!(
+        thiefs_key, owners_key,
+        "the second state was shown the first one's secret"
+    );
+    // The second state replaced the unconfirmed secret; the owner's page then gets a new one of its own, never
+    // the thief's.
+    let Some(SecondFactorPrompt::Enrol(e)) = t.broker.second_factor_prompt(owner.expose()).await.unwrap() else {
+        panic!("enrolment page");
+    };
+    let key = e.secret_base32.expose_secret().to_owned();
+    assert_ne!(key, thiefs_key, "the owner was shown the thief's secret");
+    let r = t
+        .broker
+        .finish_second_factor(
+            owner.expose(),
+            &vestibule_tests::totp::code(&key, t.clock.now().0),
+            &client(),
+            None,
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
+}
+
 #[tokio::test]
 async fn a_providers_mfa_counts_only_where_trusted() {
     let required = SecondFactorSettings {
@@ -492,21 +583,8 @@ async fn a_providers_mfa_counts_only_where_trusted() {
     };
     for trusted in [true, false] {
         let t = tf(required.clone(), trusted).await;
-        let idp = SourceId::new("idp").unwrap();
-        let (state, code, browser) = begin_with_code_for(&t.broker, &t.store).await;
-        let done = t
-            .broker
-            .finish_redirect(
-                &idp,
-                &params(Some(&state), Some(&code)),
-                Some(browser.expose()),
-                &client(),
-                None,
-                None,
-            )
-            .await
-            .unwrap();
-        match done.outcome {
+        let outcome = provider_sign_in(&t).await;
+        match outcome {
             LoginOutcome::SignedIn(s) if trusted => {
                 let s = t.broker.session(s.token.expose()).await.unwrap().unwrap();
                 assert_eq!(s.methods, [AuthMethod::Federated, AuthMethod::UpstreamMfa]);
@@ -515,6 +593,29 @@ async fn a_providers_mfa_counts_only_where_trusted() {
             LoginOutcome::SecondFactorRequired(c) if !trusted => assert!(c.enrol()),
             other => panic!("trusted={trusted}: {other:?}"),
         }
+    }
+}
+
+/// A trusted provider's MFA is proven when the provider says the person authenticated (`auth_time`), not at the
+/// callback: a single sign-on answer from an old login makes a multi-factor session that a step-up check still
+/// refuses. Without `auth_time` the time is unknown and step-up refuses too; a future `auth_time` (a clock ahead
+/// of ours) counts as now.
+#[tokio::test]
+async fn a_providers_mfa_is_as_fresh_as_its_auth_time() {
+    let cases = [
+        (Some(T0.plus_secs(-2 * 3600)), false, Some(T0.plus_secs(-2 * 3600))),
+        (Some(T0.plus_secs(-10)), true, Some(T0.plus_secs(-10))),
+        (Some(T0.plus_secs(600)), true, Some(T0)),
+        (None, false, None),
+    ];
+    for (auth_time, fresh, recorded) in cases {
+        let t = tf_at(SecondFactorSettings::default(), true, auth_time).await;
+        let outcome = provider_sign_in(&t).await;
+        let s = outcome.session().expect("trusted MFA: signed in");
+        let s = t.broker.session(s.token.expose()).await.unwrap().unwrap();
+        assert_eq!(s.assurance, Assurance::Multi, "{auth_time:?}");
+        assert_eq!(t.broker.is_fresh_multi_factor(&s), fresh, "{auth_time:?}");
+        assert_eq!(Some(s.second_factor_at).filter(|t| t.0 != 0), recorded, "{auth_time:?}");
     }
 }
 
