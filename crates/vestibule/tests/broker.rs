@@ -1650,6 +1650,40 @@ mod reset {
         );
     }
 
+    /// Adding and removing a passkey are mailed to the owner too, each saying which.
+    #[tokio::test]
+    async fn passkey_changes_are_noticed() {
+        use vestibule::{FactorChange, Message};
+        let f = fixture().await;
+        add(&f, "pat", Some("pat@example.org"), true).await;
+        let s = sign_in(&f, "pat", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let auth = vestibule_tests::passkey::SoftAuthenticator::new("https://id.example.com");
+        let c = f.broker.begin_passkey_registration(&active).await.unwrap();
+        let (_, answer) = auth.create(&c.options);
+        let added = f
+            .broker
+            .finish_passkey_registration(&active, c.ceremony.expose_secret(), "key", &answer, &client())
+            .await
+            .unwrap();
+        let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+        let id = f.broker.passkeys(&active.account_id).await.unwrap()[0].id.clone();
+        f.broker.remove_passkey(&active, &id, &client()).await.unwrap();
+        let changes: Vec<FactorChange> = f
+            .mail
+            .take()
+            .into_iter()
+            .filter_map(|m| match m.message {
+                Message::SecondFactorChanged { change } => {
+                    assert_eq!(m.to, "pat@example.org");
+                    Some(change)
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, [FactorChange::PasskeyAdded, FactorChange::PasskeyRemoved]);
+    }
+
     /// Removing the authenticator or replacing the recovery codes needs a second factor proven just now, not only a
     /// fresh password (ASVS 7.5.1): a password change renews the session's password time, and someone holding the
     /// session and the password must not be able to take the factor away with that alone.
