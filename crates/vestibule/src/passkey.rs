@@ -280,17 +280,16 @@ impl Broker {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;
-        let name = match self.store.get_account(account).await? {
-            Some(a) => a
-                .email
-                .clone()
-                .or(a.display_name.clone())
-                .unwrap_or_else(|| account.to_string()),
-            None => account.to_string(),
-        };
-        let display = match self.store.get_account(account).await? {
-            Some(a) => a.display_name.unwrap_or_else(|| name.clone()),
-            None => name.clone(),
+        // What the authenticator shows: the address (or name) as the account name, the display name beside it.
+        let (name, display) = match self.store.get_account(account).await? {
+            Some(a) => {
+                let name = a
+                    .email
+                    .or(a.display_name.clone())
+                    .unwrap_or_else(|| account.to_string());
+                (name.clone(), a.display_name.unwrap_or(name))
+            }
+            None => (account.to_string(), account.to_string()),
         };
         let existing: Vec<_> = self
             .store
@@ -349,7 +348,7 @@ impl Broker {
         let json = serde_json::to_string(&passkey).map_err(|e| BrokerError::Config(format!("passkey: {e}")))?;
         let name = clean_name(name);
         let record = PasskeyRecord {
-            id: SecretToken::generate().expose()[..16].to_owned(),
+            id: SecretToken::generate().expose().chars().take(16).collect(),
             account_id: account.clone(),
             cred_id: b64(passkey.cred_id().as_ref()),
             user_handle: user_handle_of(self, account).to_string(),

@@ -164,11 +164,27 @@ async fn a_passkey_is_registered_then_used_as_second_step_and_alone() {
         .last_used_at
         .is_some());
 
+    // Step-up with the passkey: the session goes on under a new id, its second factor proven now.
+    t.clock.advance(700);
+    let stale = active(&t, &done.session).await;
+    assert!(!t.broker.is_fresh_multi_factor(&stale));
+    let c = t.broker.begin_passkey_step_up(&stale).await.unwrap().unwrap();
+    let answer = auth.get(&mut cred, &c.options);
+    let renewed = t
+        .broker
+        .step_up_passkey(&stale, c.ceremony.expose_secret(), &answer, &client())
+        .await
+        .unwrap();
+    assert!(t.broker.session(done.session.token.expose()).await.unwrap().is_none());
+    let renewed = active(&t, &renewed).await;
+    assert!(t.broker.is_fresh_multi_factor(&renewed));
+    assert_eq!(renewed.methods, [AuthMethod::Passkey, AuthMethod::UserVerified]);
+
     let events = audit_kinds(&t).await;
     assert!(events.contains(&AuditKind::SecondFactorAdded), "{events:?}");
     assert_eq!(
         events.iter().filter(|k| **k == AuditKind::LoginSuccess).count(),
-        4,
+        5,
         "{events:?}"
     );
 }
