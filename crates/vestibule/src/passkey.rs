@@ -596,7 +596,11 @@ impl Broker {
         if !result.user_verified() {
             return Ok(false);
         }
-        let stored = stored_counter(&record.credential).unwrap_or(0);
+        // A record whose counter cannot be read is not guessed at (as 0, say, which would accept any counter).
+        let Some(stored) = stored_counter(&record.credential) else {
+            tracing::warn!(passkey = %record.id, "a stored passkey has no readable counter; refused");
+            return Ok(false);
+        };
         // Authenticators that keep no counter always send 0: nothing to compare then.
         if (stored != 0 || result.counter() != 0) && result.counter() <= stored {
             self.audit_counter(Some(&record.account_id), client).await;
