@@ -273,5 +273,20 @@ async fn register_a_passkey_then_sign_in_with_it_as_second_step_and_alone() {
     let creds = env.authenticator_cmd(http::Method::GET, "credentials", None).await;
     assert_eq!(creds[0]["signCount"], 4, "{creds}");
 
+    // Verifying again, alice signs in alone and removes the passkey from her account page (a fresh sign-in with a
+    // second factor: this one); her recovery codes go with her last factor.
+    env.authenticator_cmd(http::Method::POST, "uv", Some(json!({ "isUserVerified": true })))
+        .await;
+    b.goto(&env.url("/login?next=/account")).await.unwrap();
+    env.click("Sign in with a passkey").await;
+    env.wait_for_path("/account").await;
+    env.element("ul.passkeys form button").await.click().await.unwrap();
+    env.wait_for_path("/account?done=passkey_removed").await;
+    let notice = env.element("p[role=status]").await.text().await.unwrap();
+    assert!(notice.contains("passkey was removed"), "{notice}");
+    assert!(b.find_all(Locator::Css("ul.passkeys li")).await.unwrap().is_empty());
+    let page = b.source().await.unwrap();
+    assert!(!page.contains("recovery codes left"), "no factor, no codes");
+
     env.finish().await;
 }
