@@ -1600,11 +1600,26 @@ mod reset {
         assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
     }
 
+    /// The second-factor notices mailed so far, in order, each checked to have gone to `to`.
+    fn factor_notices(f: &F, to: &str) -> Vec<vestibule::FactorChange> {
+        f.mail
+            .take()
+            .into_iter()
+            .filter_map(|m| match m.message {
+                vestibule::Message::SecondFactorChanged { change } => {
+                    assert_eq!(m.to, to);
+                    Some(change)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Second-factor changes are mailed to the owner (#12 with #13): set up, new recovery codes, removed, and an
     /// operator's reset; each says what changed.
     #[tokio::test]
     async fn second_factor_changes_are_noticed() {
-        use vestibule::{FactorChange, Message};
+        use vestibule::FactorChange;
         let f = fixture().await;
         add(&f, "kim", Some("kim@example.org"), true).await;
         let s = sign_in(&f, "kim", "old password").await.unwrap();
@@ -1628,18 +1643,7 @@ mod reset {
         let id = active.account_id.clone();
         // Nothing left to remove: no notice for an empty reset.
         assert!(!f.broker.reset_second_factors(&id, "test").await.unwrap());
-        let changes: Vec<FactorChange> = f
-            .mail
-            .take()
-            .into_iter()
-            .filter_map(|m| match m.message {
-                Message::SecondFactorChanged { change } => {
-                    assert_eq!(m.to, "kim@example.org");
-                    Some(change)
-                }
-                _ => None,
-            })
-            .collect();
+        let changes = factor_notices(&f, "kim@example.org");
         assert_eq!(
             changes,
             [
@@ -1653,7 +1657,7 @@ mod reset {
     /// Adding and removing a passkey are mailed to the owner too, each saying which.
     #[tokio::test]
     async fn passkey_changes_are_noticed() {
-        use vestibule::{FactorChange, Message};
+        use vestibule::FactorChange;
         let f = fixture().await;
         add(&f, "pat", Some("pat@example.org"), true).await;
         let s = sign_in(&f, "pat", "old password").await.unwrap();
@@ -1669,18 +1673,7 @@ mod reset {
         let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
         let id = f.broker.passkeys(&active.account_id).await.unwrap()[0].id.clone();
         f.broker.remove_passkey(&active, &id, &client()).await.unwrap();
-        let changes: Vec<FactorChange> = f
-            .mail
-            .take()
-            .into_iter()
-            .filter_map(|m| match m.message {
-                Message::SecondFactorChanged { change } => {
-                    assert_eq!(m.to, "pat@example.org");
-                    Some(change)
-                }
-                _ => None,
-            })
-            .collect();
+        let changes = factor_notices(&f, "pat@example.org");
         assert_eq!(changes, [FactorChange::PasskeyAdded, FactorChange::PasskeyRemoved]);
     }
 
