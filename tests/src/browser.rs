@@ -174,19 +174,34 @@ impl Browser {
 
     /// Loads `/login` and signs in through a password source. Returns the final response (303 on success).
     pub async fn sign_in(&mut self, source: &str, username: &str, password: &str, next: &str) -> Page {
+        self.sign_in_form(source, username, password, next, &[]).await
+    }
+
+    /// As [`Browser::sign_in`], with "remember me" ticked: the response sets the remember-me cookie.
+    pub async fn sign_in_remembered(&mut self, source: &str, username: &str, password: &str) -> Page {
+        self.sign_in_form(source, username, password, "", &[("remember_me", "on")])
+            .await
+    }
+
+    async fn sign_in_form(
+        &mut self,
+        source: &str,
+        username: &str,
+        password: &str,
+        next: &str,
+        extra: &[(&str, &str)],
+    ) -> Page {
         let login = self.get(&format!("/login?next={}", urlencode(next))).await;
         assert_eq!(login.status, StatusCode::OK, "{}", login.body);
         let token = login.csrf_token().expect("csrf token on the login page");
-        self.post(
-            &format!("/login/{source}"),
-            &[
-                ("csrf_token", &token),
-                ("username", username),
-                ("password", password),
-                ("next", next),
-            ],
-        )
-        .await
+        let mut fields = vec![
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+            ("next", next),
+        ];
+        fields.extend_from_slice(extra);
+        self.post(&format!("/login/{source}"), &fields).await
     }
 }
 

@@ -16,6 +16,8 @@ pub struct Server {
     /// The config file.
     pub config: PathBuf,
     bin: PathBuf,
+    /// Every line it printed on standard output so far.
+    printed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A temporary folder, removed on drop.
@@ -77,52 +79,98 @@ pub fn cli(bin: &Path, args: &[&str], stdin: Option<&str>, cwd: &Path) -> CliOut
     }
 }
 
+/// Writes `config` (`{dir}` replaced by `dir`) to `dir/vestibule.toml`; its path, and as an argument.
+fn write_config(dir: &Path, config: &str) -> (PathBuf, String) {
+    let config_path = dir.join("vestibule.toml");
+    std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
+    let config_arg = config_path.display().to_string();
+    (config_path, config_arg)
+}
+
 impl Server {
     /// Writes `config` (TOML; `{dir}` is replaced by the server's folder) and starts `vestibule serve` on
     /// 127.0.0.1:0, waiting for its "listening" line.
     pub fn start(bin: &Path, dir: &Path, config: &str) -> Server {
-        let config_path = dir.join("vestibule.toml");
-        std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
-        let config_arg = config_path.display().to_string();
-        Server::launch(bin, dir, &["--config", &config_arg], config_path, "127.0.0.1:0")
+        let (config_path, config_arg) = write_config(dir, config);
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, None, "127.0.0.1:0")
+    }
+
+    /// [`Server::start`] with the log at `info` written to [`Server::log_file`] instead of the test's output, for
+    /// tests that read the log.
+    pub fn start_logged(bin: &Path, dir: &Path, config: &str) -> Server {
+        let (config_path, config_arg) = write_config(dir, config);
+        let log = dir.join("vestibule.log");
+        Server::launch(
+            bin,
+            dir,
+            &["--config", &config_arg],
+            config_path,
+            Some(&log),
+            "127.0.0.1:0",
+        )
+    }
+
+    /// Where [`Server::start_logged`] writes the log.
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("vestibule.log")
+    }
+
+    /// The server's process id (to send it a signal).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// As [`Server::start`], listening on `bind`: for a public URL that must name the port before the server
     /// starts (a passkey's origin is checked against it). The caller reserved the port and released it just
     /// before; should another process take it in that instant, the server exits and this panics.
     pub fn start_at(bin: &Path, dir: &Path, config: &str, bind: &str) -> Server {
-        let config_path = dir.join("vestibule.toml");
-        std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
-        let config_arg = config_path.display().to_string();
-        Server::launch(bin, dir, &["--config", &config_arg], config_path, bind)
+        let (config_path, config_arg) = write_config(dir, config);
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, None, bind)
     }
 
     /// Starts `vestibule serve` with no configuration file (the embedded defaults: `./vestibule.db`, the local
     /// source, the development outbox `./vestibule-outbox`) in `dir`, on 127.0.0.1:0. [`Server::cli`] then runs
     /// commands without `--config` too.
     pub fn start_embedded(bin: &Path, dir: &Path) -> Server {
-        Server::launch(bin, dir, &[], PathBuf::new(), "127.0.0.1:0")
+        Server::launch(bin, dir, &[], PathBuf::new(), None, "127.0.0.1:0")
     }
 
-    fn launch(bin: &Path, dir: &Path, config_args: &[&str], config_path: PathBuf, bind: &str) -> Server {
+    fn launch(
+        bin: &Path,
+        dir: &Path,
+        config_args: &[&str],
+        config_path: PathBuf,
+        log: Option<&Path>,
+        bind: &str,
+    ) -> Server {
+        let (level, stderr) = match log {
+            Some(path) => (
+                "info",
+                Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            ),
+            None => ("warn", Stdio::inherit()),
+        };
         let mut child = Command::new(bin)
             .arg("serve")
             .args(config_args)
             .args(["--bind", bind])
             .current_dir(dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn vestibule serve");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = printed.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("vestibule listening on ") {
                     let _ = tx.send(addr.trim().to_owned());
                 }
+                keep.lock().expect("stdout lines").push(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -141,6 +189,26 @@ impl Server {
             dir: dir.to_owned(),
             config: config_path,
             bin: bin.to_owned(),
+            printed,
+        }
+    }
+
+    /// What follows `prefix` on the first line of standard output that starts with it, waiting up to 10 s for it
+    /// (`"vestibule redirecting http on "` gives that listener's address).
+    pub fn printed(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .printed
+                .lock()
+                .expect("stdout lines")
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(|v| v.trim().to_owned()));
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "vestibule never printed {prefix:?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -161,6 +229,20 @@ impl Server {
             Some(&format!("{password}\n")),
         );
         assert!(out.success, "user add failed: {}", out.stderr);
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its status, or `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops the server.

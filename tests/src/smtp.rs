@@ -106,6 +106,35 @@ impl SmtpSink {
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool) -> String {
         wait_for_eml(&self.dir.join("mail"), pred)
     }
+
+    /// Waits (at most 20 s) for a message with this subject to this address, and returns it unfolded
+    /// ([`unfold`]).
+    pub fn wait_for_mail(&self, subject: &str, to: &str) -> String {
+        let (subject, to) = (format!("Subject: {subject}\r\n"), format!("X-Envelope-To: {to}\r\n"));
+        unfold(&self.wait_for(|m| m.contains(&subject) && m.contains(&to)))
+    }
+
+    /// How many messages received so far have this subject and go to this address.
+    pub fn count(&self, subject: &str, to: &str) -> usize {
+        let (subject, to) = (format!("Subject: {subject}\r\n"), format!("X-Envelope-To: {to}\r\n"));
+        self.messages()
+            .iter()
+            .filter(|m| m.contains(&subject) && m.contains(&to))
+            .count()
+    }
+
+    /// Waits (at most 20 s) until at least `n` messages with this subject went to this address; returns how many
+    /// there are then (more than `n` is for the caller to judge).
+    pub fn wait_for_count(&self, subject: &str, to: &str, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.count(subject, to);
+            if found >= n || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for SmtpSink {
@@ -146,9 +175,15 @@ pub fn wait_for_eml(dir: &Path, pred: impl Fn(&str) -> bool) -> String {
     }
 }
 
+/// A message with quoted-printable soft line breaks removed, so that a phrase or link split across lines reads
+/// whole.
+pub fn unfold(message: &str) -> String {
+    message.replace("=\r\n", "").replace("=\n", "")
+}
+
 /// The first `{base}/{path}/TOKEN` link in a message (the text part: quoted-printable may wrap the HTML one).
 pub fn link_in(message: &str, base: &str, path: &str) -> Option<String> {
-    let unfolded = message.replace("=\r\n", "").replace("=\n", "");
+    let unfolded = unfold(message);
     let prefix = format!("{base}/{path}/");
     let start = unfolded.find(&prefix)?;
     let rest = &unfolded[start + prefix.len()..];

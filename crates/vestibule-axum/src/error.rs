@@ -75,10 +75,10 @@ pub(crate) struct ErrorPage {
 /// long, and a stuck lock or a busy pool usually clears within a few.
 pub(crate) const RETRY_AFTER_SECS: u32 = 5;
 
+/// The request's id when [`crate::with_request_id`] runs around it (so the reference on the page finds every log
+/// line of the request), else a new random one.
 fn reference_id() -> String {
-    let mut b = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::request_id::current().unwrap_or_else(crate::request_id::new_id)
 }
 
 impl IntoResponse for AppError {

@@ -39,6 +39,7 @@ mod linking;
 mod next;
 mod pages;
 mod passkey;
+mod request_id;
 mod reset;
 mod respond;
 mod routes;
@@ -53,5 +54,6 @@ pub use extract::{
 };
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
+pub use request_id::{with_request_id, REQUEST_ID_HEADER};
 pub use routes::router;
 pub use state::{HttpSettings, Vestibule};

@@ -52,6 +52,10 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) email: Option<&'a str>,
     /// Shown next to the address: an unconfirmed one is used neither for reset nor for linking.
     pub(crate) email_verified: bool,
+    /// An address change waiting to be confirmed from the new address (not used for anything until then).
+    pub(crate) pending_email: Option<&'a str>,
+    /// Whether the address can be changed here (a mailer is configured).
+    pub(crate) email_change: bool,
     pub(crate) notice: Option<&'a str>,
     pub(crate) has_password: bool,
     pub(crate) has_totp: bool,
@@ -260,6 +264,16 @@ pub(crate) struct ResetPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) sent: bool,
+}
+
+/// `GET /email/verify/{token}` for a change of address: the button that confirms it.
+#[derive(Template)]
+#[template(path = "email_change_confirm.html")]
+pub(crate) struct EmailChangeConfirmPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) token: &'a str,
+    pub(crate) email: &'a str,
 }
 
 /// `GET /reset/{token}`: the new password form.

@@ -1,5 +1,6 @@
-//! Password reset by a mailed link, and address confirmation: `GET/POST /reset`, `GET/POST /reset/{token}`,
-//! `GET /email/verify/{token}`. No route here says whether an account exists.
+//! Password reset by a mailed link, address confirmation and change: `GET/POST /reset`, `GET/POST /reset/{token}`,
+//! `GET /email/verify/{token}`, `POST /account/email`. No route here says whether an account exists, nor
+//! whether an address is another account's.
 
 use axum::extract::{Extension, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,8 @@ use vestibule_core::{PasswordChangeError, SecretString};
 use crate::client::Client;
 use crate::context::AuthContext;
 use crate::csrf::{csrf_forms, form_binding, Checked};
-use crate::respond::{html_headers, with_cookies};
+use crate::extract::SignedIn;
+use crate::respond::{html_headers, with_cookies, Done};
 use crate::{AppError, Vestibule};
 
 impl From<ResetError> for AppError {
@@ -20,6 +22,9 @@ impl From<ResetError> for AppError {
         match e {
             ResetError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             ResetError::InvalidLink => AppError::InvalidInput(INVALID_LINK),
+            ResetError::AddressInUse => {
+                AppError::InvalidInput("This address is already another account's address: nothing was changed.")
+            }
             ResetError::Unavailable => AppError::Unavailable("password reset by mail is not available".into()),
             ResetError::Password(PasswordChangeError::Policy(why)) => AppError::PasswordRejected(why),
             ResetError::Broker(b) => b.into(),
@@ -156,17 +161,71 @@ pub(crate) async fn new_password_submit(
     }
 }
 
+/// `GET /email/verify/{token}`: a new account's address is confirmed by opening the link. A change of address is
+/// not: the page asks for a press of a button (`POST` to the same path), because mail scanners and link previews
+/// open links by themselves, and a change confirmed by a scanner in a mistyped mailbox would hand the account's
+/// reset mail to a stranger.
 pub(crate) async fn verify_email(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    if let Some(email) = v.broker().email_change_link(&token).await? {
+        let (bound, set) = form_binding(&v, &headers, &ctx);
+        let html = crate::pages::render(&crate::pages::EmailChangeConfirmPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            token: &token,
+            email: &email,
+        });
+        return Ok(private_headers(with_cookies(
+            (html_headers(), html).into_response(),
+            &set,
+        )));
+    }
+    confirmed(&v, &token, &client).await
+}
+
+/// `POST /email/verify/{token}` (`csrf_token`): confirms the change of address the link stands for.
+pub(crate) async fn verify_email_submit(
     State(v): State<Vestibule>,
     Client(client): Client,
     Path(token): Path<String>,
+    _: Checked<crate::csrf::CsrfForm>,
 ) -> Result<Response, AppError> {
-    let email = v.broker().confirm_email(&token, &client).await?;
+    confirmed(&v, &token, &client).await
+}
+
+async fn confirmed(v: &Vestibule, token: &str, client: &vestibule::ClientInfo) -> Result<Response, AppError> {
+    let email = v.broker().confirm_email(token, client).await?;
     let html = crate::pages::message(
-        &v,
+        v,
         "Address confirmed",
         &format!("Thank you: {email} is confirmed."),
         None,
     );
     Ok(private_headers((html_headers(), html).into_response()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EmailForm {
+    pub(crate) csrf_token: Option<String>,
+    email: Option<String>,
+}
+
+csrf_forms!(EmailForm);
+
+/// `POST /account/email`: asks to change the signed-in account's address. The same answer whether or not the
+/// address is another account's (see `Broker::request_email_change`).
+pub(crate) async fn change_email(
+    State(v): State<Vestibule>,
+    SignedIn(session): SignedIn,
+    Client(client): Client,
+    Checked(form): Checked<EmailForm>,
+) -> Result<Response, AppError> {
+    let email = form.email.unwrap_or_default();
+    v.broker().request_email_change(&session, &email, &client).await?;
+    Ok(Done::EmailChangeSent.redirect(&v))
 }

@@ -41,10 +41,11 @@ pub(crate) enum Done {
     TotpRemoved,
     PasskeyAdded,
     PasskeyRemoved,
+    EmailChangeSent,
 }
 
 impl Done {
-    const ALL: [Done; 9] = [
+    const ALL: [Done; 10] = [
         Done::Linked,
         Done::Unlinked,
         Done::Revoked,
@@ -54,6 +55,7 @@ impl Done {
         Done::TotpRemoved,
         Done::PasskeyAdded,
         Done::PasskeyRemoved,
+        Done::EmailChangeSent,
     ];
 
     pub(crate) fn key(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Done {
             Done::TotpRemoved => "totp_removed",
             Done::PasskeyAdded => "passkey_added",
             Done::PasskeyRemoved => "passkey_removed",
+            Done::EmailChangeSent => "email_change_sent",
         }
     }
 
@@ -86,6 +89,9 @@ impl Done {
             Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
             Done::PasskeyAdded => "Your passkey was added, and your other sessions were signed out.",
             Done::PasskeyRemoved => "The passkey was removed, and your other sessions were signed out.",
+            Done::EmailChangeSent => {
+                "A confirmation link is on its way to the address you entered; nothing changes until it is opened."
+            }
         }
     }
 

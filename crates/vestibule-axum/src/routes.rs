@@ -72,7 +72,11 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             "/reset/{token}",
             get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
         )
-        .route("/email/verify/{token}", get(crate::reset::verify_email))
+        .route(
+            "/email/verify/{token}",
+            get(crate::reset::verify_email).post(crate::reset::verify_email_submit),
+        )
+        .route("/account/email", post(crate::reset::change_email))
         .route("/me", get(me))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -332,6 +336,7 @@ async fn account(
     let has_totp = v.broker().has_totp(&session.account_id).await?;
     let passkeys = v.broker().passkeys(&session.account_id).await?;
     let has_factor = has_totp || !passkeys.is_empty();
+    let pending_email = v.broker().pending_email_change(&session.account_id).await?;
     let recovery_codes_left = if has_factor {
         v.broker().recovery_codes_left(&session.account_id).await?
     } else {
@@ -345,6 +350,8 @@ async fn account(
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
         email: account.email.as_deref(),
         email_verified: account.email_verified,
+        pending_email: pending_email.as_deref(),
+        email_change: v.broker().email_change_available(),
         // Fixed words chosen by a key: nothing from the URL is echoed.
         notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
         password_sources,

@@ -81,6 +81,8 @@ impl From<SelfServiceError> for AppError {
             SelfServiceError::Password(PasswordChangeError::Unavailable(cause)) => AppError::Internal(cause),
             SelfServiceError::Password(p) => AppError::PasswordRejected(p.to_string()),
             SelfServiceError::NoPasswords => AppError::NotFound,
+            SelfServiceError::Invalid(why) => AppError::InvalidInput(why),
+            SelfServiceError::MailUnavailable => AppError::Unavailable("mail cannot be sent now".into()),
             SelfServiceError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SelfServiceError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),

@@ -378,6 +378,19 @@ pub trait BrokerStore: Send + Sync {
     /// account has another address now (or is gone).
     async fn confirm_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError>;
 
+    /// Every token of this purpose of an account, newest first (the account page shows a pending address change).
+    async fn email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Vec<EmailToken>, StorageError>;
+
+    /// Sets the account's own address to `email`, verified, unless another account has `email` (ignoring ASCII
+    /// case) as its verified address; deletes every mailed token of the account in the same transaction (links
+    /// mailed to the old address, or for an older change, open nothing afterwards). `false` when refused or when
+    /// the account is gone.
+    async fn change_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError>;
+
     /// Deletes tokens that expired before `now`; returns how many.
     async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError>;
 

@@ -24,6 +24,10 @@ pub struct MailConfig {
     pub ca_file: Option<PathBuf>,
     /// The development outbox: each message is written there as an `.eml` file (when `smtp_url` is not set).
     pub outbox_dir: PathBuf,
+    /// Outbox messages older than this many hours are deleted by the janitor (every five minutes); 0: no age limit.
+    pub outbox_max_age_hours: u32,
+    /// Only the newest this many outbox messages are kept (the janitor deletes the older ones); 0: no count limit.
+    pub outbox_max_files: u32,
     /// The longest one SMTP exchange may take, in seconds.
     pub timeout_secs: u64,
     /// How many messages may wait for delivery; when full, new ones are refused and the refusal is logged.
@@ -45,6 +49,8 @@ impl Default for MailConfig {
             password_env: None,
             ca_file: None,
             outbox_dir: PathBuf::from("vestibule-outbox"),
+            outbox_max_age_hours: 168,
+            outbox_max_files: 1000,
             timeout_secs: 10,
             queue_capacity: 1000,
             max_attempts: 5,
@@ -105,6 +111,20 @@ impl MailConfig {
         if !(5..=1440).contains(&self.reset_link_minutes) {
             return Err(issue("reset_link_minutes", "must be between 5 and 1440".into()));
         }
+        // Reset links sit in the outbox in clear text: it must not keep them forever.
+        if self.outbox_max_age_hours == 0 && self.outbox_max_files == 0 {
+            return Err(issue(
+                "outbox_max_age_hours",
+                "set `outbox_max_age_hours` or `outbox_max_files` (or both) above 0: the outbox must not grow without bound"
+                    .into(),
+            ));
+        }
+        if self.outbox_max_age_hours > 87_600 {
+            return Err(issue(
+                "outbox_max_age_hours",
+                "must be at most 87600 (ten years)".into(),
+            ));
+        }
         if !(1..=720).contains(&self.verify_link_hours) {
             return Err(issue("verify_link_hours", "must be between 1 and 720".into()));
         }
@@ -127,6 +147,20 @@ impl MailConfig {
                 None => None,
             };
         Ok(Some(SmtpSettings { url, password, ca_pem }))
+    }
+
+    /// What the janitor keeps of the development outbox: `None` when messages go over SMTP.
+    pub fn outbox_retention(&self) -> Option<crate::transport::OutboxRetention> {
+        if self.smtp_url.is_some() {
+            return None;
+        }
+        Some(crate::transport::OutboxRetention {
+            dir: self.outbox_dir.clone(),
+            max_age: (self.outbox_max_age_hours > 0)
+                .then(|| std::time::Duration::from_secs(u64::from(self.outbox_max_age_hours) * 3600)),
+            max_files: (self.outbox_max_files > 0)
+                .then(|| usize::try_from(self.outbox_max_files).unwrap_or(usize::MAX)),
+        })
     }
 
     /// The broker's link lifetimes.
@@ -158,5 +192,15 @@ mod tests {
         );
         assert_eq!(bad(|c| c.reset_link_minutes = 0), "reset_link_minutes");
         assert_eq!(bad(|c| c.queue_capacity = 0), "queue_capacity");
+        let unbounded = |c: &mut MailConfig| {
+            c.outbox_max_age_hours = 0;
+            c.outbox_max_files = 0;
+        };
+        assert_eq!(bad(unbounded), "outbox_max_age_hours");
+        let by_count_only = MailConfig {
+            outbox_max_age_hours: 0,
+            ..MailConfig::default()
+        };
+        assert!(by_count_only.check().is_ok());
     }
 }

@@ -24,7 +24,7 @@ mod transport;
 pub use config::{MailConfig, SmtpSettings};
 pub use queue::{MailQueue, MailStats};
 pub use render::{render, Rendered};
-pub use transport::TransportError;
+pub use transport::{OutboxRetention, TransportError};
 
 #[doc(no_inline)]
 pub use vestibule::{Mail, MailError, Mailer, Message};

@@ -30,6 +30,8 @@ pub struct MailQueue {
     /// Closed by the task when the queue is empty after [`MailQueue::drain`] was asked.
     done: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     drain: Arc<tokio::sync::Notify>,
+    /// What [`Mailer::tidy`] keeps of the development outbox; `None` over SMTP.
+    retention: Option<crate::transport::OutboxRetention>,
 }
 
 impl MailQueue {
@@ -62,6 +64,7 @@ impl MailQueue {
             stats,
             done: tokio::sync::Mutex::new(Some(handle)),
             drain,
+            retention: config.outbox_retention(),
         }))
     }
 
@@ -82,6 +85,7 @@ impl MailQueue {
     }
 }
 
+#[async_trait::async_trait]
 impl Mailer for MailQueue {
     fn queue(&self, mail: Mail) -> Result<(), MailError> {
         self.sender.try_send(mail).map_err(|e| match e {
@@ -96,6 +100,23 @@ impl Mailer for MailQueue {
 
     fn has_room(&self) -> bool {
         self.sender.capacity() > 0
+    }
+
+    /// Applies the outbox retention (nothing over SMTP).
+    async fn tidy(&self) {
+        let Some(retention) = self.retention.clone() else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        match tokio::task::spawn_blocking(move || retention.prune(now)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "development outbox: old messages deleted"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "development outbox: could not delete old messages"),
+            Err(e) => tracing::warn!(error = %e, "development outbox: the clean-up task failed"),
+        }
     }
 }
 

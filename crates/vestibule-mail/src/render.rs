@@ -47,6 +47,10 @@ message_templates! {
     remember_theft("mail/remember_theft.txt", "mail/remember_theft.html") {},
     account_disabled("mail/account_disabled.txt", "mail/account_disabled.html") {},
     second_factor_changed("mail/second_factor_changed.txt", "mail/second_factor_changed.html") { sentence: &'a str },
+    confirm_email_change("mail/confirm_email_change.txt", "mail/confirm_email_change.html") { link: &'a str, valid_hours: i64 },
+    email_in_use("mail/email_in_use.txt", "mail/email_in_use.html") {},
+    email_change_requested("mail/email_change_requested.txt", "mail/email_change_requested.html") { new_address: &'a str },
+    email_changed("mail/email_changed.txt", "mail/email_changed.html") { new_address: &'a str },
 }
 
 /// Renders both parts of a message.
@@ -95,6 +99,23 @@ pub fn render(mail: &Mail) -> Result<Rendered, askama::Error> {
             name,
             sentence: change.sentence()
         ),
+        Message::ConfirmEmailChange { link, valid_hours } => both!(
+            confirm_email_change,
+            "Confirm your new email address",
+            name,
+            link: link.expose(),
+            valid_hours: *valid_hours
+        ),
+        Message::EmailInUse => both!(email_in_use, "This email address is already in use", name),
+        Message::EmailChangeRequested { new_address } => both!(
+            email_change_requested,
+            "A change of your email address was requested",
+            name,
+            new_address: new_address
+        ),
+        Message::EmailChanged { new_address } => {
+            both!(email_changed, "Your email address was changed", name, new_address: new_address)
+        }
         // `Message` may grow; a kind this version does not know is not sent rather than sent empty.
         _ => return Err(askama::Error::Custom("no template for this message".into())),
     })
@@ -154,6 +175,17 @@ mod tests {
             Message::AccountDisabled,
             Message::SecondFactorChanged {
                 change: vestibule::FactorChange::RecoveryCodeUsed,
+            },
+            Message::ConfirmEmailChange {
+                link: MailLink::new("https://x/email/verify/t"),
+                valid_hours: 24,
+            },
+            Message::EmailInUse,
+            Message::EmailChangeRequested {
+                new_address: "n***@example.org".into(),
+            },
+            Message::EmailChanged {
+                new_address: "n***@example.org".into(),
             },
         ];
         for m in all {

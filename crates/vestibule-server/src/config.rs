@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub throttle: ThrottleSettings,
     pub second_factor: SecondFactorConfig,
     pub email: MailConfig,
+    pub log: LogConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -48,6 +49,8 @@ struct RawFile {
     second_factor: SecondFactorConfig,
     #[serde(default)]
     email: MailConfig,
+    #[serde(default)]
+    log: LogConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -57,6 +60,26 @@ struct RawFile {
 pub struct SourceEntry {
     pub policy: SourcePolicy,
     pub config: SourceConfig,
+}
+
+/// `[log]`: how `serve` writes its log (to standard error).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default: one readable line per event) or `json` (one JSON object per line, for a log pipeline).
+    pub format: LogFormat,
+}
+
+/// The log's line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (with `message`), and `span` /
+    /// `spans` naming the request (`request_id`).
+    Json,
 }
 
 /// `[server]`.
@@ -75,6 +98,11 @@ pub struct ServerConfig {
     /// The longest the broker works on one request, in seconds, before answering 503 with `Retry-After`
     /// (default 30; between 1 and 3600).
     pub request_timeout_secs: u64,
+    /// On SIGTERM or Ctrl-C: how long requests already being answered may still run, in seconds, before the
+    /// process exits anyway (default 30; between 1 and 3600). New connections are refused at once.
+    pub shutdown_grace_secs: u64,
+    /// `[server.tls]`: serve HTTPS here (see [`crate::tls::TlsConfig`]).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +113,8 @@ impl Default for ServerConfig {
             behind_tls_proxy: false,
             trusted_proxies: Vec::new(),
             request_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+            tls: None,
         }
     }
 }
@@ -341,6 +371,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         throttle: raw.throttle,
         second_factor: raw.second_factor,
         email: raw.email,
+        log: raw.log,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -610,6 +641,14 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
         config.server.request_timeout_secs,
         1..=3600,
     )?;
+    in_range(
+        "server.shutdown_grace_secs",
+        config.server.shutdown_grace_secs,
+        1..=3600,
+    )?;
+    if let Some(tls) = &config.server.tls {
+        in_range("server.tls.reload_interval_secs", tls.reload_interval_secs, 1..=86400)?;
+    }
     let db = &config.database;
     in_range("database.acquire_timeout_secs", db.acquire_timeout_secs, 1..=3600)?;
     // 0 is PostgreSQL's own "no limit"; a busy timeout of 0 would make every concurrent write fail at once.
@@ -1117,5 +1156,15 @@ mod email_keys {
         )
         .unwrap();
         assert_eq!(ok.email.link_settings().reset_ttl_secs, 900);
+        // The outbox must keep a bound: both limits off is refused, naming the key and its line.
+        let e = super::parse("t.toml", "[email]\noutbox_max_age_hours = 0\noutbox_max_files = 0\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.outbox_max_age_hours"), "{e}");
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("without bound"), "{e}");
+        let e = super::parse("t.toml", "[email]\noutbox_max_files = -1\n").unwrap_err();
+        assert!(
+            e.message.contains("outbox_max_files") || e.key.as_deref() == Some("email.outbox_max_files"),
+            "{e}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod serve;
+mod tls;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -15,8 +16,11 @@ use vestibule_core::{
     async_trait, AccountId, AuthSource, ExternalIdentity, Flow, PasswordFlow, SecretString, SourceError, SourceId,
 };
 
+/// The version and the commit it was built from (see build.rs), as `vestibule --version` prints it.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("VESTIBULE_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "vestibule", version, about = "A pluggable identity broker")]
+#[command(name = "vestibule", version = VERSION, about = "A pluggable identity broker")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -130,15 +134,24 @@ enum UserCommand {
     },
 }
 
+/// Starts the log on standard error: `RUST_LOG` (default `info`) picks what is written, `format` how. Called once
+/// the command knows its format (`serve` reads it from `[log]`; the other commands write text).
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The request's span (its `request_id`) on every line, so one request's lines can be found together.
+        config::LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
@@ -165,9 +178,14 @@ fn load(path: Option<&PathBuf>) -> Result<config::FileConfig, String> {
 }
 
 async fn run(command: Command) -> Result<(), String> {
+    if !matches!(command, Command::Serve { .. }) {
+        init_logging(config::LogFormat::Text);
+    }
     match command {
         Command::Serve { config, bind } => {
+            // A file that cannot be read is reported on standard error before any log exists (main prints it).
             let mut cfg = load(config.as_ref())?;
+            init_logging(cfg.log.format);
             if let Some(b) = bind {
                 cfg.server.bind = b;
             }

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use vestibule::{Broker, StorageError};
 use vestibule_axum::{HttpSettings, Vestibule};
@@ -50,9 +51,19 @@ fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Sources, String> {
     Ok((out, changer))
 }
 
-/// Whether the deployment may serve: plain HTTP is only for loopback development or behind a TLS proxy.
+/// Whether the deployment may serve: HTTPS here (`[server.tls]`), or plain HTTP only for loopback development or
+/// behind a TLS proxy. `Ok(secure)`: whether cookies get `Secure`.
 fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) -> Result<bool, String> {
     let https = public_url.scheme() == "https";
+    if cfg.server.tls.is_some() {
+        if !https {
+            return Err(format!(
+                "[server.tls] serves HTTPS but server.public_url is {public_url}: links, redirect callbacks and \
+                 cookies would name plain http. Set public_url = \"https://your.host\""
+            ));
+        }
+        return Ok(true);
+    }
     if bind.ip().is_loopback() {
         if !https {
             tracing::warn!(
@@ -76,22 +87,28 @@ fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) ->
     }
     Err(format!(
         "refusing to serve plain HTTP on the non-loopback address {bind}: sessions and passwords would cross the \
-         network unencrypted. Put a TLS-terminating reverse proxy in front and set, under [server], \
-         public_url = \"https://your.host\" and behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
+         network unencrypted. Serve HTTPS here with [server.tls] cert_file and key_file; or put a TLS-terminating \
+         reverse proxy in front and set, under [server], public_url = \"https://your.host\" and \
+         behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
     ))
 }
 
 pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     // Refuse an unsafe transport before opening any socket.
+    let scheme = if cfg.server.tls.is_some() { "https" } else { "http" };
     let configured = cfg
         .server
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
+        .unwrap_or_else(|| format!("{scheme}://{}", cfg.server.bind));
     let configured_url = url::Url::parse(&configured).map_err(|e| format!("server.public_url: {e}"))?;
     let secure = transport_check(&cfg, cfg.server.bind, &configured_url)?;
-    let listener = tokio::net::TcpListener::bind(cfg.server.bind)
-        .await
+    // The certificate is read before the port opens: a wrong file stops the start with a message naming it.
+    let tls = match &cfg.server.tls {
+        Some(t) => Some((t.clone(), crate::tls::load(t)?)),
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(cfg.server.bind)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.bind))?;
     let bound = listener
         .local_addr()
@@ -101,7 +118,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .server
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
+        .unwrap_or_else(|| format!("{scheme}://{bound}"));
     let store = open_store(&cfg).await?;
     let (sources, changer) = build_sources(&cfg, &store)?;
     let mailer = start_mailer(&cfg)?;
@@ -144,17 +161,89 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             ..HttpSettings::default()
         },
     )
-    .nest_into(axum::Router::new());
-    tracing::info!(address = %bound, public_url = %public, "vestibule listening");
+    .nest_into(axum::Router::new())
+    // Outermost: every log line of a request, and its error page's reference, carry the request's id.
+    .layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
+    // On SIGTERM: stop accepting at once, let the requests under way finish, but no longer than the grace period
+    // (a request stuck on a dead directory must not keep the process from being replaced).
+    let handle = axum_server::Handle::new();
+    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        on_signal.graceful_shutdown(Some(grace));
+    });
+    let redirect = match cfg.server.tls.as_ref().and_then(|t| t.redirect_http_bind) {
+        // Its own handle (so each reports its own address) sharing the main one's shutdown.
+        Some(addr) => Some(start_redirect(
+            addr,
+            &public,
+            axum_server::Handle::with_control(handle.control()),
+        )?),
+        None => None,
+    };
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match tls {
+        Some((settings, config)) => {
+            let live = axum_server::tls_rustls::RustlsConfig::from_config(config);
+            let _reloader = crate::tls::spawn_reloader(settings, live.clone());
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, live)
+                .map_err(|e| format!("cannot listen on {bound}: {e}"))?
+                .handle(handle.clone());
+            announce(bound, &public, "https");
+            server.serve(make).await
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(|e| format!("cannot listen on {bound}: {e}"))?
+                .handle(handle.clone());
+            announce(bound, &public, "http");
+            server.serve(make).await
+        }
+    };
+    served.map_err(|e| format!("server error: {e}"))?;
+    if let Some(r) = redirect {
+        let _ = r.await;
+    }
+    // Reset links and notices queued by the last requests still go out.
+    mailer.drain(Duration::from_secs(10)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce(bound: SocketAddr, public: &str, scheme: &str) {
+    tracing::info!(address = %bound, public_url = %public, scheme, "vestibule listening");
     // Tests and scripts read this line to learn the port when binding to :0.
     println!("vestibule listening on {bound}");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| format!("server error: {e}"))?;
-    // Reset links and notices queued by the last requests still go out.
-    mailer.drain(std::time::Duration::from_secs(10)).await;
-    Ok(())
+}
+
+/// The plain-HTTP listener of `[server.tls] redirect_http_bind`: redirects only (see [`crate::tls::to_https`]),
+/// stopped with the main one.
+fn start_redirect(
+    addr: SocketAddr,
+    public: &str,
+    handle: axum_server::Handle<SocketAddr>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let url = url::Url::parse(public).map_err(|e| format!("server.public_url: {e}"))?;
+    let origin = Arc::new(url.origin().ascii_serialization());
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+    let app = axum::Router::new()
+        .fallback(crate::tls::to_https)
+        .with_state(origin)
+        .layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
+    let server = axum_server::from_tcp(listener)
+        .map_err(|e| format!("cannot listen on {bound}: {e}"))?
+        .handle(handle);
+    tracing::info!(address = %bound, "redirecting plain http to https");
+    println!("vestibule redirecting http on {bound}");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = server.serve(app.into_make_service()).await {
+            tracing::error!(error = %e, "the http redirect listener stopped");
+        }
+    }))
 }
 
 /// The mail queue of `[email]`: SMTP when `smtp_url` is set, else the development outbox folder.
@@ -184,7 +273,7 @@ async fn shutdown() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new connections; finishing the requests under way");
 }
 
 /// Creates a local account; returns its id and, when a confirmation link was mailed (or could not be), a line

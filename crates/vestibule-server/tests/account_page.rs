@@ -15,18 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 async fn signed_in(server: &Server, agent: &str) -> Browser {
     let mut b = Browser::new(&server.base);
     b.user_agent = agent.into();
-    let token = b.get("/login").await.csrf_token().unwrap();
-    let res = b
-        .post(
-            "/login/local",
-            &[
-                ("csrf_token", &token),
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("remember_me", "on"),
-            ],
-        )
-        .await;
+    let res = b.sign_in_remembered("local", "alice", PASSWORD).await;
     assert_eq!(res.status, 303, "{}", res.body);
     assert!(b.cookies.contains_key("vestibule-remember"));
     b

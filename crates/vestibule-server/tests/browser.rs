@@ -471,3 +471,63 @@ async fn login_page_cannot_be_framed_by_another_origin() {
     serving.abort();
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
+    let env = Env::start().await;
+    let b = env.b();
+    env.fill_login("alice", PASSWORD).await;
+    env.click_button("Sign in").await;
+    env.wait_for_path("/me").await;
+
+    // The form as Chromium renders it: type the address, click, land back on the account page.
+    b.goto(&env.url("/account")).await.unwrap();
+    let field = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            "form[action='/account/email'] input[name=email][type=email]",
+        ))
+        .await
+        .unwrap();
+    field.send_keys("nora@example.org").await.unwrap();
+    env.click_button("Change email address").await;
+    env.wait_for_path("/account?done=email_change_sent").await;
+    let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("A confirmation link is on its way"), "{body}");
+    assert!(
+        body.contains("Waiting for confirmation: nora@example.org (pending"),
+        "{body}"
+    );
+    b.goto(&env.url("/me")).await.unwrap();
+    assert_eq!(env.page_json().await["email"], "alice@example.org");
+
+    // The link from the development outbox, opened in the same browser.
+    let outbox = env.dir.0.join("vestibule-outbox");
+    let mail = vestibule_tests::smtp::wait_for_eml(&outbox, |m| {
+        m.contains("Subject: Confirm your new email address") && m.contains("nora@example.org")
+    });
+    let link = vestibule_tests::smtp::link_in(&mail, &env.server.base, "email/verify").unwrap();
+    b.goto(&link).await.unwrap();
+    // Opening it asks; the button confirms.
+    b.find(Locator::XPath("//button[contains(., 'Confirm the change')]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(body.contains("nora@example.org is confirmed"), "{body}");
+    b.goto(&env.url("/me")).await.unwrap();
+    assert_eq!(env.page_json().await["email"], "nora@example.org");
+    b.goto(&env.url("/account")).await.unwrap();
+    let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(
+        body.contains("nora@example.org")
+            && !body.contains("Waiting for confirmation")
+            && !body.contains("not confirmed"),
+        "{body}"
+    );
+
+    env.finish().await;
+}

@@ -240,3 +240,19 @@ async fn user_commands_reach_an_account_that_only_signs_in_through_github() {
     drop(server);
     pg.drop_db().await;
 }
+
+/// `vestibule --version` names the package version and the commit of this checkout (the one the test binary was
+/// built from; `-dirty` when it had uncommitted changes), so an operator can tell which build runs.
+#[test]
+fn version_names_the_commit() {
+    let out = std::process::Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    let expected = format!("vestibule {} (commit {}", env!("CARGO_PKG_VERSION"), head.trim());
+    assert!(text.starts_with(&expected), "{text:?} vs {expected:?}");
+}

@@ -603,19 +603,7 @@ async fn two_nodes_on_one_postgres_share_sessions_and_revocations() {
 /// Signs in with "remember me" ticked.
 async fn sign_in_remembered(env: &Env) -> Browser {
     let mut b = env.browser();
-    let login = b.get("/login").await;
-    let token = login.csrf_token().unwrap();
-    let res = b
-        .post(
-            "/login/local",
-            &[
-                ("csrf_token", &token),
-                ("username", "alice"),
-                ("password", PASSWORD),
-                ("remember_me", "on"),
-            ],
-        )
-        .await;
+    let res = b.sign_in_remembered("local", "alice", PASSWORD).await;
     assert_eq!(res.status, 303);
     let remember = res
         .set_cookies()

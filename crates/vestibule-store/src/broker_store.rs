@@ -384,6 +384,18 @@ impl BrokerStore for Store {
         Ok(self.confirm_email(account, email).await?)
     }
 
+    async fn email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Vec<EmailToken>, StorageError> {
+        Ok(self.email_tokens_of(account, purpose).await?)
+    }
+
+    async fn change_email(&self, account: &AccountId, email: &str) -> Result<bool, StorageError> {
+        Ok(self.change_email(account, email).await?)
+    }
+
     async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StorageError> {
         Ok(self.purge_email_tokens(now).await?)
     }

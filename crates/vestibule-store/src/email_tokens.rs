@@ -95,6 +95,51 @@ impl Store {
         Ok(n.rows_affected() > 0)
     }
 
+    /// Every token of this purpose of an account, newest first.
+    pub async fn email_tokens_of(
+        &self,
+        account: &AccountId,
+        purpose: EmailTokenPurpose,
+    ) -> Result<Vec<EmailToken>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM email_tokens WHERE account_id = $1 AND purpose = $2 \
+             ORDER BY created_at DESC, token_hash"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(purpose.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| email_token_from(r, purpose)).collect()
+    }
+
+    /// Sets the account's address to `email`, verified, unless another account has it verified; deletes every
+    /// mailed token of the account in the same transaction. `false` when refused or the account is gone.
+    pub async fn change_email(&self, account: &AccountId, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // One statement checks and writes, so an address confirmed by another account in between is not taken.
+        let n = sqlx::query(
+            "UPDATE accounts SET email = $1, email_verified = 1 WHERE id = $2 AND NOT EXISTS \
+             (SELECT 1 FROM accounts other WHERE other.id <> $2 AND other.email_verified = 1 \
+              AND lower(other.email) = lower($1))",
+        )
+        .bind(email)
+        .bind(account.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        // Reset and confirmation links went to the old address, and a change link to this or an older request.
+        sqlx::query("DELETE FROM email_tokens WHERE account_id = $1")
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Deletes expired tokens.
     pub async fn purge_email_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         let n = sqlx::query("DELETE FROM email_tokens WHERE expires_at <= $1")

@@ -112,7 +112,8 @@ contract!(
     pending_second_factor_is_single_use,
     passkeys_are_unique_and_recorded_with_compare_and_set,
     passkey_ceremonies_are_single_use,
-    email_tokens_are_single_use_and_void_after_a_password_change;
+    email_tokens_are_single_use_and_void_after_a_password_change,
+    an_address_change_takes_a_free_address_and_voids_the_old_links;
     unmigrated: colliding_login_names_refuse_to_migrate,
 );
 
@@ -1169,4 +1170,91 @@ async fn email_tokens_are_single_use_and_void_after_a_password_change(store: Sto
 
     // Personal access tokens all end at once (after a reset).
     assert!(BrokerStore::delete_tokens_of(&store, &id).await.unwrap().is_empty());
+}
+
+async fn an_address_change_takes_a_free_address_and_voids_the_old_links(store: Store) {
+    let dana = store.create_local_account(&new_local("dana"), NOW).await.unwrap();
+    let erin = store.create_local_account(&new_local("erin"), NOW).await.unwrap();
+    let frank = store.create_local_account(&new_local("frank"), NOW).await.unwrap();
+    assert!(store.confirm_email(&erin, "erin@example.org").await.unwrap());
+    let change = EmailTokenPurpose::ChangeEmail;
+    let token = |hash: &str, email: &str, at: i64, purpose| EmailToken {
+        email: email.into(),
+        created_at: NOW.plus_secs(at),
+        ..email_token(hash, &dana, purpose)
+    };
+    store
+        .insert_email_token(&token("c1", "new@example.org", 0, change))
+        .await
+        .unwrap();
+    store
+        .insert_email_token(&token("c2", "newer@example.org", 5, change))
+        .await
+        .unwrap();
+    store
+        .insert_email_token(&token("r1", "dana@example.org", 0, EmailTokenPurpose::PasswordReset))
+        .await
+        .unwrap();
+    store
+        .insert_email_token(&email_token("e1", &erin, change))
+        .await
+        .unwrap();
+
+    // An account's tokens of one purpose, newest first; another purpose or account is not among them.
+    let pending: Vec<String> = store
+        .email_tokens_of(&dana, change)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.token_hash)
+        .collect();
+    assert_eq!(pending, ["c2", "c1"]);
+    assert_eq!(
+        store
+            .email_tokens_of(&dana, EmailTokenPurpose::VerifyEmail)
+            .await
+            .unwrap(),
+        []
+    );
+    // A change token is not a confirmation of the current address, nor a reset link.
+    assert!(store
+        .take_email_token("c1", EmailTokenPurpose::VerifyEmail)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get_email_token("c1", change).await.unwrap().is_some());
+
+    // Another account's verified address is refused (ASCII case ignored); nothing changes.
+    assert!(!store.change_email(&dana, "ERIN@example.org").await.unwrap());
+    let a = store.get_account(&dana).await.unwrap().unwrap();
+    assert_eq!(
+        (a.email.as_deref(), a.email_verified),
+        (Some("dana@example.org"), false)
+    );
+    assert_eq!(store.email_tokens_of(&dana, change).await.unwrap().len(), 2);
+
+    // Another account's unverified address is no claim: taken, verified, and every mailed token of the account
+    // (the reset link to the old address, the older change) is void. Other accounts keep theirs.
+    assert!(store.change_email(&dana, "Frank@Example.org").await.unwrap());
+    let a = store.get_account(&dana).await.unwrap().unwrap();
+    assert_eq!(
+        (a.email.as_deref(), a.email_verified),
+        (Some("Frank@Example.org"), true)
+    );
+    assert!(store
+        .get_email_token("r1", EmailTokenPurpose::PasswordReset)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.email_tokens_of(&dana, change).await.unwrap(), []);
+    assert_eq!(store.email_tokens_of(&erin, change).await.unwrap().len(), 1);
+    let f = store.get_account(&frank).await.unwrap().unwrap();
+    assert_eq!(
+        (f.email.as_deref(), f.email_verified),
+        (Some("frank@example.org"), false)
+    );
+    // Its own verified address again: no other account holds it, so it is no conflict.
+    assert!(store.change_email(&dana, "frank@example.org").await.unwrap());
+    // Now dana's verified address blocks erin from taking it.
+    assert!(!store.change_email(&erin, "FRANK@example.org").await.unwrap());
 }

@@ -189,7 +189,8 @@ impl Broker {
     }
 
     /// The hashes under which attempts at `login` are counted, one per source (`source:canonical name`), and the
-    /// account's own when `login` names an account (its password changes): what [`Broker::throttles`] lists.
+    /// account's own when `login` names an account (its password changes, its address change requests): what
+    /// [`Broker::throttles`] lists.
     pub async fn throttle_names(&self, login: &str) -> Result<Vec<(String, String)>, BrokerError> {
         let mut keys: Vec<String> = self
             .sources
@@ -203,6 +204,7 @@ impl Broker {
             .collect();
         if let AccountLookup::Found { id, .. } = self.find_accounts(login).await? {
             keys.push(crate::throttle::account_key(&id));
+            keys.push(crate::email_change::throttle_key(&id));
         }
         Ok(keys
             .into_iter()

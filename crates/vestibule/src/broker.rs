@@ -765,12 +765,26 @@ impl Broker {
 
     /// Appends to the audit log. A failure to audit is logged loudly but does not fail the request that caused it.
     pub async fn audit(&self, event: &AuditEvent<'_>) {
+        // Also to the log, under its own target (`vestibule::audit`), so a log pipeline sees security events as
+        // they happen, with the request id of the request that caused them. The fields are those of the audit
+        // row: never a secret.
+        tracing::info!(
+            target: "vestibule::audit",
+            event = event.event.as_str(),
+            account_id = event.account_id,
+            source = event.source,
+            subject = event.subject,
+            ip = event.ip,
+            detail = event.detail,
+            "audit"
+        );
         if let Err(e) = self.store.audit(self.clock.now(), event).await {
             tracing::error!(error = %e, event = event.event.as_str(), "could not write the audit log");
         }
     }
 
-    /// Deletes expired sessions and abandoned redirect flows; run it periodically (see [`Broker::spawn_janitor`]).
+    /// Deletes expired sessions, abandoned redirect flows and everything else that expired, and lets the mailer
+    /// tidy up (the development outbox's retention); run it periodically (see [`Broker::spawn_janitor`]).
     pub async fn purge_expired(&self) -> Result<(), BrokerError> {
         let now = self.clock.now();
         self.store
@@ -785,6 +799,9 @@ impl Broker {
             counters.purge_counters(now).await?;
         }
         self.purge_second_factor(now).await?;
+        if let Some(mailer) = &self.mailer {
+            mailer.tidy().await;
+        }
         Ok(())
     }
 

@@ -72,6 +72,27 @@ pub enum Message {
         /// What changed.
         change: FactorChange,
     },
+    // Address changes from the account page (see `Broker::request_email_change`).
+    /// To the new address: confirm it as the account's address.
+    ConfirmEmailChange {
+        /// `{public URL}/email/verify/{token}`.
+        link: MailLink,
+        /// How long it works.
+        valid_hours: i64,
+    },
+    /// To the new address, instead of a link, when another account has it verified: nothing changed.
+    EmailInUse,
+    /// Notice to the old address: a change to another address was asked for (it takes effect once confirmed
+    /// from there).
+    EmailChangeRequested {
+        /// The new address, masked (`n***@example.org`).
+        new_address: String,
+    },
+    /// Notice to the old address: the account's address is now another one.
+    EmailChanged {
+        /// The new address, masked (`n***@example.org`).
+        new_address: String,
+    },
 }
 
 /// What a [`Message::SecondFactorChanged`] notice reports.
@@ -137,6 +158,10 @@ impl Message {
             Message::RememberTheft => "remember_theft",
             Message::AccountDisabled => "account_disabled",
             Message::SecondFactorChanged { .. } => "second_factor_changed",
+            Message::ConfirmEmailChange { .. } => "confirm_email_change",
+            Message::EmailInUse => "email_in_use",
+            Message::EmailChangeRequested { .. } => "email_change_requested",
+            Message::EmailChanged { .. } => "email_changed",
         }
     }
 }
@@ -187,9 +212,13 @@ pub enum MailError {
 ///     }
 /// }
 /// ```
+#[async_trait::async_trait]
 pub trait Mailer: Send + Sync + fmt::Debug {
     /// Queues a message without waiting for its delivery; failures after this point are the mailer's to log.
     fn queue(&self, mail: Mail) -> Result<(), MailError>;
     /// Whether a message queued now would be taken: asked before a request promises one.
     fn has_room(&self) -> bool;
+    /// Housekeeping, run by the broker's janitor (see `Broker::purge_expired`): a development outbox drops the
+    /// messages past its retention, so that it does not grow without bound. Nothing by default.
+    async fn tidy(&self) {}
 }

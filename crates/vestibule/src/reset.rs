@@ -53,6 +53,10 @@ pub enum ResetError {
     /// The link is unknown, used, expired, or its account is gone or disabled.
     #[error("this link is not valid")]
     InvalidLink,
+    /// An address change link, for an address another account has verified since it was mailed: nothing
+    /// changed (said only to the holder of the link, who reads that mailbox).
+    #[error("the address is another account's")]
+    AddressInUse,
     /// The new password was refused (policy): the link still works; the message is safe to show.
     #[error(transparent)]
     Password(PasswordChangeError),
@@ -125,15 +129,11 @@ impl Broker {
         };
         let login: String = login.trim().chars().take(vestibule_core::MAX_LOGIN_CHARS).collect();
         let key = crate::throttle::name_key(RESET_COUNTER, &login);
-        let attempt = crate::Attempt {
-            account: &key,
-            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
-        };
-        self.throttle_check(&attempt, RESET_COUNTER, client).await?;
-        self.throttle_failed(&attempt).await;
         // Whether the queue has room says nothing about the account: honest, and the same for every input.
-        if !mailer.has_room() {
-            tracing::warn!("mail queue full: a password reset request was refused");
+        if !self
+            .admit_mail_request(mailer.as_ref(), &key, RESET_COUNTER, client)
+            .await?
+        {
             return Err(ResetError::Unavailable);
         }
         let broker = Arc::clone(self);
@@ -144,6 +144,30 @@ impl Broker {
             }
         });
         Ok(ResetRequested { delivery })
+    }
+
+    /// Admits a request that mails an address of the requester's choosing (a reset, an address change): the
+    /// limiter may hold it back (per `key`, counted under `counter`, and per client address), and every request
+    /// counts as a failure, so that none can be used to flood a mailbox. `false` when the mail queue is full
+    /// (logged): nothing could be sent now.
+    pub(crate) async fn admit_mail_request(
+        &self,
+        mailer: &dyn crate::Mailer,
+        key: &str,
+        counter: &str,
+        client: &ClientInfo,
+    ) -> Result<bool, crate::throttle::Held> {
+        let attempt = crate::Attempt {
+            account: key,
+            ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        };
+        self.throttle_check(&attempt, counter, client).await?;
+        self.throttle_failed(&attempt).await;
+        if !mailer.has_room() {
+            tracing::warn!(request = counter, "mail queue full: a request that mails was refused");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The accounts a reset request names: the local login, and the accounts whose own address it is (verified).
@@ -233,7 +257,7 @@ impl Broker {
     }
 
     /// Stores a new token for `purpose` and returns its link, under the broker's public URL.
-    async fn mail_token(
+    pub(crate) async fn mail_token(
         &self,
         id: &AccountId,
         email: &str,
@@ -244,7 +268,7 @@ impl Broker {
         let now = self.now();
         let ttl = match purpose {
             EmailTokenPurpose::PasswordReset => self.mail_settings.reset_ttl_secs,
-            EmailTokenPurpose::VerifyEmail => self.mail_settings.verify_ttl_secs,
+            EmailTokenPurpose::VerifyEmail | EmailTokenPurpose::ChangeEmail => self.mail_settings.verify_ttl_secs,
         };
         self.store
             .insert_email_token(&EmailToken {
@@ -257,6 +281,20 @@ impl Broker {
             })
             .await?;
         Ok(MailLink::new(format!("{}/{path}/{}", self.base_url(), token.expose())))
+    }
+
+    /// The new address a change-of-address link stands for, without using the link (to show its confirm
+    /// button); `None` when the token is no live change link (a new account's confirmation link, or nothing).
+    pub async fn email_change_link(&self, token: &str) -> Result<Option<String>, ResetError> {
+        let Ok(hash) = token_hash(token) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get_email_token(&hash, EmailTokenPurpose::ChangeEmail)
+            .await?
+            .filter(|t| t.expires_at > self.now())
+            .map(|t| t.email))
     }
 
     /// Checks a reset link without using it (to show its form).
@@ -364,16 +402,30 @@ impl Broker {
         }
     }
 
-    /// Confirms an address from its mailed link (single use); returns the address.
+    /// Confirms an address from its mailed link (single use); returns the address. The link is either the
+    /// confirmation of the account's own address, or of a change to a new one (see
+    /// [`Broker::request_email_change`]): then the account's address becomes that one.
     pub async fn confirm_email(&self, token: &str, client: &ClientInfo) -> Result<String, ResetError> {
         let hash = token_hash(token)?;
-        let record = self
+        let (record, change) = match self
             .store
             .take_email_token(&hash, EmailTokenPurpose::VerifyEmail)
             .await?
-            .ok_or(ResetError::InvalidLink)?;
+        {
+            Some(r) => (r, false),
+            None => (
+                self.store
+                    .take_email_token(&hash, EmailTokenPurpose::ChangeEmail)
+                    .await?
+                    .ok_or(ResetError::InvalidLink)?,
+                true,
+            ),
+        };
         if record.expires_at <= self.now() {
             return Err(ResetError::InvalidLink);
+        }
+        if change {
+            return self.finish_email_change(record, client).await;
         }
         // Only the address the link was mailed to, and only while the account still has it.
         if !self.store.confirm_email(&record.account_id, &record.email).await? {
@@ -391,7 +443,9 @@ impl Broker {
     /// Mails a security notice to the account's own address when it is verified; never fails the action that
     /// caused it (a notice that cannot go out is logged).
     pub(crate) async fn notify(&self, id: &AccountId, message: Message) {
-        let Some(mailer) = &self.mailer else { return };
+        if self.mailer.is_none() {
+            return;
+        }
         let account = match self.store.get_account(id).await {
             Ok(Some(a)) => a,
             Ok(None) => return,
@@ -403,14 +457,22 @@ impl Broker {
         let (Some(email), true) = (account.email, account.email_verified) else {
             return;
         };
-        let kind = message.kind();
-        let mail = Mail {
-            to: email,
-            name: account.display_name,
-            message,
-        };
+        self.send_mail(
+            id,
+            Mail {
+                to: email,
+                name: account.display_name,
+                message,
+            },
+        );
+    }
+
+    /// Queues a message about account `id`; one that cannot be queued is logged, never failing the action.
+    pub(crate) fn send_mail(&self, id: &AccountId, mail: Mail) {
+        let Some(mailer) = &self.mailer else { return };
+        let kind = mail.message.kind();
         if let Err(e) = mailer.queue(mail) {
-            tracing::warn!(account = %id, error = %e, kind, "could not queue a security notice");
+            tracing::warn!(account = %id, error = %e, kind, "could not queue a message");
         }
     }
 }

@@ -1,4 +1,4 @@
-//! What a signed-in person does to their own account's sessions and password. Every action needs a fresh sign-in
+//! What a signed-in person does to their own account's sessions and password (and its address: `email_change`). Every action needs a fresh sign-in
 //! (a credential proven within `fresh_secs`) and only ever touches the person's own account.
 
 use secrecy::SecretString;
@@ -34,6 +34,12 @@ pub enum SelfServiceError {
     /// No local password source is configured.
     #[error("passwords cannot be changed here")]
     NoPasswords,
+    /// A form value cannot be used (an address that is no address); the words are fixed and safe to show.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// No mailer is configured, or the mail queue is full: nothing that needs a mail can be done now.
+    #[error("mail cannot be sent now")]
+    MailUnavailable,
     /// Too many wrong current passwords: refused before the password was checked.
     #[error("too many attempts; retry in {retry_after_secs} s")]
     Throttled {

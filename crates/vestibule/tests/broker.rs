@@ -1365,6 +1365,15 @@ mod reset {
         }
     }
 
+    /// Joe signs in through the directory (his account has no local password).
+    async fn sign_in_joe(f: &F) -> vestibule::LoginOutcome {
+        let dir = SourceId::new("dir").unwrap();
+        f.broker
+            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_mailed_link_sets_the_password_once_and_ends_every_session() {
         let f = fixture().await;
@@ -1535,12 +1544,7 @@ mod reset {
     #[tokio::test]
     async fn a_directory_account_is_told_where_its_password_is_kept() {
         let f = fixture().await;
-        let dir = SourceId::new("dir").unwrap();
-        let outcome = f
-            .broker
-            .login_password(&dir, "joe", &"directory password".into(), &client(), None)
-            .await
-            .unwrap();
+        let outcome = sign_in_joe(&f).await;
         let joe = outcome.session().unwrap().account_id;
         assert!(f.store.get_account(&joe).await.unwrap().unwrap().email_verified);
         let mails = ask(&f, "joe@example.org").await;
@@ -1754,6 +1758,172 @@ mod reset {
                 ),
             ]
         );
+    }
+
+    /// The token of the one change link in `mails`, and that it went to `to`.
+    fn change_token(mails: &[Mail], to: &str) -> String {
+        let links: Vec<(&str, &str)> = mails
+            .iter()
+            .filter_map(|m| match &m.message {
+                Message::ConfirmEmailChange { link, .. } => Some((m.to.as_str(), link.expose())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(links.len(), 1, "{mails:?}");
+        assert_eq!(links[0].0, to);
+        links[0]
+            .1
+            .strip_prefix(&format!("{BASE}/email/verify/"))
+            .expect("built from the configured public URL")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_pending_address_is_used_for_nothing_and_its_link_expires() {
+        let f = fixture().await;
+        let ivy = add(&f, "ivy", Some("ivy@example.org"), true).await;
+        let s = sign_in(&f, "ivy", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let started = f
+            .broker
+            .request_email_change(&active, " ivy.new@example.org ", &client())
+            .await
+            .unwrap();
+        assert_eq!(started, vestibule::EmailChangeStarted::LinkSent);
+        let mails = f.mail.take();
+        let token = change_token(&mails, "ivy.new@example.org");
+        assert!(mails.iter().any(|m| m.to == "ivy@example.org"
+            && m.message
+                == Message::EmailChangeRequested {
+                    new_address: "i***@example.org".into()
+                }));
+        assert_eq!(
+            f.broker.pending_email_change(&ivy).await.unwrap().as_deref(),
+            Some("ivy.new@example.org")
+        );
+
+        // Reset: the pending address is no account's; the old verified one still is.
+        assert!(ask(&f, "ivy.new@example.org").await.is_empty());
+        let reset = ask(&f, "ivy").await;
+        assert_eq!(reset.len(), 1);
+        assert_eq!(reset[0].to, "ivy@example.org");
+
+        // A day later the link is void and nothing is pending; the address never changed.
+        f.clock.advance(24 * 3600);
+        assert_eq!(f.broker.pending_email_change(&ivy).await.unwrap(), None);
+        assert!(matches!(
+            f.broker.confirm_email(&token, &client()).await,
+            Err(ResetError::InvalidLink)
+        ));
+        let account = f.store.get_account(&ivy).await.unwrap().unwrap();
+        assert_eq!(account.email.as_deref(), Some("ivy@example.org"));
+        // And the session that asked is no longer fresh: asking again is refused, nothing is mailed.
+        assert!(matches!(
+            f.broker
+                .request_email_change(&active, "ivy.new@example.org", &client())
+                .await,
+            Err(vestibule::SelfServiceError::NotFresh)
+        ));
+        assert!(f.mail.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn address_change_requests_are_throttled_and_checked() {
+        let f = fixture().await;
+        add(&f, "jo", Some("jo@example.org"), true).await;
+        let s = sign_in(&f, "jo", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        for bad in ["jo", "jo@example.org, eve@example.org", "Jo <jo@example.org>"] {
+            assert!(matches!(
+                f.broker.request_email_change(&active, bad, &client()).await,
+                Err(vestibule::SelfServiceError::Invalid(_))
+            ));
+        }
+        // Its own verified address is no change.
+        assert!(matches!(
+            f.broker
+                .request_email_change(&active, "JO@example.org", &client())
+                .await,
+            Err(vestibule::SelfServiceError::Invalid(_))
+        ));
+        // Each request mails a stranger's address: past the allowance, refused before anything is mailed.
+        let mut sent = 0;
+        let throttled = loop {
+            match f
+                .broker
+                .request_email_change(&active, &format!("jo{sent}@example.org"), &client())
+                .await
+            {
+                Ok(_) => sent += 1,
+                Err(vestibule::SelfServiceError::Throttled { retry_after_secs }) => break retry_after_secs,
+                Err(e) => panic!("{e:?}"),
+            }
+            assert!(sent <= 10, "never throttled");
+        };
+        assert!(throttled > 0);
+        assert_eq!(
+            f.mail.take().len(),
+            2 * sent,
+            "a link and a notice per request taken, nothing after"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_directory_account_changes_its_own_address_and_the_identity_keeps_the_directorys() {
+        let f = fixture().await;
+        let s = sign_in_joe(&f).await.session().unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let joe = active.account_id.clone();
+        f.mail.take();
+        f.broker
+            .request_email_change(&active, "joe@home.example", &client())
+            .await
+            .unwrap();
+        let token = change_token(&f.mail.take(), "joe@home.example");
+        // Opened without any session: the token is the proof.
+        assert_eq!(
+            f.broker.confirm_email(&token, &client()).await.unwrap(),
+            "joe@home.example"
+        );
+        let account = f.store.get_account(&joe).await.unwrap().unwrap();
+        assert_eq!(
+            (account.email.as_deref(), account.email_verified),
+            (Some("joe@home.example"), true)
+        );
+        // What the directory asserted stays on its identity, and a new sign-in does not write it back.
+        sign_in_joe(&f).await;
+        let identities = f.store.identities_of(&joe).await.unwrap();
+        assert_eq!(identities[0].email.as_deref(), Some("joe@example.org"));
+        let account = f.store.get_account(&joe).await.unwrap().unwrap();
+        assert_eq!(account.email.as_deref(), Some("joe@home.example"));
+        let notices: Vec<(String, Message)> = f.mail.take().into_iter().map(|m| (m.to, m.message)).collect();
+        assert_eq!(
+            notices,
+            [(
+                "joe@example.org".to_owned(),
+                Message::EmailChanged {
+                    new_address: "j***@home.example".into()
+                }
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unconfirmed_address_entered_again_gets_its_confirmation_again() {
+        let f = fixture().await;
+        let kim = add(&f, "kim", Some("kim@example.org"), false).await;
+        let s = sign_in(&f, "kim", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let started = f
+            .broker
+            .request_email_change(&active, "KIM@example.org", &client())
+            .await
+            .unwrap();
+        assert_eq!(started, vestibule::EmailChangeStarted::ConfirmationResent);
+        let mails = f.mail.take();
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        assert!(matches!(&mails[0].message, Message::VerifyEmail { .. }) && mails[0].to == "kim@example.org");
+        assert_eq!(f.broker.pending_email_change(&kim).await.unwrap(), None);
     }
 }
 

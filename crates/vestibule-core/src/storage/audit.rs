@@ -73,11 +73,18 @@ pub enum AuditKind {
     /// A passkey signed with a counter not above the one recorded (a cloned authenticator, or a replay): refused.
     /// (`passkey_counter_regressed`)
     PasskeyCounterRegressed,
+    /// The owner asked, from the account page, to change the account's address: a link went to the new address
+    /// (or, when another account has it verified, a message saying so), a notice to the old one.
+    /// (`email_change_requested`)
+    EmailChangeRequested,
+    /// An address change was confirmed from the new address: the account's address is the new one, verified.
+    /// (`email_changed`)
+    EmailChanged,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 31] = [
+    pub const ALL: [AuditKind; 33] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -109,6 +116,8 @@ impl AuditKind {
         AuditKind::PasswordResetCompleted,
         AuditKind::EmailVerified,
         AuditKind::PasskeyCounterRegressed,
+        AuditKind::EmailChangeRequested,
+        AuditKind::EmailChanged,
     ];
 
     /// The name written to the `event` column.
@@ -145,6 +154,8 @@ impl AuditKind {
             AuditKind::PasswordResetCompleted => "password_reset_completed",
             AuditKind::EmailVerified => "email_verified",
             AuditKind::PasskeyCounterRegressed => "passkey_counter_regressed",
+            AuditKind::EmailChangeRequested => "email_change_requested",
+            AuditKind::EmailChanged => "email_changed",
         }
     }
 

@@ -231,6 +231,10 @@ pub enum EmailTokenPurpose {
     PasswordReset,
     /// An address confirmation link (`/email/verify/{token}`).
     VerifyEmail,
+    /// A link confirming a change of the account's address, mailed to the new address (also
+    /// `/email/verify/{token}`); the token's `email` is the new address. Until it is used the account keeps its
+    /// old address for everything.
+    ChangeEmail,
 }
 
 impl EmailTokenPurpose {
@@ -239,6 +243,7 @@ impl EmailTokenPurpose {
         match self {
             EmailTokenPurpose::PasswordReset => "reset",
             EmailTokenPurpose::VerifyEmail => "verify",
+            EmailTokenPurpose::ChangeEmail => "change",
         }
     }
 }
