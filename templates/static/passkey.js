@@ -20,6 +20,17 @@
     return out.buffer;
   }
 
+  // The credential as the server reads it (webauthn-rs's RegisterPublicKeyCredential / PublicKeyCredential).
+  function answer(cred, response) {
+    return {
+      id: cred.id,
+      rawId: enc(cred.rawId),
+      type: cred.type,
+      extensions: cred.getClientExtensionResults(),
+      response: response,
+    };
+  }
+
   async function create(options) {
     const pk = options.publicKey;
     pk.challenge = dec(pk.challenge);
@@ -27,17 +38,11 @@
     (pk.excludeCredentials || []).forEach(function (c) { c.id = dec(c.id); });
     const cred = await navigator.credentials.create({ publicKey: pk });
     const r = cred.response;
-    return {
-      id: cred.id,
-      rawId: enc(cred.rawId),
-      type: cred.type,
-      extensions: cred.getClientExtensionResults(),
-      response: {
-        attestationObject: enc(r.attestationObject),
-        clientDataJSON: enc(r.clientDataJSON),
-        transports: r.getTransports ? r.getTransports() : [],
-      },
-    };
+    return answer(cred, {
+      attestationObject: enc(r.attestationObject),
+      clientDataJSON: enc(r.clientDataJSON),
+      transports: r.getTransports ? r.getTransports() : [],
+    });
   }
 
   async function get(options) {
@@ -48,18 +53,12 @@
     if (options.mediation) request.mediation = options.mediation;
     const cred = await navigator.credentials.get(request);
     const r = cred.response;
-    return {
-      id: cred.id,
-      rawId: enc(cred.rawId),
-      type: cred.type,
-      extensions: cred.getClientExtensionResults(),
-      response: {
-        authenticatorData: enc(r.authenticatorData),
-        clientDataJSON: enc(r.clientDataJSON),
-        signature: enc(r.signature),
-        userHandle: r.userHandle ? enc(r.userHandle) : null,
-      },
-    };
+    return answer(cred, {
+      authenticatorData: enc(r.authenticatorData),
+      clientDataJSON: enc(r.clientDataJSON),
+      signature: enc(r.signature),
+      userHandle: r.userHandle ? enc(r.userHandle) : null,
+    });
   }
 
   function wire(form) {
