@@ -214,9 +214,10 @@ impl From<vestibule::BrokerError> for AppError {
 mod tests {
     use super::*;
 
-    /// The store's own timeout, as the broker sees it (through its storage trait).
+    /// A store timeout, as the broker sees it (through its storage trait; vestibule-store maps its own timeouts
+    /// to this variant, which its tests check).
     fn timeout() -> vestibule::StorageError {
-        vestibule_store::StoreError::Timeout(sqlx::Error::PoolTimedOut).into()
+        vestibule::StorageError::Timeout(Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)))
     }
 
     fn retry_after(res: &Response) -> Option<&str> {
@@ -246,7 +247,7 @@ mod tests {
 
     #[test]
     fn other_failures_keep_their_status_and_no_retry_after() {
-        let db = vestibule::BrokerError::Store(vestibule_store::StoreError::Database(sqlx::Error::PoolClosed).into());
+        let db = vestibule::BrokerError::Store(vestibule::StorageError::Other("pool closed".into()));
         let res = AppError::from(db).into_response();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(retry_after(&res), None);

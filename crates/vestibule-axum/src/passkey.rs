@@ -203,7 +203,7 @@ pub(crate) async fn register_finish(
     set.push(c.clear(c.remember));
     let res = match &added.recovery_codes {
         Some(codes) => {
-            let to = format!("{}/account?done={}", v.inner.mount, Done::PasskeyAdded.key());
+            let to = Done::PasskeyAdded.location(&v);
             crate::second_factor::codes_page(&v, codes, &to)
         }
         None => Done::PasskeyAdded.redirect(&v),

@@ -58,7 +58,7 @@ impl Done {
         Done::EmailChangeSent,
     ];
 
-    pub(crate) fn key(self) -> &'static str {
+    fn key(self) -> &'static str {
         match self {
             Done::Linked => "linked",
             Done::Unlinked => "unlinked",
@@ -95,9 +95,14 @@ impl Done {
         }
     }
 
-    /// The account page with this notice.
+    /// The account page's path with this notice.
+    pub(crate) fn location(self, v: &Vestibule) -> String {
+        format!("{}/account?done={}", v.inner.mount, self.key())
+    }
+
+    /// A redirect to the account page with this notice.
     pub(crate) fn redirect(self, v: &Vestibule) -> Response {
-        Redirect::to(&format!("{}/account?done={}", v.inner.mount, self.key())).into_response()
+        Redirect::to(&self.location(v)).into_response()
     }
 }
 

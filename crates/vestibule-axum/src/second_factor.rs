@@ -360,7 +360,7 @@ pub(crate) async fn confirm_totp(
             let mut set = session_cookies(&v, &added.session, None);
             // Every remember-me series ended with the change.
             set.push(c.clear(c.remember));
-            let to = format!("{}/account?done=totp_added", v.inner.mount);
+            let to = Done::TotpAdded.location(&v);
             Ok(with_cookies(codes_page(&v, &added.recovery_codes, &to), &set))
         }
         Err(SecondFactorError::WrongCode { .. }) => {

@@ -158,6 +158,9 @@ pub trait BrokerStore: Send + Sync {
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`; returns how many.
     async fn purge_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StorageError>;
 
+    /// How many sessions are live: not past their absolute expiry and seen since `idle_cutoff` (for metrics).
+    async fn count_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StorageError>;
+
     /// Announces revoked sessions to every node sharing the database (nothing to do for a single node).
     async fn publish_revoked(&self, hashes: &[String]) -> Result<(), StorageError>;
 

@@ -73,6 +73,11 @@ impl MailQueue {
         &self.stats
     }
 
+    /// How many messages wait in the queue now.
+    pub fn queued(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// Delivers what is queued (new messages are still taken meanwhile) and stops the task, waiting at most
     /// `limit`: for a command that mails something and then exits, and at shutdown.
     pub async fn drain(&self, limit: Duration) {

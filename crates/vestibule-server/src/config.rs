@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub second_factor: SecondFactorConfig,
     pub email: MailConfig,
     pub log: LogConfig,
+    pub metrics: crate::metrics::MetricsConfig,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -51,6 +52,8 @@ struct RawFile {
     email: MailConfig,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    metrics: crate::metrics::MetricsConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -372,6 +375,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         second_factor: raw.second_factor,
         email: raw.email,
         log: raw.log,
+        metrics: raw.metrics,
         sources,
     };
     validate(&config).map_err(|(index, issue)| {
@@ -622,6 +626,13 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
                 ConfigIssue::new("server.public_url", "must be an http:// or https:// URL"),
             ));
         }
+        // Serving HTTPS while announcing http: callbacks registered at providers and cookies would not match.
+        if config.server.tls.is_some() && parsed.scheme() != "https" {
+            return Err((
+                None,
+                ConfigIssue::new("server.public_url", "must be https:// when [server.tls] is set"),
+            ));
+        }
     }
     let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
         if range.contains(&value) {
@@ -864,6 +875,13 @@ mod tests {
         let e = parse("t.toml", "sources = 3\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("sources"), "{e}");
 
+        let e = parse(
+            "t.toml",
+            "[server]\npublic_url = \"http://id.example.com\"\n[server.tls]\ncert_file = \"c\"\nkey_file = \"k\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
+        assert!(e.message.contains("https"), "{e}");
         let e = parse("t.toml", "[server]\npublic_url = \"ftp://x\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("server.public_url"), "{e}");
         assert_eq!(e.line, Some(2), "validation problems are located too: {e}");

@@ -2,6 +2,7 @@
 //! passwords, loopback) with no file at all.
 
 mod config;
+mod metrics;
 mod serve;
 mod tls;
 
@@ -38,6 +39,15 @@ enum Command {
     },
     /// Validate a configuration file without starting anything.
     CheckConfig { file: PathBuf },
+    /// Ask the running server's `/healthz` on this machine (a container's HEALTHCHECK): exit 0 when it answers
+    /// 200, 1 otherwise.
+    Healthcheck {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the server listens, when not the configuration's `[server] bind` (`HOST:PORT`).
+        #[arg(long)]
+        address: Option<std::net::SocketAddr>,
+    },
     /// Apply database migrations.
     Migrate {
         #[arg(long)]
@@ -190,6 +200,10 @@ async fn run(command: Command) -> Result<(), String> {
                 cfg.server.bind = b;
             }
             serve::serve(cfg).await
+        }
+        Command::Healthcheck { config, address } => {
+            let cfg = load(config.as_ref())?;
+            serve::healthcheck(&cfg, address).await
         }
         Command::CheckConfig { file } => {
             let cfg = config::load(&file).map_err(|e| e.to_string())?;

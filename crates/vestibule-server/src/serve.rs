@@ -119,10 +119,15 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("{scheme}://{bound}"));
+    // The recorder first, so that the broker's first events are counted.
+    let prometheus = match cfg.metrics.bind {
+        Some(_) => Some(crate::metrics::install()?),
+        None => None,
+    };
     let store = open_store(&cfg).await?;
     let (sources, changer) = build_sources(&cfg, &store)?;
     let mailer = start_mailer(&cfg)?;
-    let mut builder = Broker::builder(store, public.trim_end_matches('/'))
+    let mut builder = Broker::builder(store.clone(), public.trim_end_matches('/'))
         .settings(cfg.session)
         .throttle(cfg.throttle)
         .second_factor(cfg.second_factor.settings())
@@ -152,6 +157,17 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
     // With PostgreSQL, revocations made by other nodes reach this node's cache at once.
     let _listener = broker.spawn_revocation_listener();
     // Served under the path of public_url (usually none): the broker builds its links from the same URL.
+    if let (Some(bind), Some(prometheus)) = (cfg.metrics.bind, prometheus) {
+        crate::metrics::serve(
+            bind,
+            crate::metrics::Scrape {
+                prometheus,
+                broker: broker.clone(),
+                store,
+                mailer: mailer.clone(),
+            },
+        )?;
+    }
     let app = Vestibule::new(
         broker,
         HttpSettings {
@@ -161,9 +177,15 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             ..HttpSettings::default()
         },
     )
-    .nest_into(axum::Router::new())
+    .nest_into(axum::Router::new());
+    // Counted and timed only when metrics are on.
+    let app = if cfg.metrics.bind.is_some() {
+        app.layer(axum::middleware::from_fn(crate::metrics::track))
+    } else {
+        app
+    };
     // Outermost: every log line of a request, and its error page's reference, carry the request's id.
-    .layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
+    let app = app.layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
     // On SIGTERM: stop accepting at once, let the requests under way finish, but no longer than the grace period
     // (a request stuck on a dead directory must not keep the process from being replaced).
     let handle = axum_server::Handle::new();
@@ -244,6 +266,39 @@ fn start_redirect(
             tracing::error!(error = %e, "the http redirect listener stopped");
         }
     }))
+}
+
+/// `vestibule healthcheck`: GET `/healthz` on the server's own address (an unspecified bind address such as
+/// 0.0.0.0 is asked on loopback), over https when `[server.tls]` is set. The certificate is not checked: the
+/// request goes to this machine's own socket, carries nothing secret, and the certificate need not name the
+/// loopback address. Within 5 s.
+pub async fn healthcheck(cfg: &FileConfig, address: Option<SocketAddr>) -> Result<(), String> {
+    let mut addr = address.unwrap_or(cfg.server.bind);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "unhealthy: {addr} is not a loopback address; give --address 127.0.0.1:PORT"
+        ));
+    }
+    let scheme = if cfg.server.tls.is_some() { "https" } else { "http" };
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| format!("unhealthy: {e}"))?;
+    let url = format!("{scheme}://{addr}/healthz");
+    match client.get(&url).send().await {
+        Ok(res) if res.status() == reqwest::StatusCode::OK => Ok(()),
+        Ok(res) => Err(format!("unhealthy: {url} answered {}", res.status())),
+        Err(e) => Err(format!("unhealthy: {url}: {}", vestibule_core::error_chain(&e))),
+    }
 }
 
 /// The mail queue of `[email]`: SMTP when `smtp_url` is set, else the development outbox folder.

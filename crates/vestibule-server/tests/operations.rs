@@ -335,3 +335,101 @@ fn a_bad_certificate_or_an_http_public_url_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("public_url") && err.contains("https"), "{err}");
 }
+
+/// The value of the series `name` whose labels include every `label="value"` given, in Prometheus text.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        let (metric, rest) = head.split_once('{').unwrap_or((head, ""));
+        if metric != name || !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+            return None;
+        }
+        value.parse().ok()
+    })
+}
+
+/// `[metrics] bind`: Prometheus text on its own listener (not on the public one), with the values a scripted
+/// sign-in must have left: one failure and one success for `local`, the source call outcomes, the requests by
+/// route, one live session, the mail queue and readiness gauges.
+#[tokio::test]
+async fn metrics_count_a_scripted_sign_in() {
+    let dir = TempDir::new("vestibule-ops");
+    let server = Server::start(
+        Path::new(BIN),
+        &dir.0,
+        "[database]\nurl = \"sqlite://{dir}/v.db\"\n[metrics]\nbind = \"127.0.0.1:0\"\n",
+    );
+    server.add_user("alice", "alice@example.org", PASSWORD);
+    let metrics = format!("http://{}/metrics", server.printed("vestibule metrics on "));
+    let mut b = Browser::new(&server.base);
+    assert_eq!(b.sign_in("local", "alice", "wrong password 1", "/me").await.status, 401);
+    assert_eq!(b.sign_in("local", "alice", PASSWORD, "/me").await.status, 303);
+    assert_eq!(b.get_json("/verify").await.status, 200);
+    let res = reqwest::get(&metrics).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let at = |name: &str, labels: &[(&str, &str)]| {
+        series(&text, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in:\n{text}"))
+    };
+    assert_eq!(
+        at(
+            "vestibule_sign_ins_total",
+            &[("source", "local"), ("result", "failure")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "vestibule_sign_ins_total",
+            &[("source", "local"), ("result", "success")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "vestibule_source_calls_total",
+            &[("source", "local"), ("step", "authenticate"), ("outcome", "rejected")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "vestibule_source_calls_total",
+            &[("source", "local"), ("step", "authenticate"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        at(
+            "vestibule_source_call_seconds_count",
+            &[("source", "local"), ("step", "authenticate")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        at(
+            "vestibule_http_requests_total",
+            &[("route", "verify"), ("status", "2xx")]
+        ),
+        1.0
+    );
+    assert!(
+        at(
+            "vestibule_http_request_seconds_bucket",
+            &[("route", "verify"), ("le", "+Inf")]
+        ) >= 1.0
+    );
+    assert_eq!(at("vestibule_sessions_active", &[]), 1.0);
+    assert_eq!(at("vestibule_mail_queued", &[]), 0.0);
+    assert_eq!(at("vestibule_store_up", &[]), 1.0);
+    assert_eq!(at("vestibule_source_up", &[("source", "local")]), 1.0);
+    assert!(at("vestibule_db_pool_connections", &[]) >= 1.0);
+    // Nothing the person typed and no path with a token appears.
+    assert!(!text.contains("wrong password") && !text.contains("alice"), "{text}");
+    // Not on the public listener.
+    assert_eq!(b.get("/metrics").await.status, 404);
+}

@@ -144,6 +144,10 @@ impl BrokerStore for Store {
         Ok(self.purge_sessions(now, idle_cutoff).await?)
     }
 
+    async fn count_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StorageError> {
+        Ok(self.count_sessions(now, idle_cutoff).await?)
+    }
+
     async fn publish_revoked(&self, hashes: &[String]) -> Result<(), StorageError> {
         Ok(self.publish_revoked(hashes).await?)
     }

@@ -142,6 +142,11 @@ impl Store {
     }
 
     /// Which backend this is.
+    /// The connection pool's size and how many of its connections are idle (for metrics).
+    pub fn pool_usage(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

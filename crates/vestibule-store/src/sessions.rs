@@ -124,6 +124,16 @@ impl Store {
     }
 
     /// Deletes sessions past their absolute expiry or idle since before `idle_cutoff`.
+    /// How many sessions are live (see `BrokerStore::count_sessions`).
+    pub async fn count_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE expires_at > $1 AND last_seen_at >= $2")
+            .bind(now.0)
+            .bind(idle_cutoff.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub async fn purge_sessions(&self, now: Timestamp, idle_cutoff: Timestamp) -> Result<u64, StoreError> {
         let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at < $2")
             .bind(now.0)

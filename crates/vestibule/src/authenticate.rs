@@ -227,13 +227,13 @@ impl Broker {
     /// anything: protection off, no fingerprint, the same client, or — under `basic` — a changed client on a
     /// session already marked stale (the mark and its audit row were written by the first such request).
     fn client_unchanged(&self, active: &ActiveSession, credentials: &Credentials<'_>) -> bool {
-        let Some(expected) = &active.fingerprint else {
+        let Some(signed_in) = &active.client else {
             return true;
         };
         match self.settings.protection {
             Protection::Off => true,
             protection => {
-                crate::session::fingerprint_parts(credentials.user_agent, credentials.ip) == *expected
+                signed_in.matches(credentials.user_agent, credentials.ip)
                     || (protection == Protection::Basic && active.stale.load(Ordering::Relaxed))
             }
         }

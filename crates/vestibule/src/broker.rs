@@ -468,7 +468,9 @@ impl Broker {
             authenticated_at: rec.authenticated_at,
             second_factor_at: rec.second_factor_at.unwrap_or(Timestamp(0)),
             expires_at: rec.expires_at,
-            fingerprint: rec.fingerprint.as_deref().and_then(decode_key),
+            client: rec.fingerprint.as_deref().and_then(decode_key).map(|fingerprint| {
+                crate::session::SignInClient::from_row(fingerprint, rec.user_agent.as_deref(), rec.ip.as_deref())
+            }),
             stale: AtomicBool::new(false),
         })))
     }
@@ -627,13 +629,13 @@ impl Broker {
         user_agent: Option<&str>,
         ip: Option<std::net::IpAddr>,
     ) -> Result<bool, BrokerError> {
-        let Some(expected) = &session.fingerprint else {
+        let Some(signed_in) = &session.client else {
             return Ok(true);
         };
         if self.settings.protection == crate::Protection::Off {
             return Ok(true);
         }
-        if crate::session::fingerprint_parts(user_agent, ip) == *expected {
+        if signed_in.matches(user_agent, ip) {
             return Ok(true);
         }
         let shown_ip = ip.map(|i| i.to_string());
@@ -778,6 +780,7 @@ impl Broker {
             detail = event.detail,
             "audit"
         );
+        crate::metrics::audited(event.event, event.source);
         if let Err(e) = self.store.audit(self.clock.now(), event).await {
             tracing::error!(error = %e, event = event.event.as_str(), "could not write the audit log");
         }

@@ -29,6 +29,7 @@ mod error;
 mod linking;
 mod login;
 mod mail;
+mod metrics;
 mod passkey;
 mod readiness;
 mod remember;

@@ -111,7 +111,10 @@ impl Broker {
         let result = if password.expose_secret().is_empty() || password.expose_secret().starts_with('\0') {
             Err(SourceError::Rejected(RejectReason::EmptyPassword))
         } else {
-            flow.authenticate(login, password).await
+            let started = std::time::Instant::now();
+            let result = flow.authenticate(login, password).await;
+            crate::metrics::source_call(source_id, "authenticate", &result, started.elapsed());
+            result
         };
         match &result {
             Ok(_) => self.throttle_succeeded(&attempt).await,
@@ -149,6 +152,7 @@ impl Broker {
             return Ok(());
         };
         tracing::info!(source = %source, layer = ?t.layer, retry_after = t.retry_after_secs, ip = ?client.ip, "attempt throttled");
+        crate::metrics::throttled(t.layer);
         if !self.limiter.worth_auditing(attempt.ip, attempt.account) {
             return Err(crate::throttle::Held::Throttled(t));
         }
@@ -195,7 +199,10 @@ impl Broker {
             return Err(LoginError::UnknownSource);
         };
         let callback = self.callback_url(source_id);
-        let start = flow.start(&callback).await.map_err(|e| match e {
+        let started = std::time::Instant::now();
+        let start = flow.start(&callback).await;
+        crate::metrics::source_call(source_id, "start", &start, started.elapsed());
+        let start = start.map_err(|e| match e {
             SourceError::Unavailable(cause) => LoginError::Unavailable(cause),
             other => LoginError::Internal(Box::new(other)),
         })?;
@@ -259,6 +266,7 @@ impl Broker {
             return Err(LoginError::InvalidFlow);
         };
         let state = params.state.clone().unwrap_or_default();
+        let started = std::time::Instant::now();
         let result = flow
             .finish(
                 PendingRedirect {
@@ -269,6 +277,7 @@ impl Broker {
                 params,
             )
             .await;
+        crate::metrics::source_call(source_id, "finish", &result, started.elapsed());
         let identity = self.checked(source_id, result, client, None).await?;
         if let Some(target) = &pending.link_account {
             // Started from the account page: only the account that started it, still signed in, gets the link.

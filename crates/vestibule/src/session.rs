@@ -167,8 +167,8 @@ pub struct ActiveSession {
     pub expires_at: Timestamp,
     /// What the broker checks on every use (activity, identity rechecks).
     pub(crate) live: Liveness,
-    /// SHA-256 of the client's user agent and coarse address at sign-in.
-    pub(crate) fingerprint: Option<[u8; 32]>,
+    /// The client that signed in (its fingerprint, and its parts when known), for session protection.
+    pub(crate) client: Option<SignInClient>,
     /// Set when the session was seen from another client under `basic` protection: never fresh again.
     pub(crate) stale: AtomicBool,
 }
@@ -345,6 +345,96 @@ pub(crate) fn new_token() -> SecretToken {
     SecretToken::generate()
 }
 
+/// The client a session was signed in from, as session protection compares it on every request: its fingerprint
+/// (stored with the session), and the parts that fingerprint was taken of when the session's row still holds them.
+///
+/// With the parts, a request's client is compared to them as they are — user agent normalised on the fly, the
+/// same coarse address — which gives the same answer as comparing fingerprints (the fingerprint encodes the parts
+/// unambiguously: a user agent without control characters, a NUL, then 3, 6 or 1 address bytes; equal parts give
+/// equal fingerprints and, short of a SHA-256 collision, only they do) without a SHA-256 per request, the one the
+/// session check's profile showed beyond the floor's (BENCHMARKS.md). Without them, fingerprints are compared.
+pub(crate) struct SignInClient {
+    fingerprint: [u8; 32],
+    /// `Some` only when the parts hash to `fingerprint`: a row whose parts were changed, or lost, is compared by
+    /// its fingerprint as before.
+    parts: Option<ClientParts>,
+}
+
+/// A client's user agent, normalised as [`crate::ClientInfo`] keeps it, and its coarse address.
+struct ClientParts {
+    user_agent: Box<str>,
+    net: Net,
+}
+
+/// The part of a client's address that session protection looks at: what [`fingerprint_parts`] hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Net {
+    /// IPv4 /24.
+    V4([u8; 3]),
+    /// IPv6 /48.
+    V6([u8; 6]),
+    /// No address known.
+    Unknown,
+}
+
+impl Net {
+    fn of(ip: Option<std::net::IpAddr>) -> Net {
+        match ip {
+            Some(std::net::IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                Net::V4([a, b, c])
+            }
+            Some(std::net::IpAddr::V6(v6)) => {
+                let o = v6.octets();
+                Net::V6([o[0], o[1], o[2], o[3], o[4], o[5]])
+            }
+            None => Net::Unknown,
+        }
+    }
+}
+
+/// The user agent as [`crate::ClientInfo`] keeps it and [`fingerprint_parts`] hashes it: control characters
+/// dropped, 200 characters kept. Applying it twice changes nothing.
+fn normalised_user_agent(user_agent: Option<&str>) -> impl Iterator<Item = char> + '_ {
+    user_agent.unwrap_or("").chars().filter(|c| !c.is_control()).take(200)
+}
+
+impl SignInClient {
+    /// From what a session's row holds: the stored fingerprint, and the user agent and address recorded at sign-in.
+    /// The parts are kept only when they give that fingerprint (one SHA-256, on a cache miss).
+    pub(crate) fn from_row(fingerprint: [u8; 32], user_agent: Option<&str>, ip: Option<&str>) -> SignInClient {
+        let ip = ip.and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+        let parts = (fingerprint_parts(user_agent, ip) == fingerprint).then(|| ClientParts {
+            user_agent: normalised_user_agent(user_agent).collect::<String>().into_boxed_str(),
+            net: Net::of(ip),
+        });
+        SignInClient { fingerprint, parts }
+    }
+
+    /// Whether a request's client (raw `User-Agent` header, address) is the one that signed in: exactly when its
+    /// [`fingerprint_parts`] equal the stored fingerprint.
+    pub(crate) fn matches(&self, user_agent: Option<&str>, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(parts) = &self.parts else {
+            return fingerprint_parts(user_agent, ip) == self.fingerprint;
+        };
+        // The stored user agent is normalised, so a header equal to it normalises to it; only a header that
+        // differs is normalised here (a changed client, or control characters or more than 200 characters).
+        Net::of(ip) == parts.net
+            && (user_agent.unwrap_or("") == &*parts.user_agent
+                || normalised_user_agent(user_agent).eq(parts.user_agent.chars()))
+    }
+}
+
+impl std::fmt::Debug for SignInClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the user agent or the address: a session's `Debug` goes to logs, and the fingerprint says enough.
+        f.debug_struct("SignInClient")
+            .field("fingerprint", &crate::secret::hex_of(&self.fingerprint))
+            .field("parts_kept", &self.parts.is_some())
+            .finish()
+    }
+}
+
 /// SHA-256 of a client's user agent and coarse address (IPv4 /24, IPv6 /48): stable across the small moves of one
 /// device, different across devices.
 pub(crate) fn fingerprint(client: &crate::ClientInfo) -> [u8; 32] {
@@ -359,7 +449,7 @@ pub(crate) fn fingerprint_parts(user_agent: Option<&str>, ip: Option<std::net::I
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let mut buf = [0u8; 4];
-    for c in user_agent.unwrap_or("").chars().filter(|c| !c.is_control()).take(200) {
+    for c in normalised_user_agent(user_agent) {
         h.update(c.encode_utf8(&mut buf).as_bytes());
     }
     h.update([0u8]);
@@ -369,4 +459,97 @@ pub(crate) fn fingerprint_parts(user_agent: Option<&str>, ip: Option<std::net::I
         None => h.update(b"?"),
     }
     h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// User agents with what normalisation drops or cuts: control characters (C0, DEL, C1), non-ASCII, and more
+    /// than 200 characters.
+    fn user_agent() -> impl Strategy<Value = Option<String>> {
+        let piece = prop_oneof![
+            Just("Mozilla/5.0 (X11; Linux x86_64)".to_owned()),
+            Just("\t".to_owned()),
+            Just("\u{7f}".to_owned()),
+            Just("\u{85}".to_owned()),
+            Just("é".to_owned()),
+            "[ -~]{0,3}",
+            "[a-c]{150,210}",
+        ];
+        proptest::option::of(prop::collection::vec(piece, 0..4).prop_map(|p| p.concat()))
+    }
+
+    fn ip() -> impl Strategy<Value = Option<IpAddr>> {
+        // Few distinct values per byte, so that equal and nearly equal addresses (same /24 or /48) come up often.
+        let v4 = prop::array::uniform4(0u8..3).prop_map(IpAddr::from);
+        let v6 = prop::array::uniform16(0u8..2).prop_map(IpAddr::from);
+        proptest::option::of(prop_oneof![v4, v6])
+    }
+
+    /// The client a session's row records: the user agent as `ClientInfo::from_parts` keeps it, the address as text.
+    fn row(user_agent: &Option<String>, ip: Option<IpAddr>) -> crate::ClientInfo {
+        crate::ClientInfo::from_parts(user_agent.as_deref(), ip)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Comparing the parts answers exactly as comparing fingerprints does, for any client at sign-in and any
+        /// client on a later request.
+        #[test]
+        fn parts_match_exactly_when_fingerprints_do(
+            (ua_in, ip_in) in (user_agent(), ip()),
+            (ua_now, ip_now) in (user_agent(), ip()),
+            same_ua in any::<bool>(),
+            same_ip in any::<bool>(),
+        ) {
+            // Half the time the later request reuses a part as is, so that matches are common too.
+            let ua_now = if same_ua { ua_in.clone() } else { ua_now };
+            let ip_now = if same_ip { ip_in } else { ip_now };
+            let signed_in = row(&ua_in, ip_in);
+            let stored = fingerprint(&signed_in);
+            let client = SignInClient::from_row(stored, signed_in.user_agent.as_deref(), signed_in.ip.as_deref());
+            prop_assert!(client.parts.is_some(), "the row's parts give its fingerprint");
+            let by_hash = fingerprint_parts(ua_now.as_deref(), ip_now) == stored;
+            prop_assert_eq!(client.matches(ua_now.as_deref(), ip_now), by_hash);
+        }
+    }
+
+    /// A row whose parts do not give its fingerprint keeps none, and is compared by fingerprint.
+    #[test]
+    fn a_row_whose_parts_do_not_give_its_fingerprint_is_compared_by_fingerprint() {
+        let ip: Option<IpAddr> = "192.0.2.7".parse().ok();
+        let stored = fingerprint_parts(Some("Signed in with this"), ip);
+        let client = SignInClient::from_row(stored, Some("Recorded as that"), Some("192.0.2.7"));
+        assert!(client.parts.is_none());
+        assert!(client.matches(Some("Signed in with this"), ip));
+        assert!(
+            client.matches(Some("Signed in with this"), "192.0.2.200".parse().ok()),
+            "same /24"
+        );
+        assert!(!client.matches(Some("Recorded as that"), ip));
+        assert!(!client.matches(Some("Signed in with this"), "192.0.3.7".parse().ok()));
+    }
+
+    #[test]
+    fn debug_shows_neither_the_user_agent_nor_the_address() {
+        let ip: Option<IpAddr> = "192.0.2.7".parse().ok();
+        let signed_in = crate::ClientInfo::from_parts(Some("Secret-Browser/1.0"), ip);
+        let client = SignInClient::from_row(
+            fingerprint(&signed_in),
+            signed_in.user_agent.as_deref(),
+            signed_in.ip.as_deref(),
+        );
+        let shown = format!("{client:?}");
+        assert!(
+            !shown.contains("Secret-Browser") && !shown.contains("192.0.2"),
+            "{shown}"
+        );
+        assert!(shown.contains("parts_kept: true"), "{shown}");
+    }
 }

@@ -180,6 +180,15 @@ impl Broker {
         Ok(self.store.ping().await?)
     }
 
+    /// How many sessions are live now (in the store: every node's), for metrics.
+    pub async fn active_sessions(&self) -> Result<u64, BrokerError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .count_sessions(now, now.plus_secs(-self.settings.idle_timeout_secs))
+            .await?)
+    }
+
     /// Closes the store's connections (at shutdown, or at the end of a CLI command).
     pub async fn close(&self) {
         self.store.close().await;

@@ -32,6 +32,7 @@ impl Default for Argon2Settings {
 
 /// Hashing or verification could not run (bad parameters, a panicked worker). Never "wrong password".
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HashError {
     /// The configured parameters are outside what argon2 accepts.
     #[error("invalid argon2 parameters: {0}")]

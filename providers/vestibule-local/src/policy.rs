@@ -22,6 +22,7 @@ impl Default for PasswordPolicy {
 
 /// Why a new password was refused. The message is safe to show to the person choosing it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// Shorter than the minimum.
     #[error("the password must be at least {0} characters long")]

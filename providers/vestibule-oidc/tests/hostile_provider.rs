@@ -761,11 +761,9 @@ async fn slow_or_down_provider_is_unavailable_within_the_timeout() {
     assert!(matches!(r, Err(SourceError::Unavailable(_))), "{r:?}");
     assert!(t.elapsed() < Duration::from_millis(2500), "took {:?}", t.elapsed());
 
-    // Nothing listening at all.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    // Nothing listening at all: a port held bound but not listening, so no other process can take it meanwhile.
+    let refusing = vestibule_tests::net::RefusingPort::new();
+    let port = refusing.port();
     let config: OidcConfig = toml::from_str(&format!(
         "id = \"down\"\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"x\"\nclient_secret_env = \"{}\"\ntimeout_secs = 1",
         secret_var()

@@ -8,6 +8,10 @@
 //! * `/protected`: the same handler with `RequireUser`, behind `vestibule.layer()`;
 //! * `/auth/verify` (and the rest of the broker's router, nested under `/auth` behind the same layer, as an
 //!   embedding app would).
+//!
+//! Requests come as a browser's would to an app served like `examples/embed` (with `ConnectInfo`): from
+//! 127.0.0.1 with a browser's `User-Agent` ([`USER_AGENT`]), the client the session was signed in with, so
+//! session protection compares a real client on every request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +33,14 @@ use crate::{open_store, BenchResult, LOGIN, PASSWORD};
 
 /// The name of the session cookie over plain http (what wrk and the in-process driver send).
 pub const SESSION_COOKIE: &str = "vestibule-session";
+
+/// The `User-Agent` every request sends, and the session was signed in with: a current desktop browser's.
+pub const USER_AGENT: &str =
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// The address every request comes from (`ConnectInfo`), and the session was signed in from.
+pub const CLIENT: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40_000);
 
 const FILLER_ACCOUNTS: i64 = 1000;
 const CHUNK: i64 = 100_000;
@@ -196,8 +208,9 @@ pub async fn build(path: &str, sessions: i64) -> BenchResult<BenchApp> {
             .build()
             .await?,
     );
+    let signed_in_from = ClientInfo::from_parts(Some(USER_AGENT), Some(CLIENT.ip()));
     let session = broker
-        .create_session(&account, &local_id, &ClientInfo::default(), None)
+        .create_session(&account, &local_id, &signed_in_from, None)
         .await?;
     let Some(active) = broker.session(session.token.expose()).await? else {
         return Err("the session just created does not check".into());

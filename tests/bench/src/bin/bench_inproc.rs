@@ -17,7 +17,8 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::header::{COOKIE, HOST};
+use axum::extract::ConnectInfo;
+use axum::http::header::{COOKIE, HOST, USER_AGENT};
 use axum::http::{HeaderValue, Request, StatusCode};
 use axum::Router;
 use tower::ServiceExt;
@@ -29,6 +30,10 @@ fn request(path: &str, cookie: &HeaderValue) -> Request<Body> {
     *req.uri_mut() = path.parse().expect("a route's path");
     req.headers_mut().insert(HOST, HeaderValue::from_static("127.0.0.1"));
     req.headers_mut().insert(COOKIE, cookie.clone());
+    req.headers_mut()
+        .insert(USER_AGENT, HeaderValue::from_static(app::USER_AGENT));
+    // What `into_make_service_with_connect_info` adds to every request over a socket.
+    req.extensions_mut().insert(ConnectInfo(app::CLIENT));
     req
 }
 

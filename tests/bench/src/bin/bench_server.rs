@@ -2,6 +2,7 @@
 //! SHA-256 → moka lookup, no broker), `/protected` (behind `vestibule.layer()` and `RequireUser`) and the broker's
 //! router under `/auth` (`/auth/verify`), over a SQLite store holding `SESSIONS` sessions, and prints, one
 //! `key=value` per line on stdout: `port`, `cookie` (a valid session for the `vestibule-session` cookie),
+//! `user_agent` (the `User-Agent` the session was signed in with, for every request to send),
 //! `sessions` (rows in the table), `load_secs`, `workers`, then `ready`. It serves until killed.
 //!
 //! ```text
@@ -26,13 +27,16 @@ async fn run() -> BenchResult<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "port={port}")?;
         writeln!(out, "cookie={}", built.cookie)?;
+        writeln!(out, "user_agent={}", app::USER_AGENT)?;
         writeln!(out, "sessions={}", built.sessions)?;
         writeln!(out, "load_secs={:.2}", built.load_secs)?;
         writeln!(out, "workers={}", cpus())?;
         writeln!(out, "ready")?;
         out.flush()?;
     }
-    axum::serve(listener, built.app).await?;
+    // As `examples/embed` serves: the client's address reaches the session check (and its protection).
+    let app = built.app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).await?;
     Ok(())
 }
 
