@@ -24,6 +24,7 @@ pub mod github;
 pub mod ldap;
 pub mod net;
 pub mod oidc;
+pub mod passkey;
 pub mod pg;
 pub mod server;
 pub mod smtp;

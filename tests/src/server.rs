@@ -79,24 +79,35 @@ pub fn cli(bin: &Path, args: &[&str], stdin: Option<&str>, cwd: &Path) -> CliOut
     }
 }
 
+/// Writes `config` (`{dir}` replaced by `dir`) to `dir/vestibule.toml`; its path, and as an argument.
+fn write_config(dir: &Path, config: &str) -> (PathBuf, String) {
+    let config_path = dir.join("vestibule.toml");
+    std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
+    let config_arg = config_path.display().to_string();
+    (config_path, config_arg)
+}
+
 impl Server {
     /// Writes `config` (TOML; `{dir}` is replaced by the server's folder) and starts `vestibule serve` on
     /// 127.0.0.1:0, waiting for its "listening" line.
     pub fn start(bin: &Path, dir: &Path, config: &str) -> Server {
-        let config_path = dir.join("vestibule.toml");
-        std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
-        let config_arg = config_path.display().to_string();
-        Server::launch(bin, dir, &["--config", &config_arg], config_path, None)
+        let (config_path, config_arg) = write_config(dir, config);
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, None, "127.0.0.1:0")
     }
 
     /// [`Server::start`] with the log at `info` written to [`Server::log_file`] instead of the test's output, for
     /// tests that read the log.
     pub fn start_logged(bin: &Path, dir: &Path, config: &str) -> Server {
-        let config_path = dir.join("vestibule.toml");
-        std::fs::write(&config_path, config.replace("{dir}", &dir.display().to_string())).expect("write config");
-        let config_arg = config_path.display().to_string();
+        let (config_path, config_arg) = write_config(dir, config);
         let log = dir.join("vestibule.log");
-        Server::launch(bin, dir, &["--config", &config_arg], config_path, Some(&log))
+        Server::launch(
+            bin,
+            dir,
+            &["--config", &config_arg],
+            config_path,
+            Some(&log),
+            "127.0.0.1:0",
+        )
     }
 
     /// Where [`Server::start_logged`] writes the log.
@@ -109,14 +120,29 @@ impl Server {
         self.child.id()
     }
 
+    /// As [`Server::start`], listening on `bind`: for a public URL that must name the port before the server
+    /// starts (a passkey's origin is checked against it). The caller reserved the port and released it just
+    /// before; should another process take it in that instant, the server exits and this panics.
+    pub fn start_at(bin: &Path, dir: &Path, config: &str, bind: &str) -> Server {
+        let (config_path, config_arg) = write_config(dir, config);
+        Server::launch(bin, dir, &["--config", &config_arg], config_path, None, bind)
+    }
+
     /// Starts `vestibule serve` with no configuration file (the embedded defaults: `./vestibule.db`, the local
     /// source, the development outbox `./vestibule-outbox`) in `dir`, on 127.0.0.1:0. [`Server::cli`] then runs
     /// commands without `--config` too.
     pub fn start_embedded(bin: &Path, dir: &Path) -> Server {
-        Server::launch(bin, dir, &[], PathBuf::new(), None)
+        Server::launch(bin, dir, &[], PathBuf::new(), None, "127.0.0.1:0")
     }
 
-    fn launch(bin: &Path, dir: &Path, config_args: &[&str], config_path: PathBuf, log: Option<&Path>) -> Server {
+    fn launch(
+        bin: &Path,
+        dir: &Path,
+        config_args: &[&str],
+        config_path: PathBuf,
+        log: Option<&Path>,
+        bind: &str,
+    ) -> Server {
         let (level, stderr) = match log {
             Some(path) => (
                 "info",
@@ -127,7 +153,7 @@ impl Server {
         let mut child = Command::new(bin)
             .arg("serve")
             .args(config_args)
-            .args(["--bind", "127.0.0.1:0"])
+            .args(["--bind", bind])
             .current_dir(dir)
             .env("RUST_LOG", level)
             .stdin(Stdio::null())

@@ -971,3 +971,121 @@ async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
     let none = send(&app, post_req("/auth/account/recovery-codes", &signed, &form)).await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
 }
+
+/// The value of the hidden input `name` in a page.
+fn hidden(body: &str, name: &str) -> String {
+    body.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The JSON of the page's passkey options block.
+fn options_block(body: &str) -> String {
+    body.split("<script type=\"application/json\" id=\"passkey-options\">")
+        .nth(1)
+        .unwrap()
+        .split("</script>")
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn passkey_pages_serve_their_script_under_the_csp_and_check_csrf() {
+    let app = app().await;
+    // The one script, from the broker itself, allowed by a CSP that allows nothing inline.
+    let js = send(&app, get_req("/auth/static/passkey.js", "", "*/*")).await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert!(
+        js.header("content-type").starts_with("text/javascript"),
+        "{:?}",
+        js.headers
+    );
+    assert!(js.body.contains("navigator.credentials.get"));
+    let login = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let csp = login.header("content-security-policy");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(login.body.contains("Sign in with a passkey"));
+    let pre = login.cookie_pair("__Host-vestibule-csrf");
+
+    // Starting a passwordless sign-in is a form post like any other: no token, nothing stored.
+    let forged = send(&app, post_req("/auth/login/passkey", &pre, "csrf_token=forged")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let started = send(
+        &app,
+        post_req(
+            "/auth/login/passkey",
+            &pre,
+            &format!("csrf_token={}&next=/after", login.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    assert!(started.body.contains("data-autostart=\"true\""));
+    // Every script element is the data block or the broker's file: nothing inline runs.
+    for tag in started.body.split("<script").skip(1) {
+        assert!(
+            tag.starts_with(" type=\"application/json\"") || tag.starts_with(" src=\"/auth/static/passkey.js\""),
+            "{tag}"
+        );
+    }
+    let options: serde_json::Value = serde_json::from_str(&options_block(&started.body)).unwrap();
+    assert_eq!(options["publicKey"]["rpId"], "app.example.com", "{options}");
+    assert_eq!(options["publicKey"]["userVerification"], "required", "{options}");
+    assert!(options["mediation"].is_null(), "{options}");
+    // A made-up answer: refused with the same page (a new ceremony), nobody signed in.
+    let ceremony = hidden(&started.body, "ceremony");
+    let refused = send(
+        &app,
+        post_req(
+            "/auth/login/passkey/finish",
+            &pre,
+            &format!(
+                "csrf_token={}&ceremony={ceremony}&credential=%7B%7D&next=/after",
+                started.csrf()
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("not accepted"), "{}", refused.body);
+    assert_ne!(hidden(&refused.body, "ceremony"), ceremony);
+    assert!(refused.cookie("__Host-vestibule-session").is_none());
+
+    // Registering needs a session; the options carry the account's names, escaped inside the data block.
+    let anonymous = send(
+        &app,
+        post_req("/auth/account/passkeys", &pre, &format!("csrf_token={}", login.csrf())),
+    )
+    .await;
+    assert_ne!(anonymous.status, StatusCode::OK);
+    let session = sign_in(&app).await;
+    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    assert!(account.body.contains("Add a passkey"));
+    let register = send(
+        &app,
+        post_req(
+            "/auth/account/passkeys",
+            &session,
+            &format!("csrf_token={}", account.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(register.status, StatusCode::OK, "{}", register.body);
+    let block = options_block(&register.body);
+    assert!(
+        !block.contains('<') && block.contains("Ann \\u003cAdmin\\u003e"),
+        "{block}"
+    );
+    let options: serde_json::Value = serde_json::from_str(&block).unwrap();
+    assert_eq!(options["publicKey"]["user"]["displayName"], "Ann <Admin>");
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+}

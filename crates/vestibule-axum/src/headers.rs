@@ -21,10 +21,11 @@ use tower::{Layer, Service};
 use crate::error::ErrorPage;
 use crate::{pages, Vestibule};
 
-/// No inline script or style, no framing, no plugins, no base-URI tricks. `form-action` is deliberately absent:
+/// No inline script or style (the one script, for passkeys, is the broker's own file), no framing, no plugins, no
+/// base-URI tricks. `form-action` is deliberately absent:
 /// Chromium applies it to the redirect after a submit, which would block the 303 to an identity provider.
 const CSP: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 const CROSS_ORIGIN_OPENER_POLICY: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
 

@@ -38,6 +38,7 @@ mod layer;
 mod linking;
 mod next;
 mod pages;
+mod passkey;
 mod request_id;
 mod reset;
 mod respond;

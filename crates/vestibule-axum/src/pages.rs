@@ -23,6 +23,8 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) redirect_sources: Vec<SourceLink>,
     /// Whether to offer "Forgot your password?" (a mailer and a local password source).
     pub(crate) reset: bool,
+    /// Whether to offer "Sign in with a passkey".
+    pub(crate) passkeys: bool,
 }
 
 pub(crate) struct IdentityRow {
@@ -57,7 +59,11 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) notice: Option<&'a str>,
     pub(crate) has_password: bool,
     pub(crate) has_totp: bool,
+    /// Any second factor (authenticator app or passkey): the recovery codes are shown then.
+    pub(crate) has_factor: bool,
     pub(crate) recovery_codes_left: u32,
+    pub(crate) passkeys: Vec<PasskeyRow>,
+    pub(crate) passkeys_enabled: bool,
     pub(crate) identities: Vec<IdentityRow>,
     pub(crate) sessions: Vec<SessionRow>,
     pub(crate) tokens: Vec<TokenRow>,
@@ -140,6 +146,72 @@ pub(crate) struct SecondFactorPage<'a> {
     pub(crate) error: Option<&'a str>,
     pub(crate) enrolment: Option<EnrolmentView>,
     pub(crate) step_up: bool,
+    /// A passkey ceremony, when the account has passkeys.
+    pub(crate) passkey: Option<PasskeyForm>,
+}
+
+/// A passkey on the account page.
+pub(crate) struct PasskeyRow {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created: String,
+    pub(crate) last_used: String,
+}
+
+/// A passkey ceremony as a page shows it (`passkey_form.html`): the options in a JSON data block, and the form
+/// that `passkey.js` fills with the authenticator's answer.
+pub(crate) struct PasskeyForm {
+    /// Where the form posts (after the mount).
+    pub(crate) action: &'static str,
+    /// `create` (registration) or `get` (an assertion).
+    pub(crate) kind: &'static str,
+    pub(crate) ceremony: String,
+    /// The options JSON, made safe inside `<script>` ([`script_json`]).
+    pub(crate) options: String,
+    /// Ask for a name (registration).
+    pub(crate) ask_name: bool,
+    /// Start the ceremony as soon as the page loads (the person already clicked for it).
+    pub(crate) autostart: bool,
+    pub(crate) button: &'static str,
+}
+
+impl PasskeyForm {
+    pub(crate) fn new(challenge: &vestibule::PasskeyChallenge, action: &'static str, kind: &'static str) -> Self {
+        use vestibule_core::ExposeSecret;
+        PasskeyForm {
+            action,
+            kind,
+            ceremony: challenge.ceremony.expose_secret().to_owned(),
+            options: script_json(&challenge.options),
+            ask_name: false,
+            autostart: false,
+            button: "Use a passkey",
+        }
+    }
+}
+
+/// JSON made safe to place inside `<script type="application/json">`: `<`, `>` and `&` only occur inside JSON
+/// strings, where their `\u` escapes mean the same, so no `</script>` (from a display name, say) can end the block.
+pub(crate) fn script_json(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// A page that runs one passkey ceremony: registration (`/account/passkeys`) or a passwordless sign-in
+/// (`/login/passkey`).
+#[derive(Template)]
+#[template(path = "passkey.html")]
+pub(crate) struct PasskeyPage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) csrf_token: &'a str,
+    pub(crate) next: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) intro: &'a str,
+    pub(crate) error: Option<&'a str>,
+    pub(crate) pk: PasskeyForm,
+    /// Where "Back" goes (after the mount).
+    pub(crate) back: &'a str,
 }
 
 #[derive(Template)]

@@ -39,11 +39,13 @@ pub(crate) enum Done {
     TokenRevoked,
     TotpAdded,
     TotpRemoved,
+    PasskeyAdded,
+    PasskeyRemoved,
     EmailChangeSent,
 }
 
 impl Done {
-    const ALL: [Done; 8] = [
+    const ALL: [Done; 10] = [
         Done::Linked,
         Done::Unlinked,
         Done::Revoked,
@@ -51,6 +53,8 @@ impl Done {
         Done::TokenRevoked,
         Done::TotpAdded,
         Done::TotpRemoved,
+        Done::PasskeyAdded,
+        Done::PasskeyRemoved,
         Done::EmailChangeSent,
     ];
 
@@ -63,6 +67,8 @@ impl Done {
             Done::TokenRevoked => "token_revoked",
             Done::TotpAdded => "totp_added",
             Done::TotpRemoved => "totp_removed",
+            Done::PasskeyAdded => "passkey_added",
+            Done::PasskeyRemoved => "passkey_removed",
             Done::EmailChangeSent => "email_change_sent",
         }
     }
@@ -81,6 +87,8 @@ impl Done {
             Done::TokenRevoked => "The token was revoked.",
             Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
             Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
+            Done::PasskeyAdded => "Your passkey was added, and your other sessions were signed out.",
+            Done::PasskeyRemoved => "The passkey was removed, and your other sessions were signed out.",
             Done::EmailChangeSent => {
                 "A confirmation link is on its way to the address you entered; nothing changes until it is opened."
             }

@@ -54,6 +54,12 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/account/totp/confirm", post(crate::second_factor::confirm_totp))
         .route("/account/totp/remove", post(crate::second_factor::remove_totp))
         .route("/account/recovery-codes", post(crate::second_factor::regenerate_codes))
+        .route("/login/passkey", post(crate::passkey::passwordless_start))
+        .route("/login/passkey/finish", post(crate::passkey::passwordless_finish))
+        .route("/account/passkeys", post(crate::passkey::register_start))
+        .route("/account/passkeys/finish", post(crate::passkey::register_finish))
+        .route("/account/passkeys/{id}/remove", post(crate::passkey::remove))
+        .route("/static/passkey.js", get(crate::passkey::script))
         .route("/link", get(crate::linking::link_page))
         .route("/link/confirm", post(crate::linking::link_confirm))
         .route("/link/new", post(crate::linking::link_new))
@@ -131,6 +137,7 @@ fn render_login(
         password_sources,
         redirect_sources,
         reset: v.broker().reset_available(),
+        passkeys: v.broker().passkeys_enabled(),
     });
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
@@ -326,9 +333,11 @@ async fn account(
     let current = session.id_hash();
     let sessions = v.broker().sessions(session).await?;
     let tokens = v.broker().tokens(session).await?;
-    let has_totp = v.broker().has_second_factor(&session.account_id).await?;
+    let has_totp = v.broker().has_totp(&session.account_id).await?;
+    let passkeys = v.broker().passkeys(&session.account_id).await?;
+    let has_factor = has_totp || !passkeys.is_empty();
     let pending_email = v.broker().pending_email_change(&session.account_id).await?;
-    let recovery_codes_left = if has_totp {
+    let recovery_codes_left = if has_factor {
         v.broker().recovery_codes_left(&session.account_id).await?
     } else {
         0
@@ -349,7 +358,18 @@ async fn account(
         redirect_sources,
         has_password: account.has_password(),
         has_totp,
+        has_factor,
         recovery_codes_left,
+        passkeys: passkeys
+            .iter()
+            .map(|p| pages::PasskeyRow {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                created: pages::utc(p.created_at),
+                last_used: p.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
+            })
+            .collect(),
+        passkeys_enabled: v.broker().passkeys_enabled(),
         identities: account
             .identities
             .iter()

@@ -14,7 +14,7 @@ use crate::client::Client;
 use crate::context::AuthContext;
 use crate::csrf::{binding, csrf_forms, form_binding, Checked, CsrfForm};
 use crate::extract::SignedIn;
-use crate::pages::{self, EnrolmentView, RecoveryCodesPage, SecondFactorPage, TotpEnrolPage};
+use crate::pages::{self, EnrolmentView, PasskeyForm, RecoveryCodesPage, SecondFactorPage, TotpEnrolPage};
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
 use crate::{cookies, safe_next, AppError, Vestibule};
 
@@ -31,6 +31,10 @@ impl From<SecondFactorError> for AppError {
                 AppError::InvalidInput("An authenticator is already set up; remove it first.")
             }
             SecondFactorError::NoFactor => AppError::InvalidInput("No authenticator is set up."),
+            SecondFactorError::PasskeysOff => AppError::NotFound,
+            SecondFactorError::PasskeyRefused => {
+                AppError::InvalidInput("The passkey was not registered (it may be registered already). Try again.")
+            }
             SecondFactorError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
@@ -42,6 +46,30 @@ pub(crate) struct CodeForm {
     pub(crate) csrf_token: Option<String>,
     code: Option<String>,
     next: Option<String>,
+    /// With `credential`: a passkey's answer to the ceremony of that id, in place of a code.
+    ceremony: Option<String>,
+    credential: Option<String>,
+}
+
+const PASSKEY_REFUSED: &str = "That passkey was not accepted. Try again, or enter a code.";
+
+/// A passkey ceremony for the code page, when the account has passkeys: for the half-signed-in state, or for
+/// step-up of the signed-in session.
+async fn passkey_for(
+    v: &Vestibule,
+    purpose: &Purpose,
+    ctx: &AuthContext,
+    prompt: &SecondFactorPrompt,
+) -> Result<Option<PasskeyForm>, AppError> {
+    if !matches!(prompt, SecondFactorPrompt::Code) {
+        return Ok(None);
+    }
+    let challenge = match (purpose, ctx.browser_session()) {
+        (Purpose::Pending(token), _) => v.broker().begin_passkey_second_factor(token).await?,
+        (Purpose::StepUp, Some(session)) => v.broker().begin_passkey_step_up(session).await?,
+        _ => None,
+    };
+    Ok(challenge.map(|c| PasskeyForm::new(&c, "/login/second-factor", "get")))
 }
 
 csrf_forms!(CodeForm);
@@ -76,9 +104,14 @@ pub(crate) async fn page(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let next = q.get("next").and_then(|n| safe_next(n)).unwrap_or_default();
-    match purpose(&v, &headers, &ctx) {
-        Purpose::Pending(token) => match v.broker().second_factor_prompt(&token).await? {
-            Some(prompt) => Ok(render(&v, &ctx, &headers, CodeView::ask(&next, prompt, false))),
+    let purpose = purpose(&v, &headers, &ctx);
+    match &purpose {
+        Purpose::Pending(token) => match v.broker().second_factor_prompt(token).await? {
+            Some(prompt) => {
+                let passkey = passkey_for(&v, &purpose, &ctx, &prompt).await?;
+                let view = CodeView::ask(&next, prompt, false).with_passkey(passkey);
+                Ok(render(&v, &ctx, &headers, view))
+            }
             None => Ok(start_over(&v)),
         },
         Purpose::StepUp => {
@@ -89,12 +122,9 @@ pub(crate) async fn page(
             if !has {
                 return Ok(Redirect::to(&format!("{}/account", v.inner.mount)).into_response());
             }
-            Ok(render(
-                &v,
-                &ctx,
-                &headers,
-                CodeView::ask(&next, SecondFactorPrompt::Code, true),
-            ))
+            let passkey = passkey_for(&v, &purpose, &ctx, &SecondFactorPrompt::Code).await?;
+            let view = CodeView::ask(&next, SecondFactorPrompt::Code, true).with_passkey(passkey);
+            Ok(render(&v, &ctx, &headers, view))
         }
         Purpose::None => Ok(Redirect::to(&v.login_path()).into_response()),
     }
@@ -112,10 +142,25 @@ pub(crate) async fn submit(
     let code = form.code.unwrap_or_default();
     let next = form.next.as_deref().and_then(safe_next);
     let c = &v.inner.cookies;
-    match purpose(&v, &headers, &ctx) {
+    // A passkey's answer, when the passkey form was used.
+    let passkey = form
+        .credential
+        .filter(|c| !c.is_empty())
+        .map(|credential| (form.ceremony.unwrap_or_default(), credential));
+    let refused = if passkey.is_some() { PASSKEY_REFUSED } else { WRONG_CODE };
+    let purpose = purpose(&v, &headers, &ctx);
+    match &purpose {
         Purpose::Pending(token) => {
             let previous = cookies::get(&headers, c.session);
-            match v.broker().finish_second_factor(&token, &code, &client, previous).await {
+            let finished = match &passkey {
+                Some((ceremony, credential)) => {
+                    v.broker()
+                        .finish_second_factor_passkey(token, ceremony, credential, &client, previous)
+                        .await
+                }
+                None => v.broker().finish_second_factor(token, &code, &client, previous).await,
+            };
+            match finished {
                 Ok(done) => {
                     let mut set = session_cookies(&v, &done.session, done.remember.as_ref());
                     set.push(c.clear(c.second_factor));
@@ -129,11 +174,14 @@ pub(crate) async fn submit(
                 Err(SecondFactorError::WrongCode { discarded: false }) => {
                     let prompt = v
                         .broker()
-                        .second_factor_prompt(&token)
+                        .second_factor_prompt(token)
                         .await?
                         .unwrap_or(SecondFactorPrompt::Code);
                     let next = next.unwrap_or_default();
-                    let view = CodeView::ask(&next, prompt, false).refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                    let passkey = passkey_for(&v, &purpose, &ctx, &prompt).await?;
+                    let view = CodeView::ask(&next, prompt, false)
+                        .with_passkey(passkey)
+                        .refused(refused, StatusCode::UNAUTHORIZED);
                     Ok(render(&v, &ctx, &headers, view))
                 }
                 // Too many wrong codes, or the state expired or was used: sign in again.
@@ -157,7 +205,13 @@ pub(crate) async fn submit(
             let Some(session) = ctx.browser_session() else {
                 return Ok(start_over(&v));
             };
-            match v.broker().step_up(session, &code, &client).await {
+            let stepped = match &passkey {
+                Some((ceremony, credential)) => {
+                    v.broker().step_up_passkey(session, ceremony, credential, &client).await
+                }
+                None => v.broker().step_up(session, &code, &client).await,
+            };
+            match stepped {
                 Ok(renewed) => {
                     let set = session_cookies(&v, &renewed, None);
                     let to = crate::respond::landing(&v, next.as_deref());
@@ -165,8 +219,10 @@ pub(crate) async fn submit(
                 }
                 Err(SecondFactorError::WrongCode { .. }) => {
                     let next = next.unwrap_or_default();
+                    let passkey = passkey_for(&v, &purpose, &ctx, &SecondFactorPrompt::Code).await?;
                     let view = CodeView::ask(&next, SecondFactorPrompt::Code, true)
-                        .refused(WRONG_CODE, StatusCode::UNAUTHORIZED);
+                        .with_passkey(passkey)
+                        .refused(refused, StatusCode::UNAUTHORIZED);
                     Ok(render(&v, &ctx, &headers, view))
                 }
                 Err(e) => Err(e.into()),
@@ -193,6 +249,7 @@ struct CodeView<'a> {
     step_up: bool,
     error: Option<&'a str>,
     status: StatusCode,
+    passkey: Option<PasskeyForm>,
 }
 
 impl<'a> CodeView<'a> {
@@ -204,7 +261,14 @@ impl<'a> CodeView<'a> {
             step_up,
             error: None,
             status: StatusCode::OK,
+            passkey: None,
         }
+    }
+
+    /// The page with a passkey ceremony beside the code form.
+    fn with_passkey(mut self, passkey: Option<PasskeyForm>) -> Self {
+        self.passkey = passkey;
+        self
     }
 
     /// The same page again after a refusal.
@@ -228,11 +292,12 @@ fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<
         error: view.error,
         enrolment,
         step_up: view.step_up,
+        passkey: view.passkey,
     });
     with_cookies((view.status, html_headers(), html).into_response(), &set)
 }
 
-fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
+pub(crate) fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
     let html = pages::render(&RecoveryCodesPage {
         mount: &v.inner.mount,
         codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),

@@ -8,12 +8,14 @@
 //! themselves are never stored.
 
 mod audit;
+mod passkeys;
 mod records;
 mod throttle;
 
 use async_trait::async_trait;
 
 pub use audit::{AuditEvent, AuditKind, AuditRecord};
+pub use passkeys::{PasskeyCeremony, PasskeyRecord};
 pub use records::{
     AccessToken, Account, EmailToken, EmailTokenPurpose, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
     PendingSecondFactor, RememberSeries, SessionRecord, TotpFactor, Unlinked,
@@ -266,8 +268,8 @@ pub trait BrokerStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StorageError>;
 
-    /// Removes every second factor of an account (its TOTP factor and recovery codes) in one transaction; `true`
-    /// when there was something to remove.
+    /// Removes every second factor of an account (its TOTP factor, passkeys and recovery codes) in one
+    /// transaction; `true` when there was something to remove.
     async fn delete_second_factors(&self, account: &AccountId) -> Result<bool, StorageError>;
 
     /// Replaces the account's recovery codes with these (keyed hashes), in one transaction.
@@ -304,6 +306,48 @@ pub trait BrokerStore: Send + Sync {
 
     /// Deletes half-signed-in states that expired before `now`; returns how many.
     async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError>;
+
+    // Passkeys (WebAuthn).
+
+    /// Stores a new passkey; a credential id already registered (to any account) is [`StorageError::Conflict`].
+    async fn insert_passkey(&self, p: &PasskeyRecord) -> Result<(), StorageError>;
+
+    /// Every passkey of an account, oldest first.
+    async fn passkeys_of(&self, account: &AccountId) -> Result<Vec<PasskeyRecord>, StorageError>;
+
+    /// The passkey with this credential id (base64url), whoever's it is.
+    async fn passkey_by_cred_id(&self, cred_id: &str) -> Result<Option<PasskeyRecord>, StorageError>;
+
+    /// Records a use of an account's passkey: its updated credential (counter, backup flags) and the time, only
+    /// if the stored credential is still `previous` (compare-and-set: of two assertions racing with one counter
+    /// value, one is recorded). `false` when it changed meanwhile or is gone.
+    async fn record_passkey_use(
+        &self,
+        account: &AccountId,
+        id: &str,
+        previous: &str,
+        credential: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
+
+    /// Removes one passkey of an account (never another account's) and, when the account has no second factor
+    /// left (no confirmed TOTP, no passkey), its recovery codes, in one transaction; `false` when there was no
+    /// such passkey.
+    async fn delete_passkey(&self, account: &AccountId, id: &str) -> Result<bool, StorageError>;
+
+    /// Removes the account's TOTP factor and, when it has no passkey left, its recovery codes, in one transaction;
+    /// `false` when there was nothing to remove.
+    async fn delete_totp(&self, account: &AccountId) -> Result<bool, StorageError>;
+
+    /// Stores a ceremony under way.
+    async fn insert_passkey_ceremony(&self, c: &PasskeyCeremony) -> Result<(), StorageError>;
+
+    /// Removes and returns a ceremony at once: single use even under concurrent requests. Expiry and binding are
+    /// the caller's to check.
+    async fn take_passkey_ceremony(&self, id_hash: &str) -> Result<Option<PasskeyCeremony>, StorageError>;
+
+    /// Deletes ceremonies that expired before `now`; returns how many.
+    async fn purge_passkey_ceremonies(&self, now: Timestamp) -> Result<u64, StorageError>;
     // Mailed tokens (password reset, address confirmation).
 
     /// Stores a new mailed token.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{
-    SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, ThrottleSettings,
+    PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
+    ThrottleSettings,
 };
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
@@ -140,8 +141,10 @@ pub struct SecondFactorConfig {
     pub pending_timeout_secs: i64,
     /// Wrong codes one half-signed-in state allows (default 5).
     pub max_failures: u32,
-    /// The name authenticator apps show (default `Vestibule`).
+    /// The name authenticator apps and passkey prompts show (default `Vestibule`).
     pub issuer: String,
+    /// Passkeys: `auto` (default; on when public_url's host is a name), `on`, or `off`.
+    pub passkeys: PasskeyMode,
     /// A file holding the 32-byte key (64 hex characters, or base64) that seals TOTP secrets and keys the
     /// recovery-code hashes. Without it (or `key_env`), a key is generated once and kept in the database.
     pub key_file: Option<std::path::PathBuf>,
@@ -158,6 +161,7 @@ impl Default for SecondFactorConfig {
             pending_timeout_secs: d.pending_timeout_secs,
             max_failures: d.max_failures,
             issuer: d.issuer,
+            passkeys: d.passkeys,
             key_file: None,
             key_env: None,
         }
@@ -173,6 +177,7 @@ impl SecondFactorConfig {
             pending_timeout_secs: self.pending_timeout_secs,
             max_failures: self.max_failures,
             issuer: self.issuer.clone(),
+            passkeys: self.passkeys,
         }
     }
 
@@ -691,6 +696,23 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
         return Err(prefixed(ConfigIssue::new(key, message)));
     }
     config.second_factor.key().map(|_| ()).map_err(prefixed)?;
+    if config.second_factor.passkeys == PasskeyMode::On {
+        // WebAuthn takes the relying party id from the public URL's host and accepts no IP address; without a
+        // public URL, the default one is the bind address, an IP address.
+        let host_is_a_name = config
+            .server
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .is_some_and(|u| u.domain().is_some());
+        if !host_is_a_name {
+            return Err(prefixed(ConfigIssue::new(
+                "passkeys",
+                "\"on\" needs [server] public_url with a host name, not an IP address (WebAuthn accepts no IP \
+                 address as relying party id); for development use public_url = \"http://localhost:PORT\"",
+            )));
+        }
+    }
     config
         .email
         .check()
@@ -1091,6 +1113,14 @@ mod second_factor_keys {
         assert!(!c.second_factor.settings().required_for(&["staff".into()]));
         let e = super::parse("t.toml", "[second_factor]\npolicy = \"required_for_groups\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("second_factor.groups"), "{e}");
+        let e = super::parse("t.toml", "[second_factor]\npasskeys = \"on\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("second_factor.passkeys"), "{e}");
+        assert!(e.to_string().contains("localhost"), "{e}");
+        let ip = "[server]\npublic_url = \"http://127.0.0.1:8080\"\n[second_factor]\npasskeys = \"on\"\n";
+        assert!(super::parse("t.toml", ip).is_err());
+        let named = "[server]\npublic_url = \"http://localhost:8080\"\n[second_factor]\npasskeys = \"on\"\n";
+        assert!(super::parse("t.toml", named).is_ok());
+        assert!(super::parse("t.toml", "[second_factor]\npasskeys = \"maybe\"\n").is_err());
         let e = super::parse("t.toml", "[second_factor]\npolicy = \"sometimes\"\n").unwrap_err();
         assert!(e.message.contains("unknown variant `sometimes`"), "{e}");
         let e = super::parse("t.toml", "[second_factor]\nissuer = \"x\"\nperiod = 60\n").unwrap_err();

@@ -110,7 +110,7 @@ enum UserCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Remove every second factor of an account (authenticator and recovery codes), for a person locked out;
+    /// Remove every second factor of an account (authenticator, passkeys and recovery codes), for a person locked out;
     /// its sessions and remember-me series end too.
     #[command(name = "reset-2fa")]
     Reset2fa {

@@ -27,6 +27,9 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The login page's words for every failed sign-in.
 const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
 const WIDTH: u32 = 1000;
+
+#[path = "browser/passkey.rs"]
+mod passkey;
 const HEIGHT: u32 = 800;
 
 /// A chromedriver and the Chromium it starts, all in one process group that is killed on drop.

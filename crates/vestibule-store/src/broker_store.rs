@@ -9,6 +9,7 @@ use vestibule_core::storage::{
     TotpFactor, Unlinked,
 };
 use vestibule_core::storage::{CounterKey, CounterRecord, FailureStep, ThrottleCounters};
+use vestibule_core::storage::{PasskeyCeremony, PasskeyRecord};
 use vestibule_core::{AccountId, ExternalIdentity, SourceId, Subject, Timestamp};
 
 use crate::{RevocationListener, Store};
@@ -310,6 +311,49 @@ impl BrokerStore for Store {
 
     async fn purge_pending_second_factor(&self, now: Timestamp) -> Result<u64, StorageError> {
         Ok(self.purge_pending_second_factor(now).await?)
+    }
+
+    async fn insert_passkey(&self, p: &PasskeyRecord) -> Result<(), StorageError> {
+        Ok(self.insert_passkey(p).await?)
+    }
+
+    async fn passkeys_of(&self, account: &AccountId) -> Result<Vec<PasskeyRecord>, StorageError> {
+        Ok(self.passkeys_of(account).await?)
+    }
+
+    async fn passkey_by_cred_id(&self, cred_id: &str) -> Result<Option<PasskeyRecord>, StorageError> {
+        Ok(self.passkey_by_cred_id(cred_id).await?)
+    }
+
+    async fn record_passkey_use(
+        &self,
+        account: &AccountId,
+        id: &str,
+        previous: &str,
+        credential: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.record_passkey_use(account, id, previous, credential, now).await?)
+    }
+
+    async fn delete_passkey(&self, account: &AccountId, id: &str) -> Result<bool, StorageError> {
+        Ok(self.delete_passkey(account, id).await?)
+    }
+
+    async fn delete_totp(&self, account: &AccountId) -> Result<bool, StorageError> {
+        Ok(self.delete_totp(account).await?)
+    }
+
+    async fn insert_passkey_ceremony(&self, c: &PasskeyCeremony) -> Result<(), StorageError> {
+        Ok(self.insert_passkey_ceremony(c).await?)
+    }
+
+    async fn take_passkey_ceremony(&self, id_hash: &str) -> Result<Option<PasskeyCeremony>, StorageError> {
+        Ok(self.take_passkey_ceremony(id_hash).await?)
+    }
+
+    async fn purge_passkey_ceremonies(&self, now: Timestamp) -> Result<u64, StorageError> {
+        Ok(self.purge_passkey_ceremonies(now).await?)
     }
 
     async fn insert_email_token(&self, t: &EmailToken) -> Result<(), StorageError> {

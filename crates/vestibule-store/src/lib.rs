@@ -30,6 +30,7 @@ mod logins;
 mod lookup;
 mod notify;
 mod options;
+mod passkeys;
 mod pending;
 mod remember;
 mod second_factor;
@@ -52,6 +53,7 @@ pub use vestibule_core::storage::{
     AccessToken, Account, AuditEvent, AuditKind, AuditRecord, IdentityRecord, NewLocalAccount, PendingLink,
     PendingRecord, PendingSecondFactor, RememberSeries, SessionRecord, TotpFactor, Unlinked,
 };
+pub use vestibule_core::storage::{PasskeyCeremony, PasskeyRecord};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

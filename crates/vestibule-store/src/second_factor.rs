@@ -120,7 +120,7 @@ impl Store {
         Ok(n.rows_affected() > 0)
     }
 
-    /// Removes the account's TOTP factor and recovery codes in one transaction.
+    /// Removes the account's TOTP factor, passkeys and recovery codes in one transaction.
     pub async fn delete_second_factors(&self, account: &AccountId) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let totp = sqlx::query("DELETE FROM totp_factors WHERE account_id = $1")
@@ -131,8 +131,12 @@ impl Store {
             .bind(account.as_str())
             .execute(&mut *tx)
             .await?;
+        let passkeys = sqlx::query("DELETE FROM passkeys WHERE account_id = $1")
+            .bind(account.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(totp.rows_affected() + codes.rows_affected() > 0)
+        Ok(totp.rows_affected() + codes.rows_affected() + passkeys.rows_affected() > 0)
     }
 
     /// Replaces the account's recovery codes, in one transaction.

@@ -14,8 +14,8 @@ use vestibule_core::{
 };
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
 use vestibule_store::{
-    AuditEvent, AuditKind, Backend, NewLocalAccount, PendingLink, PendingRecord, PendingSecondFactor, SessionRecord,
-    Store, StoreError, StoreOptions, Unlinked,
+    AuditEvent, AuditKind, Backend, NewLocalAccount, PasskeyCeremony, PasskeyRecord, PendingLink, PendingRecord,
+    PendingSecondFactor, SessionRecord, Store, StoreError, StoreOptions, Unlinked,
 };
 use vestibule_tests::pg::TempDatabase;
 
@@ -110,6 +110,8 @@ contract!(
     totp_steps_are_accepted_once,
     recovery_codes_are_single_use,
     pending_second_factor_is_single_use,
+    passkeys_are_unique_and_recorded_with_compare_and_set,
+    passkey_ceremonies_are_single_use,
     email_tokens_are_single_use_and_void_after_a_password_change,
     an_address_change_takes_a_free_address_and_voids_the_old_links;
     unmigrated: colliding_login_names_refuse_to_migrate,
@@ -1002,6 +1004,114 @@ async fn pending_second_factor_is_single_use(store: Store) {
     store.insert_pending_second_factor(&old).await.unwrap();
     assert_eq!(store.purge_pending_second_factor(NOW).await.unwrap(), 1);
     assert!(store.get_pending_second_factor("p2").await.unwrap().is_none());
+}
+
+fn passkey(id: &str, account: &AccountId, cred_id: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: id.into(),
+        account_id: account.clone(),
+        cred_id: cred_id.into(),
+        user_handle: "0b5c6f1e-0000-4000-8000-000000000000".into(),
+        name: format!("key {id}"),
+        credential: r#"{"cred":{"counter":1}}"#.into(),
+        created_at: NOW,
+        last_used_at: None,
+    }
+}
+
+async fn passkeys_are_unique_and_recorded_with_compare_and_set(store: Store) {
+    let id = store.create_local_account(&new_local("kim"), NOW).await.unwrap();
+    let other = store.create_local_account(&new_local("lee"), NOW).await.unwrap();
+    store.insert_passkey(&passkey("k1", &id, "cred-a")).await.unwrap();
+    store.insert_passkey(&passkey("k2", &id, "cred-b")).await.unwrap();
+    // A credential id is registered once, whoever tries again.
+    assert!(matches!(
+        store.insert_passkey(&passkey("k3", &other, "cred-a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let keys = store.passkeys_of(&id).await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["k1", "k2"]);
+    assert_eq!(keys[0], passkey("k1", &id, "cred-a"));
+    assert!(store.passkeys_of(&other).await.unwrap().is_empty());
+    assert_eq!(store.passkey_by_cred_id("cred-b").await.unwrap().unwrap().id, "k2");
+    assert!(store.passkey_by_cred_id("cred-z").await.unwrap().is_none());
+    // A use is recorded only over the credential it was checked against; never on another account's row.
+    let old = r#"{"cred":{"counter":1}}"#;
+    let new = r#"{"cred":{"counter":2}}"#;
+    assert!(!store.record_passkey_use(&other, "k1", old, new, NOW).await.unwrap());
+    assert!(store
+        .record_passkey_use(&id, "k1", old, new, NOW.plus_secs(5))
+        .await
+        .unwrap());
+    assert!(!store.record_passkey_use(&id, "k1", old, new, NOW).await.unwrap());
+    let k1 = store.passkey_by_cred_id("cred-a").await.unwrap().unwrap();
+    assert_eq!(k1.credential, new);
+    assert_eq!(k1.last_used_at, Some(NOW.plus_secs(5)));
+    // Removal: never another account's; the recovery codes go with the last factor only.
+    store
+        .replace_recovery_codes(&id, &["c1".to_owned(), "c2".to_owned()], NOW)
+        .await
+        .unwrap();
+    assert!(!store.delete_passkey(&other, "k1").await.unwrap());
+    assert!(store.delete_passkey(&id, "k1").await.unwrap());
+    assert!(!store.delete_passkey(&id, "k1").await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 2);
+    assert!(store.put_totp(&id, "sealed", "begun-by", NOW).await.unwrap());
+    assert!(store.accept_totp_step(&id, 1, Some("sealed"), NOW).await.unwrap());
+    assert!(store.delete_passkey(&id, "k2").await.unwrap());
+    assert_eq!(
+        store.recovery_codes_left(&id).await.unwrap(),
+        2,
+        "the TOTP factor is left"
+    );
+    assert!(store.delete_totp(&id).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 0, "no factor left");
+    assert!(!store.delete_totp(&id).await.unwrap());
+    // Removing the TOTP factor keeps passkeys and the codes; removing everything (reset) takes passkeys too.
+    store.insert_passkey(&passkey("k4", &id, "cred-d")).await.unwrap();
+    store
+        .replace_recovery_codes(&id, &["c3".to_owned()], NOW)
+        .await
+        .unwrap();
+    assert!(store.put_totp(&id, "sealed-2", "begun-by", NOW).await.unwrap());
+    assert!(store.delete_totp(&id).await.unwrap());
+    assert_eq!(store.recovery_codes_left(&id).await.unwrap(), 1);
+    assert!(store.delete_second_factors(&id).await.unwrap());
+    assert!(store.passkeys_of(&id).await.unwrap().is_empty());
+    assert!(store.passkey_by_cred_id("cred-d").await.unwrap().is_none());
+}
+
+async fn passkey_ceremonies_are_single_use(store: Store) {
+    let id = store.create_local_account(&new_local("max"), NOW).await.unwrap();
+    let ceremony = PasskeyCeremony {
+        id_hash: "c1".into(),
+        purpose: "register".into(),
+        bound_to: "session-hash".into(),
+        account_id: Some(id.clone()),
+        state: "{}".into(),
+        expires_at: NOW.plus_secs(300),
+    };
+    store.insert_passkey_ceremony(&ceremony).await.unwrap();
+    assert!(matches!(
+        store.insert_passkey_ceremony(&ceremony).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Of two takes at once, one gets it.
+    let (a, b) = tokio::join!(store.take_passkey_ceremony("c1"), store.take_passkey_ceremony("c1"));
+    let taken: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0], ceremony);
+    // A passwordless ceremony belongs to no account yet.
+    let anonymous = PasskeyCeremony {
+        id_hash: "c2".into(),
+        purpose: "passwordless".into(),
+        account_id: None,
+        expires_at: NOW,
+        ..ceremony
+    };
+    store.insert_passkey_ceremony(&anonymous).await.unwrap();
+    assert_eq!(store.purge_passkey_ceremonies(NOW).await.unwrap(), 1);
+    assert!(store.take_passkey_ceremony("c2").await.unwrap().is_none());
 }
 
 fn email_token(hash: &str, account: &AccountId, purpose: EmailTokenPurpose) -> EmailToken {

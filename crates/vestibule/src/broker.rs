@@ -46,6 +46,8 @@ pub struct Broker {
     /// Takes reset links, confirmations and notices; `None`: nothing is mailed and reset is not offered.
     pub(crate) mailer: Option<Arc<dyn crate::Mailer>>,
     pub(crate) mail_settings: crate::MailSettings,
+    /// The WebAuthn relying party (`None`: passkeys are off). Built once from the base URL.
+    pub(crate) webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
     /// The last readiness run, shared by the requests that follow it.
     pub(crate) readiness: crate::readiness::ReadinessCache,
 }
@@ -210,6 +212,7 @@ impl BrokerBuilder {
                     .map_err(|_| BrokerError::Config("stored second_factor key is malformed".into()))?
             }
         };
+        let webauthn = crate::passkey::relying_party(&self.base_url, &self.second_factor)?.map(Arc::new);
         let cache = Cache::builder()
             .max_capacity(self.cache_capacity)
             .time_to_live(Duration::from_secs(self.settings.cache_ttl_secs))
@@ -230,6 +233,7 @@ impl BrokerBuilder {
             limiter,
             second_factor: self.second_factor,
             sealer: crate::totp::Sealer::new(&second_factor_key),
+            webauthn,
             mailer: self.mailer,
             mail_settings: self.mail_settings,
             readiness: Default::default(),

@@ -30,6 +30,7 @@ mod linking;
 mod login;
 mod mail;
 mod metrics;
+mod passkey;
 mod readiness;
 mod remember;
 mod reset;
@@ -53,6 +54,7 @@ pub use error::{is_store_timeout, BrokerError, LoginError};
 pub use linking::{LinkRequired, PendingLinkView, UnlinkError};
 pub use login::{LoginOutcome, RedirectBegin, RedirectFinish};
 pub use mail::{FactorChange, Mail, MailError, MailLink, Mailer, Message};
+pub use passkey::{PasskeyAdded, PasskeyChallenge, PasskeyView, PasswordlessDone};
 pub use readiness::{CheckState, Readiness, SourceCheck, FRESH_FOR, PROBE_DEADLINE};
 pub use remember::Restored;
 pub use reset::{MailSettings, ResetDone, ResetError, ResetRequested};
@@ -64,7 +66,8 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{
-    Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy, UPSTREAM_MFA_AMR,
+    PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
+    UPSTREAM_MFA_AMR,
 };
 pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
 pub use totp::SecondFactorKey;

@@ -109,6 +109,10 @@ pub enum FactorChange {
     RecoveryCodesRegenerated,
     /// A recovery code was used to sign in; every other session ended.
     RecoveryCodeUsed,
+    /// A passkey was registered.
+    PasskeyAdded,
+    /// The owner removed a passkey.
+    PasskeyRemoved,
 }
 
 impl FactorChange {
@@ -122,13 +126,19 @@ impl FactorChange {
                 "The authenticator app and the recovery codes of your account were removed: signing in no longer asks for a code."
             }
             FactorChange::RemovedByOperator => {
-                "An administrator removed every second step of your account (authenticator app and recovery codes)."
+                "An administrator removed every second step of your account (authenticator app, passkeys and recovery codes)."
             }
             FactorChange::RecoveryCodesRegenerated => {
                 "New recovery codes were made for your account; the old ones no longer work."
             }
             FactorChange::RecoveryCodeUsed => {
                 "A recovery code was used to sign in to your account, and every other session was signed out."
+            }
+            FactorChange::PasskeyAdded => {
+                "A passkey was added to your account: it can now be used to sign in, and every other session was signed out."
+            }
+            FactorChange::PasskeyRemoved => {
+                "A passkey was removed from your account, and every other session was signed out."
             }
         }
     }

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use vestibule_core::storage::{AuditEvent, AuditKind, PendingSecondFactor, StorageError};
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
+use crate::passkey::{Answer, Expected, Purpose};
 use crate::session::{method_names, parse_methods};
 use crate::totp::{new_recovery_codes, normalize_recovery, normalize_totp, TotpSecret};
 use crate::{ActiveSession, AuthMethod, Broker, BrokerError, ClientInfo, NewSession, SecretToken};
@@ -120,6 +121,13 @@ pub enum SecondFactorError {
     /// The account has no confirmed second factor (or no enrolment under way).
     #[error("no second factor is set up")]
     NoFactor,
+    /// Passkeys are off on this server (see [`crate::PasskeyMode`]).
+    #[error("passkeys are not available here")]
+    PasskeysOff,
+    /// The authenticator's answer to a passkey registration was not accepted (malformed, wrong ceremony, or a
+    /// credential registered before).
+    #[error("the passkey was not accepted")]
+    PasskeyRefused,
     /// Something broke.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -133,8 +141,17 @@ impl From<StorageError> for SecondFactorError {
 
 /// The limiter's key for an account's second-factor codes: its own name space, so guessing codes and guessing
 /// passwords are counted apart.
-fn code_key(account: &AccountId) -> String {
+pub(crate) fn code_key(account: &AccountId) -> String {
     format!("2fa:{account}")
+}
+
+/// What a second step (or a step-up) presents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Proof<'a> {
+    /// A TOTP or recovery code.
+    Code(&'a str),
+    /// A passkey's answer to a ceremony.
+    Passkey(Answer<'a>),
 }
 
 /// What a primary proof still needs.
@@ -179,8 +196,13 @@ impl Broker {
         methods.iter().any(AuthMethod::is_second_factor) || !self.second_factor.required_for(groups)
     }
 
-    /// Whether the account has a confirmed second factor.
+    /// Whether the account has a confirmed second factor: a confirmed authenticator app, or a passkey.
     pub async fn has_second_factor(&self, account: &AccountId) -> Result<bool, BrokerError> {
+        Ok(self.has_totp(account).await? || !self.store.passkeys_of(account).await?.is_empty())
+    }
+
+    /// Whether the account has a confirmed authenticator app.
+    pub async fn has_totp(&self, account: &AccountId) -> Result<bool, BrokerError> {
         Ok(self
             .store
             .get_totp(account)
@@ -220,7 +242,7 @@ impl Broker {
         Ok(token)
     }
 
-    async fn live_pending(&self, token: &str) -> Result<Option<PendingSecondFactor>, BrokerError> {
+    pub(crate) async fn live_pending(&self, token: &str) -> Result<Option<PendingSecondFactor>, BrokerError> {
         if !crate::secret::plausible(token) {
             return Ok(None);
         }
@@ -311,6 +333,18 @@ impl Broker {
         client: &ClientInfo,
         previous_session: Option<&str>,
     ) -> Result<SecondStepDone, SecondFactorError> {
+        self.finish_second_step(token, Proof::Code(code), client, previous_session)
+            .await
+    }
+
+    /// The second step with either proof (see [`Broker::finish_second_factor`]).
+    pub(crate) async fn finish_second_step(
+        &self,
+        token: &str,
+        proof: Proof<'_>,
+        client: &ClientInfo,
+        previous_session: Option<&str>,
+    ) -> Result<SecondStepDone, SecondFactorError> {
         let Some(pending) = self.live_pending(token).await? else {
             return Err(SecondFactorError::Expired);
         };
@@ -323,12 +357,20 @@ impl Broker {
             return Err(SecondFactorError::WrongCode { discarded: true });
         };
         let enrolling = pending.enrol && !self.has_second_factor(&account).await?;
-        let proven = if enrolling {
-            self.confirm_code(&account, code, client, &pending.source, &pending.token_hash)
+        let proven = match proof {
+            Proof::Code(code) if enrolling => self
+                .confirm_code(&account, code, client, &pending.source, &pending.token_hash)
                 .await?
-                .then_some(AuthMethod::Otp)
-        } else {
-            self.check_code(&account, code, client, &pending.source).await?
+                .then_some(AuthMethod::Otp),
+            Proof::Code(code) => self.check_code(&account, code, client, &pending.source).await?,
+            Proof::Passkey(answer) => {
+                let expected = Expected {
+                    purpose: Purpose::SecondFactor,
+                    bound_to: &pending.token_hash,
+                };
+                self.check_passkey(&account, expected, answer, client, &pending.source)
+                    .await?
+            }
         };
         let Some(method) = proven else {
             let discarded = attempts >= self.second_factor.max_failures;
@@ -348,18 +390,12 @@ impl Broker {
         let recovery_codes = if enrolling {
             let codes = self.new_recovery_codes(&account).await?;
             self.end_grants_of_unprotected(&account).await?;
-            self.audit(&AuditEvent {
-                account_id: Some(account.as_str()),
-                ip: client.ip.as_deref(),
-                detail: Some("totp; at sign-in (required by policy)"),
-                ..AuditEvent::of(AuditKind::SecondFactorAdded)
-            })
-            .await;
-            self.notify(
+            self.factor_changed(
                 &account,
-                crate::Message::SecondFactorChanged {
-                    change: crate::FactorChange::AuthenticatorAdded,
-                },
+                client,
+                AuditKind::SecondFactorAdded,
+                Some("totp; at sign-in (required by policy)"),
+                crate::FactorChange::AuthenticatorAdded,
             )
             .await;
             Some(codes)
@@ -414,7 +450,7 @@ impl Broker {
         source: &SourceId,
     ) -> Result<Option<AuthMethod>, SecondFactorError> {
         let key = code_key(account);
-        let (attempt, _turn) = self.code_attempt(&key, client, source).await?;
+        let (attempt, _turn) = self.code_attempt(&key, client, source.as_str()).await?;
         let now = self.now();
         let proven = if let Some(totp) = normalize_totp(code) {
             match self.store.get_totp(account).await? {
@@ -454,18 +490,18 @@ impl Broker {
     /// The attempt a code check is, refused before any code is looked at when the limiter holds it back. The guard
     /// is this node's turn for the account's codes (see `Limiter::one_at_a_time`): hold it until the outcome is
     /// recorded.
-    async fn code_attempt<'a>(
+    pub(crate) async fn code_attempt<'a>(
         &self,
         key: &'a str,
         client: &ClientInfo,
-        source: &SourceId,
+        source: &str,
     ) -> Result<(crate::Attempt<'a>, tokio::sync::OwnedMutexGuard<()>), SecondFactorError> {
         let attempt = crate::Attempt {
             account: key,
             ip: client.ip.as_deref().and_then(|ip| ip.parse().ok()),
         };
         let turn = self.limiter.one_at_a_time(key).await;
-        self.throttle_check(&attempt, source.as_str(), client)
+        self.throttle_check(&attempt, source, client)
             .await
             .map_err(|held| match held {
                 crate::throttle::Held::Throttled(t) => SecondFactorError::Throttled {
@@ -487,7 +523,7 @@ impl Broker {
         begun_by: &str,
     ) -> Result<bool, SecondFactorError> {
         let key = code_key(account);
-        let (attempt, _turn) = self.code_attempt(&key, client, source).await?;
+        let (attempt, _turn) = self.code_attempt(&key, client, source.as_str()).await?;
         // Only the sign-in that began this enrolment confirms it: another session (someone else's, with the same
         // password) must not turn on a secret the owner is scanning, nor the owner one somebody else planted.
         let Some(factor) = self
@@ -516,7 +552,7 @@ impl Broker {
         Ok(ok)
     }
 
-    async fn record_code_outcome(
+    pub(crate) async fn record_code_outcome(
         &self,
         attempt: &crate::Attempt<'_>,
         account: &AccountId,
@@ -527,17 +563,12 @@ impl Broker {
         if ok {
             self.throttle_succeeded(attempt).await;
             if method == Some(AuthMethod::RecoveryCode) {
-                self.audit(&AuditEvent {
-                    account_id: Some(account.as_str()),
-                    ip: client.ip.as_deref(),
-                    ..AuditEvent::of(AuditKind::RecoveryCodeUsed)
-                })
-                .await;
-                self.notify(
+                self.factor_changed(
                     account,
-                    crate::Message::SecondFactorChanged {
-                        change: crate::FactorChange::RecoveryCodeUsed,
-                    },
+                    client,
+                    AuditKind::RecoveryCodeUsed,
+                    None,
+                    crate::FactorChange::RecoveryCodeUsed,
                 )
                 .await;
             }
@@ -552,7 +583,7 @@ impl Broker {
         }
     }
 
-    async fn new_recovery_codes(&self, account: &AccountId) -> Result<RecoveryCodes, BrokerError> {
+    pub(crate) async fn new_recovery_codes(&self, account: &AccountId) -> Result<RecoveryCodes, BrokerError> {
         let codes = new_recovery_codes();
         let hashes: Vec<String> = codes
             .iter()
@@ -563,9 +594,29 @@ impl Broker {
         Ok(RecoveryCodes(codes.into_iter().map(SecretString::from).collect()))
     }
 
+    /// Audits a change of an account's factors and mails its owner the notice saying which.
+    pub(crate) async fn factor_changed(
+        &self,
+        account: &AccountId,
+        client: &ClientInfo,
+        kind: AuditKind,
+        detail: Option<&str>,
+        change: crate::FactorChange,
+    ) {
+        self.audit(&AuditEvent {
+            account_id: Some(account.as_str()),
+            ip: client.ip.as_deref(),
+            detail,
+            ..AuditEvent::of(kind)
+        })
+        .await;
+        self.notify(account, crate::Message::SecondFactorChanged { change })
+            .await;
+    }
+
     /// Ends every session of the account but `keep` (a session id hash), and every remember-me series, on every
     /// node: what a change of factors does, since a thief's session or cookie must not outlive it.
-    async fn end_grants_of(&self, account: &AccountId, keep: Option<&str>) -> Result<(), BrokerError> {
+    pub(crate) async fn end_grants_of(&self, account: &AccountId, keep: Option<&str>) -> Result<(), BrokerError> {
         self.store.delete_remember_of(account, None).await?;
         let ended = self.store.delete_sessions_of(account, keep).await?;
         self.forget(&ended).await;
@@ -586,7 +637,7 @@ impl Broker {
     /// every remember-me series and every personal access token, on every node. All of them were granted on the
     /// primary proof alone; a token minted by someone who knew the password before the owner turned the factor on
     /// must not outlive it, or the factor protects nothing against that person.
-    async fn end_grants_of_unprotected(&self, account: &AccountId) -> Result<(), BrokerError> {
+    pub(crate) async fn end_grants_of_unprotected(&self, account: &AccountId) -> Result<(), BrokerError> {
         self.end_all_grants_of(account).await
     }
 
@@ -597,7 +648,8 @@ impl Broker {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;
-        if self.has_second_factor(account).await? {
+        // One authenticator app per account; passkeys do not stand in its way.
+        if self.has_totp(account).await? {
             return Err(SecondFactorError::AlreadyEnrolled);
         }
         let secret = self.store_new_totp(account, &session.id_hash()).await?;
@@ -627,18 +679,12 @@ impl Broker {
         let recovery_codes = self.new_recovery_codes(account).await?;
         self.end_grants_of_unprotected(account).await?;
         let renewed = self.renew_with_factor(session, AuthMethod::Otp, client).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some("totp"),
-            ..AuditEvent::of(AuditKind::SecondFactorAdded)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::AuthenticatorAdded,
-            },
+            client,
+            AuditKind::SecondFactorAdded,
+            Some("totp"),
+            crate::FactorChange::AuthenticatorAdded,
         )
         .await;
         Ok(FactorAdded {
@@ -656,22 +702,17 @@ impl Broker {
             return Err(SecondFactorError::NotFresh);
         }
         let account = &session.account_id;
-        if !self.store.delete_second_factors(account).await? {
+        // Passkeys stay; the recovery codes go only with the last factor.
+        if !self.store.delete_totp(account).await? {
             return Err(SecondFactorError::NoFactor);
         }
         self.end_grants_of(account, Some(&session.id_hash())).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            detail: Some("totp and recovery codes"),
-            ..AuditEvent::of(AuditKind::SecondFactorRemoved)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::AuthenticatorRemoved,
-            },
+            client,
+            AuditKind::SecondFactorRemoved,
+            Some("totp"),
+            crate::FactorChange::AuthenticatorRemoved,
         )
         .await;
         Ok(())
@@ -695,17 +736,12 @@ impl Broker {
         }
         let codes = self.new_recovery_codes(account).await?;
         self.end_grants_of(account, Some(&session.id_hash())).await?;
-        self.audit(&AuditEvent {
-            account_id: Some(account.as_str()),
-            ip: client.ip.as_deref(),
-            ..AuditEvent::of(AuditKind::RecoveryCodesRegenerated)
-        })
-        .await;
-        self.notify(
+        self.factor_changed(
             account,
-            crate::Message::SecondFactorChanged {
-                change: crate::FactorChange::RecoveryCodesRegenerated,
-            },
+            client,
+            AuditKind::RecoveryCodesRegenerated,
+            None,
+            crate::FactorChange::RecoveryCodesRegenerated,
         )
         .await;
         Ok(codes)
@@ -744,11 +780,33 @@ impl Broker {
         code: &str,
         client: &ClientInfo,
     ) -> Result<NewSession, SecondFactorError> {
+        self.step_up_with(session, Proof::Code(code), client).await
+    }
+
+    /// Step-up with either proof (see [`Broker::step_up`]).
+    pub(crate) async fn step_up_with(
+        &self,
+        session: &ActiveSession,
+        proof: Proof<'_>,
+        client: &ClientInfo,
+    ) -> Result<NewSession, SecondFactorError> {
         let account = &session.account_id;
         if !self.has_second_factor(account).await? {
             return Err(SecondFactorError::NoFactor);
         }
-        let Some(method) = self.check_code(account, code, client, &session.source).await? else {
+        let proven = match proof {
+            Proof::Code(code) => self.check_code(account, code, client, &session.source).await?,
+            Proof::Passkey(answer) => {
+                let bound_to = session.id_hash();
+                let expected = Expected {
+                    purpose: Purpose::StepUp,
+                    bound_to: &bound_to,
+                };
+                self.check_passkey(account, expected, answer, client, &session.source)
+                    .await?
+            }
+        };
+        let Some(method) = proven else {
             return Err(SecondFactorError::WrongCode { discarded: false });
         };
         if method == AuthMethod::RecoveryCode {
@@ -772,7 +830,7 @@ impl Broker {
 
     /// A new session (new id) carrying on `session` after it proved a second factor by `method` now. It keeps
     /// its own proof time: a code is not a password.
-    async fn renew_with_factor(
+    pub(crate) async fn renew_with_factor(
         &self,
         session: &ActiveSession,
         method: AuthMethod,
@@ -805,7 +863,7 @@ impl Broker {
     /// Deletes expired half-signed-in states.
     pub(crate) async fn purge_second_factor(&self, now: Timestamp) -> Result<(), BrokerError> {
         self.store.purge_pending_second_factor(now).await?;
-        Ok(())
+        self.purge_passkey_ceremonies(now).await
     }
 }
 

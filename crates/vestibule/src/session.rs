@@ -65,19 +65,26 @@ pub enum AuthMethod {
     /// The identity provider reported a multi-factor sign-in (`mfa`) and the source is configured to trust it
     /// (`trust_upstream_mfa`).
     UpstreamMfa,
+    /// A passkey signed the challenge (`hwk`, RFC 8176: proof of possession of a key held by an authenticator).
+    Passkey,
+    /// The authenticator verified the person (a PIN or a biometric, WebAuthn's UV flag) before its passkey
+    /// signed (`user`): with [`AuthMethod::Passkey`], a passwordless sign-in.
+    UserVerified,
 }
 
 impl AuthMethod {
-    const ALL: [AuthMethod; 6] = [
+    const ALL: [AuthMethod; 8] = [
         AuthMethod::Password,
         AuthMethod::Federated,
         AuthMethod::RememberMe,
         AuthMethod::Otp,
         AuthMethod::RecoveryCode,
         AuthMethod::UpstreamMfa,
+        AuthMethod::Passkey,
+        AuthMethod::UserVerified,
     ];
 
-    /// The method's `amr`-style name (`pwd`, `fed`, `remember`, `otp`, `recovery`, `mfa`): what `/me`,
+    /// The method's `amr`-style name (`pwd`, `fed`, `remember`, `otp`, `recovery`, `mfa`, `hwk`, `user`): what `/me`,
     /// `X-Vestibule-AMR` and the database show.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -87,6 +94,8 @@ impl AuthMethod {
             AuthMethod::Otp => "otp",
             AuthMethod::RecoveryCode => "recovery",
             AuthMethod::UpstreamMfa => "mfa",
+            AuthMethod::Passkey => "hwk",
+            AuthMethod::UserVerified => "user",
         }
     }
 
@@ -99,7 +108,7 @@ impl AuthMethod {
     pub fn is_second_factor(&self) -> bool {
         matches!(
             self,
-            AuthMethod::Otp | AuthMethod::RecoveryCode | AuthMethod::UpstreamMfa
+            AuthMethod::Otp | AuthMethod::RecoveryCode | AuthMethod::UpstreamMfa | AuthMethod::Passkey
         )
     }
 }

@@ -122,7 +122,26 @@ pub struct SecondFactorSettings {
     /// (default 5). Attempts are throttled per account as well, across states.
     pub max_failures: u32,
     /// The name authenticator apps show for the account (`issuer` of the `otpauth://` URI; default `Vestibule`).
+    /// Passkey prompts show it too (the WebAuthn relying party's name).
     pub issuer: String,
+    /// Passkeys (WebAuthn): `auto` (default: on when the public URL's host is a name, off with a logged note when
+    /// it is an IP address, which WebAuthn does not accept as a relying party id), `on` (an IP address is then a
+    /// configuration error), or `off`.
+    pub passkeys: PasskeyMode,
+}
+
+/// Whether passkeys are offered ([`SecondFactorSettings::passkeys`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasskeyMode {
+    /// On when the public URL's host is a domain name (`localhost` included), else off.
+    #[default]
+    Auto,
+    /// On; a public URL whose host is an IP address is refused at start-up.
+    On,
+    /// Off: no passkey is registered or accepted (existing ones still count as factors, so their accounts keep
+    /// asking for a second step, which a TOTP or recovery code then answers).
+    Off,
 }
 
 impl Default for SecondFactorSettings {
@@ -133,6 +152,7 @@ impl Default for SecondFactorSettings {
             pending_timeout_secs: 300,
             max_failures: 5,
             issuer: "Vestibule".into(),
+            passkeys: PasskeyMode::Auto,
         }
     }
 }

@@ -92,6 +92,7 @@ impl fmt::Debug for SecondFactorKey {
 pub(crate) struct Sealer {
     cipher: XChaCha20Poly1305,
     recovery_key: [u8; 32],
+    handle_key: [u8; 32],
 }
 
 impl fmt::Debug for Sealer {
@@ -109,12 +110,20 @@ impl Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new((&seal_key).into()),
             recovery_key: key.derive("vestibule second factor: recovery codes v1"),
+            handle_key: key.derive("vestibule second factor: passkey user handle v1"),
         }
     }
 
     /// Encrypts a TOTP secret for `account`: XChaCha20-Poly1305 with a random 192-bit nonce (random nonces are
     /// safe at that size) and the account id as associated data, so a sealed secret copied to another account's
     /// row does not open.
+    /// The WebAuthn user handle of an account: a keyed hash of its id (stable, and revealing nothing of it).
+    pub(crate) fn user_handle(&self, account: &AccountId) -> [u8; 32] {
+        let mut mac = hmac_with(&self.handle_key);
+        mac.update(account.as_str().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     pub(crate) fn seal(&self, account: &AccountId, secret: &[u8]) -> Option<String> {
         let mut nonce = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut nonce);

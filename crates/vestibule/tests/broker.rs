@@ -17,6 +17,9 @@ const T0: Timestamp = Timestamp(1_800_000_000);
 #[path = "broker/second_factor.rs"]
 mod second_factor;
 
+#[path = "broker/passkey.rs"]
+mod passkey;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
@@ -1601,11 +1604,26 @@ mod reset {
         assert!(matches!(r, Err(ResetError::InvalidLink)), "{r:?}");
     }
 
+    /// The second-factor notices mailed so far, in order, each checked to have gone to `to`.
+    fn factor_notices(f: &F, to: &str) -> Vec<vestibule::FactorChange> {
+        f.mail
+            .take()
+            .into_iter()
+            .filter_map(|m| match m.message {
+                vestibule::Message::SecondFactorChanged { change } => {
+                    assert_eq!(m.to, to);
+                    Some(change)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Second-factor changes are mailed to the owner (#12 with #13): set up, new recovery codes, removed, and an
     /// operator's reset; each says what changed.
     #[tokio::test]
     async fn second_factor_changes_are_noticed() {
-        use vestibule::{FactorChange, Message};
+        use vestibule::FactorChange;
         let f = fixture().await;
         add(&f, "kim", Some("kim@example.org"), true).await;
         let s = sign_in(&f, "kim", "old password").await.unwrap();
@@ -1629,18 +1647,7 @@ mod reset {
         let id = active.account_id.clone();
         // Nothing left to remove: no notice for an empty reset.
         assert!(!f.broker.reset_second_factors(&id, "test").await.unwrap());
-        let changes: Vec<FactorChange> = f
-            .mail
-            .take()
-            .into_iter()
-            .filter_map(|m| match m.message {
-                Message::SecondFactorChanged { change } => {
-                    assert_eq!(m.to, "kim@example.org");
-                    Some(change)
-                }
-                _ => None,
-            })
-            .collect();
+        let changes = factor_notices(&f, "kim@example.org");
         assert_eq!(
             changes,
             [
@@ -1649,6 +1656,29 @@ mod reset {
                 FactorChange::AuthenticatorRemoved
             ]
         );
+    }
+
+    /// Adding and removing a passkey are mailed to the owner too, each saying which.
+    #[tokio::test]
+    async fn passkey_changes_are_noticed() {
+        use vestibule::FactorChange;
+        let f = fixture().await;
+        add(&f, "pat", Some("pat@example.org"), true).await;
+        let s = sign_in(&f, "pat", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let auth = vestibule_tests::passkey::SoftAuthenticator::new("https://id.example.com");
+        let c = f.broker.begin_passkey_registration(&active).await.unwrap();
+        let (_, answer) = auth.create(&c.options);
+        let added = f
+            .broker
+            .finish_passkey_registration(&active, c.ceremony.expose_secret(), "key", &answer, &client())
+            .await
+            .unwrap();
+        let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+        let id = f.broker.passkeys(&active.account_id).await.unwrap()[0].id.clone();
+        f.broker.remove_passkey(&active, &id, &client()).await.unwrap();
+        let changes = factor_notices(&f, "pat@example.org");
+        assert_eq!(changes, [FactorChange::PasskeyAdded, FactorChange::PasskeyRemoved]);
     }
 
     /// Removing the authenticator or replacing the recovery codes needs a second factor proven just now, not only a

@@ -875,7 +875,7 @@ fn attr<'a>(entry: &'a SearchEntry, name: &str) -> Option<&'a str> {
 
 /// Lowercase hexadecimal of whole bytes, as [`LdapSource::subject`] renders binary values; `None` otherwise.
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+    if s.is_empty() || !s.len().is_multiple_of(2) || !s.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len())

@@ -70,6 +70,9 @@ pub enum AuditKind {
     PasswordResetCompleted,
     /// An account's own address was confirmed from a mailed link. (`email_verified`)
     EmailVerified,
+    /// A passkey signed with a counter not above the one recorded (a cloned authenticator, or a replay): refused.
+    /// (`passkey_counter_regressed`)
+    PasskeyCounterRegressed,
     /// The owner asked, from the account page, to change the account's address: a link went to the new address
     /// (or, when another account has it verified, a message saying so), a notice to the old one.
     /// (`email_change_requested`)
@@ -81,7 +84,7 @@ pub enum AuditKind {
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 32] = [
+    pub const ALL: [AuditKind; 33] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -112,6 +115,7 @@ impl AuditKind {
         AuditKind::PasswordResetRequested,
         AuditKind::PasswordResetCompleted,
         AuditKind::EmailVerified,
+        AuditKind::PasskeyCounterRegressed,
         AuditKind::EmailChangeRequested,
         AuditKind::EmailChanged,
     ];
@@ -149,6 +153,7 @@ impl AuditKind {
             AuditKind::PasswordResetRequested => "password_reset_requested",
             AuditKind::PasswordResetCompleted => "password_reset_completed",
             AuditKind::EmailVerified => "email_verified",
+            AuditKind::PasskeyCounterRegressed => "passkey_counter_regressed",
             AuditKind::EmailChangeRequested => "email_change_requested",
             AuditKind::EmailChanged => "email_changed",
         }

@@ -26,7 +26,7 @@ pub(super) struct Tf {
 
 /// "ann" (password "right password", groups `staff`) and "root" (groups `admins`) at the password source `dir`;
 /// one person at the redirect source `idp` whose provider says `amr: ["pwd", "mfa"]`, trusted or not.
-async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
+pub(super) async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
     tf_at(settings, trust_idp, None).await
 }
 
@@ -85,7 +85,7 @@ async fn tf_at(settings: SecondFactorSettings, trust_idp: bool, auth_time: Optio
     }
 }
 
-async fn primary(t: &Tf, login: &str) -> LoginOutcome {
+pub(super) async fn primary(t: &Tf, login: &str) -> LoginOutcome {
     t.broker
         .login_password(
             &SourceId::new("dir").unwrap(),
@@ -110,7 +110,7 @@ async fn enrol(t: &Tf, login: &str) -> String {
     key
 }
 
-async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
+pub(super) async fn half(t: &Tf, login: &str) -> vestibule::SecretToken {
     match primary(t, login).await {
         LoginOutcome::SecondFactorRequired(challenge) => t
             .broker
