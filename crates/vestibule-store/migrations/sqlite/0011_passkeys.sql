@@ -1,5 +1,4 @@
--- Passkeys (WebAuthn credentials), the last part of issue #12. Numbered 0012: 0010 (totp_begun_by) and 0011 belong
--- to other changes.
+-- Passkeys (WebAuthn credentials), the last part of issue #12.
 
 -- An account's passkeys: any number, each named by its owner. cred_id is the credential id (base64url) the
 -- authenticator returns with every assertion: unique across all accounts, since WebAuthn requires a relying party
