@@ -120,12 +120,22 @@ impl Server {
         self.child.id()
     }
 
-    /// As [`Server::start`], listening on `bind`: for a public URL that must name the port before the server
-    /// starts (a passkey's origin is checked against it). The caller reserved the port and released it just
-    /// before; should another process take it in that instant, the server exits and this panics.
-    pub fn start_at(bin: &Path, dir: &Path, config: &str, bind: &str) -> Server {
-        let (config_path, config_arg) = write_config(dir, config);
-        Server::launch(bin, dir, &["--config", &config_arg], config_path, None, bind)
+    /// As [`Server::start`] on a port chosen first, for a public URL that must name the port before the server
+    /// starts (a passkey's origin is checked against it): `config` gets the port. The `vestibule` binary cannot be
+    /// handed a listener, so the port is held, released, then bound by the server; should another process take it
+    /// in that instant, the server exits and this tries again on another port (up to five times).
+    pub fn start_at(bin: &Path, dir: &Path, config: impl Fn(u16) -> String) -> Server {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = crate::net::RefusingPort::new().release();
+            let (config_path, config_arg) = write_config(dir, &config(port));
+            let bind = format!("127.0.0.1:{port}");
+            match Server::try_launch(bin, dir, &["--config", &config_arg], config_path, None, &bind) {
+                Ok(server) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("vestibule serve did not start on a chosen port, five times: {last}");
     }
 
     /// Starts `vestibule serve` with no configuration file (the embedded defaults: `./vestibule.db`, the local
@@ -143,6 +153,18 @@ impl Server {
         log: Option<&Path>,
         bind: &str,
     ) -> Server {
+        Server::try_launch(bin, dir, config_args, config_path, log, bind).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `vestibule serve` and waits for its "listening" line; `Err` when it exits first (a port taken).
+    fn try_launch(
+        bin: &Path,
+        dir: &Path,
+        config_args: &[&str],
+        config_path: PathBuf,
+        log: Option<&Path>,
+        bind: &str,
+    ) -> Result<Server, String> {
         let (level, stderr) = match log {
             Some(path) => (
                 "info",
@@ -179,18 +201,18 @@ impl Server {
                 break a;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("vestibule serve exited before listening: {status}");
+                return Err(format!("vestibule serve exited before listening: {status}"));
             }
             assert!(Instant::now() < deadline, "vestibule serve did not start within 60 s");
         };
-        Server {
+        Ok(Server {
             child,
             base: format!("http://{addr}"),
             dir: dir.to_owned(),
             config: config_path,
             bin: bin.to_owned(),
             printed,
-        }
+        })
     }
 
     /// What follows `prefix` on the first line of standard output that starts with it, waiting up to 10 s for it

@@ -11,7 +11,6 @@ use std::path::Path;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
-use vestibule_tests::net::RefusingPort;
 use vestibule_tests::server::{Server, TempDir};
 
 use super::{Chrome, BIN, PASSWORD, WAIT};
@@ -47,14 +46,13 @@ struct PasskeyEnv {
 impl PasskeyEnv {
     async fn start() -> PasskeyEnv {
         let dir = TempDir::new("vestibule-passkeys");
-        // The public URL names the port, so the port is chosen first: held, then released just before the server
-        // binds it.
-        let port = RefusingPort::new().release();
-        let config = format!(
-            "[server]\npublic_url = \"http://localhost:{port}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n\
-             [second_factor]\npasskeys = \"on\"\n"
-        );
-        let server = Server::start_at(Path::new(BIN), &dir.0, &config, &format!("127.0.0.1:{port}"));
+        // The public URL names the port, so the port is chosen first (see `Server::start_at`).
+        let server = Server::start_at(Path::new(BIN), &dir.0, |port| {
+            format!(
+                "[server]\npublic_url = \"http://localhost:{port}\"\n[database]\nurl = \"sqlite://{{dir}}/v.db\"\n\
+                 [second_factor]\npasskeys = \"on\"\n"
+            )
+        });
         server.add_user("alice", "alice@example.org", PASSWORD);
         let chrome = Chrome::start().await;
         let authenticator = chrome
@@ -77,9 +75,9 @@ impl PasskeyEnv {
             .unwrap()
             .to_owned();
         PasskeyEnv {
+            base: server.base.replace("127.0.0.1", "localhost"),
             server,
             chrome,
-            base: format!("http://localhost:{port}"),
             authenticator,
             _dir: dir,
         }
