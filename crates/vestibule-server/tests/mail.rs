@@ -314,6 +314,10 @@ async fn an_address_change_waits_for_the_new_address_and_tells_the_old_one() {
         "{page}"
     );
     assert_eq!(b.get_json("/me").await.json()["email"], "alice@example.org");
+    assert_eq!(
+        b.get("/verify").await.header("x-vestibule-email"),
+        Some("alice@example.org")
+    );
 
     // The pending address is nobody's yet: a reset asked for it mails nothing there (checked at the end: it is
     // never confirmed, so no ordering of the background lookup could make this pass wrongly).
@@ -368,6 +372,11 @@ async fn an_address_change_waits_for_the_new_address_and_tells_the_old_one() {
     let changed = sink.wait_for_mail("Your email address was changed", "alice@example.org");
     assert!(changed.contains("o***@example.org"), "{changed}");
     assert_eq!(b.get_json("/me").await.json()["email"], "olga@example.org");
+    // So does /verify (the change drops the account's cached sessions on every node).
+    assert_eq!(
+        b.get("/verify").await.header("x-vestibule-email"),
+        Some("olga@example.org")
+    );
     let page = b.get("/account").await.body;
     assert!(
         page.contains("olga@example.org")
