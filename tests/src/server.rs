@@ -87,6 +87,21 @@ fn write_config(dir: &Path, config: &str) -> (PathBuf, String) {
     (config_path, config_arg)
 }
 
+/// Every file directly in `dir`, concatenated: to prove a secret is nowhere in a SQLite database's files. A file
+/// that vanishes between the listing and the read is skipped: SQLite folds its `-wal` file into the database and
+/// deletes it as the last connection closes, and what it held is then in the database file, which is read too.
+pub fn files_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("list the folder") {
+        match std::fs::read(entry.expect("a folder entry").path()) {
+            Ok(b) => bytes.extend(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    bytes
+}
+
 impl Server {
     /// Writes `config` (TOML; `{dir}` is replaced by the server's folder) and starts `vestibule serve` on
     /// 127.0.0.1:0, waiting for its "listening" line.

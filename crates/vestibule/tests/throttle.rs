@@ -232,10 +232,7 @@ async fn counters_keep_no_name_as_typed() {
     .unwrap();
     lite.close().await;
     // The database file and its write-ahead log, whichever holds the row now.
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let bytes = vestibule_tests::server::files_bytes(&dir);
     let needle = b"correct-horse";
     assert!(!bytes.windows(needle.len()).any(|w| w == needle));
     let hash = sha256_hex(typed);

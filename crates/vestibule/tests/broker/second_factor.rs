@@ -624,10 +624,7 @@ async fn secrets_are_sealed_at_rest() {
     let t = tf(SecondFactorSettings::default(), false).await;
     let key = enrol(&t, "ann").await;
     t.store.close().await;
-    let mut bytes = Vec::new();
-    for entry in std::fs::read_dir(&t.dir.0).unwrap() {
-        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
+    let bytes = vestibule_tests::server::files_bytes(&t.dir.0);
     let haystack = String::from_utf8_lossy(&bytes);
     assert!(!haystack.contains(&key), "the base32 key is in the database files");
     assert!(!haystack.contains(&key.to_lowercase()));
