@@ -54,6 +54,7 @@ pub use extract::{
 };
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
+pub use pages::utc;
 pub use request_id::{with_request_id, REQUEST_ID_HEADER};
 pub use routes::router;
 pub use state::{HttpSettings, Vestibule};

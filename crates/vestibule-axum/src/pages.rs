@@ -313,7 +313,7 @@ pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Opti
 }
 
 /// `2026-11-28 21:30 UTC` from Unix seconds (proleptic Gregorian, Howard Hinnant's days-to-civil).
-pub(crate) fn utc(ts: Timestamp) -> String {
+pub fn utc(ts: Timestamp) -> String {
     let days = ts.0.div_euclid(86_400);
     let secs = ts.0.rem_euclid(86_400);
     let z = days + 719_468;

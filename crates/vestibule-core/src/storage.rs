@@ -14,7 +14,7 @@ mod throttle;
 
 use async_trait::async_trait;
 
-pub use audit::{AuditEvent, AuditKind, AuditRecord};
+pub use audit::{AuditEvent, AuditKind, AuditQuery, AuditRecord};
 pub use passkeys::{PasskeyCeremony, PasskeyRecord};
 pub use records::{
     AccessToken, Account, EmailToken, EmailTokenPurpose, IdentityRecord, NewLocalAccount, PendingLink, PendingRecord,
@@ -404,6 +404,9 @@ pub trait BrokerStore: Send + Sync {
 
     /// Appends an event to the audit log, which is never updated or deleted from.
     async fn audit(&self, at: Timestamp, e: &AuditEvent<'_>) -> Result<(), StorageError>;
+
+    /// Audit events matching `q`, newest first.
+    async fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StorageError>;
 
     /// The key stored under `name`, inserting `candidate` first if there is none: every node sharing the database
     /// ends up with the same key, whichever inserted first.

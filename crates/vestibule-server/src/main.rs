@@ -63,6 +63,16 @@ enum Command {
         #[command(subcommand)]
         command: ThrottleCommand,
     },
+    /// Read the audit log, newest first (filters combine; page with --before the last id shown).
+    Audit {
+        #[command(flatten)]
+        filters: AuditFilters,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -270,7 +280,94 @@ async fn run(command: Command) -> Result<(), String> {
         Command::User {
             command: UserCommand::Reset2fa { target, config },
         } => reset_2fa(&load(config.as_ref())?, &target).await,
+        Command::Audit { filters, json, config } => audit(&load(config.as_ref())?, filters, json).await,
     }
+}
+
+/// The filters of `vestibule audit`, as typed.
+#[derive(clap::Args)]
+struct AuditFilters {
+    /// Only this account's events (an account id, `source:subject`, a login name or an email, as for `user`).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only events of this name (`login_failure`, `account_disabled`, ...).
+    #[arg(long)]
+    event: Option<String>,
+    /// Only events from this client address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Only events of the last N hours.
+    #[arg(long)]
+    since_hours: Option<u32>,
+    /// Only events older than this id (the next page).
+    #[arg(long)]
+    before: Option<i64>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// `vestibule audit`.
+async fn audit(cfg: &config::FileConfig, f: AuditFilters, json: bool) -> Result<(), String> {
+    if let Some(e) = &f.event {
+        if vestibule_core::storage::AuditKind::parse(e).is_none() {
+            let names: Vec<&str> = vestibule_core::storage::AuditKind::ALL
+                .iter()
+                .map(|k| k.as_str())
+                .collect();
+            return Err(format!("unknown event `{e}`; events are: {}", names.join(", ")));
+        }
+    }
+    let broker = operator_broker(cfg).await?;
+    let result = async {
+        let account_id = match &f.account {
+            Some(target) => Some(resolve(&broker, target).await?.0.to_string()),
+            None => None,
+        };
+        let now = vestibule_core::Clock::now(&vestibule_core::SystemClock);
+        let q = vestibule_core::storage::AuditQuery {
+            account_id,
+            event: f.event.clone(),
+            ip: f.ip.clone(),
+            since: f.since_hours.map(|h| now.plus_secs(-i64::from(h) * 3600)),
+            before_id: f.before,
+            limit: i64::from(f.limit),
+        };
+        let rows = broker
+            .audit_log(&q)
+            .await
+            .map_err(|e| format!("cannot read the audit log: {}", vestibule_core::error_chain(&e)))?;
+        for r in &rows {
+            if json {
+                let line = serde_json::json!({
+                    "id": r.id, "at": r.at.0, "event": r.event, "account_id": r.account_id, "source": r.source,
+                    "subject": r.subject, "ip": r.ip, "detail": r.detail,
+                });
+                println!("{line}");
+            } else {
+                let field =
+                    |name: &str, v: &Option<String>| v.as_ref().map(|v| format!(" {name}={v}")).unwrap_or_default();
+                println!(
+                    "{:>6}  {}  {}{}{}{}{}{}",
+                    r.id,
+                    vestibule_axum::utc(r.at),
+                    r.event,
+                    field("account", &r.account_id),
+                    field("source", &r.source),
+                    field("subject", &r.subject),
+                    field("ip", &r.ip),
+                    field("detail", &r.detail),
+                );
+            }
+        }
+        if !json && rows.is_empty() {
+            println!("no audit event matches");
+        }
+        Ok(())
+    }
+    .await;
+    broker.close().await;
+    result
 }
 
 /// `vestibule throttle list`.

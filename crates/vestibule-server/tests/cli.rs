@@ -256,3 +256,59 @@ fn version_names_the_commit() {
     let expected = format!("vestibule {} (commit {}", env!("CARGO_PKG_VERSION"), head.trim());
     assert!(text.starts_with(&expected), "{text:?} vs {expected:?}");
 }
+
+/// `vestibule audit`: the events operators caused, newest first; filtered by account (any TARGET form), event
+/// and time; paged with `--before`; `--json` one object per line; an unknown event name is refused with the list.
+#[tokio::test]
+async fn audit_lists_filters_and_pages_the_log() {
+    let dir = TempDir::new("vestibule-audit");
+    let server = Server::start(Path::new(BIN), &dir.0, "[database]\nurl = \"sqlite://{dir}/v.db\"\n");
+    let alice = add_user(&server, "alice", "alice@example.org");
+    let bob = add_user(&server, "bob", "bob@example.org");
+    for (what, who) in [("disable", "alice"), ("enable", "alice"), ("disable", "bob")] {
+        let out = server.cli(&["user", what, who], None);
+        assert!(out.success, "{}", out.stderr);
+    }
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["audit", "--json"];
+        all.extend_from_slice(args);
+        let out = server.cli(&all, None);
+        assert!(out.success, "{}", out.stderr);
+        out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let everything = json(&[]);
+    assert!(everything.len() >= 3, "{everything:?}");
+    assert!(
+        everything.windows(2).all(|w| w[0]["id"].as_i64() > w[1]["id"].as_i64()),
+        "newest first"
+    );
+    let disabled = json(&["--event", "account_disabled"]);
+    let who: Vec<&str> = disabled.iter().map(|e| e["account_id"].as_str().unwrap()).collect();
+    assert_eq!(who, [bob.as_str(), alice.as_str()]);
+    assert!(disabled.iter().all(|e| e["detail"] == "cli"), "{disabled:?}");
+    // By login name, as `user` takes it: alice's events only, the newest first, one page of one, then the next.
+    let alices = json(&["--account", "alice"]);
+    assert!(alices.iter().all(|e| e["account_id"] == alice.as_str()), "{alices:?}");
+    let first = json(&["--account", "alice", "--limit", "1"]);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["event"], "account_enabled");
+    let before = first[0]["id"].as_i64().unwrap().to_string();
+    let next = json(&["--account", "alice", "--limit", "1", "--before", &before]);
+    assert_eq!(next[0]["event"], "account_disabled");
+    assert_eq!(json(&["--since-hours", "1"]).len(), everything.len());
+    // The readable form names each field.
+    let text = server.cli(&["audit", "--event", "account_enabled"], None);
+    assert!(text.success);
+    assert!(
+        text.stdout.contains("account_enabled") && text.stdout.contains(&format!("account={alice}")),
+        "{}",
+        text.stdout
+    );
+    let bad = server.cli(&["audit", "--event", "nonsense"], None);
+    assert!(!bad.success);
+    assert!(
+        bad.stderr.contains("unknown event `nonsense`") && bad.stderr.contains("account_disabled"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -412,6 +412,13 @@ impl BrokerStore for Store {
         Ok(self.audit(at, e).await?)
     }
 
+    async fn query_audit(
+        &self,
+        q: &vestibule_core::storage::AuditQuery,
+    ) -> Result<Vec<vestibule_core::storage::AuditRecord>, StorageError> {
+        Ok(self.query_audit(q).await?)
+    }
+
     async fn get_or_insert_key(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String, StorageError> {
         Ok(self.get_or_insert_key(name, candidate, now).await?)
     }

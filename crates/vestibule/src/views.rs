@@ -180,6 +180,14 @@ impl Broker {
         Ok(self.store.ping().await?)
     }
 
+    /// Audit events matching `q`, newest first (the operator's `vestibule audit`).
+    pub async fn audit_log(
+        &self,
+        q: &vestibule_core::storage::AuditQuery,
+    ) -> Result<Vec<vestibule_core::storage::AuditRecord>, BrokerError> {
+        Ok(self.store.query_audit(q).await?)
+    }
+
     /// How many sessions are live now (in the store: every node's), for metrics.
     pub async fn active_sessions(&self) -> Result<u64, BrokerError> {
         let now = self.now();

@@ -223,6 +223,23 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// Which audit events to read back, newest first: every filter given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this account's events.
+    pub account_id: Option<String>,
+    /// Only events of this name ([`AuditKind::as_str`]).
+    pub event: Option<String>,
+    /// Only events from this client address.
+    pub ip: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events older than this id: the next page after a page whose last row had this id.
+    pub before_id: Option<i64>,
+    /// At most this many (the store caps it at 10 000).
+    pub limit: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
