@@ -113,10 +113,24 @@ impl Drop for Chrome {
     }
 }
 
+/// Starts chromedriver (see [`start_driver_once`]), again when it lost a race for its port: with `--port=0` it
+/// takes a free IPv4 loopback port and then binds the same number on IPv6 loopback, which another test's server
+/// may hold by then ("bind() failed: Address already in use", seen in CI with tests running side by side).
+fn start_driver(log: &Path) -> (Child, u16) {
+    for _ in 1..5 {
+        match start_driver_once(log) {
+            Ok(started) => return started,
+            Err(err) if err.contains("Address already in use") => continue,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    start_driver_once(log).unwrap_or_else(|err| panic!("{err}"))
+}
+
 /// Starts chromedriver in a new process group with `--port=0` (the kernel picks a free loopback port, which the
 /// driver names in its "started successfully on port N." line) and waits for that line. Its standard error goes
-/// to `log` (a file, so that a chatty driver never blocks on a full pipe).
-fn start_driver(log: &Path) -> (Child, u16) {
+/// to `log` (a file, so that a chatty driver never blocks on a full pipe). An early exit is an `Err` with the log.
+fn start_driver_once(log: &Path) -> Result<(Child, u16), String> {
     let mut child = Command::new(CHROMEDRIVER)
         // Without --allowed-ips it listens on loopback only.
         .arg("--port=0")
@@ -138,7 +152,7 @@ fn start_driver(log: &Path) -> (Child, u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(port)) => return (child, port),
+            Ok(Some(port)) => return Ok((child, port)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -148,7 +162,7 @@ fn start_driver(log: &Path) -> (Child, u16) {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let err = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("chromedriver exited ({status}): {err}");
+            return Err(format!("chromedriver exited ({status}): {err}"));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
