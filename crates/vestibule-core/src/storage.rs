@@ -7,6 +7,7 @@
 //! where it touches several tables). Hashes are lowercase hex SHA-256 of the values a client holds; the values
 //! themselves are never stored.
 
+mod admin;
 mod audit;
 mod passkeys;
 mod records;
@@ -14,6 +15,7 @@ mod throttle;
 
 use async_trait::async_trait;
 
+pub use admin::{AccountDeletion, AccountQuery};
 pub use audit::{AuditEvent, AuditKind, AuditQuery, AuditRecord};
 pub use passkeys::{PasskeyCeremony, PasskeyRecord};
 pub use records::{
@@ -105,7 +107,8 @@ pub trait BrokerStore: Send + Sync {
     async fn set_account_disabled(&self, id: &AccountId, disabled: bool) -> Result<bool, StorageError>;
 
     /// Removes one identity from an account unless it is the account's last, with the sessions, series and tokens
-    /// it opened, in one transaction; two concurrent unlinks cannot both remove "one of two".
+    /// it opened, in one transaction; two concurrent unlinks cannot both remove "one of two". Removing the local
+    /// identity also removes the password and the groups an operator assigned.
     async fn unlink_identity(
         &self,
         account: &AccountId,
@@ -125,6 +128,29 @@ pub trait BrokerStore: Send + Sync {
     /// Ends every session and remember-me series of an account in one transaction, announcing the ended sessions
     /// to other nodes; returns their hashes.
     async fn end_sessions_and_series_of(&self, account: &AccountId) -> Result<Vec<String>, StorageError>;
+
+    // Operator administration.
+
+    /// Accounts matching `q`, in account id order.
+    async fn list_accounts(&self, q: &AccountQuery) -> Result<Vec<Account>, StorageError>;
+
+    /// Deletes an account with everything that belongs to it — identities, local password, sessions, remember-me
+    /// series, access tokens, second factors, mailed tokens, pending sign-ins and ceremonies, assigned groups — in
+    /// one transaction, announcing the ended sessions and tokens to other nodes. The audit log keeps its rows. `None` when
+    /// there is no such account.
+    async fn delete_account(&self, id: &AccountId) -> Result<Option<AccountDeletion>, StorageError>;
+
+    /// The groups an operator assigned to the account, sorted.
+    async fn assigned_groups_of(&self, id: &AccountId) -> Result<Vec<String>, StorageError>;
+
+    /// Replaces the groups an operator assigned to the account, in one transaction; `false` when there is no such
+    /// account. Sign-ins never change them.
+    async fn set_assigned_groups(
+        &self,
+        id: &AccountId,
+        groups: &[String],
+        now: Timestamp,
+    ) -> Result<bool, StorageError>;
 
     // Sessions.
 

@@ -1,6 +1,7 @@
 //! The `vestibule` binary: a login portal configured in TOML, or run on embedded defaults (SQLite, local
 //! passwords, loopback) with no file at all.
 
+mod admin_cli;
 mod config;
 mod metrics;
 mod serve;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use vestibule::{AccountDetails, AccountLookup, Broker, MatchedBy};
+use vestibule::{AccountLookup, Broker, MatchedBy};
 use vestibule_core::{
     async_trait, AccountId, AuthSource, ExternalIdentity, Flow, PasswordFlow, SecretString, SourceError, SourceId,
 };
@@ -129,13 +130,18 @@ enum UserCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Print an account, its identities and how many sessions it holds.
-    Show {
-        #[arg(help = TARGET_HELP)]
-        target: String,
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    /// Print an account: identities, groups, sessions, tokens, second factors and its latest audit events.
+    Show(admin_cli::ShowArgs),
+    /// List accounts in account id order, optionally searching (page with --after the last id shown).
+    List(admin_cli::ListArgs),
+    /// Delete an account with its identities, sessions, tokens and factors (the audit log keeps its rows).
+    Delete(admin_cli::DeleteArgs),
+    /// Remove one identity (way in) from an account, with the sessions and tokens it opened.
+    Unlink(admin_cli::UnlinkArgs),
+    /// End every session and remember-me series of an account (and with --tokens every access token).
+    EndSessions(admin_cli::EndSessionsArgs),
+    /// Print or change the groups an operator assigns to a local account.
+    Groups(admin_cli::GroupsArgs),
     /// Create a local account.
     Add {
         username: String,
@@ -263,8 +269,23 @@ async fn run(command: Command) -> Result<(), String> {
             command: UserCommand::Enable { target, config },
         } => set_disabled(&load(config.as_ref())?, &target, false).await,
         Command::User {
-            command: UserCommand::Show { target, config },
-        } => show(&load(config.as_ref())?, &target).await,
+            command: UserCommand::Show(args),
+        } => admin_cli::show(args).await,
+        Command::User {
+            command: UserCommand::List(args),
+        } => admin_cli::list(args).await,
+        Command::User {
+            command: UserCommand::Delete(args),
+        } => admin_cli::delete(args).await,
+        Command::User {
+            command: UserCommand::Unlink(args),
+        } => admin_cli::unlink(args).await,
+        Command::User {
+            command: UserCommand::EndSessions(args),
+        } => admin_cli::end_sessions(args).await,
+        Command::User {
+            command: UserCommand::Groups(args),
+        } => admin_cli::groups(args).await,
         Command::Throttle {
             command:
                 ThrottleCommand::List {
@@ -339,25 +360,9 @@ async fn audit(cfg: &config::FileConfig, f: AuditFilters, json: bool) -> Result<
             .map_err(|e| format!("cannot read the audit log: {}", vestibule_core::error_chain(&e)))?;
         for r in &rows {
             if json {
-                let line = serde_json::json!({
-                    "id": r.id, "at": r.at.0, "event": r.event, "account_id": r.account_id, "source": r.source,
-                    "subject": r.subject, "ip": r.ip, "detail": r.detail,
-                });
-                println!("{line}");
+                println!("{}", admin_cli::audit_json(r));
             } else {
-                let field =
-                    |name: &str, v: &Option<String>| v.as_ref().map(|v| format!(" {name}={v}")).unwrap_or_default();
-                println!(
-                    "{:>6}  {}  {}{}{}{}{}{}",
-                    r.id,
-                    vestibule_axum::utc(r.at),
-                    r.event,
-                    field("account", &r.account_id),
-                    field("source", &r.source),
-                    field("subject", &r.subject),
-                    field("ip", &r.ip),
-                    field("detail", &r.detail),
-                );
+                println!("{}", admin_cli::audit_line(r));
             }
         }
         if !json && rows.is_empty() {
@@ -600,52 +605,4 @@ async fn reset_2fa(cfg: &config::FileConfig, target: &str) -> Result<(), String>
     .await;
     broker.close().await;
     result
-}
-
-/// `vestibule user show TARGET`.
-async fn show(cfg: &config::FileConfig, target: &str) -> Result<(), String> {
-    let broker = operator_broker(cfg).await?;
-    let result = async {
-        let (id, _) = resolve(&broker, target).await?;
-        let details = broker
-            .account_details(&id)
-            .await
-            .map_err(|e| format!("cannot read the account: {}", vestibule_core::error_chain(&e)))?
-            .ok_or_else(|| format!("account {id} is gone"))?;
-        print!("{}", describe(&details));
-        Ok(())
-    }
-    .await;
-    broker.close().await;
-    result
-}
-
-/// The text `user show` prints: one `key: value` line per fact, one line per identity.
-fn describe(d: &AccountDetails) -> String {
-    let a = &d.account;
-    let mut out = format!("account: {}\n", a.id);
-    out.push_str(&format!(
-        "status: {}\n",
-        if a.disabled { "disabled" } else { "enabled" }
-    ));
-    if let Some(name) = &a.display_name {
-        out.push_str(&format!("display name: {name}\n"));
-    }
-    if let Some(email) = &a.email {
-        let verified = if a.email_verified { "verified" } else { "not verified" };
-        out.push_str(&format!("email: {email} ({verified})\n"));
-    }
-    out.push_str(&format!("identities: {}\n", a.identities.len()));
-    for i in &a.identities {
-        out.push_str(&format!("  {}:{}", i.source, i.subject));
-        if let Some(login) = &i.login {
-            out.push_str(&format!(" login {login}"));
-        }
-        if let Some(email) = &i.email {
-            out.push_str(&format!(" email {email}"));
-        }
-        out.push('\n');
-    }
-    out.push_str(&format!("sessions: {}\n", d.sessions));
-    out
 }

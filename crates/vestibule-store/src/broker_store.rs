@@ -412,6 +412,30 @@ impl BrokerStore for Store {
         Ok(self.audit(at, e).await?)
     }
 
+    async fn list_accounts(&self, q: &vestibule_core::storage::AccountQuery) -> Result<Vec<Account>, StorageError> {
+        Ok(self.list_accounts(q).await?)
+    }
+
+    async fn delete_account(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<vestibule_core::storage::AccountDeletion>, StorageError> {
+        Ok(self.delete_account(id).await?)
+    }
+
+    async fn assigned_groups_of(&self, id: &AccountId) -> Result<Vec<String>, StorageError> {
+        Ok(self.assigned_groups_of(id).await?)
+    }
+
+    async fn set_assigned_groups(
+        &self,
+        id: &AccountId,
+        groups: &[String],
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        Ok(self.set_assigned_groups(id, groups, now).await?)
+    }
+
     async fn query_audit(
         &self,
         q: &vestibule_core::storage::AuditQuery,

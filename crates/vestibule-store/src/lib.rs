@@ -19,6 +19,7 @@
 //! long or waits too long for a lock is [`StoreError::Timeout`], not a hung request.
 
 mod accounts;
+mod admin;
 mod audit;
 mod broker_store;
 mod database_url;

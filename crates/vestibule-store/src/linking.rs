@@ -65,7 +65,7 @@ impl Store {
 
     /// Removes one identity from an account unless it is the account's last. The account row is locked first
     /// (an UPDATE), so two concurrent unlinks cannot each see "two left" and remove both. Removing the local
-    /// identity (whose subject is the account id) also removes the password.
+    /// identity (whose subject is the account id) also removes the password and the groups an operator assigned.
     pub async fn unlink_identity(
         &self,
         account: &AccountId,
@@ -103,10 +103,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if subject.as_str() == account.as_str() {
-            sqlx::query("DELETE FROM local_credentials WHERE account_id = $1")
-                .bind(account.as_str())
-                .execute(&mut *tx)
-                .await?;
+            // Groups an operator assigned belong to the local account: without a password they would outlive the
+            // reason they were given, and the remaining sources' own groups are what the account has.
+            for table in ["local_credentials", "account_groups"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                    .bind(account.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         // What the removed identity opened ends with it, in the same transaction: a way in that is gone must not
         // live on in a session, a remember-me series or a token.

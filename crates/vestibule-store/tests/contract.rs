@@ -114,7 +114,10 @@ contract!(
     passkeys_are_unique_and_recorded_with_compare_and_set,
     passkey_ceremonies_are_single_use,
     email_tokens_are_single_use_and_void_after_a_password_change,
-    an_address_change_takes_a_free_address_and_voids_the_old_links;
+    an_address_change_takes_a_free_address_and_voids_the_old_links,
+    accounts_list_in_pages_and_search_literally,
+    deleting_an_account_removes_every_row_but_its_audit,
+    assigned_groups_survive_sign_ins_and_go_with_the_password;
     unmigrated: colliding_login_names_refuse_to_migrate,
 );
 
@@ -1334,4 +1337,276 @@ async fn an_address_change_takes_a_free_address_and_voids_the_old_links(store: S
     assert!(store.change_email(&dana, "frank@example.org").await.unwrap());
     // Now dana's verified address blocks erin from taking it.
     assert!(!store.change_email(&erin, "FRANK@example.org").await.unwrap());
+}
+
+// --- Operator administration (#15) ---
+
+async fn accounts_list_in_pages_and_search_literally(store: Store) {
+    use vestibule_core::storage::AccountQuery;
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "carol", "dave", "erin", "50%_off", "50x-off"] {
+        let display_name = (name == "dave").then(|| "Dave Q. Public".to_owned());
+        let new = NewLocalAccount {
+            display_name,
+            ..new_local(name)
+        };
+        ids.push(store.create_local_account(&new, NOW).await.unwrap());
+    }
+    // One that signs in elsewhere only: found by its identity's subject and login.
+    let gh = ExternalIdentity::new(src("github"), Subject::new("583231").unwrap()).with_login("Octocat");
+    ids.push(store.create_account_for_identity(&gh, false, NOW).await.unwrap());
+    ids.sort();
+    // Pages of three, each after the last id of the one before: every account once, in id order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_accounts(&AccountQuery {
+                after: after.clone(),
+                limit: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page.into_iter().map(|a| a.id));
+    }
+    assert_eq!(seen, ids);
+    let search = |text: &str| {
+        let store = store.clone();
+        let text = text.to_owned();
+        async move {
+            let found = store
+                .list_accounts(&AccountQuery {
+                    search: Some(text),
+                    limit: 100,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let mut names = Vec::new();
+            for a in found {
+                let login = store.identities_of(&a.id).await.unwrap()[0].login.clone().unwrap();
+                names.push(login);
+            }
+            names.sort();
+            names
+        }
+    };
+    // Case ignored, by login name, email, identity subject and identity login.
+    assert_eq!(search("ALI").await, ["alice"]);
+    assert_eq!(search("carol@EXAMPLE").await, ["carol"]);
+    assert_eq!(search("58323").await, ["Octocat"]);
+    assert_eq!(search("octo").await, ["Octocat"]);
+    // Wildcards are literal: `%` and `_` match themselves only, never any text.
+    assert_eq!(search("50%_").await, ["50%_off"]);
+    assert_eq!(search("%").await, ["50%_off"]);
+    assert_eq!(search("_").await, ["50%_off"]);
+    assert_eq!(search("0x").await, ["50x-off"]);
+    assert!(search("zz").await.is_empty());
+    // By display name.
+    assert_eq!(search("q. pub").await, ["dave"]);
+}
+
+/// Every table with a column naming an account (`account_id`, `link_account`), read from the database itself so
+/// that a table added later cannot be forgotten by the deletion without this test noticing.
+async fn account_tables(store: &Store) -> Vec<(String, String)> {
+    let mut conn = sqlx::AnyConnection::connect(&store_url_of(store)).await.unwrap();
+    let sql = match store.backend() {
+        Backend::Sqlite => {
+            "SELECT m.name AS t, p.name AS c FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND p.name IN ('account_id', 'link_account')"
+        }
+        Backend::Postgres => {
+            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND column_name IN ('account_id', 'link_account')"
+        }
+    };
+    let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+    use sqlx::Row;
+    rows.iter()
+        .map(|r| (r.get::<String, _>("t"), r.get::<String, _>("c")))
+        .collect()
+}
+
+async fn count_rows(store: &Store, table: &str, column: &str, id: &AccountId) -> i64 {
+    let mut conn = sqlx::AnyConnection::connect(&store_url_of(store)).await.unwrap();
+    use sqlx::Row;
+    sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1"))
+        .bind(id.as_str())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .get::<i64, _>("n")
+}
+
+async fn deleting_an_account_removes_every_row_but_its_audit(store: Store) {
+    let id = store.create_local_account(&new_local("zoe"), NOW).await.unwrap();
+    let other = store.create_local_account(&new_local("yan"), NOW).await.unwrap();
+    store.link_identity(&ident("google", "g-zoe"), &id, NOW).await.unwrap();
+    for who in [&id, &other] {
+        let tag = who.as_str();
+        store.insert_session(&session(&format!("s-{tag}"), who)).await.unwrap();
+        store
+            .insert_remember(&vestibule_store::RememberSeries {
+                series_hash: format!("r-{tag}"),
+                account_id: who.clone(),
+                source: src("local"),
+                subject: None,
+                token_hash: "t".into(),
+                previous_token_hash: None,
+                rotated_at: NOW,
+                authenticated_at: NOW,
+                expires_at: NOW.plus_secs(3600),
+                methods: Vec::new(),
+            })
+            .await
+            .unwrap();
+        store
+            .insert_token(&vestibule_store::AccessToken {
+                id: format!("tok-{tag}"),
+                token_hash: format!("th-{tag}"),
+                account_id: who.clone(),
+                name: "ci".into(),
+                scopes: "read".into(),
+                created_at: NOW,
+                expires_at: NOW.plus_secs(3600),
+                last_used_at: None,
+                created_by: None,
+                checked_at: None,
+            })
+            .await
+            .unwrap();
+        assert!(store.put_totp(who, "sealed", "begun", NOW).await.unwrap());
+        store
+            .replace_recovery_codes(who, &[format!("rc-{tag}")], NOW)
+            .await
+            .unwrap();
+        store
+            .insert_passkey(&passkey(&format!("pk-{tag}"), who, &format!("cred-{tag}")))
+            .await
+            .unwrap();
+        store
+            .insert_passkey_ceremony(&PasskeyCeremony {
+                id_hash: format!("c-{tag}"),
+                purpose: "register".into(),
+                bound_to: "s".into(),
+                account_id: Some(who.clone()),
+                state: "{}".into(),
+                expires_at: NOW.plus_secs(300),
+            })
+            .await
+            .unwrap();
+        store
+            .insert_pending_second_factor(&PendingSecondFactor {
+                token_hash: format!("p-{tag}"),
+                account_id: who.clone(),
+                source: src("local"),
+                subject: Subject::new(who.as_str()).unwrap(),
+                methods: vec!["pwd".into()],
+                next_path: None,
+                remember: false,
+                enrol: false,
+                failures: 0,
+                expires_at: NOW.plus_secs(300),
+            })
+            .await
+            .unwrap();
+        store
+            .insert_email_token(&email_token(&format!("e-{tag}"), who, EmailTokenPurpose::PasswordReset))
+            .await
+            .unwrap();
+        store
+            .insert_pending(&PendingRecord {
+                state_hash: format!("st-{tag}"),
+                source: src("google"),
+                browser_hash: "b".into(),
+                data: "{}".into(),
+                next_path: None,
+                expires_at: NOW.plus_secs(600),
+                link_account: Some(who.clone()),
+            })
+            .await
+            .unwrap();
+        assert!(store.set_assigned_groups(who, &["ops".into()], NOW).await.unwrap());
+        store
+            .audit(
+                NOW,
+                &AuditEvent {
+                    account_id: Some(tag),
+                    ..AuditEvent::of(AuditKind::LoginSuccess)
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let tables = account_tables(&store).await;
+    assert!(tables.len() >= 14, "{tables:?}");
+    for (table, column) in &tables {
+        assert!(
+            count_rows(&store, table, column, &id).await > 0,
+            "the setup fills {table}"
+        );
+    }
+
+    let deleted = store.delete_account(&id).await.unwrap().unwrap();
+    let mut ended = deleted.ended.clone();
+    ended.sort();
+    assert_eq!(ended, [format!("s-{id}"), format!("th-{id}")]);
+    assert!(deleted.rows.contains(&("accounts", 1)) && deleted.rows.contains(&("identities", 2)));
+    for (table, column) in &tables {
+        let left = count_rows(&store, table, column, &id).await;
+        if table == "audit_log" {
+            assert_eq!(left, 1, "the audit log keeps the deleted account's rows");
+        } else {
+            assert_eq!(left, 0, "{table} keeps rows of the deleted account");
+        }
+        assert!(
+            count_rows(&store, table, column, &other).await > 0,
+            "{table}: the other account lost rows"
+        );
+    }
+    assert_eq!(count_rows(&store, "accounts", "id", &id).await, 0);
+    assert!(store
+        .find_identity(&src("google"), &Subject::new("g-zoe").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.find_password("zoe").await.unwrap().is_none());
+    // The name is free again; deleting twice finds nothing.
+    assert!(store.delete_account(&id).await.unwrap().is_none());
+    store.create_local_account(&new_local("zoe"), NOW).await.unwrap();
+}
+
+async fn assigned_groups_survive_sign_ins_and_go_with_the_password(store: Store) {
+    let id = store.create_local_account(&new_local("ann"), NOW).await.unwrap();
+    assert!(store.assigned_groups_of(&id).await.unwrap().is_empty());
+    let groups = ["ops".to_owned(), "admins".to_owned(), "ops".to_owned()];
+    assert!(store.set_assigned_groups(&id, &groups, NOW).await.unwrap());
+    assert_eq!(store.assigned_groups_of(&id).await.unwrap(), ["admins", "ops"]);
+    // A local sign-in refreshes the identity's own groups (none): the assigned ones stay.
+    let local = ExternalIdentity::new(src("local"), Subject::new(id.as_str()).unwrap()).with_login("ann");
+    store.record_identity_login(&local, NOW).await.unwrap();
+    assert_eq!(store.assigned_groups_of(&id).await.unwrap(), ["admins", "ops"]);
+    assert!(store.set_assigned_groups(&id, &["dev".into()], NOW).await.unwrap());
+    assert_eq!(store.assigned_groups_of(&id).await.unwrap(), ["dev"]);
+    let missing = AccountId::new("no-such-account").unwrap();
+    assert!(!store.set_assigned_groups(&missing, &["dev".into()], NOW).await.unwrap());
+    // Unlinking another way in keeps them; unlinking the password removes them with it.
+    store.link_identity(&ident("corp", "c-ann"), &id, NOW).await.unwrap();
+    store.link_identity(&ident("google", "g-ann"), &id, NOW).await.unwrap();
+    let unlinked = store
+        .unlink_identity(&id, &src("google"), &Subject::new("g-ann").unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(unlinked, Unlinked::Done { .. }), "{unlinked:?}");
+    assert_eq!(store.assigned_groups_of(&id).await.unwrap(), ["dev"]);
+    let unlinked = store
+        .unlink_identity(&id, &src("local"), &Subject::new(id.as_str()).unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(unlinked, Unlinked::Done { .. }), "{unlinked:?}");
+    assert!(store.assigned_groups_of(&id).await.unwrap().is_empty());
 }

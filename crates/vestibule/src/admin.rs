@@ -2,10 +2,10 @@
 //! what an operator knows about it, showing it, and disabling or enabling it with an audit row. The CLI is a thin
 //! layer over these, so the rules (resolution order, never guessing between accounts) live here once.
 
-use vestibule_core::storage::{Account, AuditEvent, AuditKind, NewLocalAccount};
+use vestibule_core::storage::{Account, AuditEvent, AuditKind, AuditQuery, AuditRecord, NewLocalAccount};
 use vestibule_core::{AccountId, SourceId, Subject};
 
-use crate::{AccountView, Broker, BrokerError};
+use crate::{AccountView, Broker, BrokerError, PasskeyView, SessionView, TokenView};
 
 /// Which rule of [`Broker::find_accounts`] matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,13 +52,35 @@ pub enum AccountLookup {
     NotFound,
 }
 
-/// One account as an operator sees it.
+/// One account as an operator sees it (`vestibule user show`): everything it holds, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AccountDetails {
-    /// The account and its ways in.
+    /// The account, its ways in and its assigned groups ([`AccountView::groups`] for all its groups).
     pub account: AccountView,
-    /// How many sessions it holds now.
-    pub sessions: usize,
+    /// Its sessions, newest first (ids as their SHA-256).
+    pub sessions: Vec<SessionView>,
+    /// Its personal access tokens, newest first (never their values).
+    pub tokens: Vec<TokenView>,
+    /// Its second factors.
+    pub factors: FactorsView,
+    /// Its latest audit events, newest first (at most [`RECENT_AUDIT`]).
+    pub recent_audit: Vec<AuditRecord>,
+}
+
+/// How many of an account's audit events [`Broker::account_details`] includes.
+pub const RECENT_AUDIT: i64 = 20;
+
+/// An account's second factors, as an operator sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FactorsView {
+    /// Whether a confirmed authenticator app (TOTP) is set up.
+    pub totp: bool,
+    /// Its passkeys, oldest first.
+    pub passkeys: Vec<PasskeyView>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: u32,
 }
 
 impl Broker {
@@ -120,13 +142,46 @@ impl Broker {
         Ok(AccountLookup::NotFound)
     }
 
-    /// The account, its identities and how many sessions it holds, or `None` when there is no such account.
+    /// The account with its identities, groups, sessions, tokens, second factors and latest audit events, or
+    /// `None` when there is no such account. Reads only: nothing is audited.
     pub async fn account_details(&self, id: &AccountId) -> Result<Option<AccountDetails>, BrokerError> {
         let Some(account) = self.account_view(id).await? else {
             return Ok(None);
         };
-        let sessions = self.store.sessions_of(id).await?.len();
-        Ok(Some(AccountDetails { account, sessions }))
+        let sessions = self
+            .store
+            .sessions_of(id)
+            .await?
+            .into_iter()
+            .map(SessionView::from)
+            .collect();
+        let tokens = self
+            .store
+            .tokens_of(id)
+            .await?
+            .into_iter()
+            .map(TokenView::from)
+            .collect();
+        let factors = FactorsView {
+            totp: self.has_totp(id).await?,
+            passkeys: self.passkeys(id).await?,
+            recovery_codes_left: self.recovery_codes_left(id).await?,
+        };
+        let recent_audit = self
+            .store
+            .query_audit(&AuditQuery {
+                account_id: Some(id.as_str().to_owned()),
+                limit: RECENT_AUDIT,
+                ..AuditQuery::default()
+            })
+            .await?;
+        Ok(Some(AccountDetails {
+            account,
+            sessions,
+            tokens,
+            factors,
+            recent_audit,
+        }))
     }
 
     /// Disables or re-enables an account on an operator's order, through [`Broker::set_account_disabled`] (which

@@ -413,18 +413,14 @@ impl Broker {
         Ok(true)
     }
 
-    /// The account's short group names, merged from its identities.
+    /// The account's short group names, merged from its identities and what an operator assigned.
     pub(crate) async fn groups_of(&self, account: &AccountId) -> Result<Vec<String>, BrokerError> {
-        let mut groups: Vec<String> = self
-            .store
-            .identities_of(account)
-            .await?
-            .into_iter()
-            .flat_map(|i| i.groups)
-            .collect();
-        groups.sort();
-        groups.dedup();
-        Ok(groups)
+        let identities = self.store.identities_of(account).await?;
+        let assigned = self.store.assigned_groups_of(account).await?;
+        Ok(crate::views::merge_groups(
+            identities.into_iter().flat_map(|i| i.groups),
+            &assigned,
+        ))
     }
 
     async fn load_session(&self, key: [u8; 32]) -> Result<Option<Arc<ActiveSession>>, BrokerError> {

@@ -21,6 +21,7 @@
 
 mod access_tokens;
 mod admin;
+mod admin_ops;
 mod authenticate;
 mod broker;
 mod csrf;
@@ -46,7 +47,8 @@ mod totp;
 mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
-pub use admin::{AccountDetails, AccountLookup, MatchedBy};
+pub use admin::{AccountDetails, AccountLookup, FactorsView, MatchedBy, RECENT_AUDIT};
+pub use admin_ops::{valid_group_name, AdminError, DeletedAccount, EndedGrants, GroupChange, GroupsChanged};
 pub use authenticate::{Authentication, Credentials, RememberCookie};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
 pub use email_change::{mask_address, EmailChangeStarted};

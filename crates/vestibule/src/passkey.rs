@@ -123,7 +123,7 @@ impl std::fmt::Debug for PasskeyChallenge {
 }
 
 /// A passkey as the account page lists it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasskeyView {
     /// Its id, for the remove form.
     pub id: String,

@@ -25,6 +25,8 @@ pub struct AccountView {
     pub created_at: Timestamp,
     /// Its ways in, oldest first.
     pub identities: Vec<IdentityView>,
+    /// Groups an operator assigned (`vestibule user groups`; local accounts only), sorted: sign-ins keep them.
+    pub assigned_groups: Vec<String>,
 }
 
 impl AccountView {
@@ -33,12 +35,13 @@ impl AccountView {
         self.identities.iter().any(|i| i.subject.as_str() == self.id.as_str())
     }
 
-    /// The short group names of all its identities, sorted, without repeats.
+    /// The account's short group names — those of all its identities and those an operator assigned — sorted,
+    /// without repeats: what `/me`, `/verify`, tokens and the second-factor policy see.
     pub fn groups(&self) -> Vec<String> {
-        let mut groups: Vec<String> = self.identities.iter().flat_map(|i| i.groups.iter().cloned()).collect();
-        groups.sort();
-        groups.dedup();
-        groups
+        merge_groups(
+            self.identities.iter().flat_map(|i| i.groups.iter().cloned()),
+            &self.assigned_groups,
+        )
     }
 }
 
@@ -114,8 +117,17 @@ impl From<IdentityRecord> for IdentityView {
     }
 }
 
-pub(crate) fn account_view(a: Account, identities: Vec<IdentityRecord>) -> AccountView {
+/// Group names from identities and an operator's assignment, sorted, without repeats.
+pub(crate) fn merge_groups(from_identities: impl Iterator<Item = String>, assigned: &[String]) -> Vec<String> {
+    let mut groups: Vec<String> = from_identities.chain(assigned.iter().cloned()).collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+pub(crate) fn account_view(a: Account, identities: Vec<IdentityRecord>, assigned_groups: Vec<String>) -> AccountView {
     AccountView {
+        assigned_groups,
         id: a.id,
         display_name: a.display_name,
         email: a.email,
@@ -160,7 +172,8 @@ impl Broker {
             return Ok(None);
         };
         let identities = self.store.identities_of(id).await?;
-        Ok(Some(account_view(account, identities)))
+        let assigned = self.store.assigned_groups_of(id).await?;
+        Ok(Some(account_view(account, identities, assigned)))
     }
 
     /// The sessions of the signed-in account, newest first.

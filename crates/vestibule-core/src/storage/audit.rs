@@ -80,11 +80,17 @@ pub enum AuditKind {
     /// An address change was confirmed from the new address: the account's address is the new one, verified.
     /// (`email_changed`)
     EmailChanged,
+    /// An operator deleted an account with its identities, sessions, tokens and factors; its audit rows stay.
+    /// (`account_deleted`)
+    AccountDeleted,
+    /// An operator changed the groups assigned to an account (`detail` has them before and after).
+    /// (`groups_changed`)
+    GroupsChanged,
 }
 
 impl AuditKind {
     /// Every kind, in no particular order.
-    pub const ALL: [AuditKind; 33] = [
+    pub const ALL: [AuditKind; 35] = [
         AuditKind::LoginSuccess,
         AuditKind::LoginFailure,
         AuditKind::Logout,
@@ -118,6 +124,8 @@ impl AuditKind {
         AuditKind::PasskeyCounterRegressed,
         AuditKind::EmailChangeRequested,
         AuditKind::EmailChanged,
+        AuditKind::AccountDeleted,
+        AuditKind::GroupsChanged,
     ];
 
     /// The name written to the `event` column.
@@ -156,6 +164,8 @@ impl AuditKind {
             AuditKind::PasskeyCounterRegressed => "passkey_counter_regressed",
             AuditKind::EmailChangeRequested => "email_change_requested",
             AuditKind::EmailChanged => "email_changed",
+            AuditKind::AccountDeleted => "account_deleted",
+            AuditKind::GroupsChanged => "groups_changed",
         }
     }
 
