@@ -172,6 +172,28 @@ impl Browser {
         self.read(res).await
     }
 
+    /// Creates a personal access token named `name` with `scopes`, valid 7 days, from the account page (the
+    /// browser must be freshly signed in); returns the token, which the answer shows once.
+    pub async fn create_token(&mut self, name: &str, scopes: &str) -> String {
+        let csrf = self
+            .get("/account")
+            .await
+            .csrf_token()
+            .expect("csrf token on the account page");
+        let fields = [
+            ("csrf_token", csrf.as_str()),
+            ("name", name),
+            ("expires_in_days", "7"),
+            ("scopes", scopes),
+        ];
+        let res = self.post("/account/tokens", &fields).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        crate::totp::code_elements(&res.body)
+            .into_iter()
+            .next()
+            .expect("the token shown once")
+    }
+
     /// Loads `/login` and signs in through a password source. Returns the final response (303 on success).
     pub async fn sign_in(&mut self, source: &str, username: &str, password: &str, next: &str) -> Page {
         self.sign_in_form(source, username, password, next, &[]).await

@@ -312,3 +312,399 @@ async fn audit_lists_filters_and_pages_the_log() {
         bad.stderr
     );
 }
+
+// --- Operator administration: user list|show|delete|unlink|end-sessions|groups (#15) ---
+
+/// A server on SQLite whose cache keeps nothing: a command run in another process (which cannot announce to a
+/// SQLite server) is seen by its very next request, so no test here waits.
+fn sqlite_server(prefix: &str) -> (TempDir, Server, String) {
+    let dir = TempDir::new(prefix);
+    let url = format!("sqlite://{}/v.db", dir.0.display());
+    let server = Server::start(
+        Path::new(BIN),
+        &dir.0,
+        "[database]\nurl = \"sqlite://{dir}/v.db\"\n\n[session]\ncache_ttl_secs = 0\n",
+    );
+    (dir, server, url)
+}
+
+/// A browser signed in as `name` with its password.
+async fn signed_in(server: &Server, name: &str) -> Browser {
+    let mut b = Browser::new(&server.base);
+    assert_eq!(b.sign_in("local", name, PASSWORD, "").await.status, 303);
+    assert_eq!(b.get_json("/me").await.status, 200);
+    b
+}
+
+/// `/me` with a bearer token: its status.
+async fn bearer_status(server: &Server, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/me", server.base))
+        .bearer_auth(token)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn json_lines(out: &vestibule_tests::server::CliOutput) -> Vec<serde_json::Value> {
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// `user list`: every account once over pages smaller than the list, in id order; a search that ignores case
+/// and takes `%` and `_` literally; the readable table says how to get the next page.
+#[tokio::test]
+async fn user_list_pages_and_searches() {
+    let (_dir, server, _) = sqlite_server("vestibule-list");
+    let mut ids = Vec::new();
+    for (name, email) in [
+        ("alice", "alice@example.org"),
+        ("bob", "bob@example.org"),
+        ("carol", "carol@example.org"),
+        ("dave", "dave@example.org"),
+        ("per%cent_name", "pc@example.org"),
+    ] {
+        ids.push(add_user(&server, name, email));
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut args = vec!["user", "list", "--json", "--limit", "2"];
+        if let Some(a) = &after {
+            args.extend(["--after", a]);
+        }
+        let page = json_lines(&server.cli(&args, None));
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last["id"].as_str().unwrap().to_owned());
+        seen.extend(page.iter().map(|a| a["id"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(seen, ids);
+    let found = |text: &str| -> Vec<String> {
+        json_lines(&server.cli(&["user", "list", "--json", "--search", text], None))
+            .iter()
+            .map(|a| a["identities"][0]["login"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(found("ALI"), ["alice"]);
+    assert_eq!(found("CAROL@example"), ["carol"]);
+    assert_eq!(found("%"), ["per%cent_name"]);
+    assert_eq!(found("t_n"), ["per%cent_name"]);
+    assert!(found("r_l").is_empty(), "`_` matched a character");
+    let alice = &json_lines(&server.cli(&["user", "list", "--json", "--search", "alice"], None))[0];
+    for key in [
+        "id",
+        "display_name",
+        "email",
+        "email_verified",
+        "disabled",
+        "created_at",
+        "groups",
+    ] {
+        assert!(alice.get(key).is_some(), "{key} missing: {alice}");
+    }
+    assert_eq!(alice["identities"][0]["source"], "local");
+    let table = server.cli(&["user", "list", "--limit", "2"], None);
+    assert!(table.success, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("ways in") && table.stdout.contains(&format!("--after {}", ids[1])),
+        "{}",
+        table.stdout
+    );
+    let bad = server.cli(&["user", "list", "--after", "not an id"], None);
+    assert!(
+        !bad.success && bad.stderr.contains("--after takes an account id"),
+        "{}",
+        bad.stderr
+    );
+}
+
+/// `user show`: identities, groups, sessions (a hash prefix, never the cookie), tokens (never the value), factors
+/// and recent audit, as text and as JSON.
+#[tokio::test]
+async fn user_show_prints_the_whole_account() {
+    let (_dir, server, _) = sqlite_server("vestibule-show");
+    let id = add_user(&server, "alice", "alice@example.org");
+    let mut b = signed_in(&server, "alice").await;
+    let token = b.create_token("ci", "read").await;
+    let out = server.cli(&["user", "show", "alice", "--json"], None);
+    let shown: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["identities"][0]["login"], "alice");
+    assert_eq!(shown["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["sessions"][0]["user_agent"], "e2e-browser");
+    assert_eq!(shown["sessions"][0]["ip"], "127.0.0.1");
+    assert_eq!(shown["tokens"][0]["name"], "ci");
+    assert_eq!(shown["tokens"][0]["scopes"], serde_json::json!(["read"]));
+    assert_eq!(shown["factors"]["totp"], false);
+    assert_eq!(shown["factors"]["recovery_codes_left"], 0);
+    let events: Vec<&str> = shown["recent_audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"login_success") && events.contains(&"token_created") && events.contains(&"account_created"),
+        "{events:?}"
+    );
+    let cookies = b.get("/account").await;
+    let text = server.cli(&["user", "show", "alice"], None);
+    assert!(text.success, "{}", text.stderr);
+    for line in [
+        "sessions: 1",
+        "tokens: 1",
+        "`ci` scopes read",
+        "authenticator app: off",
+        "recovery codes left: 0",
+    ] {
+        assert!(text.stdout.contains(line), "{line:?} missing from:\n{}", text.stdout);
+    }
+    // Neither output holds a secret: not the token, not the session cookie's value.
+    let secret = &token[4..];
+    assert!(!out.stdout.contains(secret) && !text.stdout.contains(secret));
+    for c in cookies.set_cookies() {
+        let value = c.split(';').next().unwrap().split('=').nth(1).unwrap_or("");
+        assert!(value.len() < 16 || !text.stdout.contains(value), "{c}");
+    }
+}
+
+/// `user delete`: without --yes nothing goes; with it the account's sign-in, session cookie and token stop
+/// working at once, its rows are gone, its audit rows stay and `account_deleted` says who asked.
+#[tokio::test]
+async fn user_delete_removes_the_account_and_everything_it_holds() {
+    let (_dir, server, url) = sqlite_server("vestibule-delete");
+    let id = add_user(&server, "alice", "alice@example.org");
+    add_user(&server, "bob", "bob@example.org");
+    let mut b = Browser::new(&server.base);
+    assert_eq!(b.sign_in_remembered("local", "alice", PASSWORD).await.status, 303);
+    let token = b.create_token("ci", "read").await;
+
+    let refused = server.cli(&["user", "delete", "alice"], None);
+    assert!(!refused.success);
+    assert!(
+        refused.stdout.contains(&format!("would delete account {id}"))
+            && refused.stdout.contains("sessions: 1")
+            && refused.stdout.contains("personal access tokens: 1")
+            && refused.stderr.contains("--yes"),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert_eq!(b.get_json("/me").await.status, 200, "nothing was deleted");
+
+    let out = server.cli(&["user", "delete", "alice", "--yes"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains(&format!("deleted account {id}")), "{}", out.stdout);
+    assert_eq!(b.get_json("/me").await.status, 401, "the session cookie still works");
+    assert_eq!(bearer_status(&server, &token).await, 401, "the token still works");
+    let mut again = Browser::new(&server.base);
+    assert_ne!(again.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+    let gone = server.cli(&["user", "show", &id], None);
+    assert!(
+        !gone.success && gone.stderr.contains("no account matches"),
+        "{}",
+        gone.stderr
+    );
+
+    let store = vestibule_store::Store::connect(&url).await.unwrap();
+    let account = vestibule_core::AccountId::new(id.clone()).unwrap();
+    assert!(store.get_account(&account).await.unwrap().is_none());
+    assert!(store.identities_of(&account).await.unwrap().is_empty());
+    assert!(store.sessions_of(&account).await.unwrap().is_empty());
+    assert!(store.tokens_of(&account).await.unwrap().is_empty());
+    let audit = store
+        .query_audit(&vestibule_core::storage::AuditQuery {
+            account_id: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "login_success"),
+        "the account's audit rows stay"
+    );
+    let deleted = audit.iter().find(|e| e.event == "account_deleted").unwrap();
+    assert!(deleted.detail.as_deref().unwrap().starts_with("cli; "), "{deleted:?}");
+    // Bob is untouched.
+    signed_in(&server, "bob").await;
+}
+
+/// `user unlink`: removing the password ends the sessions it opened and the password sign-in; the last way in
+/// is refused with a pointer to `user delete`.
+#[tokio::test]
+async fn user_unlink_removes_one_way_in_but_never_the_last() {
+    let (_dir, server, url) = sqlite_server("vestibule-unlink");
+    let id = add_user(&server, "alice", "alice@example.org");
+    let store = vestibule_store::Store::connect(&url).await.unwrap();
+    let account = vestibule_core::AccountId::new(id.clone()).unwrap();
+    let github = vestibule_core::ExternalIdentity::new(
+        vestibule_core::SourceId::new("github").unwrap(),
+        vestibule_core::Subject::new("583231").unwrap(),
+    );
+    store
+        .link_identity(&github, &account, vestibule_core::Timestamp(0))
+        .await
+        .unwrap();
+    let mut b = signed_in(&server, "alice").await;
+
+    let missing = server.cli(&["user", "unlink", &id, "github:999"], None);
+    assert!(
+        !missing.success && missing.stderr.contains("has no identity github:999"),
+        "{}",
+        missing.stderr
+    );
+    let malformed = server.cli(&["user", "unlink", &id, "github"], None);
+    assert!(
+        !malformed.success && malformed.stderr.contains("SOURCE:SUBJECT"),
+        "{}",
+        malformed.stderr
+    );
+
+    let local = format!("local:{id}");
+    let out = server.cli(&["user", "unlink", "alice", &local], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("1 session(s)"), "{}", out.stdout);
+    assert_eq!(
+        b.get_json("/me").await.status,
+        401,
+        "the session the password opened still works"
+    );
+    let mut again = Browser::new(&server.base);
+    assert_ne!(again.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+
+    let last = server.cli(&["user", "unlink", &id, "github:583231"], None);
+    assert!(!last.success);
+    assert!(
+        last.stderr.contains("last way into account") && last.stderr.contains("vestibule user delete"),
+        "{}",
+        last.stderr
+    );
+    let identities = store.identities_of(&account).await.unwrap();
+    assert_eq!(identities.len(), 1, "{identities:?}");
+    let audit = store.recent_audit(20).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.event == "identity_unlinked"
+            && e.subject.as_deref() == Some(id.as_str())
+            && e.detail.as_deref() == Some("cli")),
+        "{audit:?}"
+    );
+}
+
+/// `user end-sessions`: every session and remember-me series ends (the account still signs in); tokens only
+/// with --tokens.
+#[tokio::test]
+async fn user_end_sessions_ends_sessions_and_with_tokens_tokens() {
+    let (_dir, server, _) = sqlite_server("vestibule-end");
+    add_user(&server, "alice", "alice@example.org");
+    let mut one = signed_in(&server, "alice").await;
+    let mut two = Browser::new(&server.base);
+    assert_eq!(two.sign_in_remembered("local", "alice", PASSWORD).await.status, 303);
+    let token = one.create_token("ci", "read").await;
+
+    let out = server.cli(&["user", "end-sessions", "alice"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("2 session(s) ended"), "{}", out.stdout);
+    assert_eq!(one.get_json("/me").await.status, 401);
+    // The remember-me cookie does not bring the session back: its series ended too.
+    assert_eq!(two.get_json("/me").await.status, 401);
+    assert_eq!(
+        bearer_status(&server, &token).await,
+        200,
+        "tokens stay without --tokens"
+    );
+
+    let out = server.cli(&["user", "end-sessions", "alice", "--tokens"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("0 session(s) and 1 token(s) ended"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(bearer_status(&server, &token).await, 401);
+    signed_in(&server, "alice").await;
+    let audit = json_lines(&server.cli(&["audit", "--json", "--event", "sessions_revoked"], None));
+    assert_eq!(audit[0]["detail"], "cli; all sessions and 1 token(s)");
+    assert_eq!(audit[1]["detail"], "cli; all sessions");
+}
+
+/// `user groups`: assigned groups show in /me and /verify, survive a local sign-in, change by --add, --remove
+/// and --clear, are audited with before and after; bad names and accounts without a password are refused.
+#[tokio::test]
+async fn user_groups_are_assigned_to_local_accounts_and_survive_sign_in() {
+    let (_dir, server, url) = sqlite_server("vestibule-groups");
+    let id = add_user(&server, "alice", "alice@example.org");
+    let mut before = signed_in(&server, "alice").await;
+
+    let out = server.cli(&["user", "groups", "alice", "--set", "ops,admins"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("were [], are now [admins,ops]"), "{}", out.stdout);
+    // A session from before the change sees them at its next request.
+    assert_eq!(
+        before.get_json("/me").await.json()["groups"],
+        serde_json::json!(["admins", "ops"])
+    );
+    // A local sign-in keeps them, in /me and in /verify's header.
+    let mut b = signed_in(&server, "alice").await;
+    assert_eq!(
+        b.get_json("/me").await.json()["groups"],
+        serde_json::json!(["admins", "ops"])
+    );
+    let verify = b.get("/verify").await;
+    assert_eq!(verify.status, 200);
+    assert_eq!(verify.header("x-vestibule-groups"), Some("admins,ops"));
+
+    let step = |args: &[&str]| {
+        let mut all = vec!["user", "groups", "alice", "--json"];
+        all.extend_from_slice(args);
+        json_lines(&server.cli(&all, None)).remove(0)
+    };
+    assert_eq!(
+        step(&["--add", "dev"])["after"],
+        serde_json::json!(["admins", "dev", "ops"])
+    );
+    assert_eq!(
+        step(&["--remove", "ops"])["after"],
+        serde_json::json!(["admins", "dev"])
+    );
+    let shown = step(&[]);
+    assert_eq!(shown["assigned_groups"], serde_json::json!(["admins", "dev"]));
+    assert_eq!(step(&["--clear"])["after"], serde_json::json!([]));
+    assert_eq!(b.get_json("/me").await.json()["groups"], serde_json::json!([]));
+
+    let bad = server.cli(&["user", "groups", "alice", "--add", "cn=admins dc=x"], None);
+    assert!(
+        !bad.success && bad.stderr.contains("invalid group name"),
+        "{}",
+        bad.stderr
+    );
+    let both = server.cli(&["user", "groups", "alice", "--add", "a", "--clear"], None);
+    assert!(!both.success, "two changes at once were accepted");
+
+    // An account that signs in elsewhere only: its groups are its source's.
+    let store = vestibule_store::Store::connect(&url).await.unwrap();
+    let github = vestibule_core::ExternalIdentity::new(
+        vestibule_core::SourceId::new("github").unwrap(),
+        vestibule_core::Subject::new("583231").unwrap(),
+    );
+    let other = store
+        .create_account_for_identity(&github, false, vestibule_core::Timestamp(0))
+        .await
+        .unwrap();
+    let refused = server.cli(&["user", "groups", other.as_str(), "--set", "admins"], None);
+    assert!(
+        !refused.success && refused.stderr.contains("no local password"),
+        "{}",
+        refused.stderr
+    );
+
+    let audit = json_lines(&server.cli(&["audit", "--json", "--event", "groups_changed"], None));
+    assert_eq!(audit.len(), 4, "{audit:?}");
+    assert!(audit.iter().all(|e| e["account_id"] == id.as_str()));
+    assert_eq!(audit[3]["detail"], "cli; before []; after [admins,ops]");
+}
