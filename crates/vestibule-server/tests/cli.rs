@@ -708,3 +708,69 @@ async fn user_groups_are_assigned_to_local_accounts_and_survive_sign_in() {
     assert!(audit.iter().all(|e| e["account_id"] == id.as_str()));
     assert_eq!(audit[3]["detail"], "cli; before []; after [admins,ops]");
 }
+
+/// Assigned groups count for the second-factor policy: once `admins` is assigned under `required_for_groups`,
+/// the password alone no longer opens a session, and a single-factor session from before ends.
+#[tokio::test]
+async fn assigned_groups_count_for_the_second_factor_policy() {
+    let dir = TempDir::new("vestibule-groups-2fa");
+    let server = Server::start(
+        Path::new(BIN),
+        &dir.0,
+        "[database]\nurl = \"sqlite://{dir}/v.db\"\n\n[session]\ncache_ttl_secs = 0\n\n\
+         [second_factor]\npolicy = \"required_for_groups\"\ngroups = [\"admins\"]\n",
+    );
+    add_user(&server, "alice", "alice@example.org");
+    let mut before = Browser::new(&server.base);
+    let res = before.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(
+        res.location(),
+        Some("/me"),
+        "not yet in the group: the password suffices"
+    );
+    assert_eq!(before.get_json("/me").await.status, 200);
+
+    let out = server.cli(&["user", "groups", "alice", "--add", "admins"], None);
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(
+        before.get_json("/me").await.status,
+        401,
+        "the single-factor session lives on"
+    );
+    let mut after = Browser::new(&server.base);
+    let res = after.sign_in("local", "alice", PASSWORD, "/me").await;
+    assert_eq!(res.location(), Some("/login/second-factor"), "{}", res.body);
+}
+
+/// On PostgreSQL a running server whose cache would keep sessions for an hour refuses them at once after
+/// `end-sessions` and `delete`: both announce what they ended, as `disable` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_sessions_and_delete_are_announced_to_running_servers() {
+    let pg = TempDatabase::create().await;
+    let dir = TempDir::new("vestibule-announce");
+    let config = format!("[database]\nurl = \"{}\"\n\n[session]\ncache_ttl_secs = 3600\n", pg.url);
+    let server = Server::start(Path::new(BIN), &dir.0, &config);
+    add_user(&server, "alice", "alice@example.org");
+    add_user(&server, "bob", "bob@example.org");
+    let mut alice = signed_in(&server, "alice").await;
+    let mut bob = signed_in(&server, "bob").await;
+    let token = bob.create_token("ci", "read").await;
+    assert_eq!(bearer_status(&server, &token).await, 200);
+
+    let out = server.cli(&["user", "end-sessions", "alice"], None);
+    assert!(out.success, "{}", out.stderr);
+    until_signed_out(&mut alice, "end-sessions").await;
+    assert_eq!(bob.get_json("/me").await.status, 200, "another account's session ended");
+
+    let out = server.cli(&["user", "delete", "bob", "--yes"], None);
+    assert!(out.success, "{}", out.stderr);
+    until_signed_out(&mut bob, "delete").await;
+    let started = Instant::now();
+    while bearer_status(&server, &token).await != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deleted account's token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
