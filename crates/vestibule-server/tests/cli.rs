@@ -533,6 +533,18 @@ async fn user_delete_removes_the_account_and_everything_it_holds() {
     assert!(deleted.detail.as_deref().unwrap().starts_with("cli; "), "{deleted:?}");
     // Bob is untouched.
     signed_in(&server, "bob").await;
+    // An email two accounts share names neither: refused with both ids, both accounts stay.
+    let dave = add_user(&server, "dave", "shared@example.org");
+    let erin = add_user(&server, "erin", "Shared@Example.org");
+    let out = server.cli(&["user", "delete", "shared@example.org", "--yes"], None);
+    assert!(!out.success, "{}", out.stdout);
+    assert!(
+        out.stderr.contains(&dave) && out.stderr.contains(&erin) && out.stderr.contains("nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    signed_in(&server, "dave").await;
+    signed_in(&server, "erin").await;
 }
 
 /// `user unlink`: removing the password ends the sessions it opened and the password sign-in; the last way in
