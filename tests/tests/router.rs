@@ -741,10 +741,26 @@ async fn the_mount_path_comes_from_the_base_url() {
 
 /// POSTs the password form for `username` with a fresh CSRF token.
 async fn submit_password(app: &App, username: &str, password: &str) -> Res {
-    let page = send(app, get_req("/auth/login", "", "text/html")).await;
-    let pre = page.cookie_pair("__Host-vestibule-csrf");
-    let form = format!("csrf_token={}&username={username}&password={password}", page.csrf());
-    send(app, post_req("/auth/login/dir", &pre, &form)).await
+    post_login(
+        app,
+        "",
+        "/auth/login/dir",
+        &format!("username={username}&password={password}"),
+    )
+    .await
+}
+
+/// Loads the login page with `cookie` (none: a new browser, which the page gives a pre-session cookie) and posts
+/// `fields` with the page's CSRF token to `path`, as that browser.
+async fn post_login(app: &App, cookie: &str, path: &str, fields: &str) -> Res {
+    let page = send(app, get_req("/auth/login", cookie, "text/html")).await;
+    let cookie = if cookie.is_empty() {
+        page.cookie_pair("__Host-vestibule-csrf")
+    } else {
+        cookie.to_owned()
+    };
+    let form = format!("csrf_token={}&{fields}", page.csrf());
+    send(app, post_req(path, &cookie, &form)).await
 }
 
 fn assert_busy_page(res: &Res) {
@@ -1155,18 +1171,8 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
     let pre = page.cookie_pair("__Host-vestibule-csrf");
 
     // POST /login with source=staff signs bob in through "staff", and remembers the choice.
-    let res = send(
-        &app,
-        post_req(
-            "/auth/login",
-            &pre,
-            &format!(
-                "csrf_token={}&source=staff&username=bob&password=bob+password&next=/private",
-                page.csrf()
-            ),
-        ),
-    )
-    .await;
+    let fields = "source=staff&username=bob&password=bob+password&next=/private";
+    let res = post_login(&app, &pre, "/auth/login", fields).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
     assert_eq!(res.header("location"), "/private");
     let session = res.cookie_pair("__Host-vestibule-session");
@@ -1203,16 +1209,8 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
 
     // A failed attempt through the chosen source: the form again, the name kept, that source still chosen, and
     // the choice remembered all the same. Through its own route it is the same handler and the same cookie.
-    let page = send(&app, get_req("/auth/login", &pre, "text/html")).await;
-    let failed = send(
-        &app,
-        post_req(
-            "/auth/login",
-            &pre,
-            &format!("csrf_token={}&source=staff&username=bob&password=wrong", page.csrf()),
-        ),
-    )
-    .await;
+    let fields = "source=staff&username=bob&password=wrong";
+    let failed = post_login(&app, &pre, "/auth/login", fields).await;
     assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
     assert!(failed.body.contains(GENERIC_FAILURE), "{}", failed.body);
     assert!(failed
@@ -1224,15 +1222,8 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
         .cookie(SOURCE_COOKIE)
         .unwrap()
         .starts_with(&format!("{SOURCE_COOKIE}=staff;")));
-    let own_route = send(
-        &app,
-        post_req(
-            "/auth/login/dir",
-            &pre,
-            &format!("csrf_token={}&username=ann&password=right+password", page.csrf()),
-        ),
-    )
-    .await;
+    let fields = "username=ann&password=right+password";
+    let own_route = post_login(&app, &pre, "/auth/login/dir", fields).await;
     assert_eq!(own_route.status, StatusCode::SEE_OTHER, "{}", own_route.body);
     assert!(own_route
         .cookie(SOURCE_COOKIE)
@@ -1243,24 +1234,12 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
 #[tokio::test]
 async fn a_bogus_source_on_the_login_form_is_the_generic_failure() {
     let app = two_directories().await;
-    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
-    let pre = page.cookie_pair("__Host-vestibule-csrf");
     // The right password for ann, with a source that is unknown, a redirect source (which only its own route
     // starts), missing, or not an id at all: the same words as any failed sign-in, no session, no flow, nothing
     // remembered, and the name typed kept.
     for source in ["&source=nope", "&source=idp", "", "&source=", "&source=%2E%2E%2Fdir"] {
-        let res = send(
-            &app,
-            post_req(
-                "/auth/login",
-                &pre,
-                &format!(
-                    "csrf_token={}{source}&username=ann&password=right+password",
-                    page.csrf()
-                ),
-            ),
-        )
-        .await;
+        let fields = format!("username=ann&password=right+password{source}");
+        let res = post_login(&app, "", "/auth/login", &fields).await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{source}: {}", res.body);
         assert!(res.body.contains(GENERIC_FAILURE), "{source}: {}", res.body);
         assert!(res.body.contains("required value=\"ann\""), "{source}: {}", res.body);
@@ -1269,6 +1248,8 @@ async fn a_bogus_source_on_the_login_form_is_the_generic_failure() {
         assert!(res.cookie(SOURCE_COOKIE).is_none(), "{source}");
     }
     // The form's CSRF check comes first, as on every POST.
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
     let forged = send(
         &app,
         post_req(
@@ -1291,6 +1272,14 @@ async fn one_password_source_shows_no_choice() {
     assert_eq!(page.body.matches("name=\"password\"").count(), 1);
 }
 
+/// The sources an account page offers to add, in order (from its `/account/link/{source}` forms).
+fn offered(body: &str) -> Vec<&str> {
+    body.split("action=\"/auth/account/link/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_account_page_offers_only_the_ways_in_it_can_still_add() {
     let app = two_directories().await;
@@ -1298,27 +1287,9 @@ async fn the_account_page_offers_only_the_ways_in_it_can_still_add() {
     let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
     assert_eq!(account.status, StatusCode::OK);
     // Signed in through "dir": that source is not offered again; "staff" and "idp" are.
-    assert!(
-        !account.body.contains("action=\"/auth/account/link/dir\""),
-        "{}",
-        account.body
-    );
-    assert!(
-        account.body.contains("action=\"/auth/account/link/staff\""),
-        "{}",
-        account.body
-    );
-    assert!(
-        account.body.contains("action=\"/auth/account/link/idp\""),
-        "{}",
-        account.body
-    );
+    assert_eq!(offered(&account.body), ["staff", "idp"], "{}", account.body);
     // The last way in cannot be removed, so it has no Remove button.
-    assert!(
-        !account.body.contains("action=\"/auth/account/unlink\""),
-        "{}",
-        account.body
-    );
+    assert_eq!(account.body.matches("action=\"/auth/account/unlink\"").count(), 0);
 
     // Add bob's "staff" identity: now neither password source is offered, and both can be removed.
     let linked = send(
@@ -1332,21 +1303,7 @@ async fn the_account_page_offers_only_the_ways_in_it_can_still_add() {
     .await;
     assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.body);
     let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
-    assert!(
-        !account.body.contains("action=\"/auth/account/link/dir\""),
-        "{}",
-        account.body
-    );
-    assert!(
-        !account.body.contains("action=\"/auth/account/link/staff\""),
-        "{}",
-        account.body
-    );
-    assert!(
-        account.body.contains("action=\"/auth/account/link/idp\""),
-        "{}",
-        account.body
-    );
+    assert_eq!(offered(&account.body), ["idp"], "{}", account.body);
     assert_eq!(account.body.matches("action=\"/auth/account/unlink\"").count(), 2);
 
     // Sections a person can scan, headings in order.

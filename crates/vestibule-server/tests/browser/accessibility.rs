@@ -164,6 +164,13 @@ async fn button(b: &Client, label: &str) {
     click(b, &format!("//button[normalize-space()='{label}']")).await;
 }
 
+/// Types into the login form and clicks "Sign in".
+async fn submit_login(b: &Client, username: &str, password: &str) {
+    fill(b, "input[name=username]", username).await;
+    fill(b, "input[name=password]", password).await;
+    button(b, "Sign in").await;
+}
+
 async fn wait_for(b: &Client, css: &str) {
     b.wait()
         .at_most(WAIT)
@@ -209,18 +216,14 @@ async fn every_page_passes_axe_and_fits_a_phone() {
     .await;
 
     // A failed sign-in: the form again with the error.
-    fill(b, "input[name=username]", "alice").await;
-    fill(b, "input[name=password]", "not the password").await;
-    button(b, "Sign in").await;
+    submit_login(b, "alice", "not the password").await;
     wait_for(b, "p.error[role=alert]").await;
     check_page(b, &axe, "login with an error", &mut problems, None).await;
 
     // Message pages: a sign-in through the unreachable directory (503 with a reference), a stale callback, a
     // page that does not exist.
     click(b, "//label[normalize-space()='Company directory']").await;
-    fill(b, "input[name=username]", "alice").await;
-    fill(b, "input[name=password]", "whatever password").await;
-    button(b, "Sign in").await;
+    submit_login(b, "alice", "whatever password").await;
     wait_for(b, "p.muted code").await;
     check_page(b, &axe, "message: directory unavailable", &mut problems, None).await;
     b.goto(&env.url("/callback/github?state=stale&code=x")).await.unwrap();
@@ -264,9 +267,7 @@ async fn every_page_passes_axe_and_fits_a_phone() {
     assert_eq!(other.sign_in("local", "alice", PASSWORD, "").await.status, 303);
     b.goto(&env.url("/login?next=/account")).await.unwrap();
     click(b, "//label[normalize-space()='Password']").await;
-    fill(b, "input[name=username]", "alice").await;
-    fill(b, "input[name=password]", PASSWORD).await;
-    button(b, "Sign in").await;
+    submit_login(b, "alice", PASSWORD).await;
     env.wait_for_path("/account").await;
     click(b, "//summary[normalize-space()='Create a token']").await;
     fill(b, "input[name=name]", "deploy script").await;
@@ -305,9 +306,7 @@ async fn every_page_passes_axe_and_fits_a_phone() {
     b.goto(&env.url("/account")).await.unwrap();
     button(b, "Sign out").await;
     env.wait_for_path("/login").await;
-    fill(b, "input[name=username]", "alice").await;
-    fill(b, "input[name=password]", PASSWORD).await;
-    button(b, "Sign in").await;
+    submit_login(b, "alice", PASSWORD).await;
     wait_for(b, "input[name=code]").await;
     check_page(b, &axe, "second factor step", &mut problems, None).await;
 
