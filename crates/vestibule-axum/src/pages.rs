@@ -39,8 +39,8 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) passkeys: bool,
 }
 
-/// The password form's `action` and the flags of a page showing `sources` as one form: the only source's own route,
-/// or `/login` with a choice, starting on the source named `chosen` when it is one of them, else on the first.
+/// Marks which of `sources` the login form's choice starts on (`chosen` when it is one of them, else the first) and
+/// returns where the one password form posts: the only source's own route, or `/login` with the choice.
 pub(crate) fn choose_source(sources: &mut [SourceLink], chosen: Option<&str>) -> String {
     let at = chosen.and_then(|c| sources.iter().position(|s| s.id == c)).unwrap_or(0);
     for (i, s) in sources.iter_mut().enumerate() {
