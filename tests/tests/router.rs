@@ -1152,13 +1152,14 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
     let app = two_directories().await;
     let page = send(&app, get_req("/auth/login?next=/private", "", "text/html")).await;
     assert_eq!(page.status, StatusCode::OK);
-    // One password form, posting to /login with a choice; no form per source; the redirect source a button.
-    assert_eq!(page.body.matches("name=\"password\"").count(), 1, "{}", page.body);
-    assert!(page.body.contains("action=\"/auth/login\""), "{}", page.body);
-    assert!(!page.body.contains("action=\"/auth/login/dir\""), "{}", page.body);
-    assert!(!page.body.contains("action=\"/auth/login/staff\""), "{}", page.body);
+    // A choice of password source drawn as tabs over one form per source, each posting to its own route (the
+    // stylesheet shows the chosen one); the redirect source a button.
+    assert_eq!(page.body.matches("name=\"password\"").count(), 2, "{}", page.body);
+    assert!(!page.body.contains("action=\"/auth/login\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/auth/login/dir\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/auth/login/staff\""), "{}", page.body);
     assert!(page.body.contains("action=\"/auth/login/idp\""), "{}", page.body);
-    assert!(page.body.contains("type=\"radio\" name=\"source\" value=\"staff\""));
+    assert!(page.body.contains("type=\"radio\" class=\"tab\" name=\"source\" value=\"staff\""));
     assert!(
         !page.body.contains("value=\"idp\""),
         "a redirect source is no choice of the form"

@@ -13,8 +13,9 @@ pub(crate) struct SourceLink {
     pub(crate) selected: bool,
 }
 
-/// The login page. One password form whatever the number of password sources (with a choice of source when there
-/// are several), the redirect sources as buttons below it. Written in the template subset (plain `bool` flags, no
+/// The login page. One password form in sight whatever the number of password sources: each source keeps its own
+/// form posting to `/login/{source}` (the public contract), and with several a choice drawn as tabs (radio buttons
+/// and CSS, no script) shows the chosen one. The redirect sources are buttons below it. Written in the template subset (plain `bool` flags, no
 /// `Option`), so that an override rendered by minijinja reads the same fields.
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -25,9 +26,6 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) username: &'a str,
     pub(crate) has_error: bool,
     pub(crate) error: &'a str,
-    /// Where the password form posts (after the mount): `/login/{source}` for the only one, else `/login` with
-    /// the choice in the `source` field.
-    pub(crate) password_action: String,
     pub(crate) has_password_sources: bool,
     pub(crate) several_password_sources: bool,
     pub(crate) password_sources: Vec<SourceLink>,
@@ -39,16 +37,11 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) passkeys: bool,
 }
 
-/// Marks which of `sources` the login form's choice starts on (`chosen` when it is one of them, else the first) and
-/// returns where the one password form posts: the only source's own route, or `/login` with the choice.
-pub(crate) fn choose_source(sources: &mut [SourceLink], chosen: Option<&str>) -> String {
+/// Marks which of `sources` the login form's choice starts on: `chosen` when it is one of them, else the first.
+pub(crate) fn choose_source(sources: &mut [SourceLink], chosen: Option<&str>) {
     let at = chosen.and_then(|c| sources.iter().position(|s| s.id == c)).unwrap_or(0);
     for (i, s) in sources.iter_mut().enumerate() {
         s.selected = i == at;
-    }
-    match sources {
-        [only] => format!("/login/{}", only.id),
-        _ => "/login".to_owned(),
     }
 }
 

@@ -146,7 +146,7 @@ fn render_login(
     // The source just tried, else the one this browser chose last time; an id that is no password source here
     // (stale, or made up) is ignored.
     let chosen = shown.source.or_else(|| cookies::get(headers, v.inner.cookies.source));
-    let password_action = pages::choose_source(&mut password_sources, chosen);
+    pages::choose_source(&mut password_sources, chosen);
     let html = pages::render(&LoginPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
@@ -154,7 +154,6 @@ fn render_login(
         username: shown.username,
         has_error: shown.error.is_some(),
         error: shown.error.unwrap_or_default(),
-        password_action,
         has_password_sources: !password_sources.is_empty(),
         several_password_sources: password_sources.len() > 1,
         reset: v.broker().reset_available() && !password_sources.is_empty(),

@@ -81,7 +81,7 @@ async fn emulate(b: &Client, size: Option<(u32, u32)>) {
 async fn phone_layout(b: &Client) -> Value {
     b.execute(
         "const small = [...document.querySelectorAll(
-             'button, select, summary, fieldset.choice label, label.check, ' +
+             'button, select, summary, .tabs label, label.check, ' +
              'input:not([type=hidden]):not([type=checkbox]):not([type=radio])')]
            .filter(e => e.getClientRects().length > 0 && e.getBoundingClientRect().height < 44)
            .map(e => e.outerHTML.slice(0, 100));
