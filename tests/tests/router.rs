@@ -1159,7 +1159,9 @@ async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie(
     assert!(page.body.contains("action=\"/auth/login/dir\""), "{}", page.body);
     assert!(page.body.contains("action=\"/auth/login/staff\""), "{}", page.body);
     assert!(page.body.contains("action=\"/auth/login/idp\""), "{}", page.body);
-    assert!(page.body.contains("type=\"radio\" class=\"tab\" name=\"source\" value=\"staff\""));
+    assert!(page
+        .body
+        .contains("type=\"radio\" class=\"tab\" name=\"source\" value=\"staff\""));
     assert!(
         !page.body.contains("value=\"idp\""),
         "a redirect source is no choice of the form"

@@ -164,11 +164,28 @@ async fn button(b: &Client, label: &str) {
     click(b, &format!("//button[normalize-space()='{label}']")).await;
 }
 
-/// Types into the login form and clicks "Sign in".
+/// Types into the login form in sight (with several password sources every source has its form, and only the
+/// chosen one shows) and clicks its "Sign in".
 async fn submit_login(b: &Client, username: &str, password: &str) {
-    fill(b, "input[name=username]", username).await;
-    fill(b, "input[name=password]", password).await;
-    button(b, "Sign in").await;
+    let mut shown = None;
+    for form in b.find_all(Locator::Css("form.panel")).await.unwrap() {
+        if form.is_displayed().await.unwrap() {
+            assert!(shown.is_none(), "two password forms in sight");
+            shown = Some(form);
+        }
+    }
+    let form = shown.expect("no password form in sight");
+    for (name, text) in [("username", username), ("password", password)] {
+        let field = form.find(Locator::Css(&format!("input[name={name}]"))).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn wait_for(b: &Client, css: &str) {
