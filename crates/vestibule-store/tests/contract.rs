@@ -163,6 +163,22 @@ fn session(hash: &str, account: &AccountId) -> SessionRecord {
     }
 }
 
+/// A remember-me series of `account` from a local sign-in, valid an hour.
+fn remember(hash: &str, account: &AccountId) -> vestibule_store::RememberSeries {
+    vestibule_store::RememberSeries {
+        series_hash: hash.into(),
+        account_id: account.clone(),
+        source: src("local"),
+        subject: None,
+        token_hash: "t".into(),
+        previous_token_hash: None,
+        rotated_at: NOW,
+        authenticated_at: NOW,
+        expires_at: NOW.plus_secs(3600),
+        methods: Vec::new(),
+    }
+}
+
 async fn migrations_are_idempotent(store: Store) {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
@@ -966,16 +982,8 @@ async fn sessions_and_series_keep_their_methods(store: Store) {
     assert!(plain.methods.is_empty());
     assert_eq!(plain.second_factor_at, None);
     let series = vestibule_store::RememberSeries {
-        series_hash: "s1".into(),
-        account_id: id.clone(),
-        source: src("local"),
-        subject: None,
-        token_hash: "t".into(),
-        previous_token_hash: None,
-        rotated_at: NOW,
-        authenticated_at: NOW,
-        expires_at: NOW.plus_secs(3600),
         methods: vec!["pwd".into(), "otp".into()],
+        ..remember("s1", &id)
     };
     store.insert_remember(&series).await.unwrap();
     assert_eq!(store.get_remember("s1").await.unwrap().unwrap(), series);
@@ -1450,18 +1458,7 @@ async fn deleting_an_account_removes_every_row_but_its_audit(store: Store) {
         let tag = who.as_str();
         store.insert_session(&session(&format!("s-{tag}"), who)).await.unwrap();
         store
-            .insert_remember(&vestibule_store::RememberSeries {
-                series_hash: format!("r-{tag}"),
-                account_id: who.clone(),
-                source: src("local"),
-                subject: None,
-                token_hash: "t".into(),
-                previous_token_hash: None,
-                rotated_at: NOW,
-                authenticated_at: NOW,
-                expires_at: NOW.plus_secs(3600),
-                methods: Vec::new(),
-            })
+            .insert_remember(&remember(&format!("r-{tag}"), who))
             .await
             .unwrap();
         store

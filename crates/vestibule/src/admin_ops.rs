@@ -268,15 +268,7 @@ impl Broker {
         }
         // Sessions and tokens carry their groups in every node's cache: dropped there, they are read again with
         // the new ones at their next use (they stay valid).
-        let mut cached: Vec<String> = self
-            .store
-            .sessions_of(id)
-            .await?
-            .into_iter()
-            .map(|s| s.id_hash)
-            .collect();
-        cached.extend(self.store.tokens_of(id).await?.into_iter().map(|t| t.token_hash));
-        self.forget(&cached).await;
+        self.reload_cached(id, true).await?;
         let text = format!("{detail}; before [{}]; after [{}]", before.join(","), after.join(","));
         self.audit(&AuditEvent {
             account_id: Some(id.as_str()),

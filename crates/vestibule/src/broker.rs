@@ -704,6 +704,29 @@ impl Broker {
         self.announce(hashes).await;
     }
 
+    /// The hashes of the account's sessions, as its cache entries are keyed.
+    pub(crate) async fn session_hashes(&self, account: &AccountId) -> Result<Vec<String>, BrokerError> {
+        Ok(self
+            .store
+            .sessions_of(account)
+            .await?
+            .into_iter()
+            .map(|s| s.id_hash)
+            .collect())
+    }
+
+    /// Drops the account's sessions (and with `tokens` its access tokens) from every node's cache without ending
+    /// them: at their next use they are read again, with what changed about the account (its address, its
+    /// groups).
+    pub(crate) async fn reload_cached(&self, account: &AccountId, tokens: bool) -> Result<(), BrokerError> {
+        let mut cached = self.session_hashes(account).await?;
+        if tokens {
+            cached.extend(self.store.tokens_of(account).await?.into_iter().map(|t| t.token_hash));
+        }
+        self.forget(&cached).await;
+        Ok(())
+    }
+
     async fn announce(&self, hashes: &[String]) {
         if let Err(e) = self.store.publish_revoked(hashes).await {
             // The cache lifetime (`cache_ttl_secs`) still bounds how long another node may serve them.
@@ -754,9 +777,8 @@ impl Broker {
 
     /// Disables (or re-enables) an account. Disabling ends every session of it at once, on this node's cache too.
     pub async fn set_account_disabled(&self, account: &AccountId, disabled: bool) -> Result<bool, BrokerError> {
-        let sessions = self.store.sessions_of(account).await?;
+        let hashes = self.session_hashes(account).await?;
         let found = self.store.set_account_disabled(account, disabled).await?;
-        let hashes: Vec<String> = sessions.into_iter().map(|s| s.id_hash).collect();
         self.forget(&hashes).await;
         Ok(found)
     }

@@ -157,14 +157,7 @@ impl Broker {
         // Sessions stay, but every node's cache holds the old address with them: dropped (and announced), they
         // are read again, so `/me` and `X-Vestibule-Email` name the new address at once. (A personal access
         // token's cached copy lives at most `cache_ttl_secs`.)
-        let sessions: Vec<String> = self
-            .store
-            .sessions_of(id)
-            .await?
-            .into_iter()
-            .map(|s| s.id_hash)
-            .collect();
-        self.forget(&sessions).await;
+        self.reload_cached(id, false).await?;
         self.audit(&AuditEvent {
             account_id: Some(id.as_str()),
             ip: client.ip.as_deref(),

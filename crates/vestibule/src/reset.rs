@@ -335,13 +335,7 @@ impl Broker {
             _ => return Err(ResetError::InvalidLink),
         }
         // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
-        let before: Vec<String> = self
-            .store
-            .sessions_of(&id)
-            .await?
-            .into_iter()
-            .map(|s| s.id_hash)
-            .collect();
+        let before = self.session_hashes(&id).await?;
         match changer.reset_password(&id, new_password).await {
             Ok(()) => {}
             Err(PasswordChangeError::Policy(why)) => {

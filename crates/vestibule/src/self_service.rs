@@ -146,13 +146,7 @@ impl Broker {
         };
         self.throttle_check(&attempt, session.source.as_str(), client).await?;
         // For this node's cache: the store ends them (and tells other nodes) inside the change's transaction.
-        let before: Vec<String> = self
-            .store
-            .sessions_of(account)
-            .await?
-            .into_iter()
-            .map(|s| s.id_hash)
-            .collect();
+        let before = self.session_hashes(account).await?;
         if let Err(e) = changer.change_password(account, current, new).await {
             if matches!(e, PasswordChangeError::WrongCurrent) {
                 self.throttle_failed(&attempt).await;
