@@ -27,30 +27,6 @@ async fn set_groups(db: &str, account: &str, groups: &[&str]) {
     conn.close().await.unwrap();
 }
 
-/// `user add NAME`, returning the new account's id.
-fn add_user(server: &Server, name: &str) -> String {
-    let out = server.cli(
-        &[
-            "user",
-            "add",
-            name,
-            "--email",
-            &format!("{name}@example.org"),
-            "--email-verified",
-            "--password-stdin",
-        ],
-        Some(&format!("{PASSWORD}\n")),
-    );
-    assert!(out.success, "{}", out.stderr);
-    out.stdout
-        .strip_prefix("created account ")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// An HTTP client for the API, as a script would use one.
 struct Client {
     http: reqwest::Client,
@@ -89,8 +65,8 @@ async fn an_administrator_works_through_the_api_of_the_real_server() {
             pg.url
         ),
     );
-    let root = add_user(&server, "root");
-    add_user(&server, "bob");
+    let root = server.add_user("root", "root@example.org", PASSWORD);
+    server.add_user("bob", "bob@example.org", PASSWORD);
 
     // The admin token, made on the account page by its owner (a fresh sign-in).
     let mut b = Browser::new(&server.base);
@@ -111,15 +87,7 @@ async fn an_administrator_works_through_the_api_of_the_real_server() {
         )
         .await;
     assert_eq!(made.status, 200, "{}", made.body);
-    let token = made
-        .body
-        .split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned();
+    let token = vestibule_tests::browser::shown_token(&made.body).unwrap();
     let api = Client {
         http: reqwest::Client::new(),
         base: server.base.clone(),

@@ -725,15 +725,7 @@ async fn personal_access_tokens_work_as_bearer_until_revoked() {
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.body);
-    let value = res
-        .body
-        .split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned();
+    let value = vestibule_tests::browser::shown_token(&res.body).unwrap();
     assert!(value.starts_with("vst_") && value.len() == 47, "{value}");
     let account = b.get("/account").await;
     assert!(

@@ -202,14 +202,7 @@ async fn token_of(app: &AdminApp, login: &str, scopes: &str) -> String {
     let session = sign_in(app, login).await;
     let page = token_form(app, &session, scopes).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    page.body
-        .split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned()
+    vestibule_tests::browser::shown_token(&page.body).unwrap()
 }
 
 #[tokio::test]

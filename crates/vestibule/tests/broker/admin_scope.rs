@@ -73,6 +73,22 @@ async fn signed_in(a: &Admins, login: &str) -> Arc<vestibule::ActiveSession> {
     a.broker.session(s.token.expose()).await.unwrap().unwrap()
 }
 
+/// A token of `session` with `scopes`, for `days`: its creation and the credential it is when presented.
+async fn token(
+    a: &Admins,
+    session: &vestibule::ActiveSession,
+    days: i64,
+    scopes: &str,
+) -> (vestibule::NewToken, Arc<vestibule::ActiveToken>) {
+    let made = a
+        .broker
+        .create_token(session, "ops", days, scopes, &client())
+        .await
+        .unwrap();
+    let held = a.broker.bearer(made.value.expose_secret()).await.unwrap().unwrap();
+    (made, held)
+}
+
 #[tokio::test]
 async fn only_members_of_an_admin_group_create_admin_tokens() {
     let a = admins().await;
@@ -134,18 +150,12 @@ async fn only_members_of_an_admin_group_create_admin_tokens() {
 async fn the_admin_check_reads_the_store_at_every_use() {
     let a = admins().await;
     let root = signed_in(&a, "root").await;
-    let admin = a
-        .broker
-        .create_token(&root, "ops", 2, "admin", &client())
-        .await
-        .unwrap();
-    let plain = a.broker.create_token(&root, "ci", 30, "read", &client()).await.unwrap();
-    let token = a.broker.bearer(admin.value.expose_secret()).await.unwrap().unwrap();
-    let grant = a.broker.admin_grant(&token).await.unwrap().unwrap();
+    let (admin, held) = token(&a, &root, 2, "admin").await;
+    let (_, read_only) = token(&a, &root, 30, "read").await;
+    let grant = a.broker.admin_grant(&held).await.unwrap().unwrap();
     assert_eq!(grant.account_id, root.account_id);
     assert_eq!(grant.token_id, admin.id);
     assert_eq!(grant.audit_detail(), format!("api:{} by {}", admin.id, root.account_id));
-    let read_only = a.broker.bearer(plain.value.expose_secret()).await.unwrap().unwrap();
     assert_eq!(
         a.broker.admin_grant(&read_only).await.unwrap(),
         Err(AdminRefusal::MissingScope)
@@ -187,22 +197,12 @@ async fn the_admin_check_reads_the_store_at_every_use() {
 
     // Revoked (disabling ended the old tokens; this is a new one): gone from the store, so refused even through a credential held from before.
     let root = signed_in(&a, "root").await;
-    let admin = a
-        .broker
-        .create_token(&root, "ops", 30, "admin", &client())
-        .await
-        .unwrap();
-    let held = a.broker.bearer(admin.value.expose_secret()).await.unwrap().unwrap();
+    let (admin, held) = token(&a, &root, 30, "admin").await;
     a.broker.revoke_token(&root, &admin.id, &client()).await.unwrap();
     assert_eq!(a.broker.admin_grant(&held).await.unwrap(), Err(AdminRefusal::TokenGone));
     // A token that expires.
     let root = signed_in(&a, "root").await;
-    let admin = a
-        .broker
-        .create_token(&root, "ops", 1, "admin", &client())
-        .await
-        .unwrap();
-    let held = a.broker.bearer(admin.value.expose_secret()).await.unwrap().unwrap();
+    let (_, held) = token(&a, &root, 1, "admin").await;
     assert!(a.broker.admin_grant(&held).await.unwrap().is_ok());
     a.clock.advance(86_400);
     assert_eq!(a.broker.admin_grant(&held).await.unwrap(), Err(AdminRefusal::TokenGone));
