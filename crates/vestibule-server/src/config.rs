@@ -1107,6 +1107,25 @@ mod reference_file {
 }
 
 #[cfg(test)]
+mod admin_keys {
+    #![allow(clippy::unwrap_used)]
+
+    /// `[admin] groups` reaches the settings; nobody is an administrator without it; a blank name is refused by
+    /// key, and so is a key `[admin]` does not have.
+    #[test]
+    fn admin_groups_are_read_and_checked() {
+        let c = super::parse("t.toml", "[admin]\ngroups = [\"admins\", \"ops\"]\n").unwrap();
+        assert!(c.admin.admits(&["ops".into()]));
+        assert!(!c.admin.admits(&["staff".into()]));
+        assert!(!super::parse("t.toml", "").unwrap().admin.admits(&["admins".into()]));
+        let e = super::parse("t.toml", "[admin]\ngroups = [\" admins\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.groups"), "{e}");
+        let e = super::parse("t.toml", "[admin]\nusers = [\"root\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.users"), "{e}");
+    }
+}
+
+#[cfg(test)]
 mod second_factor_keys {
     #![allow(clippy::unwrap_used)]
 
