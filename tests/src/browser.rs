@@ -55,6 +55,13 @@ impl Page {
     }
 }
 
+/// The personal access token a token page shows once (`<code class="token">vst_…</code>`).
+pub fn shown_token(html: &str) -> Option<String> {
+    let start = html.find("<code class=\"token\">")? + "<code class=\"token\">".len();
+    let end = html[start..].find('<')?;
+    Some(html[start..start + end].to_owned())
+}
+
 /// The `value` of `<input ... name="NAME" value="...">`.
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");

@@ -10,6 +10,7 @@
 //! - [`smtp`]: a throwaway SMTP server (Python aiosmtpd) whose received messages the tests read;
 //! - [`fakes`]: in-process password and redirect sources whose answers the test chooses;
 //! - [`totp`]: an authenticator app: codes from the base32 key an enrolment page shows;
+//! - [`openapi`]: a real OpenAPI validator (swagger-parser on Node), for the admin API's document;
 //! - [`conformance`]: the generic [`AuthSource`](vestibule_core::AuthSource) contract, runnable on any source.
 //!
 //! Nothing here skips a test when a server is missing: it fails and says which setup script to run.
@@ -24,6 +25,7 @@ pub mod github;
 pub mod ldap;
 pub mod net;
 pub mod oidc;
+pub mod openapi;
 pub mod passkey;
 pub mod pg;
 pub mod server;

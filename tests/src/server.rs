@@ -259,13 +259,18 @@ impl Server {
         cli(&self.bin, &all, stdin, &self.dir)
     }
 
-    /// `vestibule user add NAME --email E --password-stdin`.
-    pub fn add_user(&self, name: &str, email: &str, password: &str) {
+    /// `vestibule user add NAME --email E --password-stdin`; the new account's id.
+    pub fn add_user(&self, name: &str, email: &str, password: &str) -> String {
         let out = self.cli(
             &["user", "add", name, "--email", email, "--password-stdin"],
             Some(&format!("{password}\n")),
         );
         assert!(out.success, "user add failed: {}", out.stderr);
+        out.stdout
+            .strip_prefix("created account ")
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("user add printed no id: {}", out.stdout))
+            .to_owned()
     }
 
     /// Waits up to `limit` for the process to exit by itself; its status, or `None` if it is still running.

@@ -18,6 +18,9 @@ use vestibule_store::{Store, StoreOptions};
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 use vestibule_tests::totp::{code_elements, now_secs};
 
+#[path = "router/admin_api.rs"]
+mod admin_api;
+
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
 /// must not reach the page), "slow" one that hangs.
 fn directory() -> PasswordFake {
@@ -170,11 +173,17 @@ impl Res {
 }
 
 async fn send(app: &App, req: Request<Body>) -> Res {
-    let res = app.router.clone().oneshot(req).await.unwrap();
+    let (status, headers, body) = answer(&app.router, req).await;
+    Res { status, headers, body }
+}
+
+/// `router`'s answer to `req`: its status, headers and body as text.
+async fn answer(router: &Router, req: Request<Body>) -> (StatusCode, http::HeaderMap, String) {
+    let res = router.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();
     let body = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Res { status, headers, body }
+    (status, headers, body)
 }
 
 fn get_req(path: &str, cookie: &str, accept: &str) -> Request<Body> {

@@ -38,6 +38,9 @@ pub enum AppError {
     /// A personal access token on a page or action that is the person's own (account page, self-service).
     #[error("token not allowed here")]
     TokenNotAllowed,
+    /// The `admin` scope asked for by someone who is not an administrator.
+    #[error("not an administrator")]
+    NotAdministrator,
     /// Removing the last way in.
     #[error("last identity")]
     LastIdentity,
@@ -128,6 +131,12 @@ impl IntoResponse for AppError {
                 StatusCode::FORBIDDEN,
                 "Not available to access tokens",
                 "Access tokens are for APIs. Sign in with a browser to manage your account.",
+            ),
+            AppError::NotAdministrator => (
+                StatusCode::FORBIDDEN,
+                "Not an administrator",
+                "Only members of an administrators' group can create tokens with the admin scope. No token was \
+                 created; create one without the admin scope, or ask an administrator.",
             ),
             AppError::LastIdentity => (
                 StatusCode::CONFLICT,

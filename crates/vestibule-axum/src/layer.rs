@@ -29,8 +29,15 @@ fn may_restore(req: &Request, mount: &str) -> bool {
     matches!(*req.method(), http::Method::GET | http::Method::HEAD) && !verify
 }
 
+/// Whether `path` is under the admin API (`{mount}/admin/api`), which this layer leaves alone (see `call`).
+fn is_admin_path(path: &str, mount: &str) -> bool {
+    path.strip_prefix(mount)
+        .and_then(|rest| rest.strip_prefix("/admin/api"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The value of `Authorization: Bearer <value>`.
-fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+pub(crate) fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
@@ -173,8 +180,12 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         // Nested under an app that already applied the layer: the request is authenticated once, and the service
-        // polled ready is called right here, with no clone and no box.
-        if req.extensions().get::<AuthContext>().is_some() {
+        // polled ready is called right here, with no clone and no box. The admin API authenticates its own bearer
+        // tokens and reads no cookie: looked up here as well, a bad token would be counted twice against its
+        // address, and a session or a remember-me cookie would be worked on for nothing.
+        if req.extensions().get::<AuthContext>().is_some()
+            || is_admin_path(req.uri().path(), &self.vestibule.inner.mount)
+        {
             return SessionFuture::Passed {
                 inner: self.inner.call(req),
             };
@@ -265,6 +276,26 @@ mod tests {
             http::HeaderValue::from_str(auth).expect("header"),
         );
         h
+    }
+
+    #[test]
+    fn only_the_admin_api_under_the_mount_is_left_alone() {
+        for (path, mount) in [
+            ("/admin/api", ""),
+            ("/admin/api/x", ""),
+            ("/auth/admin/api/audit", "/auth"),
+        ] {
+            assert!(is_admin_path(path, mount), "{path} under {mount:?}");
+        }
+        for (path, mount) in [
+            ("/admin/apix", ""),
+            ("/admin/api/x", "/auth"),
+            ("/auth/admin", "/auth"),
+            ("/app/admin/api/x", ""),
+            ("/account", ""),
+        ] {
+            assert!(!is_admin_path(path, mount), "{path} under {mount:?}");
+        }
     }
 
     #[test]

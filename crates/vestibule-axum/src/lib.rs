@@ -26,6 +26,7 @@
 //! # let _ = app; }
 //! ```
 
+mod admin_api;
 mod client;
 mod context;
 mod cookies;
@@ -47,6 +48,7 @@ mod second_factor;
 mod self_service;
 mod state;
 
+pub use admin_api::openapi as admin_openapi;
 pub use error::AppError;
 pub use extract::{
     CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,

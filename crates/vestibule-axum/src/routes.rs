@@ -83,6 +83,8 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/static/vestibule.css", get(stylesheet))
         .fallback(|| async { AppError::NotFound })
         .layer(broker_stack(v))
+        // After the stack, with a stack of its own: the admin API takes bearer tokens only, and reads no cookie.
+        .merge(crate::admin_api::routes(v))
 }
 
 impl Vestibule {

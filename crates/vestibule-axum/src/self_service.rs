@@ -19,6 +19,7 @@ impl From<TokenError> for AppError {
         match e {
             TokenError::NotFresh => AppError::NotFresh,
             TokenError::NotFound => AppError::NotFound,
+            TokenError::NotAdmin => AppError::NotAdministrator,
             TokenError::Invalid(why) => AppError::InvalidInput(why),
             TokenError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),

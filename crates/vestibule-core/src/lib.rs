@@ -69,7 +69,7 @@ pub use config::{read_secret, ConfigIssue};
 pub use error::{error_chain, BoxError, IdError, RejectReason, SourceError};
 pub use identity::ExternalIdentity;
 pub use ids::{AccountId, SourceId, Subject};
-pub use local::{CredentialRepository, PasswordChangeError, PasswordChanger, StoredPassword};
+pub use local::{CredentialRepository, NewPasswordHash, PasswordChangeError, PasswordChanger, StoredPassword};
 pub use login::{canonical_login, LoginError, MAX_LOGIN_CHARS};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{

@@ -2,7 +2,7 @@ use async_trait::async_trait;
 
 use secrecy::SecretString;
 
-use crate::{AccountId, BoxError};
+use crate::{AccountId, BoxError, SourceId};
 
 /// A local account's password record, as the local source reads it.
 #[derive(Clone)]
@@ -83,6 +83,15 @@ pub enum PasswordChangeError {
     Unavailable(#[source] BoxError),
 }
 
+/// A new account's password, checked against the policy and hashed by the source that will verify it.
+#[derive(Debug)]
+pub struct NewPasswordHash {
+    /// The source the account's password belongs to (its identity is `(source, account id)`).
+    pub source: SourceId,
+    /// The PHC string to store (redacted in `Debug`).
+    pub hash: SecretString,
+}
+
 /// Changes a local password after checking the current one. Implemented by the local source, used by the broker,
 /// which then ends the account's other sessions.
 #[async_trait]
@@ -106,6 +115,14 @@ pub trait PasswordChanger: Send + Sync {
     /// sessions the same way. The default refuses ([`PasswordChangeError::NoPassword`]).
     async fn reset_password(&self, account: &AccountId, new: &SecretString) -> Result<(), PasswordChangeError> {
         let _ = (account, new);
+        Err(PasswordChangeError::NoPassword)
+    }
+
+    /// For an account an operator creates with a password (the admin API): applies the same policy as
+    /// [`change_password`](Self::change_password) to `new` and hashes it. The default refuses
+    /// ([`PasswordChangeError::NoPassword`]): this changer keeps no passwords for new accounts.
+    async fn hash_new_password(&self, new: &SecretString) -> Result<NewPasswordHash, PasswordChangeError> {
+        let _ = new;
         Err(PasswordChangeError::NoPassword)
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{
-    PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
-    ThrottleSettings,
+    AdminSettings, PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings,
+    SourcePolicy, ThrottleSettings,
 };
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub session: SessionSettings,
     pub throttle: ThrottleSettings,
     pub second_factor: SecondFactorConfig,
+    pub admin: AdminSettings,
     pub email: MailConfig,
     pub log: LogConfig,
     pub metrics: crate::metrics::MetricsConfig,
@@ -48,6 +49,8 @@ struct RawFile {
     throttle: ThrottleSettings,
     #[serde(default)]
     second_factor: SecondFactorConfig,
+    #[serde(default)]
+    admin: AdminSettings,
     #[serde(default)]
     email: MailConfig,
     #[serde(default)]
@@ -373,6 +376,7 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
         session: raw.session,
         throttle: raw.throttle,
         second_factor: raw.second_factor,
+        admin: raw.admin,
         email: raw.email,
         log: raw.log,
         metrics: raw.metrics,
@@ -696,6 +700,9 @@ fn validate(config: &FileConfig) -> Result<(), (Option<usize>, ConfigIssue)> {
         return Err(prefixed(ConfigIssue::new(key, message)));
     }
     config.second_factor.key().map(|_| ()).map_err(prefixed)?;
+    if let Some((key, message)) = config.admin.problem() {
+        return Err((None, ConfigIssue::new(format!("admin.{key}"), message)));
+    }
     if config.second_factor.passkeys == PasskeyMode::On {
         // WebAuthn takes the relying party id from the public URL's host and accepts no IP address; without a
         // public URL, the default one is the bind address, an IP address.
@@ -1088,6 +1095,7 @@ mod reference_file {
         assert_eq!(documented.session, defaults.session);
         assert_eq!(documented.throttle, defaults.throttle);
         assert_eq!(documented.second_factor.settings(), defaults.second_factor.settings());
+        assert_eq!(documented.admin, defaults.admin);
         assert_eq!(format!("{:?}", documented.email), format!("{:?}", defaults.email));
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
@@ -1095,6 +1103,25 @@ mod reference_file {
             panic!("local source expected")
         };
         assert_eq!((a.argon2, a.password), (b.argon2, b.password));
+    }
+}
+
+#[cfg(test)]
+mod admin_keys {
+    #![allow(clippy::unwrap_used)]
+
+    /// `[admin] groups` reaches the settings; nobody is an administrator without it; a blank name is refused by
+    /// key, and so is a key `[admin]` does not have.
+    #[test]
+    fn admin_groups_are_read_and_checked() {
+        let c = super::parse("t.toml", "[admin]\ngroups = [\"admins\", \"ops\"]\n").unwrap();
+        assert!(c.admin.admits(&["ops".into()]));
+        assert!(!c.admin.admits(&["staff".into()]));
+        assert!(!super::parse("t.toml", "").unwrap().admin.admits(&["admins".into()]));
+        let e = super::parse("t.toml", "[admin]\ngroups = [\" admins\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.groups"), "{e}");
+        let e = super::parse("t.toml", "[admin]\nusers = [\"root\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("admin.users"), "{e}");
     }
 }
 

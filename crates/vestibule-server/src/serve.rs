@@ -131,6 +131,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         .settings(cfg.session)
         .throttle(cfg.throttle)
         .second_factor(cfg.second_factor.settings())
+        .admin(cfg.admin.clone())
         .mailer(mailer.clone())
         .mail_settings(cfg.email.link_settings());
     match cfg

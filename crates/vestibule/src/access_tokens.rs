@@ -40,6 +40,9 @@ pub enum TokenError {
     /// No such token on this account.
     #[error("no such token")]
     NotFound,
+    /// The `admin` scope asked for by an account in none of the `[admin] groups`.
+    #[error("only administrators can create tokens with the admin scope")]
+    NotAdmin,
     /// Something broke.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -90,6 +93,12 @@ impl Broker {
                 "give one to 16 scopes of lowercase letters, digits, ':', '_', '-', '.'",
             ));
         }
+        // Read from the store now, not from the session: a person removed from the group since signing in is not
+        // an administrator any more.
+        let admin = scopes.contains(&crate::ADMIN_SCOPE);
+        if admin && !self.is_admin(&session.account_id).await? {
+            return Err(TokenError::NotAdmin);
+        }
         let secret = SecretToken::generate();
         let value = format!("{TOKEN_PREFIX}{}", secret.expose());
         let now = self.now();
@@ -109,10 +118,16 @@ impl Broker {
                 checked_at: None,
             })
             .await?;
+        // An admin token is a way into every account: its row says so.
+        let detail = if admin {
+            format!("{id} (scope admin)")
+        } else {
+            id.clone()
+        };
         self.audit(&AuditEvent {
             account_id: Some(session.account_id.as_str()),
             ip: client.ip.as_deref(),
-            detail: Some(&id),
+            detail: Some(&detail),
             ..AuditEvent::of(AuditKind::TokenCreated)
         })
         .await;

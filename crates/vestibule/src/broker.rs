@@ -41,6 +41,8 @@ pub struct Broker {
     pub(crate) limiter: crate::Limiter,
     /// Who needs a second factor, and how the second step behaves.
     pub(crate) second_factor: crate::SecondFactorSettings,
+    /// Who may hold and use admin tokens.
+    pub(crate) admin: crate::AdminSettings,
     /// Seals TOTP secrets and hashes recovery codes.
     pub(crate) sealer: crate::totp::Sealer,
     /// Takes reset links, confirmations and notices; `None`: nothing is mailed and reset is not offered.
@@ -109,6 +111,7 @@ pub struct BrokerBuilder {
     throttle: crate::ThrottleSettings,
     second_factor: crate::SecondFactorSettings,
     second_factor_key: Option<crate::SecondFactorKey>,
+    admin: crate::AdminSettings,
     mailer: Option<Arc<dyn crate::Mailer>>,
     mail_settings: crate::MailSettings,
 }
@@ -147,6 +150,11 @@ impl BrokerBuilder {
     /// Who needs a second factor, and how the second step behaves (default: optional).
     pub fn second_factor(mut self, settings: crate::SecondFactorSettings) -> Self {
         self.second_factor = settings;
+        self
+    }
+    /// Who may create and use tokens with the `admin` scope (default: nobody).
+    pub fn admin(mut self, settings: crate::AdminSettings) -> Self {
+        self.admin = settings;
         self
     }
     /// The key TOTP secrets are sealed and recovery codes hashed with. Without one, a key is generated once and
@@ -200,6 +208,9 @@ impl BrokerBuilder {
         if let Some((key, problem)) = self.second_factor.problem() {
             return Err(BrokerError::Config(format!("second_factor.{key}: {problem}")));
         }
+        if let Some((key, problem)) = self.admin.problem() {
+            return Err(BrokerError::Config(format!("admin.{key}: {problem}")));
+        }
         let second_factor_key = match self.second_factor_key {
             Some(k) => k,
             None => {
@@ -232,6 +243,7 @@ impl BrokerBuilder {
             password_changer: self.password_changer,
             limiter,
             second_factor: self.second_factor,
+            admin: self.admin,
             sealer: crate::totp::Sealer::new(&second_factor_key),
             webauthn,
             mailer: self.mailer,
@@ -274,6 +286,7 @@ impl Broker {
             throttle: crate::ThrottleSettings::default(),
             second_factor: crate::SecondFactorSettings::default(),
             second_factor_key: None,
+            admin: crate::AdminSettings::default(),
             mailer: None,
             mail_settings: crate::MailSettings::default(),
         }
@@ -321,6 +334,11 @@ impl Broker {
     /// Second-factor settings.
     pub fn second_factor_settings(&self) -> &crate::SecondFactorSettings {
         &self.second_factor
+    }
+
+    /// Who may create and use admin tokens.
+    pub fn admin_settings(&self) -> &crate::AdminSettings {
+        &self.admin
     }
 
     /// Now, from the injected clock.
@@ -777,7 +795,12 @@ impl Broker {
 
     /// Disables (or re-enables) an account. Disabling ends every session of it at once, on this node's cache too.
     pub async fn set_account_disabled(&self, account: &AccountId, disabled: bool) -> Result<bool, BrokerError> {
-        let hashes = self.session_hashes(account).await?;
+        let mut hashes = self.session_hashes(account).await?;
+        // The store deletes the tokens with the sessions; the cache must drop both, or a token would go on
+        // working from this node's cache (and other nodes') until its entry aged out.
+        if disabled {
+            hashes.extend(self.store.tokens_of(account).await?.into_iter().map(|t| t.token_hash));
+        }
         let found = self.store.set_account_disabled(account, disabled).await?;
         self.forget(&hashes).await;
         Ok(found)

@@ -22,6 +22,7 @@
 mod access_tokens;
 mod admin;
 mod admin_ops;
+mod admin_api;
 mod authenticate;
 mod broker;
 mod csrf;
@@ -48,6 +49,7 @@ mod views;
 
 pub use access_tokens::{NewToken, TokenError, TOKEN_PREFIX};
 pub use admin::{AccountDetails, AccountLookup, FactorsView, MatchedBy, RECENT_AUDIT};
+pub use admin_api::{AdminGrant, AdminRefusal, CreateAccountError, CreatedAccount, PasswordAccount, ADMIN_SCOPE};
 pub use admin_ops::{valid_group_name, AdminError, DeletedAccount, EndedGrants, GroupChange, GroupsChanged};
 pub use authenticate::{Authentication, Credentials, RememberCookie};
 pub use broker::{Broker, BrokerBuilder, ClientInfo};
@@ -68,8 +70,8 @@ pub use secret::{hash_token, SecretToken};
 pub use self_service::{PasswordChanged, Revoke, SelfServiceError};
 pub use session::{ActiveSession, ActiveToken, Assurance, AuthMethod, Holder, NewSession, Principal};
 pub use settings::{
-    PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings, SourcePolicy,
-    UPSTREAM_MFA_AMR,
+    AdminSettings, PasskeyMode, Protection, Provisioning, SecondFactorPolicy, SecondFactorSettings, SessionSettings,
+    SourcePolicy, UPSTREAM_MFA_AMR,
 };
 pub use throttle::{Attempt, Limiter, ThrottleEntry, ThrottleLayer, ThrottleSettings, Throttled};
 pub use totp::SecondFactorKey;

@@ -55,6 +55,31 @@ impl Default for SessionSettings {
     }
 }
 
+/// Who administers the broker: `[admin]` in the server's TOML.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Short group names (as in `/me`) whose members may create personal access tokens with the `admin` scope
+    /// and use them on the admin API. Empty (the default): nobody can, and the admin API answers every token with
+    /// 403 — an operator turns it on by naming a group.
+    pub groups: Vec<String>,
+}
+
+impl AdminSettings {
+    /// Whether an account with these groups is an administrator.
+    pub fn admits(&self, groups: &[String]) -> bool {
+        groups.iter().any(|g| self.groups.contains(g))
+    }
+
+    /// What is wrong with these settings, as (key, message).
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        if self.groups.iter().any(|g| g.trim().is_empty() || g.trim() != g) {
+            return Some(("groups", "group names must be non-empty, without spaces at either end"));
+        }
+        None
+    }
+}
+
 /// What happens the first time an identity from a source is seen. Per source, from its TOML table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -20,6 +20,9 @@ mod second_factor;
 #[path = "broker/passkey.rs"]
 mod passkey;
 
+#[path = "broker/admin_scope.rs"]
+mod admin_scope;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vestibule_core::{
-    AuthSource, CredentialRepository, ExternalIdentity, Flow, PasswordChangeError, PasswordChanger, PasswordFlow,
-    RejectReason, SourceError, SourceId, Subject,
+    AuthSource, CredentialRepository, ExternalIdentity, Flow, NewPasswordHash, PasswordChangeError, PasswordChanger,
+    PasswordFlow, RejectReason, SourceError, SourceId, Subject,
 };
 
 use crate::{Argon2Settings, PasswordHasher, PasswordPolicy, Verification};
@@ -201,9 +201,27 @@ impl PasswordChanger for LocalSource {
             )),
         }
     }
+
+    async fn hash_new_password(&self, new: &SecretString) -> Result<NewPasswordHash, PasswordChangeError> {
+        Ok(NewPasswordHash {
+            source: self.id.clone(),
+            hash: self.checked_hash(new).await?.into(),
+        })
+    }
 }
 
 impl LocalSource {
+    /// Applies the policy to `new` and hashes it.
+    async fn checked_hash(&self, new: &SecretString) -> Result<String, PasswordChangeError> {
+        self.policy
+            .check(new.expose_secret())
+            .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
+        self.hasher
+            .hash(new.clone())
+            .await
+            .map_err(|e| PasswordChangeError::Unavailable(Box::new(e)))
+    }
+
     /// Applies the policy to `new`, hashes it, and swaps it for `old_hash` in the transaction that also ends the
     /// account's sessions ([`CredentialRepository::change_password_hash`]): compare-and-swap on the hash that was
     /// read, so two concurrent changes cannot both win. `false` when the hash is no longer `old_hash`.
@@ -213,19 +231,11 @@ impl LocalSource {
         old_hash: &str,
         new: &SecretString,
     ) -> Result<bool, PasswordChangeError> {
-        let unavailable = |e: vestibule_core::BoxError| PasswordChangeError::Unavailable(e);
-        self.policy
-            .check(new.expose_secret())
-            .map_err(|e| PasswordChangeError::Policy(e.to_string()))?;
-        let hash = self
-            .hasher
-            .hash(new.clone())
-            .await
-            .map_err(|e| unavailable(Box::new(e)))?;
+        let hash = self.checked_hash(new).await?;
         self.repo
             .change_password_hash(account, old_hash, &hash)
             .await
-            .map_err(unavailable)
+            .map_err(PasswordChangeError::Unavailable)
     }
 }
 
