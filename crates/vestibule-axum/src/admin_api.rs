@@ -359,7 +359,7 @@ async fn show_account(
                 last_login_at: i.last_login_at.map(|t| t.0),
             })
             .collect(),
-        sessions: d.sessions,
+        sessions: d.sessions.len(),
     })
     .into_response())
 }
