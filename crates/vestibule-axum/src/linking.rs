@@ -44,10 +44,12 @@ pub(crate) async fn link_page(
         signed_in: ctx.browser_session().is_some(),
         account_name: &account_name,
         source: &source_name,
-        email: pending.email.as_deref(),
+        has_email: pending.email.is_some(),
+        email: pending.email.as_deref().unwrap_or_default(),
         may_create: pending.may_create,
         password_sources,
         redirect_sources,
+        ..Default::default()
     };
     Ok(with_cookies(
         (html_headers(), pages::render(&page)).into_response(),

@@ -1,39 +1,46 @@
 //! askama pages. Templates live in the workspace's `templates/` folder; every value is HTML-escaped by askama.
 
 use askama::Template;
+use serde::Serialize;
 use vestibule_core::Timestamp;
 
 use crate::Vestibule;
 
 /// A source as the login page lists it.
+#[derive(Serialize)]
 pub(crate) struct SourceLink {
     pub(crate) id: String,
     pub(crate) name: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "login.html")]
 pub(crate) struct LoginPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) next: &'a str,
     pub(crate) username: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
-    /// Whether to offer "Forgot your password?" (a mailer and a local password source).
-    pub(crate) reset: bool,
+    pub(crate) has_redirect_sources: bool,
+    /// Whether to offer "Forgot your password?" (a mailer and a password source on the page).
+    pub(crate) offer_reset: bool,
     /// Whether to offer "Sign in with a passkey".
     pub(crate) passkeys: bool,
 }
 
+#[derive(Serialize)]
 pub(crate) struct IdentityRow {
     pub(crate) source: String,
     pub(crate) subject: String,
-    pub(crate) login: Option<String>,
+    /// Empty when the identity has no login name.
+    pub(crate) login: String,
     pub(crate) since: String,
 }
 
+#[derive(Serialize)]
 pub(crate) struct SessionRow {
     pub(crate) id: String,
     pub(crate) current: bool,
@@ -43,20 +50,23 @@ pub(crate) struct SessionRow {
     pub(crate) last_seen: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "account.html")]
 pub(crate) struct AccountPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) display_name: &'a str,
-    pub(crate) email: Option<&'a str>,
+    pub(crate) has_email: bool,
+    pub(crate) email: &'a str,
     /// Shown next to the address: an unconfirmed one is used neither for reset nor for linking.
     pub(crate) email_verified: bool,
     /// An address change waiting to be confirmed from the new address (not used for anything until then).
-    pub(crate) pending_email: Option<&'a str>,
+    pub(crate) has_pending_email: bool,
+    pub(crate) pending_email: &'a str,
     /// Whether the address can be changed here (a mailer is configured).
     pub(crate) email_change: bool,
-    pub(crate) notice: Option<&'a str>,
+    pub(crate) has_notice: bool,
+    pub(crate) notice: &'a str,
     pub(crate) has_password: bool,
     pub(crate) has_totp: bool,
     /// Any second factor (authenticator app or passkey): the recovery codes are shown then.
@@ -65,12 +75,15 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) passkeys: Vec<PasskeyRow>,
     pub(crate) passkeys_enabled: bool,
     pub(crate) identities: Vec<IdentityRow>,
+    /// More than one identity: each can be removed (the last one cannot).
+    pub(crate) can_unlink: bool,
     pub(crate) sessions: Vec<SessionRow>,
     pub(crate) tokens: Vec<TokenRow>,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
 }
 
+#[derive(Serialize)]
 pub(crate) struct TokenRow {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -79,7 +92,7 @@ pub(crate) struct TokenRow {
     pub(crate) last_used: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "token.html")]
 pub(crate) struct TokenPage<'a> {
     pub(crate) mount: &'a str,
@@ -89,7 +102,7 @@ pub(crate) struct TokenPage<'a> {
     pub(crate) expires: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "link.html")]
 pub(crate) struct LinkPage<'a> {
     pub(crate) mount: &'a str,
@@ -97,7 +110,8 @@ pub(crate) struct LinkPage<'a> {
     pub(crate) signed_in: bool,
     pub(crate) account_name: &'a str,
     pub(crate) source: &'a str,
-    pub(crate) email: Option<&'a str>,
+    pub(crate) has_email: bool,
+    pub(crate) email: &'a str,
     pub(crate) may_create: bool,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
@@ -105,6 +119,7 @@ pub(crate) struct LinkPage<'a> {
 
 /// A TOTP authenticator being set up, as a page shows it: the QR code (SVG made here, from the URI), the
 /// base32 key and the URI as text.
+#[derive(Serialize, Default)]
 pub(crate) struct EnrolmentView {
     pub(crate) qr_svg: String,
     pub(crate) secret: String,
@@ -137,20 +152,24 @@ impl EnrolmentView {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "second_factor.html")]
 pub(crate) struct SecondFactorPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) next: &'a str,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) enrolment: Option<EnrolmentView>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
+    pub(crate) has_enrolment: bool,
+    pub(crate) enrolment: EnrolmentView,
     pub(crate) step_up: bool,
     /// A passkey ceremony, when the account has passkeys.
-    pub(crate) passkey: Option<PasskeyForm>,
+    pub(crate) has_passkey: bool,
+    pub(crate) pk: PasskeyForm,
 }
 
 /// A passkey on the account page.
+#[derive(Serialize)]
 pub(crate) struct PasskeyRow {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -160,6 +179,7 @@ pub(crate) struct PasskeyRow {
 
 /// A passkey ceremony as a page shows it (`passkey_form.html`): the options in a JSON data block, and the form
 /// that `passkey.js` fills with the authenticator's answer.
+#[derive(Serialize, Default)]
 pub(crate) struct PasskeyForm {
     /// Where the form posts (after the mount).
     pub(crate) action: &'static str,
@@ -200,7 +220,7 @@ pub(crate) fn script_json(json: &str) -> String {
 
 /// A page that runs one passkey ceremony: registration (`/account/passkeys`) or a passwordless sign-in
 /// (`/login/passkey`).
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "passkey.html")]
 pub(crate) struct PasskeyPage<'a> {
     pub(crate) mount: &'a str,
@@ -208,22 +228,25 @@ pub(crate) struct PasskeyPage<'a> {
     pub(crate) next: &'a str,
     pub(crate) title: &'a str,
     pub(crate) intro: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
     pub(crate) pk: PasskeyForm,
     /// Where "Back" goes (after the mount).
     pub(crate) back: &'a str,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "totp_enrol.html")]
 pub(crate) struct TotpEnrolPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) enrolment: Option<EnrolmentView>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
+    pub(crate) has_enrolment: bool,
+    pub(crate) enrolment: EnrolmentView,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "recovery_codes.html")]
 pub(crate) struct RecoveryCodesPage<'a> {
     pub(crate) mount: &'a str,
@@ -250,7 +273,7 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
 }
 
 /// One click to sign out, when the sign-out form that was posted had expired.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "logout.html")]
 pub(crate) struct LogoutPage<'a> {
     pub(crate) mount: &'a str,
@@ -258,7 +281,7 @@ pub(crate) struct LogoutPage<'a> {
 }
 
 /// `GET /reset` and the same page after `POST /reset`, whatever was typed.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "reset.html")]
 pub(crate) struct ResetPage<'a> {
     pub(crate) mount: &'a str,
@@ -267,7 +290,7 @@ pub(crate) struct ResetPage<'a> {
 }
 
 /// `GET /email/verify/{token}` for a change of address: the button that confirms it.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "email_change_confirm.html")]
 pub(crate) struct EmailChangeConfirmPage<'a> {
     pub(crate) mount: &'a str,
@@ -277,22 +300,24 @@ pub(crate) struct EmailChangeConfirmPage<'a> {
 }
 
 /// `GET /reset/{token}`: the new password form.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "reset_password.html")]
 pub(crate) struct ResetPasswordPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) token: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
     mount: &'a str,
     title: &'a str,
     message: &'a str,
-    reference: Option<&'a str>,
+    has_reference: bool,
+    reference: &'a str,
 }
 
 /// Renders a template; a template that fails to render is a bug, logged, and answered with a bare page.
@@ -308,7 +333,8 @@ pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Opti
         mount: &v.inner.mount,
         title,
         message,
-        reference,
+        has_reference: reference.is_some(),
+        reference: reference.unwrap_or_default(),
     })
 }
 

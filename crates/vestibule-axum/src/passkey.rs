@@ -68,9 +68,11 @@ fn ceremony_page(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext, c: Cerem
         next: c.next,
         title: c.title,
         intro: c.intro,
-        error: c.error,
+        has_error: c.error.is_some(),
+        error: c.error.unwrap_or_default(),
         pk: c.form,
         back: c.back,
+        ..Default::default()
     });
     (c.status, html_headers(), html).into_response()
 }

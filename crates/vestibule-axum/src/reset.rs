@@ -105,7 +105,9 @@ fn new_password_page(
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
         token,
-        error,
+        has_error: error.is_some(),
+        error: error.unwrap_or_default(),
+        ..Default::default()
     });
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST

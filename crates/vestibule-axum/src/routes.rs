@@ -133,11 +133,14 @@ fn render_login(
         csrf_token: &v.broker().csrf_token(&bound),
         next,
         username,
-        error,
+        has_error: error.is_some(),
+        error: error.unwrap_or_default(),
+        offer_reset: v.broker().reset_available() && !password_sources.is_empty(),
+        has_redirect_sources: !redirect_sources.is_empty(),
         password_sources,
         redirect_sources,
-        reset: v.broker().reset_available(),
         passkeys: v.broker().passkeys_enabled(),
+        ..Default::default()
     });
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
@@ -295,6 +298,7 @@ async fn logout(
         let page = pages::LogoutPage {
             mount: &v.inner.mount,
             csrf_token: &v.broker().csrf_token(&bound),
+            ..Default::default()
         };
         return Ok(with_cookies(
             (StatusCode::FORBIDDEN, html_headers(), pages::render(&page)).into_response(),
@@ -344,16 +348,20 @@ async fn account(
     };
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
     let (password_sources, redirect_sources) = pages::source_links(&v);
+    // Fixed words chosen by a key: nothing from the URL is echoed.
+    let notice = q.get("done").and_then(|d| Done::parse(d)).map(Done::notice);
     let page = AccountPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
         display_name: account.display_name.as_deref().unwrap_or("Your account"),
-        email: account.email.as_deref(),
+        has_email: account.email.is_some(),
+        email: account.email.as_deref().unwrap_or_default(),
         email_verified: account.email_verified,
-        pending_email: pending_email.as_deref(),
+        has_pending_email: pending_email.is_some(),
+        pending_email: pending_email.as_deref().unwrap_or_default(),
         email_change: v.broker().email_change_available(),
-        // Fixed words chosen by a key: nothing from the URL is echoed.
-        notice: q.get("done").and_then(|d| Done::parse(d)).map(Done::notice),
+        has_notice: notice.is_some(),
+        notice: notice.unwrap_or_default(),
         password_sources,
         redirect_sources,
         has_password: account.has_password(),
@@ -376,10 +384,11 @@ async fn account(
             .map(|i| IdentityRow {
                 source: i.source.to_string(),
                 subject: i.subject.to_string(),
-                login: i.login.clone(),
+                login: i.login.clone().unwrap_or_default(),
                 since: pages::utc(i.created_at),
             })
             .collect(),
+        can_unlink: account.identities.len() > 1,
         tokens: tokens
             .iter()
             .map(|t| pages::TokenRow {
@@ -401,6 +410,7 @@ async fn account(
                 last_seen: pages::utc(s.last_seen_at),
             })
             .collect(),
+        ..Default::default()
     };
     Ok((html_headers(), pages::render(&page)).into_response())
 }

@@ -285,14 +285,19 @@ fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<
         SecondFactorPrompt::Enrol(e) => Some(EnrolmentView::of(e)),
         _ => None,
     };
+    let passkey = view.passkey;
     let html = pages::render(&SecondFactorPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(&bound),
         next: view.next,
-        error: view.error,
-        enrolment,
+        has_error: view.error.is_some(),
+        error: view.error.unwrap_or_default(),
+        has_enrolment: enrolment.is_some(),
+        enrolment: enrolment.unwrap_or_default(),
         step_up: view.step_up,
-        passkey: view.passkey,
+        has_passkey: passkey.is_some(),
+        pk: passkey.unwrap_or_default(),
+        ..Default::default()
     });
     with_cookies((view.status, html_headers(), html).into_response(), &set)
 }
@@ -302,6 +307,7 @@ pub(crate) fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str
         mount: &v.inner.mount,
         codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
         continue_to,
+        ..Default::default()
     });
     (html_headers(), html).into_response()
 }
@@ -318,8 +324,11 @@ fn enrol_page(
     let html = pages::render(&TotpEnrolPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
-        error,
-        enrolment,
+        has_error: error.is_some(),
+        error: error.unwrap_or_default(),
+        has_enrolment: enrolment.is_some(),
+        enrolment: enrolment.unwrap_or_default(),
+        ..Default::default()
     });
     (status, html_headers(), html).into_response()
 }
