@@ -34,6 +34,7 @@ mod deadline;
 mod error;
 mod extract;
 mod headers;
+mod i18n;
 mod layer;
 mod linking;
 mod next;
@@ -46,15 +47,20 @@ mod routes;
 mod second_factor;
 mod self_service;
 mod state;
+#[cfg(test)]
+mod template_parity;
+mod ui;
 
 pub use error::AppError;
 pub use extract::{
     CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,
     Unauthenticated,
 };
+pub use i18n::Tr;
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
 pub use pages::utc;
 pub use request_id::{with_request_id, REQUEST_ID_HEADER};
 pub use routes::router;
 pub use state::{HttpSettings, Vestibule};
+pub use ui::{Logo, TemplateOverrides, UiError, UiSettings, MAX_LOGO_BYTES};

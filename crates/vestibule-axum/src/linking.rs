@@ -52,7 +52,7 @@ pub(crate) async fn link_page(
         ..Default::default()
     };
     Ok(with_cookies(
-        (html_headers(), pages::render(&page)).into_response(),
+        (html_headers(), pages::render(&v, page)).into_response(),
         &set,
     ))
 }

@@ -4,7 +4,47 @@ use askama::Template;
 use serde::Serialize;
 use vestibule_core::Timestamp;
 
+use crate::i18n::Tr;
+use crate::ui::{Chrome, PageRequest};
 use crate::Vestibule;
+
+/// A built-in page: an askama template with its file name, whose values also serialise for an override.
+pub(crate) trait Page: Template + Serialize {
+    /// The template's file name in `templates/`, which an override replaces.
+    const NAME: &'static str;
+    /// Where the page keeps what every page shows, filled in by [`render`].
+    fn chrome(&mut self) -> (&mut Chrome, &mut Tr);
+    /// The page's language (`t`, which serialisation skips: minijinja gets it as an object).
+    fn tr(&self) -> Tr;
+}
+
+macro_rules! impl_page {
+    ($page:ident, $name:literal) => {
+        impl Page for $page<'_> {
+            const NAME: &'static str = $name;
+            fn chrome(&mut self) -> (&mut Chrome, &mut Tr) {
+                (&mut self.ui, &mut self.t)
+            }
+            fn tr(&self) -> Tr {
+                self.t
+            }
+        }
+    };
+}
+
+impl_page!(LoginPage, "login.html");
+impl_page!(AccountPage, "account.html");
+impl_page!(TokenPage, "token.html");
+impl_page!(LinkPage, "link.html");
+impl_page!(SecondFactorPage, "second_factor.html");
+impl_page!(PasskeyPage, "passkey.html");
+impl_page!(TotpEnrolPage, "totp_enrol.html");
+impl_page!(RecoveryCodesPage, "recovery_codes.html");
+impl_page!(LogoutPage, "logout.html");
+impl_page!(ResetPage, "reset.html");
+impl_page!(EmailChangeConfirmPage, "email_change_confirm.html");
+impl_page!(ResetPasswordPage, "reset_password.html");
+impl_page!(MessagePage, "message.html");
 
 /// A source as the login page lists it.
 #[derive(Serialize)]
@@ -29,6 +69,9 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) offer_reset: bool,
     /// Whether to offer "Sign in with a passkey".
     pub(crate) passkeys: bool,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Serialize)]
@@ -81,6 +124,9 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) tokens: Vec<TokenRow>,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Serialize)]
@@ -100,6 +146,9 @@ pub(crate) struct TokenPage<'a> {
     pub(crate) value: &'a str,
     pub(crate) scopes: &'a str,
     pub(crate) expires: String,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Template, Serialize, Default)]
@@ -115,6 +164,9 @@ pub(crate) struct LinkPage<'a> {
     pub(crate) may_create: bool,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// A TOTP authenticator being set up, as a page shows it: the QR code (SVG made here, from the URI), the
@@ -166,6 +218,9 @@ pub(crate) struct SecondFactorPage<'a> {
     /// A passkey ceremony, when the account has passkeys.
     pub(crate) has_passkey: bool,
     pub(crate) pk: PasskeyForm,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// A passkey on the account page.
@@ -233,6 +288,9 @@ pub(crate) struct PasskeyPage<'a> {
     pub(crate) pk: PasskeyForm,
     /// Where "Back" goes (after the mount).
     pub(crate) back: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Template, Serialize, Default)]
@@ -244,6 +302,9 @@ pub(crate) struct TotpEnrolPage<'a> {
     pub(crate) error: &'a str,
     pub(crate) has_enrolment: bool,
     pub(crate) enrolment: EnrolmentView,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Template, Serialize, Default)]
@@ -252,6 +313,9 @@ pub(crate) struct RecoveryCodesPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) codes: Vec<String>,
     pub(crate) continue_to: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// The configured sources, split by flow, for the forms and buttons of a page.
@@ -278,6 +342,9 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
 pub(crate) struct LogoutPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /reset` and the same page after `POST /reset`, whatever was typed.
@@ -287,6 +354,9 @@ pub(crate) struct ResetPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) sent: bool,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /email/verify/{token}` for a change of address: the button that confirms it.
@@ -297,6 +367,9 @@ pub(crate) struct EmailChangeConfirmPage<'a> {
     pub(crate) csrf_token: &'a str,
     pub(crate) token: &'a str,
     pub(crate) email: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /reset/{token}`: the new password form.
@@ -308,34 +381,86 @@ pub(crate) struct ResetPasswordPage<'a> {
     pub(crate) token: &'a str,
     pub(crate) has_error: bool,
     pub(crate) error: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 #[derive(Template, Serialize, Default)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    mount: &'a str,
-    title: &'a str,
-    message: &'a str,
-    has_reference: bool,
-    reference: &'a str,
+pub(crate) struct MessagePage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) has_reference: bool,
+    pub(crate) reference: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-/// Renders a template; a template that fails to render is a bug, logged, and answered with a bare page.
-pub(crate) fn render(t: &impl Template) -> String {
-    t.render().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "template rendering failed");
+/// Renders a page in the request's language, with the operator's product name and logo: with the override set's
+/// minijinja environment when one is configured (an override of `base.html` then frames every page), else with the
+/// compiled-in askama template. A page that fails to render is logged and answered with a bare page.
+pub(crate) fn render<P: Page>(v: &Vestibule, page: P) -> String {
+    render_for(v, &PageRequest::current(), page)
+}
+
+/// [`render`] for a given request (the error pages, rendered after the handler's task-local scope ended).
+pub(crate) fn render_for<P: Page>(v: &Vestibule, req: &PageRequest, mut page: P) -> String {
+    let (chrome, t) = page.chrome();
+    *chrome = crate::ui::chrome(&v.inner.ui, req);
+    *t = req.lang;
+    let rendered = match &v.inner.ui.templates {
+        Some(overrides) => render_minijinja(&overrides.env, &page).map_err(|e| e.to_string()),
+        None => page.render().map_err(|e| e.to_string()),
+    };
+    rendered.unwrap_or_else(|e| {
+        tracing::error!(error = %e, template = P::NAME, "template rendering failed");
         "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
     })
 }
 
+/// A page through a minijinja environment: its serialised values plus `t`.
+pub(crate) fn render_minijinja<P: Page>(
+    env: &minijinja::Environment<'static>,
+    page: &P,
+) -> Result<String, minijinja::Error> {
+    let t = page.tr();
+    let ctx = minijinja::context! {
+        t => minijinja::Value::from_object(t),
+        ..minijinja::Value::from(minijinja::value::Serde(page))
+    };
+    env.get_template(P::NAME)?.render(ctx)
+}
+
+/// A page that says one thing, in the request's language.
 pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Option<&str>) -> String {
-    render(&MessagePage {
-        mount: &v.inner.mount,
+    message_for(v, &PageRequest::current(), title, message, reference)
+}
+
+/// [`message`] for a given request (an error page, rendered after the handler).
+pub(crate) fn message_for(
+    v: &Vestibule,
+    req: &PageRequest,
+    title: &str,
+    message: &str,
+    reference: Option<&str>,
+) -> String {
+    let mut page = message_page(title, message, reference);
+    page.mount = &v.inner.mount;
+    render_for(v, req, page)
+}
+
+/// The page of [`message`], before the mount and the chrome.
+pub(crate) fn message_page<'a>(title: &'a str, message: &'a str, reference: Option<&'a str>) -> MessagePage<'a> {
+    MessagePage {
         title,
         message,
         has_reference: reference.is_some(),
         reference: reference.unwrap_or_default(),
-    })
+        ..Default::default()
+    }
 }
 
 /// `2026-11-28 21:30 UTC` from Unix seconds (proleptic Gregorian, Howard Hinnant's days-to-civil).

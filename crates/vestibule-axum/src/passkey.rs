@@ -62,18 +62,21 @@ struct Ceremony<'a> {
 
 fn ceremony_page(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext, c: Ceremony<'_>) -> Response {
     let bound = binding(v, headers, ctx).unwrap_or_default();
-    let html = pages::render(&PasskeyPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(bound),
-        next: c.next,
-        title: c.title,
-        intro: c.intro,
-        has_error: c.error.is_some(),
-        error: c.error.unwrap_or_default(),
-        pk: c.form,
-        back: c.back,
-        ..Default::default()
-    });
+    let html = pages::render(
+        v,
+        PasskeyPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(bound),
+            next: c.next,
+            title: c.title,
+            intro: c.intro,
+            has_error: c.error.is_some(),
+            error: c.error.unwrap_or_default(),
+            pk: c.form,
+            back: c.back,
+            ..Default::default()
+        },
+    );
     (c.status, html_headers(), html).into_response()
 }
 

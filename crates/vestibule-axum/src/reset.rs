@@ -46,11 +46,15 @@ fn private_headers(mut res: Response) -> Response {
 
 fn reset_page(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, sent: bool) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let html = crate::pages::render(&crate::pages::ResetPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        sent,
-    });
+    let html = crate::pages::render(
+        v,
+        crate::pages::ResetPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            sent,
+            ..Default::default()
+        },
+    );
     with_cookies((html_headers(), html).into_response(), &set)
 }
 
@@ -101,14 +105,17 @@ fn new_password_page(
     error: Option<&str>,
 ) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let html = crate::pages::render(&crate::pages::ResetPasswordPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        token,
-        has_error: error.is_some(),
-        error: error.unwrap_or_default(),
-        ..Default::default()
-    });
+    let html = crate::pages::render(
+        v,
+        crate::pages::ResetPasswordPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            token,
+            has_error: error.is_some(),
+            error: error.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -176,12 +183,16 @@ pub(crate) async fn verify_email(
 ) -> Result<Response, AppError> {
     if let Some(email) = v.broker().email_change_link(&token).await? {
         let (bound, set) = form_binding(&v, &headers, &ctx);
-        let html = crate::pages::render(&crate::pages::EmailChangeConfirmPage {
-            mount: &v.inner.mount,
-            csrf_token: &v.broker().csrf_token(&bound),
-            token: &token,
-            email: &email,
-        });
+        let html = crate::pages::render(
+            &v,
+            crate::pages::EmailChangeConfirmPage {
+                mount: &v.inner.mount,
+                csrf_token: &v.broker().csrf_token(&bound),
+                token: &token,
+                email: &email,
+                ..Default::default()
+            },
+        );
         return Ok(private_headers(with_cookies(
             (html_headers(), html).into_response(),
             &set,

@@ -81,6 +81,7 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/vestibule.css", get(stylesheet))
+        .route("/static/logo", get(logo))
         .fallback(|| async { AppError::NotFound })
         .layer(broker_stack(v))
 }
@@ -128,20 +129,23 @@ fn render_login(
 ) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
     let (password_sources, redirect_sources) = pages::source_links(v);
-    let html = pages::render(&LoginPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        next,
-        username,
-        has_error: error.is_some(),
-        error: error.unwrap_or_default(),
-        offer_reset: v.broker().reset_available() && !password_sources.is_empty(),
-        has_redirect_sources: !redirect_sources.is_empty(),
-        password_sources,
-        redirect_sources,
-        passkeys: v.broker().passkeys_enabled(),
-        ..Default::default()
-    });
+    let html = pages::render(
+        v,
+        LoginPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            next,
+            username,
+            has_error: error.is_some(),
+            error: error.unwrap_or_default(),
+            offer_reset: v.broker().reset_available() && !password_sources.is_empty(),
+            has_redirect_sources: !redirect_sources.is_empty(),
+            password_sources,
+            redirect_sources,
+            passkeys: v.broker().passkeys_enabled(),
+            ..Default::default()
+        },
+    );
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
 
@@ -301,7 +305,7 @@ async fn logout(
             ..Default::default()
         };
         return Ok(with_cookies(
-            (StatusCode::FORBIDDEN, html_headers(), pages::render(&page)).into_response(),
+            (StatusCode::FORBIDDEN, html_headers(), pages::render(&v, page)).into_response(),
             &set,
         ));
     }
@@ -412,7 +416,7 @@ async fn account(
             .collect(),
         ..Default::default()
     };
-    Ok((html_headers(), pages::render(&page)).into_response())
+    Ok((html_headers(), pages::render(&v, page)).into_response())
 }
 
 async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) -> Result<Response, AppError> {
@@ -487,6 +491,21 @@ async fn readyz(State(v): State<Vestibule>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// `GET /static/logo`: the `[ui] logo` file, read at start; 404 when none is configured.
+async fn logo(State(v): State<Vestibule>) -> Response {
+    match &v.inner.ui.logo {
+        Some(logo) => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static(logo.content_type)),
+                (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            ],
+            axum::body::Bytes::from_owner(logo.bytes.clone()),
+        )
+            .into_response(),
+        None => AppError::NotFound.into_response(),
+    }
 }
 
 async fn stylesheet() -> Response {

@@ -286,29 +286,35 @@ fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<
         _ => None,
     };
     let passkey = view.passkey;
-    let html = pages::render(&SecondFactorPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        next: view.next,
-        has_error: view.error.is_some(),
-        error: view.error.unwrap_or_default(),
-        has_enrolment: enrolment.is_some(),
-        enrolment: enrolment.unwrap_or_default(),
-        step_up: view.step_up,
-        has_passkey: passkey.is_some(),
-        pk: passkey.unwrap_or_default(),
-        ..Default::default()
-    });
+    let html = pages::render(
+        v,
+        SecondFactorPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            next: view.next,
+            has_error: view.error.is_some(),
+            error: view.error.unwrap_or_default(),
+            has_enrolment: enrolment.is_some(),
+            enrolment: enrolment.unwrap_or_default(),
+            step_up: view.step_up,
+            has_passkey: passkey.is_some(),
+            pk: passkey.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     with_cookies((view.status, html_headers(), html).into_response(), &set)
 }
 
 pub(crate) fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
-    let html = pages::render(&RecoveryCodesPage {
-        mount: &v.inner.mount,
-        codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
-        continue_to,
-        ..Default::default()
-    });
+    let html = pages::render(
+        v,
+        RecoveryCodesPage {
+            mount: &v.inner.mount,
+            codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
+            continue_to,
+            ..Default::default()
+        },
+    );
     (html_headers(), html).into_response()
 }
 
@@ -321,15 +327,18 @@ fn enrol_page(
     status: StatusCode,
 ) -> Response {
     let bound = binding(v, headers, ctx).unwrap_or_default();
-    let html = pages::render(&TotpEnrolPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(bound),
-        has_error: error.is_some(),
-        error: error.unwrap_or_default(),
-        has_enrolment: enrolment.is_some(),
-        enrolment: enrolment.unwrap_or_default(),
-        ..Default::default()
-    });
+    let html = pages::render(
+        v,
+        TotpEnrolPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(bound),
+            has_error: error.is_some(),
+            error: error.unwrap_or_default(),
+            has_enrolment: enrolment.is_some(),
+            enrolment: enrolment.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     (status, html_headers(), html).into_response()
 }
 

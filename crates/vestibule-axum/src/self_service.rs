@@ -58,8 +58,9 @@ pub(crate) async fn create_token(
         value: token.value.expose_secret(),
         scopes: &scopes,
         expires,
+        ..Default::default()
     };
-    Ok((html_headers(), crate::pages::render(&page)).into_response())
+    Ok((html_headers(), crate::pages::render(&v, page)).into_response())
 }
 
 pub(crate) async fn revoke_token(
@@ -247,7 +248,7 @@ impl VerifyService {
                 verify_answer(Some(&Principal::Session(session)), req.uri().query())
             }
         };
-        Some(crate::headers::finish(&self.v, res))
+        Some(crate::headers::finish(&self.v, &crate::ui::PageRequest::default(), res))
     }
 }
 

@@ -264,7 +264,7 @@ async fn login_page_is_styled_under_the_csp_and_renders() {
     b.find(Locator::Css("form input[name=password][type=password]"))
         .await
         .unwrap();
-    assert_eq!(b.title().await.unwrap(), "Sign in");
+    assert_eq!(b.title().await.unwrap(), "Sign in · Vestibule");
 
     // The stylesheet loaded under `default-src 'none'; style-src 'self'` and its rules apply.
     let sheets = b
