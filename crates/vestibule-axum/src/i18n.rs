@@ -167,15 +167,27 @@ pub(crate) fn message_ids(source: &str) -> Vec<String> {
 /// `t` in a template: the words of the page's language. `{{ t.msg("key") }}`, and with arguments
 /// `{{ t.msg1("key", "name", value) }}`, `{{ t.msg2("key", "a", x, "b", y) }}`; the result is text, escaped like
 /// any other value.
+///
+/// A message the Rust code puts on a page (an error, a notice) is a key too, made by [`key_with`] when it has
+/// arguments (`error-throttled?minutes=5`), and shown with `{{ t.msg(error) }}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tr {
     pub(crate) lang: usize,
 }
 
 impl Tr {
-    /// The message `key`.
-    pub fn msg(&self, key: &str) -> String {
-        Catalogues::builtin().message(self.lang, key, None)
+    /// The message `key`, or the message and arguments of a [`key_with`] key.
+    pub fn msg(&self, key: impl AsRef<str>) -> String {
+        match key.as_ref().split_once('?') {
+            None => Catalogues::builtin().message(self.lang, key.as_ref(), None),
+            Some((key, query)) => {
+                let args: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect();
+                let args: Vec<(&str, String)> = args.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+                self.with_args(key, &args)
+            }
+        }
     }
 
     /// The message `key` with one argument.
@@ -214,6 +226,13 @@ impl Tr {
             .get(self.lang)
             .map_or(FALLBACK, |l| l.code.as_str())
     }
+}
+
+/// A message key with arguments, for a page field that [`Tr::msg`] shows: `key?name=value&...`.
+pub(crate) fn key_with(key: &str, args: &[(&str, &str)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(args);
+    format!("{key}?{}", query.finish())
 }
 
 /// `t` for minijinja: the same three methods.
@@ -264,5 +283,161 @@ impl minijinja::value::Object for Tr {
         } else {
             self.with_args(&key, &borrowed)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn keys(source: &str) -> BTreeSet<String> {
+        message_ids(source).into_iter().collect()
+    }
+
+    /// The keys `t.msg("…")`, `t.msg1("…", …)` and `t.msg2("…", …)` name in a template.
+    fn template_keys(text: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for call in ["t.msg(\"", "t.msg1(\"", "t.msg2(\""] {
+            for (i, _) in text.match_indices(call) {
+                let rest = &text[i + call.len()..];
+                if let Some(end) = rest.find('"') {
+                    found.insert(rest[..end].to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    /// The message keys in the crate's Rust code: string literals of the key families that handlers and errors put
+    /// on pages (`"error-…"`, `"notice-…"`, …), shown there with `t.msg(field)`.
+    fn rust_keys() -> BTreeSet<String> {
+        const FAMILIES: [&str; 9] = [
+            "error-", "notice-", "message-", "passkey-", "account-", "session-", "link-", "never", "continue",
+        ];
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = BTreeSet::new();
+        for entry in std::fs::read_dir(&src).expect("src/") {
+            let path = entry.expect("an entry").path();
+            // This test's own examples and the parity test's values are not page strings.
+            if path.ends_with("i18n.rs") || path.ends_with("template_parity.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for literal in text.split('"').skip(1).step_by(2) {
+                let is_key = literal
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && FAMILIES.iter().any(|f| literal.starts_with(f));
+                if is_key {
+                    found.insert(literal.to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_catalogue_parses_and_has_the_keys_of_english() {
+        let catalogues = Catalogues::parse(CATALOGUES).expect("the catalogues parse");
+        assert!(catalogues.languages.len() >= 2, "English and at least one more");
+        let (_, english) = CATALOGUES.iter().find(|(c, _)| *c == FALLBACK).expect("en.ftl");
+        let english = keys(english);
+        for (code, text) in CATALOGUES {
+            let these = keys(text);
+            let missing: Vec<_> = english.difference(&these).collect();
+            let extra: Vec<_> = these.difference(&english).collect();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{code}.ftl: missing {missing:?}, not in en.ftl {extra:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_the_templates_and_the_code_use_is_in_every_catalogue() {
+        let mut used = BTreeSet::new();
+        for (name, text) in BUILTIN_TEMPLATES {
+            let these = template_keys(text);
+            assert!(
+                !these.is_empty() || !text.contains("t.msg"),
+                "{name}: keys not found by this test"
+            );
+            used.extend(these);
+        }
+        let from_rust = rust_keys();
+        assert!(
+            from_rust.contains("error-csrf") && from_rust.contains("notice-linked"),
+            "{from_rust:?}"
+        );
+        used.extend(from_rust);
+        for (code, text) in CATALOGUES {
+            let defined = keys(text);
+            let missing: Vec<_> = used.difference(&defined).collect();
+            assert!(missing.is_empty(), "{code}.ftl lacks {missing:?}");
+        }
+    }
+
+    /// A catalogue with a syntax error is refused, naming the file: a broken translation fails the tests rather
+    /// than showing message keys on pages.
+    #[test]
+    fn a_syntax_error_in_a_catalogue_is_refused() {
+        let broken = [
+            ("en", "language-name = English\n"),
+            ("de", "language-name = Deutsch\nbroken = { $x\n"),
+        ];
+        let e = Catalogues::parse(&broken).err().expect("refused");
+        assert_eq!(e.file, "de");
+        assert!(e.to_string().starts_with("templates/i18n/de.ftl"), "{e}");
+        let twice = [("en", "language-name = English\nlanguage-name = Again\n")];
+        assert!(Catalogues::parse(&twice).is_err(), "a key defined twice");
+        let no_english = [("de", "language-name = Deutsch\n")];
+        assert!(Catalogues::parse(&no_english).is_err(), "English is the fallback");
+    }
+
+    #[test]
+    fn accept_language_is_negotiated_with_english_as_the_fallback() {
+        let c = Catalogues::builtin();
+        let de = c.find("de").expect("German");
+        let en = c.find("en").expect("English");
+        assert_eq!(c.negotiate("de-CH, de;q=0.9, en;q=0.5"), de);
+        assert_eq!(c.negotiate("fr-FR, de;q=0.7"), de);
+        assert_eq!(c.negotiate("en-GB,en;q=0.9,de;q=0.8"), en);
+        assert_eq!(c.negotiate("ja"), en);
+        assert_eq!(c.negotiate(""), en);
+        assert_eq!(c.negotiate("garbage;;;==="), en);
+    }
+
+    #[test]
+    fn arguments_plurals_and_keys_with_arguments() {
+        let c = Catalogues::builtin();
+        let de = Tr {
+            lang: c.find("de").expect("German"),
+        };
+        let en = Tr::default();
+        assert_eq!(en.msg("sign-in"), "Sign in");
+        assert_eq!(de.msg("sign-in"), "Anmelden");
+        assert_eq!(en.msg1("continue-with", "source", "GitHub"), "Continue with GitHub");
+        assert_eq!(
+            en.msg(key_with("error-throttled", &[("minutes", "1")])),
+            "Too many attempts. Please try again in 1 minute."
+        );
+        assert_eq!(
+            de.msg(key_with("error-throttled", &[("minutes", "5")])),
+            "Zu viele Versuche. Bitte versuchen Sie es in 5 Minuten noch einmal."
+        );
+        // A value with `&`, `=` or `?` survives the key's encoding.
+        assert_eq!(
+            en.msg(key_with(
+                "message-address-confirmed",
+                &[("email", "a&b=c?d@example.org")]
+            )),
+            "Thank you: a&b=c?d@example.org is confirmed."
+        );
+        // No Unicode isolation marks around placeables.
+        assert!(!de.msg1("link-add", "source", "X").contains('\u{2068}'));
+        // An unknown key shows itself rather than failing the page.
+        assert_eq!(en.msg("no-such-key"), "no-such-key");
     }
 }

@@ -34,7 +34,10 @@ pub(crate) async fn link_page(
     let source_name = source_name.unwrap_or_else(|| pending.source.to_string());
     let (bound, set) = form_binding(&v, &headers, &ctx);
     let account_name = match ctx.browser_session() {
-        Some(s) => s.display_name.clone().unwrap_or_else(|| "your account".into()),
+        Some(s) => s
+            .display_name
+            .clone()
+            .unwrap_or_else(|| crate::ui::PageRequest::current().lang.msg("link-your-account")),
         None => String::new(),
     };
     let (password_sources, redirect_sources) = pages::source_links(&v);

@@ -260,7 +260,7 @@ impl PasskeyForm {
             options: script_json(&challenge.options),
             ask_name: false,
             autostart: false,
-            button: "Use a passkey",
+            button: "passkey-use",
         }
     }
 }

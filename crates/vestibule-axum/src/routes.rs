@@ -100,7 +100,8 @@ impl Vestibule {
     }
 }
 
-const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
+/// A message key (templates/i18n).
+const GENERIC_FAILURE: &str = "error-password-sign-in-failed";
 
 async fn login_page(
     State(v): State<Vestibule>,
@@ -352,12 +353,15 @@ async fn account(
     };
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
     let (password_sources, redirect_sources) = pages::source_links(&v);
+    // Words that stand in for missing data, in the page's language.
+    let t = crate::ui::PageRequest::current().lang;
+    let (your_account, never) = (t.msg("account-default-name"), t.msg("never"));
     // Fixed words chosen by a key: nothing from the URL is echoed.
     let notice = q.get("done").and_then(|d| Done::parse(d)).map(Done::notice);
     let page = AccountPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
-        display_name: account.display_name.as_deref().unwrap_or("Your account"),
+        display_name: account.display_name.as_deref().unwrap_or(&your_account),
         has_email: account.email.is_some(),
         email: account.email.as_deref().unwrap_or_default(),
         email_verified: account.email_verified,
@@ -378,7 +382,7 @@ async fn account(
                 id: p.id.clone(),
                 name: p.name.clone(),
                 created: pages::utc(p.created_at),
-                last_used: p.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
+                last_used: p.last_used_at.map(pages::utc).unwrap_or_else(|| never.clone()),
             })
             .collect(),
         passkeys_enabled: v.broker().passkeys_enabled(),
@@ -400,7 +404,7 @@ async fn account(
                 name: t.name.clone(),
                 scopes: t.scopes.join(" "),
                 expires: pages::utc(t.expires_at),
-                last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
+                last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| never.clone()),
             })
             .collect(),
         sessions: sessions
@@ -408,8 +412,8 @@ async fn account(
             .map(|s| SessionRow {
                 id: s.id.clone(),
                 current: s.id == current,
-                ip: s.ip.clone().unwrap_or_else(|| "an unknown address".into()),
-                user_agent: s.user_agent.clone().unwrap_or_else(|| "unknown browser".into()),
+                ip: s.ip.clone().unwrap_or_else(|| t.msg("session-unknown-address")),
+                user_agent: s.user_agent.clone().unwrap_or_else(|| t.msg("session-unknown-browser")),
                 created: pages::utc(s.created_at),
                 last_seen: pages::utc(s.last_seen_at),
             })

@@ -18,23 +18,20 @@ use crate::pages::{self, EnrolmentView, PasskeyForm, RecoveryCodesPage, SecondFa
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
 use crate::{cookies, safe_next, AppError, Vestibule};
 
-const WRONG_CODE: &str = "That code is not valid. Check your authenticator app and try again.";
+/// Message keys (templates/i18n).
+const WRONG_CODE: &str = "error-wrong-code";
 
 impl From<SecondFactorError> for AppError {
     fn from(e: SecondFactorError) -> Self {
         match e {
             SecondFactorError::Expired => AppError::InvalidFlow,
-            SecondFactorError::WrongCode { .. } => AppError::InvalidInput("That code is not valid."),
+            SecondFactorError::WrongCode { .. } => AppError::InvalidInput("error-wrong-code"),
             SecondFactorError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SecondFactorError::NotFresh => AppError::NotFresh,
-            SecondFactorError::AlreadyEnrolled => {
-                AppError::InvalidInput("An authenticator is already set up; remove it first.")
-            }
-            SecondFactorError::NoFactor => AppError::InvalidInput("No authenticator is set up."),
+            SecondFactorError::AlreadyEnrolled => AppError::InvalidInput("error-totp-already-set-up"),
+            SecondFactorError::NoFactor => AppError::InvalidInput("error-no-totp"),
             SecondFactorError::PasskeysOff => AppError::NotFound,
-            SecondFactorError::PasskeyRefused => {
-                AppError::InvalidInput("The passkey was not registered (it may be registered already). Try again.")
-            }
+            SecondFactorError::PasskeyRefused => AppError::InvalidInput("error-passkey-not-registered"),
             SecondFactorError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
@@ -51,7 +48,7 @@ pub(crate) struct CodeForm {
     credential: Option<String>,
 }
 
-const PASSKEY_REFUSED: &str = "That passkey was not accepted. Try again, or enter a code.";
+const PASSKEY_REFUSED: &str = "error-passkey-refused-code";
 
 /// A passkey ceremony for the code page, when the account has passkeys: for the half-signed-in state, or for
 /// step-up of the signed-in session.

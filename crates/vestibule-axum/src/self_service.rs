@@ -19,7 +19,7 @@ impl From<TokenError> for AppError {
         match e {
             TokenError::NotFresh => AppError::NotFresh,
             TokenError::NotFound => AppError::NotFound,
-            TokenError::Invalid(why) => AppError::InvalidInput(why),
+            TokenError::Invalid(why) => AppError::InvalidInput(crate::error::invalid_input_key(why)),
             TokenError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
@@ -82,7 +82,7 @@ impl From<SelfServiceError> for AppError {
             SelfServiceError::Password(PasswordChangeError::Unavailable(cause)) => AppError::Internal(cause),
             SelfServiceError::Password(p) => AppError::PasswordRejected(p.to_string()),
             SelfServiceError::NoPasswords => AppError::NotFound,
-            SelfServiceError::Invalid(why) => AppError::InvalidInput(why),
+            SelfServiceError::Invalid(why) => AppError::InvalidInput(crate::error::invalid_input_key(why)),
             SelfServiceError::MailUnavailable => AppError::Unavailable("mail cannot be sent now".into()),
             SelfServiceError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SelfServiceError::Broker(b) => b.into(),
