@@ -168,3 +168,46 @@ passkey-js-failed = Der Passkey wurde nicht verwendet. Sie können es noch einma
 account-default-name = Ihr Konto
 session-unknown-address = eine unbekannte Adresse
 session-unknown-browser = unbekannter Browser
+account-title = Ihr Konto
+account-email-unconfirmed = (nicht bestätigt: Den Bestätigungslink finden Sie in Ihrer E-Mail)
+account-ways-heading = Anmeldewege
+account-since = seit { $date }
+account-remove = Entfernen
+account-add-way-heading = Anmeldeweg hinzufügen
+account-link = { $source } verknüpfen
+account-email-heading = E-Mail-Adresse
+account-email-pending = Wartet auf Bestätigung: { $email } (öffnen Sie den dorthin gesendeten Link; bis dahin bleibt Ihre jetzige Adresse in Gebrauch)
+account-email-new = Neue E-Mail-Adresse
+account-email-change = E-Mail-Adresse ändern
+account-password-heading = Passwort ändern
+account-password-current = Aktuelles Passwort
+account-tokens-heading = Zugriffstoken
+account-token-dates = läuft ab am { $expires } · zuletzt benutzt { $last_used }
+account-token-revoke = Widerrufen
+account-token-name = Name
+account-token-scopes = Scopes
+account-token-days = Gültig für Tage
+account-token-create = Token erstellen
+account-sessions-heading = Sitzungen
+account-session-this = Diese Sitzung
+account-session = Sitzung
+account-session-from = von { $ip } — { $browser }
+account-session-dates = begonnen { $created }, zuletzt gesehen { $last_seen }
+account-sign-out-others = Alle anderen Sitzungen abmelden
+account-sign-out-everywhere = Überall abmelden
+account-2fa-heading = Zwei-Faktor-Authentifizierung
+account-totp-on = Eine Authenticator-App ist eingeschaltet.
+account-totp-remove = Authenticator entfernen
+account-totp-set-up = Authenticator-App einrichten
+account-passkeys-heading = Passkeys
+account-passkey-dates = hinzugefügt { $created } · zuletzt benutzt { $last_used }
+account-passkeys-off = Passkeys sind auf diesem Server nicht verfügbar.
+account-recovery-codes-left = { $count ->
+    [one] Noch { $count } Wiederherstellungscode.
+   *[other] Noch { $count } Wiederherstellungscodes.
+  }
+account-recovery-codes-new = Neue Wiederherstellungscodes
+
+## Die Anmeldeseite (login.html)
+login-remember-me = Auf diesem Gerät angemeldet bleiben
+login-forgot-password = Passwort vergessen?

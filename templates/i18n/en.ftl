@@ -170,3 +170,46 @@ passkey-js-failed = The passkey was not used. You can try again.
 account-default-name = Your account
 session-unknown-address = an unknown address
 session-unknown-browser = unknown browser
+account-title = Your account
+account-email-unconfirmed = (not confirmed: check your mail for the confirmation link)
+account-ways-heading = Ways to sign in
+account-since = since { $date }
+account-remove = Remove
+account-add-way-heading = Add a way to sign in
+account-link = Link { $source }
+account-email-heading = Email address
+account-email-pending = Waiting for confirmation: { $email } (pending — open the link mailed there; until then your current address stays in use)
+account-email-new = New email address
+account-email-change = Change email address
+account-password-heading = Change password
+account-password-current = Current password
+account-tokens-heading = Access tokens
+account-token-dates = expires { $expires } · last used { $last_used }
+account-token-revoke = Revoke
+account-token-name = Name
+account-token-scopes = Scopes
+account-token-days = Expires in days
+account-token-create = Create token
+account-sessions-heading = Sessions
+account-session-this = This session
+account-session = Session
+account-session-from = from { $ip } — { $browser }
+account-session-dates = started { $created }, last seen { $last_seen }
+account-sign-out-others = Sign out all other sessions
+account-sign-out-everywhere = Sign out everywhere
+account-2fa-heading = Two-factor authentication
+account-totp-on = An authenticator app is on.
+account-totp-remove = Remove authenticator
+account-totp-set-up = Set up an authenticator app
+account-passkeys-heading = Passkeys
+account-passkey-dates = added { $created } · last used { $last_used }
+account-passkeys-off = Passkeys are not available on this server.
+account-recovery-codes-left = { $count ->
+    [one] { $count } recovery code left.
+   *[other] { $count } recovery codes left.
+  }
+account-recovery-codes-new = New recovery codes
+
+## The sign-in page (login.html)
+login-remember-me = Remember me on this device
+login-forgot-password = Forgot your password?

@@ -1115,6 +1115,12 @@ async fn pages_follow_accept_language_and_the_persons_choice_overrides_it() {
     assert_eq!(login.status, StatusCode::OK);
     assert!(login.body.contains("<html lang=\"de\">"), "{}", login.body);
     assert!(login.body.contains("aria-label=\"Sprache\""), "{}", login.body);
+    assert!(login.body.contains("<h1>Anmelden</h1>"), "{}", login.body);
+    assert!(
+        login.body.contains("Auf diesem Gerät angemeldet bleiben"),
+        "{}",
+        login.body
+    );
     // The link keeps the page's other parameters.
     assert!(
         login.body.contains("href=\"?next=%2Fprivate&#38;lang=en\""),
