@@ -530,7 +530,14 @@ async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
         .click()
         .await
         .unwrap();
-    let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    // Waits for the answer's page: reading the body at once could read the form's page as it goes away.
+    let confirmed = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//p[contains(., 'is confirmed')]"))
+        .await
+        .unwrap();
+    let body = confirmed.text().await.unwrap();
     assert!(body.contains("nora@example.org is confirmed"), "{body}");
     b.goto(&env.url("/me")).await.unwrap();
     assert_eq!(env.page_json().await["email"], "nora@example.org");
