@@ -1141,6 +1141,7 @@ mod reference_file {
         assert_eq!(documented.throttle, defaults.throttle);
         assert_eq!(documented.second_factor.settings(), defaults.second_factor.settings());
         assert_eq!(format!("{:?}", documented.email), format!("{:?}", defaults.email));
+        assert_eq!(format!("{:?}", documented.ui), format!("{:?}", defaults.ui));
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {
