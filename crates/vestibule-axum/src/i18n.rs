@@ -168,7 +168,7 @@ pub(crate) fn message_ids(source: &str) -> Vec<String> {
 /// `{{ t.msg1("key", "name", value) }}`, `{{ t.msg2("key", "a", x, "b", y) }}`; the result is text, escaped like
 /// any other value.
 ///
-/// A message the Rust code puts on a page (an error, a notice) is a key too, made by [`key_with`] when it has
+/// A message the Rust code puts on a page (an error, a notice) is a key too, made with arguments (`key_with` in the crate) when it has
 /// arguments (`error-throttled?minutes=5`), and shown with `{{ t.msg(error) }}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tr {
@@ -176,7 +176,7 @@ pub struct Tr {
 }
 
 impl Tr {
-    /// The message `key`, or the message and arguments of a [`key_with`] key.
+    /// The message `key`, or the message and arguments of a key made with arguments (`error-throttled?minutes=5`).
     pub fn msg(&self, key: impl AsRef<str>) -> String {
         match key.as_ref().split_once('?') {
             None => Catalogues::builtin().message(self.lang, key.as_ref(), None),
@@ -387,7 +387,7 @@ mod tests {
             ("en", "language-name = English\n"),
             ("de", "language-name = Deutsch\nbroken = { $x\n"),
         ];
-        let e = Catalogues::parse(&broken).err().expect("refused");
+        let e = Catalogues::parse(&broken).expect_err("refused");
         assert_eq!(e.file, "de");
         assert!(e.to_string().starts_with("templates/i18n/de.ftl"), "{e}");
         let twice = [("en", "language-name = English\nlanguage-name = Again\n")];
