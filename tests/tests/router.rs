@@ -1121,13 +1121,22 @@ async fn pages_follow_accept_language_and_the_persons_choice_overrides_it() {
         "{}",
         login.body
     );
-    // The link keeps the page's other parameters.
+    // The link keeps a safe `next`.
     assert!(
         login.body.contains("href=\"?next=%2Fprivate&#38;lang=en\""),
         "{}",
         login.body
     );
     assert!(login.cookie("vestibule-lang").is_none(), "no choice made: no cookie");
+    // Only a safe `next` is carried into the links: nothing else from the URL is echoed.
+    let unsafe_next = send(
+        &app,
+        get_lang("/auth/login?next=%2F%2Fevil.example&utm=%3Cx%3E", "", german),
+    )
+    .await;
+    assert!(!unsafe_next.body.contains("evil.example"), "{}", unsafe_next.body);
+    assert!(!unsafe_next.body.contains("utm"), "{}", unsafe_next.body);
+    assert!(unsafe_next.body.contains("href=\"?lang=en\""), "{}", unsafe_next.body);
 
     let missing = send(&app, get_lang("/auth/nothing-here", "", german)).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

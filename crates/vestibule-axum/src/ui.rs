@@ -194,8 +194,8 @@ pub(crate) struct LanguageLink {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PageRequest {
     pub(crate) lang: Tr,
-    /// What a language link starts with, before `lang=CODE`: `?` plus the page's other query parameters for a
-    /// page loaded with GET, the login page for a page that answered a form (a GET there could be refused).
+    /// What a language link starts with, before `lang=CODE`: `?` (plus a safe `next`) for a page loaded with GET,
+    /// the login page for a page that answered a form (a GET there could be refused).
     pub(crate) link_prefix: String,
     /// A `?lang=` the request asked for: the answer sets the cookie.
     pub(crate) chosen: Option<Tr>,
@@ -230,14 +230,19 @@ impl PageRequest {
             }
         };
         let lang = chosen.or_else(from_cookie).unwrap_or_else(negotiated);
+        // A language link keeps only a safe `next` from the query: anything else a URL carries (an unsafe `next`,
+        // made-up parameters) is not echoed into the page.
         let link_prefix = if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
-            let others: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "lang"))
-                .finish();
-            if others.is_empty() {
-                "?".to_owned()
-            } else {
-                format!("?{others}&")
+            let next = url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == "next")
+                .and_then(|(_, v)| crate::safe_next(&v));
+            match next {
+                Some(next) => {
+                    let mut q = url::form_urlencoded::Serializer::new(String::new());
+                    q.append_pair("next", &next);
+                    format!("?{}&", q.finish())
+                }
+                None => "?".to_owned(),
             }
         } else {
             format!("{mount}/login?")
