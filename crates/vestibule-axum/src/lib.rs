@@ -56,7 +56,6 @@ pub use extract::{
     CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,
     Unauthenticated,
 };
-pub use i18n::Tr;
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;
 pub use pages::utc;
