@@ -60,29 +60,41 @@ async fn app() -> App {
 }
 
 async fn app_with(options: StoreOptions, request_timeout: std::time::Duration) -> App {
-    app_with_settings(
-        options,
-        HttpSettings {
-            mount: "/auth".into(),
-            request_timeout,
-            ..HttpSettings::default()
-        },
-    )
-    .await
+    app_of(options, request_timeout, vec![Arc::new(directory()), Arc::new(idp())]).await
+}
+
+async fn app_of(
+    options: StoreOptions,
+    request_timeout: std::time::Duration,
+    sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
+) -> App {
+    let settings = HttpSettings {
+        mount: "/auth".into(),
+        request_timeout,
+        ..HttpSettings::default()
+    };
+    app_from(options, settings, sources).await
 }
 
 async fn app_with_settings(options: StoreOptions, settings: HttpSettings) -> App {
+    app_from(options, settings, vec![Arc::new(directory()), Arc::new(idp())]).await
+}
+
+async fn app_from(
+    options: StoreOptions,
+    settings: HttpSettings,
+    sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
+) -> App {
     let dir = vestibule_tests::server::TempDir::new("vestibule-router");
     let store = Store::connect_with(&format!("sqlite://{}/r.db", dir.0.display()), options)
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    let broker = Broker::builder(store.clone(), "https://app.example.com/auth")
-        .source(Arc::new(directory()))
-        .source(Arc::new(idp()))
-        .build()
-        .await
-        .unwrap();
+    let mut builder = Broker::builder(store.clone(), "https://app.example.com/auth");
+    for source in sources {
+        builder = builder.source(source);
+    }
+    let broker = builder.build().await.unwrap();
     let broker = Arc::new(broker);
     let auth = Vestibule::new(broker.clone(), settings);
     let router = Router::new()
@@ -739,10 +751,26 @@ async fn the_mount_path_comes_from_the_base_url() {
 
 /// POSTs the password form for `username` with a fresh CSRF token.
 async fn submit_password(app: &App, username: &str, password: &str) -> Res {
-    let page = send(app, get_req("/auth/login", "", "text/html")).await;
-    let pre = page.cookie_pair("__Host-vestibule-csrf");
-    let form = format!("csrf_token={}&username={username}&password={password}", page.csrf());
-    send(app, post_req("/auth/login/dir", &pre, &form)).await
+    post_login(
+        app,
+        "",
+        "/auth/login/dir",
+        &format!("username={username}&password={password}"),
+    )
+    .await
+}
+
+/// Loads the login page with `cookie` (none: a new browser, which the page gives a pre-session cookie) and posts
+/// `fields` with the page's CSRF token to `path`, as that browser.
+async fn post_login(app: &App, cookie: &str, path: &str, fields: &str) -> Res {
+    let page = send(app, get_req("/auth/login", cookie, "text/html")).await;
+    let cookie = if cookie.is_empty() {
+        page.cookie_pair("__Host-vestibule-csrf")
+    } else {
+        cookie.to_owned()
+    };
+    let form = format!("csrf_token={}&{fields}", page.csrf());
+    send(app, post_req(path, &cookie, &form)).await
 }
 
 fn assert_busy_page(res: &Res) {
@@ -1260,4 +1288,210 @@ async fn branding_and_a_base_override_apply_to_every_page() {
         login.body.contains("name=\"csrf_token\""),
         "the built-in login.html fills the frame"
     );
+}
+
+/// Two password sources ("dir" as above, and "staff", where bob signs in) and the redirect source.
+async fn two_directories() -> App {
+    let staff = PasswordFake::new("staff").user(
+        "bob",
+        "bob password",
+        ExternalIdentity::new(SourceId::new("staff").unwrap(), Subject::new("bob-1").unwrap()),
+    );
+    app_of(
+        StoreOptions::default(),
+        HttpSettings::default().request_timeout,
+        vec![Arc::new(directory()), Arc::new(staff), Arc::new(idp())],
+    )
+    .await
+}
+
+/// The `value` of the checked radio button named `source` on a login page, if any.
+fn checked_source(body: &str) -> Option<String> {
+    body.split("<input")
+        .filter(|i| i.contains("name=\"source\""))
+        .find(|i| i.split('>').next().unwrap_or("").contains(" checked"))
+        .map(|i| {
+            i.split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+}
+
+const SOURCE_COOKIE: &str = "__Host-vestibule-source";
+const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
+
+#[tokio::test]
+async fn one_login_form_with_a_choice_of_password_source_remembered_by_a_cookie() {
+    let app = two_directories().await;
+    let page = send(&app, get_req("/auth/login?next=/private", "", "text/html")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    // A choice of password source drawn as tabs over one form per source, each posting to its own route (the
+    // stylesheet shows the chosen one); the redirect source a button.
+    assert_eq!(page.body.matches("name=\"password\"").count(), 2, "{}", page.body);
+    assert!(!page.body.contains("action=\"/auth/login\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/auth/login/dir\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/auth/login/staff\""), "{}", page.body);
+    assert!(page.body.contains("action=\"/auth/login/idp\""), "{}", page.body);
+    assert!(page
+        .body
+        .contains("type=\"radio\" class=\"tab\" name=\"source\" value=\"staff\""));
+    assert!(
+        !page.body.contains("value=\"idp\""),
+        "a redirect source is no choice of the form"
+    );
+    assert_eq!(
+        checked_source(&page.body).as_deref(),
+        Some("dir"),
+        "the first by default"
+    );
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+
+    // POST /login with source=staff signs bob in through "staff", and remembers the choice.
+    let fields = "source=staff&username=bob&password=bob+password&next=/private";
+    let res = post_login(&app, &pre, "/auth/login", fields).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(res.header("location"), "/private");
+    let session = res.cookie_pair("__Host-vestibule-session");
+    let me = send(&app, get_req("/auth/me", &session, "application/json")).await;
+    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(
+        me["identities"],
+        serde_json::json!([{"source": "staff", "subject": "bob-1"}])
+    );
+    let remembered = res.cookie(SOURCE_COOKIE).unwrap();
+    assert!(
+        remembered.starts_with(&format!("{SOURCE_COOKIE}=staff;"))
+            && remembered.contains("HttpOnly")
+            && remembered.contains("SameSite=Lax")
+            && remembered.contains("Secure")
+            && remembered.contains("Max-Age=31536000"),
+        "{remembered}"
+    );
+
+    // The cookie preselects the source next time.
+    let cookie = format!("{pre}; {}", res.cookie_pair(SOURCE_COOKIE));
+    let page = send(&app, get_req("/auth/login", &cookie, "text/html")).await;
+    assert_eq!(checked_source(&page.body).as_deref(), Some("staff"), "{}", page.body);
+
+    // An id that is no password source here is ignored (unknown, a redirect source, or markup): the first again,
+    // and nothing of the cookie on the page.
+    for bogus in ["nope", "idp", "\"><b>x</b>"] {
+        let cookie = format!("{pre}; {SOURCE_COOKIE}={bogus}");
+        let page = send(&app, get_req("/auth/login", &cookie, "text/html")).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(checked_source(&page.body).as_deref(), Some("dir"), "{bogus}");
+        assert!(!page.body.contains("<b>x</b>"), "{}", page.body);
+    }
+
+    // A failed attempt through the chosen source: the form again, the name kept, that source still chosen, and
+    // the choice remembered all the same. Through its own route it is the same handler and the same cookie.
+    let fields = "source=staff&username=bob&password=wrong";
+    let failed = post_login(&app, &pre, "/auth/login", fields).await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    assert!(failed.body.contains(GENERIC_FAILURE), "{}", failed.body);
+    assert!(failed
+        .body
+        .contains("name=\"username\" autocomplete=\"username\" required value=\"bob\""));
+    assert_eq!(checked_source(&failed.body).as_deref(), Some("staff"));
+    assert!(failed.cookie("__Host-vestibule-session").is_none());
+    assert!(failed
+        .cookie(SOURCE_COOKIE)
+        .unwrap()
+        .starts_with(&format!("{SOURCE_COOKIE}=staff;")));
+    let fields = "username=ann&password=right+password";
+    let own_route = post_login(&app, &pre, "/auth/login/dir", fields).await;
+    assert_eq!(own_route.status, StatusCode::SEE_OTHER, "{}", own_route.body);
+    assert!(own_route
+        .cookie(SOURCE_COOKIE)
+        .unwrap()
+        .starts_with(&format!("{SOURCE_COOKIE}=dir;")));
+}
+
+#[tokio::test]
+async fn a_bogus_source_on_the_login_form_is_the_generic_failure() {
+    let app = two_directories().await;
+    // The right password for ann, with a source that is unknown, a redirect source (which only its own route
+    // starts), missing, or not an id at all: the same words as any failed sign-in, no session, no flow, nothing
+    // remembered, and the name typed kept.
+    for source in ["&source=nope", "&source=idp", "", "&source=", "&source=%2E%2E%2Fdir"] {
+        let fields = format!("username=ann&password=right+password{source}");
+        let res = post_login(&app, "", "/auth/login", &fields).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{source}: {}", res.body);
+        assert!(res.body.contains(GENERIC_FAILURE), "{source}: {}", res.body);
+        assert!(res.body.contains("required value=\"ann\""), "{source}: {}", res.body);
+        assert!(res.cookie("__Host-vestibule-session").is_none(), "{source}");
+        assert!(res.cookie("__Host-vestibule-flow").is_none(), "{source}");
+        assert!(res.cookie(SOURCE_COOKIE).is_none(), "{source}");
+    }
+    // The form's CSRF check comes first, as on every POST.
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let forged = send(
+        &app,
+        post_req(
+            "/auth/login",
+            &pre,
+            "csrf_token=nope&source=dir&username=ann&password=right+password",
+        ),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.cookie("__Host-vestibule-session").is_none());
+}
+
+#[tokio::test]
+async fn one_password_source_shows_no_choice() {
+    let app = app().await;
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    assert!(page.body.contains("action=\"/auth/login/dir\""), "{}", page.body);
+    assert!(!page.body.contains("name=\"source\""), "{}", page.body);
+    assert_eq!(page.body.matches("name=\"password\"").count(), 1);
+}
+
+/// The sources an account page offers to add, in order (from its `/account/link/{source}` forms).
+fn offered(body: &str) -> Vec<&str> {
+    body.split("action=\"/auth/account/link/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_account_page_offers_only_the_ways_in_it_can_still_add() {
+    let app = two_directories().await;
+    let session = sign_in(&app).await;
+    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    assert_eq!(account.status, StatusCode::OK);
+    // Signed in through "dir": that source is not offered again; "staff" and "idp" are.
+    assert_eq!(offered(&account.body), ["staff", "idp"], "{}", account.body);
+    // The last way in cannot be removed, so it has no Remove button.
+    assert_eq!(account.body.matches("action=\"/auth/account/unlink\"").count(), 0);
+
+    // Add bob's "staff" identity: now neither password source is offered, and both can be removed.
+    let linked = send(
+        &app,
+        post_req(
+            "/auth/account/link/staff",
+            &session,
+            &format!("csrf_token={}&username=bob&password=bob+password", account.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(linked.status, StatusCode::SEE_OTHER, "{}", linked.body);
+    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
+    assert_eq!(offered(&account.body), ["idp"], "{}", account.body);
+    assert_eq!(account.body.matches("action=\"/auth/account/unlink\"").count(), 2);
+
+    // Sections a person can scan, headings in order.
+    let h2: Vec<&str> = account
+        .body
+        .split("<h2")
+        .skip(1)
+        .map(|h| h.split('>').nth(1).unwrap().split('<').next().unwrap())
+        .collect();
+    assert_eq!(h2, ["Ways to sign in", "Security", "Sessions"]);
 }

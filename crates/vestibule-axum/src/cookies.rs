@@ -14,6 +14,8 @@ pub(crate) struct CookieNames {
     pub(crate) remember: &'static str,
     /// The half-signed-in state between a primary proof and the second step.
     pub(crate) second_factor: &'static str,
+    /// The password source last chosen on the login form, preselected next time: a source id, nothing secret.
+    pub(crate) source: &'static str,
     secure: bool,
 }
 
@@ -27,6 +29,7 @@ impl CookieNames {
                 link: "__Host-vestibule-link",
                 remember: "__Host-vestibule-remember",
                 second_factor: "__Host-vestibule-2fa",
+                source: "__Host-vestibule-source",
                 secure,
             }
         } else {
@@ -37,6 +40,7 @@ impl CookieNames {
                 link: "vestibule-link",
                 remember: "vestibule-remember",
                 second_factor: "vestibule-2fa",
+                source: "vestibule-source",
                 secure,
             }
         }

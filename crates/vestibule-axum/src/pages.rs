@@ -51,8 +51,14 @@ impl_page!(MessagePage, "message.html");
 pub(crate) struct SourceLink {
     pub(crate) id: String,
     pub(crate) name: String,
+    /// The password source the login form's choice starts on.
+    pub(crate) selected: bool,
 }
 
+/// The login page. One password form in sight whatever the number of password sources: each source keeps its own
+/// form posting to `/login/{source}` (the public contract), and with several a choice drawn as tabs (radio buttons
+/// and CSS, no script) shows the chosen one. The redirect sources are buttons below it. Written in the template subset (plain `bool` flags, no
+/// `Option`), so that an override rendered by minijinja reads the same fields.
 #[derive(Template, Serialize, Default)]
 #[template(path = "login.html")]
 pub(crate) struct LoginPage<'a> {
@@ -62,11 +68,13 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) username: &'a str,
     pub(crate) has_error: bool,
     pub(crate) error: &'a str,
+    pub(crate) has_password_sources: bool,
+    pub(crate) several_password_sources: bool,
     pub(crate) password_sources: Vec<SourceLink>,
-    pub(crate) redirect_sources: Vec<SourceLink>,
     pub(crate) has_redirect_sources: bool,
-    /// Whether to offer "Forgot your password?" (a mailer and a password source on the page).
-    pub(crate) offer_reset: bool,
+    pub(crate) redirect_sources: Vec<SourceLink>,
+    /// Whether to offer "Forgot your password?" (a mailer and a local password source).
+    pub(crate) reset: bool,
     /// Whether to offer "Sign in with a passkey".
     pub(crate) passkeys: bool,
     pub(crate) ui: Chrome,
@@ -74,11 +82,21 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) t: Tr,
 }
 
+/// Marks which of `sources` the login form's choice starts on: `chosen` when it is one of them, else the first.
+pub(crate) fn choose_source(sources: &mut [SourceLink], chosen: Option<&str>) {
+    let at = chosen.and_then(|c| sources.iter().position(|s| s.id == c)).unwrap_or(0);
+    for (i, s) in sources.iter_mut().enumerate() {
+        s.selected = i == at;
+    }
+}
+
 #[derive(Serialize)]
 pub(crate) struct IdentityRow {
     pub(crate) source: String,
+    /// The source's display name (its id when it is no longer configured).
+    pub(crate) source_name: String,
     pub(crate) subject: String,
-    /// Empty when the identity has no login name.
+    pub(crate) has_login: bool,
     pub(crate) login: String,
     pub(crate) since: String,
 }
@@ -93,6 +111,8 @@ pub(crate) struct SessionRow {
     pub(crate) last_seen: String,
 }
 
+/// The account page, in three sections: ways to sign in, security, sessions. Written in the template subset (plain
+/// `bool` flags, empty strings for what is absent), so that an override rendered by minijinja reads the same fields.
 #[derive(Template, Serialize, Default)]
 #[template(path = "account.html")]
 pub(crate) struct AccountPage<'a> {
@@ -102,7 +122,7 @@ pub(crate) struct AccountPage<'a> {
     pub(crate) has_email: bool,
     pub(crate) email: &'a str,
     /// Shown next to the address: an unconfirmed one is used neither for reset nor for linking.
-    pub(crate) email_verified: bool,
+    pub(crate) email_unconfirmed: bool,
     /// An address change waiting to be confirmed from the new address (not used for anything until then).
     pub(crate) has_pending_email: bool,
     pub(crate) pending_email: &'a str,
@@ -115,13 +135,18 @@ pub(crate) struct AccountPage<'a> {
     /// Any second factor (authenticator app or passkey): the recovery codes are shown then.
     pub(crate) has_factor: bool,
     pub(crate) recovery_codes_left: u32,
+    pub(crate) has_passkeys: bool,
     pub(crate) passkeys: Vec<PasskeyRow>,
     pub(crate) passkeys_enabled: bool,
     pub(crate) identities: Vec<IdentityRow>,
-    /// More than one identity: each can be removed (the last one cannot).
+    /// More than one way in: each can be removed (the last one cannot).
     pub(crate) can_unlink: bool,
     pub(crate) sessions: Vec<SessionRow>,
+    pub(crate) has_tokens: bool,
     pub(crate) tokens: Vec<TokenRow>,
+    /// Whether any source below can still be added.
+    pub(crate) can_add: bool,
+    /// The sources the account has no identity of yet (so never the local source of an account with a password).
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
     pub(crate) ui: Chrome,
@@ -325,6 +350,7 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
         let link = SourceLink {
             id: s.id().to_string(),
             name: s.display_name().to_owned(),
+            selected: false,
         };
         match s.flow() {
             vestibule_core::Flow::Password(_) => password.push(link),

@@ -35,7 +35,7 @@ pub fn router(v: Vestibule) -> Router {
 /// the full path, in [`Vestibule::nest_into`], where it is then not behind the nest's prefix stripping either.
 fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
     Router::new()
-        .route("/login", get(login_page))
+        .route("/login", get(login_page).post(login_submit))
         .route("/login/{source}", post(login_submit))
         .route("/callback/{source}", get(callback))
         .route("/logout", post(logout))
@@ -103,6 +103,9 @@ impl Vestibule {
 /// A message key (templates/i18n).
 const GENERIC_FAILURE: &str = "error-password-sign-in-failed";
 
+/// How long the browser keeps the password source last chosen (a year): a preference, not a credential.
+const SOURCE_COOKIE_SECS: i64 = 365 * 24 * 3600;
+
 async fn login_page(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
@@ -116,32 +119,50 @@ async fn login_page(
     if ctx.restored && !next.is_empty() {
         return Redirect::to(&next).into_response();
     }
-    render_login(&v, &ctx, &headers, &next, "", None, StatusCode::OK)
+    let shown = Shown {
+        next: &next,
+        ..Shown::default()
+    };
+    render_login(&v, &ctx, &headers, &shown, StatusCode::OK)
+}
+
+/// What the login form shows: where to go on to, and after a failed attempt the name typed, the source tried and
+/// the words to show.
+#[derive(Default)]
+struct Shown<'a> {
+    next: &'a str,
+    username: &'a str,
+    source: Option<&'a str>,
+    error: Option<&'a str>,
 }
 
 fn render_login(
     v: &Vestibule,
     ctx: &AuthContext,
     headers: &HeaderMap,
-    next: &str,
-    username: &str,
-    error: Option<&str>,
+    shown: &Shown<'_>,
     status: StatusCode,
 ) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let (password_sources, redirect_sources) = pages::source_links(v);
+    let (mut password_sources, redirect_sources) = pages::source_links(v);
+    // The source just tried, else the one this browser chose last time; an id that is no password source here
+    // (stale, or made up) is ignored.
+    let chosen = shown.source.or_else(|| cookies::get(headers, v.inner.cookies.source));
+    pages::choose_source(&mut password_sources, chosen);
     let html = pages::render(
         v,
         LoginPage {
             mount: &v.inner.mount,
             csrf_token: &v.broker().csrf_token(&bound),
-            next,
-            username,
-            has_error: error.is_some(),
-            error: error.unwrap_or_default(),
-            offer_reset: v.broker().reset_available() && !password_sources.is_empty(),
-            has_redirect_sources: !redirect_sources.is_empty(),
+            next: shown.next,
+            username: shown.username,
+            has_error: shown.error.is_some(),
+            error: shown.error.unwrap_or_default(),
+            has_password_sources: !password_sources.is_empty(),
+            several_password_sources: password_sources.len() > 1,
+            reset: v.broker().reset_available() && !password_sources.is_empty(),
             password_sources,
+            has_redirect_sources: !redirect_sources.is_empty(),
             redirect_sources,
             passkeys: v.broker().passkeys_enabled(),
             ..Default::default()
@@ -152,6 +173,8 @@ fn render_login(
 
 #[derive(Deserialize)]
 struct LoginForm {
+    /// `POST /login`: the password source chosen on the form.
+    source: Option<String>,
     username: Option<String>,
     password: Option<String>,
     csrf_token: Option<String>,
@@ -161,19 +184,36 @@ struct LoginForm {
 
 csrf_forms!(LoginForm);
 
+/// `POST /login/{source}`, and `POST /login` with the source in the form's `source` field: one handler, so that
+/// both sign in exactly the same way. Only the path names a redirect source; the form's choice is among password
+/// sources, and anything else there reads like any failed sign-in.
 async fn login_submit(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    Path(source): Path<String>,
+    path: Option<Path<String>>,
     Checked(form): Checked<LoginForm>,
 ) -> Result<Response, AppError> {
-    let source_id = SourceId::new(source).map_err(|_| AppError::NotFound)?;
+    let next = form.next.as_deref().and_then(safe_next);
+    let source_id = match path {
+        Some(Path(source)) => SourceId::new(source).map_err(|_| AppError::NotFound)?,
+        None => match form.source.as_deref().and_then(|s| v.broker().source(s)) {
+            Some(s) if matches!(s.flow(), Flow::Password(_)) => s.id().clone(),
+            _ => {
+                let shown = Shown {
+                    next: next.as_deref().unwrap_or(""),
+                    username: &shown_username(form.username.as_deref()),
+                    source: None,
+                    error: Some(GENERIC_FAILURE),
+                };
+                return Ok(render_login(&v, &ctx, &headers, &shown, StatusCode::UNAUTHORIZED));
+            }
+        },
+    };
     let Some(flow) = v.broker().source(source_id.as_str()).map(|s| s.flow()) else {
         return Err(AppError::NotFound);
     };
-    let next = form.next.as_deref().and_then(safe_next);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     match flow {
         Flow::Redirect(_) => {
@@ -191,7 +231,17 @@ async fn login_submit(
         Flow::Password(_) => {
             let username = form.username.unwrap_or_default();
             let password = SecretString::from(form.password.unwrap_or_default());
-            match v
+            let shown = shown_username(Some(&username));
+            let failed = |error: &str, status| {
+                let shown = Shown {
+                    next: next.as_deref().unwrap_or(""),
+                    username: &shown,
+                    source: Some(source_id.as_str()),
+                    error: Some(error),
+                };
+                render_login(&v, &ctx, &headers, &shown, status)
+            };
+            let res = match v
                 .broker()
                 .login_password(&source_id, &username, &password, &client, previous)
                 .await
@@ -200,43 +250,37 @@ async fn login_submit(
                     // "Remember me" starts a series only with a session (now, or after the second step), never
                     // for a pending link.
                     let remember = matches!(form.remember_me.as_deref(), Some("on" | "true" | "1"));
-                    signed_in(&v, &headers, outcome, next.as_deref(), remember).await
+                    signed_in(&v, &headers, outcome, next.as_deref(), remember)
+                        .await
+                        .unwrap_or_else(IntoResponse::into_response)
                 }
-                Err(LoginError::Rejected(_)) => {
-                    // The old session (if any) is untouched; the same generic words for every cause.
-                    let shown: String = username.chars().take(256).collect();
-                    Ok(render_login(
-                        &v,
-                        &ctx,
-                        &headers,
-                        next.as_deref().unwrap_or(""),
-                        &shown,
-                        Some(GENERIC_FAILURE),
-                        StatusCode::UNAUTHORIZED,
-                    ))
-                }
+                // The old session (if any) is untouched; the same generic words for every cause.
+                Err(LoginError::Rejected(_)) => failed(GENERIC_FAILURE, StatusCode::UNAUTHORIZED),
                 Err(LoginError::Throttled { retry_after_secs }) => {
                     // The form again, with words that are the same for every account, existing or not.
-                    let shown: String = username.chars().take(256).collect();
-                    let mut res = render_login(
-                        &v,
-                        &ctx,
-                        &headers,
-                        next.as_deref().unwrap_or(""),
-                        &shown,
-                        Some(&crate::error::throttled_message(retry_after_secs)),
+                    let mut res = failed(
+                        &crate::error::throttled_message(retry_after_secs),
                         StatusCode::TOO_MANY_REQUESTS,
                     );
                     res.headers_mut()
                         .insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-                    Ok(res)
+                    res
                 }
-                Err(e) => Err(login_error(e)),
-            }
+                Err(e) => login_error(e).into_response(),
+            };
+            // Whatever the outcome, the form starts on this source next time.
+            let c = &v.inner.cookies;
+            let remembered = c.set(c.source, source_id.as_str(), Some(SOURCE_COOKIE_SECS));
+            Ok(with_cookies(res, &[remembered]))
         }
         // A kind of flow this front end does not know is not guessed at (say, routed as a redirect).
         _ => Err(AppError::NotFound),
     }
+}
+
+/// The login name typed, as the form shows it again (at most 256 characters).
+fn shown_username(username: Option<&str>) -> String {
+    username.unwrap_or_default().chars().take(256).collect()
 }
 
 async fn callback(
@@ -352,30 +396,38 @@ async fn account(
         0
     };
     let bound = binding(&v, &headers, &ctx).unwrap_or_default();
-    let (password_sources, redirect_sources) = pages::source_links(&v);
+    // Only what can still be added: never a source the account already has an identity of (so never the local
+    // source of an account that has a password; a second identity of one source is not offered from this page).
+    let (mut password_sources, mut redirect_sources) = pages::source_links(&v);
+    let has_identity_of = |s: &pages::SourceLink| account.identities.iter().any(|i| i.source.as_str() == s.id);
+    password_sources.retain(|s| !has_identity_of(s));
+    redirect_sources.retain(|s| !has_identity_of(s));
     // Words that stand in for missing data, in the page's language.
     let t = crate::ui::PageRequest::current().lang;
     let (your_account, never) = (t.msg("account-default-name"), t.msg("never"));
     // Fixed words chosen by a key: nothing from the URL is echoed.
     let notice = q.get("done").and_then(|d| Done::parse(d)).map(Done::notice);
+    let email = account.email.as_deref();
     let page = AccountPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
         display_name: account.display_name.as_deref().unwrap_or(&your_account),
-        has_email: account.email.is_some(),
-        email: account.email.as_deref().unwrap_or_default(),
-        email_verified: account.email_verified,
+        has_email: email.is_some(),
+        email: email.unwrap_or_default(),
+        email_unconfirmed: email.is_some() && !account.email_verified,
         has_pending_email: pending_email.is_some(),
         pending_email: pending_email.as_deref().unwrap_or_default(),
         email_change: v.broker().email_change_available(),
         has_notice: notice.is_some(),
         notice: notice.unwrap_or_default(),
+        can_add: !password_sources.is_empty() || !redirect_sources.is_empty(),
         password_sources,
         redirect_sources,
         has_password: account.has_password(),
         has_totp,
         has_factor,
         recovery_codes_left,
+        has_passkeys: !passkeys.is_empty(),
         passkeys: passkeys
             .iter()
             .map(|p| pages::PasskeyRow {
@@ -386,17 +438,23 @@ async fn account(
             })
             .collect(),
         passkeys_enabled: v.broker().passkeys_enabled(),
+        can_unlink: account.identities.len() > 1,
         identities: account
             .identities
             .iter()
             .map(|i| IdentityRow {
                 source: i.source.to_string(),
+                source_name: v
+                    .broker()
+                    .source(i.source.as_str())
+                    .map_or_else(|| i.source.to_string(), |s| s.display_name().to_owned()),
                 subject: i.subject.to_string(),
+                has_login: i.login.is_some(),
                 login: i.login.clone().unwrap_or_default(),
                 since: pages::utc(i.created_at),
             })
             .collect(),
-        can_unlink: account.identities.len() > 1,
+        has_tokens: !tokens.is_empty(),
         tokens: tokens
             .iter()
             .map(|t| pages::TokenRow {

@@ -19,10 +19,12 @@ fn sources() -> Vec<SourceLink> {
         SourceLink {
             id: "local".into(),
             name: "Company <password>".into(),
+            selected: false,
         },
         SourceLink {
             id: "corp".into(),
             name: "Corp LDAP".into(),
+            selected: true,
         },
     ]
 }
@@ -31,6 +33,7 @@ fn redirects() -> Vec<SourceLink> {
     vec![SourceLink {
         id: "github".into(),
         name: "GitHub & co".into(),
+        selected: false,
     }]
 }
 
@@ -104,10 +107,12 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
                 username: NASTY,
                 has_error,
                 error: "error-sign-in-failed",
+                has_password_sources: several,
+                several_password_sources: several,
                 password_sources: if several { sources() } else { Vec::new() },
                 has_redirect_sources: several,
                 redirect_sources: if several { redirects() } else { Vec::new() },
-                offer_reset: several,
+                reset: several,
                 passkeys: several,
                 ..Default::default()
             },
@@ -124,7 +129,7 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
                 display_name: NASTY,
                 has_email: full,
                 email: "alice@example.org",
-                email_verified: !full,
+                email_unconfirmed: full,
                 has_pending_email: full,
                 pending_email: "new@example.org",
                 email_change: full,
@@ -134,6 +139,7 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
                 has_totp: full,
                 has_factor: full,
                 recovery_codes_left: if full { 7 } else { 1 },
+                has_passkeys: full,
                 passkeys: vec![PasskeyRow {
                     id: "pk1".into(),
                     name: NASTY.into(),
@@ -144,13 +150,17 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
                 identities: vec![
                     IdentityRow {
                         source: "local".into(),
+                        source_name: "Company <password>".into(),
                         subject: "42".into(),
+                        has_login: true,
                         login: "alice".into(),
                         since: "2026-11-28 21:30 UTC".into(),
                     },
                     IdentityRow {
                         source: "github".into(),
+                        source_name: "GitHub".into(),
                         subject: "583231".into(),
+                        has_login: false,
                         login: String::new(),
                         since: "2026-11-29 08:00 UTC".into(),
                     },
@@ -174,6 +184,8 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
                         last_seen: "2026-11-27 10:01 UTC".into(),
                     },
                 ],
+                has_tokens: full,
+                can_add: full,
                 tokens: vec![TokenRow {
                     id: "t1".into(),
                     name: "ci & deploy".into(),

@@ -82,3 +82,49 @@ async fn sign_out_everywhere_ends_every_session_including_this_one() {
     assert!(next.location().unwrap().starts_with("/login"), "{:?}", next.location());
     assert_eq!(phone.get_json("/me").await.status, 401);
 }
+
+/// The account page offers only ways in the account can still add: alice has a local password, so linking the
+/// local source (a second password, or someone else's local account) is not offered; GitHub, which she has not
+/// linked, is. Its sections come in a fixed order, headings only one level deeper at a time.
+#[tokio::test]
+async fn the_account_page_does_not_offer_the_local_source_to_an_account_with_a_password() {
+    let dir = TempDir::new("vestibule-account");
+    std::fs::write(dir.0.join("gh-secret"), "not-a-real-secret").unwrap();
+    // GitHub-shaped endpoints that are never reached: only the page is looked at.
+    let config = "[database]\nurl = \"sqlite://{dir}/v.db\"\n\n\
+                  [[sources]]\nkind = \"local\"\nid = \"local\"\n\n\
+                  [[sources]]\nkind = \"github\"\nid = \"github\"\nclient_id = \"x\"\n\
+                  client_secret_file = \"{dir}/gh-secret\"\nauthorize_url = \"http://127.0.0.1:9/authorize\"\n\
+                  token_url = \"http://127.0.0.1:9/token\"\napi_base_url = \"http://127.0.0.1:9/api\"\n";
+    let server = Server::start(Path::new(BIN), &dir.0, config);
+    server.add_user("alice", "alice@example.org", PASSWORD);
+    let mut b = Browser::new(&server.base);
+    assert_eq!(b.sign_in("local", "alice", PASSWORD, "").await.status, 303);
+
+    let page = b.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("/account/link/local"), "{}", page.body);
+    assert!(page.body.contains("action=\"/account/link/github\""), "{}", page.body);
+    // Her only way in cannot be removed.
+    assert!(!page.body.contains("action=\"/account/unlink\""), "{}", page.body);
+
+    let levels: Vec<u8> = page
+        .body
+        .match_indices("<h")
+        .filter_map(|(i, _)| page.body[i + 2..].chars().next()?.to_digit(10))
+        .map(|d| u8::try_from(d).unwrap())
+        .collect();
+    assert_eq!(levels.first(), Some(&1), "{levels:?}");
+    assert!(
+        levels.windows(2).all(|w| w[1] <= w[0] + 1),
+        "a heading skips a level: {levels:?}"
+    );
+    let sections: Vec<&str> = page
+        .body
+        .split("<h2")
+        .skip(1)
+        .filter_map(|h| h.split('>').nth(1)?.split('<').next())
+        .collect();
+    assert_eq!(sections, ["Ways to sign in", "Security", "Sessions"]);
+    assert_eq!(page.body.matches("<section").count(), 3);
+}

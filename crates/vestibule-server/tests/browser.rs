@@ -28,9 +28,30 @@ const WAIT: Duration = Duration::from_secs(20);
 const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
 const WIDTH: u32 = 1000;
 
+const HEIGHT: u32 = 800;
+
+#[path = "browser/accessibility.rs"]
+mod accessibility;
 #[path = "browser/passkey.rs"]
 mod passkey;
-const HEIGHT: u32 = 800;
+
+/// A WebDriver extension command, sent as is (fantoccini has none for WebAuthn or Chromium's DevTools).
+#[derive(Debug)]
+struct Ext {
+    method: http::Method,
+    path: String,
+    body: Option<Value>,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Ext {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (self.method.clone(), self.body.as_ref().map(Value::to_string))
+    }
+}
 
 /// A chromedriver and the Chromium it starts, all in one process group that is killed on drop.
 struct Chrome {
@@ -182,7 +203,12 @@ struct Env {
 impl Env {
     async fn start() -> Env {
         let dir = TempDir::new("vestibule-browser");
-        let server = Server::start(Path::new(BIN), &dir.0, "[database]\nurl = \"sqlite://{dir}/v.db\"\n");
+        Env::start_in(dir, "[database]\nurl = \"sqlite://{dir}/v.db\"\n").await
+    }
+
+    /// A server with `config` (`{dir}` is `dir`) and alice, and a fresh browser.
+    async fn start_in(dir: TempDir, config: &str) -> Env {
+        let server = Server::start(Path::new(BIN), &dir.0, config);
         server.add_user("alice", "alice@example.org", PASSWORD);
         let chrome = Chrome::start().await;
         Env { server, chrome, dir }
@@ -496,6 +522,17 @@ async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
 
     // The form as Chromium renders it: type the address, click, land back on the account page.
     b.goto(&env.url("/account")).await.unwrap();
+    // The form is folded under its summary, as a person finds it.
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//summary[normalize-space()='Use another email address']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let field = b
         .wait()
         .at_most(WAIT)

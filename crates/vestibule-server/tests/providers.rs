@@ -176,11 +176,11 @@ async fn ldap_sign_in_creates_then_reuses_the_account_even_after_a_rename() {
     let s = Slapd::shared();
     let env = ldap_env(s, "");
 
-    // The login page offers the directory's password form.
+    // The login page offers the directory as a choice of its one password form (beside the local source).
     let mut b = env.browser();
     let login = b.get("/login").await;
     assert!(
-        login.body.contains("/login/corp") && login.body.contains("Directory"),
+        login.body.contains("name=\"source\" value=\"corp\"") && login.body.contains("Directory"),
         "{}",
         login.body
     );

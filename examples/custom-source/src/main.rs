@@ -168,7 +168,11 @@ mod tests {
             .unwrap();
         let csrf_cookie = cookie(&page, "vestibule-csrf");
         let body = text(page).await;
-        assert!(body.contains("Fixed users"), "the source is on the login page");
+        // The only password source: the login page's one form posts to it (and shows no choice of source).
+        assert!(
+            body.contains("action=\"/login/fixed\""),
+            "the source is on the login page"
+        );
         let token = body
             .split("name=\"csrf_token\" value=\"")
             .nth(1)

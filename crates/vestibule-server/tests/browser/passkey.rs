@@ -8,30 +8,11 @@
 
 use std::path::Path;
 
-use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use vestibule_tests::server::{Server, TempDir};
 
-use super::{Chrome, BIN, PASSWORD, WAIT};
-
-/// A WebDriver extension command, sent as is (fantoccini has none for WebAuthn).
-#[derive(Debug)]
-struct Ext {
-    method: http::Method,
-    path: String,
-    body: Option<Value>,
-}
-
-impl WebDriverCompatibleCommand for Ext {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (self.method.clone(), self.body.as_ref().map(Value::to_string))
-    }
-}
+use super::{Chrome, Ext, BIN, PASSWORD, WAIT};
 
 /// A vestibule at `http://localhost:PORT` with alice, and a browser with a virtual platform authenticator that
 /// keeps discoverable credentials and verifies its user.
