@@ -67,7 +67,8 @@
     const field = form.querySelector("input[name=credential]");
     if (!data || !field) return;
     if (!window.PublicKeyCredential) {
-      if (status) status.textContent = "This browser cannot use passkeys.";
+      // The words come from the page (data-msg-*, in its language).
+      if (status) status.textContent = form.dataset.msgUnsupported || "";
       return;
     }
     let busy = false;
@@ -75,7 +76,7 @@
       if (event) event.preventDefault();
       if (busy) return;
       busy = true;
-      if (status) status.textContent = "Waiting for your passkey…";
+      if (status) status.textContent = form.dataset.msgWaiting || "";
       try {
         // Parsed afresh each time: the ceremony functions decode the options in place.
         const options = JSON.parse(data.textContent);
@@ -85,7 +86,7 @@
         form.submit();
       } catch (e) {
         busy = false;
-        if (status) status.textContent = "The passkey was not used (" + (e && e.name ? e.name : "error") + "). You can try again.";
+        if (status) status.textContent = (form.dataset.msgFailed || "") + " (" + (e && e.name ? e.name : "error") + ")";
       }
     }
     form.addEventListener("submit", run);

@@ -71,6 +71,23 @@ async fn app_of(
     request_timeout: std::time::Duration,
     sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
 ) -> App {
+    let settings = HttpSettings {
+        mount: "/auth".into(),
+        request_timeout,
+        ..HttpSettings::default()
+    };
+    app_from(options, settings, sources).await
+}
+
+async fn app_with_settings(options: StoreOptions, settings: HttpSettings) -> App {
+    app_from(options, settings, vec![Arc::new(directory()), Arc::new(idp())]).await
+}
+
+async fn app_from(
+    options: StoreOptions,
+    settings: HttpSettings,
+    sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
+) -> App {
     let dir = vestibule_tests::server::TempDir::new("vestibule-router");
     let store = Store::connect_with(&format!("sqlite://{}/r.db", dir.0.display()), options)
         .await
@@ -82,14 +99,7 @@ async fn app_of(
     }
     let broker = builder.build().await.unwrap();
     let broker = Arc::new(broker);
-    let auth = Vestibule::new(
-        broker.clone(),
-        HttpSettings {
-            mount: "/auth".into(),
-            request_timeout,
-            ..HttpSettings::default()
-        },
-    );
+    let auth = Vestibule::new(broker.clone(), settings);
     let router = Router::new()
         .route(
             "/private",
@@ -1119,6 +1129,173 @@ async fn passkey_pages_serve_their_script_under_the_csp_and_check_csrf() {
     assert_eq!(
         options["publicKey"]["authenticatorSelection"]["residentKey"],
         "required"
+    );
+}
+
+fn get_lang(path: &str, cookie: &str, accept_language: &str) -> Request<Body> {
+    Request::get(path)
+        .header("cookie", cookie)
+        .header("accept", "text/html")
+        .header("accept-language", accept_language)
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// A German browser gets German pages (the handler's and the error pages rendered after it), `<html lang="de">`
+/// and a footer link to English; following it sets the `vestibule-lang` cookie, which then holds over
+/// `Accept-Language`. An unknown `?lang=` changes nothing.
+#[tokio::test]
+async fn pages_follow_accept_language_and_the_persons_choice_overrides_it() {
+    let app = app().await;
+    let german = "de-DE,de;q=0.9,en;q=0.5";
+    let login = send(&app, get_lang("/auth/login?next=%2Fprivate", "", german)).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("<html lang=\"de\">"), "{}", login.body);
+    assert!(login.body.contains("aria-label=\"Sprache\""), "{}", login.body);
+    assert!(login.body.contains("<h1>Anmelden</h1>"), "{}", login.body);
+    assert!(
+        login.body.contains("Auf diesem Gerät angemeldet bleiben"),
+        "{}",
+        login.body
+    );
+    // The link keeps a safe `next`.
+    assert!(
+        login.body.contains("href=\"?next=%2Fprivate&#38;lang=en\""),
+        "{}",
+        login.body
+    );
+    assert!(login.cookie("vestibule-lang").is_none(), "no choice made: no cookie");
+    // Only a safe `next` is carried into the links: nothing else from the URL is echoed.
+    let unsafe_next = send(
+        &app,
+        get_lang("/auth/login?next=%2F%2Fevil.example&utm=%3Cx%3E", "", german),
+    )
+    .await;
+    assert!(!unsafe_next.body.contains("evil.example"), "{}", unsafe_next.body);
+    assert!(!unsafe_next.body.contains("utm"), "{}", unsafe_next.body);
+    assert!(unsafe_next.body.contains("href=\"?lang=en\""), "{}", unsafe_next.body);
+
+    let missing = send(&app, get_lang("/auth/nothing-here", "", german)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("<h1>Nicht gefunden</h1>"), "{}", missing.body);
+    let english = send(&app, get_lang("/auth/nothing-here", "", "en-US")).await;
+    assert!(english.body.contains("<h1>Not found</h1>"), "{}", english.body);
+    let neither = send(&app, get_lang("/auth/nothing-here", "", "ja")).await;
+    assert!(
+        neither.body.contains("<html lang=\"en\">"),
+        "English when nothing matches"
+    );
+
+    // The person chooses English on a German browser.
+    let chosen = send(&app, get_lang("/auth/nothing-here?lang=en", "", german)).await;
+    assert!(chosen.body.contains("<h1>Not found</h1>"), "{}", chosen.body);
+    let cookie = chosen.cookie("vestibule-lang").expect("the choice is remembered");
+    assert!(cookie.starts_with("vestibule-lang=en;"), "{cookie}");
+    assert!(
+        cookie.contains("SameSite=Lax") && cookie.contains("Secure") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    let pair = chosen.cookie_pair("vestibule-lang");
+    let later = send(&app, get_lang("/auth/nothing-here", &pair, german)).await;
+    assert!(
+        later.body.contains("<h1>Not found</h1>"),
+        "the cookie holds over Accept-Language"
+    );
+    assert!(later.body.contains("<html lang=\"en\">"));
+
+    let unknown = send(&app, get_lang("/auth/nothing-here?lang=xx", "", german)).await;
+    assert!(unknown.body.contains("<h1>Nicht gefunden</h1>"));
+    assert!(unknown.cookie("vestibule-lang").is_none());
+    let bad_cookie = send(&app, get_lang("/auth/nothing-here", "vestibule-lang=<x>", german)).await;
+    assert!(
+        bad_cookie.body.contains("<h1>Nicht gefunden</h1>"),
+        "an unknown cookie value is ignored"
+    );
+}
+
+/// `[ui]`: the product name is in every page's title and header, the logo is served from `/static/logo` with
+/// its type and shown with alt text, and an override of base.html frames every page (the handler's and the error
+/// pages) while the built-in page templates still fill it.
+#[tokio::test]
+async fn branding_and_a_base_override_apply_to_every_page() {
+    let dir = vestibule_tests::server::TempDir::new("vestibule-ui");
+    std::fs::write(
+        dir.0.join("logo.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"><!-- fake --></svg>",
+    )
+    .unwrap();
+    let templates = dir.0.join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("base.html"),
+        "<!doctype html><html lang=\"{{ ui.lang }}\"><title>{% block title %}{% endblock %} | {{ ui.product_name }}</title>\
+         <div id=\"acme-frame\">{% block content %}{% endblock %}</div></html>\n",
+    )
+    .unwrap();
+    let ui = vestibule_axum::UiSettings {
+        product_name: "Acme <Login>".into(),
+        logo: Some(vestibule_axum::Logo::load(&dir.0.join("logo.svg")).unwrap()),
+        templates: None,
+    };
+    let plain = app_with_settings(
+        StoreOptions::default(),
+        HttpSettings {
+            mount: "/auth".into(),
+            ui: ui.clone(),
+            ..HttpSettings::default()
+        },
+    )
+    .await;
+    let login = send(&plain, get_req("/auth/login", "", "text/html")).await;
+    assert!(login.body.contains("· Acme &#60;Login&#62;</title>"), "{}", login.body);
+    assert!(
+        login
+            .body
+            .contains("<img src=\"/auth/static/logo\" alt=\"Acme &#60;Login&#62; logo\">"),
+        "{}",
+        login.body
+    );
+    let logo = send(&plain, get_req("/auth/static/logo", "", "*/*")).await;
+    assert_eq!(logo.status, StatusCode::OK);
+    assert_eq!(logo.header("content-type"), "image/svg+xml");
+    assert!(logo.body.contains("<!-- fake -->"));
+    let none = send(&app().await, get_req("/auth/static/logo", "", "*/*")).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "no logo configured");
+
+    let overridden = app_with_settings(
+        StoreOptions::default(),
+        HttpSettings {
+            mount: "/auth".into(),
+            ui: vestibule_axum::UiSettings {
+                templates: Some(vestibule_axum::TemplateOverrides::load(&templates).unwrap()),
+                ..ui
+            },
+            ..HttpSettings::default()
+        },
+    )
+    .await;
+    for (path, status) in [
+        ("/auth/login", StatusCode::OK),
+        ("/auth/nothing", StatusCode::NOT_FOUND),
+    ] {
+        let page = send(&overridden, get_req(path, "", "text/html")).await;
+        assert_eq!(page.status, status);
+        assert!(page.body.contains("<div id=\"acme-frame\">"), "{path}: {}", page.body);
+        assert!(
+            page.body.contains(" | Acme &lt;Login&gt;</title>"),
+            "{path}: {}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("class=\"brand\""),
+            "the built-in frame is gone: {}",
+            page.body
+        );
+    }
+    let login = send(&overridden, get_req("/auth/login", "", "text/html")).await;
+    assert!(
+        login.body.contains("name=\"csrf_token\""),
+        "the built-in login.html fills the frame"
     );
 }
 

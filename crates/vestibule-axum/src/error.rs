@@ -44,7 +44,7 @@ pub enum AppError {
     /// Removing the last way in.
     #[error("last identity")]
     LastIdentity,
-    /// A form field is out of range; the words are fixed and safe to show.
+    /// A form field is out of range; the message key of the words to show.
     #[error("invalid input")]
     InvalidInput(&'static str),
     /// A new password was refused; the reason is safe to show to the account's owner.
@@ -92,81 +92,53 @@ impl IntoResponse for AppError {
             }
             other => other,
         };
+        // Message keys of the language catalogues (`templates/i18n/*.ftl`): the page shows them in the request's
+        // language.
         let (status, title, message) = match &this {
-            AppError::BadRequest => (
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "The request could not be understood.",
-            ),
-            AppError::Csrf => (
-                StatusCode::FORBIDDEN,
-                "Form expired",
-                "This form is no longer valid (it may have expired or come from another site). Nothing was changed; \
-                 please go back, reload the page and try again.",
-            ),
-            AppError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here."),
+            AppError::BadRequest => (StatusCode::BAD_REQUEST, "error-bad-request-title", "error-bad-request"),
+            AppError::Csrf => (StatusCode::FORBIDDEN, "error-csrf-title", "error-csrf"),
+            AppError::NotFound => (StatusCode::NOT_FOUND, "error-not-found-title", "error-not-found"),
             AppError::InvalidFlow => (
                 StatusCode::BAD_REQUEST,
-                "Sign-in expired",
-                "This sign-in attempt is no longer valid. Please start again from the sign-in page.",
+                "error-invalid-flow-title",
+                "error-invalid-flow",
             ),
             AppError::SignInFailed => (
                 StatusCode::UNAUTHORIZED,
-                "Sign-in failed",
-                "We could not sign you in. Please try again.",
+                "error-sign-in-failed-title",
+                "error-sign-in-failed",
             ),
             AppError::AlreadyLinked => (
                 StatusCode::CONFLICT,
-                "Already linked elsewhere",
-                "That sign-in is already linked to another account here, so it was not added. Sign in to that \
-                 account and remove it there first.",
+                "error-already-linked-title",
+                "error-already-linked",
             ),
-            AppError::NotFresh => (
-                StatusCode::FORBIDDEN,
-                "Please sign in again",
-                "For your security, changing how you sign in needs a recent sign-in. Sign in again, then retry. \
-                 Nothing was changed.",
-            ),
+            AppError::NotFresh => (StatusCode::FORBIDDEN, "error-not-fresh-title", "error-not-fresh"),
             AppError::TokenNotAllowed => (
                 StatusCode::FORBIDDEN,
-                "Not available to access tokens",
-                "Access tokens are for APIs. Sign in with a browser to manage your account.",
+                "error-token-not-allowed-title",
+                "error-token-not-allowed",
             ),
             AppError::NotAdministrator => (
                 StatusCode::FORBIDDEN,
-                "Not an administrator",
-                "Only members of an administrators' group can create tokens with the admin scope. No token was \
-                 created; create one without the admin scope, or ask an administrator.",
+                "error-not-administrator-title",
+                "error-not-administrator",
             ),
-            AppError::LastIdentity => (
-                StatusCode::CONFLICT,
-                "Cannot remove the last way in",
-                "This is the only way to sign in to your account, so it was not removed. Add another way first.",
-            ),
-            AppError::PasswordRejected(_) => (StatusCode::BAD_REQUEST, "Password not changed", ""),
-            AppError::InvalidInput(why) => (StatusCode::BAD_REQUEST, "Please check the form", *why),
-            AppError::Cancelled => (
-                StatusCode::OK,
-                "Sign-in cancelled",
-                "The sign-in was cancelled at the provider. You are not signed in.",
-            ),
+            AppError::LastIdentity => (StatusCode::CONFLICT, "error-last-identity-title", "error-last-identity"),
+            AppError::PasswordRejected(_) => (StatusCode::BAD_REQUEST, "error-password-not-changed-title", ""),
+            AppError::InvalidInput(why) => (StatusCode::BAD_REQUEST, "error-invalid-input-title", *why),
+            AppError::Cancelled => (StatusCode::OK, "error-cancelled-title", "error-cancelled"),
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in provider unavailable",
-                "The sign-in provider is not answering right now. Please try again in a moment, or use another way \
-                 to sign in.",
+                "error-unavailable-title",
+                "error-unavailable",
             ),
-            AppError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", ""),
-            AppError::Busy(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "We could not answer in time. Please try again in a moment.",
-            ),
+            AppError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "error-throttled-title", ""),
+            AppError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "error-busy-title", "error-busy"),
             AppError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Something went wrong on our side. If it keeps happening, give the reference below to your \
-                 administrator.",
+                "error-internal-title",
+                "error-internal",
             ),
         };
         let reference = match &this {
@@ -187,9 +159,7 @@ impl IntoResponse for AppError {
         };
         let message = match this {
             AppError::Throttled(secs) => std::borrow::Cow::Owned(throttled_message(secs)),
-            AppError::PasswordRejected(why) => {
-                std::borrow::Cow::Owned(format!("Your password was not changed: {why}."))
-            }
+            AppError::PasswordRejected(why) => std::borrow::Cow::Owned(password_rejected(&why)),
             _ => std::borrow::Cow::Borrowed(message),
         };
         let mut res = status.into_response();
@@ -206,11 +176,50 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The words for a throttled attempt: the same whoever the account is, with the wait rounded up to minutes.
+/// The message key for a throttled attempt: the same whoever the account is, with the wait rounded up to minutes.
 pub(crate) fn throttled_message(retry_after_secs: u32) -> String {
-    let minutes = retry_after_secs.div_ceil(60).max(1);
-    let unit = if minutes == 1 { "minute" } else { "minutes" };
-    format!("Too many attempts. Please try again in {minutes} {unit}.")
+    let minutes = retry_after_secs.div_ceil(60).max(1).to_string();
+    crate::i18n::key_with("error-throttled", &[("minutes", &minutes)])
+}
+
+/// The message key for the broker's words about a form field it refused. The broker's words are English; each one
+/// it has is known here (a test names them all), and one added later shows a general message until it is.
+pub(crate) fn invalid_input_key(why: &'static str) -> &'static str {
+    match why {
+        "the name must be 1 to 64 characters" => "error-token-name",
+        "the expiry must be between 1 and 365 days" => "error-token-expiry",
+        "give one to 16 scopes of lowercase letters, digits, ':', '_', '-', '.'" => "error-token-scopes",
+        "That is already your address." => "error-email-unchanged",
+        "Enter an email address such as name@example.org." => "error-email-invalid",
+        _ => {
+            tracing::warn!(why, "a refusal with no message key; shown as a general one");
+            "error-invalid-input"
+        }
+    }
+}
+
+/// The message key for a new password a source refused. The local source's reasons are known and translated; a
+/// reason from any other source is shown as the source wrote it.
+pub(crate) fn password_rejected(why: &str) -> String {
+    let number = |prefix: &str, suffix: &str| {
+        why.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned)
+    };
+    if let Some(n) = number("the password must be at least ", " characters long") {
+        crate::i18n::key_with("error-password-too-short", &[("n", &n)])
+    } else if let Some(n) = number("the password must be at most ", " characters long") {
+        crate::i18n::key_with("error-password-too-long", &[("n", &n)])
+    } else if why == "the password must not contain control characters" {
+        "error-password-control-characters".to_owned()
+    } else if why == "the current password is not right" {
+        "error-wrong-current-password".to_owned()
+    } else if why == "this account has no password here" {
+        "error-no-password".to_owned()
+    } else {
+        crate::i18n::key_with("error-password-rejected", &[("reason", why)])
+    }
 }
 
 impl From<vestibule::BrokerError> for AppError {
@@ -248,7 +257,7 @@ mod tests {
             assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{shown}");
             assert_eq!(retry_after(&res), Some("5"), "{shown}");
             let page = res.extensions().get::<ErrorPage>().expect("an error page");
-            assert_eq!(page.title, "Temporarily unavailable");
+            assert_eq!(page.title, "error-busy-title");
             assert!(!page.message.contains("database"), "{}", page.message);
             assert!(page.reference.is_some(), "logged with a reference");
         }

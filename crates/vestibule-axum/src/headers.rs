@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
@@ -19,6 +20,7 @@ use http::{HeaderName, HeaderValue};
 use tower::{Layer, Service};
 
 use crate::error::ErrorPage;
+use crate::ui::PageRequest;
 use crate::{pages, Vestibule};
 
 /// No inline script or style (the one script, for passkeys, is the broker's own file), no framing, no plugins, no
@@ -26,6 +28,9 @@ use crate::{pages, Vestibule};
 /// Chromium applies it to the redirect after a submit, which would block the 303 to an identity provider.
 const CSP: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// How long a language chosen with a footer link is remembered: a year.
+const LANG_COOKIE_SECS: i64 = 365 * 86_400;
 
 const CROSS_ORIGIN_OPENER_POLICY: HeaderName = HeaderName::from_static("cross-origin-opener-policy");
 
@@ -71,9 +76,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        // The page language and language links, decided once here so that the handler's pages and the error page
+        // rendered in `finish` agree.
+        let page = Arc::new(PageRequest::of(&req, &self.v.inner.mount));
         Finishing {
-            inner: self.inner.call(req),
+            inner: page.clone().scope(self.inner.call(req)),
             v: self.v.clone(),
+            page,
         }
     }
 }
@@ -83,8 +92,9 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub(crate) struct Finishing<F> {
         #[pin]
-        inner: F,
+        inner: tokio::task::futures::TaskLocalFuture<Arc<PageRequest>, F>,
         v: Vestibule,
+        page: Arc<PageRequest>,
     }
 }
 
@@ -97,18 +107,28 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(finish(this.v, res)))
+        Poll::Ready(Ok(finish(this.v, this.page, res)))
     }
 }
 
 /// Renders an [`ErrorPage`] the handler asked for, then sets the security headers.
-pub(crate) fn finish(v: &Vestibule, mut res: Response) -> Response {
+pub(crate) fn finish(v: &Vestibule, req: &PageRequest, mut res: Response) -> Response {
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
-        let html = pages::message(v, page.title, &page.message, page.reference.as_deref());
+        let html = pages::message_for(v, req, page.title, &page.message, page.reference.as_deref());
         *res.body_mut() = Body::from(html);
         res.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         res.headers_mut().remove(CONTENT_LENGTH);
+    }
+    if let Some(chosen) = req.chosen {
+        // The person picked a language with a footer link: it holds over Accept-Language from now on.
+        let cookie = v
+            .inner
+            .cookies
+            .set(crate::i18n::LANG_COOKIE, chosen.code(), Some(LANG_COOKIE_SECS));
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            res.headers_mut().append(http::header::SET_COOKIE, value);
+        }
     }
     let h = res.headers_mut();
     // One growth of the map for all of them.

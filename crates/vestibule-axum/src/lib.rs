@@ -35,6 +35,7 @@ mod deadline;
 mod error;
 mod extract;
 mod headers;
+mod i18n;
 mod layer;
 mod linking;
 mod next;
@@ -47,6 +48,9 @@ mod routes;
 mod second_factor;
 mod self_service;
 mod state;
+#[cfg(test)]
+mod template_parity;
+mod ui;
 
 pub use admin_api::openapi as admin_openapi;
 pub use error::AppError;
@@ -60,3 +64,4 @@ pub use pages::utc;
 pub use request_id::{with_request_id, REQUEST_ID_HEADER};
 pub use routes::router;
 pub use state::{HttpSettings, Vestibule};
+pub use ui::{Logo, TemplateOverrides, UiError, UiSettings, MAX_LOGO_BYTES};

@@ -34,7 +34,10 @@ pub(crate) async fn link_page(
     let source_name = source_name.unwrap_or_else(|| pending.source.to_string());
     let (bound, set) = form_binding(&v, &headers, &ctx);
     let account_name = match ctx.browser_session() {
-        Some(s) => s.display_name.clone().unwrap_or_else(|| "your account".into()),
+        Some(s) => s
+            .display_name
+            .clone()
+            .unwrap_or_else(|| crate::ui::PageRequest::current().lang.msg("link-your-account")),
         None => String::new(),
     };
     let (password_sources, redirect_sources) = pages::source_links(&v);
@@ -44,13 +47,15 @@ pub(crate) async fn link_page(
         signed_in: ctx.browser_session().is_some(),
         account_name: &account_name,
         source: &source_name,
-        email: pending.email.as_deref(),
+        has_email: pending.email.is_some(),
+        email: pending.email.as_deref().unwrap_or_default(),
         may_create: pending.may_create,
         password_sources,
         redirect_sources,
+        ..Default::default()
     };
     Ok(with_cookies(
-        (html_headers(), pages::render(&page)).into_response(),
+        (html_headers(), pages::render(&v, page)).into_response(),
         &set,
     ))
 }

@@ -1,11 +1,53 @@
 //! askama pages. Templates live in the workspace's `templates/` folder; every value is HTML-escaped by askama.
 
 use askama::Template;
+use serde::Serialize;
 use vestibule_core::Timestamp;
 
+use crate::i18n::Tr;
+use crate::ui::{Chrome, PageRequest};
 use crate::Vestibule;
 
+/// A built-in page: an askama template with its file name, whose values also serialise for an override.
+pub(crate) trait Page: Template + Serialize {
+    /// The template's file name in `templates/`, which an override replaces.
+    const NAME: &'static str;
+    /// Where the page keeps what every page shows, filled in by [`render`].
+    fn chrome(&mut self) -> (&mut Chrome, &mut Tr);
+    /// The page's language (`t`, which serialisation skips: minijinja gets it as an object).
+    fn tr(&self) -> Tr;
+}
+
+macro_rules! impl_page {
+    ($page:ident, $name:literal) => {
+        impl Page for $page<'_> {
+            const NAME: &'static str = $name;
+            fn chrome(&mut self) -> (&mut Chrome, &mut Tr) {
+                (&mut self.ui, &mut self.t)
+            }
+            fn tr(&self) -> Tr {
+                self.t
+            }
+        }
+    };
+}
+
+impl_page!(LoginPage, "login.html");
+impl_page!(AccountPage, "account.html");
+impl_page!(TokenPage, "token.html");
+impl_page!(LinkPage, "link.html");
+impl_page!(SecondFactorPage, "second_factor.html");
+impl_page!(PasskeyPage, "passkey.html");
+impl_page!(TotpEnrolPage, "totp_enrol.html");
+impl_page!(RecoveryCodesPage, "recovery_codes.html");
+impl_page!(LogoutPage, "logout.html");
+impl_page!(ResetPage, "reset.html");
+impl_page!(EmailChangeConfirmPage, "email_change_confirm.html");
+impl_page!(ResetPasswordPage, "reset_password.html");
+impl_page!(MessagePage, "message.html");
+
 /// A source as the login page lists it.
+#[derive(Serialize)]
 pub(crate) struct SourceLink {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -17,7 +59,7 @@ pub(crate) struct SourceLink {
 /// form posting to `/login/{source}` (the public contract), and with several a choice drawn as tabs (radio buttons
 /// and CSS, no script) shows the chosen one. The redirect sources are buttons below it. Written in the template subset (plain `bool` flags, no
 /// `Option`), so that an override rendered by minijinja reads the same fields.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "login.html")]
 pub(crate) struct LoginPage<'a> {
     pub(crate) mount: &'a str,
@@ -35,6 +77,9 @@ pub(crate) struct LoginPage<'a> {
     pub(crate) reset: bool,
     /// Whether to offer "Sign in with a passkey".
     pub(crate) passkeys: bool,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// Marks which of `sources` the login form's choice starts on: `chosen` when it is one of them, else the first.
@@ -45,6 +90,7 @@ pub(crate) fn choose_source(sources: &mut [SourceLink], chosen: Option<&str>) {
     }
 }
 
+#[derive(Serialize)]
 pub(crate) struct IdentityRow {
     pub(crate) source: String,
     /// The source's display name (its id when it is no longer configured).
@@ -55,6 +101,7 @@ pub(crate) struct IdentityRow {
     pub(crate) since: String,
 }
 
+#[derive(Serialize)]
 pub(crate) struct SessionRow {
     pub(crate) id: String,
     pub(crate) current: bool,
@@ -66,7 +113,7 @@ pub(crate) struct SessionRow {
 
 /// The account page, in three sections: ways to sign in, security, sessions. Written in the template subset (plain
 /// `bool` flags, empty strings for what is absent), so that an override rendered by minijinja reads the same fields.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "account.html")]
 pub(crate) struct AccountPage<'a> {
     pub(crate) mount: &'a str,
@@ -102,8 +149,12 @@ pub(crate) struct AccountPage<'a> {
     /// The sources the account has no identity of yet (so never the local source of an account with a password).
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
+#[derive(Serialize)]
 pub(crate) struct TokenRow {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -112,7 +163,7 @@ pub(crate) struct TokenRow {
     pub(crate) last_used: String,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "token.html")]
 pub(crate) struct TokenPage<'a> {
     pub(crate) mount: &'a str,
@@ -120,9 +171,12 @@ pub(crate) struct TokenPage<'a> {
     pub(crate) value: &'a str,
     pub(crate) scopes: &'a str,
     pub(crate) expires: String,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "link.html")]
 pub(crate) struct LinkPage<'a> {
     pub(crate) mount: &'a str,
@@ -130,14 +184,19 @@ pub(crate) struct LinkPage<'a> {
     pub(crate) signed_in: bool,
     pub(crate) account_name: &'a str,
     pub(crate) source: &'a str,
-    pub(crate) email: Option<&'a str>,
+    pub(crate) has_email: bool,
+    pub(crate) email: &'a str,
     pub(crate) may_create: bool,
     pub(crate) password_sources: Vec<SourceLink>,
     pub(crate) redirect_sources: Vec<SourceLink>,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// A TOTP authenticator being set up, as a page shows it: the QR code (SVG made here, from the URI), the
 /// base32 key and the URI as text.
+#[derive(Serialize, Default)]
 pub(crate) struct EnrolmentView {
     pub(crate) qr_svg: String,
     pub(crate) secret: String,
@@ -170,20 +229,27 @@ impl EnrolmentView {
     }
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "second_factor.html")]
 pub(crate) struct SecondFactorPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) next: &'a str,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) enrolment: Option<EnrolmentView>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
+    pub(crate) has_enrolment: bool,
+    pub(crate) enrolment: EnrolmentView,
     pub(crate) step_up: bool,
     /// A passkey ceremony, when the account has passkeys.
-    pub(crate) passkey: Option<PasskeyForm>,
+    pub(crate) has_passkey: bool,
+    pub(crate) pk: PasskeyForm,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// A passkey on the account page.
+#[derive(Serialize)]
 pub(crate) struct PasskeyRow {
     pub(crate) id: String,
     pub(crate) name: String,
@@ -193,6 +259,7 @@ pub(crate) struct PasskeyRow {
 
 /// A passkey ceremony as a page shows it (`passkey_form.html`): the options in a JSON data block, and the form
 /// that `passkey.js` fills with the authenticator's answer.
+#[derive(Serialize, Default)]
 pub(crate) struct PasskeyForm {
     /// Where the form posts (after the mount).
     pub(crate) action: &'static str,
@@ -218,7 +285,7 @@ impl PasskeyForm {
             options: script_json(&challenge.options),
             ask_name: false,
             autostart: false,
-            button: "Use a passkey",
+            button: "passkey-use",
         }
     }
 }
@@ -233,7 +300,7 @@ pub(crate) fn script_json(json: &str) -> String {
 
 /// A page that runs one passkey ceremony: registration (`/account/passkeys`) or a passwordless sign-in
 /// (`/login/passkey`).
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "passkey.html")]
 pub(crate) struct PasskeyPage<'a> {
     pub(crate) mount: &'a str,
@@ -241,27 +308,39 @@ pub(crate) struct PasskeyPage<'a> {
     pub(crate) next: &'a str,
     pub(crate) title: &'a str,
     pub(crate) intro: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
     pub(crate) pk: PasskeyForm,
     /// Where "Back" goes (after the mount).
     pub(crate) back: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "totp_enrol.html")]
 pub(crate) struct TotpEnrolPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
-    pub(crate) error: Option<&'a str>,
-    pub(crate) enrolment: Option<EnrolmentView>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
+    pub(crate) has_enrolment: bool,
+    pub(crate) enrolment: EnrolmentView,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "recovery_codes.html")]
 pub(crate) struct RecoveryCodesPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) codes: Vec<String>,
     pub(crate) continue_to: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// The configured sources, split by flow, for the forms and buttons of a page.
@@ -284,66 +363,130 @@ pub(crate) fn source_links(v: &Vestibule) -> (Vec<SourceLink>, Vec<SourceLink>) 
 }
 
 /// One click to sign out, when the sign-out form that was posted had expired.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "logout.html")]
 pub(crate) struct LogoutPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /reset` and the same page after `POST /reset`, whatever was typed.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "reset.html")]
 pub(crate) struct ResetPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) sent: bool,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /email/verify/{token}` for a change of address: the button that confirms it.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "email_change_confirm.html")]
 pub(crate) struct EmailChangeConfirmPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) token: &'a str,
     pub(crate) email: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
 /// `GET /reset/{token}`: the new password form.
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "reset_password.html")]
 pub(crate) struct ResetPasswordPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
     pub(crate) token: &'a str,
-    pub(crate) error: Option<&'a str>,
+    pub(crate) has_error: bool,
+    pub(crate) error: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-#[derive(Template)]
+#[derive(Template, Serialize, Default)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    mount: &'a str,
-    title: &'a str,
-    message: &'a str,
-    reference: Option<&'a str>,
+pub(crate) struct MessagePage<'a> {
+    pub(crate) mount: &'a str,
+    pub(crate) title: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) has_reference: bool,
+    pub(crate) reference: &'a str,
+    pub(crate) ui: Chrome,
+    #[serde(skip)]
+    pub(crate) t: Tr,
 }
 
-/// Renders a template; a template that fails to render is a bug, logged, and answered with a bare page.
-pub(crate) fn render(t: &impl Template) -> String {
-    t.render().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "template rendering failed");
+/// Renders a page in the request's language, with the operator's product name and logo: with the override set's
+/// minijinja environment when one is configured (an override of `base.html` then frames every page), else with the
+/// compiled-in askama template. A page that fails to render is logged and answered with a bare page.
+pub(crate) fn render<P: Page>(v: &Vestibule, page: P) -> String {
+    render_for(v, &PageRequest::current(), page)
+}
+
+/// [`render`] for a given request (the error pages, rendered after the handler's task-local scope ended).
+pub(crate) fn render_for<P: Page>(v: &Vestibule, req: &PageRequest, mut page: P) -> String {
+    let (chrome, t) = page.chrome();
+    *chrome = crate::ui::chrome(&v.inner.ui, req);
+    *t = req.lang;
+    let rendered = match &v.inner.ui.templates {
+        Some(overrides) => render_minijinja(&overrides.env, &page).map_err(|e| e.to_string()),
+        None => page.render().map_err(|e| e.to_string()),
+    };
+    rendered.unwrap_or_else(|e| {
+        tracing::error!(error = %e, template = P::NAME, "template rendering failed");
         "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_owned()
     })
 }
 
+/// A page through a minijinja environment: its serialised values plus `t`.
+pub(crate) fn render_minijinja<P: Page>(
+    env: &minijinja::Environment<'static>,
+    page: &P,
+) -> Result<String, minijinja::Error> {
+    let t = page.tr();
+    let ctx = minijinja::context! {
+        t => minijinja::Value::from_object(t),
+        ..minijinja::Value::from(minijinja::value::Serde(page))
+    };
+    env.get_template(P::NAME)?.render(ctx)
+}
+
+/// A page that says one thing, in the request's language.
 pub(crate) fn message(v: &Vestibule, title: &str, message: &str, reference: Option<&str>) -> String {
-    render(&MessagePage {
-        mount: &v.inner.mount,
+    message_for(v, &PageRequest::current(), title, message, reference)
+}
+
+/// [`message`] for a given request (an error page, rendered after the handler).
+pub(crate) fn message_for(
+    v: &Vestibule,
+    req: &PageRequest,
+    title: &str,
+    message: &str,
+    reference: Option<&str>,
+) -> String {
+    let mut page = message_page(title, message, reference);
+    page.mount = &v.inner.mount;
+    render_for(v, req, page)
+}
+
+/// The page of [`message`], before the mount and the chrome.
+pub(crate) fn message_page<'a>(title: &'a str, message: &'a str, reference: Option<&'a str>) -> MessagePage<'a> {
+    MessagePage {
         title,
         message,
-        reference,
-    })
+        has_reference: reference.is_some(),
+        reference: reference.unwrap_or_default(),
+        ..Default::default()
+    }
 }
 
 /// `2026-11-28 21:30 UTC` from Unix seconds (proleptic Gregorian, Howard Hinnant's days-to-civil).

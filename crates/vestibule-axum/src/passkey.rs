@@ -17,7 +17,8 @@ use crate::pages::{self, PasskeyForm, PasskeyPage};
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
 use crate::{cookies, safe_next, AppError, Vestibule};
 
-const NOT_ACCEPTED: &str = "That passkey was not accepted. Try again, or sign in with your password.";
+/// A message key (templates/i18n).
+const NOT_ACCEPTED: &str = "error-passkey-refused-password";
 
 /// `GET /static/passkey.js`: the one script of the broker's pages (CSP `script-src 'self'`).
 pub(crate) async fn script() -> Response {
@@ -62,16 +63,21 @@ struct Ceremony<'a> {
 
 fn ceremony_page(v: &Vestibule, headers: &HeaderMap, ctx: &AuthContext, c: Ceremony<'_>) -> Response {
     let bound = binding(v, headers, ctx).unwrap_or_default();
-    let html = pages::render(&PasskeyPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(bound),
-        next: c.next,
-        title: c.title,
-        intro: c.intro,
-        error: c.error,
-        pk: c.form,
-        back: c.back,
-    });
+    let html = pages::render(
+        v,
+        PasskeyPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(bound),
+            next: c.next,
+            title: c.title,
+            intro: c.intro,
+            has_error: c.error.is_some(),
+            error: c.error.unwrap_or_default(),
+            pk: c.form,
+            back: c.back,
+            ..Default::default()
+        },
+    );
     (c.status, html_headers(), html).into_response()
 }
 
@@ -96,8 +102,8 @@ async fn passwordless_page(
         headers,
         ctx,
         Ceremony {
-            title: "Sign in with a passkey",
-            intro: "Use a passkey saved on this device or on a security key.",
+            title: "passkey-sign-in-title",
+            intro: "passkey-sign-in-intro",
             form,
             back: "/login",
             next,
@@ -161,15 +167,14 @@ pub(crate) async fn register_start(
     let challenge = v.broker().begin_passkey_registration(&session).await?;
     let mut form = PasskeyForm::new(&challenge, "/account/passkeys/finish", "create");
     form.ask_name = true;
-    form.button = "Create passkey";
+    form.button = "passkey-create";
     Ok(ceremony_page(
         &v,
         &headers,
         &ctx,
         Ceremony {
-            title: "Add a passkey",
-            intro: "Name the passkey (say, the device it lives on), then create it with your device or security key. \
-                    It can then be used as your second step, or to sign in without a password.",
+            title: "passkey-add-title",
+            intro: "passkey-add-intro",
             form,
             back: "/account",
             next: "",

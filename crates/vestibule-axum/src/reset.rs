@@ -22,9 +22,7 @@ impl From<ResetError> for AppError {
         match e {
             ResetError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             ResetError::InvalidLink => AppError::InvalidInput(INVALID_LINK),
-            ResetError::AddressInUse => {
-                AppError::InvalidInput("This address is already another account's address: nothing was changed.")
-            }
+            ResetError::AddressInUse => AppError::InvalidInput("error-address-in-use"),
             ResetError::Unavailable => AppError::Unavailable("password reset by mail is not available".into()),
             ResetError::Password(PasswordChangeError::Policy(why)) => AppError::PasswordRejected(why),
             ResetError::Broker(b) => b.into(),
@@ -33,8 +31,8 @@ impl From<ResetError> for AppError {
     }
 }
 
-const INVALID_LINK: &str = "This link is not valid: it was used already, has expired, was replaced by a newer one, or \
-                            the password changed since. Ask for a new link from the sign-in page.";
+/// A message key (templates/i18n).
+const INVALID_LINK: &str = "error-invalid-link";
 
 /// Pages that carry a token in their URL: no `Referer` leaves them, and no cache keeps them.
 fn private_headers(mut res: Response) -> Response {
@@ -46,11 +44,15 @@ fn private_headers(mut res: Response) -> Response {
 
 fn reset_page(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, sent: bool) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let html = crate::pages::render(&crate::pages::ResetPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        sent,
-    });
+    let html = crate::pages::render(
+        v,
+        crate::pages::ResetPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            sent,
+            ..Default::default()
+        },
+    );
     with_cookies((html_headers(), html).into_response(), &set)
 }
 
@@ -101,12 +103,17 @@ fn new_password_page(
     error: Option<&str>,
 ) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
-    let html = crate::pages::render(&crate::pages::ResetPasswordPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        token,
-        error,
-    });
+    let html = crate::pages::render(
+        v,
+        crate::pages::ResetPasswordPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            token,
+            has_error: error.is_some(),
+            error: error.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -138,13 +145,7 @@ pub(crate) async fn new_password_submit(
     let new = SecretString::from(form.new_password.unwrap_or_default());
     match v.broker().complete_password_reset(&token, &new, &client).await {
         Ok(_) => {
-            let html = crate::pages::message(
-                &v,
-                "Password set",
-                "Your new password is set, and every session of the account was signed out. Sign in with the new \
-                 password.",
-                None,
-            );
+            let html = crate::pages::message(&v, "message-password-set-title", "message-password-set", None);
             // The browser's own session, if any, ended with the others: its cookie goes too.
             let c = &v.inner.cookies;
             let res = (html_headers(), html).into_response();
@@ -154,9 +155,13 @@ pub(crate) async fn new_password_submit(
             )))
         }
         // A refused password: the form again (the link still works), with the policy's words.
-        Err(ResetError::Password(PasswordChangeError::Policy(why))) => {
-            Ok(new_password_page(&v, &ctx, &headers, &token, Some(&why)))
-        }
+        Err(ResetError::Password(PasswordChangeError::Policy(why))) => Ok(new_password_page(
+            &v,
+            &ctx,
+            &headers,
+            &token,
+            Some(&crate::error::password_rejected(&why)),
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -174,12 +179,16 @@ pub(crate) async fn verify_email(
 ) -> Result<Response, AppError> {
     if let Some(email) = v.broker().email_change_link(&token).await? {
         let (bound, set) = form_binding(&v, &headers, &ctx);
-        let html = crate::pages::render(&crate::pages::EmailChangeConfirmPage {
-            mount: &v.inner.mount,
-            csrf_token: &v.broker().csrf_token(&bound),
-            token: &token,
-            email: &email,
-        });
+        let html = crate::pages::render(
+            &v,
+            crate::pages::EmailChangeConfirmPage {
+                mount: &v.inner.mount,
+                csrf_token: &v.broker().csrf_token(&bound),
+                token: &token,
+                email: &email,
+                ..Default::default()
+            },
+        );
         return Ok(private_headers(with_cookies(
             (html_headers(), html).into_response(),
             &set,
@@ -202,8 +211,8 @@ async fn confirmed(v: &Vestibule, token: &str, client: &vestibule::ClientInfo) -
     let email = v.broker().confirm_email(token, client).await?;
     let html = crate::pages::message(
         v,
-        "Address confirmed",
-        &format!("Thank you: {email} is confirmed."),
+        "message-address-confirmed-title",
+        &crate::i18n::key_with("message-address-confirmed", &[("email", &email)]),
         None,
     );
     Ok(private_headers((html_headers(), html).into_response()))

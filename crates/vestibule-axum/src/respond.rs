@@ -78,20 +78,19 @@ impl Done {
         Done::ALL.into_iter().find(|d| d.key() == key)
     }
 
+    /// The notice's message key (templates/i18n).
     pub(crate) fn notice(self) -> &'static str {
         match self {
-            Done::Linked => "The new way to sign in was added.",
-            Done::Unlinked => "That way to sign in was removed.",
-            Done::Revoked => "The sessions were signed out.",
-            Done::Password => "Your password was changed, and your other sessions were signed out.",
-            Done::TokenRevoked => "The token was revoked.",
-            Done::TotpAdded => "Your authenticator is on, and your other sessions were signed out.",
-            Done::TotpRemoved => "Your authenticator was removed, and your other sessions were signed out.",
-            Done::PasskeyAdded => "Your passkey was added, and your other sessions were signed out.",
-            Done::PasskeyRemoved => "The passkey was removed, and your other sessions were signed out.",
-            Done::EmailChangeSent => {
-                "A confirmation link is on its way to the address you entered; nothing changes until it is opened."
-            }
+            Done::Linked => "notice-linked",
+            Done::Unlinked => "notice-unlinked",
+            Done::Revoked => "notice-revoked",
+            Done::Password => "notice-password",
+            Done::TokenRevoked => "notice-token-revoked",
+            Done::TotpAdded => "notice-totp-added",
+            Done::TotpRemoved => "notice-totp-removed",
+            Done::PasskeyAdded => "notice-passkey-added",
+            Done::PasskeyRemoved => "notice-passkey-removed",
+            Done::EmailChangeSent => "notice-email-change-sent",
         }
     }
 

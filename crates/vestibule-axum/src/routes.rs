@@ -81,6 +81,7 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/vestibule.css", get(stylesheet))
+        .route("/static/logo", get(logo))
         .fallback(|| async { AppError::NotFound })
         .layer(broker_stack(v))
         // After the stack, with a stack of its own: the admin API takes bearer tokens only, and reads no cookie.
@@ -101,7 +102,8 @@ impl Vestibule {
     }
 }
 
-const GENERIC_FAILURE: &str = "Sign-in failed. Check your username and password and try again.";
+/// A message key (templates/i18n).
+const GENERIC_FAILURE: &str = "error-password-sign-in-failed";
 
 /// How long the browser keeps the password source last chosen (a year): a preference, not a credential.
 const SOURCE_COOKIE_SECS: i64 = 365 * 24 * 3600;
@@ -149,21 +151,25 @@ fn render_login(
     // (stale, or made up) is ignored.
     let chosen = shown.source.or_else(|| cookies::get(headers, v.inner.cookies.source));
     pages::choose_source(&mut password_sources, chosen);
-    let html = pages::render(&LoginPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        next: shown.next,
-        username: shown.username,
-        has_error: shown.error.is_some(),
-        error: shown.error.unwrap_or_default(),
-        has_password_sources: !password_sources.is_empty(),
-        several_password_sources: password_sources.len() > 1,
-        reset: v.broker().reset_available() && !password_sources.is_empty(),
-        password_sources,
-        has_redirect_sources: !redirect_sources.is_empty(),
-        redirect_sources,
-        passkeys: v.broker().passkeys_enabled(),
-    });
+    let html = pages::render(
+        v,
+        LoginPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            next: shown.next,
+            username: shown.username,
+            has_error: shown.error.is_some(),
+            error: shown.error.unwrap_or_default(),
+            has_password_sources: !password_sources.is_empty(),
+            several_password_sources: password_sources.len() > 1,
+            reset: v.broker().reset_available() && !password_sources.is_empty(),
+            password_sources,
+            has_redirect_sources: !redirect_sources.is_empty(),
+            redirect_sources,
+            passkeys: v.broker().passkeys_enabled(),
+            ..Default::default()
+        },
+    );
     with_cookies((status, html_headers(), html).into_response(), &set)
 }
 
@@ -343,9 +349,10 @@ async fn logout(
         let page = pages::LogoutPage {
             mount: &v.inner.mount,
             csrf_token: &v.broker().csrf_token(&bound),
+            ..Default::default()
         };
         return Ok(with_cookies(
-            (StatusCode::FORBIDDEN, html_headers(), pages::render(&page)).into_response(),
+            (StatusCode::FORBIDDEN, html_headers(), pages::render(&v, page)).into_response(),
             &set,
         ));
     }
@@ -397,13 +404,16 @@ async fn account(
     let has_identity_of = |s: &pages::SourceLink| account.identities.iter().any(|i| i.source.as_str() == s.id);
     password_sources.retain(|s| !has_identity_of(s));
     redirect_sources.retain(|s| !has_identity_of(s));
+    // Words that stand in for missing data, in the page's language.
+    let t = crate::ui::PageRequest::current().lang;
+    let (your_account, never) = (t.msg("account-default-name"), t.msg("never"));
     // Fixed words chosen by a key: nothing from the URL is echoed.
     let notice = q.get("done").and_then(|d| Done::parse(d)).map(Done::notice);
     let email = account.email.as_deref();
     let page = AccountPage {
         mount: &v.inner.mount,
         csrf_token: &v.broker().csrf_token(bound),
-        display_name: account.display_name.as_deref().unwrap_or("Your account"),
+        display_name: account.display_name.as_deref().unwrap_or(&your_account),
         has_email: email.is_some(),
         email: email.unwrap_or_default(),
         email_unconfirmed: email.is_some() && !account.email_verified,
@@ -426,7 +436,7 @@ async fn account(
                 id: p.id.clone(),
                 name: p.name.clone(),
                 created: pages::utc(p.created_at),
-                last_used: p.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
+                last_used: p.last_used_at.map(pages::utc).unwrap_or_else(|| never.clone()),
             })
             .collect(),
         passkeys_enabled: v.broker().passkeys_enabled(),
@@ -454,7 +464,7 @@ async fn account(
                 name: t.name.clone(),
                 scopes: t.scopes.join(" "),
                 expires: pages::utc(t.expires_at),
-                last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| "never".into()),
+                last_used: t.last_used_at.map(pages::utc).unwrap_or_else(|| never.clone()),
             })
             .collect(),
         sessions: sessions
@@ -462,14 +472,15 @@ async fn account(
             .map(|s| SessionRow {
                 id: s.id.clone(),
                 current: s.id == current,
-                ip: s.ip.clone().unwrap_or_else(|| "an unknown address".into()),
-                user_agent: s.user_agent.clone().unwrap_or_else(|| "unknown browser".into()),
+                ip: s.ip.clone().unwrap_or_else(|| t.msg("session-unknown-address")),
+                user_agent: s.user_agent.clone().unwrap_or_else(|| t.msg("session-unknown-browser")),
                 created: pages::utc(s.created_at),
                 last_seen: pages::utc(s.last_seen_at),
             })
             .collect(),
+        ..Default::default()
     };
-    Ok((html_headers(), pages::render(&page)).into_response())
+    Ok((html_headers(), pages::render(&v, page)).into_response())
 }
 
 async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) -> Result<Response, AppError> {
@@ -544,6 +555,21 @@ async fn readyz(State(v): State<Vestibule>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// `GET /static/logo`: the `[ui] logo` file, read at start; 404 when none is configured.
+async fn logo(State(v): State<Vestibule>) -> Response {
+    match &v.inner.ui.logo {
+        Some(logo) => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static(logo.content_type)),
+                (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+            ],
+            axum::body::Bytes::from_owner(logo.bytes.clone()),
+        )
+            .into_response(),
+        None => AppError::NotFound.into_response(),
+    }
 }
 
 async fn stylesheet() -> Response {

@@ -18,23 +18,20 @@ use crate::pages::{self, EnrolmentView, PasskeyForm, RecoveryCodesPage, SecondFa
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
 use crate::{cookies, safe_next, AppError, Vestibule};
 
-const WRONG_CODE: &str = "That code is not valid. Check your authenticator app and try again.";
+/// Message keys (templates/i18n).
+const WRONG_CODE: &str = "error-wrong-code";
 
 impl From<SecondFactorError> for AppError {
     fn from(e: SecondFactorError) -> Self {
         match e {
             SecondFactorError::Expired => AppError::InvalidFlow,
-            SecondFactorError::WrongCode { .. } => AppError::InvalidInput("That code is not valid."),
+            SecondFactorError::WrongCode { .. } => AppError::InvalidInput("error-wrong-code"),
             SecondFactorError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SecondFactorError::NotFresh => AppError::NotFresh,
-            SecondFactorError::AlreadyEnrolled => {
-                AppError::InvalidInput("An authenticator is already set up; remove it first.")
-            }
-            SecondFactorError::NoFactor => AppError::InvalidInput("No authenticator is set up."),
+            SecondFactorError::AlreadyEnrolled => AppError::InvalidInput("error-totp-already-set-up"),
+            SecondFactorError::NoFactor => AppError::InvalidInput("error-no-totp"),
             SecondFactorError::PasskeysOff => AppError::NotFound,
-            SecondFactorError::PasskeyRefused => {
-                AppError::InvalidInput("The passkey was not registered (it may be registered already). Try again.")
-            }
+            SecondFactorError::PasskeyRefused => AppError::InvalidInput("error-passkey-not-registered"),
             SecondFactorError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
@@ -51,7 +48,7 @@ pub(crate) struct CodeForm {
     credential: Option<String>,
 }
 
-const PASSKEY_REFUSED: &str = "That passkey was not accepted. Try again, or enter a code.";
+const PASSKEY_REFUSED: &str = "error-passkey-refused-code";
 
 /// A passkey ceremony for the code page, when the account has passkeys: for the half-signed-in state, or for
 /// step-up of the signed-in session.
@@ -285,24 +282,36 @@ fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<
         SecondFactorPrompt::Enrol(e) => Some(EnrolmentView::of(e)),
         _ => None,
     };
-    let html = pages::render(&SecondFactorPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(&bound),
-        next: view.next,
-        error: view.error,
-        enrolment,
-        step_up: view.step_up,
-        passkey: view.passkey,
-    });
+    let passkey = view.passkey;
+    let html = pages::render(
+        v,
+        SecondFactorPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(&bound),
+            next: view.next,
+            has_error: view.error.is_some(),
+            error: view.error.unwrap_or_default(),
+            has_enrolment: enrolment.is_some(),
+            enrolment: enrolment.unwrap_or_default(),
+            step_up: view.step_up,
+            has_passkey: passkey.is_some(),
+            pk: passkey.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     with_cookies((view.status, html_headers(), html).into_response(), &set)
 }
 
 pub(crate) fn codes_page(v: &Vestibule, codes: &RecoveryCodes, continue_to: &str) -> Response {
-    let html = pages::render(&RecoveryCodesPage {
-        mount: &v.inner.mount,
-        codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
-        continue_to,
-    });
+    let html = pages::render(
+        v,
+        RecoveryCodesPage {
+            mount: &v.inner.mount,
+            codes: codes.0.iter().map(|c| c.expose_secret().to_owned()).collect(),
+            continue_to,
+            ..Default::default()
+        },
+    );
     (html_headers(), html).into_response()
 }
 
@@ -315,12 +324,18 @@ fn enrol_page(
     status: StatusCode,
 ) -> Response {
     let bound = binding(v, headers, ctx).unwrap_or_default();
-    let html = pages::render(&TotpEnrolPage {
-        mount: &v.inner.mount,
-        csrf_token: &v.broker().csrf_token(bound),
-        error,
-        enrolment,
-    });
+    let html = pages::render(
+        v,
+        TotpEnrolPage {
+            mount: &v.inner.mount,
+            csrf_token: &v.broker().csrf_token(bound),
+            has_error: error.is_some(),
+            error: error.unwrap_or_default(),
+            has_enrolment: enrolment.is_some(),
+            enrolment: enrolment.unwrap_or_default(),
+            ..Default::default()
+        },
+    );
     (status, html_headers(), html).into_response()
 }
 

@@ -20,7 +20,7 @@ impl From<TokenError> for AppError {
             TokenError::NotFresh => AppError::NotFresh,
             TokenError::NotFound => AppError::NotFound,
             TokenError::NotAdmin => AppError::NotAdministrator,
-            TokenError::Invalid(why) => AppError::InvalidInput(why),
+            TokenError::Invalid(why) => AppError::InvalidInput(crate::error::invalid_input_key(why)),
             TokenError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
@@ -59,8 +59,9 @@ pub(crate) async fn create_token(
         value: token.value.expose_secret(),
         scopes: &scopes,
         expires,
+        ..Default::default()
     };
-    Ok((html_headers(), crate::pages::render(&page)).into_response())
+    Ok((html_headers(), crate::pages::render(&v, page)).into_response())
 }
 
 pub(crate) async fn revoke_token(
@@ -82,7 +83,7 @@ impl From<SelfServiceError> for AppError {
             SelfServiceError::Password(PasswordChangeError::Unavailable(cause)) => AppError::Internal(cause),
             SelfServiceError::Password(p) => AppError::PasswordRejected(p.to_string()),
             SelfServiceError::NoPasswords => AppError::NotFound,
-            SelfServiceError::Invalid(why) => AppError::InvalidInput(why),
+            SelfServiceError::Invalid(why) => AppError::InvalidInput(crate::error::invalid_input_key(why)),
             SelfServiceError::MailUnavailable => AppError::Unavailable("mail cannot be sent now".into()),
             SelfServiceError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
             SelfServiceError::Broker(b) => b.into(),
@@ -248,7 +249,7 @@ impl VerifyService {
                 verify_answer(Some(&Principal::Session(session)), req.uri().query())
             }
         };
-        Some(crate::headers::finish(&self.v, res))
+        Some(crate::headers::finish(&self.v, &crate::ui::PageRequest::default(), res))
     }
 }
 

@@ -25,6 +25,9 @@ pub struct HttpSettings {
     /// directory cannot pile up hung connections. It covers [`crate::router`] only: the app's own routes take
     /// their own limits.
     pub request_timeout: Duration,
+    /// The product name, logo and template overrides of the built-in pages (default: `Vestibule`, no logo, the
+    /// built-in templates).
+    pub ui: crate::UiSettings,
 }
 
 impl Default for HttpSettings {
@@ -35,6 +38,7 @@ impl Default for HttpSettings {
             landing: None,
             trusted_proxies: Vec::new(),
             request_timeout: Duration::from_secs(30),
+            ui: crate::UiSettings::default(),
         }
     }
 }
@@ -53,6 +57,7 @@ pub(crate) struct Inner {
     pub(crate) cookies: CookieNames,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) request_timeout: Duration,
+    pub(crate) ui: crate::UiSettings,
 }
 
 impl Vestibule {
@@ -92,6 +97,7 @@ impl Vestibule {
                 landing,
                 trusted_proxies: settings.trusted_proxies,
                 request_timeout: settings.request_timeout,
+                ui: settings.ui,
             }),
         }
     }

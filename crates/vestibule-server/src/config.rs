@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub email: MailConfig,
     pub log: LogConfig,
     pub metrics: crate::metrics::MetricsConfig,
+    /// `[ui]`, with its logo and template overrides already read and compiled.
+    pub ui: vestibule_axum::UiSettings,
     pub sources: Vec<SourceEntry>,
 }
 
@@ -57,6 +59,8 @@ struct RawFile {
     log: LogConfig,
     #[serde(default)]
     metrics: crate::metrics::MetricsConfig,
+    #[serde(default)]
+    ui: UiConfig,
     sources: Option<Vec<toml::Table>>,
 }
 
@@ -66,6 +70,52 @@ struct RawFile {
 pub struct SourceEntry {
     pub policy: SourcePolicy,
     pub config: SourceConfig,
+}
+
+/// `[ui]`: the look of the built-in pages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct UiConfig {
+    /// In every page's title and header.
+    product_name: String,
+    /// A `.svg` or `.png` file, shown in every page's header and served at `{mount}/static/logo`.
+    logo: Option<std::path::PathBuf>,
+    /// A folder of files named like built-in templates, which replace them.
+    templates: Option<std::path::PathBuf>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        UiConfig {
+            product_name: vestibule_axum::UiSettings::default().product_name,
+            logo: None,
+            templates: None,
+        }
+    }
+}
+
+/// Reads the logo and compiles the template overrides, so that `check-config` refuses what `serve` would.
+fn ui_settings(ui: UiConfig) -> Result<vestibule_axum::UiSettings, ConfigIssue> {
+    let name = ui.product_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ConfigIssue::new("ui.product_name", "must be 1 to 100 characters"));
+    }
+    let logo = match &ui.logo {
+        Some(path) => Some(vestibule_axum::Logo::load(path).map_err(|e| ConfigIssue::new("ui.logo", e.to_string()))?),
+        None => None,
+    };
+    let templates = match &ui.templates {
+        Some(folder) => Some(
+            vestibule_axum::TemplateOverrides::load(folder)
+                .map_err(|e| ConfigIssue::new("ui.templates", e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(vestibule_axum::UiSettings {
+        product_name: name.to_owned(),
+        logo,
+        templates,
+    })
 }
 
 /// `[log]`: how `serve` writes its log (to standard error).
@@ -370,7 +420,9 @@ pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
             })
             .collect::<Result<_, _>>()?,
     };
+    let ui = ui_settings(raw.ui).map_err(|issue| located(&steps_of_key(&issue.key), None, issue.message))?;
     let config = FileConfig {
+        ui,
         server: raw.server,
         database: raw.database,
         session: raw.session,
@@ -1097,6 +1149,7 @@ mod reference_file {
         assert_eq!(documented.second_factor.settings(), defaults.second_factor.settings());
         assert_eq!(documented.admin, defaults.admin);
         assert_eq!(format!("{:?}", documented.email), format!("{:?}", defaults.email));
+        assert_eq!(format!("{:?}", documented.ui), format!("{:?}", defaults.ui));
         let (super::SourceConfig::Local(a), super::SourceConfig::Local(b)) =
             (&documented.sources[0].config, &defaults.sources[0].config)
         else {

@@ -175,6 +175,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
             secure_cookies: secure,
             trusted_proxies: cfg.server.trusted_proxies.clone(),
             request_timeout: cfg.server.request_timeout(),
+            ui: cfg.ui.clone(),
             ..HttpSettings::default()
         },
     )

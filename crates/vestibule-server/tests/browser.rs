@@ -290,7 +290,7 @@ async fn login_page_is_styled_under_the_csp_and_renders() {
     b.find(Locator::Css("form input[name=password][type=password]"))
         .await
         .unwrap();
-    assert_eq!(b.title().await.unwrap(), "Sign in");
+    assert_eq!(b.title().await.unwrap(), "Sign in · Vestibule");
 
     // The stylesheet loaded under `default-src 'none'; style-src 'self'` and its rules apply.
     let sheets = b
@@ -567,7 +567,14 @@ async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
         .click()
         .await
         .unwrap();
-    let body = b.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    // Waits for the answer's page: reading the body at once could read the form's page as it goes away.
+    let confirmed = b
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//p[contains(., 'is confirmed')]"))
+        .await
+        .unwrap();
+    let body = confirmed.text().await.unwrap();
     assert!(body.contains("nora@example.org is confirmed"), "{body}");
     b.goto(&env.url("/me")).await.unwrap();
     assert_eq!(env.page_json().await["email"], "nora@example.org");
@@ -581,4 +588,144 @@ async fn the_address_is_changed_from_the_account_page_and_the_mailed_link() {
     );
 
     env.finish().await;
+}
+
+/// The red, green and blue of the screenshot's pixel at (`x`, `y`) in device pixels.
+fn pixel(png_bytes: &[u8], x: u32, y: u32) -> [u8; 3] {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("a screenshot in {other:?}"),
+    };
+    assert_eq!(info.bit_depth, png::BitDepth::Eight);
+    assert!(
+        x < info.width && y < info.height,
+        "({x}, {y}) outside {}x{}",
+        info.width,
+        info.height
+    );
+    let at = (y as usize * info.line_size) + x as usize * channels;
+    [buf[at], buf[at + 1], buf[at + 2]]
+}
+
+/// A point just inside an element's top left corner, in the screenshot's device pixels.
+async fn inside_corner_of(b: &Client, css: &str) -> (u32, u32) {
+    let at = b
+        .execute(
+            "const r = document.querySelector(arguments[0]).getBoundingClientRect(); const d = devicePixelRatio;
+             return [Math.round((r.left + 8) * d), Math.round((r.top + 8) * d)];",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    (at[0].as_u64().unwrap() as u32, at[1].as_u64().unwrap() as u32)
+}
+
+/// `[ui] templates`: an override of base.html changes the login page a person sees. The override puts a banner of
+/// the operator's logo (a solid magenta SVG, served from `/static/logo` under the unchanged CSP) above the
+/// built-in login form: in Chromium the banner is there in the DOM and magenta in the screenshot, the title is
+/// the override's, and the login form still works; the same server configuration without the override shows the
+/// built-in header and no magenta there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_override_changes_the_login_page_in_the_browser() {
+    const MAGENTA: [u8; 3] = [255, 0, 170];
+    let logo = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 10 10\" preserveAspectRatio=\"none\">\
+                <rect width=\"10\" height=\"10\" fill=\"#ff00aa\"/></svg>";
+    let config = "[database]\nurl = \"sqlite://{dir}/v.db\"\n\n[ui]\nproduct_name = \"Acme Login\"\n\
+                  logo = \"{dir}/logo.svg\"\n";
+    let with_override = TempDir::new("vestibule-browser-override");
+    std::fs::write(with_override.0.join("logo.svg"), logo).unwrap();
+    std::fs::create_dir(with_override.0.join("templates")).unwrap();
+    std::fs::write(
+        with_override.0.join("templates/base.html"),
+        "<!doctype html>\n<html lang=\"{{ ui.lang }}\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{% block title %}{% endblock %} — {{ ui.product_name }} portal</title>\n\
+         <link rel=\"stylesheet\" href=\"{{ mount }}/static/vestibule.css\">\n</head>\n<body>\n\
+         <header id=\"acme-banner\"><img src=\"{{ mount }}/static/logo\" alt=\"{{ ui.product_name }}\" width=\"600\" height=\"80\"></header>\n\
+         <main class=\"card\">{% block content %}{% endblock %}</main>\n</body>\n</html>\n",
+    )
+    .unwrap();
+    let plain = TempDir::new("vestibule-browser-plain");
+    std::fs::write(plain.0.join("logo.svg"), logo).unwrap();
+    let overridden = Server::start(
+        Path::new(BIN),
+        &with_override.0,
+        &format!("{config}templates = \"{{dir}}/templates\"\n"),
+    );
+    overridden.add_user("alice", "alice@example.org", PASSWORD);
+    let builtin = Server::start(Path::new(BIN), &plain.0, config);
+    let chrome = Chrome::start().await;
+    let b = chrome.client();
+
+    b.goto(&format!("{}/login", overridden.base)).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#acme-banner img"))
+        .await
+        .unwrap();
+    assert_eq!(b.title().await.unwrap(), "Sign in — Acme Login portal");
+    let shown = b
+        .execute(
+            "const i = document.querySelector('#acme-banner img');
+             return { complete: i.complete, width: i.naturalWidth, brand: document.querySelectorAll('header.brand').length };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown["complete"], true, "{shown}");
+    assert!(
+        shown["width"].as_u64().unwrap() > 0,
+        "the logo loaded under the CSP: {shown}"
+    );
+    assert_eq!(shown["brand"], 0, "the built-in header is replaced: {shown}");
+    let (x, y) = inside_corner_of(b, "#acme-banner img").await;
+    let png = b.screenshot().await.unwrap();
+    let _ = std::fs::write("/tmp/vestibule-login-override.png", &png);
+    assert_eq!(pixel(&png, x, y), MAGENTA, "the override's banner in the screenshot");
+
+    // The built-in login form inside the operator's frame still signs in.
+    b.find(Locator::Css("input[name=username]"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    b.find(Locator::Css("form.source button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let account = url::Url::parse(&format!("{}/account", overridden.base)).unwrap();
+    b.wait().at_most(WAIT).for_url(&account).await.unwrap();
+    b.find(Locator::Css("#acme-banner")).await.unwrap();
+
+    // The same configuration without the override: the built-in frame, and no magenta where the banner was.
+    b.goto(&format!("{}/login", builtin.base)).await.unwrap();
+    b.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("header.brand img"))
+        .await
+        .unwrap();
+    assert_eq!(b.title().await.unwrap(), "Sign in · Acme Login");
+    assert!(b.find(Locator::Css("#acme-banner")).await.is_err());
+    let png = b.screenshot().await.unwrap();
+    assert_ne!(pixel(&png, x, y), MAGENTA, "the built-in page differs there");
+    // And the built-in header shows the same logo, magenta too: the pixel check sees what it looks for.
+    let (lx, ly) = inside_corner_of(b, "header.brand img").await;
+    assert_eq!(pixel(&png, lx, ly), MAGENTA);
+
+    chrome.finish().await;
+    drop((overridden, builtin));
+    drop((with_override, plain));
 }

@@ -786,3 +786,72 @@ async fn end_sessions_and_delete_are_announced_to_running_servers() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `[ui]` is checked as `serve` would load it: a template override that does not compile is refused with its file
+/// and line, a file that is no built-in template's name is refused, and so is a missing, unsupported or oversized
+/// logo; a good set passes.
+#[test]
+fn check_config_refuses_broken_ui_overrides_with_file_and_line() {
+    let dir = TempDir::new("vestibule-ui");
+    let templates = dir.0.join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    let logo = dir.0.join("logo.svg");
+    std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+    let config = |logo: &Path| {
+        format!(
+            "[ui]\nproduct_name = \"Acme\"\nlogo = {:?}\ntemplates = {:?}\n",
+            logo.display().to_string(),
+            templates.display().to_string()
+        )
+    };
+
+    std::fs::write(
+        templates.join("base.html"),
+        "<!doctype html>\n<title>{% block title %}{% endblock %}</title>\n{% block content %}{% endblock %}\n",
+    )
+    .unwrap();
+    let (ok, out) = check(&config(&logo));
+    assert!(ok, "{out}");
+
+    // Line 3 has a stray parenthesis.
+    std::fs::write(
+        templates.join("base.html"),
+        "<!doctype html>\n<title>{% block title %}{% endblock %}</title>\n<p>{{ ui.product_name ) }}</p>\n{% block content %}{% endblock %}\n",
+    )
+    .unwrap();
+    let (ok, out) = check(&config(&logo));
+    let expected = format!(
+        "`ui.templates`: {}:3: syntax error",
+        templates.join("base.html").display()
+    );
+    assert!(!ok && out.contains(&expected), "{out}");
+    std::fs::remove_file(templates.join("base.html")).unwrap();
+
+    std::fs::write(templates.join("lgoin.html"), "{{ x }}").unwrap();
+    let (ok, out) = check(&config(&logo));
+    assert!(
+        !ok && out.contains("lgoin.html: not the name of a built-in template"),
+        "{out}"
+    );
+    std::fs::remove_file(templates.join("lgoin.html")).unwrap();
+
+    let (ok, out) = check(&config(&dir.0.join("missing.svg")));
+    assert!(
+        !ok && out.contains("`ui.logo`") && out.contains("cannot read the logo"),
+        "{out}"
+    );
+    let gif = dir.0.join("logo.gif");
+    std::fs::write(&gif, "GIF89a").unwrap();
+    let (ok, out) = check(&config(&gif));
+    assert!(!ok && out.contains("a logo must be a .svg or .png file"), "{out}");
+    let big = dir.0.join("big.png");
+    std::fs::write(&big, vec![0u8; vestibule_axum::MAX_LOGO_BYTES + 1]).unwrap();
+    let (ok, out) = check(&config(&big));
+    assert!(!ok && out.contains("at most"), "{out}");
+
+    let (ok, out) = check("[ui]\nproduct_name = \"  \"\n");
+    assert!(
+        !ok && out.contains("`ui.product_name`: must be 1 to 100 characters"),
+        "{out}"
+    );
+}
