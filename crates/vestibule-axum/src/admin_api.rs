@@ -11,6 +11,7 @@
 //! a forged cross-site request by itself, but never an `Authorization` header.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -25,8 +26,11 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::{IntoParams, OpenApi as _, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vestibule::{AccountLookup, AdminGrant, AdminRefusal, CreateAccountError, Credentials, PasswordAccount, Principal};
-use vestibule_core::storage::{AuditKind, AuditQuery, AuditRecord};
+use vestibule::{
+    AccountDetails, AccountLookup, AccountView, AdminError, AdminGrant, AdminRefusal, CreateAccountError, Credentials,
+    GroupChange, PasswordAccount, Principal,
+};
+use vestibule_core::storage::{AccountQuery, AuditKind, AuditQuery, AuditRecord};
 use vestibule_core::{AccountId, BoxError};
 
 use crate::error::ErrorPage;
@@ -50,6 +54,10 @@ pub(crate) enum ErrorCode {
     Ambiguous,
     /// 409: the change collides with existing data (a login name taken).
     Conflict,
+    /// 409: the identity to unlink is the account's last way in; delete the account instead.
+    LastIdentity,
+    /// 409: the account has no local password, so its groups are its sources' to say, not assignable.
+    NotLocal,
     /// 429: too many bad tokens from this address; `Retry-After` says when to retry.
     TooManyRequests,
     /// 503: the database did not answer in time; retry after `Retry-After`.
@@ -66,7 +74,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::Ambiguous | ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Ambiguous | ErrorCode::Conflict | ErrorCode::LastIdentity | ErrorCode::NotLocal => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -147,6 +157,27 @@ impl ApiError {
 impl From<vestibule::BrokerError> for ApiError {
     fn from(e: vestibule::BrokerError) -> Self {
         ApiError::internal(Box::new(e))
+    }
+}
+
+/// The one mapping of the broker's operator refusals onto the API's codes.
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        let code = match &e {
+            AdminError::Broker(_) => None,
+            AdminError::NoSuchAccount | AdminError::NoSuchIdentity => Some(ErrorCode::NotFound),
+            AdminError::LastIdentity => Some(ErrorCode::LastIdentity),
+            AdminError::NotLocal => Some(ErrorCode::NotLocal),
+            AdminError::InvalidGroup(_) => Some(ErrorCode::InvalidRequest),
+            _ => None,
+        };
+        match (code, e) {
+            (_, AdminError::Broker(e)) => e.into(),
+            // Only after `resolve` found it: someone else deleted it in between.
+            (Some(code), AdminError::NoSuchAccount) => ApiError::new(code, "the account was deleted meanwhile"),
+            (Some(code), e) => ApiError::new(code, e.to_string()),
+            (None, e) => ApiError::internal(Box::new(e)),
+        }
     }
 }
 
@@ -290,7 +321,8 @@ pub(crate) struct IdentityJson {
     last_login_at: Option<i64>,
 }
 
-/// An account as an operator sees it.
+/// An account as an operator sees it: what `GET /admin/api/accounts` lists, and the start of what
+/// `GET /admin/api/accounts/{target}` answers.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct AccountJson {
     /// The account id.
@@ -303,12 +335,160 @@ pub(crate) struct AccountJson {
     disabled: bool,
     /// Unix seconds.
     created_at: i64,
-    /// Every group of its identities, sorted.
+    /// Every group of its identities and those an operator assigned, sorted: what `/verify` and `/me` see.
     groups: Vec<String>,
+    /// The groups an operator assigned (local accounts only), sorted.
+    assigned_groups: Vec<String>,
     /// Its ways in, oldest first.
     identities: Vec<IdentityJson>,
-    /// How many sessions it holds now.
-    sessions: usize,
+}
+
+impl From<AccountView> for AccountJson {
+    fn from(a: AccountView) -> Self {
+        AccountJson {
+            id: a.id.as_str().to_owned(),
+            groups: a.groups(),
+            display_name: a.display_name,
+            email: a.email,
+            email_verified: a.email_verified,
+            disabled: a.disabled,
+            created_at: a.created_at.0,
+            assigned_groups: a.assigned_groups,
+            identities: a
+                .identities
+                .into_iter()
+                .map(|i| IdentityJson {
+                    source: i.source.as_str().to_owned(),
+                    subject: i.subject.as_str().to_owned(),
+                    login: i.login,
+                    email: i.email,
+                    groups: i.groups,
+                    created_at: i.created_at.0,
+                    last_login_at: i.last_login_at.map(|t| t.0),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One session of an account. Never its id: only the start of the id's SHA-256, enough to tell sessions apart.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionJson {
+    /// The first 16 hex digits of the SHA-256 of the session id (what `vestibule user show` prints).
+    id: String,
+    /// The source that signed it in.
+    source: String,
+    /// The client address at sign-in.
+    ip: Option<String>,
+    /// The browser at sign-in.
+    user_agent: Option<String>,
+    /// Unix seconds.
+    created_at: i64,
+    /// Its last request (to the minute; Unix seconds).
+    last_seen_at: i64,
+    /// Absolute expiry (Unix seconds).
+    expires_at: i64,
+}
+
+/// One personal access token of an account: never its value.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenJson {
+    /// Its public id (the part that names it in the audit log), not the secret.
+    id: String,
+    /// The owner's name for it.
+    name: String,
+    scopes: Vec<String>,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    expires_at: i64,
+    /// Its last use (to the minute; Unix seconds).
+    last_used_at: Option<i64>,
+}
+
+/// One passkey of an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PasskeyJson {
+    /// The owner's name for it.
+    name: String,
+    /// Unix seconds.
+    created_at: i64,
+    /// Unix seconds.
+    last_used_at: Option<i64>,
+}
+
+/// An account's second factors.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FactorsJson {
+    /// Whether a confirmed authenticator app (TOTP) is set up.
+    totp: bool,
+    /// Oldest first.
+    passkeys: Vec<PasskeyJson>,
+    /// Unused recovery codes.
+    recovery_codes_left: u32,
+}
+
+/// One account with everything it holds (what `vestibule user show --json` prints): the fields of
+/// [`AccountJson`], then its sessions, tokens, second factors and latest audit events. No secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AccountDetailsJson {
+    #[serde(flatten)]
+    account: AccountJson,
+    /// Its sessions, newest first (their number is how many it holds).
+    sessions: Vec<SessionJson>,
+    /// Its personal access tokens, newest first.
+    tokens: Vec<TokenJson>,
+    factors: FactorsJson,
+    /// Its latest audit events (at most 20), newest first.
+    recent_audit: Vec<AuditEventJson>,
+}
+
+impl From<AccountDetails> for AccountDetailsJson {
+    fn from(d: AccountDetails) -> Self {
+        AccountDetailsJson {
+            account: d.account.into(),
+            sessions: d
+                .sessions
+                .into_iter()
+                .map(|s| SessionJson {
+                    id: s.id_prefix().to_owned(),
+                    source: s.source.as_str().to_owned(),
+                    ip: s.ip,
+                    user_agent: s.user_agent,
+                    created_at: s.created_at.0,
+                    last_seen_at: s.last_seen_at.0,
+                    expires_at: s.expires_at.0,
+                })
+                .collect(),
+            tokens: d
+                .tokens
+                .into_iter()
+                .map(|t| TokenJson {
+                    id: t.id,
+                    name: t.name,
+                    scopes: t.scopes,
+                    created_at: t.created_at.0,
+                    expires_at: t.expires_at.0,
+                    last_used_at: t.last_used_at.map(|t| t.0),
+                })
+                .collect(),
+            factors: FactorsJson {
+                totp: d.factors.totp,
+                passkeys: d
+                    .factors
+                    .passkeys
+                    .into_iter()
+                    .map(|p| PasskeyJson {
+                        name: p.name,
+                        created_at: p.created_at.0,
+                        last_used_at: p.last_used_at.map(|t| t.0),
+                    })
+                    .collect(),
+                recovery_codes_left: d.factors.recovery_codes_left,
+            },
+            recent_audit: d.recent_audit.into_iter().map(AuditEventJson::from).collect(),
+        }
+    }
 }
 
 /// `GET /admin/api/accounts/{target}`.
@@ -317,10 +497,10 @@ pub(crate) struct AccountJson {
     path = "/admin/api/accounts/{target}",
     tag = "accounts",
     summary = "Show one account",
-    description = "The account named by TARGET, its identities and how many sessions it holds. Changes nothing.",
+    description = "The account named by TARGET with everything it holds: identities, groups (all, and those assigned), sessions (each by the first 16 hex digits of its id's SHA-256, with address, browser, creation and last use), personal access tokens (never their values), second factors and its latest 20 audit events. `sessions` is the list; its length is how many sessions the account holds. Changes nothing.",
     params(("target" = String, Path, description = "The account: its id, `source:subject` of one of its identities, a local login name, or its email (URL-encoded)")),
     responses(
-        (status = 200, description = "The account", body = AccountJson),
+        (status = 200, description = "The account", body = AccountDetailsJson),
         (status = 404, description = "`not_found`: no account matches", body = ErrorBody),
         (status = 409, description = "`ambiguous`: an email several accounts share; `candidates` lists them", body = ErrorBody),
     ),
@@ -336,30 +516,335 @@ async fn show_account(
         .broker()
         .account_details(&id)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the account was deleted meanwhile"))?;
-    let a = d.account;
-    Ok(Json(AccountJson {
-        id: a.id.as_str().to_owned(),
+        .ok_or(AdminError::NoSuchAccount)?;
+    Ok(Json(AccountDetailsJson::from(d)).into_response())
+}
+
+/// The filters of `GET /admin/api/accounts` (those of `vestibule user list`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListParams {
+    /// Only accounts where this text occurs, case ignored and taken literally (`%` and `_` are no wildcards): in
+    /// the display name, email, local login name, or an identity's subject or login name.
+    search: Option<String>,
+    /// Only accounts after this account id: the `next` of the previous page.
+    after: Option<String>,
+    /// At most this many accounts (1 to 1000, default 50).
+    limit: Option<u32>,
+}
+
+/// A page of accounts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AccountPage {
+    /// In account id order.
+    accounts: Vec<AccountJson>,
+    /// Pass as `after` for the next page; `null` when this page is the last.
+    next: Option<String>,
+}
+
+/// `GET /admin/api/accounts`.
+#[utoipa::path(
+    get,
+    path = "/admin/api/accounts",
+    tag = "accounts",
+    summary = "List or search accounts",
+    description = "Accounts in account id order, each with its identities and groups (what `vestibule user list` shows; `GET /admin/api/accounts/{target}` has the rest). Page with `after` = the previous page's `next`. Changes nothing.",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page", body = AccountPage),
+        (status = 400, description = "`invalid_request`: `after` is no account id, a limit out of range, a malformed query", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_accounts(
+    State(v): State<Vestibule>,
+    _admin: Admin,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let limit = page_limit(p.limit)?;
+    let after = p.after.as_deref().map(AccountId::new).transpose().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "`after` takes an account id: the `next` of the page before",
+        )
+    })?;
+    // One row more than the page: whether another page follows is then known, not guessed.
+    let mut accounts = v
+        .broker()
+        .list_accounts(&AccountQuery {
+            search: p.search,
+            after,
+            limit: i64::from(limit) + 1,
+        })
+        .await?;
+    let more = accounts.len() > limit as usize;
+    accounts.truncate(limit as usize);
+    let next = if more {
+        accounts.last().map(|a| a.id.as_str().to_owned())
+    } else {
+        None
+    };
+    Ok(Json(AccountPage {
+        accounts: accounts.into_iter().map(AccountJson::from).collect(),
+        next,
+    })
+    .into_response())
+}
+
+/// What deleting an account removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeletedJson {
+    /// The account id (it names nothing now).
+    id: String,
+    /// Rows removed per table (`identities`, `sessions`, `access_tokens`, ...; tables with none included). The
+    /// audit log keeps the account's rows.
+    removed: BTreeMap<String, u64>,
+}
+
+/// `DELETE /admin/api/accounts/{target}`.
+#[utoipa::path(
+    delete,
+    path = "/admin/api/accounts/{target}",
+    tag = "accounts",
+    summary = "Delete an account",
+    description = "What `vestibule user delete --yes` does: the account goes with its identities, local password, sessions, remember-me series, tokens, second factors, mailed links, pending sign-ins and assigned groups, in one transaction; its sessions and tokens stop working on every node at once. The audit log keeps its rows. Audited as `account_deleted`, detail `api:<token id> by <account id>; <what went>`. There is no undo.",
+    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    responses(
+        (status = 200, description = "Deleted", body = DeletedJson),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`ambiguous`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn delete_account(
+    State(v): State<Vestibule>,
+    admin: Admin,
+    Path(target): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = resolve(&v, &target).await?;
+    let deleted = v.broker().delete_account(&id, &admin.detail()).await?;
+    tracing::info!(account = %id, by = %admin.grant.account_id, ip = ?admin.ip, "admin API: account deleted");
+    Ok(Json(DeletedJson {
+        id: id.as_str().to_owned(),
+        removed: deleted.rows.into_iter().map(|(t, n)| (t.to_owned(), n)).collect(),
+    })
+    .into_response())
+}
+
+/// The identity to remove.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UnlinkJson {
+    /// The source's id.
+    source: String,
+    /// The identity's subject at that source (`GET /admin/api/accounts/{target}` lists them).
+    subject: String,
+}
+
+/// An identity removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UnlinkedJson {
+    /// The account id.
+    id: String,
+    source: String,
+    subject: String,
+    /// How many sessions and tokens it had opened, all ended.
+    ended: usize,
+}
+
+/// `POST /admin/api/accounts/{target}/unlink`.
+#[utoipa::path(
+    post,
+    path = "/admin/api/accounts/{target}/unlink",
+    tag = "accounts",
+    summary = "Remove one way into an account",
+    description = "What `vestibule user unlink` does: the identity goes, with the sessions, remember-me series and tokens it opened (ended on every node). Removing the local identity removes the password and the assigned groups too. Never the last way in (`last_identity`: delete the account instead). The account's verified address gets a notice. Audited as `identity_unlinked`, detail `api:<token id> by <account id>`.",
+    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    request_body(content = UnlinkJson, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Removed", body = UnlinkedJson),
+        (status = 400, description = "`invalid_request`: a malformed body", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such account, or the account has no such identity", body = ErrorBody),
+        (status = 409, description = "`ambiguous`; or `last_identity`: it is the account's last way in, nothing was changed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn unlink_identity(
+    State(v): State<Vestibule>,
+    admin: Admin,
+    Path(target): Path<String>,
+    body: Result<Json<UnlinkJson>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let id = resolve(&v, &target).await?;
+    let ended = v
+        .broker()
+        .unlink_identity_by_operator(&id, &body.source, &body.subject, &admin.detail())
+        .await?;
+    tracing::info!(account = %id, source = %body.source, by = %admin.grant.account_id, ip = ?admin.ip, "admin API: identity unlinked");
+    Ok(Json(UnlinkedJson {
+        id: id.as_str().to_owned(),
+        source: body.source,
+        subject: body.subject,
+        ended,
+    })
+    .into_response())
+}
+
+/// What to end besides sessions.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EndSessionsJson {
+    /// Revoke every personal access token of the account too (default `false`).
+    #[serde(default)]
+    tokens: bool,
+}
+
+/// What ending an account's sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EndedJson {
+    /// The account id.
+    id: String,
+    /// Sessions ended (their remember-me series end with them, uncounted).
+    sessions_ended: usize,
+    /// Tokens revoked (0 unless `tokens` was `true`).
+    tokens_revoked: usize,
+}
+
+/// `POST /admin/api/accounts/{target}/end-sessions`.
+#[utoipa::path(
+    post,
+    path = "/admin/api/accounts/{target}/end-sessions",
+    tag = "accounts",
+    summary = "End every session of an account",
+    description = "What `vestibule user end-sessions` does (a lost laptop, a suspected theft): every session and remember-me series of the account ends, with `{\"tokens\": true}` every personal access token too, on every node at once. The account stays usable: its owner signs in again. The body is optional. Audited as `sessions_revoked`, detail `api:<token id> by <account id>; <what ended>`.",
+    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    request_body(content = Option<EndSessionsJson>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Ended", body = EndedJson),
+        (status = 400, description = "`invalid_request`: a malformed body", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`ambiguous`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn end_sessions(
+    State(v): State<Vestibule>,
+    admin: Admin,
+    Path(target): Path<String>,
+    body: Result<Option<Json<EndSessionsJson>>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let tokens = body.map(|Json(b)| b.tokens).unwrap_or_default();
+    let id = resolve(&v, &target).await?;
+    let ended = v
+        .broker()
+        .end_sessions_by_operator(&id, tokens, &admin.detail())
+        .await?;
+    tracing::info!(account = %id, tokens, by = %admin.grant.account_id, ip = ?admin.ip, "admin API: sessions ended");
+    Ok(Json(EndedJson {
+        id: id.as_str().to_owned(),
+        sessions_ended: ended.sessions,
+        tokens_revoked: ended.tokens,
+    })
+    .into_response())
+}
+
+/// An account's groups.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GroupsJson {
+    /// The account id.
+    id: String,
+    /// The groups an operator assigned, sorted.
+    assigned_groups: Vec<String>,
+    /// All its groups (its identities' and the assigned ones), sorted: what `/verify` and `/me` see.
+    groups: Vec<String>,
+}
+
+/// `GET /admin/api/accounts/{target}/groups`.
+#[utoipa::path(
+    get,
+    path = "/admin/api/accounts/{target}/groups",
+    tag = "accounts",
+    summary = "An account's groups",
+    description = "The groups an operator assigned to the account and all its groups. Changes nothing.",
+    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    responses(
+        (status = 200, description = "Its groups", body = GroupsJson),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`ambiguous`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn show_groups(
+    State(v): State<Vestibule>,
+    _admin: Admin,
+    Path(target): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = resolve(&v, &target).await?;
+    let a = v.broker().account_view(&id).await?.ok_or(AdminError::NoSuchAccount)?;
+    Ok(Json(GroupsJson {
+        id: id.as_str().to_owned(),
         groups: a.groups(),
-        display_name: a.display_name,
-        email: a.email,
-        email_verified: a.email_verified,
-        disabled: a.disabled,
-        created_at: a.created_at.0,
-        identities: a
-            .identities
-            .into_iter()
-            .map(|i| IdentityJson {
-                source: i.source.as_str().to_owned(),
-                subject: i.subject.as_str().to_owned(),
-                login: i.login,
-                email: i.email,
-                groups: i.groups,
-                created_at: i.created_at.0,
-                last_login_at: i.last_login_at.map(|t| t.0),
-            })
-            .collect(),
-        sessions: d.sessions.len(),
+        assigned_groups: a.assigned_groups,
+    })
+    .into_response())
+}
+
+/// The groups to assign.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetGroupsJson {
+    /// Exactly these (repeats ignored; `[]` clears): each 1 to 64 ASCII letters, digits, `.`, `_` or `-`.
+    groups: Vec<String>,
+}
+
+/// Assigned groups before and after a change.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GroupsChangedJson {
+    /// The account id.
+    id: String,
+    /// Sorted.
+    before: Vec<String>,
+    /// Sorted, without repeats.
+    after: Vec<String>,
+}
+
+/// `PUT /admin/api/accounts/{target}/groups`.
+#[utoipa::path(
+    put,
+    path = "/admin/api/accounts/{target}/groups",
+    tag = "accounts",
+    summary = "Set the groups assigned to a local account",
+    description = "What `vestibule user groups --set` does: the account's assigned groups become exactly these. Only an account with a local password takes assigned groups (`not_local` otherwise: a source's groups are the source's to say). They count wherever groups do (`/verify`, `/me`, tokens, the second-factor policy, `[admin] groups`) from the next request on every node. Audited as `groups_changed`, detail `api:<token id> by <account id>; before [..]; after [..]`.",
+    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    request_body(content = SetGroupsJson, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Set", body = GroupsChangedJson),
+        (status = 400, description = "`invalid_request`: a malformed body, or a group name outside the rule", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`ambiguous`; or `not_local`: the account has no local password", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn set_groups(
+    State(v): State<Vestibule>,
+    admin: Admin,
+    Path(target): Path<String>,
+    body: Result<Json<SetGroupsJson>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let id = resolve(&v, &target).await?;
+    let changed = v
+        .broker()
+        .change_assigned_groups(&id, &GroupChange::Set(body.groups), &admin.detail())
+        .await?;
+    tracing::info!(account = %id, by = %admin.grant.account_id, ip = ?admin.ip, "admin API: assigned groups set");
+    Ok(Json(GroupsChangedJson {
+        id: id.as_str().to_owned(),
+        before: changed.before,
+        after: changed.after,
     })
     .into_response())
 }
@@ -584,6 +1069,18 @@ pub(crate) struct AuditPage {
 /// The most one page holds.
 const MAX_PAGE: u32 = 1000;
 
+/// A page's `limit`: 50 when not given, refused outside 1 to [`MAX_PAGE`].
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// `GET /admin/api/audit`.
 #[utoipa::path(
     get,
@@ -615,13 +1112,7 @@ async fn audit(
             ));
         }
     }
-    let limit = p.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(p.limit)?;
     let account_id = match &p.account {
         Some(target) => Some(resolve(&v, target).await?.as_str().to_owned()),
         None => None,
@@ -677,10 +1168,16 @@ struct Frame;
 /// `#[utoipa::path]` in the document together.
 fn parts() -> (axum::Router<Vestibule>, OpenApi) {
     let (router, mut api) = OpenApiRouter::with_openapi(Frame::openapi())
+        .routes(routes!(list_accounts))
         .routes(routes!(show_account))
+        .routes(routes!(delete_account))
         .routes(routes!(create_account))
         .routes(routes!(disable_account))
         .routes(routes!(enable_account))
+        .routes(routes!(unlink_identity))
+        .routes(routes!(end_sessions))
+        .routes(routes!(show_groups))
+        .routes(routes!(set_groups))
         .routes(routes!(audit))
         .routes(routes!(openapi_document))
         .split_for_parts();

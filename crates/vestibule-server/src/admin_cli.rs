@@ -236,11 +236,6 @@ pub(crate) fn audit_line(r: &AuditRecord) -> String {
     )
 }
 
-/// The first 16 hex digits of a session's hash: enough to tell sessions apart, never enough to present one.
-fn short(hash: &str) -> &str {
-    &hash[..16.min(hash.len())]
-}
-
 fn at(t: Option<Timestamp>) -> String {
     t.map(vestibule_axum::utc).unwrap_or_else(|| "never".into())
 }
@@ -288,7 +283,7 @@ fn details_json(d: &AccountDetails) -> Value {
                 .iter()
                 .map(|s| {
                     json!({
-                        "id": short(&s.id), "source": s.source.as_str(), "ip": s.ip, "user_agent": s.user_agent,
+                        "id": s.id_prefix(), "source": s.source.as_str(), "ip": s.ip, "user_agent": s.user_agent,
                         "created_at": s.created_at.0, "last_seen_at": s.last_seen_at.0,
                         "expires_at": s.expires_at.0,
                     })
@@ -353,7 +348,7 @@ fn describe(d: &AccountDetails) -> String {
     for s in &d.sessions {
         out.push_str(&format!(
             "  {} via {} from {} ({}) created {} last seen {}\n",
-            short(&s.id),
+            s.id_prefix(),
             s.source,
             s.ip.as_deref().unwrap_or("-"),
             s.user_agent.as_deref().unwrap_or("-"),

@@ -21,8 +21,8 @@
 
 mod access_tokens;
 mod admin;
-mod admin_ops;
 mod admin_api;
+mod admin_ops;
 mod authenticate;
 mod broker;
 mod csrf;

@@ -85,6 +85,14 @@ pub struct SessionView {
     pub expires_at: Timestamp,
 }
 
+impl SessionView {
+    /// The first 16 hex digits of [`SessionView::id`]: enough to tell an account's sessions apart in what an
+    /// operator reads, never enough to revoke or present one.
+    pub fn id_prefix(&self) -> &str {
+        self.id.get(..16).unwrap_or(&self.id)
+    }
+}
+
 /// One personal access token, without its value or hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

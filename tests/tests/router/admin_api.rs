@@ -317,7 +317,8 @@ async fn an_administrator_token_reaches_every_endpoint_with_json_in_and_out() {
     }
     let root_shown = api(&app, "GET", "/accounts/dir:root-1", &root, None).await.json();
     assert_eq!(root_shown["groups"], json!(["admins"]));
-    assert_eq!(root_shown["sessions"], 1);
+    // `sessions` is the list of the account's sessions: root's one sign-in.
+    assert_eq!(root_shown["sessions"].as_array().unwrap().len(), 1);
     let missing = api(&app, "GET", "/accounts/nobody%40example.org", &root, None).await;
     assert_eq!(
         (missing.status, missing.code().as_str()),
@@ -423,6 +424,333 @@ async fn an_administrator_token_reaches_every_endpoint_with_json_in_and_out() {
         let res = api(&app, "GET", &format!("/audit?{query}"), &root, None).await;
         assert_eq!(res.code(), code, "{query}: {}", res.body);
     }
+}
+
+/// The newest audit row: its event and detail.
+async fn last_event(app: &AdminApp) -> (String, String) {
+    let row = app.store.recent_audit(1).await.unwrap().remove(0);
+    (row.event, row.detail.unwrap_or_default())
+}
+
+fn ids_of(page: &Value) -> Vec<String> {
+    page["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
+    let app = admin_app().await;
+    let root = token_of(&app, "root", "admin").await;
+    let root_id = api(&app, "GET", "/accounts/dir:root-1", &root, None).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let root_account = vestibule_core::AccountId::new(root_id.as_str()).unwrap();
+    let token_id = app.store.tokens_of(&root_account).await.unwrap()[0].id.clone();
+    let by = format!("api:{token_id} by {root_id}");
+    let bob = create(&app, &root, "bob").await;
+    // Carol and dave share an address: a target naming it is ambiguous (below).
+    let mut twins = Vec::new();
+    for name in ["carol", "dave"] {
+        let res = api(
+            &app,
+            "POST",
+            "/accounts",
+            &root,
+            Some(json!({"username": name, "password": "correct horse battery", "email": "twins@example.org"})),
+        )
+        .await;
+        twins.push(res.json()["id"].as_str().unwrap().to_owned());
+    }
+    let [carol, dave] = [twins[0].clone(), twins[1].clone()];
+
+    // List: every account once, in id order, in the shape `show` starts with.
+    let page = api(&app, "GET", "/accounts", &root, None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let mut expected = vec![root_id.clone(), bob.clone(), carol.clone(), dave.clone()];
+    expected.sort();
+    assert_eq!(ids_of(&page.json()), expected);
+    assert_eq!(page.json()["next"], Value::Null);
+    let listed = page.json()["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == bob.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["identities"][0]["login"], "bob");
+    assert_eq!(
+        (listed["groups"].clone(), listed["assigned_groups"].clone()),
+        (json!([]), json!([]))
+    );
+    let searched = api(&app, "GET", "/accounts?search=CAR", &root, None).await.json();
+    assert_eq!(ids_of(&searched), [carol.clone()]);
+    let wildcard = api(&app, "GET", "/accounts?search=%25", &root, None).await.json();
+    assert_eq!(ids_of(&wildcard), Vec::<String>::new(), "`%` is taken literally");
+    // Pages of one walk every account once.
+    let mut walked = Vec::new();
+    let mut query = "/accounts?limit=1".to_owned();
+    loop {
+        let page = api(&app, "GET", &query, &root, None).await.json();
+        let ids = ids_of(&page);
+        assert_eq!(ids.len(), 1, "{page}");
+        walked.extend(ids);
+        match page["next"].as_str() {
+            Some(next) => query = format!("/accounts?limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected);
+    for query in ["limit=0", "limit=1001", "limit=x", "after=not%20an%20id"] {
+        let res = api(&app, "GET", &format!("/accounts?{query}"), &root, None).await;
+        assert_eq!(
+            (res.status, res.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{query}: {}",
+            res.body
+        );
+    }
+
+    // Show: the full picture, never a secret.
+    let ann_session = sign_in(&app, "ann").await;
+    let ann_token = token_of(&app, "ann", "read").await;
+    let shown = api(&app, "GET", "/accounts/dir:ann-1", &root, None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let ann = shown.json();
+    let ann_id = ann["id"].as_str().unwrap().to_owned();
+    let sessions = ann["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "two sign-ins: {ann}");
+    assert_eq!(sessions[0]["id"].as_str().unwrap().len(), 16);
+    assert_eq!(sessions[0]["ip"], "192.0.2.7");
+    assert_eq!(sessions[0]["source"], "dir");
+    assert!(sessions[0]["last_seen_at"].as_i64().unwrap() >= sessions[0]["created_at"].as_i64().unwrap());
+    assert_eq!(ann["tokens"][0]["name"], "ops");
+    assert_eq!(ann["tokens"][0]["scopes"], json!(["read"]));
+    assert!(ann["tokens"][0]["last_used_at"].is_null());
+    assert_eq!(
+        ann["factors"],
+        json!({"totp": false, "passkeys": [], "recovery_codes_left": 0})
+    );
+    assert_eq!(ann["groups"], json!(["staff"]));
+    assert_eq!(ann["recent_audit"][0]["event"], "token_created");
+    let session_value = ann_session.split_once('=').unwrap().1;
+    let token_secret = ann_token.strip_prefix("vst_").unwrap();
+    assert!(
+        !shown.body.contains(session_value) && !shown.body.contains(token_secret),
+        "a secret in {}",
+        shown.body
+    );
+
+    // Groups: read, set, and what refuses a change.
+    let groups = api(&app, "GET", &format!("/accounts/{bob}/groups"), &root, None).await;
+    assert_eq!(groups.json(), json!({"id": bob, "assigned_groups": [], "groups": []}));
+    let set = api(
+        &app,
+        "PUT",
+        "/accounts/bob/groups",
+        &root,
+        Some(json!({"groups": ["ops", "dev", "ops"]})),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.json(), json!({"id": bob, "before": [], "after": ["dev", "ops"]}));
+    assert_eq!(
+        last_event(&app).await,
+        ("groups_changed".into(), format!("{by}; before []; after [dev,ops]"))
+    );
+    assert_eq!(
+        api(&app, "GET", "/accounts/bob/groups", &root, None).await.json(),
+        json!({"id": bob, "assigned_groups": ["dev", "ops"], "groups": ["dev", "ops"]})
+    );
+    assert_eq!(
+        api(&app, "GET", "/accounts/bob", &root, None).await.json()["assigned_groups"],
+        json!(["dev", "ops"])
+    );
+    for (target, body, status, code) in [
+        ("bob", json!({"groups": ["ops", "a,b"]}), 400, "invalid_request"),
+        ("bob", json!({"groups": ["cn=admins,dc=x"]}), 400, "invalid_request"),
+        ("bob", json!({"group": ["ops"]}), 400, "invalid_request"),
+        ("bob", json!({}), 400, "invalid_request"),
+        ("dir:ann-1", json!({"groups": ["ops"]}), 409, "not_local"),
+        ("nobody", json!({"groups": ["ops"]}), 404, "not_found"),
+    ] {
+        let res = api(
+            &app,
+            "PUT",
+            &format!("/accounts/{target}/groups"),
+            &root,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(
+            (res.status.as_u16(), res.code().as_str()),
+            (status, code),
+            "{target} {body}: {}",
+            res.body
+        );
+    }
+    assert_eq!(
+        api(&app, "GET", "/accounts/bob/groups", &root, None).await.json()["assigned_groups"],
+        json!(["dev", "ops"]),
+        "a refused change changed nothing"
+    );
+
+    // Unlink: one way in goes; the last one stays.
+    let bob_account = vestibule_core::AccountId::new(bob.as_str()).unwrap();
+    app.store
+        .link_identity(&person("bob-dir", &[]), &bob_account, vestibule_core::Timestamp(0))
+        .await
+        .unwrap();
+    for (body, status, code) in [
+        (json!({"source": "dir", "subject": "nobody"}), 404, "not_found"),
+        (json!({"source": "dir"}), 400, "invalid_request"),
+        (
+            json!({"source": "dir", "subject": "bob-dir", "x": 1}),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        let res = api(&app, "POST", "/accounts/bob/unlink", &root, Some(body.clone())).await;
+        assert_eq!(
+            (res.status.as_u16(), res.code().as_str()),
+            (status, code),
+            "{body}: {}",
+            res.body
+        );
+    }
+    let unlinked = api(
+        &app,
+        "POST",
+        "/accounts/bob/unlink",
+        &root,
+        Some(json!({"source": "dir", "subject": "bob-dir"})),
+    )
+    .await;
+    assert_eq!(unlinked.status, StatusCode::OK, "{}", unlinked.body);
+    assert_eq!(
+        unlinked.json(),
+        json!({"id": bob, "source": "dir", "subject": "bob-dir", "ended": 0})
+    );
+    assert_eq!(last_event(&app).await, ("identity_unlinked".into(), by.clone()));
+    let last = api(
+        &app,
+        "POST",
+        "/accounts/bob/unlink",
+        &root,
+        Some(json!({"source": "local", "subject": bob})),
+    )
+    .await;
+    assert_eq!(
+        (last.status, last.code().as_str()),
+        (StatusCode::CONFLICT, "last_identity"),
+        "{}",
+        last.body
+    );
+    assert_eq!(app.store.identities_of(&bob_account).await.unwrap().len(), 1);
+
+    // End sessions: without a body sessions only, then tokens too.
+    let me = |cookie: String| call(&app, request("GET", "/auth/me", None, &cookie, None));
+    assert_eq!(me(ann_session.clone()).await.status, StatusCode::OK);
+    let no_body = call(
+        &app,
+        request(
+            "POST",
+            &format!("{API}/accounts/dir:ann-1/end-sessions"),
+            Some(&root),
+            "",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(no_body.status, StatusCode::OK, "{}", no_body.body);
+    assert_eq!(
+        no_body.json(),
+        json!({"id": ann_id, "sessions_ended": 2, "tokens_revoked": 0})
+    );
+    assert_eq!(me(ann_session.clone()).await.status, StatusCode::UNAUTHORIZED);
+    assert!(app.broker.bearer(&ann_token).await.unwrap().is_some(), "tokens stay");
+    assert_eq!(
+        last_event(&app).await,
+        ("sessions_revoked".into(), format!("{by}; all sessions"))
+    );
+    let with_tokens = api(
+        &app,
+        "POST",
+        "/accounts/dir:ann-1/end-sessions",
+        &root,
+        Some(json!({"tokens": true})),
+    )
+    .await;
+    assert_eq!(
+        with_tokens.json(),
+        json!({"id": ann_id, "sessions_ended": 0, "tokens_revoked": 1})
+    );
+    assert!(app.broker.bearer(&ann_token).await.unwrap().is_none());
+    for body in ["{\"tokens\": \"yes\"}", "{\"all\": true}", "{"] {
+        let res = call(
+            &app,
+            request(
+                "POST",
+                &format!("{API}/accounts/dir:ann-1/end-sessions"),
+                Some(&root),
+                "",
+                Some(body),
+            ),
+        )
+        .await;
+        assert_eq!(res.code(), "invalid_request", "{body}: {}", res.body);
+    }
+
+    // Delete: what goes is answered, and the account's session and token stop working at once.
+    let ann_session = sign_in(&app, "ann").await;
+    let ann_token = token_of(&app, "ann", "read").await;
+    assert_eq!(me(ann_session.clone()).await.status, StatusCode::OK);
+    let deleted = api(&app, "DELETE", "/accounts/dir:ann-1", &root, None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.body);
+    let removed = deleted.json()["removed"].clone();
+    assert_eq!(deleted.json()["id"], ann_id.as_str());
+    assert_eq!(removed["identities"], 1, "{removed}");
+    assert_eq!(removed["sessions"], 2, "{removed}");
+    assert_eq!(removed["accounts"], 1, "{removed}");
+    assert_eq!(me(ann_session).await.status, StatusCode::UNAUTHORIZED);
+    let by_token = call(&app, request("GET", "/auth/me", Some(&ann_token), "", None)).await;
+    assert_eq!(by_token.status, StatusCode::UNAUTHORIZED, "{}", by_token.body);
+    let (event, detail) = last_event(&app).await;
+    assert_eq!(event, "account_deleted");
+    assert!(detail.starts_with(&format!("{by}; ")), "{detail}");
+    assert_eq!(
+        api(&app, "GET", "/accounts/dir:ann-1", &root, None).await.code(),
+        "not_found"
+    );
+
+    // Every endpoint on a target: not found, and ambiguous for the address carol and dave share.
+    for (method, path, body) in [
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("POST", "/unlink", Some(json!({"source": "dir", "subject": "x"}))),
+        ("POST", "/end-sessions", Some(json!({}))),
+        ("GET", "/groups", None),
+        ("PUT", "/groups", Some(json!({"groups": []}))),
+    ] {
+        for (target, status, code) in [("nobody", 404, "not_found"), ("twins%40example.org", 409, "ambiguous")] {
+            let res = api(&app, method, &format!("/accounts/{target}{path}"), &root, body.clone()).await;
+            assert_eq!(
+                (res.status.as_u16(), res.code().as_str()),
+                (status, code),
+                "{method} {target}{path}: {}",
+                res.body
+            );
+        }
+    }
+    let ids = ids_of(&api(&app, "GET", "/accounts", &root, None).await.json());
+    assert!(
+        ids.contains(&carol) && ids.contains(&dave),
+        "an ambiguous delete deleted"
+    );
 }
 
 #[tokio::test]
@@ -609,18 +937,8 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 async fn the_document_and_the_router_list_the_same_routes() {
     let app = admin_app().await;
     let admin = token_of(&app, "root", "admin").await;
-    let bob = api(
-        &app,
-        "POST",
-        "/accounts",
-        &admin,
-        Some(json!({"username": "bob", "password": "correct horse battery"})),
-    )
-    .await
-    .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let bob = create(&app, &admin, "bob").await;
+    let mut fresh = 0;
     // Public, without a token.
     let doc = call(&app, request("GET", &format!("{API}/openapi.json"), None, "", None)).await;
     assert_eq!(doc.status, StatusCode::OK);
@@ -638,17 +956,26 @@ async fn the_document_and_the_router_list_the_same_routes() {
             "method_not_allowed",
             "ambiguous",
             "conflict",
+            "last_identity",
+            "not_local",
             "too_many_requests",
             "unavailable",
             "internal"
         ])
     );
     let paths = doc["paths"].as_object().unwrap();
-    assert!(paths.len() >= 6, "{:?}", paths.keys());
+    assert!(paths.len() >= 9, "{:?}", paths.keys());
     for (path, item) in paths {
         assert!(path.starts_with("/admin/api/"), "{path}");
-        let concrete = path.replace("{target}", &bob);
         for method in METHODS {
+            // A deletion takes its account with it: each gets its own, so that bob is there for every other call.
+            let target = if method == "DELETE" {
+                fresh += 1;
+                create(&app, &admin, &format!("fresh{fresh}")).await
+            } else {
+                bob.clone()
+            };
+            let concrete = path.replace("{target}", &target);
             let documented = item.get(method.to_ascii_lowercase()).cloned();
             // A body that parses, so that a documented POST is not refused for its body alone.
             let body = (method != "GET").then_some("{}");
@@ -718,6 +1045,20 @@ async fn the_document_and_the_router_list_the_same_routes() {
     // The document served is the one the crate builds (plus the deployment's server URL).
     let built = serde_json::to_value(vestibule_axum::admin_openapi()).unwrap();
     assert_eq!(built["paths"], doc["paths"]);
+}
+
+/// Creates the local account `username` through the API; its id.
+async fn create(app: &AdminApp, token: &str, username: &str) -> String {
+    let res = api(
+        app,
+        "POST",
+        "/accounts",
+        token,
+        Some(json!({"username": username, "password": "correct horse battery"})),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    res.json()["id"].as_str().unwrap().to_owned()
 }
 
 fn urlencode(s: &str) -> String {
