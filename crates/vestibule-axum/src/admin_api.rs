@@ -718,7 +718,7 @@ pub(crate) struct EndedJson {
     path = "/admin/api/accounts/{target}/end-sessions",
     tag = "accounts",
     summary = "End every session of an account",
-    description = "What `vestibule user end-sessions` does (a lost laptop, a suspected theft): every session and remember-me series of the account ends, with `{\"tokens\": true}` every personal access token too, on every node at once. The account stays usable: its owner signs in again. The body is optional. Audited as `sessions_revoked`, detail `api:<token id> by <account id>; <what ended>`.",
+    description = "What `vestibule user end-sessions` does (a lost laptop, a suspected theft): every session and remember-me series of the account ends, with `{\"tokens\": true}` every personal access token too, on every node at once. The account stays usable: its owner signs in again. The body is optional (none, or `null`, is `{}`). Audited as `sessions_revoked`, detail `api:<token id> by <account id>; <what ended>`.",
     params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
     request_body(content = Option<EndSessionsJson>, content_type = "application/json"),
     responses(
@@ -733,10 +733,11 @@ async fn end_sessions(
     State(v): State<Vestibule>,
     admin: Admin,
     Path(target): Path<String>,
-    body: Result<Option<Json<EndSessionsJson>>, JsonRejection>,
+    body: Result<Option<Json<Option<EndSessionsJson>>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let tokens = body.map(|Json(b)| b.tokens).unwrap_or_default();
+    // No body, and a `null` one (which the document's optional body allows), both mean the defaults.
+    let tokens = body.and_then(|Json(b)| b).is_some_and(|b| b.tokens);
     let id = resolve(&v, &target).await?;
     let ended = v
         .broker()

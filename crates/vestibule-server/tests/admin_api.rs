@@ -127,6 +127,32 @@ async fn an_administrator_works_through_the_api_of_the_real_server() {
     assert_eq!((status, page["events"].as_array().unwrap().len()), (200, 2));
     assert!(page["next"].is_i64(), "{page}");
 
+    // Search, groups and a deletion on PostgreSQL, seen by the CLI and by carol's session.
+    let (status, listed) = api.send(reqwest::Method::GET, "/accounts?search=CAROL", None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["accounts"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["accounts"][0]["id"], created["id"]);
+    let (status, set) = api
+        .send(
+            reqwest::Method::PUT,
+            "/accounts/bob/groups",
+            Some(json!({"groups": ["ops"]})),
+        )
+        .await;
+    assert_eq!((status, set["after"].clone()), (200, json!(["ops"])), "{set}");
+    let out = server.cli(&["user", "groups", "bob", "--json"], None);
+    let groups: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(groups["assigned_groups"], json!(["ops"]), "{}", out.stdout);
+    let (status, deleted) = api.send(reqwest::Method::DELETE, "/accounts/carol", None).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["removed"]["sessions"], 1, "{deleted}");
+    assert_eq!(
+        carol.get_json("/me").await.status,
+        401,
+        "the deleted account's session still works"
+    );
+    assert!(!server.cli(&["user", "show", "carol"], None).success);
+
     // Out of the group (in the database, as another node or the CLI would leave it): the next request is refused.
     set_groups(&pg.url, &root, &[]).await;
     let (status, refused) = api.send(reqwest::Method::GET, "/accounts/bob", None).await;

@@ -690,6 +690,16 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
         json!({"id": ann_id, "sessions_ended": 0, "tokens_revoked": 1})
     );
     assert!(app.broker.bearer(&ann_token).await.unwrap().is_none());
+    // A `null` body, which the document allows, is no body.
+    let null = api(
+        &app,
+        "POST",
+        "/accounts/dir:ann-1/end-sessions",
+        &root,
+        Some(Value::Null),
+    )
+    .await;
+    assert_eq!(null.status, StatusCode::OK, "{}", null.body);
     for body in ["{\"tokens\": \"yes\"}", "{\"all\": true}", "{"] {
         let res = call(
             &app,
@@ -963,6 +973,9 @@ async fn the_document_and_the_router_list_the_same_routes() {
             "internal"
         ])
     );
+    // The body of end-sessions may be left out, and the document says so.
+    let end = &doc["paths"]["/admin/api/accounts/{target}/end-sessions"]["post"]["requestBody"];
+    assert_ne!(end["required"], true, "{end}");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 9, "{:?}", paths.keys());
     for (path, item) in paths {
