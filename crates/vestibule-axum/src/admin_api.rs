@@ -154,6 +154,20 @@ impl ApiError {
     }
 }
 
+/// A body that is no JSON or not the route's shape: `invalid_request`, in axum's words.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, e.body_text())
+    }
+}
+
+/// A query string not of the route's shape: `invalid_request`, in axum's words.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError::new(ErrorCode::InvalidRequest, e.body_text())
+    }
+}
+
 impl From<vestibule::BrokerError> for ApiError {
     fn from(e: vestibule::BrokerError) -> Self {
         ApiError::internal(Box::new(e))
@@ -278,6 +292,15 @@ impl FromRequestParts<Vestibule> for Admin {
             Err(_) => Err(ApiError::unauthorized()),
         }
     }
+}
+
+/// The path parameter of every route on one account.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct Target {
+    /// The account: its id, `source:subject` of one of its identities, a local login name, or its email
+    /// (URL-encoded).
+    target: String,
 }
 
 /// The one account `target` names (any form [`vestibule::Broker::find_accounts`] accepts), or `not_found` /
@@ -498,7 +521,7 @@ impl From<AccountDetails> for AccountDetailsJson {
     tag = "accounts",
     summary = "Show one account",
     description = "The account named by TARGET with everything it holds: identities, groups (all, and those assigned), sessions (each by the first 16 hex digits of its id's SHA-256, with address, browser, creation and last use), personal access tokens (never their values), second factors and its latest 20 audit events. `sessions` is the list; its length is how many sessions the account holds. Changes nothing.",
-    params(("target" = String, Path, description = "The account: its id, `source:subject` of one of its identities, a local login name, or its email (URL-encoded)")),
+    params(Target),
     responses(
         (status = 200, description = "The account", body = AccountDetailsJson),
         (status = 404, description = "`not_found`: no account matches", body = ErrorBody),
@@ -509,7 +532,7 @@ impl From<AccountDetails> for AccountDetailsJson {
 async fn show_account(
     State(v): State<Vestibule>,
     _admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
 ) -> Result<Response, ApiError> {
     let id = resolve(&v, &target).await?;
     let d = v
@@ -561,7 +584,7 @@ async fn list_accounts(
     _admin: Admin,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Query(p) = params?;
     let limit = page_limit(p.limit)?;
     let after = p.after.as_deref().map(AccountId::new).transpose().map_err(|_| {
         ApiError::new(
@@ -609,7 +632,7 @@ pub(crate) struct DeletedJson {
     tag = "accounts",
     summary = "Delete an account",
     description = "What `vestibule user delete --yes` does: the account goes with its identities, local password, sessions, remember-me series, tokens, second factors, mailed links, pending sign-ins and assigned groups, in one transaction; its sessions and tokens stop working on every node at once. The audit log keeps its rows. Audited as `account_deleted`, detail `api:<token id> by <account id>; <what went>`. There is no undo.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     responses(
         (status = 200, description = "Deleted", body = DeletedJson),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -620,7 +643,7 @@ pub(crate) struct DeletedJson {
 async fn delete_account(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
 ) -> Result<Response, ApiError> {
     let id = resolve(&v, &target).await?;
     let deleted = v.broker().delete_account(&id, &admin.detail()).await?;
@@ -660,7 +683,7 @@ pub(crate) struct UnlinkedJson {
     tag = "accounts",
     summary = "Remove one way into an account",
     description = "What `vestibule user unlink` does: the identity goes, with the sessions, remember-me series and tokens it opened (ended on every node). Removing the local identity removes the password and the assigned groups too. Never the last way in (`last_identity`: delete the account instead). The account's verified address gets a notice. Audited as `identity_unlinked`, detail `api:<token id> by <account id>`.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     request_body(content = UnlinkJson, content_type = "application/json"),
     responses(
         (status = 200, description = "Removed", body = UnlinkedJson),
@@ -673,10 +696,10 @@ pub(crate) struct UnlinkedJson {
 async fn unlink_identity(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
     body: Result<Json<UnlinkJson>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Json(body) = body?;
     let id = resolve(&v, &target).await?;
     let ended = v
         .broker()
@@ -719,7 +742,7 @@ pub(crate) struct EndedJson {
     tag = "accounts",
     summary = "End every session of an account",
     description = "What `vestibule user end-sessions` does (a lost laptop, a suspected theft): every session and remember-me series of the account ends, with `{\"tokens\": true}` every personal access token too, on every node at once. The account stays usable: its owner signs in again. The body is optional (none, or `null`, is `{}`). Audited as `sessions_revoked`, detail `api:<token id> by <account id>; <what ended>`.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     request_body(content = Option<EndSessionsJson>, content_type = "application/json"),
     responses(
         (status = 200, description = "Ended", body = EndedJson),
@@ -732,10 +755,10 @@ pub(crate) struct EndedJson {
 async fn end_sessions(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
     body: Result<Option<Json<Option<EndSessionsJson>>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let body = body?;
     // No body, and a `null` one (which the document's optional body allows), both mean the defaults.
     let tokens = body.and_then(|Json(b)| b).is_some_and(|b| b.tokens);
     let id = resolve(&v, &target).await?;
@@ -770,7 +793,7 @@ pub(crate) struct GroupsJson {
     tag = "accounts",
     summary = "An account's groups",
     description = "The groups an operator assigned to the account and all its groups. Changes nothing.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     responses(
         (status = 200, description = "Its groups", body = GroupsJson),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -781,7 +804,7 @@ pub(crate) struct GroupsJson {
 async fn show_groups(
     State(v): State<Vestibule>,
     _admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
 ) -> Result<Response, ApiError> {
     let id = resolve(&v, &target).await?;
     let a = v.broker().account_view(&id).await?.ok_or(AdminError::NoSuchAccount)?;
@@ -819,7 +842,7 @@ pub(crate) struct GroupsChangedJson {
     tag = "accounts",
     summary = "Set the groups assigned to a local account",
     description = "What `vestibule user groups --set` does: the account's assigned groups become exactly these. Only an account with a local password takes assigned groups (`not_local` otherwise: a source's groups are the source's to say). They count wherever groups do (`/verify`, `/me`, tokens, the second-factor policy, `[admin] groups`) from the next request on every node. Audited as `groups_changed`, detail `api:<token id> by <account id>; before [..]; after [..]`.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     request_body(content = SetGroupsJson, content_type = "application/json"),
     responses(
         (status = 200, description = "Set", body = GroupsChangedJson),
@@ -832,10 +855,10 @@ pub(crate) struct GroupsChangedJson {
 async fn set_groups(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
     body: Result<Json<SetGroupsJson>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Json(body) = body?;
     let id = resolve(&v, &target).await?;
     let changed = v
         .broker()
@@ -906,7 +929,7 @@ async fn create_account(
     admin: Admin,
     body: Result<Json<NewAccountJson>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Json(body) = body?;
     let new = PasswordAccount {
         username: body.username,
         display_name: body.display_name,
@@ -970,7 +993,7 @@ async fn set_disabled(v: &Vestibule, admin: &Admin, target: &str, disabled: bool
     tag = "accounts",
     summary = "Disable an account",
     description = "Every session, remember-me series and personal access token of the account ends at once (announced to every node on PostgreSQL); its verified address is mailed a notice. Audited as `account_disabled`, detail `api:<token id> by <account id>`. Disabling a disabled account changes nothing more.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     responses(
         (status = 200, description = "Disabled", body = DisabledJson),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -981,7 +1004,7 @@ async fn set_disabled(v: &Vestibule, admin: &Admin, target: &str, disabled: bool
 async fn disable_account(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
 ) -> Result<Response, ApiError> {
     set_disabled(&v, &admin, &target, true).await
 }
@@ -993,7 +1016,7 @@ async fn disable_account(
     tag = "accounts",
     summary = "Enable an account",
     description = "The account can sign in again (it gets back no session or token). Audited as `account_enabled`, detail `api:<token id> by <account id>`.",
-    params(("target" = String, Path, description = "The account, as for `GET /admin/api/accounts/{target}`")),
+    params(Target),
     responses(
         (status = 200, description = "Enabled", body = DisabledJson),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -1004,7 +1027,7 @@ async fn disable_account(
 async fn enable_account(
     State(v): State<Vestibule>,
     admin: Admin,
-    Path(target): Path<String>,
+    Path(Target { target }): Path<Target>,
 ) -> Result<Response, ApiError> {
     set_disabled(&v, &admin, &target, false).await
 }
@@ -1103,7 +1126,7 @@ async fn audit(
     _admin: Admin,
     params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let Query(p) = params?;
     if let Some(e) = &p.event {
         if AuditKind::parse(e).is_none() {
             let names: Vec<&str> = AuditKind::ALL.iter().map(|k| k.as_str()).collect();

@@ -106,6 +106,10 @@ impl Answer {
         assert!(v["error"]["message"].is_string(), "{}", self.body);
         v["error"]["code"].as_str().unwrap().to_owned()
     }
+    /// The status and code of an error answer, to compare with the expected pair.
+    fn refusal(&self) -> (u16, String) {
+        (self.status.as_u16(), self.code())
+    }
     fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
     }
@@ -136,11 +140,12 @@ async fn call(app: &AdminApp, req: Request<Body>) -> Answer {
 
 async fn api(app: &AdminApp, method: &str, path: &str, token: &str, body: Option<Value>) -> Answer {
     let body = body.map(|b| b.to_string());
-    call(
-        app,
-        request(method, &format!("{API}{path}"), Some(token), "", body.as_deref()),
-    )
-    .await
+    api_raw(app, method, path, token, body.as_deref()).await
+}
+
+/// As [`api`], with the body as bytes (which need not be JSON).
+async fn api_raw(app: &AdminApp, method: &str, path: &str, token: &str, body: Option<&str>) -> Answer {
+    call(app, request(method, &format!("{API}{path}"), Some(token), "", body)).await
 }
 
 fn cookie_pair(res: &Answer, name: &str) -> String {
@@ -280,12 +285,7 @@ async fn an_administrator_token_reaches_every_endpoint_with_json_in_and_out() {
         (json!(["eve"]), 400, "invalid_request"),
     ] {
         let res = api(&app, "POST", "/accounts", &root, Some(body.clone())).await;
-        assert_eq!(
-            (res.status.as_u16(), res.code().as_str()),
-            (status, code),
-            "{body}: {}",
-            res.body
-        );
+        assert_eq!(res.refusal(), (status, code.to_owned()), "{body}: {}", res.body);
     }
     let not_json = call(
         &app,
@@ -488,7 +488,7 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
         (json!([]), json!([]))
     );
     let searched = api(&app, "GET", "/accounts?search=CAR", &root, None).await.json();
-    assert_eq!(ids_of(&searched), [carol.clone()]);
+    assert_eq!(ids_of(&searched), vec![carol.clone()]);
     let wildcard = api(&app, "GET", "/accounts?search=%25", &root, None).await.json();
     assert_eq!(ids_of(&wildcard), Vec::<String>::new(), "`%` is taken literally");
     // Pages of one walk every account once.
@@ -587,8 +587,8 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
         )
         .await;
         assert_eq!(
-            (res.status.as_u16(), res.code().as_str()),
-            (status, code),
+            res.refusal(),
+            (status, code.to_owned()),
             "{target} {body}: {}",
             res.body
         );
@@ -615,12 +615,7 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
         ),
     ] {
         let res = api(&app, "POST", "/accounts/bob/unlink", &root, Some(body.clone())).await;
-        assert_eq!(
-            (res.status.as_u16(), res.code().as_str()),
-            (status, code),
-            "{body}: {}",
-            res.body
-        );
+        assert_eq!(res.refusal(), (status, code.to_owned()), "{body}: {}", res.body);
     }
     let unlinked = api(
         &app,
@@ -655,17 +650,7 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
     // End sessions: without a body sessions only, then tokens too.
     let me = |cookie: String| call(&app, request("GET", "/auth/me", None, &cookie, None));
     assert_eq!(me(ann_session.clone()).await.status, StatusCode::OK);
-    let no_body = call(
-        &app,
-        request(
-            "POST",
-            &format!("{API}/accounts/dir:ann-1/end-sessions"),
-            Some(&root),
-            "",
-            None,
-        ),
-    )
-    .await;
+    let no_body = api_raw(&app, "POST", "/accounts/dir:ann-1/end-sessions", &root, None).await;
     assert_eq!(no_body.status, StatusCode::OK, "{}", no_body.body);
     assert_eq!(
         no_body.json(),
@@ -701,17 +686,7 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
     .await;
     assert_eq!(null.status, StatusCode::OK, "{}", null.body);
     for body in ["{\"tokens\": \"yes\"}", "{\"all\": true}", "{"] {
-        let res = call(
-            &app,
-            request(
-                "POST",
-                &format!("{API}/accounts/dir:ann-1/end-sessions"),
-                Some(&root),
-                "",
-                Some(body),
-            ),
-        )
-        .await;
+        let res = api_raw(&app, "POST", "/accounts/dir:ann-1/end-sessions", &root, Some(body)).await;
         assert_eq!(res.code(), "invalid_request", "{body}: {}", res.body);
     }
 
@@ -749,8 +724,8 @@ async fn the_operator_actions_of_the_cli_are_endpoints_with_their_refusals() {
         for (target, status, code) in [("nobody", 404, "not_found"), ("twins%40example.org", 409, "ambiguous")] {
             let res = api(&app, method, &format!("/accounts/{target}{path}"), &root, body.clone()).await;
             assert_eq!(
-                (res.status.as_u16(), res.code().as_str()),
-                (status, code),
+                res.refusal(),
+                (status, code.to_owned()),
                 "{method} {target}{path}: {}",
                 res.body
             );
