@@ -976,7 +976,7 @@ async fn set_disabled(v: &Vestibule, admin: &Admin, target: &str, disabled: bool
         .broker()
         .set_account_disabled_by_operator(&id, disabled, &admin.detail())
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the account was deleted meanwhile"))?;
+        .ok_or(AdminError::NoSuchAccount)?;
     tracing::info!(account = %id, disabled, by = %admin.grant.account_id, ip = ?admin.ip, "admin API: account state set");
     Ok(Json(DisabledJson {
         id: id.as_str().to_owned(),
