@@ -1,14 +1,17 @@
-//! CSRF for the broker's forms: what a token binds to, and the `Checked` form extractor that verifies it before a
-//! handler runs.
+//! CSRF for the broker's forms and the app's: what a token binds to, the `Checked` form extractor that verifies it
+//! before a broker handler runs, and the public [`CsrfToken`] and [`CsrfForm`] for the app's own forms.
 
-use axum::extract::{Form, FromRequest};
+use axum::extract::{Form, FromRequest, FromRequestParts};
+use axum::response::{IntoResponseParts, ResponseParts};
+use http::request::Parts;
 use http::HeaderMap;
 use serde::Deserialize;
 
 use crate::context::AuthContext;
 use vestibule::SecretToken;
 
-use crate::{cookies, AppError, Vestibule};
+use crate::extract::{refuse, Shortfall};
+use crate::{cookies, AppError, Unauthenticated, Vestibule};
 
 /// The value CSRF tokens are bound to: the session id when signed in, else the pre-session cookie.
 pub(crate) fn binding<'a>(v: &Vestibule, headers: &'a HeaderMap, ctx: &'a AuthContext) -> Option<&'a str> {
@@ -57,11 +60,11 @@ pub(crate) use csrf_forms;
 
 /// A form with nothing but its CSRF token.
 #[derive(Deserialize)]
-pub(crate) struct CsrfForm {
+pub(crate) struct CsrfOnly {
     pub(crate) csrf_token: Option<String>,
 }
 
-csrf_forms!(CsrfForm);
+csrf_forms!(CsrfOnly);
 
 impl<S, T> FromRequest<S> for Checked<T>
 where
@@ -97,3 +100,115 @@ pub(crate) fn check_csrf(
         _ => Err(AppError::Csrf),
     }
 }
+
+/// The CSRF token of this browser, for the app's own forms: put it in a hidden field named `csrf_token`
+/// (`<input type="hidden" name="csrf_token" value="{{ csrf }}">`) and take the post with [`CsrfForm`]. The same
+/// token the broker's pages use, so a form of the app may post to the broker's `{mount}/logout`.
+///
+/// Signed in, it is bound to the session. Signed out, it is bound to the pre-session cookie; on a browser's first
+/// visit that cookie is new, so return the extractor with the page (`(csrf, Html(page))`: it is
+/// [`IntoResponseParts`](axum::response::IntoResponseParts) and sets the cookie), or the form will be refused.
+/// `Debug` does not print the token.
+#[derive(Clone)]
+pub struct CsrfToken {
+    token: String,
+    set_cookie: Vec<String>,
+}
+
+impl CsrfToken {
+    /// The token, for the `csrf_token` field.
+    pub fn as_str(&self) -> &str {
+        &self.token
+    }
+}
+
+impl std::fmt::Display for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.token)
+    }
+}
+
+impl std::fmt::Debug for CsrfToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CsrfToken(..)")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ctx = crate::extract::context(parts)?;
+        let v = &ctx.vestibule;
+        let (bound, set_cookie) = form_binding(v, &parts.headers, ctx);
+        Ok(CsrfToken {
+            token: v.broker().csrf_token(&bound),
+            set_cookie,
+        })
+    }
+}
+
+impl IntoResponseParts for CsrfToken {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for c in &self.set_cookie {
+            if let Ok(v) = http::HeaderValue::from_str(c) {
+                res.headers_mut().append(http::header::SET_COOKIE, v);
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// A form of the app's own, taken only when its `csrf_token` field is this browser's [`CsrfToken`] (checked in
+/// constant time against the session, or the pre-session cookie when signed out); `T` is the rest of the form and
+/// may ignore the field (unless it denies unknown fields: then give it a `csrf_token` field). A missing or wrong
+/// token is `403` (a page for a browser, `{"error":{"code":"csrf_failed",...}}` otherwise) before the handler
+/// runs; a body not of `T`'s shape is `400`. A personal access token binds nothing, so it can never post one.
+///
+/// ```
+/// use serde::Deserialize;
+/// use vestibule_axum::{CsrfForm, RequireUser};
+///
+/// #[derive(Deserialize)]
+/// struct Note {
+///     text: String,
+/// }
+///
+/// async fn save_note(RequireUser(user): RequireUser, CsrfForm(note): CsrfForm<Note>) -> String {
+///     format!("{} wrote {}", user.account_id, note.text)
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CsrfForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for CsrfForm<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Unauthenticated;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Unauthenticated> {
+        let (parts, body) = req.into_parts();
+        let ctx = crate::extract::context(&parts)?;
+        let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+            .await
+            .map_err(|_| Unauthenticated::BadForm)?;
+        let presented = url::form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf_token")
+            .map(|(_, v)| v.into_owned());
+        if check_csrf(&ctx.vestibule, &parts.headers, ctx, presented.as_deref()).is_err() {
+            return Err(refuse(&parts, &ctx.vestibule, Shortfall::Csrf));
+        }
+        let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Form(form) = Form::<T>::from_request(req, state)
+            .await
+            .map_err(|_| Unauthenticated::BadForm)?;
+        Ok(CsrfForm(form))
+    }
+}
+
+/// The largest app form [`CsrfForm`] reads: axum's default body limit.
+const FORM_LIMIT: usize = 2 * 1024 * 1024;

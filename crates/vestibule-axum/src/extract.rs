@@ -73,57 +73,210 @@ impl<S: Scope> Clone for RequireScope<S> {
     }
 }
 
-/// Why [`RequireUser`] refused.
+/// A group a route requires of the signed-in account, named by a marker type. An account's groups are those its
+/// identities' sources say (LDAP groups, an IdP's claim) merged with those an operator assigned
+/// (`vestibule user groups`, the admin API): the same list `/me` shows. Declare one with [`group!`](crate::group)
+/// or by hand:
+///
+/// ```
+/// use vestibule_axum::{Group, RequireGroup};
+///
+/// struct Admins;
+/// impl Group for Admins {
+///     const NAME: &'static str = "admins";
+/// }
+///
+/// async fn admin_page(RequireGroup(user, ..): RequireGroup<Admins>) -> String {
+///     format!("hello, administrator {}", user.account_id)
+/// }
+/// ```
+pub trait Group: Send + Sync + 'static {
+    /// The group's short name, as sources and operators give it.
+    const NAME: &'static str;
+}
+
+/// Declares [`Group`] marker types: `vestibule_axum::group!(pub Admins = "admins", Auditors = "auditors");`.
+///
+/// ```
+/// vestibule_axum::group!(pub Admins = "admins");
+///
+/// async fn admin_page(vestibule_axum::RequireGroup(user, ..): vestibule_axum::RequireGroup<Admins>) -> String {
+///     user.account_id.to_string()
+/// }
+/// ```
+#[macro_export]
+macro_rules! group {
+    ($($vis:vis $name:ident = $group:literal),+ $(,)?) => {
+        $(
+            #[doc = concat!("The group `", $group, "`.")]
+            $vis struct $name;
+            impl $crate::Group for $name {
+                const NAME: &'static str = $group;
+            }
+        )+
+    };
+}
+
+/// Who is signed in, when their account is in the group `G::NAME`. A browser session or a personal access token of
+/// such an account passes (the token acts for its account; add [`RequireScope`] to the handler to also demand a
+/// scope of tokens). Signed in but not in the group: `403`, a page for a browser, `{"error":{"code":"forbidden",
+/// ...}}` for an API client. Nobody signed in is refused like [`RequireUser`].
+#[derive(Debug)]
+pub struct RequireGroup<G: Group>(pub Principal, pub std::marker::PhantomData<G>);
+
+impl<G: Group> Clone for RequireGroup<G> {
+    fn clone(&self) -> Self {
+        RequireGroup(self.0.clone(), std::marker::PhantomData)
+    }
+}
+
+/// Why a `Require*` extractor (or [`crate::CsrfOnly`]) refused. Every one of them refuses through the same rules:
+/// a browser (asking for HTML) is sent where it can fix it (the login page, the step-up page, both with `next`) on a
+/// GET, or shown a page saying why; any other client gets JSON in the admin API's shape,
+/// `{"error":{"code":"...","message":"..."}}`, with the codes named below.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Unauthenticated {
     /// Go sign in (browsers).
     Login(String),
-    /// 401 (API clients).
+    /// 401 `unauthenticated` (API clients).
     Json,
-    /// 401 asking for a new sign-in (API clients, stale session).
+    /// 401 `reauthentication_required`: a new sign-in is needed (API clients, stale session).
     Stale,
-    /// 403: a token without the scope the route requires.
+    /// 403 `insufficient_scope`: a token without the scope the route requires.
     InsufficientScope,
     /// Go prove a second factor (browsers): the step-up page, returning to where the request was going.
     StepUp(String),
-    /// 401 asking for a second factor (API clients).
+    /// 401 `second_factor_required` (API clients).
     SecondFactor,
+    /// 403 `forbidden`: signed in, but not in the group the route requires. `page` is the rendered page for a
+    /// browser; without one the answer is JSON.
+    Forbidden {
+        /// The page a browser is shown.
+        page: Option<String>,
+    },
+    /// 403 `csrf_failed`: an app form whose `csrf_token` is missing or not this browser's. `page` as for
+    /// [`Unauthenticated::Forbidden`].
+    Csrf {
+        /// The page a browser is shown.
+        page: Option<String>,
+    },
+    /// 400 `invalid_request`: an app form body that is not of the handler's shape.
+    BadForm,
     /// The app forgot `.layer(vestibule.layer())`: a programming error, answered with 500 rather than letting
     /// anyone through.
     MissingLayer,
 }
 
+/// The JSON of a refusal: the admin API's error shape.
+fn json_refusal(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// A refusal page, or the JSON when there is no page.
+fn page_or_json(page: Option<String>, status: StatusCode, code: &str, message: &str) -> Response {
+    match page {
+        Some(html) => (status, crate::respond::html_headers(), html).into_response(),
+        None => json_refusal(status, code, message),
+    }
+}
+
 impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         match self {
-            Unauthenticated::Login(to) => Redirect::to(&to).into_response(),
-            Unauthenticated::Json => (
+            Unauthenticated::Login(to) | Unauthenticated::StepUp(to) => Redirect::to(&to).into_response(),
+            Unauthenticated::Json => json_refusal(
                 StatusCode::UNAUTHORIZED,
-                Json(serde_json::json!({ "error": "unauthenticated" })),
-            )
-                .into_response(),
-            Unauthenticated::Stale => (
+                "unauthenticated",
+                "sign in, or give a personal access token in `Authorization: Bearer`",
+            ),
+            Unauthenticated::Stale => json_refusal(
                 StatusCode::UNAUTHORIZED,
-                Json(serde_json::json!({ "error": "reauthentication_required" })),
-            )
-                .into_response(),
-            Unauthenticated::StepUp(to) => Redirect::to(&to).into_response(),
-            Unauthenticated::SecondFactor => (
+                "reauthentication_required",
+                "this needs a recent sign-in: sign in again",
+            ),
+            Unauthenticated::SecondFactor => json_refusal(
                 StatusCode::UNAUTHORIZED,
-                Json(serde_json::json!({ "error": "second_factor_required" })),
-            )
-                .into_response(),
-            Unauthenticated::InsufficientScope => (
+                "second_factor_required",
+                "this needs a session proven with a second factor",
+            ),
+            Unauthenticated::InsufficientScope => json_refusal(
                 StatusCode::FORBIDDEN,
-                Json(serde_json::json!({ "error": "insufficient_scope" })),
-            )
-                .into_response(),
+                "insufficient_scope",
+                "the token lacks the scope this route requires",
+            ),
+            Unauthenticated::Forbidden { page } => page_or_json(
+                page,
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the account is not in a group this route requires",
+            ),
+            Unauthenticated::Csrf { page } => page_or_json(
+                page,
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "the form's csrf_token is missing or not this browser's; nothing was changed",
+            ),
+            Unauthenticated::BadForm => json_refusal(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the form is not of the shape this route takes",
+            ),
             Unauthenticated::MissingLayer => {
-                tracing::error!("RequireUser used on a route without vestibule's SessionLayer");
+                tracing::error!("a vestibule extractor used on a route without vestibule's SessionLayer");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
+    }
+}
+
+/// What a request lacks for a route: the input of [`refuse`], the one place that turns it into an answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Shortfall {
+    /// Nobody is signed in.
+    SignedOut,
+    /// The session is not fresh (or the credential is a token, which never is).
+    NotFresh,
+    /// No second factor was proven; `session` tells whether there is a session that could step up.
+    NoSecondFactor { session: bool },
+    /// A token without the route's scope.
+    Scope,
+    /// Not in the route's group.
+    Group,
+    /// An app form without this browser's CSRF token.
+    Csrf,
+}
+
+/// The refusal for `why`: a browser's GET goes where it can fix it (the login or step-up page, back to `next`
+/// after), a browser that cannot fix it here sees a page, and any other client gets the JSON.
+pub(crate) fn refuse(parts: &Parts, v: &crate::Vestibule, why: Shortfall) -> Unauthenticated {
+    let html = wants_html(parts);
+    // A redirect turns a POST into a GET of the same path, which the route may not serve: only page loads go.
+    let can_go = html && matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    let page = |title: &str, message: &str| {
+        html.then(|| {
+            let req = crate::ui::PageRequest::of_head(&parts.method, &parts.uri, &parts.headers, v.mount());
+            crate::pages::message_for(v, &req, title, message, None)
+        })
+    };
+    match why {
+        Shortfall::SignedOut if can_go => Unauthenticated::Login(login_redirect(parts, v)),
+        Shortfall::SignedOut => Unauthenticated::Json,
+        Shortfall::NotFresh if can_go => Unauthenticated::Login(login_redirect(parts, v)),
+        Shortfall::NotFresh => Unauthenticated::Stale,
+        Shortfall::NoSecondFactor { session: true } if can_go => Unauthenticated::StepUp(step_up_redirect(parts, v)),
+        Shortfall::NoSecondFactor { .. } => Unauthenticated::SecondFactor,
+        Shortfall::Scope => Unauthenticated::InsufficientScope,
+        Shortfall::Group => Unauthenticated::Forbidden {
+            page: page("error-forbidden-title", "error-forbidden"),
+        },
+        Shortfall::Csrf => Unauthenticated::Csrf {
+            page: page("error-csrf-title", "error-csrf"),
+        },
     }
 }
 
@@ -156,82 +309,75 @@ fn wants_html(parts: &Parts) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// The session layer's view of the request, or the refusal for a route without the layer.
+pub(crate) fn context(parts: &Parts) -> Result<&AuthContext, Unauthenticated> {
+    parts
+        .extensions
+        .get::<AuthContext>()
+        .ok_or(Unauthenticated::MissingLayer)
+}
+
+/// Who is signed in, and the broker's HTTP side to judge them with; refused like [`RequireUser`] when nobody is.
+fn signed_in(parts: &Parts) -> Result<(Principal, crate::Vestibule), Unauthenticated> {
+    let ctx = context(parts)?;
+    match &ctx.principal {
+        Some(p) => Ok((p.clone(), ctx.vestibule.clone())),
+        None => Err(refuse(parts, &ctx.vestibule, Shortfall::SignedOut)),
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequireUser {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(ctx) = parts.extensions.get::<AuthContext>() else {
-            return Err(Unauthenticated::MissingLayer);
-        };
-        if let Some(p) = &ctx.principal {
-            return Ok(RequireUser(p.clone()));
-        }
-        if wants_html(parts) {
-            return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
-        }
-        Err(Unauthenticated::Json)
+        signed_in(parts).map(|(p, _)| RequireUser(p))
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequireFresh {
     type Rejection = Unauthenticated;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
-        let Some(ctx) = parts.extensions.get::<AuthContext>() else {
-            return Err(Unauthenticated::MissingLayer);
-        };
-        if let Principal::Session(session) = principal {
-            if ctx.vestibule.broker().is_fresh(&session) {
-                return Ok(RequireFresh(session));
-            }
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let (principal, v) = signed_in(parts)?;
+        match principal {
+            Principal::Session(session) if v.broker().is_fresh(&session) => Ok(RequireFresh(session)),
+            _ => Err(refuse(parts, &v, Shortfall::NotFresh)),
         }
-        if wants_html(parts) {
-            return Err(Unauthenticated::Login(login_redirect(parts, &ctx.vestibule)));
-        }
-        Err(Unauthenticated::Stale)
     }
 }
 
 /// The session behind a request that needs a second factor, when `enough` says it has proven one; else a refusal
 /// that sends a browser to step up.
-async fn multi_factor<S: Send + Sync>(
-    parts: &mut Parts,
-    state: &S,
+fn multi_factor(
+    parts: &Parts,
     enough: impl Fn(&vestibule::Broker, &ActiveSession) -> bool,
 ) -> Result<Arc<ActiveSession>, Unauthenticated> {
-    let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
-    let Some(ctx) = parts.extensions.get::<AuthContext>() else {
-        return Err(Unauthenticated::MissingLayer);
-    };
-    if let Principal::Session(session) = principal {
-        if enough(ctx.vestibule.broker(), &session) {
-            return Ok(session);
-        }
-        if wants_html(parts) {
-            return Err(Unauthenticated::StepUp(step_up_redirect(parts, &ctx.vestibule)));
-        }
+    let (principal, v) = signed_in(parts)?;
+    match principal {
+        Principal::Session(session) if enough(v.broker(), &session) => Ok(session),
+        other => Err(refuse(
+            parts,
+            &v,
+            Shortfall::NoSecondFactor {
+                session: other.session().is_some(),
+            },
+        )),
     }
-    Err(Unauthenticated::SecondFactor)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequireMultiFactor {
     type Rejection = Unauthenticated;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        multi_factor(parts, state, |_, s| s.assurance == vestibule::Assurance::Multi)
-            .await
-            .map(RequireMultiFactor)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        multi_factor(parts, |_, s| s.assurance == vestibule::Assurance::Multi).map(RequireMultiFactor)
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for RequireFreshMultiFactor {
     type Rejection = Unauthenticated;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        multi_factor(parts, state, |broker, s| broker.is_fresh_multi_factor(s))
-            .await
-            .map(RequireFreshMultiFactor)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        multi_factor(parts, |broker, s| broker.is_fresh_multi_factor(s)).map(RequireFreshMultiFactor)
     }
 }
 
@@ -239,22 +385,32 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<AuthContext>() {
-            Some(ctx) => Ok(CurrentUser(ctx.principal.clone())),
-            None => Err(Unauthenticated::MissingLayer),
-        }
+        context(parts).map(|ctx| CurrentUser(ctx.principal.clone()))
     }
 }
 
 impl<St: Send + Sync, S: Scope> FromRequestParts<St> for RequireScope<S> {
     type Rejection = Unauthenticated;
 
-    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let RequireUser(principal) = RequireUser::from_request_parts(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let (principal, v) = signed_in(parts)?;
         if principal.has_scope(S::NAME) {
             Ok(RequireScope(principal, std::marker::PhantomData))
         } else {
-            Err(Unauthenticated::InsufficientScope)
+            Err(refuse(parts, &v, Shortfall::Scope))
+        }
+    }
+}
+
+impl<St: Send + Sync, G: Group> FromRequestParts<St> for RequireGroup<G> {
+    type Rejection = Unauthenticated;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        let (principal, v) = signed_in(parts)?;
+        if principal.groups.iter().any(|g| g == G::NAME) {
+            Ok(RequireGroup(principal, std::marker::PhantomData))
+        } else {
+            Err(refuse(parts, &v, Shortfall::Group))
         }
     }
 }

@@ -6,11 +6,15 @@
 //!   broker's base URL, the one place the mount path is given.
 //! * [`SessionLayer`] authenticates each request once for your own routes, through
 //!   [`vestibule::Broker::authenticate`].
-//! * [`RequireUser`], [`CurrentUser`], [`RequireFresh`] and [`RequireScope`] hand who is signed in (a
+//! * [`RequireUser`], [`CurrentUser`], [`RequireFresh`], [`RequireScope`] and [`RequireGroup`] (declare groups with
+//!   [`group!`]) hand who is signed in (a
 //!   [`vestibule::Principal`]: a browser session or an access token) to your handlers; `RequireUser` redirects a
 //!   browser to the login page and answers 401 JSON to an API client. [`RequireMultiFactor`] and
 //!   [`RequireFreshMultiFactor`] want a session proven with a second factor (fresh, for the second); a browser
-//!   that falls short is sent to step up at `/login/second-factor` and comes back.
+//!   that falls short is sent to step up at `/login/second-factor` and comes back. Signed in but lacking a group
+//!   or scope is 403: a page for a browser, `{"error":{"code":"forbidden",...}}` for an API client.
+//! * [`CsrfToken`] gives the app's own templates the CSRF token and [`CsrfForm`] checks it on the app's own form
+//!   posts (a logout button posting to `{mount}/logout`, any form of the app).
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -53,10 +57,11 @@ mod template_parity;
 mod ui;
 
 pub use admin_api::openapi as admin_openapi;
+pub use csrf::{CsrfForm, CsrfToken};
 pub use error::AppError;
 pub use extract::{
-    CurrentUser, RequireFresh, RequireFreshMultiFactor, RequireMultiFactor, RequireScope, RequireUser, Scope,
-    Unauthenticated,
+    CurrentUser, Group, RequireFresh, RequireFreshMultiFactor, RequireGroup, RequireMultiFactor, RequireScope,
+    RequireUser, Scope, Unauthenticated,
 };
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;

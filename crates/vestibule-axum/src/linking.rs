@@ -10,7 +10,7 @@ use vestibule_core::{Flow, SecretString, SourceId};
 
 use crate::client::Client;
 use crate::context::AuthContext;
-use crate::csrf::{csrf_forms, form_binding, Checked, CsrfForm};
+use crate::csrf::{csrf_forms, form_binding, Checked, CsrfOnly};
 use crate::extract::SignedIn;
 use crate::pages::{self, LinkPage};
 use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
@@ -65,7 +65,7 @@ pub(crate) async fn link_confirm(
     Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     // Proof of ownership is being signed in to the account: without a session there is nothing to confirm.
     let session = ctx.browser_session().ok_or(AppError::InvalidFlow)?;
@@ -83,7 +83,7 @@ pub(crate) async fn link_new(
     State(v): State<Vestibule>,
     Client(client): Client,
     headers: HeaderMap,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     let token = link_token(&v, &headers).ok_or(AppError::InvalidFlow)?;
     let previous = cookies::get(&headers, v.inner.cookies.session);
@@ -100,7 +100,7 @@ pub(crate) async fn link_cancel(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     headers: HeaderMap,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     if let Some(token) = link_token(&v, &headers) {
         v.broker().cancel_link(token).await?;

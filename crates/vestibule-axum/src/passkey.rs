@@ -11,7 +11,7 @@ use vestibule::SecondFactorError;
 
 use crate::client::Client;
 use crate::context::AuthContext;
-use crate::csrf::{binding, csrf_forms, Checked, CsrfForm};
+use crate::csrf::{binding, csrf_forms, Checked, CsrfOnly};
 use crate::extract::SignedIn;
 use crate::pages::{self, PasskeyForm, PasskeyPage};
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
@@ -162,7 +162,7 @@ pub(crate) async fn register_start(
     Extension(ctx): Extension<AuthContext>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     let challenge = v.broker().begin_passkey_registration(&session).await?;
     let mut form = PasskeyForm::new(&challenge, "/account/passkeys/finish", "create");
@@ -222,7 +222,7 @@ pub(crate) async fn remove(
     SignedIn(session): SignedIn,
     Client(client): Client,
     Path(id): Path<String>,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     v.broker().remove_passkey(&session, &id, &client).await?;
     let c = &v.inner.cookies;

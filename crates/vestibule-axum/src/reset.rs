@@ -202,7 +202,7 @@ pub(crate) async fn verify_email_submit(
     State(v): State<Vestibule>,
     Client(client): Client,
     Path(token): Path<String>,
-    _: Checked<crate::csrf::CsrfForm>,
+    _: Checked<crate::csrf::CsrfOnly>,
 ) -> Result<Response, AppError> {
     confirmed(&v, &token, &client).await
 }

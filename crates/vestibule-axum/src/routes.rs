@@ -15,7 +15,7 @@ use vestibule_core::{CallbackParams, Flow, SecretString, SourceId};
 
 use crate::client::Client;
 use crate::context::AuthContext;
-use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfForm};
+use crate::csrf::{binding, check_csrf, csrf_forms, form_binding, Checked, CsrfOnly};
 use crate::layer::broker_stack;
 use crate::pages::{self, AccountPage, IdentityRow, LoginPage, SessionRow};
 use crate::respond::{html_headers, login_error, signed_in, with_cookies, Done};
@@ -324,7 +324,7 @@ async fn logout(
     Client(client): Client,
     headers: HeaderMap,
     // Not `Checked`: a browser whose session already ended must still be able to sign out (and end its series).
-    form: Result<Form<CsrfForm>, FormRejection>,
+    form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Result<Response, AppError> {
     let Form(form) = form.map_err(|_| AppError::BadRequest)?;
     if ctx.is_token() {

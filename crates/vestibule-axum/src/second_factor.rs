@@ -12,7 +12,7 @@ use vestibule_core::ExposeSecret;
 
 use crate::client::Client;
 use crate::context::AuthContext;
-use crate::csrf::{binding, csrf_forms, form_binding, Checked, CsrfForm};
+use crate::csrf::{binding, csrf_forms, form_binding, Checked, CsrfOnly};
 use crate::extract::SignedIn;
 use crate::pages::{self, EnrolmentView, PasskeyForm, RecoveryCodesPage, SecondFactorPage, TotpEnrolPage};
 use crate::respond::{after_sign_in, html_headers, session_cookies, with_cookies, Done};
@@ -345,7 +345,7 @@ pub(crate) async fn begin_totp(
     Extension(ctx): Extension<AuthContext>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     let enrolment = v.broker().begin_totp(&session).await?;
     Ok(enrol_page(
@@ -402,7 +402,7 @@ pub(crate) async fn remove_totp(
     State(v): State<Vestibule>,
     SignedIn(session): SignedIn,
     Client(client): Client,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     v.broker().remove_totp(&session, &client).await?;
     let c = &v.inner.cookies;
@@ -414,7 +414,7 @@ pub(crate) async fn regenerate_codes(
     State(v): State<Vestibule>,
     SignedIn(session): SignedIn,
     Client(client): Client,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     let codes = v.broker().regenerate_recovery_codes(&session, &client).await?;
     let c = &v.inner.cookies;

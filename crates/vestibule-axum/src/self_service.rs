@@ -9,7 +9,7 @@ use vestibule_core::{ExposeSecret, PasswordChangeError, SecretString};
 
 use crate::client::Client;
 use crate::context::AuthContext;
-use crate::csrf::{csrf_forms, Checked, CsrfForm};
+use crate::csrf::{csrf_forms, Checked, CsrfOnly};
 use crate::extract::SignedIn;
 use crate::respond::{html_headers, with_cookies, Done};
 use crate::{AppError, Vestibule};
@@ -69,7 +69,7 @@ pub(crate) async fn revoke_token(
     SignedIn(session): SignedIn,
     Client(client): Client,
     axum::extract::Path(id): axum::extract::Path<String>,
-    _: Checked<CsrfForm>,
+    _: Checked<CsrfOnly>,
 ) -> Result<Response, AppError> {
     v.broker().revoke_token(&session, &id, &client).await?;
     Ok(Done::TokenRevoked.redirect(&v))

@@ -208,20 +208,29 @@ tokio::task_local! {
 impl PageRequest {
     /// The request's language and link prefix, from its method, query, cookie and `Accept-Language`.
     pub(crate) fn of(req: &http::Request<axum::body::Body>, mount: &str) -> PageRequest {
+        Self::of_head(req.method(), req.uri(), req.headers(), mount)
+    }
+
+    /// [`PageRequest::of`] from a request's head: what an extractor has (the refusal pages of the app's routes).
+    pub(crate) fn of_head(
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        mount: &str,
+    ) -> PageRequest {
         let catalogues = Catalogues::builtin();
-        let query = req.uri().query().unwrap_or("");
+        let query = uri.query().unwrap_or("");
         let chosen = url::form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| k == "lang")
             .find_map(|(_, v)| catalogues.find(&v))
             .map(|lang| Tr { lang });
         let from_cookie = || {
-            crate::cookies::get(req.headers(), crate::i18n::LANG_COOKIE)
+            crate::cookies::get(headers, crate::i18n::LANG_COOKIE)
                 .and_then(|code| catalogues.find(code))
                 .map(|lang| Tr { lang })
         };
         let negotiated = || {
-            let accept = req
-                .headers()
+            let accept = headers
                 .get(http::header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
@@ -232,7 +241,7 @@ impl PageRequest {
         let lang = chosen.or_else(from_cookie).unwrap_or_else(negotiated);
         // A language link keeps only a safe `next` from the query: anything else a URL carries (an unsafe `next`,
         // made-up parameters) is not echoed into the page.
-        let link_prefix = if matches!(*req.method(), http::Method::GET | http::Method::HEAD) {
+        let link_prefix = if matches!(*method, http::Method::GET | http::Method::HEAD) {
             let next = url::form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "next")
                 .and_then(|(_, v)| crate::safe_next(&v));
