@@ -2,15 +2,18 @@
 //! serves (see `src/main.rs` for running it, and `tests/` for the whole tour driven over HTTP).
 //!
 //! An axum app that embeds Vestibule: the broker's pages are nested under `/auth`, the app's own routes get the
-//! signed-in account from extractors, and one layer resolves the session cookie for all of them.
+//! signed-in account from extractors, and one layer resolves the session cookie for all of them. `/admin` is for
+//! members of the group `admins` only ([`RequireGroup`]); the app's own pages carry their own logout button and a
+//! form of their own, both with the CSRF token from [`CsrfToken`], and the form is taken through [`CsrfForm`].
 
 use std::sync::Arc;
 
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
 use vestibule::Broker;
-use vestibule_axum::{CurrentUser, HttpSettings, RequireUser, Vestibule};
+use vestibule_axum::{CsrfForm, CsrfToken, CurrentUser, HttpSettings, RequireGroup, RequireUser, Vestibule};
 use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger, SourceId};
 use vestibule_local::{LocalConfig, LocalSource, PasswordHasher};
 use vestibule_store::{NewLocalAccount, Store};
@@ -26,6 +29,12 @@ pub const DEMO_PASSWORD: &str = "demo password";
 /// Builds the app over a migrated `store`. `public_url` is where people reach the app (`http://127.0.0.1:3000`);
 /// the broker's routes are mounted at `/auth` below it. Creates the demo account when it is missing.
 pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
+    Ok(app_and_broker(store, public_url).await?.0)
+}
+
+/// [`app`], and its broker: for operator work the app does itself (its tests make the demo account an
+/// administrator with [`Broker::change_assigned_groups`], as `vestibule user groups` would).
+pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, Arc<Broker>), Error> {
     // 1. A local password source over the store.
     let local_config = LocalConfig {
         id: SourceId::new("local")?,
@@ -67,7 +76,7 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
     // 3. The HTTP side. `secure_cookies: false` only because this example serves plain HTTP on loopback;
     //    behind https, leave the default (true).
     let auth = Vestibule::new(
-        broker,
+        broker.clone(),
         HttpSettings {
             secure_cookies: false,
             landing: Some("/".into()),
@@ -78,19 +87,71 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
     let app = Router::new()
         .route("/", get(home))
         .route("/private", get(private))
-        .route("/api/whoami", get(whoami));
-    Ok(auth.nest_into(app).layer(auth.layer()))
+        .route("/api/whoami", get(whoami))
+        .route("/admin", get(admin))
+        .route("/feedback", get(feedback_form).post(feedback));
+    Ok((auth.nest_into(app).layer(auth.layer()), broker))
 }
 
-/// Anyone may see this page; it greets the signed-in user by name.
-async fn home(CurrentUser(user): CurrentUser) -> Html<String> {
-    Html(match user {
+// The group `/admin` requires; a local account is put in it with `vestibule user groups demo --add admins`.
+vestibule_axum::group!(pub Admins = "admins");
+
+/// Anyone may see this page; it greets the signed-in user by name and offers the app's own logout button: a form
+/// posting the CSRF token to the broker's `/auth/logout`.
+async fn home(CurrentUser(user): CurrentUser, csrf: CsrfToken) -> (CsrfToken, Html<String>) {
+    let page = match user {
         Some(u) => format!(
-            "<h1>Hello, {}</h1><p><a href=\"/private\">Private page</a> · <a href=\"/auth/account\">Account</a></p>",
-            escape(u.display_name.as_deref().unwrap_or("you"))
+            "<h1>Hello, {}</h1><p><a href=\"/private\">Private page</a> · <a href=\"/admin\">Admin</a> · \
+             <a href=\"/feedback\">Feedback</a> · <a href=\"/auth/account\">Account</a></p>\
+             <form method=\"post\" action=\"/auth/logout\">{}<button>Sign out</button></form>",
+            escape(u.display_name.as_deref().unwrap_or("you")),
+            csrf_field(&csrf)
         ),
         None => "<h1>Hello, stranger</h1><p><a href=\"/auth/login?next=/\">Sign in</a></p>".into(),
-    })
+    };
+    // Returned with the page: signed out, it sets the pre-session cookie the token is bound to.
+    (csrf, Html(page))
+}
+
+/// The hidden field that carries the token in every form of the app.
+fn csrf_field(csrf: &CsrfToken) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
+        escape(csrf.as_str())
+    )
+}
+
+/// Members of `admins` only: anyone else signed in gets a 403 page (an API client, 403 JSON).
+async fn admin(RequireGroup(user, ..): RequireGroup<Admins>) -> Html<String> {
+    Html(format!(
+        "<h1>Administration</h1><p>Welcome, administrator {}.</p>",
+        escape(user.display_name.as_deref().unwrap_or("you"))
+    ))
+}
+
+/// A form of the app's own.
+async fn feedback_form(RequireUser(_): RequireUser, csrf: CsrfToken) -> (CsrfToken, Html<String>) {
+    let page = format!(
+        "<h1>Feedback</h1><form method=\"post\" action=\"/feedback\">{}\
+         <textarea name=\"message\"></textarea><button>Send</button></form>",
+        csrf_field(&csrf)
+    );
+    (csrf, Html(page))
+}
+
+/// What the feedback form posts.
+#[derive(Deserialize)]
+struct Feedback {
+    message: String,
+}
+
+/// Taken only with this browser's CSRF token: a forged cross-site post is refused (403) before this runs.
+async fn feedback(RequireUser(user): RequireUser, CsrfForm(form): CsrfForm<Feedback>) -> Html<String> {
+    tracing::info!(account = %user.account_id, chars = form.message.len(), "feedback received");
+    Html(format!(
+        "<p>Thank you: {} characters received.</p>",
+        form.message.chars().count()
+    ))
 }
 
 /// Browsers that are not signed in are sent to `/auth/login?next=/private`.

@@ -4,27 +4,35 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use example_embed::{DEMO_PASSWORD, DEMO_USER};
+use vestibule::{Broker, GroupChange};
+use vestibule_core::AccountId;
 use vestibule_store::Store;
 use vestibule_tests::browser::Browser;
 use vestibule_tests::server::TempDir;
 
 /// The app serving on 127.0.0.1:PORT; returns its URL. The folder holds the database and must outlive the test.
 async fn serve(dir: &TempDir) -> String {
+    serve_with_broker(dir).await.0
+}
+
+/// [`serve`], and the app's broker.
+async fn serve_with_broker(dir: &TempDir) -> (String, Arc<Broker>) {
     let store = Store::connect(&format!("sqlite://{}/embed.db", dir.0.display()))
         .await
         .unwrap();
     store.migrate().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = example_embed::app(store, &base).await.unwrap();
+    let (app, broker) = example_embed::app_and_broker(store, &base).await.unwrap();
     tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .unwrap();
     });
-    base
+    (base, broker)
 }
 
 #[tokio::test]
@@ -67,4 +75,61 @@ async fn the_demo_user_changes_the_password_from_the_account_page() {
     let me = new.get_json(&format!("{base}/api/whoami")).await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["name"], "Demo User");
+}
+
+#[tokio::test]
+async fn the_admin_page_is_for_the_admins_group_and_the_apps_forms_check_csrf() {
+    let dir = TempDir::new("example-embed");
+    let (base, broker) = serve_with_broker(&dir).await;
+    let mut b = Browser::new(&format!("{base}/auth"));
+    assert_eq!(b.sign_in("local", DEMO_USER, DEMO_PASSWORD, "/").await.status, 303);
+
+    // Not in `admins`: a 403 page for the browser, 403 JSON for an API client.
+    let page = b.get(&format!("{base}/admin")).await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("Not allowed"), "{}", page.body);
+    let api = b.get_json(&format!("{base}/admin")).await;
+    assert_eq!(api.status, 403);
+    assert_eq!(api.json()["error"]["code"], "forbidden");
+
+    // An operator assigns the group (what `vestibule user groups demo --add admins` does): the next request sees it.
+    let me = b.get_json(&format!("{base}/api/whoami")).await.json();
+    let id = AccountId::new(me["account"].as_str().unwrap()).unwrap();
+    broker
+        .change_assigned_groups(&id, &GroupChange::Add(vec!["admins".into()]), "example test")
+        .await
+        .unwrap();
+    let page = b.get(&format!("{base}/admin")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Welcome, administrator Demo User"), "{}", page.body);
+
+    // The app's own form: a forged post (no token, or a made-up one) is refused; the page's token is taken.
+    let form = b.get(&format!("{base}/feedback")).await;
+    let token = form.csrf_token().unwrap();
+    let forged = b.post(&format!("{base}/feedback"), &[("message", "forged")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let wrong = b
+        .post(
+            &format!("{base}/feedback"),
+            &[("csrf_token", "x"), ("message", "forged")],
+        )
+        .await;
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    let sent = b
+        .post(
+            &format!("{base}/feedback"),
+            &[("csrf_token", &token), ("message", "hello")],
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(sent.body.contains("5 characters received"), "{}", sent.body);
+
+    // The app's own logout button posts the token to the broker's /auth/logout, and signs out.
+    let home = b.get(&format!("{base}/")).await;
+    assert!(home.body.contains("action=\"/auth/logout\""), "{}", home.body);
+    let token = home.csrf_token().unwrap();
+    let out = b.post("/logout", &[("csrf_token", &token)]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(b.get_json(&format!("{base}/api/whoami")).await.status, 401);
+    assert!(b.get(&format!("{base}/")).await.body.contains("Hello, stranger"));
 }
