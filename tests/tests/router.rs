@@ -588,24 +588,31 @@ async fn a_stale_sign_out_form_gets_a_one_click_page_and_no_new_session() {
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
 }
 
+/// A token with the scope `read`, created by the session behind the cookie pair `session`.
+async fn read_token(app: &App, session: &str) -> vestibule::NewToken {
+    let value = session.split_once('=').unwrap().1.to_owned();
+    let active = app.broker.session(&value).await.unwrap().unwrap();
+    app.broker
+        .create_token(&active, "ci", 30, "read", &vestibule::ClientInfo::default())
+        .await
+        .unwrap()
+}
+
+/// A GET of `path` with `token` in `Authorization: Bearer`.
+fn bearer_get(token: &vestibule::NewToken, path: &str, accept: &str) -> Request<Body> {
+    Request::get(path)
+        .header("authorization", format!("Bearer {}", token.value.expose_secret()))
+        .header("accept", accept)
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tokens_are_for_apis_with_their_scopes() {
     let app = app().await;
     let session = sign_in(&app).await;
-    let value = session.split_once('=').unwrap().1.to_owned();
-    let active = app.broker.session(&value).await.unwrap().unwrap();
-    let token = app
-        .broker
-        .create_token(&active, "ci", 30, "read", &vestibule::ClientInfo::default())
-        .await
-        .unwrap();
-    let bearer = |path: &str| {
-        Request::get(path)
-            .header("authorization", format!("Bearer {}", token.value.expose_secret()))
-            .header("accept", "text/html")
-            .body(Body::empty())
-            .unwrap()
-    };
+    let token = read_token(&app, &session).await;
+    let bearer = |path: &str| bearer_get(&token, path, "text/html");
     // Not the account pages: the session list with addresses, the token list.
     let account = send(&app, bearer("/auth/account")).await;
     assert_eq!(account.status, StatusCode::FORBIDDEN, "{}", account.body);

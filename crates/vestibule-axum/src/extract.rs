@@ -130,7 +130,7 @@ impl<G: Group> Clone for RequireGroup<G> {
     }
 }
 
-/// Why a `Require*` extractor (or [`crate::CsrfOnly`]) refused. Every one of them refuses through the same rules:
+/// Why a `Require*` extractor (or [`crate::CsrfForm`]) refused. Every one of them refuses through the same rules:
 /// a browser (asking for HTML) is sent where it can fix it (the login page, the step-up page, both with `next`) on a
 /// GET, or shown a page saying why; any other client gets JSON in the admin API's shape,
 /// `{"error":{"code":"...","message":"..."}}`, with the codes named below.

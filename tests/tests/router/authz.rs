@@ -9,9 +9,8 @@ use axum::{Form, Router};
 use http::{Request, StatusCode};
 use serde::Deserialize;
 use vestibule_axum::{CsrfForm, CsrfToken, RequireGroup, RequireUser};
-use vestibule_core::ExposeSecret;
 
-use super::{app, get_req, post_req, send, sign_in, Res};
+use super::{app, bearer_get, get_req, post_req, read_token, send, sign_in, Res};
 
 vestibule_axum::group!(Staff = "staff", Admins = "admins");
 
@@ -104,19 +103,8 @@ async fn require_group_refuses_by_who_asks_and_what_they_lack() {
     }
 
     // A token acts for its account: ann's passes `staff`, not `admins`.
-    let value = session.split_once('=').unwrap().1.to_owned();
-    let active = app.broker.session(&value).await.unwrap().unwrap();
-    let token = app
-        .broker
-        .create_token(&active, "ci", 30, "read", &vestibule::ClientInfo::default())
-        .await
-        .unwrap();
-    let bearer = |path: &str| {
-        Request::get(path)
-            .header("authorization", format!("Bearer {}", token.value.expose_secret()))
-            .body(Body::empty())
-            .unwrap()
-    };
+    let token = read_token(&app, &session).await;
+    let bearer = |path: &str| bearer_get(&token, path, "application/json");
     assert_eq!(send(&app, bearer("/staff")).await.status, StatusCode::OK);
     let res = send(&app, bearer("/admins")).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
