@@ -164,7 +164,7 @@ impl IntoResponseParts for CsrfToken {
 /// A form of the app's own, taken only when its `csrf_token` field is this browser's [`CsrfToken`] (checked in
 /// constant time against the session, or the pre-session cookie when signed out); `T` is the rest of the form and
 /// may ignore the field (unless it denies unknown fields: then give it a `csrf_token` field). A missing or wrong
-/// token is `403` (a page for a browser, `{"error":{"code":"csrf_failed",...}}` otherwise) before the handler
+/// token is `403` (a page for a browser, `{"error":"csrf_failed",...}` otherwise) before the handler
 /// runs; a body not of `T`'s shape is `400`. A personal access token binds nothing, so it can never post one.
 ///
 /// ```

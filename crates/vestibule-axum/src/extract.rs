@@ -119,8 +119,8 @@ macro_rules! group {
 
 /// Who is signed in, when their account is in the group `G::NAME`. A browser session or a personal access token of
 /// such an account passes (the token acts for its account; add [`RequireScope`] to the handler to also demand a
-/// scope of tokens). Signed in but not in the group: `403`, a page for a browser, `{"error":{"code":"forbidden",
-/// ...}}` for an API client. Nobody signed in is refused like [`RequireUser`].
+/// scope of tokens). Signed in but not in the group: `403`, a page for a browser, `{"error":"forbidden",
+/// ...}` for an API client. Nobody signed in is refused like [`RequireUser`].
 #[derive(Debug)]
 pub struct RequireGroup<G: Group>(pub Principal, pub std::marker::PhantomData<G>);
 
@@ -132,8 +132,8 @@ impl<G: Group> Clone for RequireGroup<G> {
 
 /// Why a `Require*` extractor (or [`crate::CsrfForm`]) refused. Every one of them refuses through the same rules:
 /// a browser (asking for HTML) is sent where it can fix it (the login page, the step-up page, both with `next`) on a
-/// GET, or shown a page saying why; any other client gets JSON in the admin API's shape,
-/// `{"error":{"code":"...","message":"..."}}`, with the codes named below.
+/// GET, or shown a page saying why; any other client gets `{"error":"<code>"}` with the codes named below (the
+/// shape `/me` answers too; the admin API, a separate surface, nests its errors with a message).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Unauthenticated {
@@ -168,20 +168,17 @@ pub enum Unauthenticated {
     MissingLayer,
 }
 
-/// The JSON of a refusal: the admin API's error shape.
-fn json_refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+/// The JSON of a refusal: `{"error":"<code>"}`, exactly what `/me` and the extractors have always answered, so
+/// that clients matching the whole body keep working. The words for people are on the browser's page instead.
+fn json_refusal(status: StatusCode, code: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": code }))).into_response()
 }
 
 /// A refusal page, or the JSON when there is no page.
-fn page_or_json(page: Option<String>, status: StatusCode, code: &str, message: &str) -> Response {
+fn page_or_json(page: Option<String>, status: StatusCode, code: &str) -> Response {
     match page {
         Some(html) => (status, crate::respond::html_headers(), html).into_response(),
-        None => json_refusal(status, code, message),
+        None => json_refusal(status, code),
     }
 }
 
@@ -189,43 +186,13 @@ impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         match self {
             Unauthenticated::Login(to) | Unauthenticated::StepUp(to) => Redirect::to(&to).into_response(),
-            Unauthenticated::Json => json_refusal(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "sign in, or give a personal access token in `Authorization: Bearer`",
-            ),
-            Unauthenticated::Stale => json_refusal(
-                StatusCode::UNAUTHORIZED,
-                "reauthentication_required",
-                "this needs a recent sign-in: sign in again",
-            ),
-            Unauthenticated::SecondFactor => json_refusal(
-                StatusCode::UNAUTHORIZED,
-                "second_factor_required",
-                "this needs a session proven with a second factor",
-            ),
-            Unauthenticated::InsufficientScope => json_refusal(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                "the token lacks the scope this route requires",
-            ),
-            Unauthenticated::Forbidden { page } => page_or_json(
-                page,
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the account is not in a group this route requires",
-            ),
-            Unauthenticated::Csrf { page } => page_or_json(
-                page,
-                StatusCode::FORBIDDEN,
-                "csrf_failed",
-                "the form's csrf_token is missing or not this browser's; nothing was changed",
-            ),
-            Unauthenticated::BadForm => json_refusal(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "the form is not of the shape this route takes",
-            ),
+            Unauthenticated::Json => json_refusal(StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Unauthenticated::Stale => json_refusal(StatusCode::UNAUTHORIZED, "reauthentication_required"),
+            Unauthenticated::SecondFactor => json_refusal(StatusCode::UNAUTHORIZED, "second_factor_required"),
+            Unauthenticated::InsufficientScope => json_refusal(StatusCode::FORBIDDEN, "insufficient_scope"),
+            Unauthenticated::Forbidden { page } => page_or_json(page, StatusCode::FORBIDDEN, "forbidden"),
+            Unauthenticated::Csrf { page } => page_or_json(page, StatusCode::FORBIDDEN, "csrf_failed"),
+            Unauthenticated::BadForm => json_refusal(StatusCode::BAD_REQUEST, "invalid_request"),
             Unauthenticated::MissingLayer => {
                 tracing::error!("a vestibule extractor used on a route without vestibule's SessionLayer");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()

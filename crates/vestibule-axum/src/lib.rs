@@ -12,7 +12,7 @@
 //!   browser to the login page and answers 401 JSON to an API client. [`RequireMultiFactor`] and
 //!   [`RequireFreshMultiFactor`] want a session proven with a second factor (fresh, for the second); a browser
 //!   that falls short is sent to step up at `/login/second-factor` and comes back. Signed in but lacking a group
-//!   or scope is 403: a page for a browser, `{"error":{"code":"forbidden",...}}` for an API client.
+//!   or scope is 403: a page for a browser, `{"error":"forbidden",...}` for an API client.
 //! * [`CsrfToken`] gives the app's own templates the CSRF token and [`CsrfForm`] checks it on the app's own form
 //!   posts (a logout button posting to `{mount}/logout`, any form of the app).
 //!

@@ -162,7 +162,7 @@ async fn private(RequireUser(user): RequireUser) -> Html<String> {
     ))
 }
 
-/// API clients that are not signed in get `401 {"error":{"code":"unauthenticated",...}}`.
+/// API clients that are not signed in get `401 {"error":"unauthenticated",...}`.
 async fn whoami(RequireUser(user): RequireUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "account": user.account_id.as_str(), "name": user.display_name }))
 }

@@ -90,7 +90,7 @@ async fn the_admin_page_is_for_the_admins_group_and_the_apps_forms_check_csrf() 
     assert!(page.body.contains("Not allowed"), "{}", page.body);
     let api = b.get_json(&format!("{base}/admin")).await;
     assert_eq!(api.status, 403);
-    assert_eq!(api.json()["error"]["code"], "forbidden");
+    assert_eq!(api.json()["error"], "forbidden");
 
     // An operator assigns the group (what `vestibule user groups demo --add admins` does): the next request sees it.
     let me = b.get_json(&format!("{base}/api/whoami")).await.json();

@@ -49,7 +49,7 @@ pub(super) fn routes() -> Router {
 
 fn code(res: &Res) -> String {
     let v: serde_json::Value = serde_json::from_str(&res.body).unwrap_or_else(|_| panic!("not JSON: {}", res.body));
-    v["error"]["code"].as_str().unwrap().to_owned()
+    v["error"].as_str().unwrap().to_owned()
 }
 
 fn post_as(path: &str, cookie: &str, accept: &str, form: &str) -> Request<Body> {
