@@ -222,8 +222,9 @@ pub(crate) enum Shortfall {
 /// after), a browser that cannot fix it here sees a page, and any other client gets the JSON.
 pub(crate) fn refuse(parts: &Parts, v: &crate::Vestibule, why: Shortfall) -> Unauthenticated {
     let html = wants_html(parts);
-    // A redirect turns a POST into a GET of the same path, which the route may not serve: only page loads go.
-    let can_go = html && matches!(parts.method, http::Method::GET | http::Method::HEAD);
+    // A browser is sent where it can fix the shortfall whatever the method, as these extractors always did: a form
+    // posted after the session ended lands on the login page rather than on a bare JSON answer.
+    let can_go = html;
     let page = |title: &str, message: &str| {
         html.then(|| {
             let req = crate::ui::PageRequest::of_head(&parts.method, &parts.uri, &parts.headers, v.mount());

@@ -71,8 +71,11 @@ async fn require_group_refuses_by_who_asks_and_what_they_lack() {
     let res = send(&app, get_req("/admins", "", API)).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&res), "unauthenticated");
-    // A browser's POST is not redirected (the login page would come back with a GET of a POST route): 401.
+    // A browser's POST is sent to sign in too (a form posted after the session ended); an API client's gets 401.
     let res = send(&app, post_as("/note-unchecked", "", BROWSER, "text=hi")).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(res.header("location"), "/auth/login?next=%2Fnote-unchecked");
+    let res = send(&app, post_as("/note-unchecked", "", API, "text=hi")).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&res), "unauthenticated");
 
