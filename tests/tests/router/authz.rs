@@ -74,7 +74,7 @@ async fn require_group_refuses_by_who_asks_and_what_they_lack() {
     // A browser's POST is sent to sign in too (a form posted after the session ended); an API client's gets 401.
     let res = send(&app, post_as("/note-unchecked", "", BROWSER, "text=hi")).await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
-    assert_eq!(res.header("location"), "/auth/login?next=%2Fnote-unchecked");
+    assert_eq!(res.header("location"), "/auth/login?next=%2Fnote%2Dunchecked");
     let res = send(&app, post_as("/note-unchecked", "", API, "text=hi")).await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     assert_eq!(code(&res), "unauthenticated");
