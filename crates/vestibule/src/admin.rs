@@ -233,6 +233,7 @@ impl Broker {
             ..AuditEvent::of(AuditKind::AccountCreated)
         })
         .await;
+        self.changed(crate::hooks::Change::AccountCreated(&id)).await;
         Ok(id)
     }
 

@@ -149,6 +149,7 @@ impl Broker {
             ..AuditEvent::of(AuditKind::AccountDeleted)
         })
         .await;
+        self.changed(crate::hooks::Change::AccountDeleted(id)).await;
         Ok(deleted)
     }
 
@@ -181,6 +182,8 @@ impl Broker {
                     ..AuditEvent::of(AuditKind::IdentityUnlinked)
                 })
                 .await;
+                self.changed(crate::hooks::Change::IdentityUnlinked(id, &source, &subject))
+                    .await;
                 let name = self.source_name(&source);
                 self.notify(id, crate::Message::IdentityUnlinked { source: name }).await;
                 Ok(ended.len())

@@ -52,6 +52,8 @@ pub struct Broker {
     pub(crate) webauthn: Option<Arc<webauthn_rs::prelude::Webauthn>>,
     /// The last readiness run, shared by the requests that follow it.
     pub(crate) readiness: crate::readiness::ReadinessCache,
+    /// The embedding app's hooks (`None`: none registered).
+    pub(crate) hooks: Option<Arc<dyn crate::BrokerHooks>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -62,6 +64,7 @@ impl std::fmt::Debug for Broker {
                 &self.sources.iter().map(|s| s.id().as_str()).collect::<Vec<_>>(),
             )
             .field("settings", &self.settings)
+            .field("hooks", &self.hooks.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +117,7 @@ pub struct BrokerBuilder {
     admin: crate::AdminSettings,
     mailer: Option<Arc<dyn crate::Mailer>>,
     mail_settings: crate::MailSettings,
+    hooks: Option<Arc<dyn crate::BrokerHooks>>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -184,6 +188,12 @@ impl BrokerBuilder {
         self.mail_settings = settings;
         self
     }
+    /// The embedding app's hooks: told about accounts created, identities linked and unlinked, accounts disabled,
+    /// enabled and deleted, and asked before each sign-in is given its session (see [`crate::BrokerHooks`]).
+    pub fn hooks(mut self, hooks: Arc<dyn crate::BrokerHooks>) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
     /// How many sessions the in-process cache holds (default 100 000).
     pub fn cache_capacity(mut self, n: u64) -> Self {
         self.cache_capacity = n;
@@ -249,6 +259,7 @@ impl BrokerBuilder {
             mailer: self.mailer,
             mail_settings: self.mail_settings,
             readiness: Default::default(),
+            hooks: self.hooks,
         })
     }
 }
@@ -289,6 +300,7 @@ impl Broker {
             admin: crate::AdminSettings::default(),
             mailer: None,
             mail_settings: crate::MailSettings::default(),
+            hooks: None,
         }
     }
 
@@ -803,6 +815,14 @@ impl Broker {
         }
         let found = self.store.set_account_disabled(account, disabled).await?;
         self.forget(&hashes).await;
+        if found {
+            self.changed(if disabled {
+                crate::hooks::Change::AccountDisabled(account)
+            } else {
+                crate::hooks::Change::AccountEnabled(account)
+            })
+            .await;
+        }
         Ok(found)
     }
 

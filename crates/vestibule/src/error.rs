@@ -44,6 +44,10 @@ pub enum LoginError {
         /// Seconds until an attempt may be made.
         retry_after_secs: u32,
     },
+    /// The embedding app's [`crate::BrokerHooks::after_sign_in`] refused the sign-in (audited); its message is
+    /// meant for the person.
+    #[error("sign-in refused: {0}")]
+    Refused(crate::HookRefusal),
     /// The source is down or too slow.
     #[error("sign-in provider unavailable")]
     Unavailable(#[source] BoxError),

@@ -176,6 +176,12 @@ impl Broker {
         match self.store.link_identity(identity, account, self.now()).await {
             Ok(()) => {
                 self.audit(&audit(AuditKind::IdentityLinked, None)).await;
+                self.changed(crate::hooks::Change::IdentityLinked(
+                    account,
+                    &identity.source,
+                    &identity.subject,
+                ))
+                .await;
                 let source = self.source_name(&identity.source);
                 self.notify(account, crate::Message::IdentityLinked { source }).await;
                 Ok(())
@@ -226,6 +232,12 @@ impl Broker {
                     detail: None,
                     ..AuditEvent::of(AuditKind::IdentityUnlinked)
                 })
+                .await;
+                self.changed(crate::hooks::Change::IdentityUnlinked(
+                    &session.account_id,
+                    &source,
+                    &subject,
+                ))
                 .await;
                 let source = self.source_name(&source);
                 self.notify(&session.account_id, crate::Message::IdentityUnlinked { source })

@@ -414,6 +414,9 @@ impl Broker {
                 (methods, at)
             }
         };
+        self.admit(&account, &identity.source, Some(&identity.subject), client)
+            .await?
+            .map_err(LoginError::Refused)?;
         let proven = crate::broker::Proven {
             source: &identity.source,
             subject: Some(&identity.subject),
@@ -536,6 +539,7 @@ impl Broker {
                     ..AuditEvent::of(AuditKind::AccountCreated)
                 })
                 .await;
+                self.changed(crate::hooks::Change::AccountCreated(&account)).await;
                 Ok(account)
             }
             Err(StorageError::Conflict(_)) => {

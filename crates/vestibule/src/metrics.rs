@@ -26,6 +26,11 @@ pub(crate) fn audited(kind: AuditKind, source: Option<&str>) {
     .increment(1);
 }
 
+/// A notification hook of the embedding app that failed, by hook name (see [`crate::BrokerHooks`]).
+pub(crate) fn hook_failed(hook: &'static str) {
+    metrics::counter!("vestibule_hook_failures_total", "hook" => hook).increment(1);
+}
+
 /// An attempt refused by the throttle, by the layer that refused it.
 pub(crate) fn throttled(layer: crate::ThrottleLayer) {
     metrics::counter!("vestibule_throttle_refusals_total", "layer" => layer.as_str()).increment(1);

@@ -700,7 +700,7 @@ impl Broker {
                 self.throttle_failed(&attempt).await;
                 return Err(SecondFactorError::WrongCode { discarded: false });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         self.throttle_succeeded(&attempt).await;
         Ok(PasswordlessDone { session })
@@ -714,7 +714,7 @@ impl Broker {
         account: &AccountId,
         client: &ClientInfo,
         previous: Option<&str>,
-    ) -> Result<Option<NewSession>, BrokerError> {
+    ) -> Result<Option<NewSession>, SecondFactorError> {
         match self.store.get_account(account).await? {
             Some(a) if !a.disabled => {}
             _ => return Ok(None),
@@ -723,6 +723,9 @@ impl Broker {
         let Some(identity) = identities.iter().find(|i| self.source_by_id(&i.source).is_some()) else {
             return Ok(None);
         };
+        self.admit(account, &identity.source, Some(&identity.subject), client)
+            .await?
+            .map_err(SecondFactorError::Refused)?;
         let now = self.now();
         let proven = crate::broker::Proven {
             source: &identity.source,

@@ -128,6 +128,10 @@ pub enum SecondFactorError {
     /// credential registered before).
     #[error("the passkey was not accepted")]
     PasskeyRefused,
+    /// The embedding app's [`crate::BrokerHooks::after_sign_in`] refused the sign-in after the second step
+    /// (audited); its message is meant for the person.
+    #[error("sign-in refused: {0}")]
+    Refused(crate::HookRefusal),
     /// Something broke.
     #[error(transparent)]
     Broker(#[from] BrokerError),
@@ -383,6 +387,11 @@ impl Broker {
         let Some(pending) = self.store.take_pending_second_factor(&pending.token_hash).await? else {
             return Err(SecondFactorError::Expired);
         };
+        // Both proofs are in: the app has its say before anything of the sign-in is kept (the state is used up
+        // either way, so a refused person starts over).
+        self.admit(&account, &pending.source, Some(&pending.subject), client)
+            .await?
+            .map_err(SecondFactorError::Refused)?;
         if method == AuthMethod::RecoveryCode {
             // Someone who needs a recovery code may have lost a device to someone else: end what it held.
             self.end_all_grants_of(&account).await?;
