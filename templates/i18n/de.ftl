@@ -46,6 +46,7 @@ error-not-administrator = Nur Mitglieder einer Administratorengruppe können Tok
 error-last-identity-title = Der letzte Anmeldeweg kann nicht entfernt werden
 error-last-identity = Dies ist der einzige Weg, sich bei Ihrem Konto anzumelden, daher wurde er nicht entfernt. Fügen Sie zuerst einen anderen hinzu.
 error-password-not-changed-title = Passwort nicht geändert
+error-sign-in-refused-title = Anmeldung abgelehnt
 error-invalid-input-title = Bitte prüfen Sie das Formular
 error-invalid-input = Eine Angabe im Formular wurde nicht angenommen. Bitte prüfen Sie es und versuchen Sie es noch einmal.
 error-cancelled-title = Anmeldung abgebrochen

@@ -48,6 +48,7 @@ error-not-administrator = Only members of an administrators' group can create to
 error-last-identity-title = Cannot remove the last way in
 error-last-identity = This is the only way to sign in to your account, so it was not removed. Add another way first.
 error-password-not-changed-title = Password not changed
+error-sign-in-refused-title = Sign-in refused
 error-invalid-input-title = Please check the form
 error-invalid-input = Something in the form was not accepted. Please check it and try again.
 error-cancelled-title = Sign-in cancelled

@@ -50,6 +50,9 @@ pub enum AppError {
     /// A new password was refused; the reason is safe to show to the account's owner.
     #[error("password not changed")]
     PasswordRejected(String),
+    /// The embedding app's `after_sign_in` hook refused the sign-in: `403` showing the app's message.
+    #[error("sign-in refused by the app")]
+    SignInRefused(String),
     /// A sign-in source or the database is down.
     #[error("unavailable")]
     Unavailable(#[source] BoxError),
@@ -126,6 +129,7 @@ impl IntoResponse for AppError {
             ),
             AppError::LastIdentity => (StatusCode::CONFLICT, "error-last-identity-title", "error-last-identity"),
             AppError::PasswordRejected(_) => (StatusCode::BAD_REQUEST, "error-password-not-changed-title", ""),
+            AppError::SignInRefused(_) => (StatusCode::FORBIDDEN, "error-sign-in-refused-title", ""),
             AppError::InvalidInput(why) => (StatusCode::BAD_REQUEST, "error-invalid-input-title", *why),
             AppError::Cancelled => (StatusCode::OK, "error-cancelled-title", "error-cancelled"),
             AppError::Unavailable(_) => (
@@ -160,6 +164,8 @@ impl IntoResponse for AppError {
         let message = match this {
             AppError::Throttled(secs) => std::borrow::Cow::Owned(throttled_message(secs)),
             AppError::PasswordRejected(why) => std::borrow::Cow::Owned(password_rejected(&why)),
+            // The app's own words (escaped when the page is rendered, like every message).
+            AppError::SignInRefused(why) => std::borrow::Cow::Owned(why),
             _ => std::borrow::Cow::Borrowed(message),
         };
         let mut res = status.into_response();

@@ -185,6 +185,7 @@ pub(crate) fn login_error(e: LoginError) -> AppError {
         LoginError::AlreadyLinked => AppError::AlreadyLinked,
         LoginError::NotFresh => AppError::NotFresh,
         LoginError::Throttled { retry_after_secs } => AppError::Throttled(retry_after_secs),
+        LoginError::Refused(refusal) => AppError::SignInRefused(refusal.message().to_owned()),
         LoginError::Unavailable(cause) => AppError::Unavailable(cause),
         LoginError::Internal(cause) => AppError::Internal(cause),
         _ => AppError::Internal("a sign-in error this front end does not handle".into()),

@@ -258,6 +258,8 @@ async fn login_submit(
                 }
                 // The old session (if any) is untouched; the same generic words for every cause.
                 Err(LoginError::Rejected(_)) => failed(GENERIC_FAILURE, StatusCode::UNAUTHORIZED),
+                // The app's hook said no: the form again, with the app's words (the person did prove who they are).
+                Err(LoginError::Refused(refusal)) => failed(refusal.message(), StatusCode::FORBIDDEN),
                 Err(LoginError::Throttled { retry_after_secs }) => {
                     // The form again, with words that are the same for every account, existing or not.
                     let mut res = failed(

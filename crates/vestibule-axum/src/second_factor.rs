@@ -32,6 +32,7 @@ impl From<SecondFactorError> for AppError {
             SecondFactorError::NoFactor => AppError::InvalidInput("error-no-totp"),
             SecondFactorError::PasskeysOff => AppError::NotFound,
             SecondFactorError::PasskeyRefused => AppError::InvalidInput("error-passkey-not-registered"),
+            SecondFactorError::Refused(refusal) => AppError::SignInRefused(refusal.message().to_owned()),
             SecondFactorError::Broker(b) => b.into(),
             other => AppError::Internal(Box::new(other)),
         }
