@@ -23,6 +23,9 @@ mod passkey;
 #[path = "broker/admin_scope.rs"]
 mod admin_scope;
 
+#[path = "broker/hooks.rs"]
+mod hooks;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
