@@ -348,12 +348,31 @@ async fn begin_with_code(f: &Fixture) -> (String, String, vestibule::SecretToken
 async fn begin_with_code_for(broker: &Broker, store: &Store) -> (String, String, vestibule::SecretToken) {
     let idp = SourceId::new("idp").unwrap();
     let begin = broker.start_redirect(&idp, Some("/after".into())).await.unwrap();
+    let (state, code) = state_and_code(store, &begin).await;
+    (state, code, begin.browser_token)
+}
+
+/// The `state` of a begun flow at the fake IdP, and the code it will accept.
+async fn state_and_code(store: &Store, begin: &vestibule::RedirectBegin) -> (String, String) {
     let state = query_param(&begin.authorize_url, "state");
     // Peek at the stored flow to learn the nonce the fake IdP expects as its code, then put it back.
     let key = hex(&vestibule::hash_token(&state));
     let rec = store.take_pending(&key).await.unwrap().unwrap();
     store.insert_pending(&rec).await.unwrap();
-    (state, rec.data.expose_secret().to_owned(), begin.browser_token)
+    (state, rec.data.expose_secret().to_owned())
+}
+
+/// "ann" signs in at `broker`'s password source `dir` with the right password.
+async fn ann_at(broker: &Broker) -> Result<LoginOutcome, LoginError> {
+    broker
+        .login_password(
+            &SourceId::new("dir").unwrap(),
+            "ann",
+            &"right password".into(),
+            &client(),
+            None,
+        )
+        .await
 }
 
 fn hex(bytes: &[u8; 32]) -> String {
@@ -1180,18 +1199,7 @@ async fn the_cached_answer_leaves_a_due_recheck_to_authenticate() {
         .build()
         .await
         .unwrap();
-    let s = broker
-        .login_password(
-            &SourceId::new("dir").unwrap(),
-            "ann",
-            &"right password".into(),
-            &client(),
-            None,
-        )
-        .await
-        .unwrap()
-        .session()
-        .unwrap();
+    let s = ann_at(&broker).await.unwrap().session().unwrap();
     let here = Credentials {
         session: Some(s.token.expose()),
         user_agent: Some("test"),

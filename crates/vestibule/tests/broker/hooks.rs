@@ -13,7 +13,7 @@ use vestibule_store::Store;
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 use vestibule_tests::server::TempDir;
 
-use super::{client, params, query_param};
+use super::{ann_at, client, params, state_and_code};
 
 const T0: Timestamp = Timestamp(1_800_000_000);
 
@@ -155,28 +155,13 @@ async fn hooked(hooks: Recorder) -> Hooked {
 }
 
 async fn ann(h: &Hooked) -> Result<LoginOutcome, LoginError> {
-    h.broker
-        .login_password(
-            &SourceId::new("dir").unwrap(),
-            "ann",
-            &"right password".into(),
-            &client(),
-            None,
-        )
-        .await
+    ann_at(&h.broker).await
 }
 
 /// The callback of a flow at `idp` begun by `begin` (the fake provider's code is the stored nonce).
 async fn finish_at_idp(h: &Hooked, begin: vestibule::RedirectBegin, current: Option<&AccountId>) -> LoginOutcome {
     let idp = SourceId::new("idp").unwrap();
-    let state = query_param(&begin.authorize_url, "state");
-    let key: String = vestibule::hash_token(&state)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let rec = h.store.take_pending(&key).await.unwrap().unwrap();
-    h.store.insert_pending(&rec).await.unwrap();
-    let code = rec.data.expose_secret().to_owned();
+    let (state, code) = state_and_code(&h.store, &begin).await;
     h.broker
         .finish_redirect(
             &idp,
