@@ -90,6 +90,16 @@ async fn app_from(
     settings: HttpSettings,
     sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
 ) -> App {
+    app_hooked(options, settings, sources, None).await
+}
+
+/// [`app_from`] with the app's hooks registered on the broker.
+async fn app_hooked(
+    options: StoreOptions,
+    settings: HttpSettings,
+    sources: Vec<Arc<dyn vestibule_core::AuthSource>>,
+    hooks: Option<Arc<dyn vestibule::BrokerHooks>>,
+) -> App {
     let dir = vestibule_tests::server::TempDir::new("vestibule-router");
     let store = Store::connect_with(&format!("sqlite://{}/r.db", dir.0.display()), options)
         .await
@@ -98,6 +108,9 @@ async fn app_from(
     let mut builder = Broker::builder(store.clone(), "https://app.example.com/auth");
     for source in sources {
         builder = builder.source(source);
+    }
+    if let Some(hooks) = hooks {
+        builder = builder.hooks(hooks);
     }
     let broker = builder.build().await.unwrap();
     let broker = Arc::new(broker);
@@ -1513,4 +1526,85 @@ async fn the_account_page_offers_only_the_ways_in_it_can_still_add() {
         .map(|h| h.split('>').nth(1).unwrap().split('<').next().unwrap())
         .collect();
     assert_eq!(h2, ["Ways to sign in", "Security", "Sessions"]);
+}
+
+/// Refuses every sign-in with words that must be shown, escaped.
+struct Suspended;
+
+#[async_trait::async_trait]
+impl vestibule::BrokerHooks for Suspended {
+    async fn after_sign_in(
+        &self,
+        _account: &vestibule::AccountView,
+        _source: &SourceId,
+    ) -> Result<(), vestibule::HookRefusal> {
+        Err(vestibule::HookRefusal::new("Suspended <b>until Monday</b>."))
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_the_apps_hook_refuses_shows_its_words_and_sets_no_session() {
+    // Weakened first: the same app without the hook signs ann in.
+    let open = app().await;
+    sign_in(&open).await;
+    let settings = HttpSettings {
+        mount: "/auth".into(),
+        ..HttpSettings::default()
+    };
+    let sources: Vec<Arc<dyn vestibule_core::AuthSource>> = vec![Arc::new(directory()), Arc::new(idp())];
+    let app = app_hooked(StoreOptions::default(), settings, sources, Some(Arc::new(Suspended))).await;
+
+    // The password form again, with the app's words, escaped.
+    let res = submit_password(&app, "ann", "right+password").await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(
+        res.body.contains("Suspended &#60;b&#62;until Monday&#60;/b&#62;."),
+        "{}",
+        res.body
+    );
+    assert!(!res.body.contains("<b>until"), "the app's words are text, not markup");
+    assert!(res.cookie("__Host-vestibule-session").is_none());
+
+    // After a provider's callback: the error page says so.
+    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let start = send(
+        &app,
+        post_req("/auth/login/idp", &pre, &format!("csrf_token={}", page.csrf())),
+    )
+    .await;
+    let flow = start.cookie_pair("__Host-vestibule-flow");
+    let state = start
+        .header("location")
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = send(
+        &app,
+        get_req(
+            &format!("/auth/callback/idp?state={state}&code=the-code"),
+            &flow,
+            "text/html",
+        ),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.body.contains("Sign-in refused"), "{}", res.body);
+    assert!(
+        res.body.contains("Suspended &#60;b&#62;until Monday&#60;/b&#62;."),
+        "{}",
+        res.body
+    );
+    assert!(res.cookie("__Host-vestibule-session").is_none());
+    assert!(app
+        .store
+        .recent_audit(10)
+        .await
+        .unwrap()
+        .iter()
+        .all(|r| r.event != "login_success"));
 }
