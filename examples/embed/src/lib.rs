@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::response::Html;
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Deserialize;
 use vestibule::Broker;
@@ -17,6 +18,9 @@ use vestibule_axum::{CsrfForm, CsrfToken, CurrentUser, HttpSettings, RequireGrou
 use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger, SourceId};
 use vestibule_local::{LocalConfig, LocalSource, PasswordHasher};
 use vestibule_store::{NewLocalAccount, Store};
+
+mod users;
+pub use users::AppUsers;
 
 /// Any error while building the app.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -51,10 +55,13 @@ pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, A
     //    password changer: without one, the account page's "Change password" form has nothing to post to.
     let source: Arc<dyn AuthSource> = local.clone();
     let changer: Arc<dyn PasswordChanger> = local;
+    // The app's own users, kept in step by the broker's hooks (see `users.rs` and the README's "Hooks").
+    let users = Arc::new(AppUsers::default());
     let broker = Arc::new(
         Broker::builder(store, format!("{}/auth", public_url.trim_end_matches('/')))
             .source(source)
             .password_changer(changer)
+            .hooks(users.clone())
             .build()
             .await?,
     );
@@ -89,7 +96,8 @@ pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, A
         .route("/private", get(private))
         .route("/api/whoami", get(whoami))
         .route("/admin", get(admin))
-        .route("/feedback", get(feedback_form).post(feedback));
+        .route("/feedback", get(feedback_form).post(feedback))
+        .layer(Extension(users));
     Ok((auth.nest_into(app).layer(auth.layer()), broker))
 }
 
@@ -162,9 +170,11 @@ async fn private(RequireUser(user): RequireUser) -> Html<String> {
     ))
 }
 
-/// API clients that are not signed in get `401 {"error":"unauthenticated",...}`.
-async fn whoami(RequireUser(user): RequireUser) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "account": user.account_id.as_str(), "name": user.display_name }))
+/// API clients that are not signed in get `401 {"error":"unauthenticated",...}`. `app_user` is the app's own user
+/// id for the account.
+async fn whoami(RequireUser(user): RequireUser, Extension(users): Extension<Arc<AppUsers>>) -> Json<serde_json::Value> {
+    let app_user = users.user_id(&user.account_id);
+    Json(serde_json::json!({ "account": user.account_id.as_str(), "name": user.display_name, "app_user": app_user }))
 }
 
 fn escape(s: &str) -> String {

@@ -75,6 +75,11 @@ async fn the_demo_user_changes_the_password_from_the_account_page() {
     let me = new.get_json(&format!("{base}/api/whoami")).await;
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["name"], "Demo User");
+    assert_eq!(
+        me.json()["app_user"],
+        1,
+        "the app's own user row, made by the account_created hook"
+    );
 }
 
 #[tokio::test]
