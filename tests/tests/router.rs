@@ -410,13 +410,13 @@ async fn a_redirect_sign_in_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn cancel_and_outage_pages_say_little() {
-    let app = app().await;
-    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
+/// A new browser starts a sign-in at `idp` from the login page: the page, its pre-session cookie, the flow cookie
+/// and the flow's `state`.
+async fn start_at_idp(app: &App) -> (Res, String, String, String) {
+    let page = send(app, get_req("/auth/login", "", "text/html")).await;
     let pre = page.cookie_pair("__Host-vestibule-csrf");
     let start = send(
-        &app,
+        app,
         post_req("/auth/login/idp", &pre, &format!("csrf_token={}", page.csrf())),
     )
     .await;
@@ -430,6 +430,13 @@ async fn cancel_and_outage_pages_say_little() {
         .next()
         .unwrap()
         .to_owned();
+    (page, pre, flow, state)
+}
+
+#[tokio::test]
+async fn cancel_and_outage_pages_say_little() {
+    let app = app().await;
+    let (page, pre, flow, state) = start_at_idp(&app).await;
     let cancel = send(
         &app,
         get_req(
@@ -1566,23 +1573,7 @@ async fn a_sign_in_the_apps_hook_refuses_shows_its_words_and_sets_no_session() {
     assert!(res.cookie("__Host-vestibule-session").is_none());
 
     // After a provider's callback: the error page says so.
-    let page = send(&app, get_req("/auth/login", "", "text/html")).await;
-    let pre = page.cookie_pair("__Host-vestibule-csrf");
-    let start = send(
-        &app,
-        post_req("/auth/login/idp", &pre, &format!("csrf_token={}", page.csrf())),
-    )
-    .await;
-    let flow = start.cookie_pair("__Host-vestibule-flow");
-    let state = start
-        .header("location")
-        .split("state=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (_, _, flow, state) = start_at_idp(&app).await;
     let res = send(
         &app,
         get_req(
