@@ -10,7 +10,7 @@ use vestibule::{AccountDetails, AccountView, AdminError, Broker, GroupChange};
 use vestibule_core::storage::{AccountQuery, AuditRecord};
 use vestibule_core::{AccountId, Timestamp};
 
-use crate::{config, load, operator_broker, operator_broker_mailing, resolve, TARGET_HELP};
+use crate::{load, operator_broker, operator_broker_mailing, resolve, TARGET_HELP};
 
 /// Who asks, in the audit log's `detail`.
 const WHO: &str = "cli";
@@ -122,7 +122,7 @@ fn refused(e: AdminError, account: &AccountId) -> String {
 
 /// Runs `f` with the operator broker, closing the store afterwards whatever happened.
 async fn with_broker<T>(
-    cfg: &config::FileConfig,
+    cfg: &vestibule_config::FileConfig,
     f: impl AsyncFnOnce(&Broker) -> Result<T, String>,
 ) -> Result<T, String> {
     let broker = operator_broker(cfg).await?;

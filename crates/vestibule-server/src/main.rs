@@ -2,7 +2,6 @@
 //! passwords, loopback) with no file at all.
 
 mod admin_cli;
-mod config;
 mod metrics;
 mod serve;
 mod tls;
@@ -162,18 +161,18 @@ enum UserCommand {
 
 /// Starts the log on standard error: `RUST_LOG` (default `info`) picks what is written, `format` how. Called once
 /// the command knows its format (`serve` reads it from `[log]`; the other commands write text).
-fn init_logging(format: config::LogFormat) {
+fn init_logging(format: vestibule_config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        config::LogFormat::Text => builder
+        vestibule_config::LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
         // The request's span (its `request_id`) on every line, so one request's lines can be found together.
-        config::LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        vestibule_config::LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
     }
 }
 
@@ -196,16 +195,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: Option<&PathBuf>) -> Result<config::FileConfig, String> {
+fn load(path: Option<&PathBuf>) -> Result<vestibule_config::FileConfig, String> {
     match path {
-        Some(p) => config::load(p).map_err(|e| e.to_string()),
-        None => config::parse("(embedded defaults)", "").map_err(|e| e.to_string()),
+        Some(p) => vestibule_config::load(p).map_err(|e| e.to_string()),
+        None => vestibule_config::parse("(embedded defaults)", "").map_err(|e| e.to_string()),
     }
 }
 
 async fn run(command: Command) -> Result<(), String> {
     if !matches!(command, Command::Serve { .. }) {
-        init_logging(config::LogFormat::Text);
+        init_logging(vestibule_config::LogFormat::Text);
     }
     match command {
         Command::Serve { config, bind } => {
@@ -222,7 +221,7 @@ async fn run(command: Command) -> Result<(), String> {
             serve::healthcheck(&cfg, address).await
         }
         Command::CheckConfig { file } => {
-            let cfg = config::load(&file).map_err(|e| e.to_string())?;
+            let cfg = vestibule_config::load(&file).map_err(|e| e.to_string())?;
             println!("{}: ok ({} source(s))", file.display(), cfg.sources.len());
             Ok(())
         }
@@ -329,7 +328,7 @@ struct AuditFilters {
 }
 
 /// `vestibule audit`.
-async fn audit(cfg: &config::FileConfig, f: AuditFilters, json: bool) -> Result<(), String> {
+async fn audit(cfg: &vestibule_config::FileConfig, f: AuditFilters, json: bool) -> Result<(), String> {
     if let Some(e) = &f.event {
         if vestibule_core::storage::AuditKind::parse(e).is_none() {
             let names: Vec<&str> = vestibule_core::storage::AuditKind::ALL
@@ -376,7 +375,12 @@ async fn audit(cfg: &config::FileConfig, f: AuditFilters, json: bool) -> Result<
 }
 
 /// `vestibule throttle list`.
-async fn list_throttles(cfg: &config::FileConfig, name: Option<&str>, json: bool, limit: u32) -> Result<(), String> {
+async fn list_throttles(
+    cfg: &vestibule_config::FileConfig,
+    name: Option<&str>,
+    json: bool,
+    limit: u32,
+) -> Result<(), String> {
     let broker = operator_broker(cfg).await?;
     let result = async {
         let failed =
@@ -446,7 +450,7 @@ async fn list_throttles(cfg: &config::FileConfig, name: Option<&str>, json: bool
 }
 
 /// `vestibule throttle lift LOGIN`.
-async fn lift_throttles(cfg: &config::FileConfig, login: &str) -> Result<(), String> {
+async fn lift_throttles(cfg: &vestibule_config::FileConfig, login: &str) -> Result<(), String> {
     let broker = operator_broker(cfg).await?;
     let result = broker
         .lift_throttles(login, "cli")
@@ -484,14 +488,14 @@ impl PasswordFlow for NamedSource {
 }
 
 /// The broker over the configured database, for the operator commands.
-pub(crate) async fn operator_broker(cfg: &config::FileConfig) -> Result<Broker, String> {
+pub(crate) async fn operator_broker(cfg: &vestibule_config::FileConfig) -> Result<Broker, String> {
     operator_broker_with(cfg, None).await
 }
 
 /// The operator broker with the configured mailer, for commands that mail (a confirmation, a notice). Drain the
 /// queue before exiting: [`mail_and_close`].
 pub(crate) async fn operator_broker_mailing(
-    cfg: &config::FileConfig,
+    cfg: &vestibule_config::FileConfig,
 ) -> Result<(Broker, Arc<vestibule_mail::MailQueue>), String> {
     let mailer = serve::start_mailer(cfg)?;
     Ok((operator_broker_with(cfg, Some(mailer.clone())).await?, mailer))
@@ -504,28 +508,19 @@ pub(crate) async fn mail_and_close(broker: Broker, mailer: &vestibule_mail::Mail
 }
 
 async fn operator_broker_with(
-    cfg: &config::FileConfig,
+    cfg: &vestibule_config::FileConfig,
     mailer: Option<Arc<vestibule_mail::MailQueue>>,
 ) -> Result<Broker, String> {
     let store = serve::open_store(cfg).await?;
     // Never used for a redirect here; the configured public URL keeps the broker what `serve` would build.
-    let base = cfg
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", cfg.server.bind));
-    let mut builder = Broker::builder(store, base)
+    let mut builder = Broker::builder(store, cfg.public_url())
         .settings(cfg.session)
         .second_factor(cfg.second_factor.settings())
         .mail_settings(cfg.email.link_settings());
     if let Some(mailer) = mailer {
         builder = builder.mailer(mailer);
     }
-    if let Some(key) = cfg
-        .second_factor
-        .key()
-        .map_err(|e| format!("second_factor.{}: {}", e.key, e.message))?
-    {
+    if let Some(key) = cfg.second_factor_key().map_err(|e| e.to_string())? {
         builder = builder.second_factor_key(key);
     }
     for entry in &cfg.sources {
@@ -562,7 +557,7 @@ async fn resolve(broker: &Broker, target: &str) -> Result<(AccountId, MatchedBy)
 /// `vestibule user disable|enable TARGET`. Disabling ends the account's sessions, remember-me series and tokens in
 /// one transaction and announces the sessions to running nodes (PostgreSQL NOTIFY); with SQLite a running server
 /// stops honouring them within `session.cache_ttl_secs`.
-async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
+async fn set_disabled(cfg: &vestibule_config::FileConfig, target: &str, disabled: bool) -> Result<(), String> {
     // Disabling mails a notice to the account's verified address.
     let (broker, mailer) = operator_broker_mailing(cfg).await?;
     let result = async {
@@ -587,7 +582,7 @@ async fn set_disabled(cfg: &config::FileConfig, target: &str, disabled: bool) ->
 /// `vestibule user reset-2fa TARGET`: every second factor of the account goes, audited (`second_factor_reset`,
 /// detail `cli`), with its sessions and remember-me series; the person signs in with their primary proof next
 /// (and is sent to enrolment if policy requires a factor).
-async fn reset_2fa(cfg: &config::FileConfig, target: &str) -> Result<(), String> {
+async fn reset_2fa(cfg: &vestibule_config::FileConfig, target: &str) -> Result<(), String> {
     let broker = operator_broker(cfg).await?;
     let result = async {
         let (id, matched_by) = resolve(&broker, target).await?;

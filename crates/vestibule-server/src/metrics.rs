@@ -13,18 +13,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde::Deserialize;
 use vestibule::Broker;
 use vestibule_store::Store;
-
-/// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// Where to serve `GET /metrics` (Prometheus text format), for example `127.0.0.1:9464`. Unset (the default):
-    /// no metrics. Plain HTTP without authentication: keep it on loopback or a private network.
-    pub bind: Option<SocketAddr>,
-}
 
 /// Buckets for every `*_seconds` histogram: from a cached session check to a slow directory.
 const BUCKETS: [f64; 14] = [

@@ -4,51 +4,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vestibule::{Broker, StorageError};
+use vestibule::StorageError;
 use vestibule_axum::{HttpSettings, Vestibule};
-use vestibule_core::{AuthSource, CredentialRepository, ExposeSecret, PasswordChanger};
-use vestibule_local::{LocalSource, PasswordHasher};
+use vestibule_local::PasswordHasher;
 use vestibule_store::{NewLocalAccount, Store};
 
-use crate::config::{FileConfig, SourceConfig};
+use vestibule_config::FileConfig;
 
 pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
-    // The URL may carry a password: it is shown masked (`DatabaseUrl`'s `Display`).
-    let url = &cfg.database.url;
-    let store = Store::connect_with(url.expose_secret(), cfg.database.store_options())
-        .await
-        .map_err(|e| format!("cannot open the database {url}: {}", vestibule_core::error_chain(&e)))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("cannot migrate the database {url}: {}", vestibule_core::error_chain(&e)))?;
-    Ok(store)
-}
-
-/// The configured sources in order, and the local source again as the password changer when there is one.
-type Sources = (Vec<Arc<dyn AuthSource>>, Option<Arc<dyn PasswordChanger>>);
-
-fn build_sources(cfg: &FileConfig, store: &Store) -> Result<Sources, String> {
-    let mut out: Vec<Arc<dyn AuthSource>> = Vec::new();
-    let mut changer: Option<Arc<dyn PasswordChanger>> = None;
-    for (i, s) in cfg.sources.iter().map(|e| &e.config).enumerate() {
-        let issue = |e: vestibule_core::ConfigIssue| format!("sources[{i}].{}: {}", e.key, e.message);
-        let source: Arc<dyn AuthSource> = match s {
-            SourceConfig::Local(c) => {
-                let hasher = PasswordHasher::new(c.argon2).map_err(|e| format!("sources[{i}].argon2: {e}"))?;
-                let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
-                let local = Arc::new(LocalSource::new(c, repo, Arc::new(hasher)));
-                changer = Some(local.clone());
-                local
-            }
-            SourceConfig::Ldap(c) => Arc::new(vestibule_ldap::LdapSource::new(c.clone()).map_err(issue)?),
-            SourceConfig::Oidc(c) => Arc::new(vestibule_oidc::OidcSource::new(c.clone()).map_err(issue)?),
-            SourceConfig::Google(c) => Arc::new(vestibule_oidc::OidcSource::google(c.clone()).map_err(issue)?),
-            SourceConfig::Github(c) => Arc::new(vestibule_oidc::GithubSource::new(c.clone()).map_err(issue)?),
-        };
-        out.push(source);
-    }
-    Ok((out, changer))
+    cfg.open_store().await.map_err(|e| e.to_string())
 }
 
 /// Whether the deployment may serve: HTTPS here (`[server.tls]`), or plain HTTP only for loopback development or
@@ -125,33 +89,20 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         None => None,
     };
     let store = open_store(&cfg).await?;
-    let (sources, changer) = build_sources(&cfg, &store)?;
     let mailer = start_mailer(&cfg)?;
-    let mut builder = Broker::builder(store.clone(), public.trim_end_matches('/'))
-        .settings(cfg.session)
-        .throttle(cfg.throttle)
-        .second_factor(cfg.second_factor.settings())
-        .admin(cfg.admin.clone())
-        .mailer(mailer.clone())
-        .mail_settings(cfg.email.link_settings());
-    match cfg
-        .second_factor
-        .key()
-        .map_err(|e| format!("second_factor.{}: {}", e.key, e.message))?
-    {
-        Some(key) => builder = builder.second_factor_key(key),
-        // The key then sits in the database next to what it seals: a stolen database opens the secrets.
-        None if secure => tracing::warn!(
-            "second_factor.key_file / key_env not set: TOTP secrets are sealed with a key kept in the database; \
-             set a key so that a copy of the database alone does not reveal them"
-        ),
-        None => tracing::info!("second_factor: TOTP secrets sealed with a key kept in the database (development)"),
-    }
-    if let Some(changer) = changer {
-        builder = builder.password_changer(changer);
-    }
-    for (source, entry) in sources.into_iter().zip(&cfg.sources) {
-        builder = builder.source_with_policy(source, entry.policy.clone());
+    let builder = cfg
+        .broker_builder(store.clone(), mailer.clone(), &public)
+        .map_err(|e| e.to_string())?;
+    if cfg.second_factor.key_file.is_none() && cfg.second_factor.key_env.is_none() {
+        if secure {
+            // The key then sits in the database next to what it seals: a stolen database opens the secrets.
+            tracing::warn!(
+                "second_factor.key_file / key_env not set: TOTP secrets are sealed with a key kept in the \
+                 database; set a key so that a copy of the database alone does not reveal them"
+            );
+        } else {
+            tracing::info!("second_factor: TOTP secrets sealed with a key kept in the database (development)");
+        }
     }
     let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
     let _janitor = broker.spawn_janitor();
@@ -173,10 +124,7 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         broker,
         HttpSettings {
             secure_cookies: secure,
-            trusted_proxies: cfg.server.trusted_proxies.clone(),
-            request_timeout: cfg.server.request_timeout(),
-            ui: cfg.ui.clone(),
-            ..HttpSettings::default()
+            ..cfg.http_settings()
         },
     )
     .nest_into(axum::Router::new());
@@ -303,15 +251,9 @@ pub async fn healthcheck(cfg: &FileConfig, address: Option<SocketAddr>) -> Resul
     }
 }
 
-/// The mail queue of `[email]`: SMTP when `smtp_url` is set, else the development outbox folder.
+/// The mail queue of `[email]` (see [`FileConfig::start_mailer`]).
 pub fn start_mailer(cfg: &FileConfig) -> Result<Arc<vestibule_mail::MailQueue>, String> {
-    if cfg.email.smtp_url.is_none() {
-        tracing::warn!(
-            outbox = %cfg.email.outbox_dir.display(),
-            "no [email] smtp_url: reset links and notices are written to the development outbox, not mailed"
-        );
-    }
-    vestibule_mail::MailQueue::start(&cfg.email).map_err(|e| format!("email: {e}"))
+    cfg.start_mailer().map_err(|e| e.to_string())
 }
 
 async fn shutdown() {
@@ -345,12 +287,8 @@ pub async fn add_user(
 ) -> Result<(String, Option<String>), String> {
     let has_email = email.is_some();
     let local = cfg
-        .sources
-        .iter()
-        .find_map(|s| match &s.config {
-            SourceConfig::Local(c) => Some(c.clone()),
-            _ => None,
-        })
+        .local_source()
+        .cloned()
         .ok_or_else(|| "the configuration has no `local` source to add users to".to_owned())?;
     if username.is_empty() || username.len() > 128 || username.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err("the username must be 1 to 128 characters without spaces or control characters".into());
@@ -420,7 +358,7 @@ mod tests {
             "[database]\nurl = \"sqlite://{}/s.db\"\nbusy_timeout_secs = 2\n",
             dir.0.display()
         );
-        let cfg = crate::config::parse("t.toml", &text).unwrap();
+        let cfg = vestibule_config::parse("t.toml", &text).unwrap();
         let store = super::open_store(&cfg).await.unwrap();
         assert_eq!(store.sqlite_pragma("busy_timeout").await.unwrap(), 2000);
         store.close().await;

@@ -2,7 +2,7 @@
 //! (certificate renewal by certbot, cert-manager or an ACME client, with no restart), and an optional plain-HTTP
 //! listener that only redirects to the public https URL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,31 +11,7 @@ use axum::http::{self, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
-
-/// `[server.tls]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// The certificate chain, PEM: the server's certificate first, then the intermediates.
-    pub cert_file: PathBuf,
-    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
-    pub key_file: PathBuf,
-    /// How often the two files are looked at for a change, in seconds (default 30; between 1 and 86400). A
-    /// changed pair is loaded and used for new connections; a pair that does not load is logged and the running
-    /// one kept.
-    #[serde(default = "default_reload_secs")]
-    pub reload_interval_secs: u64,
-    /// An address for a plain-HTTP listener that answers every GET or HEAD with a redirect to the same path at
-    /// `public_url` (and any other method with 400), so that `http://` bookmarks and typed addresses land on
-    /// https. Off by default.
-    #[serde(default)]
-    pub redirect_http_bind: Option<std::net::SocketAddr>,
-}
-
-fn default_reload_secs() -> u64 {
-    30
-}
+use vestibule_config::TlsConfig;
 
 /// Loads the certificate chain and key into a server configuration (TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1 by
 /// ALPN), saying which file is wrong and how.

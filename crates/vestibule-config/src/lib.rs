@@ -1,15 +1,29 @@
-//! The TOML file: what it may contain (unknown keys are errors), its defaults, and the validation that
-//! `vestibule check-config` runs without starting anything. Every problem names its key with a line and column.
+//! Vestibule's TOML configuration file as a library: what it may contain (unknown keys are errors), its
+//! defaults, the validation that `vestibule check-config` runs without starting anything (every problem names its
+//! key with a line and column), and the [`Broker`], sources and [`HttpSettings`] the file describes. The
+//! `vestibule` server binary is a user of this crate; an axum app can build its broker from the same file.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = vestibule_config::load(std::path::Path::new("vestibule.toml"))?;
+//! // Opens and migrates `[database]`, starts the `[email]` queue, builds every `[[sources]]` entry.
+//! let broker = std::sync::Arc::new(config.broker().await?);
+//! let app = vestibule_axum::Vestibule::new(broker, config.http_settings()).nest_into(axum::Router::new());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use vestibule::{
-    AdminSettings, PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings, SessionSettings,
-    SourcePolicy, ThrottleSettings,
+    AdminSettings, Broker, BrokerBuilder, PasskeyMode, SecondFactorKey, SecondFactorPolicy, SecondFactorSettings,
+    SessionSettings, SourcePolicy, ThrottleSettings,
 };
 use vestibule_core::{ConfigIssue, SourceId};
 use vestibule_ldap::LdapConfig;
@@ -29,7 +43,7 @@ pub struct FileConfig {
     pub admin: AdminSettings,
     pub email: MailConfig,
     pub log: LogConfig,
-    pub metrics: crate::metrics::MetricsConfig,
+    pub metrics: MetricsConfig,
     /// `[ui]`, with its logo and template overrides already read and compiled.
     pub ui: vestibule_axum::UiSettings,
     pub sources: Vec<SourceEntry>,
@@ -58,7 +72,7 @@ struct RawFile {
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
-    metrics: crate::metrics::MetricsConfig,
+    metrics: MetricsConfig,
     #[serde(default)]
     ui: UiConfig,
     sources: Option<Vec<toml::Table>>,
@@ -157,8 +171,8 @@ pub struct ServerConfig {
     /// On SIGTERM or Ctrl-C: how long requests already being answered may still run, in seconds, before the
     /// process exits anyway (default 30; between 1 and 3600). New connections are refused at once.
     pub shutdown_grace_secs: u64,
-    /// `[server.tls]`: serve HTTPS here (see [`crate::tls::TlsConfig`]).
-    pub tls: Option<crate::tls::TlsConfig>,
+    /// `[server.tls]`: the `vestibule` binary serves HTTPS itself (see [`TlsConfig`]).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -180,6 +194,39 @@ impl ServerConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+}
+
+/// `[server.tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM: the server's certificate first, then the intermediates.
+    pub cert_file: PathBuf,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often the two files are looked at for a change, in seconds (default 30; between 1 and 86400). A
+    /// changed pair is loaded and used for new connections; a pair that does not load is logged and the running
+    /// one kept.
+    #[serde(default = "default_reload_secs")]
+    pub reload_interval_secs: u64,
+    /// An address for a plain-HTTP listener that answers every GET or HEAD with a redirect to the same path at
+    /// `public_url` (and any other method with 400), so that `http://` bookmarks and typed addresses land on
+    /// https. Off by default.
+    #[serde(default)]
+    pub redirect_http_bind: Option<SocketAddr>,
+}
+
+fn default_reload_secs() -> u64 {
+    30
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Where to serve `GET /metrics` (Prometheus text format), for example `127.0.0.1:9464`. Unset (the default):
+    /// no metrics. Plain HTTP without authentication: keep it on loopback or a private network.
+    pub bind: Option<SocketAddr>,
 }
 
 /// `[second_factor]`: the broker's [`SecondFactorSettings`] and the key that seals TOTP secrets.
@@ -852,6 +899,161 @@ fn google_vouches_within_allowed_domains(google: &GoogleConfig, policy: &SourceP
         return Err(ConfigIssue::new(key, message));
     }
     Ok(())
+}
+
+/// Why the broker the file describes could not be built: the database cannot be opened, a source or the mail
+/// queue cannot start, or the key file cannot be read. The message names the key or the database (its password
+/// masked).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(String);
+
+/// The configured sources in order, and the local source again as the password changer when there is one.
+pub type Sources = (
+    Vec<Arc<dyn vestibule_core::AuthSource>>,
+    Option<Arc<dyn vestibule_core::PasswordChanger>>,
+);
+
+impl FileConfig {
+    /// `server.public_url`, or the URL of the bind address when it is not set (https when `[server.tls]` is).
+    pub fn public_url(&self) -> String {
+        let scheme = if self.server.tls.is_some() { "https" } else { "http" };
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", self.server.bind))
+    }
+
+    /// The `local` source, if the file has one (`vestibule user add` creates accounts in it).
+    pub fn local_source(&self) -> Option<&LocalConfig> {
+        self.sources.iter().find_map(|s| match &s.config {
+            SourceConfig::Local(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// Opens `[database]` with its timeouts and brings its schema up to date.
+    pub async fn open_store(&self) -> Result<vestibule_store::Store, BuildError> {
+        // The URL may carry a password: it is shown masked (`DatabaseUrl`'s `Display`).
+        let url = &self.database.url;
+        let store = vestibule_store::Store::connect_with(
+            vestibule_core::ExposeSecret::expose_secret(url),
+            self.database.store_options(),
+        )
+        .await
+        .map_err(|e| {
+            BuildError(format!(
+                "cannot open the database {url}: {}",
+                vestibule_core::error_chain(&e)
+            ))
+        })?;
+        store.migrate().await.map_err(|e| {
+            BuildError(format!(
+                "cannot migrate the database {url}: {}",
+                vestibule_core::error_chain(&e)
+            ))
+        })?;
+        Ok(store)
+    }
+
+    /// Every `[[sources]]` entry as a running source, over `store` for the local one's credentials.
+    pub fn sources(&self, store: &vestibule_store::Store) -> Result<Sources, BuildError> {
+        use vestibule_core::{AuthSource, CredentialRepository, PasswordChanger};
+        let mut out: Vec<Arc<dyn AuthSource>> = Vec::new();
+        let mut changer: Option<Arc<dyn PasswordChanger>> = None;
+        for (i, s) in self.sources.iter().map(|e| &e.config).enumerate() {
+            let issue = |e: ConfigIssue| BuildError(format!("sources[{i}].{}: {}", e.key, e.message));
+            let source: Arc<dyn AuthSource> = match s {
+                SourceConfig::Local(c) => {
+                    let hasher = vestibule_local::PasswordHasher::new(c.argon2)
+                        .map_err(|e| BuildError(format!("sources[{i}].argon2: {e}")))?;
+                    let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
+                    let local = Arc::new(vestibule_local::LocalSource::new(c, repo, Arc::new(hasher)));
+                    changer = Some(local.clone());
+                    local
+                }
+                SourceConfig::Ldap(c) => Arc::new(vestibule_ldap::LdapSource::new(c.clone()).map_err(issue)?),
+                SourceConfig::Oidc(c) => Arc::new(vestibule_oidc::OidcSource::new(c.clone()).map_err(issue)?),
+                SourceConfig::Google(c) => Arc::new(vestibule_oidc::OidcSource::google(c.clone()).map_err(issue)?),
+                SourceConfig::Github(c) => Arc::new(vestibule_oidc::GithubSource::new(c.clone()).map_err(issue)?),
+            };
+            out.push(source);
+        }
+        Ok((out, changer))
+    }
+
+    /// The mail queue of `[email]`: SMTP when `smtp_url` is set, else the development outbox folder. Drain it
+    /// before the process exits ([`vestibule_mail::MailQueue::drain`]) so that queued messages go out.
+    pub fn start_mailer(&self) -> Result<Arc<vestibule_mail::MailQueue>, BuildError> {
+        if self.email.smtp_url.is_none() {
+            tracing::warn!(
+                outbox = %self.email.outbox_dir.display(),
+                "no [email] smtp_url: reset links and notices are written to the development outbox, not mailed"
+            );
+        }
+        vestibule_mail::MailQueue::start(&self.email).map_err(|e| BuildError(format!("email: {e}")))
+    }
+
+    /// The `[second_factor]` key, read from its file or variable; `None` when neither is set (the broker then
+    /// keeps a generated key in the database).
+    pub fn second_factor_key(&self) -> Result<Option<SecondFactorKey>, BuildError> {
+        self.second_factor
+            .key()
+            .map_err(|e| BuildError(format!("second_factor.{}: {}", e.key, e.message)))
+    }
+
+    /// A builder with everything the file says, over an opened `store` and a started `mailer`, with links built
+    /// from `public_url`: the caller may add to it (hooks) before `build()`. [`FileConfig::broker`] when there is
+    /// nothing to add.
+    pub fn broker_builder(
+        &self,
+        store: vestibule_store::Store,
+        mailer: Arc<vestibule_mail::MailQueue>,
+        public_url: &str,
+    ) -> Result<BrokerBuilder, BuildError> {
+        let (sources, changer) = self.sources(&store)?;
+        let mut builder = Broker::builder(store, public_url.trim_end_matches('/'))
+            .settings(self.session)
+            .throttle(self.throttle)
+            .second_factor(self.second_factor.settings())
+            .admin(self.admin.clone())
+            .mailer(mailer)
+            .mail_settings(self.email.link_settings());
+        if let Some(key) = self.second_factor_key()? {
+            builder = builder.second_factor_key(key);
+        }
+        if let Some(changer) = changer {
+            builder = builder.password_changer(changer);
+        }
+        for (source, entry) in sources.into_iter().zip(&self.sources) {
+            builder = builder.source_with_policy(source, entry.policy.clone());
+        }
+        Ok(builder)
+    }
+
+    /// The broker the file describes: the database opened and migrated, the mail queue started, every source
+    /// built, links from [`FileConfig::public_url`]. Start its background work as the server does
+    /// ([`Broker::spawn_janitor`], [`Broker::spawn_revocation_listener`]).
+    pub async fn broker(&self) -> Result<Broker, BuildError> {
+        let store = self.open_store().await?;
+        let mailer = self.start_mailer()?;
+        self.broker_builder(store, mailer, &self.public_url())?
+            .build()
+            .await
+            .map_err(|e| BuildError(e.to_string()))
+    }
+
+    /// The HTTP settings for [`vestibule_axum::Vestibule`]: `[server]` trusted proxies and request timeout,
+    /// `[ui]`, and `Secure` cookies when [`FileConfig::public_url`] is https.
+    pub fn http_settings(&self) -> vestibule_axum::HttpSettings {
+        vestibule_axum::HttpSettings {
+            secure_cookies: self.public_url().starts_with("https://"),
+            trusted_proxies: self.server.trusted_proxies.clone(),
+            request_timeout: self.server.request_timeout(),
+            ui: self.ui.clone(),
+            ..vestibule_axum::HttpSettings::default()
+        }
+    }
 }
 
 #[cfg(test)]
