@@ -1493,3 +1493,114 @@ mod email_keys {
         );
     }
 }
+
+#[cfg(test)]
+mod building {
+    #![allow(clippy::unwrap_used)]
+
+    use vestibule::{ClientInfo, LoginOutcome};
+    use vestibule_core::{SecretString, SourceId};
+    use vestibule_store::NewLocalAccount;
+
+    fn file(dir: &std::path::Path) -> String {
+        format!(
+            "[server]\npublic_url = \"https://id.example.com/auth/\"\ntrusted_proxies = [\"10.0.0.0/8\"]\n\
+             [database]\nurl = \"sqlite://{}/b.db\"\n\
+             [session]\nidle_timeout_secs = 1234\n\
+             [admin]\ngroups = [\"ops\"]\n\
+             [email]\noutbox_dir = \"{}/outbox\"\n\
+             [[sources]]\nkind = \"local\"\nid = \"staff\"\n",
+            dir.display(),
+            dir.display()
+        )
+    }
+
+    /// The broker is the one the file describes: its links, its settings, and a local source over the file's
+    /// database that signs in an account created in it.
+    #[tokio::test]
+    async fn the_broker_is_built_from_the_file() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-config");
+        let config = super::parse("t.toml", &file(&dir.0)).unwrap();
+        let broker = config.broker().await.unwrap();
+        assert_eq!(broker.base_url(), "https://id.example.com/auth");
+        assert_eq!(broker.settings().idle_timeout_secs, 1234);
+        assert!(broker.admin_settings().admits(&["ops".into()]));
+        let ids: Vec<String> = broker.sources().iter().map(|s| s.id().to_string()).collect();
+        assert_eq!(ids, ["staff"]);
+
+        let local = config.local_source().unwrap();
+        let hasher = vestibule_local::PasswordHasher::new(local.argon2).unwrap();
+        let hash = hasher.hash("correct horse battery".to_owned().into()).await.unwrap();
+        let staff = SourceId::new("staff").unwrap();
+        broker
+            .create_local_account(
+                &NewLocalAccount {
+                    source: staff.clone(),
+                    username: "ann".into(),
+                    display_name: None,
+                    email: None,
+                    email_verified: false,
+                    password_hash: hash.into(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let client = ClientInfo {
+            ip: Some("127.0.0.1".into()),
+            user_agent: None,
+        };
+        let wrong = broker
+            .login_password(&staff, "ann", &SecretString::from("wrong".to_owned()), &client, None)
+            .await;
+        assert!(wrong.is_err());
+        let right = broker
+            .login_password(
+                &staff,
+                "ann",
+                &SecretString::from("correct horse battery".to_owned()),
+                &client,
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(right, LoginOutcome::SignedIn(_)));
+        broker.close().await;
+    }
+
+    /// The HTTP settings carry `[server]` and `[ui]`; cookies are `Secure` exactly when the public URL is https.
+    #[test]
+    fn http_settings_follow_the_file() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-config");
+        let https = super::parse("t.toml", &file(&dir.0)).unwrap().http_settings();
+        assert!(https.secure_cookies);
+        assert_eq!(
+            https.trusted_proxies,
+            vec!["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]
+        );
+        let plain = super::parse(
+            "t.toml",
+            "[server]\nrequest_timeout_secs = 7\n[ui]\nproduct_name = \"Acme\"\n",
+        )
+        .unwrap()
+        .http_settings();
+        assert!(!plain.secure_cookies);
+        assert_eq!(plain.request_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(plain.ui.product_name, "Acme");
+    }
+
+    /// A source that cannot start is named by its place in the file.
+    #[tokio::test]
+    async fn a_source_that_cannot_start_is_named() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-config");
+        let mut config = super::parse("t.toml", &file(&dir.0)).unwrap();
+        let super::SourceConfig::Local(local) = &mut config.sources[0].config else {
+            panic!("local source expected")
+        };
+        local.argon2.memory_kib = 1;
+        let store = config.open_store().await.unwrap();
+        let e = config.sources(&store).err().unwrap();
+        assert!(e.to_string().starts_with("sources[0].argon2: "), "{e}");
+        store.close().await;
+    }
+}
