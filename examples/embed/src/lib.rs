@@ -101,6 +101,36 @@ pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, A
     Ok((auth.nest_into(app).layer(auth.layer()), broker))
 }
 
+/// The same app with its broker built from the `vestibule` server's TOML file instead ([`vestibule_config`]):
+/// `[database]`, `[[sources]]`, `[session]`, `[email]`, `[ui]` and the rest as `vestibule check-config` reads them.
+/// `server.public_url` is where the broker is mounted (`http://127.0.0.1:3000/auth`). The builder is taken rather
+/// than [`vestibule_config::FileConfig::broker`] so that the app's hooks are added; the app serves plain HTTP on
+/// loopback here, so `Secure` cookies follow the file's public URL (`http_settings`).
+pub async fn app_from_config(text: &str) -> Result<(Router, Arc<Broker>), Error> {
+    let config = vestibule_config::parse("vestibule.toml", text)?;
+    let users = Arc::new(AppUsers::default());
+    let broker = Arc::new(
+        config
+            .broker_builder(config.open_store().await?, config.start_mailer()?, &config.public_url())?
+            .hooks(users.clone())
+            .build()
+            .await?,
+    );
+    let auth = Vestibule::new(
+        broker.clone(),
+        HttpSettings {
+            landing: Some("/".into()),
+            ..config.http_settings()
+        },
+    );
+    let app = Router::new()
+        .route("/", get(home))
+        .route("/private", get(private))
+        .route("/api/whoami", get(whoami))
+        .layer(Extension(users));
+    Ok((auth.nest_into(app).layer(auth.layer()), broker))
+}
+
 // The group `/admin` requires; a local account is put in it with `vestibule user groups demo --add admins`.
 vestibule_axum::group!(pub Admins = "admins");
 

@@ -138,3 +138,62 @@ async fn the_admin_page_is_for_the_admins_group_and_the_apps_forms_check_csrf() 
     assert_eq!(b.get_json(&format!("{base}/api/whoami")).await.status, 401);
     assert!(b.get(&format!("{base}/")).await.body.contains("Hello, stranger"));
 }
+
+/// The app with its broker built from a TOML file (`example_embed::app_from_config`): the file's local source signs
+/// in an account created in the file's database, the file's `[ui]` names the pages, and the app's hooks run.
+#[tokio::test]
+async fn the_broker_can_come_from_the_servers_toml_file() {
+    let dir = TempDir::new("example-embed");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let text = format!(
+        "[server]\npublic_url = \"{base}/auth\"\n\
+         [database]\nurl = \"sqlite://{dir}/toml.db\"\n\
+         [email]\noutbox_dir = \"{dir}/outbox\"\n\
+         [ui]\nproduct_name = \"Acme Sign-in\"\n\
+         [[sources]]\nkind = \"local\"\nid = \"staff\"\n",
+        dir = dir.0.display()
+    );
+    let (app, broker) = example_embed::app_from_config(&text).await.unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .await
+            .unwrap();
+    });
+    let hash = vestibule_local::PasswordHasher::new(Default::default())
+        .unwrap()
+        .hash("a toml password".to_owned().into())
+        .await
+        .unwrap();
+    broker
+        .create_local_account(
+            &vestibule_store::NewLocalAccount {
+                source: vestibule_core::SourceId::new("staff").unwrap(),
+                username: "tom".into(),
+                display_name: Some("Tom".into()),
+                email: None,
+                email_verified: false,
+                password_hash: hash.into(),
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+
+    let mut b = Browser::new(&format!("{base}/auth"));
+    let login = b.get("/login").await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert!(login.body.contains("Acme Sign-in"), "{}", login.body);
+    assert_eq!(b.get_json(&format!("{base}/api/whoami")).await.status, 401);
+    assert_eq!(b.sign_in("staff", "tom", "wrong", "/").await.status, 401);
+    let res = b.sign_in("staff", "tom", "a toml password", "/").await;
+    assert_eq!(res.status, 303, "{}", res.body);
+    let me = b.get_json(&format!("{base}/api/whoami")).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["name"], "Tom");
+    assert_eq!(
+        me.json()["app_user"],
+        1,
+        "the app's hooks run on the broker built from the file"
+    );
+}
