@@ -1,6 +1,6 @@
 //! Vestibule's TOML configuration file as a library: what it may contain (unknown keys are errors), its
 //! defaults, the validation that `vestibule check-config` runs without starting anything (every problem names its
-//! key with a line and column), and the [`Broker`], sources and [`HttpSettings`] the file describes. The
+//! key with a line and column), and the [`Broker`], sources and [`HttpSettings`](vestibule_axum::HttpSettings) the file describes. The
 //! `vestibule` server binary is a user of this crate; an axum app can build its broker from the same file.
 //!
 //! ```no_run
