@@ -22,6 +22,8 @@ use vestibule_tests::totp::{code_elements, now_secs};
 mod admin_api;
 #[path = "router/authz.rs"]
 mod authz;
+#[path = "router/spa_api.rs"]
+mod spa_api;
 
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
 /// must not reach the page), "slow" one that hangs.
@@ -353,15 +355,7 @@ async fn a_redirect_sign_in_round_trip() {
     let state = to.split("state=").nth(1).unwrap().split('&').next().unwrap().to_owned();
 
     // Another browser presenting the same callback gets nothing (and burns the flow).
-    let foreign = send(
-        &app,
-        get_req(
-            &format!("/auth/callback/idp?state={state}&code=the-code"),
-            "",
-            "text/html",
-        ),
-    )
-    .await;
+    let foreign = at_callback(&app, &state, "").await;
     assert_eq!(foreign.status, StatusCode::BAD_REQUEST);
     assert!(foreign.body.contains("no longer valid"));
     assert!(foreign.cookie("__Host-vestibule-session").is_none());
@@ -388,15 +382,7 @@ async fn a_redirect_sign_in_round_trip() {
         .next()
         .unwrap()
         .to_owned();
-    let done = send(
-        &app,
-        get_req(
-            &format!("/auth/callback/idp?state={state}&code=the-code"),
-            &flow2,
-            "text/html",
-        ),
-    )
-    .await;
+    let done = at_callback(&app, &state, &flow2).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(done.header("location"), "/private");
     assert!(
@@ -408,6 +394,12 @@ async fn a_redirect_sign_in_round_trip() {
         send(&app, get_req("/private", &session, "text/html")).await.status,
         StatusCode::OK
     );
+}
+
+/// The browser holding `cookie` comes back from `idp` with `state` and the code that proves the person.
+async fn at_callback(app: &App, state: &str, cookie: &str) -> Res {
+    let path = format!("/auth/callback/idp?state={state}&code=the-code");
+    send(app, get_req(&path, cookie, "text/html")).await
 }
 
 /// A new browser starts a sign-in at `idp` from the login page: the page, its pre-session cookie, the flow cookie
@@ -896,6 +888,39 @@ async fn repeated_failures_get_429_with_retry_after_and_the_same_words_for_every
     );
 }
 
+/// Enrols an authenticator app from the account page of `session` (forms carry the CSRF token; the page draws the
+/// QR code itself, no script): the TOTP key and the renewed session cookie.
+async fn enrol_totp(app: &App, session: &str) -> (String, String) {
+    let account = send(app, get_req("/auth/account", session, "text/html")).await;
+    let page = send(
+        app,
+        post_req("/auth/account/totp", session, &format!("csrf_token={}", account.csrf())),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("<svg") && !page.body.contains("<script"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<?xml"));
+    assert!(page.header("content-security-policy").contains("default-src 'none'"));
+    let key = code_elements(&page.body)[0].clone();
+    let code = vestibule_tests::totp::code(&key, now_secs());
+    let done = send(
+        app,
+        post_req(
+            "/auth/account/totp/confirm",
+            session,
+            &format!("csrf_token={}&code={code}", page.csrf()),
+        ),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(code_elements(&done.body).len(), 10);
+    (key, done.cookie_pair("__Host-vestibule-session"))
+}
+
 #[tokio::test]
 async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
     let app = app().await;
@@ -915,41 +940,9 @@ async fn multi_factor_extractors_step_up_and_the_half_state_is_signed_out() {
     .await;
     assert_eq!(res.header("location"), "/auth/account");
 
-    // Enrol from the account page (forms carry the CSRF token; the page draws the QR code itself, no script).
-    let account = send(&app, get_req("/auth/account", &session, "text/html")).await;
     let forged = send(&app, post_req("/auth/account/totp", &session, "csrf_token=nope")).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    let page = send(
-        &app,
-        post_req(
-            "/auth/account/totp",
-            &session,
-            &format!("csrf_token={}", account.csrf()),
-        ),
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(
-        page.body.contains("<svg") && !page.body.contains("<script"),
-        "{}",
-        page.body
-    );
-    assert!(!page.body.contains("<?xml"));
-    assert!(page.header("content-security-policy").contains("default-src 'none'"));
-    let key = code_elements(&page.body)[0].clone();
-    let code = vestibule_tests::totp::code(&key, now_secs());
-    let done = send(
-        &app,
-        post_req(
-            "/auth/account/totp/confirm",
-            &session,
-            &format!("csrf_token={}&code={code}", page.csrf()),
-        ),
-    )
-    .await;
-    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
-    assert_eq!(code_elements(&done.body).len(), 10);
-    let multi = done.cookie_pair("__Host-vestibule-session");
+    let (key, multi) = enrol_totp(&app, &session).await;
     assert_ne!(multi, session, "the session goes on under a new id");
     assert_eq!(
         send(&app, get_req("/auth/me", &session, "application/json"))
@@ -1574,15 +1567,7 @@ async fn a_sign_in_the_apps_hook_refuses_shows_its_words_and_sets_no_session() {
 
     // After a provider's callback: the error page says so.
     let (_, _, flow, state) = start_at_idp(&app).await;
-    let res = send(
-        &app,
-        get_req(
-            &format!("/auth/callback/idp?state={state}&code=the-code"),
-            &flow,
-            "text/html",
-        ),
-    )
-    .await;
+    let res = at_callback(&app, &state, &flow).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(res.body.contains("Sign-in refused"), "{}", res.body);
     assert!(

@@ -17,6 +17,13 @@ pub enum AppError {
     /// A missing or wrong CSRF token: nothing was changed.
     #[error("csrf check failed")]
     Csrf,
+    /// A request of the JSON API for single-page apps that did not come from a page of this origin (no
+    /// `X-Vestibule-Request` header, or an `Origin` that is not the public URL's): nothing was changed.
+    #[error("cross-origin request refused")]
+    CrossOrigin,
+    /// No session: sign in first (the JSON API's answer; pages redirect to the login page instead).
+    #[error("not signed in")]
+    Unauthenticated,
     /// No such page or source.
     #[error("not found")]
     NotFound,
@@ -72,9 +79,34 @@ pub enum AppError {
 /// What the page middleware renders for an error response.
 #[derive(Debug, Clone)]
 pub(crate) struct ErrorPage {
+    /// The stable code of the error, for JSON answers (see [`AppError::code`]).
+    pub(crate) code: &'static str,
     pub(crate) title: &'static str,
     pub(crate) message: std::borrow::Cow<'static, str>,
     pub(crate) reference: Option<String>,
+}
+
+impl ErrorPage {
+    /// The error as the JSON API for single-page apps answers it: `{"error": code, "message": words}` in the
+    /// request's language (the app's own words for a refusal by its hook), with `retry_after` for `429` and `503`
+    /// and the `reference` of a logged failure.
+    pub(crate) fn json(&self, lang: crate::i18n::Tr, retry_after: Option<&http::HeaderValue>) -> String {
+        let message = if self.code == "refused" {
+            self.message.to_string()
+        } else {
+            lang.msg(&self.message)
+        };
+        let mut body = serde_json::json!({ "error": self.code, "message": message });
+        if let Some(map) = body.as_object_mut() {
+            if let Some(secs) = retry_after.and_then(|h| h.to_str().ok()?.parse::<u32>().ok()) {
+                map.insert("retry_after".into(), secs.into());
+            }
+            if let Some(reference) = &self.reference {
+                map.insert("reference".into(), reference.as_str().into());
+            }
+        }
+        body.to_string()
+    }
 }
 
 /// What `Retry-After` tells a client to wait, in seconds, after a timeout: the waits that ran out are seconds
@@ -100,6 +132,12 @@ impl IntoResponse for AppError {
         let (status, title, message) = match &this {
             AppError::BadRequest => (StatusCode::BAD_REQUEST, "error-bad-request-title", "error-bad-request"),
             AppError::Csrf => (StatusCode::FORBIDDEN, "error-csrf-title", "error-csrf"),
+            AppError::CrossOrigin => (StatusCode::FORBIDDEN, "error-csrf-title", "error-cross-origin"),
+            AppError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "error-unauthenticated-title",
+                "error-unauthenticated",
+            ),
             AppError::NotFound => (StatusCode::NOT_FOUND, "error-not-found-title", "error-not-found"),
             AppError::InvalidFlow => (
                 StatusCode::BAD_REQUEST,
@@ -161,6 +199,7 @@ impl IntoResponse for AppError {
             AppError::Throttled(secs) => Some(*secs),
             _ => None,
         };
+        let code = this.code();
         let message = match this {
             AppError::Throttled(secs) => std::borrow::Cow::Owned(throttled_message(secs)),
             AppError::PasswordRejected(why) => std::borrow::Cow::Owned(password_rejected(&why)),
@@ -174,11 +213,41 @@ impl IntoResponse for AppError {
                 .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         res.extensions_mut().insert(ErrorPage {
+            code,
             title,
             message,
             reference,
         });
         res
+    }
+}
+
+impl AppError {
+    /// The error's stable code: what the JSON API for single-page apps answers as `{"error": "<code>"}`. Codes
+    /// are public contract: a new variant gets a new code, an existing one never changes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest => "invalid_request",
+            AppError::Csrf => "csrf",
+            AppError::CrossOrigin => "cross_origin",
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::NotFound => "not_found",
+            AppError::InvalidFlow => "invalid_flow",
+            AppError::SignInFailed => "invalid_credentials",
+            AppError::Cancelled => "cancelled",
+            AppError::AlreadyLinked => "already_linked",
+            AppError::NotFresh => "not_fresh",
+            AppError::TokenNotAllowed => "token_not_allowed",
+            AppError::NotAdministrator => "forbidden",
+            AppError::LastIdentity => "last_identity",
+            AppError::InvalidInput(_) => "invalid_input",
+            AppError::PasswordRejected(_) => "password_rejected",
+            AppError::SignInRefused(_) => "refused",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Busy(_) => "busy",
+            AppError::Throttled(_) => "throttled",
+            AppError::Internal(_) => "internal",
+        }
     }
 }
 

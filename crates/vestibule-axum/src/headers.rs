@@ -114,10 +114,16 @@ where
 /// Renders an [`ErrorPage`] the handler asked for, then sets the security headers.
 pub(crate) fn finish(v: &Vestibule, req: &PageRequest, mut res: Response) -> Response {
     if let Some(page) = res.extensions_mut().remove::<ErrorPage>() {
-        let html = pages::message_for(v, req, page.title, &page.message, page.reference.as_deref());
-        *res.body_mut() = Body::from(html);
+        let (body, content_type) = if req.api {
+            let retry_after = res.headers().get(http::header::RETRY_AFTER);
+            (page.json(req.lang, retry_after), "application/json")
+        } else {
+            let html = pages::message_for(v, req, page.title, &page.message, page.reference.as_deref());
+            (html, "text/html; charset=utf-8")
+        };
+        *res.body_mut() = Body::from(body);
         res.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         res.headers_mut().remove(CONTENT_LENGTH);
     }
     if let Some(chosen) = req.chosen {

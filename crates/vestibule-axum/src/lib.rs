@@ -13,6 +13,10 @@
 //!   [`RequireFreshMultiFactor`] want a session proven with a second factor (fresh, for the second); a browser
 //!   that falls short is sent to step up at `/login/second-factor` and comes back. Signed in but lacking a group
 //!   or scope is 403: a page for a browser, `{"error":"forbidden",...}` for an API client.
+//! * The JSON API for single-page apps is part of [`router`], under `{mount}/api/` (sign-in, the second step,
+//!   sign-out, `me`, sessions): it takes no CSRF token but refuses any state-changing request without the
+//!   [`SPA_REQUEST_HEADER`] header or from another origin than the broker's public URL; its errors carry the
+//!   stable codes of [`AppError::code`].
 //! * [`CsrfToken`] gives the app's own templates the CSRF token and [`CsrfForm`] checks it on the app's own form
 //!   posts (a logout button posting to `{mount}/logout`, any form of the app).
 //!
@@ -51,6 +55,7 @@ mod respond;
 mod routes;
 mod second_factor;
 mod self_service;
+mod spa;
 mod state;
 #[cfg(test)]
 mod template_parity;
@@ -68,5 +73,6 @@ pub use next::safe_next;
 pub use pages::utc;
 pub use request_id::{with_request_id, REQUEST_ID_HEADER};
 pub use routes::router;
+pub use spa::REQUEST_HEADER as SPA_REQUEST_HEADER;
 pub use state::{HttpSettings, Vestibule};
 pub use ui::{Logo, TemplateOverrides, UiError, UiSettings, MAX_LOGO_BYTES};

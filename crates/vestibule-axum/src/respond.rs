@@ -126,17 +126,39 @@ pub(crate) fn session_cookies(v: &Vestibule, session: &NewSession, remember: Opt
     set
 }
 
-/// The response to a finished sign-in step: a session cookie and the landing page; or the second step (the
-/// half-signed-in state is stored, its cookie set, and the browser sent to the code page); or the page asking to
-/// prove account ownership; or back to the account page after a link. `remember` is the "remember me" box: a
-/// series starts only with a session, here or after the second step.
-pub(crate) async fn signed_in(
+/// Where a finished sign-in step leads: one decision for the pages (a redirect) and the JSON API (a status and a
+/// location), with the cookies it sets.
+pub(crate) struct Landing {
+    pub(crate) kind: LandingKind,
+    /// Where the browser goes next (a path on this origin).
+    pub(crate) to: String,
+    /// `Set-Cookie` values: the session (and remember-me series), or the half-signed-in state, or the waiting link.
+    pub(crate) cookies: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum LandingKind {
+    /// A session was issued for this account.
+    SignedIn(vestibule_core::AccountId),
+    /// The half-signed-in state was stored: the second step is due.
+    SecondFactor,
+    /// The identity is new and may belong to an account: the person confirms on the link page.
+    Link,
+    /// A signed-in person added an identity to their account.
+    Linked,
+}
+
+/// Decides where a finished sign-in step leads: a session cookie and the landing page; or the second step (the
+/// half-signed-in state is stored, its cookie set); or the page asking to prove account ownership; or back to the
+/// account page after a link. `remember` is the "remember me" box: a series starts only with a session, here or
+/// after the second step.
+pub(crate) async fn land(
     v: &Vestibule,
     headers: &HeaderMap,
     outcome: LoginOutcome,
     next: Option<&str>,
     remember: bool,
-) -> Result<Response, AppError> {
+) -> Result<Landing, AppError> {
     let c = &v.inner.cookies;
     Ok(match outcome {
         LoginOutcome::SignedIn(session) => {
@@ -145,34 +167,77 @@ pub(crate) async fn signed_in(
             } else {
                 None
             };
-            let set = session_cookies(v, &session, series.as_ref());
-            with_cookies(Redirect::to(&after_sign_in(v, headers, next)).into_response(), &set)
+            Landing {
+                cookies: session_cookies(v, &session, series.as_ref()),
+                to: after_sign_in(v, headers, next),
+                kind: LandingKind::SignedIn(session.account_id),
+            }
         }
         LoginOutcome::SecondFactorRequired(challenge) => {
             let next = next.and_then(safe_next);
             let token = v.broker().hold_for_second_factor(challenge, next, remember).await?;
             let age = v.broker().second_factor_settings().pending_timeout_secs;
-            let cookie = c.set(c.second_factor, token.expose(), Some(age));
-            with_cookies(
-                Redirect::to(&format!("{}/login/second-factor", v.inner.mount)).into_response(),
-                &[cookie],
-            )
+            Landing {
+                kind: LandingKind::SecondFactor,
+                to: format!("{}/login/second-factor", v.inner.mount),
+                cookies: vec![c.set(c.second_factor, token.expose(), Some(age))],
+            }
         }
-        LoginOutcome::LinkRequired(link) => {
-            let cookie = c.set(
+        LoginOutcome::LinkRequired(link) => Landing {
+            kind: LandingKind::Link,
+            to: format!("{}/link", v.inner.mount),
+            cookies: vec![c.set(
                 c.link,
                 link.token.expose(),
                 Some(v.broker().settings().redirect_timeout_secs),
-            );
-            with_cookies(
-                Redirect::to(&format!("{}/link", v.inner.mount)).into_response(),
-                &[cookie],
-            )
-        }
-        LoginOutcome::Linked { .. } => Done::Linked.redirect(v),
+            )],
+        },
+        LoginOutcome::Linked { .. } => Landing {
+            kind: LandingKind::Linked,
+            to: Done::Linked.location(v),
+            cookies: Vec::new(),
+        },
         // An outcome this version does not know: nothing was granted that it could hand over.
-        _ => AppError::Internal("a sign-in outcome this front end does not handle".into()).into_response(),
+        _ => {
+            return Err(AppError::Internal(
+                "a sign-in outcome this front end does not handle".into(),
+            ))
+        }
     })
+}
+
+/// The page response to a finished sign-in step (see [`land`]): a redirect with its cookies.
+pub(crate) async fn signed_in(
+    v: &Vestibule,
+    headers: &HeaderMap,
+    outcome: LoginOutcome,
+    next: Option<&str>,
+    remember: bool,
+) -> Result<Response, AppError> {
+    let landing = land(v, headers, outcome, next, remember).await?;
+    Ok(with_cookies(
+        Redirect::to(&landing.to).into_response(),
+        &landing.cookies,
+    ))
+}
+
+/// Signs the browser out: ends its session (the live one, else the session cookie it presented) and its
+/// remember-me series, so the next visit must sign in. Returns the cookies that clear both. The caller has
+/// checked that the request comes from this site (a CSRF token, or the JSON API's origin check).
+pub(crate) async fn end_sign_in(
+    v: &Vestibule,
+    ctx: &crate::context::AuthContext,
+    headers: &HeaderMap,
+    client: &vestibule::ClientInfo,
+) -> Result<[String; 2], AppError> {
+    let c = &v.inner.cookies;
+    if let Some(token) = ctx.session_token().or(cookies::get(headers, c.session)) {
+        v.broker().logout(token, client).await?;
+    }
+    if let Some(remembered) = cookies::get(headers, c.remember) {
+        v.broker().forget_remember(remembered).await?;
+    }
+    Ok([c.clear(c.session), c.clear(c.remember)])
 }
 
 /// How a sign-in failure is answered.

@@ -77,7 +77,8 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             get(crate::reset::verify_email).post(crate::reset::verify_email_submit),
         )
         .route("/account/email", post(crate::reset::change_email))
-        .route("/me", get(me))
+        .route("/me", get(crate::spa::me))
+        .merge(crate::spa::routes(v))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/static/vestibule.css", get(stylesheet))
@@ -358,14 +359,7 @@ async fn logout(
             &set,
         ));
     }
-    if let Some(token) = ctx.session_token().or(presented_session) {
-        v.broker().logout(token, &client).await?;
-    }
-    // Signing out also ends this browser's remember-me series: the next visit must sign in.
-    if let Some(remembered) = remembered {
-        v.broker().forget_remember(remembered).await?;
-    }
-    let clear = [c.clear(c.session), c.clear(c.remember)];
+    let clear = crate::respond::end_sign_in(&v, &ctx, &headers, &client).await?;
     Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &clear))
 }
 
@@ -483,43 +477,6 @@ async fn account(
         ..Default::default()
     };
     Ok((html_headers(), pages::render(&v, page)).into_response())
-}
-
-async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) -> Result<Response, AppError> {
-    let Some(session) = &ctx.principal else {
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            Json(serde_json::json!({ "error": "unauthenticated" })),
-        )
-            .into_response());
-    };
-    let Some(account) = v.broker().account_view(&session.account_id).await? else {
-        return Err(AppError::Internal("session of a deleted account".into()));
-    };
-    let mut body = serde_json::json!({
-        "id": account.id.as_str(),
-        "display_name": account.display_name,
-        "email": account.email,
-        "identities": account
-            .identities
-            .iter()
-            .map(|i| serde_json::json!({ "source": i.source.as_str(), "subject": i.subject.as_str() }))
-            .collect::<Vec<_>>(),
-        "groups": account.groups(),
-    });
-    // How the session was proven; a token proves no sign-in, so it has neither.
-    if let (Some(s), Some(map)) = (session.session(), body.as_object_mut()) {
-        map.insert("assurance".into(), s.assurance.as_str().into());
-        map.insert(
-            "amr".into(),
-            s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().into(),
-        );
-        // When a second factor was last proven (Unix seconds), or null: an app can tell an old provider login
-        // from a fresh one before asking for step-up.
-        let at = Some(s.second_factor_at.0).filter(|t| *t != 0);
-        map.insert("second_factor_at".into(), at.into());
-    }
-    Ok(Json(body).into_response())
 }
 
 async fn healthz(State(v): State<Vestibule>) -> Response {

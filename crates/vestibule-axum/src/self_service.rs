@@ -107,20 +107,40 @@ pub(crate) async fn revoke_sessions(
     headers: HeaderMap,
     Checked(form): Checked<RevokeForm>,
 ) -> Result<Response, AppError> {
-    let which = match form.session.as_deref() {
-        Some("others") => Revoke::Others,
-        Some("all") => Revoke::All,
-        Some(id) if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => Revoke::One(id.to_ascii_lowercase()),
-        _ => return Err(AppError::BadRequest),
-    };
-    let ends_this = matches!(&which, Revoke::All) || matches!(&which, Revoke::One(h) if *h == session.id_hash());
-    let remembered = crate::cookies::get(&headers, v.inner.cookies.remember);
-    v.broker().revoke_sessions(&session, which, remembered, &client).await?;
-    if ends_this {
-        let clear = v.inner.cookies.clear(v.inner.cookies.session);
-        return Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &[clear]));
+    let which = form
+        .session
+        .as_deref()
+        .and_then(parse_revoke)
+        .ok_or(AppError::BadRequest)?;
+    match end_sessions(&v, &session, which, &headers, &client).await? {
+        Some(clear) => Ok(with_cookies(Redirect::to(&v.login_path()).into_response(), &[clear])),
+        None => Ok(Done::Revoked.redirect(&v)),
     }
-    Ok(Done::Revoked.redirect(&v))
+}
+
+/// Which sessions a revocation names: `others`, `all`, or one session by the id the account page and the JSON API
+/// show (64 hex digits).
+pub(crate) fn parse_revoke(which: &str) -> Option<Revoke> {
+    match which {
+        "others" => Some(Revoke::Others),
+        "all" => Some(Revoke::All),
+        id if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) => Some(Revoke::One(id.to_ascii_lowercase())),
+        _ => None,
+    }
+}
+
+/// Ends the sessions `which` names; when that includes the current one, the cookie that clears it.
+pub(crate) async fn end_sessions(
+    v: &Vestibule,
+    session: &vestibule::ActiveSession,
+    which: Revoke,
+    headers: &HeaderMap,
+    client: &vestibule::ClientInfo,
+) -> Result<Option<String>, AppError> {
+    let ends_this = matches!(&which, Revoke::All) || matches!(&which, Revoke::One(h) if *h == session.id_hash());
+    let remembered = crate::cookies::get(headers, v.inner.cookies.remember);
+    v.broker().revoke_sessions(session, which, remembered, client).await?;
+    Ok(ends_this.then(|| v.inner.cookies.clear(v.inner.cookies.session)))
 }
 
 #[derive(Deserialize)]

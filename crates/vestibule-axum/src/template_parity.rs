@@ -69,6 +69,7 @@ fn both<P: Page>(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: u
         lang: Tr { lang },
         link_prefix: "?next=%2Faccount&amp;x=<y>&".into(),
         chosen: None,
+        api: false,
     };
     let (c, t) = page.chrome();
     *c = chrome(ui, &req);

@@ -199,7 +199,13 @@ pub(crate) struct PageRequest {
     pub(crate) link_prefix: String,
     /// A `?lang=` the request asked for: the answer sets the cookie.
     pub(crate) chosen: Option<Tr>,
+    /// A request of the JSON API for single-page apps (`/api/...` under the mount): its errors are JSON.
+    pub(crate) api: bool,
 }
+
+/// Where the JSON API for single-page apps lives under the mount (`crate::spa`): the broker's routes see their path
+/// without the mount, as the nest strips it.
+pub(crate) const API_PREFIX: &str = "/api/";
 
 tokio::task_local! {
     static PAGE_REQUEST: Arc<PageRequest>;
@@ -208,7 +214,9 @@ tokio::task_local! {
 impl PageRequest {
     /// The request's language and link prefix, from its method, query, cookie and `Accept-Language`.
     pub(crate) fn of(req: &http::Request<axum::body::Body>, mount: &str) -> PageRequest {
-        Self::of_head(req.method(), req.uri(), req.headers(), mount)
+        let mut page = Self::of_head(req.method(), req.uri(), req.headers(), mount);
+        page.api = req.uri().path().starts_with(API_PREFIX);
+        page
     }
 
     /// [`PageRequest::of`] from a request's head: what an extractor has (the refusal pages of the app's routes).
@@ -260,6 +268,7 @@ impl PageRequest {
             lang,
             link_prefix,
             chosen,
+            api: false,
         }
     }
 
