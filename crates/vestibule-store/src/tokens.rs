@@ -1,10 +1,11 @@
 use sqlx::Row;
 use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
 
+use crate::second_factor::{join_methods, split_methods};
 use crate::{AccessToken, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, token_hash, account_id, name, scopes, created_at, expires_at, last_used_at, source, subject, checked_at";
+    "id, token_hash, account_id, name, scopes, created_at, expires_at, last_used_at, source, subject, checked_at, methods";
 
 fn token_from(row: &sqlx::any::AnyRow) -> Result<AccessToken, StoreError> {
     Ok(AccessToken {
@@ -24,6 +25,7 @@ fn token_from(row: &sqlx::any::AnyRow) -> Result<AccessToken, StoreError> {
             _ => None,
         },
         checked_at: row.try_get::<Option<i64>, _>("checked_at")?.map(Timestamp),
+        methods: split_methods(&row.try_get::<String, _>("methods")?),
     })
 }
 
@@ -31,7 +33,7 @@ impl Store {
     /// Stores a new token.
     pub async fn insert_token(&self, t: &AccessToken) -> Result<(), StoreError> {
         let sql =
-            format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+            format!("INSERT INTO access_tokens ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         sqlx::query(&sql)
             .bind(&t.id)
             .bind(&t.token_hash)
@@ -44,6 +46,7 @@ impl Store {
             .bind(t.created_by.as_ref().map(|(s, _)| s.as_str()))
             .bind(t.created_by.as_ref().map(|(_, s)| s.as_str()))
             .bind(t.checked_at.map(|x| x.0))
+            .bind(join_methods(&t.methods))
             .execute(&self.pool)
             .await?;
         Ok(())

@@ -679,6 +679,7 @@ async fn unlinking_ends_what_the_identity_opened(store: Store) {
         last_used_at: None,
         created_by: Some((src("google"), Subject::new(subject).unwrap())),
         checked_at: None,
+        methods: vec!["pwd".into(), "otp".into()],
     };
     store.insert_token(&token("t1", "g-1")).await.unwrap();
     store.insert_token(&token("t2", "g-2")).await.unwrap();
@@ -716,7 +717,8 @@ async fn unlinking_ends_what_the_identity_opened(store: Store) {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&"by-g2".to_string()) && left.contains(&"by-local".to_string()));
     assert!(store.find_token("hash-t1").await.unwrap().is_none());
-    assert!(store.find_token("hash-t2").await.unwrap().is_some());
+    let kept = store.find_token("hash-t2").await.unwrap().unwrap();
+    assert_eq!(kept.methods, ["pwd", "otp"], "a token keeps how its session was proven");
     assert!(store.get_remember("r1").await.unwrap().is_none());
     assert!(store.get_remember("r2").await.unwrap().is_some());
 }
@@ -1473,6 +1475,7 @@ async fn deleting_an_account_removes_every_row_but_its_audit(store: Store) {
                 last_used_at: None,
                 created_by: None,
                 checked_at: None,
+                methods: Vec::new(),
             })
             .await
             .unwrap();

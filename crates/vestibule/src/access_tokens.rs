@@ -116,6 +116,8 @@ impl Broker {
                 // Unlinking the identity this session was opened through revokes the token with it.
                 created_by: session.subject.clone().map(|subject| (session.source.clone(), subject)),
                 checked_at: None,
+                // What a policy requiring a second factor asks of the token too.
+                methods: crate::session::method_names(&session.methods),
             })
             .await?;
         // An admin token is a way into every account: its row says so.
@@ -179,6 +181,12 @@ impl Broker {
                     return Ok(None);
                 }
                 let groups = self.groups_of(&t.account_id).await?;
+                if !self.policy_allows(&crate::session::parse_methods(&t.methods), &groups) {
+                    // Minted by a session without a second factor, which policy now requires of this account: it
+                    // ends here, as that session did.
+                    self.store.delete_token(&t.account_id, &t.id).await?;
+                    return Ok(None);
+                }
                 let a = Arc::new(ActiveToken {
                     holder: Holder {
                         account_id: t.account_id,

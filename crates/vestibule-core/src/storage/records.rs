@@ -145,6 +145,10 @@ pub struct AccessToken {
     pub created_by: Option<(SourceId, Subject)>,
     /// When the source last confirmed `created_by` still exists and is admitted (`None`: at creation).
     pub checked_at: Option<Timestamp>,
+    /// How the session that created it was proven (RFC 8176 `amr` names): under a policy that requires a second
+    /// factor of the account, a token from a session without one stops working. Empty for tokens from before this
+    /// was recorded (treated as single-factor).
+    pub methods: Vec<String>,
 }
 
 /// A redirect sign-in waiting for its callback. `data` holds the flow's secrets, so `Debug` does not print it.

@@ -759,7 +759,19 @@ async fn single_factor_sessions_and_series_end_when_policy_requires_a_factor() {
     let s = primary(&before, "root").await.session().unwrap();
     let series = before.broker.remember(&s).await.unwrap();
     let account = s.account_id.clone();
-    assert!(before.broker.session(s.token.expose()).await.unwrap().is_some());
+    let active = before.broker.session(s.token.expose()).await.unwrap().unwrap();
+    // And a personal access token minted by that password-only session.
+    let token = before
+        .broker
+        .create_token(&active, "ci", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(before
+        .broker
+        .bearer(token.value.expose_secret())
+        .await
+        .unwrap()
+        .is_some());
     // The same database under a broker that requires a factor of admins.
     let required = Broker::builder(before.store.clone(), "https://id.example.com")
         .source(Arc::new(PasswordFake::new("dir")))
@@ -782,7 +794,46 @@ async fn single_factor_sessions_and_series_end_when_policy_requires_a_factor() {
     // Under the old broker too, the series is gone.
     let gone = before.broker.restore(series.expose_secret(), &client()).await.unwrap();
     assert!(matches!(gone, vestibule::Restored::Invalid), "{gone:?}");
-    // Not an admin: nothing changes for ann.
+    // The token ends like the session that minted it.
+    assert!(required.bearer(token.value.expose_secret()).await.unwrap().is_none());
+    assert!(
+        before.store.tokens_of(&account).await.unwrap().is_empty(),
+        "ended, not just refused"
+    );
+    // Not an admin: nothing changes for ann, whose token lives on.
     let ann = primary(&before, "ann").await.session().unwrap();
     assert!(required.session(ann.token.expose()).await.unwrap().is_some());
+    let ann = before.broker.session(ann.token.expose()).await.unwrap().unwrap();
+    let ann_token = before
+        .broker
+        .create_token(&ann, "ci", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(required
+        .bearer(ann_token.value.expose_secret())
+        .await
+        .unwrap()
+        .is_some());
+    // A token root mints once proven with a second factor works under the policy.
+    let root = primary(&before, "root").await.session().unwrap();
+    let root = before.broker.session(root.token.expose()).await.unwrap().unwrap();
+    let key = before.broker.begin_totp(&root).await.unwrap().secret_base32;
+    let code = vestibule_tests::totp::code(key.expose_secret(), before.clock.now().0);
+    let added = before.broker.confirm_totp(&root, &code, &client()).await.unwrap();
+    let multi = before
+        .broker
+        .session(added.session.token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    let multi_token = before
+        .broker
+        .create_token(&multi, "ci", 30, "read", &client())
+        .await
+        .unwrap();
+    assert!(required
+        .bearer(multi_token.value.expose_secret())
+        .await
+        .unwrap()
+        .is_some());
 }
