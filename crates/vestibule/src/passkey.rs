@@ -276,9 +276,7 @@ impl Broker {
         session: &ActiveSession,
     ) -> Result<PasskeyChallenge, SecondFactorError> {
         let wa = self.webauthn()?;
-        if !self.is_fresh(session) {
-            return Err(SecondFactorError::NotFresh);
-        }
+        self.may_add_factor(session).await?;
         let account = &session.account_id;
         // What the authenticator shows: the address (or name) as the account name, the display name beside it.
         let (name, display) = match self.store.get_account(account).await? {
@@ -326,9 +324,7 @@ impl Broker {
         client: &ClientInfo,
     ) -> Result<PasskeyAdded, SecondFactorError> {
         let wa = self.webauthn()?;
-        if !self.is_fresh(session) {
-            return Err(SecondFactorError::NotFresh);
-        }
+        self.may_add_factor(session).await?;
         let account = &session.account_id;
         let Some(state) = self
             .take_ceremony(ceremony, Purpose::Register, &session.id_hash(), Some(account))

@@ -653,9 +653,7 @@ impl Broker {
     /// Starts enrolling a TOTP authenticator from the account page (fresh sign-in required): a new secret,
     /// stored sealed and unconfirmed until [`Broker::confirm_totp`]. Starting again replaces an unconfirmed one.
     pub async fn begin_totp(&self, session: &ActiveSession) -> Result<TotpEnrolment, SecondFactorError> {
-        if !self.is_fresh(session) {
-            return Err(SecondFactorError::NotFresh);
-        }
+        self.may_add_factor(session).await?;
         let account = &session.account_id;
         // One authenticator app per account; passkeys do not stand in its way.
         if self.has_totp(account).await? {
@@ -675,9 +673,7 @@ impl Broker {
         code: &str,
         client: &ClientInfo,
     ) -> Result<FactorAdded, SecondFactorError> {
-        if !self.is_fresh(session) {
-            return Err(SecondFactorError::NotFresh);
-        }
+        self.may_add_factor(session).await?;
         let account = &session.account_id;
         if !self
             .confirm_code(account, code, client, &session.source, &session.id_hash())
@@ -859,6 +855,19 @@ impl Broker {
         };
         self.create_session_proven(&session.account_id, proven, client, None)
             .await
+    }
+
+    /// Refuses to add a factor (an authenticator app, a passkey) unless the session is fresh and, when the account
+    /// already has a second factor, that factor was proven within `fresh_secs` (ASVS 7.5.1). A fresh password alone
+    /// is what a thief of the password has; a factor of the thief's own would then sign in as multi-factor (a
+    /// passkey even without the password). The first factor of an account needs the fresh sign-in only.
+    pub(crate) async fn may_add_factor(&self, session: &ActiveSession) -> Result<(), SecondFactorError> {
+        if !self.is_fresh(session)
+            || (!self.is_fresh_multi_factor(session) && self.has_second_factor(&session.account_id).await?)
+        {
+            return Err(SecondFactorError::NotFresh);
+        }
+        Ok(())
     }
 
     /// Whether the session proved a second factor within `fresh_secs` (step-up for sensitive routes).

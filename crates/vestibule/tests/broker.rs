@@ -1699,7 +1699,7 @@ mod reset {
     /// fresh password (ASVS 7.5.1): a password change renews the session's password time, and someone holding the
     /// session and the password must not be able to take the factor away with that alone.
     #[tokio::test]
-    async fn a_fresh_password_alone_does_not_remove_a_factor() {
+    async fn a_fresh_password_alone_neither_removes_nor_adds_a_factor() {
         use vestibule::SecondFactorError;
         let f = fixture().await;
         add(&f, "lou", Some("lou@example.org"), true).await;
@@ -1718,6 +1718,9 @@ mod reset {
             .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
             .await
             .unwrap();
+        // Just proven with the new factor: another may be added.
+        let fresh = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
+        assert!(f.broker.begin_passkey_registration(&fresh).await.is_ok());
         f.clock.advance(500);
         let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
         let changed = f
@@ -1735,6 +1738,16 @@ mod reset {
         ));
         assert!(matches!(
             f.broker.regenerate_recovery_codes(&active, &client()).await,
+            Err(SecondFactorError::NotFresh)
+        ));
+        // Nor add one: someone holding the session and the password would register a passkey of their own, which
+        // then signs in alone as multi-factor.
+        assert!(matches!(
+            f.broker.begin_passkey_registration(&active).await,
+            Err(SecondFactorError::NotFresh)
+        ));
+        assert!(matches!(
+            f.broker.begin_totp(&active).await,
             Err(SecondFactorError::NotFresh)
         ));
         assert!(f.broker.has_second_factor(&active.account_id).await.unwrap());
