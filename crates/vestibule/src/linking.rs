@@ -135,6 +135,14 @@ impl Broker {
         if !self.is_fresh(session) {
             return Err(LoginError::NotFresh);
         }
+        // A provider whose own MFA counts here is a new multi-factor way in: like adding a factor, it needs the
+        // account's second factor proven recently when the account has one (see `may_add_factor`).
+        if self.policy(source).trust_upstream_mfa
+            && !self.is_fresh_multi_factor(session)
+            && self.has_second_factor(&session.account_id).await?
+        {
+            return Err(LoginError::NotFresh);
+        }
         self.begin_redirect(source, None, Some(session.account_id.clone()))
             .await
     }

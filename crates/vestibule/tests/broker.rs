@@ -1305,9 +1305,23 @@ mod reset {
             authoritative_email_domains: vec!["example.org".into()],
             ..Default::default()
         };
+        // A provider whose own MFA counts here (linking it adds a multi-factor way in).
+        let mfa_idp = Arc::new(vestibule_tests::fakes::RedirectFake::new(
+            "mfa-idp",
+            vestibule_core::ExternalIdentity::new(
+                SourceId::new("mfa-idp").unwrap(),
+                vestibule_core::Subject::new("mfa-sub").unwrap(),
+            )
+            .with_amr(vec!["mfa".into()]),
+        ));
+        let trusted = vestibule::SourcePolicy {
+            trust_upstream_mfa: true,
+            ..Default::default()
+        };
         let broker = Broker::builder(store.clone(), BASE)
             .source(local.clone())
             .source_with_policy(directory, policy)
+            .source_with_policy(mfa_idp, trusted)
             .password_changer(local as Arc<dyn PasswordChanger>)
             .mailer(mail.clone())
             .clock(clock.clone())
@@ -1721,6 +1735,8 @@ mod reset {
         // Just proven with the new factor: another may be added.
         let fresh = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
         assert!(f.broker.begin_passkey_registration(&fresh).await.is_ok());
+        let mfa_idp = SourceId::new("mfa-idp").unwrap();
+        assert!(f.broker.start_link_redirect(&mfa_idp, &fresh).await.is_ok());
         f.clock.advance(500);
         let active = f.broker.session(added.session.token.expose()).await.unwrap().unwrap();
         let changed = f
@@ -1749,6 +1765,11 @@ mod reset {
         assert!(matches!(
             f.broker.begin_totp(&active).await,
             Err(SecondFactorError::NotFresh)
+        ));
+        // Nor link a provider whose own MFA counts here: another multi-factor way in.
+        assert!(matches!(
+            f.broker.start_link_redirect(&mfa_idp, &active).await,
+            Err(vestibule::LoginError::NotFresh)
         ));
         assert!(f.broker.has_second_factor(&active.account_id).await.unwrap());
     }
