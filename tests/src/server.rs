@@ -87,6 +87,17 @@ fn write_config(dir: &Path, config: &str) -> (PathBuf, String) {
     (config_path, config_arg)
 }
 
+/// Makes a throwaway CA and certificates signed by it in `dir` with `tests/ldap/gen-cert.sh` (openssl): `ca.crt`,
+/// and `server.crt` / `server.key` for 127.0.0.1 and localhost, among others (the script lists them).
+pub fn make_certificates(dir: &Path) {
+    let status = Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("ldap/gen-cert.sh"))
+        .arg(dir)
+        .status()
+        .expect("run tests/ldap/gen-cert.sh (openssl)");
+    assert!(status.success(), "making the test certificates failed");
+}
+
 /// Every file directly in `dir`, concatenated: to prove a secret is nowhere in a SQLite database's files. A file
 /// that vanishes between the listing and the read is skipped: SQLite folds its `-wal` file into the database and
 /// deletes it as the last connection closes, and what it held is then in the database file, which is read too.

@@ -9,64 +9,26 @@ use vestibule_axum::{HttpSettings, Vestibule};
 use vestibule_local::PasswordHasher;
 use vestibule_store::{NewLocalAccount, Store};
 
-use vestibule_config::FileConfig;
+use vestibule_config::{FileConfig, Transport};
 
 pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
     cfg.open_store().await.map_err(|e| e.to_string())
 }
 
-/// Whether the deployment may serve: HTTPS here (`[server.tls]`), or plain HTTP only for loopback development or
-/// behind a TLS proxy. `Ok(secure)`: whether cookies get `Secure`.
-fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) -> Result<bool, String> {
-    let https = public_url.scheme() == "https";
-    if cfg.server.tls.is_some() {
-        if !https {
-            return Err(format!(
-                "[server.tls] serves HTTPS but server.public_url is {public_url}: links, redirect callbacks and \
-                 cookies would name plain http. Set public_url = \"https://your.host\""
-            ));
-        }
-        return Ok(true);
-    }
-    if bind.ip().is_loopback() {
-        if !https {
-            tracing::warn!(
-                "development mode: plain HTTP on a loopback address; cookies are not Secure. Set [server] public_url \
-                 to an https URL for anything but local development"
-            );
-        }
-        return Ok(https);
-    }
-    if https && cfg.server.behind_tls_proxy {
-        if cfg.server.trusted_proxies.is_empty() {
-            // Every request then comes from the proxy's address: sign-in throttling would count all clients as one
-            // (one bucket for everyone), and sessions, logs and the audit would show the proxy.
-            tracing::warn!(
-                "behind_tls_proxy = true but [server] trusted_proxies is empty: every client is seen as the proxy, \
-                 so sign-in throttling treats all of them as one address. List the proxy's address in \
-                 trusted_proxies"
-            );
-        }
-        return Ok(true);
-    }
-    Err(format!(
-        "refusing to serve plain HTTP on the non-loopback address {bind}: sessions and passwords would cross the \
-         network unencrypted. Serve HTTPS here with [server.tls] cert_file and key_file; or put a TLS-terminating \
-         reverse proxy in front and set, under [server], public_url = \"https://your.host\" and \
-         behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
-    ))
-}
-
 pub async fn serve(cfg: FileConfig) -> Result<(), String> {
-    // Refuse an unsafe transport before opening any socket.
+    // Refuse an unsafe transport before opening any socket (the rule `check-config` applies too).
+    let transport = cfg.transport().map_err(|issue| issue.message)?;
+    if transport == (Transport::Loopback { https: false }) {
+        tracing::warn!(
+            "development mode: plain HTTP on a loopback address; cookies are not Secure. Set [server] public_url to \
+             an https URL for anything but local development"
+        );
+    }
+    for issue in cfg.warnings() {
+        tracing::warn!(key = %issue.key, "{}", issue.message);
+    }
+    let secure = transport.secure_cookies();
     let scheme = if cfg.server.tls.is_some() { "https" } else { "http" };
-    let configured = cfg
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{}", cfg.server.bind));
-    let configured_url = url::Url::parse(&configured).map_err(|e| format!("server.public_url: {e}"))?;
-    let secure = transport_check(&cfg, cfg.server.bind, &configured_url)?;
     // The certificate is read before the port opens: a wrong file stops the start with a message naming it.
     let tls = match &cfg.server.tls {
         Some(t) => Some((t.clone(), crate::tls::load(t)?)),

@@ -187,9 +187,7 @@ async fn sigterm_lets_a_slow_request_finish_and_refuses_new_ones() {
 fn certificates(dir: &Path, name: &str) -> std::path::PathBuf {
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ldap/gen-cert.sh");
-    let ok = std::process::Command::new("sh").arg(script).arg(&out).status().unwrap();
-    assert!(ok.success(), "gen-cert.sh failed");
+    vestibule_tests::server::make_certificates(&out);
     out
 }
 
