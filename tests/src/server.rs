@@ -260,6 +260,15 @@ impl Server {
         }
     }
 
+    /// `GET /metrics` on the server's `[metrics]` listener (its configuration must set `[metrics] bind`): the
+    /// Prometheus text. Read values with [`series`].
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.printed("vestibule metrics on "));
+        let res = reqwest::get(&url).await.expect("GET /metrics");
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "GET {url}");
+        res.text().await.expect("the metrics text")
+    }
+
     /// Runs a CLI command against the same configuration.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
         let mut all: Vec<&str> = args.to_vec();
@@ -309,4 +318,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The value of the series `name` whose labels include every `label="value"` given, in Prometheus text (the
+/// first such series).
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        let (metric, rest) = head.split_once('{').unwrap_or((head, ""));
+        if metric != name || !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+            return None;
+        }
+        value.parse().ok()
+    })
 }

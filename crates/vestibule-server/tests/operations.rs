@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use vestibule_tests::browser::Browser;
-use vestibule_tests::server::{Server, TempDir};
+use vestibule_tests::server::{series, Server, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 const PASSWORD: &str = "correct horse battery";
@@ -536,28 +536,18 @@ fn a_bad_certificate_or_an_http_public_url_refuses_to_start() {
     assert!(err.contains("public_url") && err.contains("https"), "{err}");
 }
 
-/// The value of the series `name` whose labels include every `label="value"` given, in Prometheus text.
-fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (head, value) = l.rsplit_once(' ')?;
-        let (metric, rest) = head.split_once('{').unwrap_or((head, ""));
-        if metric != name || !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
-            return None;
-        }
-        value.parse().ok()
-    })
-}
-
 /// `[metrics] bind`: Prometheus text on its own listener (not on the public one), with the values a scripted
 /// sign-in must have left: one failure and one success for `local`, the source call outcomes, the requests by
-/// route, one live session, the mail queue and readiness gauges.
+/// route, one live session, the mail queue and readiness gauges; then a throttled guess, counted by the layer that
+/// refused it.
 #[tokio::test]
 async fn metrics_count_a_scripted_sign_in() {
     let dir = TempDir::new("vestibule-ops");
     let server = Server::start(
         Path::new(BIN),
         &dir.0,
-        "[database]\nurl = \"sqlite://{dir}/v.db\"\n[metrics]\nbind = \"127.0.0.1:0\"\n",
+        "[database]\nurl = \"sqlite://{dir}/v.db\"\n[metrics]\nbind = \"127.0.0.1:0\"\n\
+         [throttle]\npair_free_failures = 1\n",
     );
     server.add_user("alice", "alice@example.org", PASSWORD);
     let metrics = format!("http://{}/metrics", server.printed("vestibule metrics on "));
@@ -632,4 +622,19 @@ async fn metrics_count_a_scripted_sign_in() {
     assert!(!text.contains("wrong password") && !text.contains("alice"), "{text}");
     // Not on the public listener.
     assert_eq!(b.get("/metrics").await.status, 404);
+
+    // A name guessed from one address: after its free failures the next attempt is refused before any check.
+    let mut guesser = Browser::new(&server.base);
+    for n in 1..=2 {
+        let res = guesser.sign_in("local", "mallory", &format!("guess {n}"), "/me").await;
+        assert_eq!(res.status, 401, "failure {n}: {}", res.body);
+    }
+    let res = guesser.sign_in("local", "mallory", "guess 3", "/me").await;
+    assert_eq!(res.status, 429, "{}", res.body);
+    let text = server.metrics().await;
+    let refused = series(&text, "vestibule_throttle_refusals_total", &[("layer", "pair")]);
+    assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?} in:\n{text}");
+    let audited = series(&text, "vestibule_audit_events_total", &[("event", "throttled")]);
+    assert!(audited.is_some_and(|n| n >= 1.0), "{audited:?} in:\n{text}");
+    assert!(!text.contains("mallory") && !text.contains("guess"), "{text}");
 }
