@@ -149,6 +149,13 @@ impl Browser {
 
     /// POST a form.
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.try_post(path, fields)
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// POST a form; `Err` when no answer came (the connection was closed or refused).
+    pub async fn try_post(&mut self, path: &str, fields: &[(&str, &str)]) -> Result<Page, reqwest::Error> {
         let res = self
             .client
             .post(self.url(path))
@@ -156,9 +163,8 @@ impl Browser {
             .header("user-agent", &self.user_agent)
             .form(fields)
             .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        self.read(res).await
+            .await?;
+        Ok(self.read(res).await)
     }
 
     /// POST a form with extra request headers (a forged `Host`, say).

@@ -158,12 +158,7 @@ impl Slapd {
         let dir = std::env::temp_dir().join(format!("vestibule-slapd-{}", crate::random_suffix()));
         std::fs::create_dir_all(dir.join("data")).expect("create the slapd folder");
         if opts.tls {
-            let status = Command::new("sh")
-                .arg(support_dir().join("gen-cert.sh"))
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(status.success(), "gen-cert.sh failed");
+            crate::server::make_certificates(&dir);
         }
         // Copied rather than included from the source tree, whose path may hold characters slapd.conf cannot.
         std::fs::copy(support_dir().join("ad-like.schema"), dir.join("ad-like.schema")).unwrap();

@@ -87,6 +87,17 @@ fn write_config(dir: &Path, config: &str) -> (PathBuf, String) {
     (config_path, config_arg)
 }
 
+/// Makes a throwaway CA and certificates signed by it in `dir` with `tests/ldap/gen-cert.sh` (openssl): `ca.crt`,
+/// and `server.crt` / `server.key` for 127.0.0.1 and localhost, among others (the script lists them).
+pub fn make_certificates(dir: &Path) {
+    let status = Command::new("sh")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("ldap/gen-cert.sh"))
+        .arg(dir)
+        .status()
+        .expect("run tests/ldap/gen-cert.sh (openssl)");
+    assert!(status.success(), "making the test certificates failed");
+}
+
 /// Every file directly in `dir`, concatenated: to prove a secret is nowhere in a SQLite database's files. A file
 /// that vanishes between the listing and the read is skipped: SQLite folds its `-wal` file into the database and
 /// deletes it as the last connection closes, and what it held is then in the database file, which is read too.
@@ -249,6 +260,15 @@ impl Server {
         }
     }
 
+    /// `GET /metrics` on the server's `[metrics]` listener (its configuration must set `[metrics] bind`): the
+    /// Prometheus text. Read values with [`series`].
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.printed("vestibule metrics on "));
+        let res = reqwest::get(&url).await.expect("GET /metrics");
+        assert_eq!(res.status(), reqwest::StatusCode::OK, "GET {url}");
+        res.text().await.expect("the metrics text")
+    }
+
     /// Runs a CLI command against the same configuration.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> CliOutput {
         let mut all: Vec<&str> = args.to_vec();
@@ -298,4 +318,17 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The value of the series `name` whose labels include every `label="value"` given, in Prometheus text (the
+/// first such series).
+pub fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        let (metric, rest) = head.split_once('{').unwrap_or((head, ""));
+        if metric != name || !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
+            return None;
+        }
+        value.parse().ok()
+    })
 }

@@ -56,12 +56,7 @@ impl SmtpSink {
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp/sink.py"))
             .arg(dir.join("mail"));
         if opts.starttls {
-            let status = Command::new("sh")
-                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("ldap/gen-cert.sh"))
-                .arg(&dir)
-                .status()
-                .expect("run tests/ldap/gen-cert.sh (openssl)");
-            assert!(status.success(), "making the test certificates failed");
+            crate::server::make_certificates(&dir);
             cmd.arg("--tls-cert").arg(dir.join("server.crt"));
             cmd.arg("--tls-key").arg(dir.join("server.key"));
         }

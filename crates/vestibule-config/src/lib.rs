@@ -417,6 +417,12 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
 
 /// Reads and validates a file.
 pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let (file, text) = read(path)?;
+    parse(&file, &text)
+}
+
+/// The file's name as messages show it, and its text.
+fn read(path: &Path) -> Result<(String, String), ConfigError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: file.clone(),
@@ -425,30 +431,56 @@ pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
         column: None,
         message: format!("cannot read the file: {e}"),
     })?;
-    parse(&file, &text)
+    Ok((file, text))
+}
+
+/// A file that `vestibule check-config` accepts, with what it allows but is probably a mistake.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub config: FileConfig,
+    /// [`FileConfig::warnings`], located in the file like errors are.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// What `vestibule check-config` runs: [`load`], then the transport rule for the file's own `[server] bind`
+/// ([`FileConfig::transport`], which `vestibule serve` applies before it opens a socket), and
+/// [`FileConfig::warnings`]. The transport rule is not part of [`parse`]: an app that embeds the broker serves on
+/// its own listener, and `serve --bind` may replace the file's address.
+pub fn check(path: &Path) -> Result<Checked, ConfigError> {
+    let (file, text) = read(path)?;
+    let config = parse(&file, &text)?;
+    let at = |issue: ConfigIssue| located(&file, &text, &steps_of_key(&issue.key), None, issue.message);
+    config.transport().map_err(at)?;
+    let warnings = config.warnings().into_iter().map(at).collect();
+    Ok(Checked { config, warnings })
+}
+
+/// A problem at the key path `steps`: at `span` when toml knows it, else where the key (or the nearest table
+/// holding it) is in `text`.
+fn located(file: &str, text: &str, steps: &[Step], span: Option<Range<usize>>, message: String) -> ConfigError {
+    let span = span.or_else(|| locate(text, steps, Aim::of(&message)));
+    let (line, column) = match span {
+        Some(s) => {
+            let (l, c) = position(text, s.start);
+            (Some(l), Some(c))
+        }
+        None => (None, None),
+    };
+    ConfigError {
+        file: file.to_owned(),
+        key: (!steps.is_empty()).then(|| key_path(steps)),
+        line,
+        column,
+        message,
+    }
 }
 
 /// Parses and validates configuration text.
 pub fn parse(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
     // toml knows where a mistake is for everything it read itself; inside a source table, and for what `validate`
     // finds, the key path is looked up in the text.
-    let located = |steps: &[Step], span: Option<Range<usize>>, message: String| {
-        let span = span.or_else(|| locate(text, steps, Aim::of(&message)));
-        let (line, column) = match span {
-            Some(s) => {
-                let (l, c) = position(text, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
-        ConfigError {
-            file: file.to_owned(),
-            key: (!steps.is_empty()).then(|| key_path(steps)),
-            line,
-            column,
-            message,
-        }
-    };
+    let located =
+        |steps: &[Step], span: Option<Range<usize>>, message: String| located(file, text, steps, span, message);
     let raw: RawFile = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
         let message = e.inner().message().trim().to_owned();
         located(&steps_of(e.path(), &message), e.inner().span(), message)
@@ -1054,6 +1086,150 @@ impl FileConfig {
             ..vestibule_axum::HttpSettings::default()
         }
     }
+
+    /// The transport rule, for serving on `[server] bind`: HTTPS here (`[server.tls]`), or plain HTTP only on a
+    /// loopback address or behind a TLS-terminating proxy (`behind_tls_proxy` with an https `public_url`), so that
+    /// sessions and passwords never cross a network unencrypted. `vestibule serve` refuses to start on the `Err`
+    /// (after `--bind` replaced the address), and `vestibule check-config` refuses the file.
+    pub fn transport(&self) -> Result<Transport, ConfigIssue> {
+        let bind = self.server.bind;
+        let public_url = self.public_url();
+        let https = url::Url::parse(&public_url).is_ok_and(|u| u.scheme() == "https");
+        if self.server.tls.is_some() {
+            if !https {
+                return Err(ConfigIssue::new(
+                    "server.public_url",
+                    format!(
+                        "[server.tls] serves HTTPS but server.public_url is {public_url}: links, redirect callbacks \
+                         and cookies would name plain http. Set public_url = \"https://your.host\""
+                    ),
+                ));
+            }
+            return Ok(Transport::Tls);
+        }
+        if bind.ip().is_loopback() {
+            return Ok(Transport::Loopback { https });
+        }
+        if https && self.server.behind_tls_proxy {
+            return Ok(Transport::TlsProxy);
+        }
+        Err(ConfigIssue::new(
+            "server.bind",
+            format!(
+                "refusing to serve plain HTTP on the non-loopback address {bind}: sessions and passwords would cross \
+                 the network unencrypted. Serve HTTPS here with [server.tls] cert_file and key_file; or put a \
+                 TLS-terminating reverse proxy in front and set, under [server], public_url = \"https://your.host\" \
+                 and behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
+            ),
+        ))
+    }
+
+    /// What the file allows but is probably a mistake, each naming its key: `vestibule check-config` prints them
+    /// as warnings (and still exits 0), `vestibule serve` logs them at start.
+    pub fn warnings(&self) -> Vec<ConfigIssue> {
+        let mut found = Vec::new();
+        let server = &self.server;
+        let redirect_source = self.sources.iter().find_map(|s| match &s.config {
+            SourceConfig::Oidc(c) => Some(&c.id),
+            SourceConfig::Google(c) => Some(&c.id),
+            SourceConfig::Github(c) => Some(&c.id),
+            SourceConfig::Local(_) | SourceConfig::Ldap(_) => None,
+        });
+        let public_ip = server
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| match u.host() {
+                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            });
+        if let (Some(id), Some(ip)) = (redirect_source, public_ip) {
+            if ip.is_unspecified() {
+                found.push(ConfigIssue::new(
+                    "server.public_url",
+                    format!(
+                        "its host {ip} is no address a browser can reach, yet the callback URL of source `{id}` is \
+                         built from it: set public_url to the https URL people type"
+                    ),
+                ));
+            } else if !ip.is_loopback() {
+                found.push(ConfigIssue::new(
+                    "server.public_url",
+                    format!(
+                        "its host is the IP address {ip}, and the callback URL of source `{id}` is built from it: \
+                         identity providers such as Google accept no IP address in a redirect URI (other than \
+                         loopback), and an address changes; use the host name people type"
+                    ),
+                ));
+            }
+        }
+        if server.tls.is_some() && server.public_url.is_none() && !server.bind.ip().is_loopback() {
+            found.push(ConfigIssue::new(
+                "server.tls",
+                format!(
+                    "no server.public_url: links, redirect callbacks and cookies will name {}, the bind address, \
+                     which no browser or provider should be sent to. Set public_url = \"https://your.host\"",
+                    self.public_url()
+                ),
+            ));
+        }
+        if server.behind_tls_proxy && server.trusted_proxies.is_empty() {
+            // Every request then comes from the proxy's address: sign-in throttling counts all clients as one (one
+            // bucket for everyone), and sessions, logs and the audit show the proxy.
+            found.push(ConfigIssue::new(
+                "server.behind_tls_proxy",
+                "set, but server.trusted_proxies is empty: every client is seen as the proxy, so sign-in throttling \
+                 treats all of them as one address and the audit names the proxy. List the proxy's address in \
+                 trusted_proxies",
+            ));
+        }
+        if let Some(bind) = self.metrics.bind.filter(|b| !b.ip().is_loopback()) {
+            found.push(ConfigIssue::new(
+                "metrics.bind",
+                format!(
+                    "{bind} is not a loopback address: /metrics is plain HTTP without authentication, so anyone who \
+                     reaches it reads sign-in counts by source and result. Keep it on 127.0.0.1, or on a private \
+                     network only the scraper reaches"
+                ),
+            ));
+        }
+        for (i, entry) in self.sources.iter().enumerate() {
+            if let SourceConfig::Ldap(c) = &entry.config {
+                if !c.tls_verify {
+                    found.push(ConfigIssue::new(
+                        format!("sources[{i}].tls_verify"),
+                        "false: the directory's certificate is not verified, so anyone on the path can pose as the \
+                         directory and read the passwords people type. Trust its CA with ca_file, or pin its \
+                         certificate with tls_pinned_cert_file",
+                    ));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// How `vestibule serve` may serve, by the transport rule ([`FileConfig::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTPS served by this process (`[server.tls]`).
+    Tls,
+    /// Plain HTTP from a TLS-terminating proxy in front (`behind_tls_proxy`, an https `public_url`).
+    TlsProxy,
+    /// Plain HTTP on a loopback address. `https`: the public URL is https anyway (a proxy on the same machine);
+    /// otherwise this is development mode.
+    Loopback { https: bool },
+}
+
+impl Transport {
+    /// Whether cookies get `Secure` (and the `__Host-` prefix): whenever people reach the broker over https.
+    pub fn secure_cookies(self) -> bool {
+        match self {
+            Transport::Tls | Transport::TlsProxy => true,
+            Transport::Loopback { https } => https,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1602,5 +1778,155 @@ mod building {
         let e = config.sources(&store).err().unwrap();
         assert!(e.to_string().starts_with("sources[0].argon2: "), "{e}");
         store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod transport_rule {
+    #![allow(clippy::unwrap_used)]
+
+    use super::Transport;
+
+    fn transport(text: &str) -> Result<Transport, String> {
+        let config = super::parse("t.toml", text).unwrap();
+        config
+            .transport()
+            .map_err(|issue| format!("{}: {}", issue.key, issue.message))
+    }
+
+    const TLS: &str = "[server.tls]\ncert_file = \"/etc/vestibule/tls/fullchain.pem\"\n\
+                       key_file = \"/etc/vestibule/tls/privkey.pem\"\n";
+
+    /// The accepting side: HTTPS served here is accepted on any address, with or without a public URL; plain HTTP
+    /// off loopback only behind a TLS proxy announcing https; loopback always, Secure cookies only with https.
+    #[test]
+    fn a_non_loopback_bind_is_accepted_with_tls_here_or_behind_a_tls_proxy() {
+        for bind in ["0.0.0.0:8443", "[::]:8443", "192.0.2.10:443"] {
+            let text = format!("[server]\nbind = \"{bind}\"\npublic_url = \"https://id.example.com\"\n{TLS}");
+            assert_eq!(transport(&text), Ok(Transport::Tls), "{bind}");
+            let text = format!("[server]\nbind = \"{bind}\"\n{TLS}");
+            assert_eq!(transport(&text), Ok(Transport::Tls), "{bind}, default public_url");
+        }
+        assert!(Transport::Tls.secure_cookies());
+        let proxied = "[server]\nbind = \"0.0.0.0:8080\"\npublic_url = \"https://id.example.com\"\n\
+                       behind_tls_proxy = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+        assert_eq!(transport(proxied), Ok(Transport::TlsProxy));
+        assert!(Transport::TlsProxy.secure_cookies());
+        assert_eq!(transport(""), Ok(Transport::Loopback { https: false }));
+        assert!(!Transport::Loopback { https: false }.secure_cookies());
+        let local_proxy = "[server]\nbind = \"[::1]:8080\"\npublic_url = \"https://id.example.com\"\n";
+        assert_eq!(transport(local_proxy), Ok(Transport::Loopback { https: true }));
+        assert!(Transport::Loopback { https: true }.secure_cookies());
+    }
+
+    /// The refusing side: plain HTTP off loopback without a TLS proxy, or with one but an http public URL.
+    #[test]
+    fn plain_http_off_loopback_is_refused_naming_the_bind() {
+        for text in [
+            "[server]\nbind = \"0.0.0.0:8080\"\n",
+            "[server]\nbind = \"0.0.0.0:8080\"\nbehind_tls_proxy = true\npublic_url = \"http://id.example.com\"\n",
+            "[server]\nbind = \"192.0.2.10:80\"\npublic_url = \"https://id.example.com\"\n",
+        ] {
+            let e = transport(text).unwrap_err();
+            assert!(
+                e.starts_with("server.bind: refusing to serve plain HTTP"),
+                "{text}: {e}"
+            );
+            assert!(
+                e.contains("behind_tls_proxy = true") && e.contains("[server.tls]"),
+                "{e}"
+            );
+        }
+        // `serve --bind` replaces the address: the rule is asked again for the address actually used.
+        let mut config = super::parse("t.toml", "").unwrap();
+        config.server.bind = "0.0.0.0:8080".parse().unwrap();
+        assert!(config.transport().is_err());
+    }
+
+    /// `check` applies the rule to the file's own bind and locates the refusal at the key.
+    #[test]
+    fn check_locates_the_transport_refusal() {
+        let dir = vestibule_tests::server::TempDir::new("vestibule-config-check");
+        let path = dir.0.join("v.toml");
+        std::fs::write(&path, "[server]\nbind = \"0.0.0.0:8080\"\n").unwrap();
+        let e = super::check(&path).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("server.bind"), "{e}");
+        assert_eq!((e.line, e.column), (Some(2), Some(1)), "{e}");
+        std::fs::write(&path, "[server]\nbind = \"127.0.0.1:8080\"\n").unwrap();
+        let checked = super::check(&path).unwrap();
+        assert!(checked.warnings.is_empty(), "{:?}", checked.warnings);
+    }
+
+    fn warnings(text: &str) -> Vec<String> {
+        super::parse("t.toml", text)
+            .unwrap()
+            .warnings()
+            .into_iter()
+            .map(|issue| format!("{}: {}", issue.key, issue.message))
+            .collect()
+    }
+
+    const GOOGLE: &str = "[[sources]]\nid = \"google\"\nkind = \"google\"\n\
+                          client_id = \"x.apps.googleusercontent.com\"\nclient_secret_env = \"GOOGLE_SECRET\"\n";
+
+    /// Each warning fires on its mistake and only there; the embedded defaults and a careful file have none.
+    #[test]
+    fn warnings_name_what_is_probably_a_mistake() {
+        assert_eq!(warnings(""), Vec::<String>::new());
+        let careful = format!(
+            "[server]\nbind = \"0.0.0.0:8443\"\npublic_url = \"https://id.example.com\"\n{TLS}\
+             [metrics]\nbind = \"127.0.0.1:9464\"\n{GOOGLE}"
+        );
+        assert_eq!(warnings(&careful), Vec::<String>::new());
+
+        let ip = format!("[server]\npublic_url = \"http://192.0.2.10:8080\"\n{GOOGLE}");
+        let found = warnings(&ip);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("server.public_url: its host is the IP address 192.0.2.10")
+                && found[0].contains("`google`"),
+            "{found:?}"
+        );
+        // Without a redirect source no callback is built from it; a loopback address is for development.
+        assert!(warnings("[server]\npublic_url = \"http://192.0.2.10:8080\"\n").is_empty());
+        assert!(warnings(&format!("[server]\npublic_url = \"http://127.0.0.1:8080\"\n{GOOGLE}")).is_empty());
+        let unspecified = format!("[server]\npublic_url = \"http://0.0.0.0:8080\"\n{GOOGLE}");
+        assert!(
+            warnings(&unspecified)[0].contains("0.0.0.0 is no address a browser can reach"),
+            "{:?}",
+            warnings(&unspecified)
+        );
+
+        let found = warnings(&format!("[server]\nbind = \"0.0.0.0:8443\"\n{TLS}"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("server.tls: no server.public_url") && found[0].contains("https://0.0.0.0:8443"),
+            "{found:?}"
+        );
+        assert!(warnings(&format!("[server]\nbind = \"127.0.0.1:8443\"\n{TLS}")).is_empty());
+
+        let found = warnings("[server]\npublic_url = \"https://id.example.com\"\nbehind_tls_proxy = true\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("server.behind_tls_proxy: set, but server.trusted_proxies is empty"),
+            "{found:?}"
+        );
+
+        let found = warnings("[metrics]\nbind = \"0.0.0.0:9464\"\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("metrics.bind: 0.0.0.0:9464 is not a loopback address"),
+            "{found:?}"
+        );
+
+        let ldap = "[[sources]]\nid = \"local\"\nkind = \"local\"\n[[sources]]\nid = \"corp\"\nkind = \"ldap\"\n\
+                    url = \"ldaps://ldap.example.com\"\nuser_dn_template = \"uid={username},dc=example,dc=com\"\n";
+        assert!(warnings(ldap).is_empty());
+        let found = warnings(&format!("{ldap}tls_verify = false\n"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("sources[1].tls_verify: false: the directory's certificate is not verified"),
+            "{found:?}"
+        );
     }
 }

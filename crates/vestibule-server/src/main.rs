@@ -221,8 +221,15 @@ async fn run(command: Command) -> Result<(), String> {
             serve::healthcheck(&cfg, address).await
         }
         Command::CheckConfig { file } => {
-            let cfg = vestibule_config::load(&file).map_err(|e| e.to_string())?;
-            println!("{}: ok ({} source(s))", file.display(), cfg.sources.len());
+            // What `serve` refuses before it opens a socket: the file, the transport rule, the certificate.
+            let checked = vestibule_config::check(&file).map_err(|e| e.to_string())?;
+            if let Some(t) = &checked.config.server.tls {
+                tls::load(t)?;
+            }
+            for warning in &checked.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("{}: ok ({} source(s))", file.display(), checked.config.sources.len());
             Ok(())
         }
         Command::Migrate { config } => {

@@ -9,64 +9,26 @@ use vestibule_axum::{HttpSettings, Vestibule};
 use vestibule_local::PasswordHasher;
 use vestibule_store::{NewLocalAccount, Store};
 
-use vestibule_config::FileConfig;
+use vestibule_config::{FileConfig, Transport};
 
 pub async fn open_store(cfg: &FileConfig) -> Result<Store, String> {
     cfg.open_store().await.map_err(|e| e.to_string())
 }
 
-/// Whether the deployment may serve: HTTPS here (`[server.tls]`), or plain HTTP only for loopback development or
-/// behind a TLS proxy. `Ok(secure)`: whether cookies get `Secure`.
-fn transport_check(cfg: &FileConfig, bind: SocketAddr, public_url: &url::Url) -> Result<bool, String> {
-    let https = public_url.scheme() == "https";
-    if cfg.server.tls.is_some() {
-        if !https {
-            return Err(format!(
-                "[server.tls] serves HTTPS but server.public_url is {public_url}: links, redirect callbacks and \
-                 cookies would name plain http. Set public_url = \"https://your.host\""
-            ));
-        }
-        return Ok(true);
-    }
-    if bind.ip().is_loopback() {
-        if !https {
-            tracing::warn!(
-                "development mode: plain HTTP on a loopback address; cookies are not Secure. Set [server] public_url \
-                 to an https URL for anything but local development"
-            );
-        }
-        return Ok(https);
-    }
-    if https && cfg.server.behind_tls_proxy {
-        if cfg.server.trusted_proxies.is_empty() {
-            // Every request then comes from the proxy's address: sign-in throttling would count all clients as one
-            // (one bucket for everyone), and sessions, logs and the audit would show the proxy.
-            tracing::warn!(
-                "behind_tls_proxy = true but [server] trusted_proxies is empty: every client is seen as the proxy, \
-                 so sign-in throttling treats all of them as one address. List the proxy's address in \
-                 trusted_proxies"
-            );
-        }
-        return Ok(true);
-    }
-    Err(format!(
-        "refusing to serve plain HTTP on the non-loopback address {bind}: sessions and passwords would cross the \
-         network unencrypted. Serve HTTPS here with [server.tls] cert_file and key_file; or put a TLS-terminating \
-         reverse proxy in front and set, under [server], public_url = \"https://your.host\" and \
-         behind_tls_proxy = true; or bind to 127.0.0.1 for local development"
-    ))
-}
-
 pub async fn serve(cfg: FileConfig) -> Result<(), String> {
-    // Refuse an unsafe transport before opening any socket.
+    // Refuse an unsafe transport before opening any socket (the rule `check-config` applies too).
+    let transport = cfg.transport().map_err(|issue| issue.message)?;
+    if transport == (Transport::Loopback { https: false }) {
+        tracing::warn!(
+            "development mode: plain HTTP on a loopback address; cookies are not Secure. Set [server] public_url to \
+             an https URL for anything but local development"
+        );
+    }
+    for issue in cfg.warnings() {
+        tracing::warn!(key = %issue.key, "{}", issue.message);
+    }
+    let secure = transport.secure_cookies();
     let scheme = if cfg.server.tls.is_some() { "https" } else { "http" };
-    let configured = cfg
-        .server
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("{scheme}://{}", cfg.server.bind));
-    let configured_url = url::Url::parse(&configured).map_err(|e| format!("server.public_url: {e}"))?;
-    let secure = transport_check(&cfg, cfg.server.bind, &configured_url)?;
     // The certificate is read before the port opens: a wrong file stops the start with a message naming it.
     let tls = match &cfg.server.tls {
         Some(t) => Some((t.clone(), crate::tls::load(t)?)),
@@ -89,99 +51,118 @@ pub async fn serve(cfg: FileConfig) -> Result<(), String> {
         None => None,
     };
     let store = open_store(&cfg).await?;
-    let mailer = start_mailer(&cfg)?;
-    let builder = cfg
-        .broker_builder(store.clone(), mailer.clone(), &public)
-        .map_err(|e| e.to_string())?;
-    if cfg.second_factor.key_file.is_none() && cfg.second_factor.key_env.is_none() {
-        if secure {
-            // The key then sits in the database next to what it seals: a stolen database opens the secrets.
-            tracing::warn!(
-                "second_factor.key_file / key_env not set: TOTP secrets are sealed with a key kept in the \
-                 database; set a key so that a copy of the database alone does not reveal them"
-            );
-        } else {
-            tracing::info!("second_factor: TOTP secrets sealed with a key kept in the database (development)");
+    let mailer = match start_mailer(&cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
         }
-    }
-    let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
-    let _janitor = broker.spawn_janitor();
-    // With PostgreSQL, revocations made by other nodes reach this node's cache at once.
-    let _listener = broker.spawn_revocation_listener();
-    // Served under the path of public_url (usually none): the broker builds its links from the same URL.
-    if let (Some(bind), Some(prometheus)) = (cfg.metrics.bind, prometheus) {
-        crate::metrics::serve(
-            bind,
-            crate::metrics::Scrape {
-                prometheus,
-                broker: broker.clone(),
-                store,
-                mailer: mailer.clone(),
+    };
+    let served: Result<(), String> = async {
+        let builder = cfg
+            .broker_builder(store.clone(), mailer.clone(), &public)
+            .map_err(|e| e.to_string())?;
+        if cfg.second_factor.key_file.is_none() && cfg.second_factor.key_env.is_none() {
+            if secure {
+                // The key then sits in the database next to what it seals: a stolen database opens the secrets.
+                tracing::warn!(
+                    "second_factor.key_file / key_env not set: TOTP secrets are sealed with a key kept in the \
+                     database; set a key so that a copy of the database alone does not reveal them"
+                );
+            } else {
+                tracing::info!("second_factor: TOTP secrets sealed with a key kept in the database (development)");
+            }
+        }
+        let broker = Arc::new(builder.build().await.map_err(|e| e.to_string())?);
+        let _janitor = broker.spawn_janitor();
+        // With PostgreSQL, revocations made by other nodes reach this node's cache at once.
+        let _listener = broker.spawn_revocation_listener();
+        if let (Some(bind), Some(prometheus)) = (cfg.metrics.bind, prometheus) {
+            crate::metrics::serve(
+                bind,
+                crate::metrics::Scrape {
+                    prometheus,
+                    broker: broker.clone(),
+                    store: store.clone(),
+                    mailer: mailer.clone(),
+                },
+            )?;
+        }
+        // Served under the path of public_url (usually none): the broker builds its links from the same URL.
+        let app = Vestibule::new(
+            broker,
+            HttpSettings {
+                secure_cookies: secure,
+                ..cfg.http_settings()
             },
-        )?;
-    }
-    let app = Vestibule::new(
-        broker,
-        HttpSettings {
-            secure_cookies: secure,
-            ..cfg.http_settings()
-        },
-    )
-    .nest_into(axum::Router::new());
-    // Counted and timed only when metrics are on.
-    let app = if cfg.metrics.bind.is_some() {
-        app.layer(axum::middleware::from_fn(crate::metrics::track))
-    } else {
-        app
-    };
-    // Outermost: every log line of a request, and its error page's reference, carry the request's id.
-    let app = app.layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
-    // On SIGTERM: stop accepting at once, let the requests under way finish, but no longer than the grace period
-    // (a request stuck on a dead directory must not keep the process from being replaced).
-    let handle = axum_server::Handle::new();
-    let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
-    let on_signal = handle.clone();
-    tokio::spawn(async move {
-        shutdown().await;
-        on_signal.graceful_shutdown(Some(grace));
-    });
-    let redirect = match cfg.server.tls.as_ref().and_then(|t| t.redirect_http_bind) {
-        // Its own handle (so each reports its own address) sharing the main one's shutdown.
-        Some(addr) => Some(start_redirect(
-            addr,
-            &public,
-            axum_server::Handle::with_control(handle.control()),
-        )?),
-        None => None,
-    };
-    let make = app.into_make_service_with_connect_info::<SocketAddr>();
-    let served = match tls {
-        Some((settings, config)) => {
-            let live = axum_server::tls_rustls::RustlsConfig::from_config(config);
-            let _reloader = crate::tls::spawn_reloader(settings, live.clone());
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, live)
-                .map_err(|e| format!("cannot listen on {bound}: {e}"))?
-                .handle(handle.clone());
-            announce(bound, &public, "https");
-            server.serve(make).await
+        )
+        .nest_into(axum::Router::new());
+        // Counted and timed only when metrics are on.
+        let app = if cfg.metrics.bind.is_some() {
+            app.layer(axum::middleware::from_fn(crate::metrics::track))
+        } else {
+            app
+        };
+        // Outermost: every log line of a request, and its error page's reference, carry the request's id.
+        let app = app.layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
+        // On SIGTERM: stop accepting at once, let the requests under way finish, but no longer than the grace
+        // period (a request stuck on a dead directory must not keep the process from being replaced).
+        let handle = axum_server::Handle::new();
+        let grace = Duration::from_secs(cfg.server.shutdown_grace_secs);
+        let on_signal = handle.clone();
+        tokio::spawn(async move {
+            shutdown().await;
+            on_signal.graceful_shutdown(Some(grace));
+        });
+        let redirect = match cfg.server.tls.as_ref().and_then(|t| t.redirect_http_bind) {
+            // Its own handle (so each reports its own address) sharing the main one's shutdown.
+            Some(addr) => Some(start_redirect(
+                addr,
+                &public,
+                axum_server::Handle::with_control(handle.control()),
+            )?),
+            None => None,
+        };
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        let served = match tls {
+            Some((settings, config)) => {
+                let live = axum_server::tls_rustls::RustlsConfig::from_config(config);
+                let _reloader = crate::tls::spawn_reloader(settings, live.clone());
+                let server = axum_server::tls_rustls::from_tcp_rustls(listener, live)
+                    .map_err(|e| format!("cannot listen on {bound}: {e}"))?
+                    .handle(handle.clone());
+                announce(bound, &public, "https");
+                server.serve(make).await
+            }
+            None => {
+                let server = axum_server::from_tcp(listener)
+                    .map_err(|e| format!("cannot listen on {bound}: {e}"))?
+                    .handle(handle.clone());
+                announce(bound, &public, "http");
+                server.serve(make).await
+            }
+        };
+        if served.is_err() {
+            // The redirect listener would otherwise run on alone.
+            handle.shutdown();
         }
-        None => {
-            let server = axum_server::from_tcp(listener)
-                .map_err(|e| format!("cannot listen on {bound}: {e}"))?
-                .handle(handle.clone());
-            announce(bound, &public, "http");
-            server.serve(make).await
+        if let Some(r) = redirect {
+            let _ = r.await;
         }
-    };
-    served.map_err(|e| format!("server error: {e}"))?;
-    if let Some(r) = redirect {
-        let _ = r.await;
+        served.map_err(|e| format!("server error: {e}"))
     }
-    // Reset links and notices queued by the last requests still go out.
-    mailer.drain(Duration::from_secs(10)).await;
+    .await;
+    // However serving ended (a signal, an error, a part that could not start), reset links and notices queued by
+    // the last requests still go out, and the database is closed cleanly (SQLite folds its write-ahead log in):
+    // every audit row written so far stays.
+    mailer.drain(MAIL_DRAIN).await;
+    store.close().await;
     tracing::info!("stopped");
-    Ok(())
+    served
 }
+
+/// How long queued mail may still take to leave at shutdown, after the requests have finished.
+const MAIL_DRAIN: Duration = Duration::from_secs(10);
 
 fn announce(bound: SocketAddr, public: &str, scheme: &str) {
     tracing::info!(address = %bound, public_url = %public, scheme, "vestibule listening");

@@ -65,6 +65,107 @@ fn check_config_names_the_key_path_of_every_wrong_type() {
     }
 }
 
+/// `check-config` applies the transport rule `serve` applies, at the file's own `bind`: plain HTTP off loopback is
+/// refused at the key with the way out, HTTPS here (a certificate that loads) or a TLS proxy is accepted on any
+/// address, and a certificate that does not load is refused as `serve` would refuse it.
+#[test]
+fn check_config_refuses_what_serve_refuses_before_it_listens() {
+    let (ok, out) = check("[server]\nbind = \"0.0.0.0:8080\"\n");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "bad.toml:2:1: `server.bind`: refusing to serve plain HTTP on the non-loopback address 0.0.0.0:8080"
+        ) && out.contains("behind_tls_proxy = true"),
+        "{out}"
+    );
+    let (ok, out) =
+        check("[server]\nbind = \"0.0.0.0:8080\"\npublic_url = \"http://id.example.com\"\nbehind_tls_proxy = true\n");
+    assert!(
+        !ok && out.contains("`server.bind`: refusing"),
+        "an http public_url behind a proxy: {out}"
+    );
+
+    let (ok, out) = check(
+        "[server]\nbind = \"0.0.0.0:8080\"\npublic_url = \"https://id.example.com\"\nbehind_tls_proxy = true\n\
+         trusted_proxies = [\"10.0.0.0/8\"]\n",
+    );
+    assert!(
+        ok && out.contains("ok (1 source(s))") && !out.contains("warning"),
+        "{out}"
+    );
+
+    let certs = TempDir::new("vestibule-check-tls");
+    vestibule_tests::server::make_certificates(&certs.0);
+    let tls = |cert: &str| {
+        format!(
+            "[server]\nbind = \"0.0.0.0:8443\"\npublic_url = \"https://id.example.com:8443\"\n[server.tls]\n\
+             cert_file = \"{0}/{cert}\"\nkey_file = \"{0}/server.key\"\n",
+            certs.0.display()
+        )
+    };
+    let (ok, out) = check(&tls("server.crt"));
+    assert!(
+        ok && out.contains("ok (1 source(s))") && !out.contains("warning"),
+        "{out}"
+    );
+    let (ok, out) = check(&tls("missing.crt"));
+    assert!(
+        !ok && out.contains("server.tls.cert_file") && out.contains("missing.crt"),
+        "{out}"
+    );
+}
+
+/// Whether a line of `out` is a warning (`warning: PATH:LINE:COLUMN: `KEY`: ...`) holding `expected`.
+fn warned(out: &str, expected: &str) -> bool {
+    out.lines().any(|l| l.starts_with("warning: ") && l.contains(expected))
+}
+
+/// What `check-config` accepts but is probably a mistake: each a `warning:` line naming the key, its line and
+/// column, and the exit status still 0. A careful file has none.
+#[test]
+fn check_config_warns_about_likely_mistakes() {
+    let certs = TempDir::new("vestibule-check-tls");
+    vestibule_tests::server::make_certificates(&certs.0);
+    let tls_without_public_url = format!(
+        "[server]\nbind = \"0.0.0.0:8443\"\n[server.tls]\ncert_file = \"{0}/server.crt\"\nkey_file = \"{0}/server.key\"\n\
+         [metrics]\nbind = \"0.0.0.0:9464\"\n\n\
+         [[sources]]\nid = \"local\"\nkind = \"local\"\n\n\
+         [[sources]]\nid = \"corp\"\nkind = \"ldap\"\nurl = \"ldaps://ldap.example.com\"\n\
+         user_dn_template = \"uid={{username}},dc=example,dc=com\"\ntls_verify = false\n",
+        certs.0.display()
+    );
+    let (ok, out) = check(&tls_without_public_url);
+    assert!(ok, "warnings do not fail the check: {out}");
+    for expected in [
+        "bad.toml:3:9: `server.tls`: no server.public_url: links, redirect callbacks and cookies will name \
+         https://0.0.0.0:8443",
+        "bad.toml:7:1: `metrics.bind`: 0.0.0.0:9464 is not a loopback address",
+        "bad.toml:18:1: `sources[1].tls_verify`: false: the directory's certificate is not verified",
+    ] {
+        assert!(warned(&out, expected), "expected a warning {expected:?}\ngot {out}");
+    }
+    assert_eq!(out.matches("warning:").count(), 3, "{out}");
+    assert!(out.contains("bad.toml: ok (2 source(s))"), "{out}");
+
+    let ip_behind_a_proxy = "[server]\nbind = \"0.0.0.0:8080\"\npublic_url = \"https://192.0.2.10\"\n\
+                             behind_tls_proxy = true\n\n\
+                             [[sources]]\nid = \"google\"\nkind = \"google\"\n\
+                             client_id = \"x.apps.googleusercontent.com\"\nclient_secret_env = \"GOOGLE_SECRET\"\n";
+    let (ok, out) = check(ip_behind_a_proxy);
+    assert!(ok, "{out}");
+    for expected in [
+        "bad.toml:3:1: `server.public_url`: its host is the IP address 192.0.2.10, and the callback URL of \
+         source `google` is built from it",
+        "bad.toml:4:1: `server.behind_tls_proxy`: set, but server.trusted_proxies is empty",
+    ] {
+        assert!(warned(&out, expected), "expected a warning {expected:?}\ngot {out}");
+    }
+    assert_eq!(out.matches("warning:").count(), 2, "{out}");
+
+    let (ok, out) = check("");
+    assert!(ok && !out.contains("warning"), "the embedded defaults: {out}");
+}
+
 /// Clicks the GitHub button, plays GitHub's consent for octocat and follows the callback: a signed-in browser.
 async fn github_sign_in(server: &Server, gh: &FakeGithub) -> Browser {
     let mut b = Browser::new(&server.base);

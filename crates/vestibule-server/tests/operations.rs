@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use vestibule_tests::browser::Browser;
-use vestibule_tests::server::{Server, TempDir};
+use vestibule_tests::server::{series, Server, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 const PASSWORD: &str = "correct horse battery";
@@ -183,13 +183,213 @@ async fn sigterm_lets_a_slow_request_finish_and_refuses_new_ones() {
     assert!(status.success(), "{status}");
 }
 
+/// A loopback port whose connections are held until the test opens it: each is then joined to `forward` (bytes
+/// copied both ways) or, without one, closed unanswered. Connections accepted once it is open pass at once. For
+/// "a directory call or a mail delivery is under way when the signal comes", without guessing how long to wait.
+struct Gate {
+    addr: std::net::SocketAddr,
+    accepted: tokio::sync::mpsc::UnboundedReceiver<()>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn start(forward: Option<std::net::SocketAddr>) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (announce, accepted) = tokio::sync::mpsc::unbounded_channel();
+        let (open, opened) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = announce.send(());
+                let mut opened = opened.clone();
+                tokio::spawn(async move {
+                    if opened.wait_for(|open| *open).await.is_err() {
+                        return;
+                    }
+                    if let Some(to) = forward {
+                        if let Ok(mut out) = tokio::net::TcpStream::connect(to).await {
+                            let _ = tokio::io::copy_bidirectional(&mut conn, &mut out).await;
+                        }
+                    }
+                });
+            }
+        });
+        Gate { addr, accepted, open }
+    }
+
+    /// Waits (at most 30 s) until a connection has come in.
+    async fn connected(&mut self, what: &str) {
+        tokio::time::timeout(Duration::from_secs(30), self.accepted.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no connection within 30 s"))
+            .unwrap();
+    }
+
+    fn open(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+/// Signals the server to stop and waits until it no longer takes connections (at most 10 s): from then on it
+/// has seen the signal.
+async fn terminate(server: &Server) {
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("still taking connections 10 s after SIGTERM");
+}
+
+/// An LDAP source `corp` whose directory is `addr` (direct bind), with timeouts long enough never to end a held
+/// call first.
+fn held_directory(addr: std::net::SocketAddr) -> String {
+    format!(
+        "[[sources]]\nid = \"local\"\nkind = \"local\"\n\n[[sources]]\nid = \"corp\"\nkind = \"ldap\"\n\
+         url = \"ldap://{addr}\"\nuser_dn_template = \"uid={{username}},ou=people,dc=example,dc=com\"\n\
+         timeout_secs = 120\n"
+    )
+}
+
+/// SIGTERM with a sign-in waiting on the directory and two reset mails not yet delivered (the mail server's
+/// greeting is held): the sign-in gets its normal answer and its audit row, both mails reach the mail server
+/// after the signal, and the process exits with status 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_queued_mail_and_keeps_the_audit() {
+    let sink = vestibule_tests::smtp::SmtpSink::start(Default::default());
+    let mut smtp = Gate::start(Some(std::net::SocketAddr::from(([127, 0, 0, 1], sink.port)))).await;
+    let mut ldap = Gate::start(None).await;
+    let dir = TempDir::new("vestibule-ops");
+    let config = format!(
+        "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[server]\nrequest_timeout_secs = 300\n\
+         [email]\nfrom = \"Vestibule <id@example.org>\"\nsmtp_url = \"smtp://{}?tls=none\"\ntimeout_secs = 120\n\n{}",
+        smtp.addr,
+        held_directory(ldap.addr)
+    );
+    let mut server = Server::start(Path::new(BIN), &dir.0, &config);
+    for name in ["alice", "bob"] {
+        let out = server.cli(
+            &[
+                "user",
+                "add",
+                name,
+                "--email",
+                &format!("{name}@example.org"),
+                "--email-verified",
+                "--password-stdin",
+            ],
+            Some(&format!("{PASSWORD}\n")),
+        );
+        assert!(out.success, "{}", out.stderr);
+    }
+
+    // A sign-in whose directory call is under way...
+    let mut b = Browser::new(&server.base);
+    let in_flight = tokio::spawn(async move { b.sign_in("corp", "carol", "carol-password", "/me").await });
+    ldap.connected("the directory").await;
+    // ... the first reset mail in delivery (the mail server has not greeted yet), the second queued behind it.
+    for (n, name) in ["alice", "bob"].into_iter().enumerate() {
+        let mut b = Browser::new(&server.base);
+        let token = b.get("/reset").await.csrf_token().unwrap();
+        let res = b.post("/reset", &[("csrf_token", &token), ("login", name)]).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        if n == 0 {
+            smtp.connected("the mail server").await;
+        }
+    }
+    let requested = || {
+        let out = server.cli(&["audit", "--event", "password_reset_requested", "--json"], None);
+        assert!(out.success, "{}", out.stderr);
+        out.stdout.lines().count()
+    };
+    for _ in 0..200 {
+        if requested() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(requested(), 2, "both resets looked up and their mails queued");
+    assert!(sink.messages().is_empty(), "nothing delivered before the signal");
+
+    terminate(&server).await;
+    // The directory answers (by hanging up): the sign-in ends as it would have, 503 with its page.
+    ldap.open();
+    let res = in_flight.await.unwrap();
+    assert_eq!(res.status, 503, "{}", res.body);
+    // Only now can the mail leave.
+    smtp.open();
+    let status = server
+        .wait_exit(Duration::from_secs(60))
+        .expect("exited once its request was answered and its mail sent");
+    assert!(status.success(), "{status}");
+    for name in ["alice", "bob"] {
+        let to = format!("{name}@example.org");
+        assert_eq!(
+            sink.count("Reset your password", &to),
+            1,
+            "the reset mail to {to} was delivered before the process exited"
+        );
+    }
+    // The in-flight sign-in's audit row was written and survives the exit.
+    let out = server.cli(&["audit", "--event", "login_failure", "--json"], None);
+    assert!(out.success, "{}", out.stderr);
+    let rows: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    assert_eq!(rows[0]["source"], "corp", "{}", rows[0]);
+    assert!(
+        rows[0]["detail"].as_str().unwrap().starts_with("source_unavailable"),
+        "{}",
+        rows[0]
+    );
+}
+
+/// A request stuck longer than `shutdown_grace_secs` does not keep the process alive: it is cut off and the
+/// process exits, with status 0, long before the request's own timeouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_stuck_past_the_grace_period_does_not_hold_the_exit() {
+    let mut ldap = Gate::start(None).await;
+    let dir = TempDir::new("vestibule-ops");
+    let config = format!(
+        "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n[server]\nshutdown_grace_secs = 1\nrequest_timeout_secs = 300\n\n{}",
+        held_directory(ldap.addr)
+    );
+    let mut server = Server::start(Path::new(BIN), &dir.0, &config);
+    let mut b = Browser::new(&server.base);
+    let stuck = tokio::spawn(async move {
+        let token = b.get("/login").await.csrf_token().unwrap();
+        let fields = [
+            ("csrf_token", token.as_str()),
+            ("username", "carol"),
+            ("password", "carol-password"),
+        ];
+        b.try_post("/login/corp", &fields).await.map(|page| page.status)
+    });
+    ldap.connected("the directory").await;
+    terminate(&server).await;
+    // The directory never answers (its calls may take 120 s, the request 300 s); the grace period is 1 s.
+    let status = server
+        .wait_exit(Duration::from_secs(30))
+        .expect("exited after the grace period, not after the stuck request");
+    assert!(status.success(), "{status}");
+    let answer = stuck.await.unwrap();
+    assert!(
+        answer.is_err(),
+        "the stuck request was cut off, not answered: {answer:?}"
+    );
+}
+
 /// A throwaway CA and a certificate for 127.0.0.1 signed by it (tests/ldap/gen-cert.sh), in a folder of `dir`.
 fn certificates(dir: &Path, name: &str) -> std::path::PathBuf {
     let out = dir.join(name);
     std::fs::create_dir_all(&out).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/ldap/gen-cert.sh");
-    let ok = std::process::Command::new("sh").arg(script).arg(&out).status().unwrap();
-    assert!(ok.success(), "gen-cert.sh failed");
+    vestibule_tests::server::make_certificates(&out);
     out
 }
 
@@ -336,28 +536,18 @@ fn a_bad_certificate_or_an_http_public_url_refuses_to_start() {
     assert!(err.contains("public_url") && err.contains("https"), "{err}");
 }
 
-/// The value of the series `name` whose labels include every `label="value"` given, in Prometheus text.
-fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (head, value) = l.rsplit_once(' ')?;
-        let (metric, rest) = head.split_once('{').unwrap_or((head, ""));
-        if metric != name || !labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))) {
-            return None;
-        }
-        value.parse().ok()
-    })
-}
-
 /// `[metrics] bind`: Prometheus text on its own listener (not on the public one), with the values a scripted
 /// sign-in must have left: one failure and one success for `local`, the source call outcomes, the requests by
-/// route, one live session, the mail queue and readiness gauges.
+/// route, one live session, the mail queue and readiness gauges; then a throttled guess, counted by the layer that
+/// refused it.
 #[tokio::test]
 async fn metrics_count_a_scripted_sign_in() {
     let dir = TempDir::new("vestibule-ops");
     let server = Server::start(
         Path::new(BIN),
         &dir.0,
-        "[database]\nurl = \"sqlite://{dir}/v.db\"\n[metrics]\nbind = \"127.0.0.1:0\"\n",
+        "[database]\nurl = \"sqlite://{dir}/v.db\"\n[metrics]\nbind = \"127.0.0.1:0\"\n\
+         [throttle]\npair_free_failures = 1\n",
     );
     server.add_user("alice", "alice@example.org", PASSWORD);
     let metrics = format!("http://{}/metrics", server.printed("vestibule metrics on "));
@@ -432,4 +622,19 @@ async fn metrics_count_a_scripted_sign_in() {
     assert!(!text.contains("wrong password") && !text.contains("alice"), "{text}");
     // Not on the public listener.
     assert_eq!(b.get("/metrics").await.status, 404);
+
+    // A name guessed from one address: after its free failures the next attempt is refused before any check.
+    let mut guesser = Browser::new(&server.base);
+    for n in 1..=2 {
+        let res = guesser.sign_in("local", "mallory", &format!("guess {n}"), "/me").await;
+        assert_eq!(res.status, 401, "failure {n}: {}", res.body);
+    }
+    let res = guesser.sign_in("local", "mallory", "guess 3", "/me").await;
+    assert_eq!(res.status, 429, "{}", res.body);
+    let text = server.metrics().await;
+    let refused = series(&text, "vestibule_throttle_refusals_total", &[("layer", "pair")]);
+    assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?} in:\n{text}");
+    let audited = series(&text, "vestibule_audit_events_total", &[("event", "throttled")]);
+    assert!(audited.is_some_and(|n| n >= 1.0), "{audited:?} in:\n{text}");
+    assert!(!text.contains("mallory") && !text.contains("guess"), "{text}");
 }

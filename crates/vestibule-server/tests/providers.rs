@@ -18,7 +18,7 @@ use vestibule_tests::browser::{urlencode, Browser, Page};
 use vestibule_tests::ldap::{Options, Slapd, ADMIN_DN, ADMIN_PASSWORD, PEOPLE, SVC_DN, SVC_PASSWORD};
 use vestibule_tests::net::RefusingPort;
 use vestibule_tests::oidc as node;
-use vestibule_tests::server::{Server, TempDir};
+use vestibule_tests::server::{series, Server, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vestibule");
 /// The local account every server has, to show the other sources keep working.
@@ -78,12 +78,17 @@ struct Env {
 impl Env {
     /// `sources` may use `{dir}` for the server's folder; `files` are written there first (secrets).
     fn start(sources: &str, files: &[(&str, &str)]) -> Env {
+        Env::start_with("", sources, files)
+    }
+
+    /// [`Env::start`] with `head` (TOML tables such as `[metrics]`) before the sources.
+    fn start_with(head: &str, sources: &str, files: &[(&str, &str)]) -> Env {
         let dir = TempDir::new("vestibule-providers");
         for (name, content) in files {
             std::fs::write(dir.0.join(name), content).unwrap();
         }
         let config = format!(
-            "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n\n[[sources]]\nkind = \"local\"\nid = \"local\"\n\n{sources}"
+            "[database]\nurl = \"sqlite://{{dir}}/v.db\"\n{head}\n[[sources]]\nkind = \"local\"\nid = \"local\"\n\n{sources}"
         );
         let server = Server::start(Path::new(BIN), &dir.0, &config);
         server.add_user(LOCAL_USER, "carol@example.org", LOCAL_PASSWORD);
@@ -147,7 +152,16 @@ fn ldap_source(s: &Slapd, extra: &str) -> String {
 }
 
 fn ldap_env(s: &Slapd, extra: &str) -> Env {
-    Env::start(&ldap_source(s, extra), &[("ldap-secret", &format!("{SVC_PASSWORD}\n"))])
+    ldap_env_with(s, "", extra)
+}
+
+/// [`ldap_env`] with `head` before the sources ([`Env::start_with`]).
+fn ldap_env_with(s: &Slapd, head: &str, extra: &str) -> Env {
+    Env::start_with(
+        head,
+        &ldap_source(s, extra),
+        &[("ldap-secret", &format!("{SVC_PASSWORD}\n"))],
+    )
 }
 
 /// The entry's `entryUUID`, read as the rootdn with ldapsearch (not through vestibule).
@@ -329,7 +343,7 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
         tls: false,
         allow_bind_anon_dn: false,
     });
-    let env = ldap_env(&s, "");
+    let env = ldap_env_with(&s, "[metrics]\nbind = \"127.0.0.1:0\"\n", "");
     // Up: signs in (the service connection is now open and pooled), and the node says it is ready.
     sign_in_ok(&mut env.browser(), "corp", "alice", "alice-password").await;
     let ready = readyz_until(&mut env.browser(), 200).await;
@@ -362,6 +376,24 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
         assert!(!sets_session(&res));
         assert_eq!(b.get_json("/me").await.status, 401);
     }
+    // The metrics say the same: the failed calls by outcome, and the source down.
+    let text = env.server.metrics().await;
+    let unavailable = series(
+        &text,
+        "vestibule_source_calls_total",
+        &[("source", "corp"), ("outcome", "unavailable")],
+    );
+    assert!(unavailable.is_some_and(|n| n >= 2.0), "{unavailable:?} in:\n{text}");
+    assert_eq!(
+        series(&text, "vestibule_source_up", &[("source", "corp")]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "vestibule_source_up", &[("source", "local")]),
+        Some(1.0),
+        "{text}"
+    );
     // The other sources keep working on the same server.
     let mut local = env.browser();
     sign_in_ok(&mut local, "local", LOCAL_USER, LOCAL_PASSWORD).await;
@@ -373,6 +405,12 @@ async fn ldap_directory_down_is_a_503_page_and_recovers_without_a_restart() {
     sign_in_ok(&mut b, "corp", "alice", "alice-password").await;
     assert_eq!(me(&mut b).await["identities"][0]["source"], "corp");
     assert_eq!(readyz_until(&mut b, 200).await["sources"]["corp"], "up");
+    let text = env.server.metrics().await;
+    assert_eq!(
+        series(&text, "vestibule_source_up", &[("source", "corp")]),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 /// Asks `/readyz` until it answers `status` (its answer is shared for two seconds, so a change shows within a few
