@@ -374,11 +374,112 @@ impl<St: Send + Sync, G: Group> FromRequestParts<St> for RequireGroup<G> {
     type Rejection = Unauthenticated;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
-        let (principal, v) = signed_in(parts)?;
-        if principal.groups.iter().any(|g| g == G::NAME) {
-            Ok(RequireGroup(principal, std::marker::PhantomData))
-        } else {
-            Err(refuse(parts, &v, Shortfall::Group))
+        in_group(parts, G::NAME).map(|p| RequireGroup(p, std::marker::PhantomData))
+    }
+}
+
+/// Who is signed in, when their account is in `group`; else the refusal of [`RequireGroup`].
+fn in_group(parts: &Parts, group: &str) -> Result<Principal, Unauthenticated> {
+    let (principal, v) = signed_in(parts)?;
+    if principal.groups.iter().any(|g| g == group) {
+        Ok(principal)
+    } else {
+        Err(refuse(parts, &v, Shortfall::Group))
+    }
+}
+
+/// A route layer admitting only accounts in `group`, refusing everyone else exactly as [`RequireGroup`] does: for
+/// a whole set of routes at once, where the handlers need not name the group (or the principal) themselves.
+///
+/// ```
+/// use axum::{routing::get, Router};
+///
+/// let admin: Router = Router::new()
+///     .route("/admin/reports", get(|| async { "reports" }))
+///     .route("/admin/users", get(|| async { "users" }))
+///     .route_layer(vestibule_axum::require_group("admins"));
+/// ```
+///
+/// Use `route_layer` (not `layer`), so that a path that matches no route stays a 404 rather than a refusal, and
+/// put the app's `auth.layer()` outside it (it must run first: without it every request is refused with 500).
+pub fn require_group(group: impl Into<Arc<str>>) -> RequireGroupLayer {
+    RequireGroupLayer { group: group.into() }
+}
+
+/// The layer of [`require_group`].
+#[derive(Debug, Clone)]
+pub struct RequireGroupLayer {
+    group: Arc<str>,
+}
+
+impl<S> tower::Layer<S> for RequireGroupLayer {
+    type Service = RequireGroupService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireGroupService {
+            inner,
+            group: self.group.clone(),
+        }
+    }
+}
+
+/// The service of [`require_group`]: the inner service for members of the group, the refusal for anyone else.
+#[derive(Debug, Clone)]
+pub struct RequireGroupService<S> {
+    inner: S,
+    group: Arc<str>,
+}
+
+impl<S> tower::Service<axum::extract::Request> for RequireGroupService<S>
+where
+    S: tower::Service<axum::extract::Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = GroupChecked<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
+        let (parts, body) = req.into_parts();
+        match in_group(&parts, &self.group) {
+            Ok(_) => GroupChecked::Admitted {
+                inner: self.inner.call(axum::extract::Request::from_parts(parts, body)),
+            },
+            Err(refusal) => GroupChecked::Refused {
+                answer: Some(refusal.into_response()),
+                _error: std::marker::PhantomData,
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`RequireGroupService`]: the inner service's, or the refusal (nothing boxed).
+    #[project = GroupCheckedProj]
+    #[derive(Debug)]
+    pub enum GroupChecked<F, E> {
+        /// A member: the inner service answers.
+        Admitted { #[pin] inner: F },
+        /// Not a member (or nobody signed in): the refusal.
+        Refused { answer: Option<Response>, _error: std::marker::PhantomData<E> },
+    }
+}
+
+impl<F, E> std::future::Future for GroupChecked<F, E>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            GroupCheckedProj::Admitted { inner } => inner.poll(cx),
+            GroupCheckedProj::Refused { answer, .. } => std::task::Poll::Ready(Ok(answer
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
         }
     }
 }

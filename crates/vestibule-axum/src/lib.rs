@@ -65,8 +65,8 @@ pub use admin_api::openapi as admin_openapi;
 pub use csrf::{CsrfForm, CsrfToken};
 pub use error::AppError;
 pub use extract::{
-    CurrentUser, Group, RequireFresh, RequireFreshMultiFactor, RequireGroup, RequireMultiFactor, RequireScope,
-    RequireUser, Scope, Unauthenticated,
+    require_group, CurrentUser, Group, GroupChecked, RequireFresh, RequireFreshMultiFactor, RequireGroup,
+    RequireGroupLayer, RequireGroupService, RequireMultiFactor, RequireScope, RequireUser, Scope, Unauthenticated,
 };
 pub use layer::{SessionFuture, SessionLayer, SessionService};
 pub use next::safe_next;

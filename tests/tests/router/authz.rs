@@ -30,6 +30,17 @@ pub(super) fn routes() -> Router {
             "/admins",
             get(|RequireGroup(u, ..): RequireGroup<Admins>| async move { format!("admins {}", u.account_id) }),
         )
+        // The same two, as a route layer over routes that name no group.
+        .merge(
+            Router::new()
+                .route("/layered/admins", get(|| async { "admins" }))
+                .route_layer(vestibule_axum::require_group("admins")),
+        )
+        .merge(
+            Router::new()
+                .route("/layered/staff", get(|| async { "staff" }))
+                .route_layer(vestibule_axum::require_group("staff")),
+        )
         .route(
             "/csrf",
             get(|csrf: CsrfToken| async move {
@@ -112,6 +123,43 @@ async fn require_group_refuses_by_who_asks_and_what_they_lack() {
     let res = send(&app, bearer("/admins")).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&res), "forbidden");
+}
+
+/// `require_group` as a route layer refuses every kind of request exactly as the `RequireGroup` extractor does (the
+/// same status, body and redirect, `next` aside), and lets members through.
+#[tokio::test]
+async fn the_route_layer_refuses_exactly_as_the_extractor() {
+    let app = app().await;
+    let session = sign_in(&app).await;
+    let token = read_token(&app, &session).await;
+    let asking = |path: &str, who: &str, accept: &str| match who {
+        "nobody" => get_req(path, "", accept),
+        "session" => get_req(path, &session, accept),
+        _ => bearer_get(&token, path, accept),
+    };
+    for who in ["nobody", "session", "token"] {
+        for accept in ["text/html", "application/json"] {
+            let by_extractor = send(&app, asking("/admins", who, accept)).await;
+            let by_layer = send(&app, asking("/layered/admins", who, accept)).await;
+            assert_ne!(by_layer.status, StatusCode::OK, "{who} {accept}: refused");
+            assert_eq!(by_layer.status, by_extractor.status, "{who} {accept}");
+            assert_eq!(by_layer.body, by_extractor.body, "{who} {accept}");
+            assert_eq!(
+                by_layer.header("location").replace("layered%2F", ""),
+                by_extractor.header("location"),
+                "{who} {accept}"
+            );
+        }
+    }
+    for who in ["session", "token"] {
+        let res = send(&app, asking("/layered/staff", who, "text/html")).await;
+        assert_eq!((res.status, res.body.as_str()), (StatusCode::OK, "staff"), "{who}");
+    }
+    // A path under the layer that is no route stays a 404 (route_layer), whoever asks.
+    assert_eq!(
+        send(&app, get_req("/layered/nothing", "", "text/html")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 /// The token a page of the app gives, and the cookie pair it is bound to when signed out.
