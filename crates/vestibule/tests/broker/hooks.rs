@@ -406,3 +406,56 @@ async fn the_gate_runs_only_after_the_second_step() {
     assert_eq!(audit[0].event, "login_failure");
     assert!(audit[0].detail.as_deref().unwrap().starts_with("refused_by_app_hook"));
 }
+
+/// A passwordless sign-in with a passkey is a sign-in too: the gate is asked (with the source of the account's
+/// identity it signs in under), and a refusal leaves no session and is audited.
+#[tokio::test]
+async fn the_gate_runs_on_a_passwordless_passkey_sign_in() {
+    use vestibule_tests::passkey::SoftAuthenticator;
+    const BROWSER: &str = "browser-binding-of-the-person-signing-in-00";
+    let h = hooked(Recorder::default()).await;
+    let auth = SoftAuthenticator::new("https://id.example.com");
+    // Ann registers a passkey from her account page.
+    let s = ann(&h).await.unwrap().session().unwrap();
+    let account = s.account_id.clone();
+    let active = h.broker.session(s.token.expose()).await.unwrap().unwrap();
+    let challenge = h.broker.begin_passkey_registration(&active).await.unwrap();
+    let (mut cred, answer) = auth.create(&challenge.options);
+    h.broker
+        .finish_passkey_registration(
+            &active,
+            challenge.ceremony.expose_secret(),
+            "laptop",
+            &answer,
+            &client(),
+        )
+        .await
+        .unwrap();
+    h.hooks.take();
+    let mut passwordless = async || {
+        let c = h.broker.begin_passwordless(BROWSER).await.unwrap();
+        let answer = auth.get(&mut cred, &c.options);
+        h.broker
+            .finish_passwordless(BROWSER, c.ceremony.expose_secret(), &answer, &client(), None)
+            .await
+    };
+
+    // Weakened first: without a refusal the passkey alone signs in, and the gate was asked.
+    let done = passwordless().await.unwrap();
+    assert!(h.broker.session(done.session.token.expose()).await.unwrap().is_some());
+    assert_eq!(h.hooks.take(), [Call::SignIn(account.to_string(), "dir".into())]);
+
+    *h.hooks.refuse.lock().unwrap() = Some(account.to_string());
+    let before = h.store.sessions_of(&account).await.unwrap().len();
+    let r = passwordless().await;
+    assert!(matches!(r, Err(SecondFactorError::Refused(_))), "{r:?}");
+    assert_eq!(h.hooks.take(), [Call::SignIn(account.to_string(), "dir".into())]);
+    assert_eq!(
+        h.store.sessions_of(&account).await.unwrap().len(),
+        before,
+        "no new session"
+    );
+    let audit = h.store.recent_audit(1).await.unwrap();
+    assert_eq!(audit[0].event, "login_failure");
+    assert!(audit[0].detail.as_deref().unwrap().starts_with("refused_by_app_hook"));
+}
