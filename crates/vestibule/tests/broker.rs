@@ -1792,6 +1792,139 @@ mod reset {
             .to_owned()
     }
 
+    /// A session signed in as `name` (password "old password") asks to change the address to
+    /// `attacker@evil.example`, as a hijacker holding a fresh session would; returns the change link's token.
+    async fn hijacked_change(f: &F, name: &str) -> String {
+        let s = sign_in(f, name, "old password").await.unwrap();
+        let hijacker = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        f.broker
+            .request_email_change(&hijacker, "attacker@evil.example", &client())
+            .await
+            .unwrap();
+        change_token(&f.mail.take(), "attacker@evil.example")
+    }
+
+    /// The change link of [`hijacked_change`] opens nothing any more, and the account kept its address.
+    async fn change_is_void(f: &F, id: &AccountId, token: &str, after: &str) {
+        assert_eq!(
+            f.broker.pending_email_change(id).await.unwrap(),
+            None,
+            "{after}: still pending"
+        );
+        let confirmed = f.broker.confirm_email(token, &client()).await;
+        assert!(
+            matches!(confirmed, Err(ResetError::InvalidLink)),
+            "{after}: the hijacker's link still confirms: {confirmed:?}"
+        );
+        let account = f.store.get_account(id).await.unwrap().unwrap();
+        let own = format!("{}@example.org", account.display_name.unwrap_or_default());
+        assert_eq!(
+            (account.email.as_deref(), account.email_verified),
+            (Some(own.as_str()), true),
+            "{after}"
+        );
+    }
+
+    /// A hijacked session asks to move the address to the attacker's; the owner, warned by the notice, resets the
+    /// password. The attacker's link (valid for a day, no session needed) must open nothing afterwards: it would
+    /// make the attacker's mailbox the account's verified address, and the next reset mail theirs.
+    #[tokio::test]
+    async fn a_reset_cancels_a_pending_address_change() {
+        let f = fixture().await;
+        let ann = add(&f, "ann", Some("ann@example.org"), true).await;
+        let change = hijacked_change(&f, "ann").await;
+        let token = reset_token(&ask(&f, "ann").await);
+        f.broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await
+            .unwrap();
+        change_is_void(&f, &ann, &change, "reset").await;
+    }
+
+    /// The same for a password change from the account page (the notice's advice).
+    #[tokio::test]
+    async fn a_password_change_cancels_a_pending_address_change() {
+        let f = fixture().await;
+        let bo = add(&f, "bo", Some("bo@example.org"), true).await;
+        let change = hijacked_change(&f, "bo").await;
+        let s = sign_in(&f, "bo", "old password").await.unwrap();
+        let owner = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        f.broker
+            .change_password(&owner, &"old password".into(), &"changed password".into(), &client())
+            .await
+            .unwrap();
+        change_is_void(&f, &bo, &change, "password change").await;
+    }
+
+    /// Everything else that ends a hijacker's hold ends the pending change too: the owner signing out the other
+    /// sessions or all of them, an operator ending the sessions, resetting the second factors or disabling the
+    /// account, and a replayed remember-me cookie (theft).
+    #[tokio::test]
+    async fn ending_a_hijack_cancels_a_pending_address_change() {
+        use vestibule::Revoke;
+        let f = fixture().await;
+        for (i, after) in [
+            "sign out other sessions",
+            "sign out everywhere",
+            "operator: end sessions",
+            "operator: reset second factors",
+            "operator: disable",
+            "remember-me theft",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!("u{i}");
+            let id = add(&f, &name, Some(&format!("{name}@example.org")), true).await;
+            // The owner's own remember-me series, for the theft case.
+            let s = sign_in(&f, &name, "old password").await.unwrap();
+            let series = f.broker.remember(&s).await.unwrap();
+            let change = hijacked_change(&f, &name).await;
+            let owner = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+            match after {
+                "sign out other sessions" => {
+                    f.broker
+                        .revoke_sessions(&owner, Revoke::Others, None, &client())
+                        .await
+                        .unwrap();
+                }
+                "sign out everywhere" => {
+                    f.broker
+                        .revoke_sessions(&owner, Revoke::All, None, &client())
+                        .await
+                        .unwrap();
+                }
+                "operator: end sessions" => {
+                    f.broker.end_sessions_by_operator(&id, false, "test").await.unwrap();
+                }
+                "operator: reset second factors" => {
+                    f.broker.reset_second_factors(&id, "test").await.unwrap();
+                }
+                "operator: disable" => {
+                    f.broker
+                        .set_account_disabled_by_operator(&id, true, "test")
+                        .await
+                        .unwrap();
+                    f.broker
+                        .set_account_disabled_by_operator(&id, false, "test")
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    // The owner's browser restores (the token rotates); then a copy of the old cookie comes back.
+                    let restored = f.broker.restore(series.expose_secret(), &client()).await.unwrap();
+                    assert!(matches!(restored, vestibule::Restored::Session { .. }), "{restored:?}");
+                    // Past the grace window for parallel requests.
+                    f.clock.advance(60);
+                    let replayed = f.broker.restore(series.expose_secret(), &client()).await.unwrap();
+                    assert!(matches!(replayed, vestibule::Restored::Theft), "{replayed:?}");
+                }
+            }
+            change_is_void(&f, &id, &change, after).await;
+            f.mail.take();
+        }
+    }
+
     #[tokio::test]
     async fn a_pending_address_is_used_for_nothing_and_its_link_expires() {
         let f = fixture().await;
