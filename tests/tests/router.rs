@@ -22,6 +22,8 @@ use vestibule_tests::totp::{code_elements, now_secs};
 mod admin_api;
 #[path = "router/authz.rs"]
 mod authz;
+#[path = "router/mail.rs"]
+mod mail;
 
 /// Password source: "ann"/"right password" works; "down" simulates an unreachable directory (with a detail that
 /// must not reach the page), "slow" one that hangs.

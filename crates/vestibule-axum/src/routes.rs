@@ -500,6 +500,7 @@ async fn me(State(v): State<Vestibule>, Extension(ctx): Extension<AuthContext>) 
         "id": account.id.as_str(),
         "display_name": account.display_name,
         "email": account.email,
+        "email_verified": account.email_verified,
         "identities": account
             .identities
             .iter()

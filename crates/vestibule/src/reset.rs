@@ -425,6 +425,8 @@ impl Broker {
         if !self.store.confirm_email(&record.account_id, &record.email).await? {
             return Err(ResetError::InvalidLink);
         }
+        // Cached sessions and tokens hold the address as unverified (`/verify` leaves it out): read them again.
+        self.reload_cached(&record.account_id, true).await?;
         self.audit(&AuditEvent {
             account_id: Some(record.account_id.as_str()),
             ip: client.ip.as_deref(),
