@@ -297,15 +297,15 @@ impl Broker {
             .map(|t| t.email))
     }
 
-    /// Checks a reset link without using it (to show its form).
-    pub async fn check_reset_link(&self, token: &str) -> Result<(), ResetError> {
+    /// Checks a reset link without using it (to show its form); returns when it expires.
+    pub async fn check_reset_link(&self, token: &str) -> Result<vestibule_core::Timestamp, ResetError> {
         let hash = token_hash(token)?;
         match self
             .store
             .get_email_token(&hash, EmailTokenPurpose::PasswordReset)
             .await?
         {
-            Some(t) if t.expires_at > self.now() => Ok(()),
+            Some(t) if t.expires_at > self.now() => Ok(t.expires_at),
             _ => Err(ResetError::InvalidLink),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use http::StatusCode;
-use vestibule::{Broker, Mail, MailError, Mailer, Message};
+use vestibule::{Broker, ClientInfo, Mail, MailError, Mailer, Message};
 use vestibule_axum::{HttpSettings, Vestibule};
 use vestibule_core::{CredentialRepository, ExternalIdentity, PasswordChanger, SourceId, Subject};
 use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher, PasswordPolicy};
@@ -43,6 +43,7 @@ impl Outbox {
 
 struct MailApp {
     router: Router,
+    broker: Arc<Broker>,
     outbox: Arc<Outbox>,
     _dir: vestibule_tests::server::TempDir,
 }
@@ -141,6 +142,7 @@ async fn mail_app(full: bool) -> MailApp {
         .layer(axum::middleware::from_fn(vestibule_axum::with_request_id));
     MailApp {
         router,
+        broker,
         outbox,
         _dir: dir,
     }
@@ -218,4 +220,139 @@ async fn an_unverified_address_is_flagged_in_me_and_left_out_of_verify() {
     assert_eq!(body["email_verified"], serde_json::json!(true), "{body}");
     let verify = app.send(get_req("/auth/verify", &una, "text/html")).await;
     assert_eq!(verify.header("x-vestibule-email"), "ceo@corp.example");
+}
+
+/// A reset link's token for ann, asked through the broker (the route answers before the lookup runs).
+async fn reset_token(app: &MailApp) -> String {
+    let client = ClientInfo {
+        ip: Some("192.0.2.7".into()),
+        user_agent: None,
+    };
+    // Notices mailed before are not what this is about.
+    app.outbox.take();
+    app.broker
+        .request_password_reset("ann", &client)
+        .await
+        .unwrap()
+        .delivered()
+        .await;
+    let mails = app.outbox.take();
+    let [Mail {
+        message: Message::PasswordReset { link, .. },
+        ..
+    }] = mails.as_slice()
+    else {
+        panic!("{mails:?}")
+    };
+    link.expose()
+        .strip_prefix("https://app.example.com/auth/reset/")
+        .unwrap()
+        .to_owned()
+}
+
+/// The reset cookie's `Set-Cookie`, if the response has one.
+fn reset_cookie(res: &Res) -> Option<String> {
+    res.cookie("__Secure-vestibule-reset")
+}
+
+/// `GET /reset/{token}` checks the token, moves it into a short-lived cookie only the reset page receives, and
+/// sends the browser to a URL without it: the token is out of the address bar (and the history, and any
+/// `Referer`) before the page is shown. The form there posts to the token-free URL; `POST /reset/{token}` still
+/// works for a client that posts to the link itself.
+#[tokio::test]
+async fn a_reset_link_moves_its_token_out_of_the_url() {
+    let app = mail_app(false).await;
+    let token = reset_token(&app).await;
+
+    let opened = app
+        .send(get_req(&format!("/auth/reset/{token}"), "", "text/html"))
+        .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    assert_eq!(opened.header("location"), "/auth/reset-password");
+    assert_eq!(opened.header("referrer-policy"), "no-referrer");
+    assert_eq!(opened.header("cache-control"), "no-store");
+    let cookie = reset_cookie(&opened).expect("the token moves into a cookie");
+    let max_age: i64 = cookie
+        .split("; ")
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1800).contains(&max_age), "no longer than the link: {cookie}");
+    for attribute in [
+        format!("__Secure-vestibule-reset={token}"),
+        "Path=/auth/reset-password".into(),
+        "HttpOnly".into(),
+        "SameSite=Strict".into(),
+        "Secure".into(),
+    ] {
+        assert!(cookie.split("; ").any(|a| a == attribute), "{attribute} in {cookie}");
+    }
+    let reset = cookie.split(';').next().unwrap().to_owned();
+
+    let form = app.send(get_req("/auth/reset-password", &reset, "text/html")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(!form.body.contains(&token), "the page carries no token");
+    assert!(form.body.contains("action=\"/auth/reset-password\""), "{}", form.body);
+    assert_eq!(form.header("referrer-policy"), "no-referrer");
+    let cookies = format!("{reset}; {}", form.cookie_pair("__Host-vestibule-csrf"));
+    let post = |password: &str, cookies: &str| {
+        post_req(
+            "/auth/reset-password",
+            cookies,
+            &format!("csrf_token={}&new_password={}", form.csrf(), password.replace(' ', "+")),
+        )
+    };
+
+    // A password the policy refuses: the form again, the link (and its cookie) still good.
+    let short = app.send(post("short", &cookies)).await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST, "{}", short.body);
+    assert!(short.body.contains("at least 8 characters"), "{}", short.body);
+    assert!(!short.body.contains(&token));
+    assert!(reset_cookie(&short).is_none_or(|c| !c.contains("Max-Age=0")));
+    let done = app.send(post("brand new password", &cookies)).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Password set"), "{}", done.body);
+    assert!(
+        reset_cookie(&done).is_some_and(|c| c.contains("Max-Age=0")),
+        "the used token's cookie is cleared: {:?}",
+        done.headers
+    );
+    // Used: the same cookie opens nothing; no cookie at all opens nothing.
+    let again = app.send(post("another new password", &cookies)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    let csrf_only = form.cookie_pair("__Host-vestibule-csrf");
+    let without = app.send(post("another new password", &csrf_only)).await;
+    assert_eq!(without.status, StatusCode::BAD_REQUEST, "{}", without.body);
+    let ann = ClientInfo::default();
+    let local = SourceId::new("local").unwrap();
+    assert!(app
+        .broker
+        .login_password(&local, "ann", &"brand new password".into(), &ann, None)
+        .await
+        .is_ok());
+
+    // An unknown, used or malformed link is refused where it is opened, and plants no cookie.
+    for bad in [token.clone(), "A".repeat(43), "not-a-token".into()] {
+        let res = app.send(get_req(&format!("/auth/reset/{bad}"), "", "text/html")).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{bad}: {}", res.body);
+        assert!(reset_cookie(&res).is_none(), "{bad}");
+    }
+
+    // The contract's `POST /reset/{token}` sets the password without the cookie.
+    let token = reset_token(&app).await;
+    let page = app.send(get_req("/auth/reset", "", "text/html")).await;
+    let res = app
+        .send(post_req(
+            &format!("/auth/reset/{token}"),
+            &page.cookie_pair("__Host-vestibule-csrf"),
+            &format!("csrf_token={}&new_password=the+newest+password", page.csrf()),
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert!(app
+        .broker
+        .login_password(&local, "ann", &"the newest password".into(), &ann, None)
+        .await
+        .is_ok());
 }
