@@ -30,6 +30,19 @@ pub(crate) enum Transport {
     Outbox(PathBuf),
 }
 
+impl TransportError {
+    /// Whether trying again cannot help: the server refused for good (a 5xx reply: no such sender, relaying
+    /// denied, message rejected), or the message cannot go over this server at all (lettre's client errors, such
+    /// as a non-ASCII address for a server without SMTPUTF8). Network trouble, timeouts and 4xx replies are worth
+    /// another try.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            TransportError::Smtp(e) => e.is_permanent() || e.is_client(),
+            TransportError::Outbox(_) | TransportError::Config(_) => false,
+        }
+    }
+}
+
 impl Transport {
     pub(crate) fn smtp(settings: &SmtpSettings, timeout: Duration) -> Result<Self, TransportError> {
         let url = &settings.url;

@@ -356,3 +356,29 @@ async fn a_reset_link_moves_its_token_out_of_the_url() {
         .await
         .is_ok());
 }
+
+/// A queue without room: every reset request is refused with 503, honestly, and with the same page whatever was
+/// asked for (the page's reference, the request's own id, aside), so the refusal tells nothing about accounts.
+#[tokio::test]
+async fn a_full_mail_queue_refuses_every_reset_request_alike() {
+    let app = mail_app(true).await;
+    let page = app.send(get_req("/auth/reset", "", "text/html")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let pre = page.cookie_pair("__Host-vestibule-csrf");
+    let mut bodies = Vec::new();
+    for login in ["ann", "ann@example.org", "nobody", "nobody@example.org", ""] {
+        let res = app
+            .send(post_req(
+                "/auth/reset",
+                &pre,
+                &format!("csrf_token={}&login={}", page.csrf(), login.replace('@', "%40")),
+            ))
+            .await;
+        assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE, "{login}: {}", res.body);
+        let id = res.header("x-request-id").to_owned();
+        assert!(!id.is_empty());
+        bodies.push(res.body.replace(&id, "REFERENCE"));
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{bodies:#?}");
+    assert!(app.outbox.take().is_empty());
+}
