@@ -108,6 +108,16 @@ pub struct ResetDone {
 /// What reset requests are counted under by the limiter (`reset:NAME`), apart from sign-ins at any source.
 pub(crate) const RESET_COUNTER: &str = "reset";
 
+/// What reset requests are also counted under per account they resolve to (`reset-account:ID`): an account has
+/// several names (its login name, its address), each with a counter of its own, but one mailbox.
+const RESET_ACCOUNT_COUNTER: &str = "reset-account";
+
+/// The name an account's reset requests are counted under, whatever they called it (`vestibule throttle lift`
+/// lifts it with the account's).
+pub(crate) fn account_throttle_key(id: &AccountId) -> String {
+    crate::throttle::name_key(RESET_ACCOUNT_COUNTER, id.as_str())
+}
+
 impl Broker {
     /// Whether password reset by mail can be offered at all (a mailer and a local password source).
     pub fn reset_available(&self) -> bool {
@@ -193,7 +203,25 @@ impl Broker {
         let (Some(mailer), Some(changer)) = (&self.mailer, &self.password_changer) else {
             return Err(ResetError::Unavailable);
         };
+        let client = ClientInfo {
+            ip: ip.map(str::to_owned),
+            user_agent: None,
+        };
         for id in self.reset_targets(login).await? {
+            // The per-account limit, on the account the name resolved to: asking under its login name and under
+            // its address in turn must not double what one mailbox receives. Silent, unlike the limit per name
+            // (which every name has, account or not): the answer went out already, and must not tell that two
+            // names are one account. Held back, the request mails nothing (the refusal is audited).
+            let key = account_throttle_key(&id);
+            let attempt = crate::Attempt {
+                account: &key,
+                ip: None,
+            };
+            if let Err(held) = self.throttle_check(&attempt, RESET_COUNTER, &client).await {
+                tracing::info!(account = %id, reason = ?held, "password reset request for this account held back");
+                continue;
+            }
+            self.throttle_failed(&attempt).await;
             let Some(account) = self.store.get_account(&id).await? else {
                 continue;
             };

@@ -1524,6 +1524,39 @@ mod reset {
         assert!(matches!(refused, Some(ResetError::Throttled { .. })), "{refused:?}");
     }
 
+    /// The per-account limit counts the account a request resolves to, however it was named: its login name and
+    /// its address are two names, each with a counter of its own, but one mailbox. Asked for from many addresses
+    /// under both names, the account gets no more links than one name's allowance, and the requester cannot tell
+    /// (every answer is the same `Ok` until a name itself is throttled, as for a name nobody has).
+    #[tokio::test]
+    async fn reset_requests_for_one_account_are_limited_under_any_name() {
+        let f = fixture().await;
+        add(&f, "ann", Some("ann@example.org"), true).await;
+        let allowance = usize::try_from(vestibule::ThrottleSettings::default().account_free_failures).unwrap();
+        let (mut answered, mut mailed) = (0, 0);
+        for i in 0..4 * allowance {
+            let login = if i % 2 == 0 { "ann" } else { "Ann@Example.org" };
+            let from = vestibule::ClientInfo {
+                ip: Some(format!("10.1.{}.{}", i / 100, i % 100 + 1)),
+                ..client()
+            };
+            match f.broker.request_password_reset(login, &from).await {
+                Ok(requested) => {
+                    requested.delivered().await;
+                    answered += 1;
+                }
+                Err(ResetError::Throttled { .. }) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            mailed += f.mail.take().len();
+        }
+        assert!(
+            answered > 2 * allowance,
+            "each name is answered up to its own allowance: {answered}"
+        );
+        assert_eq!(mailed, answered / 2, "one mailbox, one name's allowance");
+    }
+
     #[tokio::test]
     async fn a_confirmation_link_verifies_the_address_once() {
         let f = fixture().await;
