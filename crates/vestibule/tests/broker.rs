@@ -1557,6 +1557,43 @@ mod reset {
         assert_eq!(mailed, answered / 2, "one mailbox, one name's allowance");
     }
 
+    /// A reset sets a password; it proves nothing about the second factor. The person signs in afresh with the
+    /// new password, and the second step is asked as before.
+    #[tokio::test]
+    async fn a_reset_never_bypasses_a_second_factor() {
+        let f = fixture().await;
+        add(&f, "tia", Some("tia@example.org"), true).await;
+        let s = sign_in(&f, "tia", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let key = f
+            .broker
+            .begin_totp(&active)
+            .await
+            .unwrap()
+            .secret_base32
+            .expose_secret()
+            .to_owned();
+        f.broker
+            .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+            .await
+            .unwrap();
+        let token = reset_token(&ask(&f, "tia").await);
+        f.broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await
+            .unwrap();
+        let local = SourceId::new("local").unwrap();
+        let outcome = f
+            .broker
+            .login_password(&local, "tia", &"brand new password".into(), &client(), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, vestibule::LoginOutcome::SecondFactorRequired(_)),
+            "signed in without the second factor: {outcome:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_confirmation_link_verifies_the_address_once() {
         let f = fixture().await;
