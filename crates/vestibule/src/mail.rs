@@ -37,10 +37,15 @@ pub enum Message {
         /// How long it works.
         valid_minutes: i64,
     },
-    /// A reset was asked for an account whose password is kept elsewhere (a directory): where to change it.
+    /// A reset was asked for an account without a local password (its passwords are kept elsewhere): where to
+    /// change them, in words that fit the kind of source.
     ResetElsewhere {
-        /// The display names of the sources that keep the account's passwords.
-        sources: Vec<String>,
+        /// The display names of the password sources other than the local one the account signs in with (an
+        /// LDAP directory): "your organisation's directory".
+        directories: Vec<String>,
+        /// The display names of the identity providers the account signs in with (an OpenID provider, Google,
+        /// GitHub): the password is that provider's.
+        providers: Vec<String>,
     },
     /// Confirm this address.
     VerifyEmail {

@@ -243,9 +243,8 @@ impl Broker {
                     valid_minutes: self.mail_settings.reset_ttl_secs / 60,
                 }
             } else {
-                Message::ResetElsewhere {
-                    sources: self.password_sources_of(&id).await?,
-                }
+                let (directories, providers) = self.password_keepers_of(&id).await?;
+                Message::ResetElsewhere { directories, providers }
             };
             self.audit(&AuditEvent {
                 account_id: Some(id.as_str()),
@@ -253,7 +252,7 @@ impl Broker {
                 detail: Some(if has_password {
                     "link mailed"
                 } else {
-                    "no local password: directory named"
+                    "no local password: where it is kept named"
                 }),
                 ..AuditEvent::of(AuditKind::PasswordResetRequested)
             })
@@ -270,18 +269,24 @@ impl Broker {
         Ok(())
     }
 
-    /// The display names of the password sources (other than the local one) an account has identities at.
-    async fn password_sources_of(&self, id: &AccountId) -> Result<Vec<String>, BrokerError> {
-        let mut names = Vec::new();
+    /// Where the passwords of an account without a local one are kept, by the display names of the sources it has
+    /// identities at: the password sources (directories), and the redirect sources (identity providers).
+    async fn password_keepers_of(&self, id: &AccountId) -> Result<(Vec<String>, Vec<String>), BrokerError> {
+        let (mut directories, mut providers) = (Vec::new(), Vec::new());
         for identity in self.store.identities_of(id).await? {
             if let Some(source) = self.source(identity.source.as_str()) {
+                let names = match source.flow() {
+                    vestibule_core::Flow::Password(_) => &mut directories,
+                    // A redirect source, and whatever other kind may come: a sign-in somewhere else.
+                    _ => &mut providers,
+                };
                 let name = source.display_name().to_owned();
                 if !names.contains(&name) {
                     names.push(name);
                 }
             }
         }
-        Ok(names)
+        Ok((directories, providers))
     }
 
     /// Stores a new token for `purpose` and returns its link, under the broker's public URL.

@@ -1305,9 +1305,19 @@ mod reset {
             authoritative_email_domains: vec!["example.org".into()],
             ..Default::default()
         };
+        // An identity provider, authoritative too: its accounts have no local password either.
+        let idp = Arc::new(vestibule_tests::fakes::RedirectFake::new(
+            "idp",
+            vestibule_core::ExternalIdentity::new(
+                SourceId::new("idp").unwrap(),
+                vestibule_core::Subject::new("gil-sub").unwrap(),
+            )
+            .with_email("gil@example.org", true),
+        ));
         let broker = Broker::builder(store.clone(), BASE)
             .source(local.clone())
-            .source_with_policy(directory, policy)
+            .source_with_policy(directory, policy.clone())
+            .source_with_policy(idp, policy)
             .password_changer(local as Arc<dyn PasswordChanger>)
             .mailer(mail.clone())
             .clock(clock.clone())
@@ -1634,12 +1644,12 @@ mod reset {
         let mails = ask(&f, "joe@example.org").await;
         assert_eq!(mails.len(), 1, "{mails:?}");
         assert_eq!(mails[0].to, "joe@example.org");
-        let Message::ResetElsewhere { sources } = &mails[0].message else {
+        let Message::ResetElsewhere { directories, providers } = &mails[0].message else {
             panic!("{mails:?}")
         };
         assert_eq!(
-            sources,
-            &vec!["Directory".to_owned()],
+            (directories, providers),
+            (&vec!["Directory".to_owned()], &vec![]),
             "the directory, by its display name"
         );
         // No link: nothing stored that a reset could use.
@@ -1652,6 +1662,41 @@ mod reset {
             .map(|r| r.event)
             .collect();
         assert!(events.contains(&"password_reset_requested".to_owned()), "{events:?}");
+    }
+
+    /// An account that signs in at an identity provider is told its password is the provider's, not sent to
+    /// "your organisation's directory"; no link is made (a reset cannot create a local password).
+    #[tokio::test]
+    async fn a_provider_account_is_told_its_password_is_the_providers() {
+        let f = fixture().await;
+        let idp = SourceId::new("idp").unwrap();
+        let begin = f.broker.start_redirect(&idp, None).await.unwrap();
+        let (state, code) = super::state_and_code(&f.store, &begin).await;
+        let done = f
+            .broker
+            .finish_redirect(
+                &idp,
+                &super::params(Some(&state), Some(&code)),
+                Some(begin.browser_token.expose()),
+                &client(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let gil = done.outcome.session().unwrap().account_id;
+        let mails = ask(&f, "gil@example.org").await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        let Message::ResetElsewhere { directories, providers } = &mails[0].message else {
+            panic!("{mails:?}")
+        };
+        assert_eq!((directories, providers), (&vec![], &vec!["Test IdP".to_owned()]));
+        assert!(f
+            .store
+            .email_tokens_of(&gil, vestibule_core::storage::EmailTokenPurpose::PasswordReset)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]
