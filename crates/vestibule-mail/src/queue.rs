@@ -217,10 +217,12 @@ impl Worker {
 
     fn build(&self, mail: &Mail) -> Result<lettre::Message, String> {
         let rendered = crate::render(mail).map_err(|e| e.to_string())?;
-        let to: Mailbox = mail.to.parse().map_err(|e| format!("recipient: {e}"))?;
+        // One bare address, never a mailbox with a display name: `x<eve@evil.org>` in an address field must not
+        // become a message to eve (the broker checks what it is given, and this is the last door).
+        let to: lettre::Address = mail.to.parse().map_err(|e| format!("recipient: {e}"))?;
         lettre::Message::builder()
             .from(self.from.clone())
-            .to(to)
+            .to(Mailbox::new(None, to))
             .subject(rendered.subject)
             .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
             .map_err(|e| e.to_string())
@@ -373,5 +375,62 @@ mod tests {
         let stats = queue.stats();
         assert_eq!(stats.failed.load(Ordering::SeqCst), 2);
         assert_eq!(stats.sent.load(Ordering::SeqCst), 0);
+    }
+
+    fn outbox_in(dir: &std::path::Path) -> MailConfig {
+        MailConfig {
+            outbox_dir: dir.to_path_buf(),
+            ..MailConfig::default()
+        }
+    }
+
+    fn temp_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("vestibule-mail-{:016x}", rand::random::<u64>()))
+    }
+
+    /// The recipient is one bare address: a display name with an address of its own in angle brackets (as a
+    /// form could smuggle in) is not a recipient, nor is a list.
+    #[tokio::test]
+    async fn the_recipient_is_one_bare_address() {
+        let dir = temp_dir();
+        let queue = MailQueue::start(&outbox_in(&dir)).unwrap();
+        for to in [
+            "x<eve@evil.org>",
+            "ann@example.org <eve@evil.org>",
+            "ann@example.org, eve@evil.org",
+            "Ann <ann@example.org>",
+        ] {
+            queue.queue(notice(to)).unwrap();
+        }
+        queue.queue(notice("ann@example.org")).unwrap();
+        queue.drain(Duration::from_secs(60)).await;
+        assert_eq!(queue.stats().failed.load(Ordering::SeqCst), 4);
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let eml = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(eml.contains("To: ann@example.org\r\n"), "{eml}");
+        assert!(!eml.contains("evil.org"), "{eml}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The outbox holds reset links in clear text: its folder (when the outbox makes it) is its owner's alone, and
+    /// so is every message.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_outbox_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = temp_dir();
+        let dir = parent.join("outbox");
+        let queue = MailQueue::start(&outbox_in(&dir)).unwrap();
+        queue.queue(reset_link(30)).unwrap();
+        queue.drain(Duration::from_secs(60)).await;
+        assert_eq!(queue.stats().sent.load(Ordering::SeqCst), 1);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "the folder");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }
