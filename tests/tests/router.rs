@@ -22,6 +22,8 @@ use vestibule_tests::totp::{code_elements, now_secs};
 mod admin_api;
 #[path = "router/authz.rs"]
 mod authz;
+#[path = "router/mail.rs"]
+mod mail;
 #[path = "router/spa_api.rs"]
 mod spa_api;
 

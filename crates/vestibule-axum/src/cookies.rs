@@ -1,6 +1,12 @@
 //! The broker's cookies. With https they carry the `__Host-` prefix (which the browser only accepts with `Secure`,
 //! `Path=/` and no `Domain`, so a sibling subdomain cannot plant or shadow them); all are `HttpOnly` and
 //! `SameSite=Lax` (Lax, not Strict, so the session survives the top-level return from an identity provider).
+//!
+//! One is different: the reset cookie, which holds a password reset token between the mailed link and the form
+//! (so that the token leaves the address bar at once). A token that sets the account's password must reach that
+//! one page and nothing else on the host — not the app's own routes, not another backend behind the same proxy —
+//! so it is scoped to the form's path, which `__Host-` forbids (it requires `Path=/`). It carries `__Secure-`
+//! instead (the browser takes it only over https, so no one on the network can plant it), and `SameSite=Strict`.
 
 use http::header::COOKIE;
 use http::HeaderMap;
@@ -16,6 +22,8 @@ pub(crate) struct CookieNames {
     pub(crate) second_factor: &'static str,
     /// The password source last chosen on the login form, preselected next time: a source id, nothing secret.
     pub(crate) source: &'static str,
+    /// A password reset token on its way from the mailed link to the form (see the module doc).
+    pub(crate) reset: &'static str,
     secure: bool,
 }
 
@@ -30,6 +38,7 @@ impl CookieNames {
                 remember: "__Host-vestibule-remember",
                 second_factor: "__Host-vestibule-2fa",
                 source: "__Host-vestibule-source",
+                reset: "__Secure-vestibule-reset",
                 secure,
             }
         } else {
@@ -41,6 +50,7 @@ impl CookieNames {
                 remember: "vestibule-remember",
                 second_factor: "vestibule-2fa",
                 source: "vestibule-source",
+                reset: "vestibule-reset",
                 secure,
             }
         }
@@ -66,6 +76,16 @@ impl CookieNames {
     /// A `Set-Cookie` value that deletes the cookie.
     pub(crate) fn clear(&self, name: &str) -> String {
         self.set(name, "", Some(0))
+    }
+
+    /// A `Set-Cookie` value for a cookie only the page at `path` receives, and only from a page of this site
+    /// (`SameSite=Strict`): for a secret that page alone needs. `max_age` in seconds; 0 deletes it.
+    pub(crate) fn set_for_page(&self, name: &str, value: &str, path: &str, max_age: i64) -> String {
+        let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age}");
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        c
     }
 }
 
@@ -121,6 +141,20 @@ mod tests {
         assert!(c.clear(c.flow).contains("Max-Age=0"));
         let dev = CookieNames::new(false);
         assert!(!dev.set(dev.session, "v", None).contains("Secure"));
+    }
+
+    #[test]
+    fn the_reset_cookie_reaches_its_page_only() {
+        let c = CookieNames::new(true);
+        assert_eq!(
+            c.set_for_page(c.reset, "t", "/auth/reset-password", 600),
+            "__Secure-vestibule-reset=t; Path=/auth/reset-password; HttpOnly; SameSite=Strict; Max-Age=600; Secure"
+        );
+        let dev = CookieNames::new(false);
+        assert_eq!(
+            dev.set_for_page(dev.reset, "", "/reset-password", 0),
+            "vestibule-reset=; Path=/reset-password; HttpOnly; SameSite=Strict; Max-Age=0"
+        );
     }
 
     #[test]

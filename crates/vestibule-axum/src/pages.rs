@@ -398,13 +398,13 @@ pub(crate) struct EmailChangeConfirmPage<'a> {
     pub(crate) t: Tr,
 }
 
-/// `GET /reset/{token}`: the new password form.
+/// `GET /reset-password` (where a mailed link `/reset/{token}` leads, its token moved into a cookie): the new
+/// password form. It holds no token.
 #[derive(Template, Serialize, Default)]
 #[template(path = "reset_password.html")]
 pub(crate) struct ResetPasswordPage<'a> {
     pub(crate) mount: &'a str,
     pub(crate) csrf_token: &'a str,
-    pub(crate) token: &'a str,
     pub(crate) has_error: bool,
     pub(crate) error: &'a str,
     pub(crate) ui: Chrome,

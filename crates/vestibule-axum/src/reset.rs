@@ -1,5 +1,5 @@
 //! Password reset by a mailed link, address confirmation and change: `GET/POST /reset`, `GET/POST /reset/{token}`,
-//! `GET /email/verify/{token}`, `POST /account/email`. No route here says whether an account exists, nor
+//! `GET/POST /reset-password`, `GET /email/verify/{token}`, `POST /account/email`. No route here says whether an account exists, nor
 //! whether an address is another account's.
 
 use axum::extract::{Extension, Path, State};
@@ -95,20 +95,28 @@ pub(crate) async fn request_submit(
     Ok(reset_page(&v, &ctx, &headers, true))
 }
 
-fn new_password_page(
-    v: &Vestibule,
-    ctx: &AuthContext,
-    headers: &HeaderMap,
-    token: &str,
-    error: Option<&str>,
-) -> Response {
+/// Where the new-password form lives: the mailed link's token has been moved into the reset cookie by then (see
+/// [`new_password_page_get`]), so nothing in this URL is secret. A path of its own, beside `/reset/{token}`
+/// rather than under it, so the cookie scoped to it is never sent to the link's URL either.
+const FORM_PATH: &str = "/reset-password";
+
+fn form_path(v: &Vestibule) -> String {
+    format!("{}{FORM_PATH}", v.inner.mount)
+}
+
+/// The reset cookie: `token` for the form's page only, for the `secs` its link has left; empty and 0 deletes it.
+fn reset_cookie(v: &Vestibule, token: &str, secs: i64) -> String {
+    let c = &v.inner.cookies;
+    c.set_for_page(c.reset, token, &form_path(v), secs)
+}
+
+fn new_password_page(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, error: Option<&str>) -> Response {
     let (bound, set) = form_binding(v, headers, ctx);
     let html = crate::pages::render(
         v,
         crate::pages::ResetPasswordPage {
             mount: &v.inner.mount,
             csrf_token: &v.broker().csrf_token(&bound),
-            token,
             has_error: error.is_some(),
             error: error.unwrap_or_default(),
             ..Default::default()
@@ -122,18 +130,52 @@ fn new_password_page(
     private_headers(with_cookies((status, html_headers(), html).into_response(), &set))
 }
 
+/// `GET /reset/{token}`, the mailed link: checks the token, moves it into the reset cookie (`HttpOnly`,
+/// `SameSite=Strict`, for the form's path only, living as long as the link) and answers `303` to the form's
+/// token-free URL. The token is out of the address bar, the history and any `Referer` before a page is shown.
 pub(crate) async fn new_password_page_get(
+    State(v): State<Vestibule>,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let expires_at = v.broker().check_reset_link(&token).await?;
+    let left = expires_at.0.saturating_sub(v.broker().now().0).max(1);
+    let res = (StatusCode::SEE_OTHER, [(http::header::LOCATION, form_path(&v))]).into_response();
+    Ok(private_headers(with_cookies(res, &[reset_cookie(&v, &token, left)])))
+}
+
+/// `GET /reset-password`: the new-password form of the link whose token the reset cookie holds. The cookie is not
+/// required here: a browser sends no `SameSite=Strict` cookie on a navigation that began on another site (the
+/// link clicked in a webmail, redirected here), and the form needs no secret to be shown. The form's `POST`, from
+/// this page, carries it. A cookie that is there but no longer good is refused at once, and deleted.
+pub(crate) async fn reset_form(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
     headers: HeaderMap,
-    Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    if let Err(e) = v.broker().check_reset_link(&token).await {
-        return Err(e.into());
+    if let Some(token) = crate::cookies::get(&headers, v.inner.cookies.reset) {
+        if let Err(e) = v.broker().check_reset_link(token).await {
+            return invalid_reset_cookie(&v, e);
+        }
     }
-    Ok(new_password_page(&v, &ctx, &headers, &token, None))
+    Ok(new_password_page(&v, &ctx, &headers, None))
 }
 
+/// `POST /reset-password` (`new_password`, `csrf_token`): sets the password with the token in the reset cookie.
+pub(crate) async fn reset_form_submit(
+    State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
+    Client(client): Client,
+    headers: HeaderMap,
+    Checked(form): Checked<NewPasswordForm>,
+) -> Result<Response, AppError> {
+    let token = crate::cookies::get(&headers, v.inner.cookies.reset)
+        .unwrap_or_default()
+        .to_owned();
+    set_new_password(&v, &ctx, &client, &headers, &token, form).await
+}
+
+/// `POST /reset/{token}` (`new_password`, `csrf_token`): the same, with the token in the path, for a client that
+/// posts to the link itself (the public contract; the built-in form posts to `/reset-password`).
 pub(crate) async fn new_password_submit(
     State(v): State<Vestibule>,
     Extension(ctx): Extension<AuthContext>,
@@ -142,28 +184,49 @@ pub(crate) async fn new_password_submit(
     Path(token): Path<String>,
     Checked(form): Checked<NewPasswordForm>,
 ) -> Result<Response, AppError> {
+    set_new_password(&v, &ctx, &client, &headers, &token, form).await
+}
+
+async fn set_new_password(
+    v: &Vestibule,
+    ctx: &AuthContext,
+    client: &vestibule::ClientInfo,
+    headers: &HeaderMap,
+    token: &str,
+    form: NewPasswordForm,
+) -> Result<Response, AppError> {
     let new = SecretString::from(form.new_password.unwrap_or_default());
-    match v.broker().complete_password_reset(&token, &new, &client).await {
+    match v.broker().complete_password_reset(token, &new, client).await {
         Ok(_) => {
-            let html = crate::pages::message(&v, "message-password-set-title", "message-password-set", None);
-            // The browser's own session, if any, ended with the others: its cookie goes too.
+            let html = crate::pages::message(v, "message-password-set-title", "message-password-set", None);
+            // The browser's own session, if any, ended with the others: its cookie goes too, and the used token's.
             let c = &v.inner.cookies;
             let res = (html_headers(), html).into_response();
             Ok(private_headers(with_cookies(
                 res,
-                &[c.clear(c.session), c.clear(c.remember)],
+                &[c.clear(c.session), c.clear(c.remember), reset_cookie(v, "", 0)],
             )))
         }
         // A refused password: the form again (the link still works), with the policy's words.
         Err(ResetError::Password(PasswordChangeError::Policy(why))) => Ok(new_password_page(
-            &v,
-            &ctx,
-            &headers,
-            &token,
+            v,
+            ctx,
+            headers,
             Some(&crate::error::password_rejected(&why)),
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => invalid_reset_cookie(v, e),
     }
+}
+
+/// The error page for `e`; when the link is no good, the reset cookie that may hold it is deleted with it.
+fn invalid_reset_cookie(v: &Vestibule, e: ResetError) -> Result<Response, AppError> {
+    let clear = matches!(e, ResetError::InvalidLink);
+    let res = AppError::from(e).into_response();
+    Ok(if clear {
+        private_headers(with_cookies(res, &[reset_cookie(v, "", 0)]))
+    } else {
+        res
+    })
 }
 
 /// `GET /email/verify/{token}`: a new account's address is confirmed by opening the link. A change of address is

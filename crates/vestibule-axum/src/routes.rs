@@ -73,6 +73,10 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
             get(crate::reset::new_password_page_get).post(crate::reset::new_password_submit),
         )
         .route(
+            "/reset-password",
+            get(crate::reset::reset_form).post(crate::reset::reset_form_submit),
+        )
+        .route(
             "/email/verify/{token}",
             get(crate::reset::verify_email).post(crate::reset::verify_email_submit),
         )

@@ -213,7 +213,10 @@ fn verify_answer(principal: Option<&Principal>, query: Option<&str>) -> Response
     if let Some(name) = &s.display_name {
         put(X_VESTIBULE_NAME, name);
     }
-    if let Some(email) = &s.email {
+    // Only an address known to be the person's: an unverified one is a claim anyone can make at an identity
+    // provider, and an app behind the proxy keys on this header. (The proxy must clear the header when none is
+    // sent: see the README's nginx example.)
+    if let (Some(email), true) = (&s.email, s.email_verified) {
         put(X_VESTIBULE_EMAIL, email);
     }
     match s.groups.as_slice() {

@@ -340,6 +340,7 @@ pub(crate) fn account_json(account: &vestibule::AccountView) -> serde_json::Valu
         "id": account.id.as_str(),
         "display_name": account.display_name,
         "email": account.email,
+        "email_verified": account.email_verified,
         "identities": account
             .identities
             .iter()

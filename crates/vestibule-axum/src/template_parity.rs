@@ -337,7 +337,6 @@ fn all_pages(env: &minijinja::Environment<'static>, ui: &UiSettings, lang: usize
         ResetPasswordPage {
             mount: "/auth",
             csrf_token: "tok",
-            token: "abc/def",
             has_error: true,
             error: "error-password-too-short",
             ..Default::default()

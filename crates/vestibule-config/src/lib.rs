@@ -1657,6 +1657,18 @@ mod email_keys {
         )
         .unwrap();
         assert_eq!(ok.email.link_settings().reset_ttl_secs, 900);
+        // Clear text only to a relay on this machine, and only a `tls` mode that exists.
+        let e = super::parse(
+            "t.toml",
+            "[email]\nfrom = \"id@example.org\"\nsmtp_url = \"smtp://mail.example.com:25?tls=none\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.key.as_deref(), e.line), (Some("email.smtp_url"), Some(3)), "{e}");
+        assert!(e.message.contains("loopback"), "{e}");
+        let e = super::parse("t.toml", "[email]\nsmtp_url = \"smtp://127.0.0.1:25?tls=off\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("email.smtp_url"), "{e}");
+        assert!(e.message.contains("unknown `tls=off`"), "{e}");
+        assert!(super::parse("t.toml", "[email]\nsmtp_url = \"smtp://127.0.0.1:25?tls=none\"\n").is_ok());
         // The outbox must keep a bound: both limits off is refused, naming the key and its line.
         let e = super::parse("t.toml", "[email]\noutbox_max_age_hours = 0\noutbox_max_files = 0\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("email.outbox_max_age_hours"), "{e}");

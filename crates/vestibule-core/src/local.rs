@@ -52,8 +52,9 @@ pub trait CredentialRepository: Send + Sync {
         new_hash: &str,
     ) -> Result<bool, BoxError>;
     /// A password change: [`replace_password_hash`](Self::replace_password_hash) and, in the same transaction,
-    /// the end of every session and remember-me series of the account and of its password reset tokens (a link
-    /// mailed before the change must not undo it) — a change made because a password was stolen must not half
+    /// the end of every session and remember-me series of the account, of its password reset links (a link
+    /// mailed before the change must not undo it) and of its pending address change (a hijacked session's request
+    /// must not outlive the owner's new password) — a change made because a password was stolen must not half
     /// happen. The default only replaces the hash (for repositories that keep no sessions).
     async fn change_password_hash(
         &self,

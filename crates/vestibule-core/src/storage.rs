@@ -103,7 +103,8 @@ pub trait BrokerStore: Send + Sync {
     async fn account_with_login(&self, login: &str) -> Result<Option<AccountId>, StorageError>;
 
     /// Disables or re-enables an account; `false` when there is no such account. Disabling also deletes its
-    /// sessions, remember-me series and access tokens, in the same transaction.
+    /// sessions, remember-me series, access tokens, password reset links and pending address changes, in the
+    /// same transaction.
     async fn set_account_disabled(&self, id: &AccountId, disabled: bool) -> Result<bool, StorageError>;
 
     /// Removes one identity from an account unless it is the account's last, with the sessions, series and tokens
@@ -395,7 +396,7 @@ pub trait BrokerStore: Send + Sync {
     ) -> Result<Option<EmailToken>, StorageError>;
 
     /// Deletes every token of this purpose of an account; returns how many. (A local password change also deletes
-    /// the account's reset tokens in its own transaction: see
+    /// the account's reset and address change tokens in its own transaction: see
     /// [`CredentialRepository::change_password_hash`](crate::CredentialRepository::change_password_hash).)
     async fn delete_email_tokens_of(
         &self,

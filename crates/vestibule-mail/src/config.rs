@@ -14,7 +14,8 @@ pub struct MailConfig {
     pub from: String,
     /// `smtp://host:587` (STARTTLS required), `smtps://host:465` (implicit TLS), with the user name in the URL
     /// (`smtps://user@host`). Not set: messages go to `outbox_dir` instead (development). Plain SMTP without TLS
-    /// is `smtp://host:25?tls=none`, for a relay on loopback only.
+    /// is `smtp://127.0.0.1:25?tls=none` (or `tls=opportunistic`: STARTTLS when offered), for a relay on loopback
+    /// only — anywhere else it is refused. `tls` is the only parameter read.
     pub smtp_url: Option<String>,
     /// The SMTP password in a file (one line), for the user named in `smtp_url`.
     pub password_file: Option<PathBuf>,
@@ -60,6 +61,70 @@ impl Default for MailConfig {
     }
 }
 
+/// How an `smtp_url` asks for TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsMode {
+    /// `smtps://`: TLS from the first byte.
+    Wrapper,
+    /// `smtp://` (or `?tls=required`): STARTTLS, or no delivery.
+    Required,
+    /// `?tls=opportunistic`: STARTTLS when the server offers it, else clear text (loopback only).
+    Opportunistic,
+    /// `?tls=none`: clear text (loopback only).
+    None,
+}
+
+/// The TLS mode an `smtp_url` asks for, refusing what cannot be meant: a parameter other than `tls`, a `tls`
+/// value that is not one of the modes (a typo must not fall back to anything), `tls` on `smtps://` other than
+/// `required`, and clear text — `none`, or `opportunistic`, which an attacker on the path turns into clear text by
+/// hiding the STARTTLS offer — to a relay that is not on this machine: the messages carry reset links.
+pub(crate) fn tls_mode(url: &url::Url) -> Result<TlsMode, String> {
+    let mut asked: Option<String> = None;
+    for (key, value) in url.query_pairs() {
+        if key != "tls" {
+            return Err(format!("unknown parameter `{key}`: `tls` is the only one"));
+        }
+        if asked.replace(value.into_owned()).is_some() {
+            return Err("`tls` is given twice".into());
+        }
+    }
+    let mode = match (url.scheme(), asked.as_deref()) {
+        ("smtps", None | Some("required")) => TlsMode::Wrapper,
+        ("smtps", Some(other)) => return Err(format!("smtps is TLS from the start: `tls={other}` cannot apply")),
+        ("smtp", None | Some("required")) => TlsMode::Required,
+        ("smtp", Some("opportunistic")) => TlsMode::Opportunistic,
+        ("smtp", Some("none")) => TlsMode::None,
+        ("smtp", Some(other)) => {
+            return Err(format!(
+                "unknown `tls={other}`: `required` (the default), `opportunistic` or `none`"
+            ))
+        }
+        (scheme, _) => return Err(format!("the scheme must be smtp or smtps, not {scheme}")),
+    };
+    if matches!(mode, TlsMode::None | TlsMode::Opportunistic) && !on_loopback(url) {
+        return Err(format!(
+            "`tls={}` can send mail (reset links) in clear text: only for a relay on loopback (127.0.0.1, ::1, \
+             localhost); use smtps://, or smtp:// with STARTTLS required (no `tls` parameter)",
+            asked.unwrap_or_default()
+        ));
+    }
+    Ok(mode)
+}
+
+/// Whether the URL's host is this machine: a loopback address, or `localhost`.
+fn on_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        // `smtp` is not one of the URL standard's special schemes, so an IPv4 address arrives as a name.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        None => false,
+    }
+}
+
 /// What the SMTP transport needs, read from a [`MailConfig`] (the password from its file or variable).
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
@@ -86,6 +151,7 @@ impl MailConfig {
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(issue("smtp_url", "the URL names no host".into()));
             }
+            tls_mode(&url).map_err(|why| issue("smtp_url", why))?;
             if url.password().is_some() {
                 return Err(issue(
                     "smtp_url",
@@ -202,5 +268,48 @@ mod tests {
             ..MailConfig::default()
         };
         assert!(by_count_only.check().is_ok());
+    }
+
+    /// Mail in clear text (reset links!) may only go to a relay on this machine; a `tls` mode that is not one of
+    /// the known ones is a mistake, never a silent default.
+    #[test]
+    fn plain_smtp_is_for_loopback_only_and_tls_modes_are_known() {
+        let check = |url: &str| {
+            MailConfig {
+                smtp_url: Some(url.into()),
+                ..MailConfig::default()
+            }
+            .check()
+        };
+        for ok in [
+            "smtp://127.0.0.1:25?tls=none",
+            "smtp://127.0.0.2:2525?tls=none",
+            "smtp://localhost:25?tls=none",
+            "smtp://[::1]:25?tls=none",
+            "smtp://127.0.0.1:25?tls=opportunistic",
+            "smtp://mail.example.com:587",
+            "smtp://mail.example.com:587?tls=required",
+            "smtps://user@mail.example.com",
+            "smtps://mail.example.com:465?tls=required",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}: {:?}", check(ok));
+        }
+        for bad in [
+            "smtp://mail.example.com:25?tls=none",
+            "smtp://10.0.0.5:25?tls=none",
+            "smtp://localhost.example.com:25?tls=none",
+            "smtp://mail.example.com:587?tls=opportunistic",
+            "smtp://127.0.0.1:25?tls=off",
+            "smtp://127.0.0.1:25?tls=",
+            "smtp://127.0.0.1:25?tls=NONE",
+            "smtps://mail.example.com:465?tls=none",
+            "smtp://mail.example.com:587?tls=required&tls=none",
+            "smtp://mail.example.com:587?timeout=5",
+        ] {
+            let issue = check(bad).expect_err(bad);
+            assert_eq!(issue.key, "smtp_url", "{bad}: {issue:?}");
+        }
+        let issue = check("smtp://mail.example.com:25?tls=none").expect_err("refused");
+        assert!(issue.message.contains("loopback"), "{issue:?}");
     }
 }

@@ -1,7 +1,8 @@
 //! Vestibule's [`Mailer`]: each [`Mail`] is rendered from askama templates (plain text and HTML, in the
 //! workspace's `templates/mail/`), put on a bounded queue, and delivered by one background task, over SMTP (lettre
 //! on rustls: STARTTLS or implicit TLS, with authentication) or into a development outbox (one `.eml` file a
-//! message). Queuing never waits; a failed delivery is retried with a growing pause, then logged and counted.
+//! message). Queuing never waits; a failed delivery is retried with a growing pause, then logged and counted —
+//! at once after a permanent refusal, and without a try once the link it carries has expired.
 //!
 //! ```no_run
 //! use std::sync::Arc;

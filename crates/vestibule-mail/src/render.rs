@@ -38,7 +38,7 @@ macro_rules! message_templates {
 
 message_templates! {
     password_reset("mail/password_reset.txt", "mail/password_reset.html") { link: &'a str, valid_minutes: i64 },
-    reset_elsewhere("mail/reset_elsewhere.txt", "mail/reset_elsewhere.html") { sources: &'a [String] },
+    reset_elsewhere("mail/reset_elsewhere.txt", "mail/reset_elsewhere.html") { all: &'a str, directories: &'a str, providers: &'a str },
     verify_email("mail/verify_email.txt", "mail/verify_email.html") { link: &'a str, valid_hours: i64 },
     password_changed("mail/password_changed.txt", "mail/password_changed.html") {},
     password_was_reset("mail/password_was_reset.txt", "mail/password_was_reset.html") {},
@@ -73,8 +73,21 @@ pub fn render(mail: &Mail) -> Result<Rendered, askama::Error> {
             link: link.expose(),
             valid_minutes: *valid_minutes
         ),
-        Message::ResetElsewhere { sources } => {
-            both!(reset_elsewhere, "About your password reset request", name, sources: sources)
+        Message::ResetElsewhere { directories, providers } => {
+            let all = directories
+                .iter()
+                .chain(providers)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            both!(
+                reset_elsewhere,
+                "About your password reset request",
+                name,
+                all: &all,
+                directories: &directories.join(", "),
+                providers: &providers.join(", ")
+            )
         }
         Message::VerifyEmail { link, valid_hours } => both!(
             verify_email,
@@ -157,7 +170,8 @@ mod tests {
     fn every_kind_renders() {
         let all = [
             Message::ResetElsewhere {
-                sources: vec!["Corporate directory".into()],
+                directories: vec!["Corporate directory".into()],
+                providers: vec![],
             },
             Message::VerifyEmail {
                 link: MailLink::new("https://x/email/verify/t"),
@@ -193,9 +207,48 @@ mod tests {
             assert!(!r.subject.is_empty() && r.text.len() > 60 && r.html.len() > 60, "{m:?}");
         }
         let r = render(&mail(Message::ResetElsewhere {
-            sources: vec!["Corporate directory".into()],
+            directories: vec!["Corporate directory".into()],
+            providers: vec![],
         }))
         .expect("ok");
         assert!(r.text.contains("Corporate directory"), "{}", r.text);
+    }
+
+    /// Where the password is kept is said in words that fit the source: a directory is the organisation's, a
+    /// provider's password is the provider's (no "directory" for a Google account).
+    #[test]
+    fn reset_elsewhere_names_where_the_password_is_kept_by_kind() {
+        let elsewhere = |directories: &[&str], providers: &[&str]| {
+            let to_vec = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+            render(&mail(Message::ResetElsewhere {
+                directories: to_vec(directories),
+                providers: to_vec(providers),
+            }))
+            .expect("renders")
+        };
+        let r = elsewhere(&[], &["Google"]);
+        for part in [&r.text, &r.html] {
+            assert!(part.contains("Google"), "{part}");
+            assert!(!part.contains("directory"), "{part}");
+            assert!(part.contains("kept by that provider"), "{part}");
+        }
+        let r = elsewhere(&["Corp LDAP"], &[]);
+        for part in [&r.text, &r.html] {
+            assert!(
+                part.contains("Corp LDAP") && part.contains("organisation's directory"),
+                "{part}"
+            );
+            assert!(!part.contains("provider"), "{part}");
+        }
+        let r = elsewhere(&["Corp LDAP"], &["GitHub", "Google"]);
+        assert!(
+            r.text.contains("you sign in with Corp LDAP, GitHub, Google"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("organisation's directory") && r.text.contains("kept by that provider"));
+        // A source that is no longer configured names nothing: the message still says what to do.
+        let r = elsewhere(&[], &[]);
+        assert!(r.text.contains("Ask your administrator how"), "{}", r.text);
     }
 }

@@ -8,7 +8,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use vestibule_core::ExposeSecret;
 
-use crate::config::SmtpSettings;
+use crate::config::{SmtpSettings, TlsMode};
 
 /// A transport could not be built or a message could not be delivered.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,19 @@ pub(crate) enum Transport {
     Outbox(PathBuf),
 }
 
+impl TransportError {
+    /// Whether trying again cannot help: the server refused for good (a 5xx reply: no such sender, relaying
+    /// denied, message rejected), or the message cannot go over this server at all (lettre's client errors, such
+    /// as a non-ASCII address for a server without SMTPUTF8). Network trouble, timeouts and 4xx replies are worth
+    /// another try.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            TransportError::Smtp(e) => e.is_permanent() || e.is_client(),
+            TransportError::Outbox(_) | TransportError::Config(_) => false,
+        }
+    }
+}
+
 impl Transport {
     pub(crate) fn smtp(settings: &SmtpSettings, timeout: Duration) -> Result<Self, TransportError> {
         let url = &settings.url;
@@ -37,7 +50,9 @@ impl Transport {
             .host_str()
             .ok_or_else(|| TransportError::Config("smtp_url names no host".into()))?
             .to_owned();
-        let mode = url.query_pairs().find(|(k, _)| k == "tls").map(|(_, v)| v.into_owned());
+        // Checked again here (not only by `MailConfig::check`), so that no way of starting a queue mails in clear
+        // text to another machine.
+        let mode = crate::config::tls_mode(url).map_err(|why| TransportError::Config(format!("smtp_url: {why}")))?;
         let params = || {
             let mut b = TlsParameters::builder(host.clone());
             if let Some(pem) = &settings.ca_pem {
@@ -45,17 +60,11 @@ impl Transport {
             }
             b.build_rustls()
         };
-        let (tls, default_port) = match (url.scheme(), mode.as_deref()) {
-            ("smtps", _) => (Tls::Wrapper(params()?), 465),
-            ("smtp", None | Some("required")) => (Tls::Required(params()?), 587),
-            ("smtp", Some("opportunistic")) => (Tls::Opportunistic(params()?), 587),
-            ("smtp", Some("none")) => (Tls::None, 25),
-            (scheme, mode) => {
-                return Err(TransportError::Config(format!(
-                    "smtp_url: unsupported scheme {scheme} or tls={}",
-                    mode.unwrap_or_default()
-                )))
-            }
+        let (tls, default_port) = match mode {
+            TlsMode::Wrapper => (Tls::Wrapper(params()?), 465),
+            TlsMode::Required => (Tls::Required(params()?), 587),
+            TlsMode::Opportunistic => (Tls::Opportunistic(params()?), 587),
+            TlsMode::None => (Tls::None, 25),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(url.port().unwrap_or(default_port))
@@ -80,7 +89,7 @@ impl Transport {
                 Ok(())
             }
             Transport::Outbox(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
+                create_outbox(dir).await?;
                 let name = format!(
                     "{}-{:016x}",
                     std::time::SystemTime::now()
@@ -91,7 +100,7 @@ impl Transport {
                 );
                 // Written aside and renamed: whoever watches the folder never reads half a message.
                 let partial = dir.join(format!(".{name}.partial"));
-                tokio::fs::write(&partial, message.formatted()).await?;
+                write_private(&partial, &message.formatted()).await?;
                 tokio::fs::rename(&partial, dir.join(format!("{name}.eml"))).await?;
                 Ok(())
             }
@@ -104,6 +113,30 @@ impl Transport {
             Transport::Outbox(dir) => format!("outbox {}", dir.display()),
         }
     }
+}
+
+/// Creates the outbox folder (and any missing parent) for its owner alone (`0700` on Unix): its messages hold
+/// reset links in clear text. A folder that exists already is left as it is (it may be the operator's, holding
+/// other files); the messages in it are their owner's alone either way.
+async fn create_outbox(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
+/// Writes a new file that only its owner may read (`0600` on Unix), whatever the umask would allow.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(bytes).await?;
+    // tokio hands the write to a blocking thread: it is only done once flushed.
+    file.flush().await
 }
 
 fn percent_decode(s: &str) -> String {

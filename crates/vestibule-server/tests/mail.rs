@@ -125,16 +125,24 @@ async fn ask_reset(server: &Server, login: &str, extra_headers: &[(&str, &str)])
         .await
 }
 
-/// Follows a reset link: the form, then the new password. Returns the final page.
+/// Follows a reset link as a browser does: the link moves its token into a cookie and redirects to the form's
+/// token-free address; then the new password. Returns the final page.
 async fn finish_reset(server: &Server, public: &str, link: &str, password: &str) -> vestibule_tests::browser::Page {
     let mut b = Browser::new(&server.base);
     let path = path_of(link, public);
-    let form = b.get(&path).await;
+    let opened = b.get(&path).await;
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    assert_eq!(opened.header("referrer-policy"), Some("no-referrer"));
+    let to = opened.location().unwrap().to_owned();
+    let token = path.rsplit('/').next().unwrap();
+    assert!(!to.contains(token), "{to}");
+    assert!(b.cookies.contains_key("vestibule-reset"), "{:?}", opened.set_cookies());
+    let form = b.get(&to).await;
     assert_eq!(form.status, 200, "{}", form.body);
     assert_eq!(form.header("referrer-policy"), Some("no-referrer"));
-    let token = form.csrf_token().unwrap();
-    b.post(&path, &[("csrf_token", &token), ("new_password", password)])
-        .await
+    assert!(!form.body.contains(token));
+    let csrf = form.csrf_token().unwrap();
+    b.post(&to, &[("csrf_token", &csrf), ("new_password", password)]).await
 }
 
 async fn signs_in(server: &Server, password: &str) -> bool {

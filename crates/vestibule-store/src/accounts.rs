@@ -180,8 +180,8 @@ impl Store {
         row.as_ref().map(account_from).transpose()
     }
 
-    /// Disables or re-enables an account. Disabling also deletes its sessions, remember-me series and access tokens,
-    /// in the same transaction.
+    /// Disables or re-enables an account. Disabling also deletes its sessions, remember-me series, access tokens,
+    /// password reset links and pending address changes, in the same transaction.
     pub async fn set_account_disabled(&self, id: &AccountId, disabled: bool) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
@@ -198,6 +198,8 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            // And the mailed links that open it without a session: enabling it again must not revive them.
+            crate::email_tokens::void_takeover_links(&mut tx, id).await?;
         }
         tx.commit().await?;
         Ok(done > 0)
@@ -314,7 +316,7 @@ impl CredentialRepository for Store {
             return Ok(false);
         }
         let ended = crate::linking::end_sessions_and_series(&mut tx, account, self.backend()).await?;
-        crate::email_tokens::void_reset_tokens(&mut tx, account).await?;
+        crate::email_tokens::void_takeover_links(&mut tx, account).await?;
         tx.commit().await?;
         tracing::debug!(account = %account, sessions = ended.len(), "password changed; sessions and series ended");
         Ok(true)

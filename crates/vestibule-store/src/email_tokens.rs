@@ -161,14 +161,20 @@ impl Store {
     }
 }
 
-/// Inside a password change's transaction: a reset link mailed before the change must not undo it.
-pub(crate) async fn void_reset_tokens(
+/// Inside the transaction of a password change or of disabling an account: deletes the account's password reset
+/// links and pending address changes. Both are ways into the account that need no session — a reset link sets
+/// the password, a change link makes its mailbox the verified address that reset mail goes to — so neither may
+/// outlive what ends a thief's hold on the account (a reset link mailed before the change must not undo it, and a
+/// hijacked session's change request must not survive the owner's new password). A confirmation of the account's
+/// current address opens no way in and stays.
+pub(crate) async fn void_takeover_links(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     account: &AccountId,
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM email_tokens WHERE account_id = $1 AND purpose = $2")
+    sqlx::query("DELETE FROM email_tokens WHERE account_id = $1 AND purpose IN ($2, $3)")
         .bind(account.as_str())
         .bind(EmailTokenPurpose::PasswordReset.as_str())
+        .bind(EmailTokenPurpose::ChangeEmail.as_str())
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -115,6 +115,7 @@ contract!(
     passkey_ceremonies_are_single_use,
     email_tokens_are_single_use_and_void_after_a_password_change,
     an_address_change_takes_a_free_address_and_voids_the_old_links,
+    a_password_change_or_a_disabled_account_voids_pending_address_changes,
     accounts_list_in_pages_and_search_literally,
     deleting_an_account_removes_every_row_but_its_audit,
     assigned_groups_survive_sign_ins_and_go_with_the_password;
@@ -1260,6 +1261,59 @@ async fn email_tokens_are_single_use_and_void_after_a_password_change(store: Sto
 
     // Personal access tokens all end at once (after a reset).
     assert!(BrokerStore::delete_tokens_of(&store, &id).await.unwrap().is_empty());
+}
+
+/// A pending address change is a way to take the account over (its link needs no session, and the address it
+/// confirms receives the reset mail): what ends a hijacker's hold on the account ends it too. A password change,
+/// by any route, voids it in the change's own transaction, with the reset links; disabling the account voids both.
+/// A confirmation of the account's current address is no way in and stays.
+async fn a_password_change_or_a_disabled_account_voids_pending_address_changes(store: Store) {
+    let (reset, verify, change) = (
+        EmailTokenPurpose::PasswordReset,
+        EmailTokenPurpose::VerifyEmail,
+        EmailTokenPurpose::ChangeEmail,
+    );
+    let dana = store.create_local_account(&new_local("dana"), NOW).await.unwrap();
+    let erin = store.create_local_account(&new_local("erin"), NOW).await.unwrap();
+    for (hash, who, purpose) in [
+        ("d-reset", &dana, reset),
+        ("d-verify", &dana, verify),
+        ("d-change", &dana, change),
+        ("e-change", &erin, change),
+    ] {
+        store
+            .insert_email_token(&email_token(hash, who, purpose))
+            .await
+            .unwrap();
+    }
+    let old = store.find_password("dana").await.unwrap().unwrap().password_hash;
+    assert!(store.change_password_hash(&dana, &old, "new-hash").await.unwrap());
+    assert!(store.get_email_token("d-change", change).await.unwrap().is_none());
+    assert!(store.get_email_token("d-reset", reset).await.unwrap().is_none());
+    assert!(store.get_email_token("d-verify", verify).await.unwrap().is_some());
+    assert!(
+        store.get_email_token("e-change", change).await.unwrap().is_some(),
+        "another account's change is not touched"
+    );
+    // A change that lost its race (the hash was no longer `old`) changes nothing, links included.
+    store
+        .insert_email_token(&email_token("d-change2", &dana, change))
+        .await
+        .unwrap();
+    assert!(!store.change_password_hash(&dana, &old, "newer-hash").await.unwrap());
+    assert!(store.get_email_token("d-change2", change).await.unwrap().is_some());
+
+    // Disabling: the account's reset and change links go with its sessions; enabling again brings none back.
+    store
+        .insert_email_token(&email_token("e-reset", &erin, reset))
+        .await
+        .unwrap();
+    assert!(store.set_account_disabled(&erin, true).await.unwrap());
+    assert!(store.get_email_token("e-change", change).await.unwrap().is_none());
+    assert!(store.get_email_token("e-reset", reset).await.unwrap().is_none());
+    assert!(store.set_account_disabled(&erin, false).await.unwrap());
+    assert!(store.email_tokens_of(&erin, change).await.unwrap().is_empty());
+    assert!(store.get_email_token("d-change2", change).await.unwrap().is_some());
 }
 
 async fn an_address_change_takes_a_free_address_and_voids_the_old_links(store: Store) {

@@ -192,6 +192,7 @@ impl Broker {
                         account_id: t.account_id,
                         display_name: account.display_name,
                         email: account.email,
+                        email_verified: account.email_verified,
                         groups,
                     },
                     id: t.id,

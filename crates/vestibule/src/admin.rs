@@ -245,7 +245,8 @@ impl Broker {
     }
 
     /// The hashes under which attempts at `login` are counted, one per source (`source:canonical name`), and the
-    /// account's own when `login` names an account (its password changes, its address change requests): what
+    /// account's own when `login` names an account (its password changes, its address change and password reset
+    /// requests): what
     /// [`Broker::throttles`] lists.
     pub async fn throttle_names(&self, login: &str) -> Result<Vec<(String, String)>, BrokerError> {
         let mut keys: Vec<String> = self
@@ -261,6 +262,7 @@ impl Broker {
         if let AccountLookup::Found { id, .. } = self.find_accounts(login).await? {
             keys.push(crate::throttle::account_key(&id));
             keys.push(crate::email_change::throttle_key(&id));
+            keys.push(crate::reset::account_throttle_key(&id));
         }
         Ok(keys
             .into_iter()

@@ -194,8 +194,8 @@ impl Broker {
     }
 
     /// Ends every session and remember-me series of an account, and with `tokens` every personal access token,
-    /// on every node at once (a lost laptop, a suspected theft). The account stays usable: its owner signs in
-    /// again. Audited as `sessions_revoked` with `detail` and what ended.
+    /// on every node at once (a lost laptop, a suspected theft); a pending address change is cancelled with them.
+    /// The account stays usable: its owner signs in again. Audited as `sessions_revoked` with `detail` and what ended.
     pub async fn end_sessions_by_operator(
         &self,
         id: &AccountId,
@@ -210,6 +210,7 @@ impl Broker {
         for hash in &sessions {
             self.evict(hash);
         }
+        self.cancel_email_change(id).await?;
         let revoked = if tokens {
             self.store.delete_tokens_of(id).await?
         } else {

@@ -483,6 +483,7 @@ impl Broker {
                 account_id: rec.account_id,
                 display_name: account.display_name,
                 email: account.email,
+                email_verified: account.email_verified,
                 groups,
             },
             source: rec.source,

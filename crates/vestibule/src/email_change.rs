@@ -139,6 +139,22 @@ impl Broker {
             .map(|t| t.email))
     }
 
+    /// Voids the account's pending address change, if any. A change link needs no session and makes its mailbox
+    /// the account's verified address (where reset mail goes), so a hijacked session's request must not outlive
+    /// what ends the hijacker's hold: signing out the other sessions or all of them, an operator ending the
+    /// sessions or resetting the second factors, a stolen remember-me cookie. (A password change and disabling the
+    /// account void it in their own transactions, in the store.) The owner asks again if it was theirs.
+    pub(crate) async fn cancel_email_change(&self, id: &AccountId) -> Result<(), BrokerError> {
+        let voided = self
+            .store
+            .delete_email_tokens_of(id, EmailTokenPurpose::ChangeEmail)
+            .await?;
+        if voided > 0 {
+            tracing::info!(account = %id, "a pending address change was cancelled");
+        }
+        Ok(())
+    }
+
     /// Uses a change link (already taken from the store: single use): the address becomes the new one, verified;
     /// every other mailed link of the account is void; the old verified address gets a notice. Sessions stay.
     pub(crate) async fn finish_email_change(

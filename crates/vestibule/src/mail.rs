@@ -37,10 +37,15 @@ pub enum Message {
         /// How long it works.
         valid_minutes: i64,
     },
-    /// A reset was asked for an account whose password is kept elsewhere (a directory): where to change it.
+    /// A reset was asked for an account without a local password (its passwords are kept elsewhere): where to
+    /// change them, in words that fit the kind of source.
     ResetElsewhere {
-        /// The display names of the sources that keep the account's passwords.
-        sources: Vec<String>,
+        /// The display names of the password sources other than the local one the account signs in with (an
+        /// LDAP directory): "your organisation's directory".
+        directories: Vec<String>,
+        /// The display names of the identity providers the account signs in with (an OpenID provider, Google,
+        /// GitHub): the password is that provider's.
+        providers: Vec<String>,
     },
     /// Confirm this address.
     VerifyEmail {
@@ -145,6 +150,21 @@ impl FactorChange {
 }
 
 impl Message {
+    /// How long the link the message carries works, counted from when the message is queued (the broker stores
+    /// the token just before): a mailer should not deliver it later than that — a dead link helps no one, and
+    /// trying to would hold up what waits behind it. `None` for a message without a link (a notice).
+    pub fn valid_for(&self) -> Option<std::time::Duration> {
+        let secs =
+            |n: i64, unit: u64| std::time::Duration::from_secs(u64::try_from(n).unwrap_or(0).saturating_mul(unit));
+        match self {
+            Message::PasswordReset { valid_minutes, .. } => Some(secs(*valid_minutes, 60)),
+            Message::VerifyEmail { valid_hours, .. } | Message::ConfirmEmailChange { valid_hours, .. } => {
+                Some(secs(*valid_hours, 3600))
+            }
+            _ => None,
+        }
+    }
+
     /// A short name for logs and counters (`password_reset`), never a secret.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -170,6 +170,8 @@ impl Broker {
         for hash in &ended {
             self.evict(hash);
         }
+        // A thief with a session may have asked to move the address.
+        self.cancel_email_change(&rec.account_id).await?;
         tracing::warn!(account = %rec.account_id, ip = ?client.ip, "remember-me token reuse: cookie theft assumed");
         self.audit(&AuditEvent {
             account_id: Some(rec.account_id.as_str()),

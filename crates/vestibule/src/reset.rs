@@ -108,6 +108,16 @@ pub struct ResetDone {
 /// What reset requests are counted under by the limiter (`reset:NAME`), apart from sign-ins at any source.
 pub(crate) const RESET_COUNTER: &str = "reset";
 
+/// What reset requests are also counted under per account they resolve to (`reset-account:ID`): an account has
+/// several names (its login name, its address), each with a counter of its own, but one mailbox.
+const RESET_ACCOUNT_COUNTER: &str = "reset-account";
+
+/// The name an account's reset requests are counted under, whatever they called it (`vestibule throttle lift`
+/// lifts it with the account's).
+pub(crate) fn account_throttle_key(id: &AccountId) -> String {
+    crate::throttle::name_key(RESET_ACCOUNT_COUNTER, id.as_str())
+}
+
 impl Broker {
     /// Whether password reset by mail can be offered at all (a mailer and a local password source).
     pub fn reset_available(&self) -> bool {
@@ -193,7 +203,25 @@ impl Broker {
         let (Some(mailer), Some(changer)) = (&self.mailer, &self.password_changer) else {
             return Err(ResetError::Unavailable);
         };
+        let client = ClientInfo {
+            ip: ip.map(str::to_owned),
+            user_agent: None,
+        };
         for id in self.reset_targets(login).await? {
+            // The per-account limit, on the account the name resolved to: asking under its login name and under
+            // its address in turn must not double what one mailbox receives. Silent, unlike the limit per name
+            // (which every name has, account or not): the answer went out already, and must not tell that two
+            // names are one account. Held back, the request mails nothing (the refusal is audited).
+            let key = account_throttle_key(&id);
+            let attempt = crate::Attempt {
+                account: &key,
+                ip: None,
+            };
+            if let Err(held) = self.throttle_check(&attempt, RESET_COUNTER, &client).await {
+                tracing::info!(account = %id, reason = ?held, "password reset request for this account held back");
+                continue;
+            }
+            self.throttle_failed(&attempt).await;
             let Some(account) = self.store.get_account(&id).await? else {
                 continue;
             };
@@ -215,9 +243,8 @@ impl Broker {
                     valid_minutes: self.mail_settings.reset_ttl_secs / 60,
                 }
             } else {
-                Message::ResetElsewhere {
-                    sources: self.password_sources_of(&id).await?,
-                }
+                let (directories, providers) = self.password_keepers_of(&id).await?;
+                Message::ResetElsewhere { directories, providers }
             };
             self.audit(&AuditEvent {
                 account_id: Some(id.as_str()),
@@ -225,7 +252,7 @@ impl Broker {
                 detail: Some(if has_password {
                     "link mailed"
                 } else {
-                    "no local password: directory named"
+                    "no local password: where it is kept named"
                 }),
                 ..AuditEvent::of(AuditKind::PasswordResetRequested)
             })
@@ -242,18 +269,24 @@ impl Broker {
         Ok(())
     }
 
-    /// The display names of the password sources (other than the local one) an account has identities at.
-    async fn password_sources_of(&self, id: &AccountId) -> Result<Vec<String>, BrokerError> {
-        let mut names = Vec::new();
+    /// Where the passwords of an account without a local one are kept, by the display names of the sources it has
+    /// identities at: the password sources (directories), and the redirect sources (identity providers).
+    async fn password_keepers_of(&self, id: &AccountId) -> Result<(Vec<String>, Vec<String>), BrokerError> {
+        let (mut directories, mut providers) = (Vec::new(), Vec::new());
         for identity in self.store.identities_of(id).await? {
             if let Some(source) = self.source(identity.source.as_str()) {
+                let names = match source.flow() {
+                    vestibule_core::Flow::Password(_) => &mut directories,
+                    // A redirect source, and whatever other kind may come: a sign-in somewhere else.
+                    _ => &mut providers,
+                };
                 let name = source.display_name().to_owned();
                 if !names.contains(&name) {
                     names.push(name);
                 }
             }
         }
-        Ok(names)
+        Ok((directories, providers))
     }
 
     /// Stores a new token for `purpose` and returns its link, under the broker's public URL.
@@ -297,15 +330,15 @@ impl Broker {
             .map(|t| t.email))
     }
 
-    /// Checks a reset link without using it (to show its form).
-    pub async fn check_reset_link(&self, token: &str) -> Result<(), ResetError> {
+    /// Checks a reset link without using it (to show its form); returns when it expires.
+    pub async fn check_reset_link(&self, token: &str) -> Result<vestibule_core::Timestamp, ResetError> {
         let hash = token_hash(token)?;
         match self
             .store
             .get_email_token(&hash, EmailTokenPurpose::PasswordReset)
             .await?
         {
-            Some(t) if t.expires_at > self.now() => Ok(()),
+            Some(t) if t.expires_at > self.now() => Ok(t.expires_at),
             _ => Err(ResetError::InvalidLink),
         }
     }
@@ -425,6 +458,8 @@ impl Broker {
         if !self.store.confirm_email(&record.account_id, &record.email).await? {
             return Err(ResetError::InvalidLink);
         }
+        // Cached sessions and tokens hold the address as unverified (`/verify` leaves it out): read them again.
+        self.reload_cached(&record.account_id, true).await?;
         self.audit(&AuditEvent {
             account_id: Some(record.account_id.as_str()),
             ip: client.ip.as_deref(),

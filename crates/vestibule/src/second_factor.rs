@@ -753,11 +753,14 @@ impl Broker {
     }
 
     /// Removes every second factor of an account, for an operator helping a locked-out person
-    /// (`vestibule user reset-2fa`); its sessions and remember-me series end too. Audited with `detail`.
+    /// (`vestibule user reset-2fa`); its sessions, remember-me series, tokens and any pending address change end
+    /// too. Audited with `detail`.
     /// Returns whether there was anything to remove.
     pub async fn reset_second_factors(&self, account: &AccountId, detail: &str) -> Result<bool, BrokerError> {
         let removed = self.store.delete_second_factors(account).await?;
         self.end_all_grants_of(account).await?;
+        // Whoever locked the person out may have asked to move the address too.
+        self.cancel_email_change(account).await?;
         self.audit(&AuditEvent {
             account_id: Some(account.as_str()),
             detail: Some(detail),

@@ -77,7 +77,7 @@ impl Broker {
     /// Ends sessions of the signed-in account; returns how many ended.
     ///
     /// `Others` also ends every remember-me series but the one behind `remember_cookie` (this browser's); `All`
-    /// ends every series.
+    /// ends every series. Both cancel a pending address change (it may be a hijacker's).
     pub async fn revoke_sessions(
         &self,
         session: &ActiveSession,
@@ -106,6 +106,11 @@ impl Broker {
                 self.store.delete_sessions_of(account, None).await?
             }
         };
+        // Signing the other sessions out is what the owner does about a hijacker (the address-change notice says
+        // so): the change a hijacked session asked for goes with them.
+        if !matches!(which, Revoke::One(_)) {
+            self.cancel_email_change(account).await?;
+        }
         self.forget(&ended).await;
         let detail = match which {
             Revoke::One(_) => "one",

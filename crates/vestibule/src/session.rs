@@ -33,6 +33,10 @@ pub struct Holder {
     pub display_name: Option<String>,
     /// The account's email at the time the credential was loaded.
     pub email: Option<String>,
+    /// Whether that email is known to be the person's (confirmed by mail, given by an operator who knows it, or
+    /// asserted by a source allowed to vouch for its domain). An unverified address is only a claim: anyone can
+    /// type one into an identity provider's profile. Check this before trusting `email`.
+    pub email_verified: bool,
     /// Short group names from the account's identities, as of their last sign-ins.
     pub groups: Vec<String>,
 }

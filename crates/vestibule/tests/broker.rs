@@ -1318,9 +1318,19 @@ mod reset {
             trust_upstream_mfa: true,
             ..Default::default()
         };
+        // An identity provider, authoritative too: its accounts have no local password either.
+        let idp = Arc::new(vestibule_tests::fakes::RedirectFake::new(
+            "idp",
+            vestibule_core::ExternalIdentity::new(
+                SourceId::new("idp").unwrap(),
+                vestibule_core::Subject::new("gil-sub").unwrap(),
+            )
+            .with_email("gil@example.org", true),
+        ));
         let broker = Broker::builder(store.clone(), BASE)
             .source(local.clone())
-            .source_with_policy(directory, policy)
+            .source_with_policy(directory, policy.clone())
+            .source_with_policy(idp, policy)
             .source_with_policy(mfa_idp, trusted)
             .password_changer(local as Arc<dyn PasswordChanger>)
             .mailer(mail.clone())
@@ -1538,6 +1548,76 @@ mod reset {
         assert!(matches!(refused, Some(ResetError::Throttled { .. })), "{refused:?}");
     }
 
+    /// The per-account limit counts the account a request resolves to, however it was named: its login name and
+    /// its address are two names, each with a counter of its own, but one mailbox. Asked for from many addresses
+    /// under both names, the account gets no more links than one name's allowance, and the requester cannot tell
+    /// (every answer is the same `Ok` until a name itself is throttled, as for a name nobody has).
+    #[tokio::test]
+    async fn reset_requests_for_one_account_are_limited_under_any_name() {
+        let f = fixture().await;
+        add(&f, "ann", Some("ann@example.org"), true).await;
+        let allowance = usize::try_from(vestibule::ThrottleSettings::default().account_free_failures).unwrap();
+        let (mut answered, mut mailed) = (0, 0);
+        for i in 0..4 * allowance {
+            let login = if i % 2 == 0 { "ann" } else { "Ann@Example.org" };
+            let from = vestibule::ClientInfo {
+                ip: Some(format!("10.1.{}.{}", i / 100, i % 100 + 1)),
+                ..client()
+            };
+            match f.broker.request_password_reset(login, &from).await {
+                Ok(requested) => {
+                    requested.delivered().await;
+                    answered += 1;
+                }
+                Err(ResetError::Throttled { .. }) => {}
+                Err(e) => panic!("{e:?}"),
+            }
+            mailed += f.mail.take().len();
+        }
+        assert!(
+            answered > 2 * allowance,
+            "each name is answered up to its own allowance: {answered}"
+        );
+        assert_eq!(mailed, answered / 2, "one mailbox, one name's allowance");
+    }
+
+    /// A reset sets a password; it proves nothing about the second factor. The person signs in afresh with the
+    /// new password, and the second step is asked as before.
+    #[tokio::test]
+    async fn a_reset_never_bypasses_a_second_factor() {
+        let f = fixture().await;
+        add(&f, "tia", Some("tia@example.org"), true).await;
+        let s = sign_in(&f, "tia", "old password").await.unwrap();
+        let active = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        let key = f
+            .broker
+            .begin_totp(&active)
+            .await
+            .unwrap()
+            .secret_base32
+            .expose_secret()
+            .to_owned();
+        f.broker
+            .confirm_totp(&active, &vestibule_tests::totp::code(&key, T0.0), &client())
+            .await
+            .unwrap();
+        let token = reset_token(&ask(&f, "tia").await);
+        f.broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await
+            .unwrap();
+        let local = SourceId::new("local").unwrap();
+        let outcome = f
+            .broker
+            .login_password(&local, "tia", &"brand new password".into(), &client(), None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, vestibule::LoginOutcome::SecondFactorRequired(_)),
+            "signed in without the second factor: {outcome:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_confirmation_link_verifies_the_address_once() {
         let f = fixture().await;
@@ -1578,12 +1658,12 @@ mod reset {
         let mails = ask(&f, "joe@example.org").await;
         assert_eq!(mails.len(), 1, "{mails:?}");
         assert_eq!(mails[0].to, "joe@example.org");
-        let Message::ResetElsewhere { sources } = &mails[0].message else {
+        let Message::ResetElsewhere { directories, providers } = &mails[0].message else {
             panic!("{mails:?}")
         };
         assert_eq!(
-            sources,
-            &vec!["Directory".to_owned()],
+            (directories, providers),
+            (&vec!["Directory".to_owned()], &vec![]),
             "the directory, by its display name"
         );
         // No link: nothing stored that a reset could use.
@@ -1596,6 +1676,41 @@ mod reset {
             .map(|r| r.event)
             .collect();
         assert!(events.contains(&"password_reset_requested".to_owned()), "{events:?}");
+    }
+
+    /// An account that signs in at an identity provider is told its password is the provider's, not sent to
+    /// "your organisation's directory"; no link is made (a reset cannot create a local password).
+    #[tokio::test]
+    async fn a_provider_account_is_told_its_password_is_the_providers() {
+        let f = fixture().await;
+        let idp = SourceId::new("idp").unwrap();
+        let begin = f.broker.start_redirect(&idp, None).await.unwrap();
+        let (state, code) = super::state_and_code(&f.store, &begin).await;
+        let done = f
+            .broker
+            .finish_redirect(
+                &idp,
+                &super::params(Some(&state), Some(&code)),
+                Some(begin.browser_token.expose()),
+                &client(),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        let gil = done.outcome.session().unwrap().account_id;
+        let mails = ask(&f, "gil@example.org").await;
+        assert_eq!(mails.len(), 1, "{mails:?}");
+        let Message::ResetElsewhere { directories, providers } = &mails[0].message else {
+            panic!("{mails:?}")
+        };
+        assert_eq!((directories, providers), (&vec![], &vec!["Test IdP".to_owned()]));
+        assert!(f
+            .store
+            .email_tokens_of(&gil, vestibule_core::storage::EmailTokenPurpose::PasswordReset)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]
@@ -1824,6 +1939,139 @@ mod reset {
             .strip_prefix(&format!("{BASE}/email/verify/"))
             .expect("built from the configured public URL")
             .to_owned()
+    }
+
+    /// A session signed in as `name` (password "old password") asks to change the address to
+    /// `attacker@evil.example`, as a hijacker holding a fresh session would; returns the change link's token.
+    async fn hijacked_change(f: &F, name: &str) -> String {
+        let s = sign_in(f, name, "old password").await.unwrap();
+        let hijacker = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        f.broker
+            .request_email_change(&hijacker, "attacker@evil.example", &client())
+            .await
+            .unwrap();
+        change_token(&f.mail.take(), "attacker@evil.example")
+    }
+
+    /// The change link of [`hijacked_change`] opens nothing any more, and the account kept its address.
+    async fn change_is_void(f: &F, id: &AccountId, token: &str, after: &str) {
+        assert_eq!(
+            f.broker.pending_email_change(id).await.unwrap(),
+            None,
+            "{after}: still pending"
+        );
+        let confirmed = f.broker.confirm_email(token, &client()).await;
+        assert!(
+            matches!(confirmed, Err(ResetError::InvalidLink)),
+            "{after}: the hijacker's link still confirms: {confirmed:?}"
+        );
+        let account = f.store.get_account(id).await.unwrap().unwrap();
+        let own = format!("{}@example.org", account.display_name.unwrap_or_default());
+        assert_eq!(
+            (account.email.as_deref(), account.email_verified),
+            (Some(own.as_str()), true),
+            "{after}"
+        );
+    }
+
+    /// A hijacked session asks to move the address to the attacker's; the owner, warned by the notice, resets the
+    /// password. The attacker's link (valid for a day, no session needed) must open nothing afterwards: it would
+    /// make the attacker's mailbox the account's verified address, and the next reset mail theirs.
+    #[tokio::test]
+    async fn a_reset_cancels_a_pending_address_change() {
+        let f = fixture().await;
+        let ann = add(&f, "ann", Some("ann@example.org"), true).await;
+        let change = hijacked_change(&f, "ann").await;
+        let token = reset_token(&ask(&f, "ann").await);
+        f.broker
+            .complete_password_reset(&token, &"brand new password".into(), &client())
+            .await
+            .unwrap();
+        change_is_void(&f, &ann, &change, "reset").await;
+    }
+
+    /// The same for a password change from the account page (the notice's advice).
+    #[tokio::test]
+    async fn a_password_change_cancels_a_pending_address_change() {
+        let f = fixture().await;
+        let bo = add(&f, "bo", Some("bo@example.org"), true).await;
+        let change = hijacked_change(&f, "bo").await;
+        let s = sign_in(&f, "bo", "old password").await.unwrap();
+        let owner = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+        f.broker
+            .change_password(&owner, &"old password".into(), &"changed password".into(), &client())
+            .await
+            .unwrap();
+        change_is_void(&f, &bo, &change, "password change").await;
+    }
+
+    /// Everything else that ends a hijacker's hold ends the pending change too: the owner signing out the other
+    /// sessions or all of them, an operator ending the sessions, resetting the second factors or disabling the
+    /// account, and a replayed remember-me cookie (theft).
+    #[tokio::test]
+    async fn ending_a_hijack_cancels_a_pending_address_change() {
+        use vestibule::Revoke;
+        let f = fixture().await;
+        for (i, after) in [
+            "sign out other sessions",
+            "sign out everywhere",
+            "operator: end sessions",
+            "operator: reset second factors",
+            "operator: disable",
+            "remember-me theft",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!("u{i}");
+            let id = add(&f, &name, Some(&format!("{name}@example.org")), true).await;
+            // The owner's own remember-me series, for the theft case.
+            let s = sign_in(&f, &name, "old password").await.unwrap();
+            let series = f.broker.remember(&s).await.unwrap();
+            let change = hijacked_change(&f, &name).await;
+            let owner = f.broker.session(s.token.expose()).await.unwrap().unwrap();
+            match after {
+                "sign out other sessions" => {
+                    f.broker
+                        .revoke_sessions(&owner, Revoke::Others, None, &client())
+                        .await
+                        .unwrap();
+                }
+                "sign out everywhere" => {
+                    f.broker
+                        .revoke_sessions(&owner, Revoke::All, None, &client())
+                        .await
+                        .unwrap();
+                }
+                "operator: end sessions" => {
+                    f.broker.end_sessions_by_operator(&id, false, "test").await.unwrap();
+                }
+                "operator: reset second factors" => {
+                    f.broker.reset_second_factors(&id, "test").await.unwrap();
+                }
+                "operator: disable" => {
+                    f.broker
+                        .set_account_disabled_by_operator(&id, true, "test")
+                        .await
+                        .unwrap();
+                    f.broker
+                        .set_account_disabled_by_operator(&id, false, "test")
+                        .await
+                        .unwrap();
+                }
+                _ => {
+                    // The owner's browser restores (the token rotates); then a copy of the old cookie comes back.
+                    let restored = f.broker.restore(series.expose_secret(), &client()).await.unwrap();
+                    assert!(matches!(restored, vestibule::Restored::Session { .. }), "{restored:?}");
+                    // Past the grace window for parallel requests.
+                    f.clock.advance(60);
+                    let replayed = f.broker.restore(series.expose_secret(), &client()).await.unwrap();
+                    assert!(matches!(replayed, vestibule::Restored::Theft), "{replayed:?}");
+                }
+            }
+            change_is_void(&f, &id, &change, after).await;
+            f.mail.take();
+        }
     }
 
     #[tokio::test]
