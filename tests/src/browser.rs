@@ -207,6 +207,32 @@ impl Browser {
             .expect("the token shown once")
     }
 
+    /// Sets up an authenticator app from the account page (the browser must be freshly signed in), confirming it
+    /// with the code of now; returns the base32 key the page showed and the recovery codes shown once after.
+    pub async fn enrol_totp(&mut self) -> (String, Vec<String>) {
+        let csrf = self
+            .get("/account")
+            .await
+            .csrf_token()
+            .expect("csrf token on the account page");
+        let page = self.post("/account/totp", &[("csrf_token", csrf.as_str())]).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let key = crate::totp::code_elements(&page.body)
+            .into_iter()
+            .next()
+            .expect("the key on the enrolment page");
+        let csrf = page.csrf_token().expect("csrf token on the enrolment page");
+        let code = crate::totp::code(&key, crate::totp::now_secs());
+        let done = self
+            .post(
+                "/account/totp/confirm",
+                &[("csrf_token", csrf.as_str()), ("code", &code)],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        (key, crate::totp::code_elements(&done.body))
+    }
+
     /// Loads `/login` and signs in through a password source. Returns the final response (303 on success).
     pub async fn sign_in(&mut self, source: &str, username: &str, password: &str, next: &str) -> Page {
         self.sign_in_form(source, username, password, next, &[]).await

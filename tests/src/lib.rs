@@ -6,6 +6,7 @@
 //! - `github` (feature `github`): GitHub-shaped endpoints served in process;
 //! - [`server`]: the `vestibule` binary on `127.0.0.1:0`, its CLI, and temporary folders;
 //! - [`pg`]: a PostgreSQL database per test; [`browser`]: a cookie-keeping HTTP client for end-to-end tests;
+//! - `chrome` (feature `chrome`): a headless Chromium driven through chromedriver, for tests in a real browser;
 //! - [`net`]: a loopback port that refuses connections, for "server down" tests;
 //! - [`smtp`]: a throwaway SMTP server (Python aiosmtpd) whose received messages the tests read;
 //! - [`fakes`]: in-process password and redirect sources whose answers the test chooses;
@@ -18,6 +19,8 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod browser;
+#[cfg(feature = "chrome")]
+pub mod chrome;
 pub mod conformance;
 pub mod fakes;
 #[cfg(feature = "github")]

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
+use vestibule_tests::chrome::{Ext, WAIT};
 use vestibule_tests::net::RefusingPort;
 use vestibule_tests::server::{Server, TempDir};
 
-use super::{Env, Ext, BIN, PASSWORD, WAIT};
+use super::{Env, BIN, PASSWORD};
 
 /// The axe rule tags checked: WCAG 2.0 and 2.1, levels A and AA.
 const TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];

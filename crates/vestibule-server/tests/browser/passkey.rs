@@ -10,9 +10,10 @@ use std::path::Path;
 
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
+use vestibule_tests::chrome::{Chrome, Ext, WAIT};
 use vestibule_tests::server::{Server, TempDir};
 
-use super::{Chrome, Ext, BIN, PASSWORD, WAIT};
+use super::{BIN, PASSWORD};
 
 /// A vestibule at `http://localhost:PORT` with alice, and a browser with a virtual platform authenticator that
 /// keeps discoverable credentials and verifies its user.
