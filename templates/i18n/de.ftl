@@ -10,6 +10,7 @@ back-to-account = Zurück zu Ihrem Konto
 cancel = Abbrechen
 continue = Weiter
 continue-with = Weiter mit { $source }
+step-up-with = Erneut anmelden mit { $source }
 sign-in = Anmelden
 sign-out = Abmelden
 username = Benutzername

@@ -12,6 +12,7 @@ back-to-account = Back to your account
 cancel = Cancel
 continue = Continue
 continue-with = Continue with { $source }
+step-up-with = Sign in again with { $source }
 sign-in = Sign in
 sign-out = Sign out
 username = Username

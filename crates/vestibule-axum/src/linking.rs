@@ -155,15 +155,7 @@ pub(crate) async fn account_link(
         .start_link_redirect(&source_id, session)
         .await
         .map_err(login_error)?;
-    let cookie = v.inner.cookies.set(
-        v.inner.cookies.flow,
-        begin.browser_token.expose(),
-        Some(v.broker().settings().redirect_timeout_secs),
-    );
-    Ok(with_cookies(
-        Redirect::to(&begin.authorize_url).into_response(),
-        &[cookie],
-    ))
+    Ok(crate::respond::to_provider(&v, &begin))
 }
 
 #[derive(Deserialize)]

@@ -243,6 +243,11 @@ pub(crate) struct SecondFactorPage<'a> {
     /// A passkey ceremony, when the account has passkeys.
     pub(crate) has_passkey: bool,
     pub(crate) pk: PasskeyForm,
+    /// The code form (step-up of an account whose only second factor is its identity provider's has none).
+    pub(crate) has_code: bool,
+    /// Step-up at these identity providers (their multi-factor sign-in is trusted here).
+    pub(crate) has_providers: bool,
+    pub(crate) providers: Vec<SourceLink>,
     pub(crate) ui: Chrome,
     #[serde(skip)]
     pub(crate) t: Tr,

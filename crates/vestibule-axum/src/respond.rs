@@ -4,7 +4,7 @@
 use axum::response::{IntoResponse, Redirect, Response};
 use http::header::{CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue};
-use vestibule::{LoginError, LoginOutcome, NewSession};
+use vestibule::{LoginError, LoginOutcome, NewSession, RedirectBegin};
 use vestibule_core::{ExposeSecret, SecretString};
 
 use crate::{cookies, safe_next, AppError, Vestibule};
@@ -241,6 +241,34 @@ pub(crate) async fn end_sign_in(
 }
 
 /// How a sign-in failure is answered.
+/// The cookie that binds a redirect flow to this browser until its callback.
+pub(crate) fn flow_cookie(v: &Vestibule, begin: &RedirectBegin) -> String {
+    let c = &v.inner.cookies;
+    c.set(
+        c.flow,
+        begin.browser_token.expose(),
+        Some(v.broker().settings().redirect_timeout_secs),
+    )
+}
+
+/// Off to the provider: 303 to its authorization URL with the flow's cookie.
+pub(crate) fn to_provider(v: &Vestibule, begin: &RedirectBegin) -> Response {
+    with_cookies(
+        Redirect::to(&begin.authorize_url).into_response(),
+        &[flow_cookie(v, begin)],
+    )
+}
+
+/// How a redirect sign-in is asked for: a browser that is signed in already and signs in again (sent by
+/// `RequireFresh` before a sensitive action, say) must prove itself at the provider now, not by its single sign-on.
+pub(crate) fn start_options(ctx: &crate::context::AuthContext) -> vestibule_core::StartOptions {
+    if ctx.browser_session().is_some() {
+        vestibule_core::StartOptions::reauthenticate()
+    } else {
+        vestibule_core::StartOptions::default()
+    }
+}
+
 pub(crate) fn login_error(e: LoginError) -> AppError {
     match e {
         LoginError::UnknownSource => AppError::NotFound,

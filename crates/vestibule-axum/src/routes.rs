@@ -54,6 +54,10 @@ fn broker_routes(v: &Vestibule) -> Router<Vestibule> {
         .route("/account/totp/confirm", post(crate::second_factor::confirm_totp))
         .route("/account/totp/remove", post(crate::second_factor::remove_totp))
         .route("/account/recovery-codes", post(crate::second_factor::regenerate_codes))
+        .route(
+            "/login/second-factor/{source}",
+            post(crate::second_factor::provider_step_up),
+        )
         .route("/login/passkey", post(crate::passkey::passwordless_start))
         .route("/login/passkey/finish", post(crate::passkey::passwordless_finish))
         .route("/account/passkeys", post(crate::passkey::register_start))
@@ -224,16 +228,12 @@ async fn login_submit(
     let previous = cookies::get(&headers, v.inner.cookies.session);
     match flow {
         Flow::Redirect(_) => {
-            let begin = v.broker().start_redirect(&source_id, next).await.map_err(login_error)?;
-            let cookie = v.inner.cookies.set(
-                v.inner.cookies.flow,
-                begin.browser_token.expose(),
-                Some(v.broker().settings().redirect_timeout_secs),
-            );
-            Ok(with_cookies(
-                Redirect::to(&begin.authorize_url).into_response(),
-                &[cookie],
-            ))
+            let begin = v
+                .broker()
+                .start_redirect_with(&source_id, next, crate::respond::start_options(&ctx))
+                .await
+                .map_err(login_error)?;
+            Ok(crate::respond::to_provider(&v, &begin))
         }
         Flow::Password(_) => {
             let username = form.username.unwrap_or_default();
@@ -311,7 +311,7 @@ async fn callback(
     let browser = cookies::get(&headers, v.inner.cookies.flow);
     let previous = cookies::get(&headers, v.inner.cookies.session);
     let clear_flow = v.inner.cookies.clear(v.inner.cookies.flow);
-    let current = ctx.browser_session().map(|s| &s.account_id);
+    let current = ctx.browser_session().map(|s| &**s);
     match v
         .broker()
         .finish_redirect(&source_id, &params, browser, &client, previous, current)

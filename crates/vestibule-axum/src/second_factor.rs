@@ -112,18 +112,11 @@ pub(crate) async fn page(
             }
             None => Ok(start_over(&v)),
         },
-        Purpose::StepUp => {
-            let has = match ctx.browser_session() {
-                Some(s) => v.broker().has_second_factor(&s.account_id).await?,
-                None => false,
-            };
-            if !has {
-                return Ok(Redirect::to(&format!("{}/account", v.inner.mount)).into_response());
-            }
-            let passkey = passkey_for(&v, &purpose, &ctx, &SecondFactorPrompt::Code).await?;
-            let view = CodeView::ask(&next, SecondFactorPrompt::Code, true).with_passkey(passkey);
-            Ok(render(&v, &ctx, &headers, view))
-        }
+        Purpose::StepUp => match step_up_view(&v, &purpose, &ctx, &next).await? {
+            Some(view) => Ok(render(&v, &ctx, &headers, view)),
+            // Nothing to step up with: the account page, where a factor can be added.
+            None => Ok(Redirect::to(&format!("{}/account", v.inner.mount)).into_response()),
+        },
         Purpose::None => Ok(Redirect::to(&v.login_path()).into_response()),
     }
 }
@@ -217,9 +210,9 @@ pub(crate) async fn submit(
                 }
                 Err(SecondFactorError::WrongCode { .. }) => {
                     let next = next.unwrap_or_default();
-                    let passkey = passkey_for(&v, &purpose, &ctx, &SecondFactorPrompt::Code).await?;
-                    let view = CodeView::ask(&next, SecondFactorPrompt::Code, true)
-                        .with_passkey(passkey)
+                    let view = step_up_view(&v, &purpose, &ctx, &next)
+                        .await?
+                        .unwrap_or_else(|| CodeView::ask(&next, SecondFactorPrompt::Code, true))
                         .refused(refused, StatusCode::UNAUTHORIZED);
                     Ok(render(&v, &ctx, &headers, view))
                 }
@@ -228,6 +221,79 @@ pub(crate) async fn submit(
         }
         Purpose::None => Ok(start_over(&v)),
     }
+}
+
+/// The step-up page of the signed-in session: a code form when the account has a factor here (with a passkey
+/// ceremony when it has passkeys), and a button per identity provider whose own multi-factor sign-in is trusted
+/// (`trust_upstream_mfa`) and where the account has an identity. `None` when there is neither.
+async fn step_up_view<'a>(
+    v: &Vestibule,
+    purpose: &Purpose,
+    ctx: &AuthContext,
+    next: &'a str,
+) -> Result<Option<CodeView<'a>>, AppError> {
+    let Some(session) = ctx.browser_session() else {
+        return Ok(None);
+    };
+    let has = v.broker().has_second_factor(&session.account_id).await?;
+    let providers: Vec<pages::SourceLink> = v
+        .broker()
+        .provider_step_up_sources(session)
+        .await?
+        .into_iter()
+        .filter_map(|id| {
+            let source = v.broker().source(id.as_str())?;
+            Some(pages::SourceLink {
+                id: id.to_string(),
+                name: source.display_name().to_owned(),
+                selected: false,
+            })
+        })
+        .collect();
+    if !has && providers.is_empty() {
+        return Ok(None);
+    }
+    let passkey = match has {
+        true => passkey_for(v, purpose, ctx, &SecondFactorPrompt::Code).await?,
+        false => None,
+    };
+    let mut view = CodeView::ask(next, SecondFactorPrompt::Code, true).with_passkey(passkey);
+    view.code = has;
+    view.providers = providers;
+    Ok(Some(view))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct StepUpForm {
+    pub(crate) csrf_token: Option<String>,
+    next: Option<String>,
+}
+
+csrf_forms!(StepUpForm);
+
+/// `POST /login/second-factor/{source}`: step-up at an identity provider for the signed-in session.
+///
+/// Threat model. Who: a browser with a live session and this page's CSRF token (a cross-site form cannot start
+/// it). What it changes: nothing yet; it stores a redirect flow bound to this browser's flow cookie and to this
+/// session's id, asking the provider for a new login (`prompt=login`, `max_age=0`). The callback renews only that
+/// session, and only when the provider returns this account's identity at that source with a trusted multi-factor
+/// sign-in (`amr`) whose `auth_time` is not before the start; anything else is refused and audited. What it
+/// reveals: the provider's authorization URL, as the login page's buttons do. A source that is not a trusted
+/// provider of this account is 404.
+pub(crate) async fn provider_step_up(
+    State(v): State<Vestibule>,
+    SignedIn(session): SignedIn,
+    axum::extract::Path(source): axum::extract::Path<String>,
+    Checked(form): Checked<StepUpForm>,
+) -> Result<Response, AppError> {
+    let source = vestibule_core::SourceId::new(source).map_err(|_| AppError::NotFound)?;
+    let next = form.next.as_deref().and_then(safe_next);
+    let begin = v
+        .broker()
+        .start_provider_step_up(&session, &source, next)
+        .await
+        .map_err(crate::respond::login_error)?;
+    Ok(crate::respond::to_provider(&v, &begin))
 }
 
 /// Back to the login page, dropping the half-signed-in cookie.
@@ -248,6 +314,10 @@ struct CodeView<'a> {
     error: Option<&'a str>,
     status: StatusCode,
     passkey: Option<PasskeyForm>,
+    /// The code form (an account with no factor here steps up at its provider only).
+    code: bool,
+    /// Identity providers to step up at.
+    providers: Vec<pages::SourceLink>,
 }
 
 impl<'a> CodeView<'a> {
@@ -260,6 +330,8 @@ impl<'a> CodeView<'a> {
             error: None,
             status: StatusCode::OK,
             passkey: None,
+            code: true,
+            providers: Vec::new(),
         }
     }
 
@@ -297,6 +369,9 @@ fn render(v: &Vestibule, ctx: &AuthContext, headers: &HeaderMap, view: CodeView<
             step_up: view.step_up,
             has_passkey: passkey.is_some(),
             pk: passkey.unwrap_or_default(),
+            has_code: view.code,
+            has_providers: !view.providers.is_empty(),
+            providers: view.providers,
             ..Default::default()
         },
     );

@@ -122,6 +122,7 @@ fn body<T>(parsed: Result<Json<T>, JsonRejection>) -> Result<T, AppError> {
 /// to); a redirect source answers `redirect` with the provider's URL to send the browser to.
 async fn login(
     State(v): State<Vestibule>,
+    Extension(ctx): Extension<AuthContext>,
     Client(client): Client,
     headers: HeaderMap,
     parsed: Result<Json<LoginBody>, JsonRejection>,
@@ -136,13 +137,12 @@ async fn login(
         .ok_or(AppError::NotFound)?;
     match flow {
         Flow::Redirect(_) => {
-            let begin = v.broker().start_redirect(&source, next).await.map_err(login_error)?;
-            let c = &v.inner.cookies;
-            let cookie = c.set(
-                c.flow,
-                begin.browser_token.expose(),
-                Some(v.broker().settings().redirect_timeout_secs),
-            );
+            let begin = v
+                .broker()
+                .start_redirect_with(&source, next, crate::respond::start_options(&ctx))
+                .await
+                .map_err(login_error)?;
+            let cookie = crate::respond::flow_cookie(&v, &begin);
             let answer = Json(json!({ "status": "redirect", "location": begin.authorize_url }));
             Ok(with_cookies(answer.into_response(), &[cookie]))
         }

@@ -74,4 +74,5 @@ pub use login::{canonical_login, LoginError, MAX_LOGIN_CHARS};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{
     AuthSource, CallbackParams, Flow, PasswordFlow, PendingRedirect, Probe, Recheck, RedirectFlow, RedirectStart,
+    StartOptions,
 };

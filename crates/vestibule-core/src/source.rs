@@ -82,6 +82,14 @@ pub trait RedirectFlow: Send + Sync {
     /// Builds the authorization URL for one sign-in. `callback` is the absolute URL the provider must return to,
     /// built by the broker from its configured public URL (never from request headers).
     async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError>;
+    /// As [`RedirectFlow::start`], asked for with `options`. The broker calls this one; a source that cannot honour
+    /// an option may ignore it (the default does), since the broker checks what it relies on in the answer: after
+    /// [`StartOptions::reauthenticate`] it takes the identity's `auth_time`, not the callback's time, as when the
+    /// person proved who they are, and a step-up needs an `auth_time` from after the start.
+    async fn start_with(&self, callback: &str, options: &StartOptions) -> Result<RedirectStart, SourceError> {
+        let _ = options;
+        self.start(callback).await
+    }
     /// Verifies the provider's answer. The broker has already matched `params.state` against `pending.state` in
     /// constant time, checked that the same browser started the flow, and deleted `pending` so it is single use.
     async fn finish(
@@ -90,6 +98,24 @@ pub trait RedirectFlow: Send + Sync {
         callback: &str,
         params: &CallbackParams,
     ) -> Result<ExternalIdentity, SourceError>;
+}
+
+/// How a redirect sign-in is asked for. `#[non_exhaustive]`: build it with [`StartOptions::default`] and the
+/// methods below, so options added later do not break a source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StartOptions {
+    /// Ask the provider to authenticate the person again now, whatever single sign-on session it holds (OpenID
+    /// Connect `prompt=login` with `max_age=0`, which also obliges it to report `auth_time`). Asked when a signed-in
+    /// person must prove themselves afresh: signing in again for a sensitive action, or a step-up.
+    pub reauthenticate: bool,
+}
+
+impl StartOptions {
+    /// Options asking for a fresh authentication at the provider (see [`StartOptions::reauthenticate`]).
+    pub fn reauthenticate() -> Self {
+        StartOptions { reauthenticate: true }
+    }
 }
 
 /// The start of a redirect sign-in: where to send the browser, and what to keep until it comes back. `Debug`

@@ -8,8 +8,9 @@ impl Store {
     pub async fn insert_pending(&self, p: &PendingRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO pending_redirects \
-             (state_hash, source, browser_hash, data, next_path, expires_at, link_account) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (state_hash, source, browser_hash, data, next_path, expires_at, link_account, started_at, \
+              step_up_session) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&p.state_hash)
         .bind(p.source.as_str())
@@ -18,6 +19,8 @@ impl Store {
         .bind(p.next_path.as_deref())
         .bind(p.expires_at.0)
         .bind(p.link_account.as_ref().map(AccountId::as_str))
+        .bind(p.started_at.0)
+        .bind(p.step_up_session.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::conflict_on(e, "state"))?;
@@ -29,7 +32,8 @@ impl Store {
     pub async fn take_pending(&self, state_hash: &str) -> Result<Option<PendingRecord>, StoreError> {
         let row = sqlx::query(
             "DELETE FROM pending_redirects WHERE state_hash = $1 \
-             RETURNING state_hash, source, browser_hash, data, next_path, expires_at, link_account",
+             RETURNING state_hash, source, browser_hash, data, next_path, expires_at, link_account, started_at, \
+             step_up_session",
         )
         .bind(state_hash)
         .fetch_optional(&self.pool)
@@ -46,6 +50,8 @@ impl Store {
                 .try_get::<Option<String>, _>("link_account")?
                 .map(AccountId::new)
                 .transpose()?,
+            started_at: Timestamp(row.try_get("started_at")?),
+            step_up_session: row.try_get("step_up_session")?,
         }))
     }
 

@@ -363,6 +363,8 @@ async fn pending_flows_are_single_use(store: Store) {
         next_path: Some("/after".into()),
         expires_at: NOW.plus_secs(600),
         link_account: None,
+        started_at: NOW,
+        step_up_session: Some("c0ffee".into()),
     };
     store.insert_pending(&p).await.unwrap();
     let store = Arc::new(store);
@@ -385,6 +387,8 @@ async fn pending_flows_are_single_use(store: Store) {
     assert_eq!(g.next_path, p.next_path);
     assert_eq!(g.expires_at, p.expires_at);
     assert_eq!(g.link_account, p.link_account);
+    assert_eq!(g.started_at, p.started_at);
+    assert_eq!(g.step_up_session, p.step_up_session);
     assert!(store.take_pending("s1").await.unwrap().is_none());
 
     store
@@ -1581,6 +1585,8 @@ async fn deleting_an_account_removes_every_row_but_its_audit(store: Store) {
                 next_path: None,
                 expires_at: NOW.plus_secs(600),
                 link_account: Some(who.clone()),
+                started_at: NOW,
+                step_up_session: None,
             })
             .await
             .unwrap();

@@ -143,7 +143,7 @@ impl Broker {
         {
             return Err(LoginError::NotFresh);
         }
-        self.begin_redirect(source, None, Some(session.account_id.clone()))
+        self.begin_redirect(source, None, crate::login::Bound::Link(session.account_id.clone()))
             .await
     }
 

@@ -7,12 +7,32 @@ use subtle::ConstantTimeEq;
 use vestibule_core::storage::{AuditEvent, AuditKind, PendingLink, PendingRecord, StorageError};
 use vestibule_core::{
     AccountId, CallbackParams, ExternalIdentity, Flow, PendingRedirect, RejectReason, SourceError, SourceId,
+    StartOptions, Timestamp,
 };
 
 use crate::linking::LinkRequired;
 use crate::secret::{hash_token, hex_of};
 use crate::Attempt;
-use crate::{Broker, ClientInfo, LoginError, NewSession, Provisioning, SecretToken};
+use crate::{ActiveSession, Broker, ClientInfo, LoginError, NewSession, Provisioning, SecretToken};
+
+/// What a redirect flow is started for, and what its callback may then do.
+pub(crate) enum Bound {
+    /// Sign in (a new session), asked for with these options.
+    SignIn(StartOptions),
+    /// Link the identity to this account (started from its account page).
+    Link(AccountId),
+    /// Renew the session with this id hash with the provider's second factor (a step-up).
+    StepUp(String),
+}
+
+/// When a sign-in proved who the person is: when the source says they authenticated (an OpenID provider's
+/// `auth_time`, never later than now), else now. A provider's single sign-on answers from a login that may be
+/// hours old, and such a session must not pass for a fresh one before a sensitive action; signing in again from a
+/// signed-in browser asks the provider for a new login ([`StartOptions::reauthenticate`]). Never 0, which marks a
+/// session restored from remember-me.
+pub(crate) fn proof_time(identity: &ExternalIdentity, now: Timestamp) -> Timestamp {
+    identity.auth_time.map_or(now, |t| Timestamp(t.0.clamp(1, now.0)))
+}
 
 /// What a successful primary sign-in leads to.
 #[derive(Debug)]
@@ -182,14 +202,28 @@ impl Broker {
         source_id: &SourceId,
         next: Option<String>,
     ) -> Result<RedirectBegin, LoginError> {
-        self.begin_redirect(source_id, next, None).await
+        self.begin_redirect(source_id, next, Bound::SignIn(StartOptions::default()))
+            .await
+    }
+
+    /// As [`Broker::start_redirect`], asked for with `options`: with [`StartOptions::reauthenticate`] (what a person
+    /// already signed in gets when they sign in again before a sensitive action) the provider is asked to
+    /// authenticate them now, not to answer from its single sign-on session, and the new session counts as proven
+    /// when the provider says the person authenticated (`auth_time`), not when its answer arrived.
+    pub async fn start_redirect_with(
+        &self,
+        source_id: &SourceId,
+        next: Option<String>,
+        options: StartOptions,
+    ) -> Result<RedirectBegin, LoginError> {
+        self.begin_redirect(source_id, next, Bound::SignIn(options)).await
     }
 
     pub(crate) async fn begin_redirect(
         &self,
         source_id: &SourceId,
         next: Option<String>,
-        link_account: Option<AccountId>,
+        bound: Bound,
     ) -> Result<RedirectBegin, LoginError> {
         let source = self
             .source(source_id.as_str())
@@ -198,15 +232,21 @@ impl Broker {
         let Flow::Redirect(flow) = source.flow() else {
             return Err(LoginError::UnknownSource);
         };
+        let (options, link_account, step_up_session) = match bound {
+            Bound::SignIn(options) => (options, None, None),
+            Bound::Link(account) => (StartOptions::default(), Some(account), None),
+            Bound::StepUp(session) => (StartOptions::reauthenticate(), None, Some(session)),
+        };
         let callback = self.callback_url(source_id);
         let started = std::time::Instant::now();
-        let start = flow.start(&callback).await;
+        let start = flow.start_with(&callback, &options).await;
         crate::metrics::source_call(source_id, "start", &start, started.elapsed());
         let start = start.map_err(|e| match e {
             SourceError::Unavailable(cause) => LoginError::Unavailable(cause),
             other => LoginError::Internal(Box::new(other)),
         })?;
         let browser_token = SecretToken::generate();
+        let now = self.now();
         self.store
             .insert_pending(&PendingRecord {
                 state_hash: hex_of(&hash_token(start.pending.state.expose_secret())),
@@ -214,8 +254,10 @@ impl Broker {
                 browser_hash: browser_token.hash_hex(),
                 data: start.pending.data,
                 next_path: next,
-                expires_at: self.now().plus_secs(self.settings.redirect_timeout_secs),
+                expires_at: now.plus_secs(self.settings.redirect_timeout_secs),
                 link_account,
+                started_at: now,
+                step_up_session,
             })
             .await?;
         Ok(RedirectBegin {
@@ -234,7 +276,7 @@ impl Broker {
         browser_token: Option<&str>,
         client: &ClientInfo,
         previous_session: Option<&str>,
-        current_account: Option<&AccountId>,
+        current: Option<&ActiveSession>,
     ) -> Result<RedirectFinish, LoginError> {
         let source = self
             .source(source_id.as_str())
@@ -279,9 +321,24 @@ impl Broker {
             .await;
         crate::metrics::source_call(source_id, "finish", &result, started.elapsed());
         let identity = self.checked(source_id, result, client, None).await?;
+        if let Some(bound) = &pending.step_up_session {
+            // A step-up: only the session that started it, still signed in in this browser, is renewed.
+            let Some(session) = current.filter(|s| bool::from(s.id_hash().as_bytes().ct_eq(bound.as_bytes()))) else {
+                self.audit_failure(source_id, client, None, "step_up_from_another_session")
+                    .await;
+                return Err(LoginError::InvalidFlow);
+            };
+            let renewed = self
+                .finish_provider_step_up(session, &identity, pending.started_at, client)
+                .await?;
+            return Ok(RedirectFinish {
+                outcome: LoginOutcome::SignedIn(renewed),
+                next_path: pending.next_path,
+            });
+        }
         if let Some(target) = &pending.link_account {
             // Started from the account page: only the account that started it, still signed in, gets the link.
-            if current_account != Some(target) {
+            if current.map(|s| &s.account_id) != Some(target) {
                 self.audit_failure(source_id, client, None, "link_from_another_session")
                     .await;
                 return Err(LoginError::InvalidFlow);
@@ -408,9 +465,11 @@ impl Broker {
             // from a login hours old, which must not pass a step-up. Without `auth_time` the session is
             // multi-factor but its second factor has no time, so step-up asks for one.
             crate::second_factor::SecondStep::None(methods) => {
-                let now = self.now();
                 let mfa = methods.iter().any(|m| m.is_second_factor());
-                let at = identity.auth_time.map(|t| t.min(now)).filter(|_| mfa);
+                let at = identity
+                    .auth_time
+                    .filter(|_| mfa)
+                    .map(|_| proof_time(identity, self.now()));
                 (methods, at)
             }
         };
@@ -420,7 +479,7 @@ impl Broker {
         let proven = crate::broker::Proven {
             source: &identity.source,
             subject: Some(&identity.subject),
-            at: self.now(),
+            at: proof_time(identity, self.now()),
             checked_at: None,
             methods,
             second_factor_at,

@@ -11,12 +11,16 @@
 
 use secrecy::SecretString;
 use vestibule_core::storage::{AuditEvent, AuditKind, PendingSecondFactor, StorageError};
-use vestibule_core::{AccountId, SourceId, Subject, Timestamp};
+use vestibule_core::{AccountId, ExternalIdentity, Flow, RejectReason, SourceId, Subject, Timestamp};
 
 use crate::passkey::{Answer, Expected, Purpose};
 use crate::session::{method_names, parse_methods};
 use crate::totp::{new_recovery_codes, normalize_recovery, normalize_totp, TotpSecret};
-use crate::{ActiveSession, AuthMethod, Broker, BrokerError, ClientInfo, NewSession, SecretToken};
+use crate::{ActiveSession, AuthMethod, Broker, BrokerError, ClientInfo, LoginError, NewSession, SecretToken};
+
+/// How far before a provider step-up's start the provider's `auth_time` may lie (clocks of two machines differ a
+/// little); anything earlier is an older login the provider answered from.
+const STEP_UP_SKEW_SECS: i64 = 60;
 
 /// A primary proof that needs a second step before it is a session. Only the broker makes one; hand it to
 /// [`Broker::hold_for_second_factor`].
@@ -828,6 +832,100 @@ impl Broker {
             source: Some(session.source.as_str()),
             ip: client.ip.as_deref(),
             detail: Some(&detail),
+            ..AuditEvent::of(AuditKind::LoginSuccess)
+        })
+        .await;
+        // The old id ends: the session goes on only under the new one.
+        self.end_session_by_key(&session.key).await?;
+        Ok(renewed)
+    }
+
+    /// The redirect sources through which `session` can step up: those whose own multi-factor sign-in is trusted
+    /// here (`trust_upstream_mfa`) and where its account has an identity. For an account whose only second factor
+    /// is its provider's, step-up goes there; the step-up page offers them.
+    pub async fn provider_step_up_sources(&self, session: &ActiveSession) -> Result<Vec<SourceId>, BrokerError> {
+        let mut out: Vec<SourceId> = Vec::new();
+        for identity in self.store.identities_of(&session.account_id).await? {
+            let trusted = self.policy(&identity.source).trust_upstream_mfa
+                && matches!(
+                    self.source(identity.source.as_str()).map(|s| s.flow()),
+                    Some(Flow::Redirect(_))
+                );
+            if trusted && !out.contains(&identity.source) {
+                out.push(identity.source);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a step-up at an identity provider: the provider is asked to authenticate the person now
+    /// (`prompt=login`, `max_age=0`), and the callback renews `session`, and only it, when the identity that comes
+    /// back is this account's at that source, the provider reports a multi-factor sign-in the source trusts
+    /// (`trust_upstream_mfa`), and its `auth_time` is not before this start. `source` must be one of
+    /// [`Broker::provider_step_up_sources`].
+    pub async fn start_provider_step_up(
+        &self,
+        session: &ActiveSession,
+        source: &SourceId,
+        next: Option<String>,
+    ) -> Result<crate::RedirectBegin, LoginError> {
+        if !self.provider_step_up_sources(session).await?.contains(source) {
+            return Err(LoginError::UnknownSource);
+        }
+        self.begin_redirect(source, next, crate::login::Bound::StepUp(session.id_hash()))
+            .await
+    }
+
+    /// The callback of a provider step-up (see [`Broker::start_provider_step_up`]): checks the identity and renews
+    /// the session under a new id, with its primary and second proof at the provider's `auth_time`.
+    pub(crate) async fn finish_provider_step_up(
+        &self,
+        session: &ActiveSession,
+        identity: &ExternalIdentity,
+        started_at: Timestamp,
+        client: &ClientInfo,
+    ) -> Result<NewSession, LoginError> {
+        let owner = self.store.find_identity(&identity.source, &identity.subject).await?;
+        let why = if owner.is_none_or(|o| o.account_id != session.account_id) {
+            // Someone else's account at the provider (or one never linked here) proves nothing about this one.
+            Some("step_up_other_identity")
+        } else if !self.policy(&identity.source).upstream_mfa(identity) {
+            Some("step_up_without_mfa")
+        } else if !identity
+            .auth_time
+            .is_some_and(|t| started_at.0 != 0 && t.0 >= started_at.0.saturating_sub(STEP_UP_SKEW_SECS))
+        {
+            // The provider answered from an earlier login (it ignored max_age=0) or did not say when: not now.
+            Some("step_up_stale_authentication")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.audit_failure(&identity.source, client, None, why).await;
+            return Err(LoginError::Rejected(RejectReason::NotPermitted));
+        }
+        let mut methods = session.methods.clone();
+        if !methods.contains(&AuthMethod::UpstreamMfa) {
+            methods.push(AuthMethod::UpstreamMfa);
+        }
+        let at = crate::login::proof_time(identity, self.now());
+        let proven = crate::broker::Proven {
+            source: &session.source,
+            subject: session.subject.as_ref(),
+            at,
+            checked_at: None,
+            methods,
+            second_factor_at: Some(at),
+        };
+        let renewed = self
+            .create_session_proven(&session.account_id, proven, client, None)
+            .await?;
+        self.audit(&AuditEvent {
+            account_id: Some(session.account_id.as_str()),
+            source: Some(identity.source.as_str()),
+            subject: Some(identity.subject.as_str()),
+            ip: client.ip.as_deref(),
+            detail: Some("step-up: mfa"),
             ..AuditEvent::of(AuditKind::LoginSuccess)
         })
         .await;

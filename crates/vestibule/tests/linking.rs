@@ -143,12 +143,12 @@ async fn via(
     identity: &ExternalIdentity,
     current: Option<&AccountId>,
 ) -> Result<LoginOutcome, LoginError> {
-    let begin = match current {
-        Some(account) => {
-            fx.broker
-                .start_link_redirect(&id(source), &*fresh(fx, account).await)
-                .await?
-        }
+    let session = match current {
+        Some(account) => Some(fresh(fx, account).await),
+        None => None,
+    };
+    let begin = match &session {
+        Some(session) => fx.broker.start_link_redirect(&id(source), session).await?,
         None => fx.broker.start_redirect(&id(source), None).await?,
     };
     let state = begin.authorize_url.split("state=").nth(1).unwrap().to_owned();
@@ -164,7 +164,7 @@ async fn via(
             Some(begin.browser_token.expose()),
             &client(),
             None,
-            current,
+            session.as_deref(),
         )
         .await
         .map(|f| f.outcome)
@@ -467,7 +467,7 @@ async fn links_from_the_account_page_are_bound_to_that_account() {
             Some(begin.browser_token.expose()),
             &client(),
             None,
-            Some(&bob),
+            Some(&*fresh(&fx, &bob).await),
         )
         .await;
     assert!(matches!(r, Err(LoginError::InvalidFlow)), "{r:?}");

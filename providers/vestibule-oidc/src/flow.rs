@@ -26,6 +26,8 @@ pub(crate) struct AuthorizationRequest<'a> {
     pub scope: &'a str,
     /// OpenID only: the `nonce` the ID token must carry back.
     pub nonce: Option<&'a str>,
+    /// OpenID only: ask for a new login now (`prompt=login`, `max_age=0`) instead of a single sign-on answer.
+    pub reauthenticate: bool,
 }
 
 impl AuthorizationRequest<'_> {
@@ -45,6 +47,10 @@ impl AuthorizationRequest<'_> {
                 .append_pair("state", state.secret());
             if let Some(nonce) = self.nonce {
                 query.append_pair("nonce", nonce);
+            }
+            if self.reauthenticate {
+                // OIDC Core 3.1.2.1: `max_age=0` also obliges the provider to put `auth_time` in the ID token.
+                query.append_pair("prompt", "login").append_pair("max_age", "0");
             }
             query
                 .append_pair("code_challenge", challenge.as_str())

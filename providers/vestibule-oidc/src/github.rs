@@ -222,6 +222,8 @@ impl RedirectFlow for GithubSource {
             redirect_uri: callback,
             scope: &self.scopes,
             nonce: None,
+            // GitHub has no way to ask for a new login; the broker takes its answer as proven now.
+            reauthenticate: false,
         }
         .start(|pkce_verifier| Pending {
             v: 1,

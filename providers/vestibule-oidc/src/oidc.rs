@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use url::Url;
 use vestibule_core::{
     AuthSource, CallbackParams, Clock, ConfigIssue, ExposeSecret, ExternalIdentity, Flow, PendingRedirect, Probe,
-    RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject, SystemClock,
+    RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, StartOptions, Subject, SystemClock,
 };
 
 use crate::config::{check_url, read_client_secret, GoogleConfig, OidcConfig};
@@ -75,6 +75,9 @@ struct Pending {
     redirect_uri: String,
     nonce: String,
     pkce_verifier: String,
+    /// A new login was asked for (`max_age=0`): the ID token must then say when it happened (`auth_time`).
+    #[serde(default)]
+    reauthenticate: bool,
 }
 
 impl PendingData for Pending {
@@ -415,7 +418,7 @@ impl OidcSource {
         token.verified_claims(&fresh).map_err(refused)
     }
 
-    async fn start_inner(&self, callback: &str) -> Result<RedirectStart, SourceError> {
+    async fn start_inner(&self, callback: &str, options: &StartOptions) -> Result<RedirectStart, SourceError> {
         let ep = self.endpoints().await?;
         let nonce = Nonce::new_random_len(RANDOM_BYTES);
         AuthorizationRequest {
@@ -424,6 +427,7 @@ impl OidcSource {
             redirect_uri: callback,
             scope: &self.scopes,
             nonce: Some(nonce.secret()),
+            reauthenticate: options.reauthenticate,
         }
         .start(|pkce_verifier| Pending {
             v: 1,
@@ -431,6 +435,7 @@ impl OidcSource {
             redirect_uri: callback.to_owned(),
             nonce: nonce.secret().clone(),
             pkce_verifier,
+            reauthenticate: options.reauthenticate,
         })
     }
 
@@ -509,7 +514,15 @@ impl OidcSource {
             (Some(url), true) => Some(self.userinfo(url, &tokens.access_token, &sub).await?),
             _ => None,
         };
-        self.identity(&sub, claims, userinfo.as_ref())
+        let identity = self.identity(&sub, claims, userinfo.as_ref())?;
+        if pending.reauthenticate && identity.auth_time.is_none() {
+            // Asked with max_age=0, a provider must say when the person authenticated; without it nothing shows
+            // that a new login happened, and the broker would take the answer as fresh.
+            return Err(protocol(
+                "ID token lacks auth_time after a request for a new login (max_age=0)",
+            ));
+        }
+        Ok(identity)
     }
 
     async fn userinfo(
@@ -664,7 +677,16 @@ impl Probe for OidcSource {
 #[async_trait]
 impl RedirectFlow for OidcSource {
     async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
-        flow::bounded(self.timeout, "sign-in start timed out", self.start_inner(callback)).await
+        self.start_with(callback, &StartOptions::default()).await
+    }
+
+    async fn start_with(&self, callback: &str, options: &StartOptions) -> Result<RedirectStart, SourceError> {
+        flow::bounded(
+            self.timeout,
+            "sign-in start timed out",
+            self.start_inner(callback, options),
+        )
+        .await
     }
 
     async fn finish(

@@ -168,6 +168,12 @@ pub struct PendingRecord {
     pub expires_at: Timestamp,
     /// Set when the flow was started from the account page: link to this account instead of signing in.
     pub link_account: Option<AccountId>,
+    /// When the flow started: a step-up's provider must report an authentication (`auth_time`) from after it.
+    /// `Timestamp(0)` for flows from before this was recorded.
+    pub started_at: Timestamp,
+    /// Set when the flow is a step-up of a signed-in session (the hex SHA-256 of its id): it renews that session
+    /// with the provider's second factor instead of signing in, and only for that session.
+    pub step_up_session: Option<String>,
 }
 
 /// An identity waiting for its owner to prove they own the account it would join.
@@ -314,6 +320,8 @@ mod tests {
             next_path: Some("/after".into()),
             expires_at: Timestamp(600),
             link_account: None,
+            started_at: Timestamp(300),
+            step_up_session: None,
         };
         let shown = format!("{record:?}");
         assert!(!shown.contains("nonce-77ab"), "{shown}");

@@ -159,7 +159,11 @@ async fn ann(h: &Hooked) -> Result<LoginOutcome, LoginError> {
 }
 
 /// The callback of a flow at `idp` begun by `begin` (the fake provider's code is the stored nonce).
-async fn finish_at_idp(h: &Hooked, begin: vestibule::RedirectBegin, current: Option<&AccountId>) -> LoginOutcome {
+async fn finish_at_idp(
+    h: &Hooked,
+    begin: vestibule::RedirectBegin,
+    current: Option<&vestibule::ActiveSession>,
+) -> LoginOutcome {
     let idp = SourceId::new("idp").unwrap();
     let (state, code) = state_and_code(&h.store, &begin).await;
     h.broker
@@ -211,7 +215,7 @@ async fn each_change_is_told_once_with_its_ids_on_every_path() {
         .start_link_redirect(&SourceId::new("idp").unwrap(), &active)
         .await
         .unwrap();
-    let outcome = finish_at_idp(&h, begin, Some(&s.account_id)).await;
+    let outcome = finish_at_idp(&h, begin, Some(&active)).await;
     assert!(matches!(outcome, LoginOutcome::Linked { .. }), "{outcome:?}");
     assert_eq!(
         h.hooks.take(),
@@ -288,7 +292,7 @@ async fn each_change_is_told_once_with_its_ids_on_every_path() {
         .start_link_redirect(&SourceId::new("idp").unwrap(), &active)
         .await
         .unwrap();
-    finish_at_idp(&h, begin, Some(&aid)).await;
+    finish_at_idp(&h, begin, Some(&active)).await;
     h.hooks.take();
     h.broker
         .unlink_identity_by_operator(&aid, "idp", "idp-sub-1", "test")
