@@ -31,7 +31,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use vestibule_core::{
     async_trait, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, PendingRedirect,
-    Probe, Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, Subject,
+    Probe, Recheck, RedirectFlow, RedirectStart, RejectReason, SecretString, SourceError, SourceId, StartOptions,
+    Subject,
 };
 
 /// What signing in as one login does.
@@ -261,6 +262,7 @@ pub struct RedirectFake {
     id: SourceId,
     asserts: Asserts,
     finished: AtomicUsize,
+    reauthentications: AtomicUsize,
 }
 
 impl RedirectFake {
@@ -296,11 +298,17 @@ impl RedirectFake {
         self.finished.load(Ordering::SeqCst)
     }
 
+    /// How many starts asked for a new login at the provider ([`StartOptions::reauthenticate`]).
+    pub fn reauthentications(&self) -> usize {
+        self.reauthentications.load(Ordering::SeqCst)
+    }
+
     fn asserting(id: &str, asserts: Asserts) -> RedirectFake {
         RedirectFake {
             id: SourceId::new(id).expect("a valid source id"),
             asserts,
             finished: AtomicUsize::new(0),
+            reauthentications: AtomicUsize::new(0),
         }
     }
 }
@@ -324,6 +332,13 @@ impl AuthSource for RedirectFake {
 
 #[async_trait]
 impl RedirectFlow for RedirectFake {
+    async fn start_with(&self, callback: &str, options: &StartOptions) -> Result<RedirectStart, SourceError> {
+        if options.reauthenticate {
+            self.reauthentications.fetch_add(1, Ordering::SeqCst);
+        }
+        self.start(callback).await
+    }
+
     async fn start(&self, callback: &str) -> Result<RedirectStart, SourceError> {
         let state = random_token();
         let expected = match &self.asserts {

@@ -26,6 +26,9 @@ mod admin_scope;
 #[path = "broker/hooks.rs"]
 mod hooks;
 
+#[path = "broker/provider_step_up.rs"]
+mod provider_step_up;
+
 struct Fixture {
     broker: Arc<Broker>,
     /// The broker's store, opened by the test: what the broker wrote, read directly.
@@ -39,11 +42,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    let dir = TempDir::new("vestibule-broker");
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (dir, store) = sqlite_store("vestibule-broker").await;
     let clock = Arc::new(FixedClock::new(T0));
     let password = Arc::new(PasswordFake::new("dir").user(
         "ann",
@@ -75,6 +74,16 @@ async fn fixture() -> Fixture {
         idp,
         _dir: dir,
     }
+}
+
+/// A migrated SQLite store in a fresh temporary directory (removed when the `TempDir` drops).
+async fn sqlite_store(prefix: &str) -> (TempDir, Store) {
+    let dir = TempDir::new(prefix);
+    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (dir, store)
 }
 
 fn client() -> ClientInfo {
@@ -797,11 +806,7 @@ async fn access_tokens_authenticate_until_expired_or_revoked() {
 
 async fn fixture_with(protection: vestibule::Protection) -> Fixture {
     let f = fixture().await;
-    let dir = TempDir::new("vestibule-broker");
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (dir, store) = sqlite_store("vestibule-broker").await;
     let broker = Broker::builder(store.clone(), "https://id.example.com/auth")
         .source(f.password.clone())
         .source(f.idp.clone())
@@ -1265,11 +1270,7 @@ mod reset {
     const BASE: &str = "https://id.example.com/auth";
 
     async fn fixture() -> F {
-        let dir = TempDir::new("vestibule-reset");
-        let store = Store::connect(&format!("sqlite://{}/r.db", dir.0.display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (dir, store) = super::sqlite_store("vestibule-reset").await;
         let clock = Arc::new(FixedClock::new(T0));
         let hasher = Arc::new(
             PasswordHasher::new(Argon2Settings {

@@ -10,7 +10,7 @@ use vestibule_store::Store;
 use vestibule_tests::fakes::PasswordFake;
 use vestibule_tests::server::TempDir;
 
-use super::{client, T0};
+use super::{client, sqlite_store, T0};
 
 fn person(subject: &str, groups: &[&str]) -> ExternalIdentity {
     ExternalIdentity::new(SourceId::new("dir").unwrap(), Subject::new(subject).unwrap())
@@ -27,11 +27,7 @@ struct Admins {
 
 /// "root" is in `admins`, "ann" in `staff`; `admins` is the admin group.
 async fn admins() -> Admins {
-    let dir = TempDir::new("vestibule-admin-scope");
-    let store = Store::connect(&format!("sqlite://{}/a.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (dir, store) = sqlite_store("vestibule-admin-scope").await;
     let clock = Arc::new(FixedClock::new(T0));
     let directory = Arc::new(
         PasswordFake::new("dir")
@@ -119,11 +115,7 @@ async fn only_members_of_an_admin_group_create_admin_tokens() {
     assert_eq!(created.account_id.as_deref(), Some(root.account_id.as_str()));
 
     // Without `[admin] groups`, nobody is an administrator, whatever their groups.
-    let dir = TempDir::new("vestibule-admin-none");
-    let store = Store::connect(&format!("sqlite://{}/n.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (_dir, store) = sqlite_store("vestibule-admin-none").await;
     let plain = Broker::builder(store, "https://id.example.com")
         .source(a.directory.clone())
         .build()

@@ -13,7 +13,7 @@ use vestibule_store::Store;
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 use vestibule_tests::server::TempDir;
 
-use super::{ann_at, client, params, state_and_code};
+use super::{ann_at, client, params, sqlite_store, state_and_code};
 
 const T0: Timestamp = Timestamp(1_800_000_000);
 
@@ -116,11 +116,7 @@ struct Hooked {
 
 /// "ann" at the password source `dir`, one person at the redirect source `idp`, and `hooks` registered.
 async fn hooked(hooks: Recorder) -> Hooked {
-    let dir = TempDir::new("vestibule-hooks");
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (dir, store) = sqlite_store("vestibule-hooks").await;
     let clock = Arc::new(FixedClock::new(T0));
     let password = PasswordFake::new("dir").user(
         "ann",

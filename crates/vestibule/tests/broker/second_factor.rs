@@ -13,7 +13,7 @@ use vestibule_store::Store;
 use vestibule_tests::fakes::{PasswordFake, RedirectFake};
 use vestibule_tests::server::TempDir;
 
-use super::{begin_with_code_for, client, params};
+use super::{begin_with_code_for, client, params, sqlite_store};
 
 const T0: Timestamp = Timestamp(1_800_000_000);
 
@@ -32,11 +32,7 @@ pub(super) async fn tf(settings: SecondFactorSettings, trust_idp: bool) -> Tf {
 
 /// [`tf`] with the provider saying when the person authenticated there (`auth_time`).
 async fn tf_at(settings: SecondFactorSettings, trust_idp: bool, auth_time: Option<Timestamp>) -> Tf {
-    let dir = TempDir::new("vestibule-2fa");
-    let store = Store::connect(&format!("sqlite://{}/b.db", dir.0.display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
+    let (dir, store) = sqlite_store("vestibule-2fa").await;
     let clock = Arc::new(FixedClock::new(T0));
     let src = SourceId::new("dir").unwrap();
     let password = PasswordFake::new("dir")
