@@ -906,6 +906,95 @@ async fn a_providers_amr_is_the_second_factor_only_where_trusted() {
     }
 }
 
+/// Step-up at the provider: a signed-in person whose provider's own multi-factor sign-in is trusted is offered
+/// "Sign in again with Company SSO" on the step-up page; the button asks the provider for a new login
+/// (`prompt=login`, `max_age=0`) and the callback renews that session with a fresh second factor. dave's provider
+/// answers from a login two hours old, which proves nothing now: refused, audited, his session as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_provider_steps_up_the_session_with_a_new_login() {
+    let o = oidc_env("trust_upstream_mfa = true\n");
+    // Starts the step-up from the step-up page of the signed-in browser `b` and plays `person` at the provider.
+    async fn step_up(o: &OidcEnv, b: &mut Browser, person: &str) -> Page {
+        let page = b.get("/login/second-factor?next=/me").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("Sign in again with Company SSO"), "{}", page.body);
+        assert!(
+            page.body.contains("action=\"/login/second-factor/sso\""),
+            "{}",
+            page.body
+        );
+        assert!(
+            !page.body.contains("name=\"code\""),
+            "no factor here, no code field: {}",
+            page.body
+        );
+        let token = page.csrf_token().unwrap();
+        // Without the page's token the form is refused (a cross-site form cannot start it).
+        let forged = b.post("/login/second-factor/sso", &[("next", "/me")]).await;
+        assert_eq!(forged.status, 403, "{}", forged.body);
+        let res = guarded(
+            "starting the step-up",
+            b.post("/login/second-factor/sso", &[("csrf_token", &token), ("next", "/me")]),
+        )
+        .await;
+        assert_eq!(res.status, 303, "{}", res.body);
+        let authorize = res.location().unwrap().to_owned();
+        assert!(authorize.starts_with(&o.issuer), "{authorize}");
+        for p in [
+            "prompt=login",
+            "max_age=0",
+            "code_challenge_method=S256",
+            "nonce=",
+            "state=",
+        ] {
+            assert!(authorize.contains(p), "{p} missing from {authorize}");
+        }
+        let back = guarded(
+            "the provider's new login",
+            node::authorize_redirect(
+                &node::browser(),
+                &authorize,
+                &o.env.callback("sso"),
+                node::Person::SignIn(person),
+            ),
+        )
+        .await;
+        guarded("callback", b.get(back.as_str())).await
+    }
+
+    let mut c = o.env.browser();
+    let back = o.to_provider_and_back(&mut c, node::Person::SignIn("carol")).await;
+    assert_eq!(guarded("callback", c.get(&back)).await.location(), Some("/me"));
+    let before = me(&mut c).await;
+    assert_eq!(before["assurance"], "multi", "{before}");
+    let done = step_up(&o, &mut c, "carol").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), Some("/me"));
+    assert!(sets_session(&done), "renewed under a new id: {:?}", done.set_cookies());
+    let after = me(&mut c).await;
+    assert_eq!(after["id"], before["id"], "{after}");
+    assert_eq!(after["assurance"], "multi", "{after}");
+    let now = vestibule_tests::totp::now_secs();
+    let at = after["second_factor_at"].as_i64().expect("a time");
+    assert!((now - 60..=now + 5).contains(&at), "fresh: {at} vs {now}");
+
+    let mut d = o.env.browser();
+    let back = o.to_provider_and_back(&mut d, node::Person::SignIn("dave")).await;
+    assert_eq!(guarded("callback", d.get(&back)).await.location(), Some("/me"));
+    let before = me(&mut d).await;
+    let refused = step_up(&o, &mut d, "dave").await;
+    assert!(!sets_session(&refused), "{:?}", refused.set_cookies());
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(
+        refused.body.contains("We could not sign you in"),
+        "the generic failure: {}",
+        refused.body
+    );
+    let after = me(&mut d).await;
+    assert_eq!(after["id"], before["id"], "still signed in: {after}");
+    assert_eq!(after["second_factor_at"], before["second_factor_at"], "{after}");
+}
+
 /// A second factor required for the `admins` group only: carol (an admin at the provider, whose own MFA is not
 /// trusted here) is sent to set up an authenticator right after the provider's sign-in, with no session until its
 /// first code; alice (no group) is signed in as before.

@@ -18,7 +18,9 @@ use openidconnect::core::{CoreHmacKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSi
 use openidconnect::{JsonWebKeyId, PrivateSigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use vestibule_core::{CallbackParams, ExposeSecret, ExternalIdentity, RedirectFlow, RejectReason, SourceError};
+use vestibule_core::{
+    CallbackParams, ExposeSecret, ExternalIdentity, RedirectFlow, RejectReason, SourceError, StartOptions,
+};
 use vestibule_oidc::{GoogleConfig, OidcConfig, OidcSource};
 
 const CLIENT_ID: &str = "vestibule-rp";
@@ -57,6 +59,8 @@ enum Tamper {
     BareIssuer,
     /// `iat` this many seconds ago (`exp` still in the future).
     IssuedAgo(i64),
+    /// An honest token that says the person authenticated this many seconds ago (`auth_time`).
+    AuthenticatedAgo(i64),
     /// The claims name this member twice: a bogus value first, the honest one last (what a last-wins parser
     /// keeps, so the token passes every other check; a first-wins parser elsewhere would read the bogus one).
     DuplicateClaim(&'static str),
@@ -208,6 +212,7 @@ impl Shared {
         let mut signer = key;
         match g.tamper {
             Tamper::Honest | Tamper::UserinfoSubMismatch => {}
+            Tamper::AuthenticatedAgo(secs) => claims["auth_time"] = json!(t - secs),
             Tamper::WrongIss => claims["iss"] = json!("https://evil.example"),
             Tamper::WrongAud => claims["aud"] = json!("someone-else"),
             Tamper::ExtraAudNoAzp => claims["aud"] = json!([CLIENT_ID, "untrusted-client"]),
@@ -551,6 +556,49 @@ async fn honest_token_passes_and_every_forgery_is_refused() {
 
     // And the honest flow still works after all that.
     sign_in(&source, &op, Tamper::Honest).await.expect("honest again");
+}
+
+/// Asked for a new login (step-up, or a browser that is already signed in), the request says `prompt=login` and
+/// `max_age=0`, and the answer must say when the person authenticated: an ID token without `auth_time` is refused
+/// then (it would pass for a plain sign-in), and with it the identity carries that time for the broker to judge.
+#[tokio::test]
+async fn a_request_for_a_new_login_says_so_and_needs_auth_time_back() {
+    let op = Hostile::start().await;
+    let source = source_with(&op, "");
+    let params_of = |url: &str| -> HashMap<String, String> {
+        url::Url::parse(url).expect("url").query_pairs().into_owned().collect()
+    };
+
+    let plain = source.start(CALLBACK).await.expect("start");
+    let q = params_of(&plain.authorize_url);
+    assert!(!q.contains_key("prompt") && !q.contains_key("max_age"), "{q:?}");
+    let params = op.authorize(&plain.authorize_url, Tamper::Honest);
+    let who = source
+        .finish(plain.pending, CALLBACK, &params)
+        .await
+        .expect("plain sign-in");
+    assert_eq!(who.auth_time, None, "the token said nothing of it");
+
+    let (source, op) = (&source, &op);
+    let again = |tamper| async move {
+        let started = source
+            .start_with(CALLBACK, &StartOptions::reauthenticate())
+            .await
+            .expect("start");
+        let q = params_of(&started.authorize_url);
+        assert_eq!(q.get("prompt").map(String::as_str), Some("login"), "{q:?}");
+        assert_eq!(q.get("max_age").map(String::as_str), Some("0"), "{q:?}");
+        let params = op.authorize(&started.authorize_url, tamper);
+        source.finish(started.pending, CALLBACK, &params).await
+    };
+    let refused = again(Tamper::Honest).await;
+    assert!(
+        matches!(refused, Err(SourceError::Protocol(ref m)) if m.contains("lacks auth_time")),
+        "{refused:?}"
+    );
+    let who = again(Tamper::AuthenticatedAgo(5)).await.expect("with auth_time");
+    let at = who.auth_time.expect("auth_time").0;
+    assert!((now() - 10..=now()).contains(&at), "{at}");
 }
 
 #[tokio::test]
