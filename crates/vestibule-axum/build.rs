@@ -26,7 +26,8 @@ fn list(out: &mut String, name: &str, entries: &[(String, PathBuf)]) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let templates = manifest.join("../../templates");
+    // `templates` links to the workspace's top-level templates/ folder; a packaged crate holds it as files.
+    let templates = manifest.join("templates");
     let i18n = templates.join("i18n");
     println!("cargo:rerun-if-changed={}", templates.display());
     println!("cargo:rerun-if-changed={}", i18n.display());

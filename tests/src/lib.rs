@@ -21,7 +21,8 @@
 pub mod browser;
 #[cfg(feature = "chrome")]
 pub mod chrome;
-pub mod conformance;
+/// The source conformance kit, published on its own as `vestibule-testkit` for third-party sources.
+pub use vestibule_testkit::conformance;
 pub mod fakes;
 #[cfg(feature = "github")]
 pub mod github;

@@ -27,7 +27,7 @@ pub(crate) async fn script() -> Response {
             (CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8")),
             (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
         ],
-        include_str!("../../../templates/static/passkey.js"),
+        include_str!("../templates/static/passkey.js"),
     )
         .into_response()
 }

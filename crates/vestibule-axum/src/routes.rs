@@ -541,7 +541,7 @@ async fn stylesheet() -> Response {
             (CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
             (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
         ],
-        include_str!("../../../templates/static/vestibule.css"),
+        include_str!("../templates/static/vestibule.css"),
     )
         .into_response()
 }

@@ -3,15 +3,29 @@
 //! key with a line and column), and the [`Broker`], sources and [`HttpSettings`](vestibule_axum::HttpSettings) the file describes. The
 //! `vestibule` server binary is a user of this crate; an axum app can build its broker from the same file.
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = vestibule_config::load(std::path::Path::new("vestibule.toml"))?;
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = std::env::temp_dir().join(format!("vestibule-config-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! // What `vestibule serve --config vestibule.toml` reads; `load(path)` reads it from a file.
+//! let toml = format!(
+//!     "[server]\npublic_url = \"http://127.0.0.1:8080\"\n\
+//!      [database]\nurl = \"sqlite://{}/vestibule.db\"\n\
+//!      [[sources]]\nkind = \"local\"\nid = \"local\"\n",
+//!     dir.display()
+//! );
+//! let config = vestibule_config::parse("vestibule.toml", &toml)?;
 //! // Opens and migrates `[database]`, starts the `[email]` queue, builds every `[[sources]]` entry.
 //! let broker = std::sync::Arc::new(config.broker().await?);
+//! assert!(broker.source("local").is_some());
 //! let app = vestibule_axum::Vestibule::new(broker, config.http_settings()).nest_into(axum::Router::new());
 //! # let _ = app;
-//! # Ok(())
-//! # }
+//! // A mistake names its key, line and column.
+//! let err = vestibule_config::parse("vestibule.toml", "[server]\nbind = \"nowhere\"\n").unwrap_err();
+//! assert!(err.to_string().contains("server.bind"), "{err}");
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 use std::net::SocketAddr;

@@ -4,6 +4,24 @@
 //! message). Queuing never waits; a failed delivery is retried with a growing pause, then logged and counted —
 //! at once after a permanent refusal, and without a try once the link it carries has expired.
 //!
+//! Every message is plain text and HTML, rendered on its own (no I/O):
+//!
+//! ```
+//! use vestibule::{Mail, MailLink, Message};
+//!
+//! let mail = Mail {
+//!     to: "alice@example.org".into(),
+//!     name: Some("Alice".into()),
+//!     message: Message::PasswordReset { link: MailLink::new("https://id.example.org/reset/abc"), valid_minutes: 30 },
+//! };
+//! let rendered = vestibule_mail::render(&mail).expect("built-in templates render");
+//! assert_eq!(rendered.subject, "Reset your password");
+//! assert!(rendered.text.contains("https://id.example.org/reset/abc"));
+//! assert!(rendered.html.contains("Alice"));
+//! ```
+//!
+//! The queue delivers them:
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use vestibule_mail::{MailConfig, MailQueue};

@@ -7,12 +7,18 @@
 //! [`Store`] implements the broker's storage trait, [`BrokerStore`](vestibule_core::storage::BrokerStore); the
 //! records it keeps are defined there and re-exported here.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), vestibule_store::StoreError> {
-//! let store = vestibule_store::Store::connect("sqlite://vestibule.db").await?;
-//! store.migrate().await?;
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = std::env::temp_dir().join(format!("vestibule-store-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! // A file that does not exist yet is created; `postgres://…` URLs go to PostgreSQL.
+//! let url = format!("sqlite://{}/vestibule.db", dir.display());
+//! let store = vestibule_store::Store::connect(&url).await?;
+//! store.migrate().await?; // the schema, up to date; safe to run at every start
 //! store.ping().await?;
-//! # Ok(()) }
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), vestibule_store::StoreError>(())
+//! # }).unwrap();
 //! ```
 //!
 //! Every wait on the database is bounded ([`StoreOptions`], [`Store::connect_with`]): a statement that runs too

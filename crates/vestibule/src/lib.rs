@@ -3,20 +3,47 @@
 //! HTTP (that is `vestibule-axum`), so all of it can be used and tested without a web server. It knows no SQL either:
 //! it keeps its data through a [`BrokerStore`] (`vestibule_store::Store` on SQLite or PostgreSQL).
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use vestibule::{Broker, ClientInfo};
-//! use vestibule_core::{SecretString, SourceId};
+//! use vestibule_core::{CredentialRepository, SecretString, SourceId};
+//! use vestibule_local::{Argon2Settings, LocalConfig, LocalSource, PasswordHasher};
+//! use vestibule_store::{NewLocalAccount, Store};
 //!
-//! # async fn demo(store: vestibule_store::Store, local: Arc<dyn vestibule_core::AuthSource>) -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let dir = std::env::temp_dir().join(format!("vestibule-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let store = Store::connect(&format!("sqlite://{}/vestibule.db", dir.display())).await?;
+//! store.migrate().await?;
+//! // A local password source over the same store (cheap argon2 for the example; the default is OWASP's).
+//! let config = LocalConfig { id: SourceId::new("local")?, display_name: None, argon2: Default::default(), password: Default::default() };
+//! let hasher = Arc::new(PasswordHasher::new(Argon2Settings { memory_kib: 64, iterations: 1, parallelism: 1 })?);
+//! let repo: Arc<dyn CredentialRepository> = Arc::new(store.clone());
+//! let local = Arc::new(LocalSource::new(&config, repo, hasher.clone()));
+//!
 //! let broker = Broker::builder(store, "http://127.0.0.1:8080").source(local).build().await?;
+//! broker
+//!     .create_local_account(
+//!         &NewLocalAccount {
+//!             source: config.id.clone(),
+//!             username: "alice".into(),
+//!             display_name: Some("Alice".into()),
+//!             email: None,
+//!             email_verified: false,
+//!             password_hash: hasher.hash("correct horse".into()).await?.into(),
+//!         },
+//!         "example",
+//!     )
+//!     .await?;
 //! let outcome = broker
 //!     .login_password(&SourceId::new("local")?, "alice", &SecretString::from("correct horse"), &ClientInfo::default(), None)
 //!     .await?;
 //! let Some(session) = outcome.session() else { return Ok(()) };
 //! // `session.token` goes into the session cookie; only its SHA-256 is stored.
 //! assert!(broker.session(session.token.expose()).await?.is_some());
-//! # Ok(()) }
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
 //! ```
 
 mod access_tokens;

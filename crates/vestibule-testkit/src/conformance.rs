@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! # async fn demo(source: &(impl vestibule_core::AuthSource + std::fmt::Debug)) {
-//! use vestibule_tests::conformance::PasswordSourceKit;
+//! use vestibule_testkit::conformance::PasswordSourceKit;
 //!
 //! let report = PasswordSourceKit::new(source, "ann", "correct horse")
 //!     .secret("the-bind-password") // anything from the source's configuration that must never be shown
@@ -23,7 +23,7 @@
 //! #     source: &(impl vestibule_core::AuthSource + std::fmt::Debug),
 //! #     issuer_login: impl Fn(String) -> vestibule_core::CallbackParams + Send + Sync,
 //! # ) {
-//! use vestibule_tests::conformance::RedirectSourceKit;
+//! use vestibule_testkit::conformance::RedirectSourceKit;
 //!
 //! RedirectSourceKit::new(source, "https://broker.example/callback/corp")
 //!     .secret("the-client-secret")
@@ -61,6 +61,13 @@ use vestibule_core::{
     error_chain, AuthSource, CallbackParams, ExposeSecret, ExternalIdentity, Flow, PasswordFlow, RejectReason,
     SecretString, SourceError,
 };
+
+/// A random lowercase suffix, so that names made up by two runs at once do not collide.
+fn random_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..12).map(|_| char::from(b'a' + rng.gen_range(0..26))).collect()
+}
 
 /// What a kit checked, one line a rule; `Display` prints them.
 #[derive(Debug, Default)]
@@ -132,7 +139,7 @@ fn nothing_shown(
 }
 
 fn distinctive(what: &str) -> String {
-    format!("conformance-{what}-{}", crate::random_suffix())
+    format!("conformance-{what}-{}", random_suffix())
 }
 
 /// Below this, a timing difference between unknown and known names is not asserted: it is within the jitter a
