@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -190,4 +190,45 @@ fn start_driver_once(log: &Path) -> Result<(Child, u16), String> {
             panic!("chromedriver did not start within 30 s");
         }
     }
+}
+
+/// The axe rule tags checked by [`axe_violations`]: WCAG 2.0 and 2.1, levels A and AA.
+pub const AXE_TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+/// axe-core's script (pinned by tests/browser/package-lock.json, installed by tests/browser/install.sh).
+pub fn axe_source() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. axe-core is missing: run tests/browser/install.sh (scripts/test runs it).",
+            path.display()
+        )
+    })
+}
+
+/// The axe violations ([`AXE_TAGS`]) of the page the browser shows, one line each (rule, impact, what it asks,
+/// where). Injecting the script over WebDriver bypasses the page's CSP, which is what a checker needs.
+pub async fn axe_violations(b: &Client, axe: &str) -> Vec<String> {
+    // The library defines `window.axe` when it runs in a window.
+    b.execute(&format!("{axe}\n;return typeof window.axe;"), vec![])
+        .await
+        .expect("axe-core loads");
+    let found = b
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.axe
+               .run(document, { runOnly: { type: 'tag', values: arguments[0] }, resultTypes: ['violations'] })
+               .then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.help} at ` +
+                                                    v.nodes.map(n => n.target.join(' ')).join(', '))),
+                     e => done([`axe did not run: ${e}`]));",
+            vec![json!(AXE_TAGS)],
+        )
+        .await
+        .expect("axe-core runs");
+    found
+        .as_array()
+        .unwrap_or_else(|| panic!("axe answered {found}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or("?").to_owned())
+        .collect()
 }

@@ -54,6 +54,17 @@ pub async fn app(store: Store, public_url: &str) -> Result<Router, Error> {
 /// [`app`], and its broker: for what an operator would look at from the command line (the tests count the demo
 /// account's sessions with [`Broker::account_details`], as `vestibule user show demo` would).
 pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, Arc<Broker>), Error> {
+    app_and_broker_with(store, public_url, Vec::new()).await
+}
+
+/// [`app_and_broker`] with more sources after the local one: a redirect source (OpenID Connect, GitHub) gets a
+/// "Sign in with …" button on the page, which hands the browser to the provider and back to the page (the tests
+/// add one over a real OpenID provider).
+pub async fn app_and_broker_with(
+    store: Store,
+    public_url: &str,
+    more: Vec<Arc<dyn AuthSource>>,
+) -> Result<(Router, Arc<Broker>), Error> {
     // A local password source over the store: the page shows a sign-in form for it.
     let local_config = LocalConfig {
         id: SourceId::new("local")?,
@@ -66,12 +77,11 @@ pub async fn app_and_broker(store: Store, public_url: &str) -> Result<(Router, A
     let source: Arc<dyn AuthSource> = Arc::new(LocalSource::new(&local_config, repo, hasher.clone()));
 
     // The broker at `{public_url}/auth`: the one place the mount is said.
-    let broker = Arc::new(
-        Broker::builder(store, format!("{}/auth", public_url.trim_end_matches('/')))
-            .source(source)
-            .build()
-            .await?,
-    );
+    let mut builder = Broker::builder(store, format!("{}/auth", public_url.trim_end_matches('/'))).source(source);
+    for more in more {
+        builder = builder.source(more);
+    }
+    let broker = Arc::new(builder.build().await?);
     let demo = NewLocalAccount {
         source: local_config.id,
         username: DEMO_USER.into(),

@@ -28,9 +28,11 @@ use example_spa::{DEMO_NAME, DEMO_PASSWORD, DEMO_USER};
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 use vestibule::{AccountLookup, Broker};
+use vestibule_core::AuthSource;
+use vestibule_oidc::{OidcConfig, OidcSource};
 use vestibule_store::Store;
 use vestibule_tests::browser::Browser;
-use vestibule_tests::chrome::{Chrome, WAIT};
+use vestibule_tests::chrome::{axe_source, axe_violations, Chrome, WAIT};
 use vestibule_tests::server::TempDir;
 use vestibule_tests::totp;
 
@@ -61,6 +63,11 @@ impl Env {
 
     /// The app inside `wrap` (a weakened setup), with a recorder of the requests that reach it around that.
     async fn start_wrapped(wrap: impl FnOnce(Router) -> Router) -> Env {
+        Env::start_full(wrap, Vec::new()).await
+    }
+
+    /// [`Env::start_wrapped`] with `more` sources after the local one.
+    async fn start_full(wrap: impl FnOnce(Router) -> Router, more: Vec<Arc<dyn AuthSource>>) -> Env {
         let dir = TempDir::new("example-spa");
         let store = Store::connect(&format!("sqlite://{}/spa.db", dir.0.display()))
             .await
@@ -68,7 +75,7 @@ impl Env {
         store.migrate().await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let (app, broker) = example_spa::app_and_broker(store, &base).await.unwrap();
+        let (app, broker) = example_spa::app_and_broker_with(store, &base, more).await.unwrap();
         let seen = Seen::default();
         let app = wrap(app).layer(from_fn_with_state(seen.clone(), record));
         tokio::spawn(async move {
@@ -146,6 +153,12 @@ impl Env {
 
     async fn click(&self, css: &str) {
         self.visible(css).await.click().await.unwrap();
+    }
+
+    /// No WCAG 2.0/2.1 A or AA violation that axe-core finds in what the page shows now (`what`, for the message).
+    async fn assert_accessible(&self, what: &str) {
+        let found = axe_violations(self.b(), &axe_source()).await;
+        assert!(found.is_empty(), "{what}: {found:#?}");
     }
 
     /// Types a username and password into the page's form and clicks its button.
@@ -259,6 +272,7 @@ async fn the_page_signs_in_by_typing_shows_the_account_and_app_data_and_signs_ou
         .await
         .unwrap();
     assert_eq!(page, json!([example_spa::CSP, 0]));
+    env.assert_accessible("signed out").await;
 
     // A wrong password: the API's generic words, still the form, and nobody signed in. An unknown name reads the
     // same.
@@ -268,6 +282,7 @@ async fn the_page_signs_in_by_typing_shows_the_account_and_app_data_and_signs_ou
     assert_eq!(env.text_of("#error").await, GENERIC_FAILURE);
     env.visible("#sign-in").await;
     assert_eq!(env.me().await.0, 401);
+    env.assert_accessible("a failed sign-in's message").await;
 
     // The right ones: the account, the app's own data and this session, on the same page.
     env.sign_in_by_typing(DEMO_USER, DEMO_PASSWORD).await;
@@ -296,6 +311,7 @@ async fn the_page_signs_in_by_typing_shows_the_account_and_app_data_and_signs_ou
     assert_eq!(me["display_name"], DEMO_NAME);
     assert_eq!(me["amr"], json!(["pwd"]));
     assert_eq!(env.demo_sessions().await, 1);
+    env.assert_accessible("signed in").await;
 
     // Opened again, the page finds the session and shows the app straight away.
     env.b().goto(&format!("{}/", env.base)).await.unwrap();
@@ -312,6 +328,60 @@ async fn the_page_signs_in_by_typing_shows_the_account_and_app_data_and_signs_ou
     // And the app's own data is for signed-in people only.
     let (status, hello) = env.fetch("GET", "/api/hello", None).await;
     assert_eq!((status, &hello["error"]), (401, &json!("unauthenticated")), "{hello}");
+    env.finish().await;
+}
+
+/// The client secret the Node provider and the `sso` source share.
+const OP_SECRET: &str = "spa-example-provider-secret-5c1e";
+
+/// A redirect source on the page: its button hands the browser to a real OpenID provider (the workspace's Node
+/// `oidc-provider`), where the person signs in by typing into the provider's own login form, and the provider
+/// sends the browser back through the broker's callback to the page, which finds the session and shows the
+/// account the provider vouched for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_button_signs_in_at_the_provider_and_comes_back_to_the_page() {
+    let listening = vestibule_tests::oidc::NodeProvider::listen(vestibule_tests::oidc::NodeOptions {
+        client_id: "spa",
+        client_secret: OP_SECRET,
+        redirect_uri: "",
+        claims_in: "id_token",
+        port: 0,
+    });
+    let var = format!("EXAMPLE_SPA_OP_SECRET_{}", std::process::id());
+    std::env::set_var(&var, OP_SECRET);
+    let config: OidcConfig = toml::from_str(&format!(
+        "id = \"sso\"\ndisplay_name = \"Company SSO\"\nissuer = \"{}\"\nclient_id = \"spa\"\nclient_secret_env = \"{var}\"\n",
+        listening.issuer
+    ))
+    .unwrap();
+    let issuer = listening.issuer.clone();
+    let sso: Arc<dyn AuthSource> = Arc::new(OidcSource::new(config).unwrap());
+    let env = Env::start_full(|app| app, vec![sso]).await;
+    let _provider = listening.serve(&format!("{}/auth/callback/sso", env.base));
+
+    env.open().await;
+    let button = "#redirect-sources button";
+    assert_eq!(env.text_of(button).await, "Sign in with Company SSO");
+    env.assert_accessible("signed out, with a provider's button").await;
+    env.click(button).await;
+    // The provider's login form, on the provider's origin.
+    env.type_into("input[name=login]", "alice").await;
+    env.type_into("input[name=password]", "anything").await;
+    let at = env.b().current_url().await.unwrap();
+    assert!(at.as_str().starts_with(&issuer), "not at the provider: {at}");
+    env.click("button[type=submit]").await;
+    // Its consent page, then back through /auth/callback/sso to the page.
+    env.click("button[type=submit]").await;
+    assert_eq!(env.text_of("#account-name").await, "Alice Liddell");
+    assert_eq!(env.b().current_url().await.unwrap().as_str(), format!("{}/", env.base));
+    let (status, me) = env.me().await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["identities"][0]["source"], "sso", "{me}");
+    assert_eq!(me["amr"], json!(["fed"]), "{me}");
+    // Its app data is for the provider's person too.
+    let (status, hello) = env.fetch("GET", "/api/hello", None).await;
+    assert_eq!(status, 200, "{hello}");
+    assert!(env.seen_at("/auth/callback/sso").iter().any(|s| s.starts_with("GET ")));
     env.finish().await;
 }
 
@@ -385,6 +455,7 @@ async fn the_page_asks_for_the_second_factor_and_signs_in_with_a_typed_code() {
     env.click("#code-form button[type=submit]").await;
     assert_eq!(env.text_of("#error").await, WRONG_CODE);
     env.visible("#second-factor #code").await;
+    env.assert_accessible("the second step, after a wrong code").await;
 
     // The enrolment spent the code of its time step; the next step's is accepted.
     env.type_into("#code", &totp::code(&key, totp::now_secs() + 30)).await;

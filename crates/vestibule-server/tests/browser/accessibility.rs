@@ -8,56 +8,18 @@
 //! Injecting a script over WebDriver bypasses the page's CSP, which is what a checker needs; the pages' own script
 //! is tested under the CSP elsewhere (browser/passkey.rs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
-use vestibule_tests::chrome::{Ext, WAIT};
+use vestibule_tests::chrome::{axe_source, axe_violations, Ext, WAIT};
 use vestibule_tests::net::RefusingPort;
 use vestibule_tests::server::{Server, TempDir};
 
 use super::{Env, BIN, PASSWORD};
 
-/// The axe rule tags checked: WCAG 2.0 and 2.1, levels A and AA.
-const TAGS: [&str; 4] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 /// A small phone, in CSS px.
 const PHONE: (u32, u32) = (360, 740);
-
-fn axe_source() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser/node_modules/axe-core/axe.min.js");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}. axe-core is missing: run tests/browser/install.sh (scripts/test runs it).",
-            path.display()
-        )
-    })
-}
-
-/// The axe violations of the page the browser shows, one line each (rule, impact, what it asks, where).
-async fn axe_violations(b: &Client, axe: &str) -> Vec<String> {
-    // The library defines `window.axe` when it runs in a window.
-    b.execute(&format!("{axe}\n;return typeof window.axe;"), vec![])
-        .await
-        .unwrap();
-    let found = b
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             window.axe
-               .run(document, { runOnly: { type: 'tag', values: arguments[0] }, resultTypes: ['violations'] })
-               .then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.help} at ` +
-                                                    v.nodes.map(n => n.target.join(' ')).join(', '))),
-                     e => done([`axe did not run: ${e}`]));",
-            vec![json!(TAGS)],
-        )
-        .await
-        .unwrap();
-    found
-        .as_array()
-        .unwrap_or_else(|| panic!("axe answered {found}"))
-        .iter()
-        .map(|v| v.as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// Emulates a phone screen (`Some`), or the window again (`None`), through Chromium's DevTools.
 async fn emulate(b: &Client, size: Option<(u32, u32)>) {
